@@ -1,0 +1,10 @@
+"""repro-build: bit-for-bit reproducible wheels and container images for Python and ML projects."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("repro-build")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""Command-line interface: thin wrappers that parse arguments and call library functions."""

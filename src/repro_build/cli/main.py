@@ -1,0 +1,54 @@
+"""Entry point of the ``repro-build`` command.
+
+Each subcommand lives in its own module under :mod:`repro_build.cli` and exposes
+``register(subparsers)``, which adds a parser whose ``func`` default takes the parsed arguments and
+returns the exit code. Only this module turns errors into ``error:``/``hint:`` text and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from repro_build import __version__
+from repro_build.cli.output import print_error
+from repro_build.errors import ReproBuildError
+
+#: Subcommand modules, in the order `--help` lists them.
+COMMANDS: tuple[str, ...] = ("config", "lock")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="repro-build",
+        description="Bit-for-bit reproducible wheels and container images for Python and ML projects.",
+    )
+    parser.add_argument("--version", action="version", version=f"repro-build {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or logs on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"repro_build.cli.{name.replace('-', '_')}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the process exit code (0 ok, 1 check failed, 2 error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ReproBuildError as e:
+        print_error(e.message, e.hint)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print_error("interrupted", None)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

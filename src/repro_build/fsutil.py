@@ -1,0 +1,55 @@
+"""Atomic file writes and canonical JSON: the only way repro-build puts bytes on disk.
+
+A write goes to a temporary file in the destination directory, is fsynced, and is renamed over the
+target, so a failed build never leaves a half-written artifact behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
+    """Yield a binary file; on success it replaces ``path`` atomically, on error it vanishes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_path = Path(tmp)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp creates 0600; set the mode explicitly so it does not depend on the umask.
+        tmp_path.chmod(mode)
+        tmp_path.replace(path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_writer(path, mode) as f:
+        f.write(data)
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (no newline translation)."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
+
+
+def canonical_json_bytes(obj: Any) -> bytes:
+    """Compact canonical JSON for OCI blobs: UTF-8, sorted keys, ``,``/``:`` separators."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def human_json_text(obj: Any) -> str:
+    """Indented canonical JSON for files people read: sorted keys, trailing newline."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

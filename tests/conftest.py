@@ -1,0 +1,32 @@
+"""Shared fixtures: a clean environment, the Docker engine, and a loopback registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.testbed import Engine, Registry, connect_engine, start_registry
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see an ambient SOURCE_DATE_EPOCH or colour settings (apko does the same)."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """The Docker engine (fails under CI when it is not running)."""
+    yield from connect_engine()
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Registry]:
+    """A ``docker-registry`` on 127.0.0.1 with storage in a temp dir, for the whole test session."""
+    proc = start_registry()
+    try:
+        yield proc.registry
+    finally:
+        proc.stop()

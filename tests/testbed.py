@@ -1,0 +1,152 @@
+"""The real parts the tests run against: the Docker engine and a loopback OCI registry.
+
+When ``CI`` is set, a missing service is a test *failure*, never a skip: a skipped test is not a
+passed test. On a developer machine without the service, the tests that need it are skipped with
+the command that would provide it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI`` set to anything but empty/false/0)."""
+    return os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}
+
+
+def unavailable(what: str, hint: str) -> NoReturn:
+    """Fail under CI, skip elsewhere."""
+    message = f"{what} is not available: {hint}"
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running loopback registry: ``host`` is ``127.0.0.1:PORT``, storage under ``root``."""
+
+    host: str
+    root: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+
+_REGISTRY_CONFIG = """\
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+{extra}"""
+
+
+@dataclass
+class RegistryProcess:
+    """A ``docker-registry serve`` child process bound to 127.0.0.1."""
+
+    registry: Registry
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_registry(extra_config: str = "") -> RegistryProcess:
+    """Start the Debian ``docker-registry`` on a free loopback port with storage in a temp dir.
+
+    ``extra_config`` is appended to the YAML config (e.g. an ``auth:`` section for auth tests).
+    """
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        unavailable("the OCI registry", "`apt-get install -y docker-registry` (`.ci/run` does this)")
+    workdir = Path(tempfile.mkdtemp(prefix="repro-build-registry-"))
+    root = workdir / "storage"
+    root.mkdir()
+    port = free_port()
+    config = workdir / "config.yml"
+    config.write_text(_REGISTRY_CONFIG.format(root=root, port=port, extra=extra_config))
+    log = (workdir / "registry.log").open("wb")
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    registry = Registry(f"127.0.0.1:{port}", root)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            urllib.request.urlopen(f"{registry.url}/v2/", timeout=1).close()
+            return RegistryProcess(registry, proc, workdir)
+        except urllib.error.HTTPError:
+            # 401 from an auth-enabled registry still means it is up.
+            return RegistryProcess(registry, proc, workdir)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    output = (workdir / "registry.log").read_text(errors="replace")
+    shutil.rmtree(workdir, ignore_errors=True)
+    unavailable("the OCI registry", f"`docker-registry serve` did not come up:\n{output}")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A reachable Docker engine: the SDK client and the CLI binary that talks to it."""
+
+    client: object  # docker.DockerClient (the SDK is untyped)
+    cli: str
+
+
+def connect_engine() -> Iterator[Engine]:
+    """Yield an engine client, or fail/skip when the engine is not running."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as e:
+        unavailable(
+            "the Docker engine",
+            f"{e}; start it with `dockerd --bridge=none --iptables=false &` (`.ci/run` does this)",
+        )
+    cli = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
+    try:
+        yield Engine(client, cli)
+    finally:
+        client.close()
