@@ -1,0 +1,54 @@
+"""``repro-build lock``: resolve hashed locks; ``--check`` exits 1 naming what changed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from repro_build.cli.output import data, log
+from repro_build.config import load_config
+from repro_build.lock import check_locks, lock_project
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "lock",
+        help="resolve locks/<target>.txt and locks/build.txt with hashes (uv)",
+        description="Resolve hashed constraints for every target and the build backend.",
+    )
+    p.add_argument("--project", type=Path, default=Path(), help="project directory (default: .)")
+    p.add_argument("--check", action="store_true", help="exit 1 if any lock is stale, naming what changed")
+    p.add_argument("--target", action="append", dest="targets", help="lock only this target (repeatable)")
+    p.add_argument("-U", "--upgrade", action="store_true", help="ignore existing pins, take the newest versions")
+    p.add_argument("-P", "--upgrade-package", action="append", default=[], metavar="NAME", help="upgrade one package")
+    p.add_argument(
+        "--resolve-bases",
+        action="store_true",
+        help="pin every tag-only FROM line of Dockerfile.base to its digest from the registry",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resolve_bases:
+        from repro_build.lock.bases import resolve_bases
+
+        for line in resolve_bases(args.project.resolve()):
+            log(line, quiet=args.quiet)
+    config = load_config(args.project)
+    if args.check:
+        problems = check_locks(config)
+        if problems:
+            log("locks are stale:")
+            for p in problems:
+                log(f"  {p}")
+            log("\nhint: run `repro-build lock` and commit `locks/`")
+            return 1
+        data(f"locks are current ({len(config.targets)} target(s) + build)")
+        return 0
+    result = lock_project(
+        config, targets=args.targets, upgrade=args.upgrade, upgrade_packages=tuple(args.upgrade_package)
+    )
+    for name, count in sorted(result.counts.items()):
+        log(f"locked locks/{name}: {count} distribution(s)", quiet=args.quiet)
+    return 0

@@ -1,0 +1,1 @@
+"""Framework determinism: flag sets, the in-image hook, and the doctor."""
