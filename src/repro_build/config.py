@@ -435,7 +435,8 @@ def host_arch() -> str:
 
 def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Path) -> BaseSpec:
     """Interpret a target's ``base`` string (see the module docs for the accepted forms)."""
-    snippet = f'`{path} = "cpu"` (a stage of {DOCKERFILE_BASE}) or `{path} = "debian:{DEFAULT_DEBIAN_SUITE}"`'
+    key = path.rsplit(".", 1)[-1]
+    snippet = f'`{key} = "cpu"` (a stage of {DOCKERFILE_BASE}) or `{key} = "debian:{DEFAULT_DEBIAN_SUITE}"`'
     if text.startswith("debian:") and "@" not in text:
         suite = text.split(":", 1)[1]
         if not re.match(r"^[a-z][a-z0-9-]*$", suite):

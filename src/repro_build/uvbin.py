@@ -55,12 +55,13 @@ def run_uv(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     what: str,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``uv ARGS``; on failure raise a :class:`ToolError` naming ``what`` with uv's own message."""
     cmd = [find_uv(), *args]
     full_env = dict(os.environ if env is None else env)
     full_env.setdefault("NO_COLOR", "1")
-    out = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
+    out = subprocess.run(cmd, cwd=cwd, env=full_env, input=stdin, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         detail = out.stderr.strip() or out.stdout.strip()
         raise ToolError(

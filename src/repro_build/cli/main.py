@@ -11,13 +11,14 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from repro_build import __version__
 from repro_build.cli.output import print_error
 from repro_build.errors import ReproBuildError
 
 #: Subcommand modules, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("config", "lock")
+COMMANDS: tuple[str, ...] = ("config", "lock", "base")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"repro-build {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or logs on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # `-q` is accepted after the subcommand too (`repro-build lock -q`); SUPPRESS keeps the top-level value
+    # when it is not repeated there.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_parser = sub.add_parser
+
+    def add_parser_with_common(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs["parents"] = [*kwargs.get("parents", []), common]
+        return add_parser(name, **kwargs)
+
+    sub.add_parser = add_parser_with_common  # type: ignore[method-assign]
     for name in COMMANDS:
         module = importlib.import_module(f"repro_build.cli.{name.replace('-', '_')}")
         module.register(sub)

@@ -76,13 +76,9 @@ def _compile(
         cmd.append("--upgrade")
     for package in upgrade_packages:
         cmd += ["--upgrade-package", package]
-    if stdin_requirements is not None:
-        req = out.with_suffix(".in")
-        req.write_text(stdin_requirements, encoding="utf-8")
-        cmd.append(str(req))
-    else:
-        cmd.append("pyproject.toml")
-    run_uv(cmd, cwd=config.root, what=what)
+    # Requirements not in pyproject.toml come on stdin, so no temporary path leaks into the annotations.
+    cmd.append("-" if stdin_requirements is not None else "pyproject.toml")
+    run_uv(cmd, cwd=config.root, what=what, stdin=stdin_requirements)
     return out.read_text(encoding="utf-8")
 
 

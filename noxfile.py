@@ -1,0 +1,74 @@
+"""Sessions for repro-build's own development and for its main job.
+
+`nox -s build` is what CI users copy; `nox -s tests` is what `.ci/run` runs; `nox -l` lists the rest.
+Dependencies come from `[dependency-groups]` in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["build", "tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+EXAMPLE = ROOT / "examples" / "hello-ml"
+
+
+def _install(session: nox.Session, *groups: str) -> None:
+    session.install("-e", ".")
+    for group in groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """The main job on the bundled example (`examples/hello-ml`): check its locks are current."""
+    _install(session)
+    project = session.posargs[0] if session.posargs else str(EXAMPLE)
+    session.run("repro-build", "lock", "--check", "--project", project)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite against the real Docker engine, a loopback registry and uv.
+
+    Under `CI`, tests that need the engine or the registry fail rather than skip when it is missing.
+    Extra arguments go to pytest, e.g. `nox -s tests -- -k lock`.
+    """
+    _install(session, "test")
+    env = {"PYTHONDONTWRITEBYTECODE": "1"}
+    session.run("pytest", *(session.posargs or ["-q"]), env=env)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and check formatting."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package and the tests."""
+    _install(session, "typecheck")
+    session.run("mypy", "src/repro_build", "tests", "noxfile.py")
+
+
+@nox.session(default=False)
+def lock(session: nox.Session) -> None:
+    """Re-lock repro-build itself and the bundled example (`repro-build lock`)."""
+    _install(session)
+    session.run("repro-build", "lock")
+    session.run("repro-build", "lock", "--project", str(EXAMPLE))
+
+
+if os.environ.get("CI"):
+    # CI machines are fresh: never reuse a virtualenv from an earlier, possibly different, checkout.
+    nox.options.reuse_existing_virtualenvs = False

@@ -1,0 +1,168 @@
+"""Config parsing: good input, zero configuration, and each kind of bad input."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro_build.config import DEFAULT_MANYLINUX, load_config
+from repro_build.errors import ConfigError
+from tests.foundation.helpers import BASIC_PROJECT, write_project
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_zero_configuration_gives_one_cpu_target_on_debian(tmp_path: Path) -> None:
+    config = load_config(write_project(tmp_path))
+    assert not config.explicit
+    assert list(config.targets) == ["cpu"]
+    cpu = config.targets["cpu"]
+    assert cpu.base.kind == "debian" and cpu.base.suite == "bookworm"
+    assert cpu.manylinux == DEFAULT_MANYLINUX
+    assert cpu.python == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert cpu.flags == ("python",)
+    assert cpu.binary_only
+    assert config.epoch_policy == "git"
+    assert config.compression.algorithm == "gzip" and config.compression.level == 6
+
+
+def test_python_defaults_to_lowest_minor_allowed_when_running_one_is_not(tmp_path: Path) -> None:
+    project = BASIC_PROJECT.replace('requires-python = ">=3.11"', 'requires-python = ">=3.13"')
+    config = load_config(write_project(tmp_path, project))
+    assert config.python == "3.13"
+
+
+def test_full_configuration(tmp_path: Path) -> None:
+    tool = f"""
+    [tool.repro-build]
+    python = "3.11.9"
+    source-date-epoch = 1700000000
+    exclude-newer = 2025-01-01T00:00:00Z
+    compression = {{ algorithm = "zstd", level = 9 }}
+    entrypoint = ["demo"]
+    env = {{ APP_MODE = "prod" }}
+
+    [tool.repro-build.targets.cpu]
+    base = "slim"
+    extras = ["extra"]
+    groups = ["more"]
+    flags = ["python", "mkl"]
+
+    [tool.repro-build.targets.cuda]
+    base = "registry.example:5000/cuda@{DIGEST}"
+    platform = "linux/arm64"
+    manylinux = "manylinux_2_34"
+    layers = {{ split = ["torch"], threshold-mb = 10, budget = 16 }}
+    """
+    dockerfile = f"FROM python:3.11-slim@{DIGEST} AS slim\nFROM slim AS again\n"
+    config = load_config(write_project(tmp_path, tool=tool, dockerfile=dockerfile))
+    cpu, cuda = config.targets["cpu"], config.targets["cuda"]
+    assert cpu.base.kind == "registry" and cpu.base.stage == "slim" and cpu.base.digest == DIGEST
+    assert cpu.python_platform.endswith("-manylinux_2_28")
+    assert cpu.extras == ("extra",) and cpu.groups == ("more",)
+    assert cuda.accelerator == "cuda"
+    assert cuda.python_platform == "aarch64-manylinux_2_34"
+    assert cuda.layers.split == ("torch",) and cuda.layers.budget == 16
+    assert config.exclude_newer == "2025-01-01T00:00:00Z"
+    assert config.compression.algorithm == "zstd"
+    assert config.epoch_policy == 1700000000
+    assert config.to_dict()["targets"]["cuda"]["platform"] == "linux/arm64"
+
+
+@pytest.mark.parametrize(
+    ("tool", "path_in_message", "hint_part"),
+    [
+        ('[tool.repro-build]\npyhton = "3.11"\n', "tool.repro-build.pyhton", "did you mean `python`"),
+        ('[tool.repro-build.targets.cpu]\nplatfrom = "linux/amd64"\n', "targets.cpu.platfrom", "`platform`"),
+        ('[tool.repro-build.targets.cpu]\nplatform = "windows/amd64"\n', "targets.cpu.platform", "linux/amd64"),
+        ("[tool.repro-build.targets.cpu]\nplatform = 3\n", "targets.cpu.platform", None),
+        ('[tool.repro-build.targets.cpu]\nextras = ["nope"]\n', "targets.cpu.extras[0]", "extra"),
+        ('[tool.repro-build.targets.cpu]\ngroups = ["tool"]\n', "targets.cpu.groups[0]", "`tools`"),
+        ('[tool.repro-build.targets.cpu]\nflags = ["troch"]\n', "targets.cpu.flags[0]", "`torch`"),
+        ('[tool.repro-build.targets.cpu]\nbase = "python:3.11-slim"\n', "targets.cpu.base", "sha256"),
+        ('[tool.repro-build.targets.cpu]\nbase = "slimm"\n', "targets.cpu.base", None),
+        ('[tool.repro-build.targets.cpu]\nmanylinux = "manylinux2014"\n', "targets.cpu.manylinux", None),
+        ('[tool.repro-build]\nsource-date-epoch = "yesterday"\n', "source-date-epoch", "git"),
+        ('[tool.repro-build]\npython = "3"\n', "tool.repro-build.python", None),
+        ('[tool.repro-build]\ncompression = { algorithm = "brotli" }\n', "compression.algorithm", None),
+        ("[tool.repro-build]\ncompression = { level = 12 }\n", "compression.level", None),
+        ('[tool.repro-build]\nexclude-newer = "last week-ish"\n', "exclude-newer", None),
+        ("[tool.repro-build.targets.build]\n", "targets.build", None),
+        ("[tool.repro-build.targets.cpu]\nlayers = { budget = 500 }\n", "layers.budget", "127"),
+        ('[tool.repro-build]\nenv = { "BAD-NAME" = "x" }\n', "env.BAD-NAME", None),
+        ('[tool.repro-build.targets.cpu]\nbase = "oci-layout:./img"\n', "targets.cpu.base", "sha256"),
+    ],
+)
+def test_bad_tool_config_names_the_toml_path(
+    tmp_path: Path, tool: str, path_in_message: str, hint_part: str | None
+) -> None:
+    write_project(tmp_path, tool=tool)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert path_in_message in err.value.message
+    if hint_part is not None:
+        assert err.value.hint is not None and hint_part in err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "message_part"),
+    [
+        ("[project\nname = 'x'\n", "not valid TOML"),
+        ("[tool.other]\nx = 1\n", "no `[project]` table"),
+        ('[project]\nname = "x"\n', "project.version"),
+        ('[project]\nname = "x"\nversion = "1"\ndependencies = ["not a ( requirement"]\n', "dependencies[0]"),
+        ('[project]\nname = "x"\nversion = "1"\nrequires-python = "~>3"\n', "requires-python"),
+        ('[project]\nname = "x"\nversion = "1"\n[build-system]\nbuild-backend = "x"\n', "build-system.requires"),
+    ],
+)
+def test_bad_project_metadata(tmp_path: Path, pyproject: str, message_part: str) -> None:
+    write_project(tmp_path, pyproject)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert message_part in err.value.message
+
+
+def test_missing_pyproject(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no pyproject\.toml"):
+        load_config(tmp_path)
+
+
+def test_no_build_system_uses_the_pep517_default(tmp_path: Path) -> None:
+    config = load_config(write_project(tmp_path, '[project]\nname = "x"\nversion = "1"\n'))
+    assert config.project.build_requires == ("setuptools>=40.8.0",)
+    assert config.project.build_backend == "setuptools.build_meta:__legacy__"
+    assert not config.project.build_system_declared
+
+
+def test_target_named_like_a_stage_uses_it_by_default(tmp_path: Path) -> None:
+    tool = "[tool.repro-build.targets.gpu]\n"
+    config = load_config(write_project(tmp_path, tool=tool, dockerfile=f"FROM nvidia/cuda@{DIGEST} AS gpu\n"))
+    assert config.targets["gpu"].base.reference is not None
+    assert config.targets["gpu"].base.reference.repository == "nvidia/cuda"
+
+
+def test_unpinned_stage_is_refused_with_resolve_bases_hint(tmp_path: Path) -> None:
+    tool = '[tool.repro-build.targets.cpu]\nbase = "slim"\n'
+    write_project(tmp_path, tool=tool, dockerfile="FROM python:3.11-slim AS slim\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert "Dockerfile.base:1" in err.value.message and "without a digest" in err.value.message
+    assert err.value.hint and "--resolve-bases" in err.value.hint
+
+
+def test_base_forms(tmp_path: Path) -> None:
+    tool = f"""
+    [tool.repro-build.targets.a]
+    base = "oci-layout:./layout@{DIGEST}"
+    [tool.repro-build.targets.b]
+    base = "docker-archive:./img.tar"
+    [tool.repro-build.targets.c]
+    base = "debian:trixie"
+    """
+    config = load_config(write_project(tmp_path, tool=tool))
+    a, b, c = (config.targets[n].base for n in "abc")
+    assert (a.kind, a.path, a.digest) == ("oci-layout", "./layout", DIGEST)
+    assert (b.kind, b.path) == ("docker-archive", "./img.tar")
+    assert (c.kind, c.suite) == ("debian", "trixie")
