@@ -61,6 +61,19 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "src/repro_build", "tests", "noxfile.py")
 
 
+@nox.session(default=False, venv_backend="virtualenv")
+def torch(session: nox.Session) -> None:
+    """Opt-in: the determinism hook against the real PyTorch CPU build (pip; about 200 MB).
+
+    pip takes torch from the machine's configured indexes and find-links; point `PIP_INDEX_URL`/
+    `PIP_EXTRA_INDEX_URL` at a CPU wheel index where PyPI would give the multi-GB CUDA build.
+    """
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.install("torch==2.13.0")
+    python = str(Path(session.virtualenv.location) / "bin" / "python")
+    session.run("pytest", "-q", "-m", "torch", "tests/determinism", env={"REPRO_BUILD_TORCH_PYTHON": python})
+
+
 @nox.session(default=False)
 def lock(session: nox.Session) -> None:
     """Re-lock repro-build itself and the bundled example (`repro-build lock`)."""

@@ -36,9 +36,7 @@ FLAG_SETS: Mapping[str, Mapping[str, str]] = MappingProxyType(
             }
         ),
         # OpenBLAS reads its thread count once at process start.
-        "openblas": MappingProxyType(
-            {"OPENBLAS_NUM_THREADS": DEFAULT_THREADS, "OMP_NUM_THREADS": DEFAULT_THREADS}
-        ),
+        "openblas": MappingProxyType({"OPENBLAS_NUM_THREADS": DEFAULT_THREADS, "OMP_NUM_THREADS": DEFAULT_THREADS}),
         # NVLS reductions are nondeterministic between calls; fix algorithm and protocol.
         "nccl": MappingProxyType({"NCCL_ALGO": "Ring", "NCCL_PROTO": "Simple", "NCCL_NVLS_ENABLE": "0"}),
     }

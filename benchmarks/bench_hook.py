@@ -1,0 +1,54 @@
+"""Interpreter start-up with and without the determinism hook's .pth (issue: "costs nothing otherwise").
+
+Two fresh venvs, identical but for the hook files (policy `python,torch`, so the .pth is installed);
+`python -c pass` is run alternately in each, many times, and the medians compared. Same run, ratio.
+
+    python benchmarks/bench_hook.py [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from repro_build.determinism.policy import Policy, image_files  # noqa: E402
+from repro_build.uvbin import find_uv  # noqa: E402
+
+
+def make_venv(root: Path, with_hook: bool) -> Path:
+    subprocess.run([find_uv(), "venv", "-q", "--python", "3.11", str(root)], check=True)
+    if with_hook:
+        site = next(root.glob("lib/python3.*/site-packages"))
+        for name, data in image_files(Policy(("python", "torch"))):
+            (site / name).write_bytes(data)
+    return root / "bin" / "python"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = make_venv(Path(tmp) / "plain", with_hook=False)
+        hooked = make_venv(Path(tmp) / "hooked", with_hook=True)
+        times: dict[str, list[float]] = {"plain": [], "hooked": []}
+        for _ in range(args.runs):
+            for name, python in (("plain", plain), ("hooked", hooked)):
+                start = time.perf_counter()
+                subprocess.run([str(python), "-c", "pass"], check=True)
+                times[name].append(time.perf_counter() - start)
+    p, h = statistics.median(times["plain"]), statistics.median(times["hooked"])
+    print(f"python -c pass, median of {args.runs}: without hook {p * 1000:.2f} ms, with hook {h * 1000:.2f} ms")
+    print(f"ratio hooked/plain: {h / p:.3f}  (delta {(h - p) * 1000:+.2f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
