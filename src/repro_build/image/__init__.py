@@ -1,0 +1,1 @@
+"""``repro-build image``: a target's lock + project wheel + base → an OCI image, assembled without Docker."""
