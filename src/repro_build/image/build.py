@@ -21,7 +21,7 @@ from repro_build.cache import cache_root
 from repro_build.config import Config, Target
 from repro_build.determinism.policy import Policy, image_files
 from repro_build.epoch import Epoch, resolve_epoch
-from repro_build.errors import StaleLockError
+from repro_build.errors import ReproBuildError, StaleLockError
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
@@ -33,9 +33,10 @@ from repro_build.lock import check_locks, target_lock_path
 from repro_build.oci.archive import write_archive
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.compress import Compressor
-from repro_build.oci.image import Image, append_layers, with_config
+from repro_build.oci.digest import sha256_file
+from repro_build.oci.image import Image, append_layers, with_annotations, with_config
 from repro_build.oci.layer import Layer, write_layer
-from repro_build.oci.layout import write_layout
+from repro_build.oci.layout import read_layout, write_layout
 from repro_build.oci.progress import NO_PROGRESS, Progress
 from repro_build.oci.tarwriter import LayerEntry
 from repro_build.oci.validate import validate_image
@@ -128,6 +129,114 @@ def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBa
     return {k: v for k, v in labels.items() if v}
 
 
+def _check_lock(config: Config, target: Target) -> Path:
+    lock = target_lock_path(config, target.name)
+    problems = check_locks(config, only=[lock.name])
+    if problems:
+        raise StaleLockError(
+            f"the lock of target {target.name!r} is missing or stale:\n" + "\n".join(f"  {p}" for p in problems),
+            hint="run `repro-build lock` and commit `locks/`",
+        )
+    return lock
+
+
+def _locked_wheels(
+    config: Config, target: Target, lock: Path, *, pins: list[WheelPin] | None, offline: bool, progress: Progress
+) -> list[tuple[WheelPin, Path]]:
+    """Verified wheel files for the target: selected by uv, or the given pins (from a manifest)."""
+    cache = WheelCache()
+    if pins is None:
+        if offline:
+            raise ReproBuildError(
+                "an offline build needs the wheel list of a build manifest",
+                hint="use `repro-build verify MANIFEST --offline`, or build once with network access",
+            )
+        return [
+            (pin, cache.fetch(pin, url, progress.task(f"wheel {pin.filename}", pin.size)))
+            for pin, url in select_wheels(config.root, target, lock)
+        ]
+    return list(zip(pins, cache.require(pins), strict=True))
+
+
+def _project_pin(config: Config, wheel: Path) -> WheelPin:
+    digest, size = sha256_file(wheel)
+    return WheelPin(config.project.normalized_name, config.project.version or "", wheel.name, digest.hex, size)
+
+
+@dataclass(frozen=True)
+class _Layers:
+    layers: list[Layer]
+    records: list[LayerRecord]
+    wheel_layers: list[tuple[WheelPin, int]]
+
+
+def _write_layers(
+    groups: list[LayerGroup],
+    dists: dict[str, Distribution],
+    *,
+    base: Image,
+    policy: Policy,
+    info: BaseInfo,
+    epoch: Epoch,
+    compressor: Compressor,
+    store: BlobStore,
+    project_pin: WheelPin | None,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> _Layers:
+    out = _Layers(
+        [], [LayerRecord(str(b.digest), str(b.diff_id), b.size, b.media_type, "base") for b in base.layers], []
+    )
+    for group in groups:
+        entries = _app_entries(policy, info.site_packages) if group.kind == "app" else _group_entries(group, dists)
+        layer = write_layer(
+            entries, epoch=epoch, compressor=compressor, store=store, progress=progress, description=group.name
+        )
+        index = len(out.records)
+        out.layers.append(layer)
+        out.records.append(
+            LayerRecord(
+                str(layer.digest), str(layer.diff_id), layer.size, layer.media_type, group.name, group.distributions
+            )
+        )
+        for name in group.distributions:
+            pin = dists[name].wheel
+            if pin is not None and pin != project_pin:
+                out.wheel_layers.append((pin, index))
+        log(f"layer {group.name}: {layer.size} bytes")
+    return out
+
+
+def _assemble(
+    base: ResolvedBase,
+    written: _Layers,
+    groups: list[LayerGroup],
+    *,
+    config: Config,
+    target: Target,
+    policy: Policy,
+    epoch: Epoch,
+    source: SourceInfo,
+) -> Image:
+    labels = _labels(config, target, source, base)
+    cfg = imageconfig.build_config(
+        base.image.config,
+        config=config,
+        target=target,
+        policy=policy,
+        epoch=epoch.seconds,
+        labels=labels,
+        history=[g.name for g in groups],
+    )
+    history = cfg.pop("history")
+    split = len(history) - len(groups)
+    image = with_config(base.image, {**cfg, "history": history[:split]})
+    image = append_layers(image, *written.layers, history=history[split:])
+    image = with_annotations(image, labels)
+    validate_image(image)
+    return image
+
+
 def build_image(
     config: Config,
     target_name: str,
@@ -149,135 +258,80 @@ def build_image(
     """
     target = config.target(target_name)
     epoch = resolve_epoch(config.epoch_policy, config.root)
-    lock = target_lock_path(config, target.name)
-    problems = check_locks(config, only=[lock.name])
-    if problems:
-        raise StaleLockError(
-            f"the lock of target {target.name!r} is missing or stale:\n" + "\n".join(f"  {p}" for p in problems),
-            hint="run `repro-build lock` and commit `locks/`",
-        )
+    lock = _check_lock(config, target)
     out_root = (out_dir or config.root / "build").resolve()
     out_root.mkdir(parents=True, exist_ok=True)
     final = out_root / target.name
     source = source_info(config.root)
     policy = Policy(target.flags, cuda=target.accelerator == "cuda")
     compressor = compressor_for(config)
-    cache = WheelCache()
-    base_store = BlobStore(cache_root() / "blobs")
+    repo_tag = f"{config.project.normalized_name}:{target.name}"
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
         work = Path(tmp)
         log(f"base: {target.base.text}")
-        base = resolve_base(config, target, base_store, work / "base", debian=debian)
+        base = resolve_base(config, target, BlobStore(cache_root() / "blobs"), work / "base", debian=debian)
         info = inspect_base(base.image.layers, base.image.config, name=target.base.text)
         check_base(info, target, name=target.base.text)
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
 
-        if pins is None:
-            if offline:
-                raise StaleLockError("offline builds need the wheel list of a build manifest")
-            selected = select_wheels(config.root, target, lock)
-            wheel_files = [
-                (pin, cache.fetch(pin, url, progress.task(f"wheel {pin.filename}", pin.size))) for pin, url in selected
-            ]
-        else:
-            wheel_files = (
-                list(zip(pins, cache.require(pins), strict=True))
-                if offline
-                else [(pin, cache.get(pin) or cache.require([pin])[0]) for pin in pins]
-            )
+        installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
         wheel_record: dict[str, Any] | None = None
         if wheel is None and project_wheel is not None:
             wheel, wheel_record = project_wheel(config, work / "dist")
-        installs = list(wheel_files)
-        project_pin: WheelPin | None = None
-        if wheel is not None:
-            from repro_build.oci.digest import sha256_file
-
-            digest, size = sha256_file(wheel)
-            project_pin = WheelPin(
-                config.project.normalized_name, config.project.version or "", wheel.name, digest.hex, size
-            )
+        project_pin = _project_pin(config, wheel) if wheel is not None else None
+        if wheel is not None and project_pin is not None:
             installs.append((project_pin, wheel))
-            wheel_record = wheel_record or {"filename": wheel.name, "sha256": f"sha256:{digest.hex}", "size": size}
-        staging = work / "site"
+            wheel_record = wheel_record or {
+                "filename": wheel.name,
+                "sha256": f"sha256:{project_pin.sha256}",
+                "size": project_pin.size,
+            }
         log(f"installing {len(installs)} wheel(s)")
+        staging = work / "site"
         install_wheels(installs, target, staging, what=f"installing the wheels of target {target.name!r}")
-        by_name = {p.name: p for p, _ in installs}
-        dists = {d.name: d for d in collect_distributions(staging, info.paths(), by_name)}
+        dists = {d.name: d for d in collect_distributions(staging, info.paths(), {p.name: p for p, _ in installs})}
         groups = plan_layers(
             list(dists.values()), config.project.name if wheel else None, target.layers, len(base.image.layers)
         )
-
-        store = BlobStore(work / "oci")
-        layers: list[Layer] = []
-        records = [
-            LayerRecord(str(lyr.digest), str(lyr.diff_id), lyr.size, lyr.media_type, "base")
-            for lyr in base.image.layers
-        ]
-        wheel_layers: list[tuple[WheelPin, int]] = []
-        for group in groups:
-            entries = _app_entries(policy, info.site_packages) if group.kind == "app" else _group_entries(group, dists)
-            layer = write_layer(
-                entries, epoch=epoch, compressor=compressor, store=store, progress=progress, description=group.name
-            )
-            layers.append(layer)
-            index = len(records)
-            records.append(
-                LayerRecord(
-                    str(layer.digest), str(layer.diff_id), layer.size, layer.media_type, group.name, group.distributions
-                )
-            )
-            for name in group.distributions:
-                pin = dists[name].wheel
-                if pin is not None and pin is not project_pin:
-                    wheel_layers.append((pin, index))
-            log(f"layer {group.name}: {layer.size} bytes")
-
-        labels = _labels(config, target, source, base)
-        cfg = imageconfig.build_config(
-            base.image.config,
-            config=config,
-            target=target,
+        written = _write_layers(
+            groups,
+            dists,
+            base=base.image,
             policy=policy,
-            epoch=epoch.seconds,
-            labels=labels,
-            history=[g.name for g in groups],
+            info=info,
+            epoch=epoch,
+            compressor=compressor,
+            store=BlobStore(work / "oci"),
+            project_pin=project_pin,
+            progress=progress,
+            log=log,
         )
-        history = cfg.pop("history")
-        image = with_config(base.image, {**cfg, "history": history[: len(history) - len(groups)]})
-        image = append_layers(image, *layers, history=history[len(history) - len(groups) :])
-        from repro_build.oci.image import with_annotations
-
-        image = with_annotations(image, labels)
-        validate_image(image)
-
+        image = _assemble(
+            base, written, groups, config=config, target=target, policy=policy, epoch=epoch, source=source
+        )
         staged = work / "out"
-        layout = staged / "oci"
-        write_layout(layout, image, tag=target.name, progress=progress)
-        repo_tag = f"{config.project.normalized_name}:{target.name}"
+        write_layout(staged / "oci", image, tag=target.name, progress=progress)
         write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
         if final.exists():
             shutil.rmtree(final)
         staged.rename(final)
-    # The image's layers now live in the final layout.
-    from repro_build.oci.layout import read_layout
-
-    image = read_layout(final / "oci", tag=target.name)  # type: ignore[assignment]
-    env = tuple(image.config.get("config", {}).get("Env", []))
+    # The new layers lived in the staging store; from now on the image reads them from the final layout.
+    result_image = read_layout(final / "oci", tag=target.name)
+    assert isinstance(result_image, Image)
     return ImageResult(
         target=target.name,
-        image=image,
+        image=result_image,
         layout=final / "oci",
         archive=final / "image.tar",
         repo_tag=repo_tag,
         epoch=epoch,
         base=base.record,
         base_info=info,
-        wheels=tuple(sorted(wheel_layers, key=lambda w: w[0].name)),
+        wheels=tuple(sorted(written.wheel_layers, key=lambda w: w[0].name)),
         project_wheel=wheel_record,
-        layers=tuple(records),
+        layers=tuple(written.records),
         compressor=compressor.describe(),
-        env=env,
+        env=tuple(result_image.config.get("config", {}).get("Env", [])),
         policy=policy,
         source=source,
         extra={"repro-build": __version__},

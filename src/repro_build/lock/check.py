@@ -96,6 +96,9 @@ def check_locks(config: Config, only: list[str] | None = None) -> list[Staleness
     if only is None:
         for name in sorted(set(locks) - set(expected)):
             problems.append(Staleness(str(rel / name), "its target no longer exists in the configuration"))
+        from repro_build.lock.baselock import check_bases
+
+        problems.extend(Staleness(path, reason) for path, reason in check_bases(config))
     return problems
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repro_build.base.debian.lock import read_lock as read_base_lock
 from repro_build.config import Config, Target
 from repro_build.errors import LockError, ToolError
 from repro_build.fsutil import atomic_write_text
@@ -193,4 +194,9 @@ def lock_project(
     atomic_write_text(locks_dir / INPUTS_FILE, render_inputs_file(all_records))
     for name in obsolete:
         (locks_dir / name).unlink(missing_ok=True)
+    if not targets or any(config.target(t).base.kind == "debian" for t in targets):
+        from repro_build.lock.baselock import lock_bases
+
+        for path in lock_bases(config):
+            counts[path.name] = len(read_base_lock(path).packages)
     return LockResult(config.root, counts)

@@ -1,0 +1,80 @@
+"""The embedded Debian base for ``base = "debian:SUITE"`` targets, built from the project's base lock.
+
+The lock is ``locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
+A built base depends only on that lock (its epoch is the Release date), so it is cached as an OCI
+layout under ``<cache>/bases/<lock sha256>/`` and reused; its layer is re-hashed on every use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from repro_build.base.debian.build import build_base
+from repro_build.base.debian.fetch import DebCache
+from repro_build.base.debian.lock import default_lock_path, packages_with_defaults, read_lock
+from repro_build.cache import cache_root
+from repro_build.config import Config, Target
+from repro_build.errors import BaseImageError, StaleLockError
+from repro_build.oci.blobstore import BlobStore
+from repro_build.oci.image import Image
+from repro_build.oci.layout import read_layout, write_layout
+
+
+def base_lock_path(config: Config, target: Target) -> Path:
+    assert target.base.suite is not None
+    return default_lock_path(config.root, target.base.suite, target.arch)
+
+
+def debian_base(
+    config: Config, target: Target, staging: Path, *, offline: bool = False
+) -> tuple[Image, dict[str, Any]]:
+    """The base image of ``target`` (a :data:`repro_build.image.base.DebianBuilder`)."""
+    path = base_lock_path(config, target)
+    rel = path.relative_to(config.root).as_posix()
+    if not path.is_file():
+        raise StaleLockError(
+            f"target {target.name!r} uses {target.base.text}, but {rel} does not exist",
+            hint="run `repro-build lock` (it locks the Debian base too) and commit `locks/`",
+        )
+    lock = read_lock(path)
+    wanted = sorted(set(packages_with_defaults(config.debian.packages)))
+    if sorted(lock.inputs.get("packages", [])) != wanted:
+        raise StaleLockError(
+            f"{rel} was locked for other packages than `[tool.repro-build.debian].packages` asks for",
+            hint="run `repro-build lock`",
+        )
+    lock_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    record = {
+        "lock": rel,
+        "lock_sha256": f"sha256:{lock_sha}",
+        "release_sha256": lock.release.get("sha256"),
+        "snapshot": lock.snapshot,
+        "suite": target.base.suite,
+    }
+    cached = cache_root() / "bases" / lock_sha
+    if (cached / "oci" / "index.json").is_file():
+        artifact = read_layout(cached / "oci")
+        if isinstance(artifact, Image):
+            return artifact, record
+    with tempfile.TemporaryDirectory(prefix=".base-", dir=staging.parent) as tmp:
+        built = build_base(
+            lock,
+            cache=DebCache(cache_root()),
+            store=BlobStore(Path(tmp) / "store"),
+            mirror=config.debian.mirror,
+            offline=offline,
+        )
+        out = Path(tmp) / "final"
+        write_layout(out / "oci", built.image)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        if cached.exists():
+            shutil.rmtree(cached)
+        out.rename(cached)
+    artifact = read_layout(cached / "oci")
+    if not isinstance(artifact, Image):
+        raise BaseImageError(f"the cached Debian base in {cached} is not an image", hint=f"remove {cached}")
+    return artifact, record

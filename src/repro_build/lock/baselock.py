@@ -1,0 +1,73 @@
+"""The embedded Debian bases of a project's targets, locked and checked with the Python locks.
+
+``repro-build lock`` writes ``locks/base-<suite>-<arch>.json`` for every ``debian:SUITE`` target (the
+Debian base issue's lock: Release sha256 and every ``.deb`` by sha256). ``lock --check`` compares the
+lock's recorded inputs with the configuration, offline, as it does for the Python locks: a newer
+Release on the mirror is not a change of the project (``repro-build base lock --check`` asks the
+mirror, for that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repro_build.base.debian.fetch import DebCache
+from repro_build.base.debian.lock import (
+    BaseInputs,
+    default_lock_path,
+    make_lock,
+    packages_with_defaults,
+    read_lock,
+    write_lock,
+)
+from repro_build.base.debian.release import DEFAULT_KEYRING
+from repro_build.base.debian.sources import default_mirror
+from repro_build.cache import cache_root
+from repro_build.config import Config
+from repro_build.errors import ReproBuildError
+
+
+def debian_bases(config: Config) -> list[tuple[str, str]]:
+    """``(suite, arch)`` of every Debian base the targets use, sorted."""
+    return sorted({(t.base.suite, t.arch) for t in config.targets.values() if t.base.kind == "debian" and t.base.suite})
+
+
+def base_inputs(config: Config, suite: str, arch: str) -> BaseInputs:
+    mirror = config.debian.mirror or default_mirror(suite)
+    return BaseInputs(suite, arch, mirror, packages_with_defaults(config.debian.packages))
+
+
+def lock_bases(config: Config) -> list[Path]:
+    """(Re)lock every Debian base; returns the lock paths written."""
+    written = []
+    for suite, arch in debian_bases(config):
+        path = default_lock_path(config.root, suite, arch)
+        lock = make_lock(base_inputs(config, suite, arch), DebCache(cache_root()), DEFAULT_KEYRING)
+        write_lock(path, lock)
+        written.append(path)
+    return written
+
+
+def check_bases(config: Config) -> list[tuple[str, str]]:
+    """``(lock path, reason)`` for every Debian base lock that is missing or was made from other inputs."""
+    problems: list[tuple[str, str]] = []
+    for suite, arch in debian_bases(config):
+        path = default_lock_path(config.root, suite, arch)
+        rel = path.relative_to(config.root).as_posix()
+        if not path.is_file():
+            problems.append((rel, "missing"))
+            continue
+        try:
+            recorded = read_lock(path).inputs
+        except ReproBuildError as e:
+            problems.append((rel, e.message))
+            continue
+        wanted = BaseInputs(suite, arch, "", packages_with_defaults(config.debian.packages)).to_json()
+        keys = ["arch", "component", "excluded", "packages", "suite"]
+        if config.debian.mirror:
+            wanted["mirror"] = base_inputs(config, suite, arch).to_json()["mirror"]
+            keys.append("mirror")
+        for key in keys:
+            if recorded.get(key) != wanted.get(key):
+                problems.append((rel, f"{key}: {recorded.get(key)!r} -> {wanted.get(key)!r}"))
+    return problems

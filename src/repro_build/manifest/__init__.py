@@ -1,0 +1,1 @@
+"""The build manifest: every input and output of a build, from which it can be regenerated and verified."""
