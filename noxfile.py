@@ -61,6 +61,13 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "src/repro_build", "tests", "noxfile.py")
 
 
+@nox.session(default=False)
+def golden(session: nox.Session) -> None:
+    """Refresh tests/image/golden.json (the golden image digest) after an intended change of output."""
+    _install(session, "test")
+    session.run("pytest", "-q", "tests/image/test_image.py::test_golden_digest", env={"REPRO_BUILD_UPDATE_GOLDEN": "1"})
+
+
 @nox.session(default=False, venv_backend="virtualenv")
 def torch(session: nox.Session) -> None:
     """Opt-in: the determinism hook against the real PyTorch CPU build (pip; about 200 MB).

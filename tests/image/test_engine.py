@@ -1,0 +1,130 @@
+"""The bundled example's `cpu` and `cuda` images on the embedded Debian base: built twice
+bit-identically, loaded into the engine and run with `--network none`, pushed with the same digest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from repro_build.cli.main import main
+from repro_build.oci.registry import RegistryClient
+from tests.image.conftest import EXAMPLE, copy_project
+from tests.testbed import Engine, Registry
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+CLI = (sys.executable, "-m", "repro_build")
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """The example, committed in a fresh repo, built once for every target; yields (root, digests)."""
+    root = copy_project(EXAMPLE, tmp_path_factory.mktemp("example") / "hello-ml", git=True)
+    digests = {}
+    for target in ("cpu", "cuda"):
+        out = subprocess.run(
+            [*CLI, "image", "--project", str(root), "--target", target, "-q"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        digests[target] = out.stdout.strip()
+    yield root, digests
+
+
+def test_second_build_elsewhere_is_bit_identical(example: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root, digests = example
+    again = copy_project(root, tmp_path / "again" / "hello-ml", git=False)
+    subprocess.run(["rm", "-rf", str(again / ".git")], check=True)
+    subprocess.run(["cp", "-a", str(root / ".git"), str(again / ".git")], check=True)
+    for target, digest in digests.items():
+        out = subprocess.run(
+            [*CLI, "image", "--project", str(again), "--target", target, "-q"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == digest
+
+
+def _docker(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([engine.cli, *args], capture_output=True, text=True, check=False)
+
+
+def test_cpu_image_loads_and_runs(example: tuple[Path, dict[str, str]], engine: Engine) -> None:
+    root, digests = example
+    assert main(["image", "--project", str(root), "--target", "cpu", "--load", "-q"]) == 0
+    manifest = json.loads((root / "build" / "cpu" / "manifest.json").read_text())
+    assert manifest["outputs"]["manifest_digest"] == digests["cpu"]
+    image_id = manifest["outputs"]["image_id"]
+    assert _docker(engine, "image", "inspect", "--format", "{{.Id}}", "hello-ml:cpu").stdout.strip() == image_id
+    run = _docker(engine, "run", "--rm", "--network", "none", "hello-ml:cpu")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["PYTHONHASHSEED"] == "0" and out["python"].startswith("3.11") and out["checksum"] > 0
+    as_nonroot = _docker(engine, "run", "--rm", "--network", "none", "--user", "65532", "hello-ml:cpu")
+    assert as_nonroot.returncode == 0, as_nonroot.stderr
+    doctor = _docker(
+        engine,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "python3",
+        "hello-ml:cpu",
+        "-m",
+        "_repro_build_determinism_doctor",
+    )
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "policy met" in doctor.stdout
+
+
+def test_cuda_image_has_the_runtime_in_its_own_layer(example: tuple[Path, dict[str, str]], engine: Engine) -> None:
+    root, _ = example
+    assert main(["image", "--project", str(root), "--target", "cuda", "--load", "-q"]) == 0
+    manifest = json.loads((root / "build" / "cuda" / "manifest.json").read_text())
+    layers = manifest["outputs"]["layers"]
+    cuda_layers = [layer for layer in layers if layer["distributions"] == ["nvidia-cuda-runtime-cu12"]]
+    assert len(cuda_layers) == 1 and cuda_layers[0]["holds"] == "wheel nvidia-cuda-runtime-cu12"
+    env = dict(e.split("=", 1) for e in manifest["outputs"]["env"])
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "all" and env["NVIDIA_DRIVER_CAPABILITIES"] == "compute,utility"
+    assert env["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8" and env["NCCL_NVLS_ENABLE"] == "0"
+    code = (
+        "import ctypes, glob; p = glob.glob('/usr/local/lib/python3.11/dist-packages/nvidia/cuda_runtime/lib/"
+        "libcudart.so.*'); lib = ctypes.CDLL(p[0]); v = ctypes.c_int(); "
+        "assert lib.cudaRuntimeGetVersion(ctypes.byref(v)) == 0; print(v.value)"
+    )
+    run = _docker(engine, "run", "--rm", "--network", "none", "--entrypoint", "python3", "hello-ml:cuda", "-c", code)
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) >= 12000  # the CUDA runtime loads by path without a GPU or driver
+
+
+def test_push_keeps_the_digest(example: tuple[Path, dict[str, str]], registry: Registry) -> None:
+    root, digests = example
+    out = subprocess.run(
+        [*CLI, "image", "--project", str(root), "-q", "--push", f"{registry.host}/hello-ml:{{target}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [f"{registry.host}/hello-ml@{digests[t]}" for t in ("cpu", "cuda")]
+    client = RegistryClient(registry.host)
+    for target, digest in digests.items():
+        head = client.head_manifest("hello-ml", target)
+        assert head is not None and head[0] == digest
+    inspect = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{registry.host}/hello-ml:cpu"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert inspect.returncode == 0, inspect.stderr
+    assert json.loads(inspect.stdout)["Digest"] == digests["cpu"]

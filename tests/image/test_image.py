@@ -1,0 +1,166 @@
+"""`repro-build image` without an engine: golden digest, determinism, base checks, layer reuse."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro_build.config import load_config
+from repro_build.errors import BaseImageError
+from repro_build.image.build import ImageResult, build_image
+from repro_build.image.projectwheel import wheel_step
+from tests.image.conftest import GOLDEN_PROJECT, copy_project
+from tests.image.fakebase import fake_base
+
+GOLDEN = Path(__file__).parent / "golden.json"
+
+pytestmark = pytest.mark.network  # the locked wheels come from the package index (then from the cache)
+
+
+def build(root: Path, target: str = "cpu") -> ImageResult:
+    return build_image(load_config(root), target, project_wheel=wheel_step())
+
+
+def summary(result: ImageResult) -> dict[str, object]:
+    return {
+        "manifest_digest": result.digest,
+        "config_digest": str(result.image.config_digest),
+        "layers": [{"holds": r.holds, "digest": r.digest, "diff_id": r.diff_id} for r in result.layers],
+    }
+
+
+def test_golden_digest(golden_project: Path) -> None:
+    """The whole image is pinned by one digest; refresh it only with `nox -s golden`."""
+    got = summary(build(golden_project))
+    if os.environ.get("REPRO_BUILD_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
+    assert got == json.loads(GOLDEN.read_text())
+
+
+def test_layers_config_and_hook(golden_project: Path) -> None:
+    result = build(golden_project)
+    holds = [r.holds for r in result.layers]
+    assert holds == ["base", "third-party wheels", "project golden-app", "app"]
+    assert result.layers[1].distributions == ("six",)
+    assert [(p.name, i) for p, i in result.wheels] == [("six", 1)]
+    config = result.image.config
+    env = dict(e.split("=", 1) for e in config["config"]["Env"])
+    assert env["PYTHONHASHSEED"] == "0" and env["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8" and env["GOLDEN"] == "1"
+    assert env["PATH"].startswith("/usr/local/sbin:/usr/local/bin")
+    assert config["config"]["Entrypoint"] == ["golden-app"]
+    assert config["created"] == "2023-11-14T22:13:20Z"
+    assert all(h["created"] == "2023-11-14T22:13:20Z" for h in config["history"])
+    for key in ("hostname", "container", "docker_version", "author", "container_config"):
+        assert key not in config
+    labels = config["config"]["Labels"]
+    assert labels["org.opencontainers.image.version"] == "1.0.0"
+    assert labels["org.opencontainers.image.base.digest"].startswith("sha256:")
+    # The console script points at the image's interpreter, and the hook is installed with its .pth.
+    from repro_build.oci.safetar import read_files
+
+    files = read_files(
+        result.image.layers,
+        [
+            "/usr/local/bin/golden-app",
+            "/usr/local/lib/python3.11/dist-packages/repro-build-determinism.pth",
+            "/usr/local/lib/python3.11/dist-packages/_repro_build_determinism.json",
+        ],
+    )
+    assert files["/usr/local/bin/golden-app"].startswith(b"#!/usr/bin/python3.11\n")
+    assert b"install(('torch',))" in files["/usr/local/lib/python3.11/dist-packages/repro-build-determinism.pth"]
+    policy = json.loads(files["/usr/local/lib/python3.11/dist-packages/_repro_build_determinism.json"])
+    assert policy["sets"] == ["python", "torch"]
+    manifest = json.loads((result.layout.parent / "oci" / "index.json").read_text())
+    assert manifest["manifests"][0]["digest"] == result.digest
+    assert (result.archive).is_file()
+
+
+def test_app_only_change_alters_only_the_top_layers(golden_project: Path) -> None:
+    before = build(golden_project)
+    module = golden_project / "src" / "golden_app" / "__init__.py"
+    module.write_text(module.read_text().replace('"golden"', '"golden, changed"'))
+    after = build(golden_project)
+    assert before.digest != after.digest
+    changed = [b.holds for b, a in zip(before.layers, after.layers, strict=True) if b.digest != a.digest]
+    assert changed == ["project golden-app"]
+
+
+def _cli_build(root: Path, cache: Path, umask: int, tz: str, lang: str) -> str:
+    env = {**os.environ, "REPRO_BUILD_CACHE": str(cache), "TZ": tz, "LC_ALL": lang}
+    out = subprocess.run(
+        [sys.executable, "-m", "repro_build", "image", "--project", str(root), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=lambda: os.umask(umask),
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_two_builds_from_scratch_are_identical(tmp_path: Path) -> None:
+    """Fresh caches, different work dirs, umask, TZ and locale: the same manifest digest."""
+    digests = []
+    for i, (umask, tz, lang) in enumerate([(0o022, "Etc/GMT+12", "C.UTF-8"), (0o002, "Etc/GMT-14", "C")]):
+        root = copy_project(GOLDEN_PROJECT, tmp_path / f"w{i}" / "deeper" / "golden", git=False)
+        fake_base(root / "fakebase")
+        digests.append(_cli_build(root, tmp_path / f"cache{i}", umask, tz, lang))
+    assert digests[0] == digests[1]
+    assert digests[0].startswith("sha256:")
+
+
+def _with_base(root: Path, base: str) -> Path:
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text()
+    old = text.split('base = "', 1)[1].split('"', 1)[0]
+    pyproject.write_text(text.replace(old, base.replace(f"{root}/", "")))
+    inputs = root / "locks" / "inputs.json"
+    data = json.loads(inputs.read_text())
+    data["locks"]["cpu.txt"]["inputs"]["base"] = base.replace(f"{root}/", "")
+    inputs.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("python", "glibc", "message"),
+    [
+        ("3.12.1", "2.36", "is locked for Python 3.11, but base"),
+        ("3.11.2", "2.17", "installs manylinux_2_28 wheels (glibc >= 2.28), but base"),
+    ],
+)
+def test_mismatched_base_is_refused(golden_project: Path, python: str, glibc: str, message: str) -> None:
+    shutil.rmtree(golden_project / "fakebase")
+    _with_base(golden_project, fake_base(golden_project / "fakebase", python=python, glibc=glibc))
+    with pytest.raises(BaseImageError) as err:
+        build(golden_project)
+    assert message in err.value.message
+    assert err.value.hint
+    assert not (golden_project / "build" / "cpu").exists()
+
+
+def test_base_without_python_is_refused(golden_project: Path, tmp_path: Path) -> None:
+    from repro_build.oci.blobstore import BlobStore
+    from repro_build.oci.compress import Compressor
+    from repro_build.oci.image import default_config, new_image
+    from repro_build.oci.layer import write_layer
+    from repro_build.oci.layout import write_layout
+    from repro_build.oci.tarwriter import LayerEntry
+    from repro_build.oci.values import Platform
+
+    dest = golden_project / "nopython"
+    layer = write_layer(
+        [LayerEntry.file("/etc/hostname", b"x\n")], epoch=0, compressor=Compressor.gzip(), store=BlobStore(dest)
+    )
+    image = new_image(default_config(Platform("linux", "amd64"), 0), [layer])
+    write_layout(dest, image)
+    _with_base(golden_project, f"oci-layout:nopython@{image.digest}")
+    with pytest.raises(BaseImageError, match="has no Python interpreter") as err:
+        build(golden_project)
+    assert err.value.hint and "debian:bookworm" in err.value.hint
