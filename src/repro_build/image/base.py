@@ -20,9 +20,9 @@ from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.digest import Digest, sha256_file
 from repro_build.oci.image import Image, parse_json_object
 from repro_build.oci.index import Index, select_platform
-from repro_build.oci.layout import read_layout
+from repro_build.oci.layout import load_manifest, read_layout
 from repro_build.oci.mediatypes import INDEX_TYPES
-from repro_build.oci.values import Platform
+from repro_build.oci.values import Descriptor, Platform
 
 #: Builds the embedded Debian base for (config, target, staging); wired by :mod:`repro_build.image.build`.
 DebianBuilder = Callable[[Config, Target, Path], tuple[Image, dict[str, Any]]]
@@ -71,6 +71,42 @@ def verify_layers(image: Image, what: str) -> None:
             )
 
 
+def _registry_offline(target: Target, store: BlobStore, manifest_digest: str | None) -> ResolvedBase:
+    """The registry base from the blob cache alone (what an earlier online build stored there)."""
+    ref = target.base.reference
+    assert ref is not None and ref.digest is not None
+    wanted = Digest.parse(manifest_digest or ref.digest, origin=f"base {ref}")
+    if not store.has(wanted):
+        raise BaseImageError(
+            f"offline, and base {ref} (manifest {wanted}) is not in the cache {store.dir}",
+            hint="build once with network access, or `repro-build copy` the base into an OCI layout and use "
+            "`oci-layout:PATH@sha256:…`",
+        )
+    what = f"cached base {ref}"
+    artifact = load_manifest(
+        lambda d, w: store.read_verified(d, what=w),
+        lambda d: store.path(d.digest),
+        Descriptor("", wanted, store.path(wanted).stat().st_size),
+        what=what,
+    )
+    image, index_digest = _pick(artifact, target, what)
+    missing = [str(layer.digest) for layer in image.layers if not layer.path.is_file()]
+    if missing:
+        raise BaseImageError(f"offline, and layers of base {ref} are not in the cache: {', '.join(missing)}")
+    return ResolvedBase(
+        image,
+        {
+            "digest": ref.digest,
+            "index_digest": index_digest,
+            "kind": "registry",
+            "manifest_digest": str(image.digest),
+            "platform": target.platform,
+            "reference": str(ref),
+            "stage": target.base.stage,
+        },
+    )
+
+
 def _registry(target: Target, store: BlobStore) -> ResolvedBase:
     from repro_build.oci import remote
     from repro_build.oci.registry import RegistryClient
@@ -95,6 +131,9 @@ def _registry(target: Target, store: BlobStore) -> ResolvedBase:
         client.close()
     image, _ = _pick(artifact, target, what)
     manifest_digest = str(image.digest)
+    # Keep the manifest and config too, so an offline rebuild (`verify --offline`) finds the whole base.
+    store.put_bytes(image.manifest_bytes, expected=image.digest, what=f"{what} manifest")
+    store.put_bytes(image.config_bytes, expected=image.config_digest, what=f"{what} config")
     return ResolvedBase(
         image,
         {
@@ -110,12 +149,23 @@ def _registry(target: Target, store: BlobStore) -> ResolvedBase:
 
 
 def resolve_base(
-    config: Config, target: Target, store: BlobStore, staging: Path, *, debian: DebianBuilder | None = None
+    config: Config,
+    target: Target,
+    store: BlobStore,
+    staging: Path,
+    *,
+    debian: DebianBuilder | None = None,
+    offline: bool = False,
+    manifest_digest: str | None = None,
 ) -> ResolvedBase:
-    """Fetch or read ``target``'s base into ``store``/``staging`` and return it, verified."""
+    """Fetch or read ``target``'s base into ``store``/``staging`` and return it, verified.
+
+    ``offline`` takes a registry base from ``store`` only (``manifest_digest`` names the platform
+    manifest an earlier build recorded, when the pin is an index).
+    """
     spec = target.base
     if spec.kind == "registry":
-        resolved = _registry(target, store)
+        resolved = _registry_offline(target, store, manifest_digest) if offline else _registry(target, store)
     elif spec.kind == "oci-layout":
         assert spec.path is not None and spec.digest is not None
         path = (config.root / spec.path).resolve()

@@ -246,6 +246,7 @@ def build_image(
     project_wheel: ProjectWheel | None = None,
     pins: list[WheelPin] | None = None,
     offline: bool = False,
+    base_manifest: str | None = None,
     debian: DebianBuilder | None = None,
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
@@ -254,7 +255,8 @@ def build_image(
 
     ``wheel`` is the project wheel to install (else ``project_wheel`` builds it; else none is
     installed). ``pins`` replaces wheel selection (``verify`` passes the manifest's); with ``offline``
-    every wheel must already be in the cache.
+    every wheel and the base must already be in the cache (``base_manifest``: the platform manifest
+    digest a previous build recorded for a registry base).
     """
     target = config.target(target_name)
     epoch = resolve_epoch(config.epoch_policy, config.root)
@@ -269,7 +271,15 @@ def build_image(
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
         work = Path(tmp)
         log(f"base: {target.base.text}")
-        base = resolve_base(config, target, BlobStore(cache_root() / "blobs"), work / "base", debian=debian)
+        base = resolve_base(
+            config,
+            target,
+            BlobStore(cache_root() / "blobs"),
+            work / "base",
+            debian=debian,
+            offline=offline,
+            manifest_digest=base_manifest,
+        )
         info = inspect_base(base.image.layers, base.image.config, name=target.base.text)
         check_base(info, target, name=target.base.text)
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")

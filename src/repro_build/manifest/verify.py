@@ -1,0 +1,307 @@
+"""``repro-build verify MANIFEST``: rebuild from the manifest's inputs alone and compare every digest.
+
+The source is the recorded commit, checked out into a temporary work tree from the git repository
+(never the current work tree or config); the wheels are the recorded files (by sha256, from the cache
+or the index); the epoch is the recorded one. A manifest that records a dirty tree is refused: no
+commit holds what was built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repro_build import __version__
+from repro_build.config import load_config
+from repro_build.errors import ReproBuildError
+from repro_build.image.build import build_image, compressor_for
+from repro_build.image.debianbase import debian_base
+from repro_build.image.projectwheel import wheel_step
+from repro_build.image.wheels import WheelPin
+from repro_build.manifest.record import ManifestError, image_manifest, read_manifest
+from repro_build.manifest.semdiff import Divergence, diff_images
+from repro_build.oci.image import Image
+from repro_build.oci.layout import read_layout, write_layout
+from repro_build.uvbin import uv_version
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of a rebuild: how many artifacts were compared and what diverged."""
+
+    compared: int
+    divergences: tuple[Divergence, ...]
+    warnings: tuple[str, ...] = ()
+    rebuilt: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def identical(self) -> bool:
+        return not self.divergences
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "compared": self.compared,
+            "divergences": [d.to_dict() for d in self.divergences],
+            "identical": self.identical,
+            "warnings": list(self.warnings),
+        }
+
+
+def drift_warnings(manifest: dict[str, Any], compressor: dict[str, Any]) -> list[str]:
+    """Tool and compressor facts that differ between the manifest and what this machine would use."""
+    tools = manifest.get("tools", {})
+    warnings = []
+    for name, installed in (("repro-build", __version__), ("uv", uv_version())):
+        if tools.get(name) not in (None, installed):
+            warnings.append(f"{name} {installed} is installed; the manifest was built with {tools[name]}")
+    recorded = manifest.get("compressor", {})
+    for key in sorted(set(recorded) | set(compressor)):
+        if recorded.get(key) != compressor.get(key):
+            warnings.append(
+                f"compressor {key}: the manifest has {recorded.get(key)!r}, this build uses {compressor.get(key)!r}"
+            )
+    return warnings
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
+
+
+def find_repo(start: Path) -> Path:
+    out = _git(start, "rev-parse", "--show-toplevel")
+    if out.returncode != 0:
+        raise ManifestError(
+            f"{start} is not inside a git repository",
+            hint="run verify from the project's repository, or pass `--repo PATH`",
+        )
+    return Path(out.stdout.strip())
+
+
+@contextlib.contextmanager
+def checkout(repo: Path, commit: str, remote: str | None) -> Iterator[Path]:
+    """A clean temporary checkout of ``commit`` whose ``origin`` is the recorded remote (or none)."""
+    if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        raise ManifestError(
+            f"commit {commit} is not in the repository {repo}",
+            hint="fetch it (`git fetch --all`) or run verify in the repository that built the image",
+        )
+    with tempfile.TemporaryDirectory(prefix="repro-build-verify-") as tmp:
+        src = Path(tmp) / "src"
+        out = subprocess.run(
+            ["git", "clone", "-q", "--shared", "--no-checkout", str(repo), str(src)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise ReproBuildError(f"cloning {repo} for the rebuild failed: {out.stderr.strip()}")
+        checked = _git(src, "checkout", "-q", "--detach", commit)
+        if checked.returncode != 0:
+            raise ReproBuildError(f"checking out {commit} failed: {checked.stderr.strip()}")
+        _git(src, "remote", "remove", "origin")
+        if remote:
+            _git(src, "remote", "add", "origin", remote)
+        yield src
+
+
+@contextlib.contextmanager
+def _source_date_epoch(seconds: int) -> Iterator[None]:
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(seconds)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+
+
+def compare_manifests(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> tuple[int, list[Divergence]]:
+    """Artifact-by-artifact comparison of two image manifests: (number compared, divergences)."""
+    out: list[Divergence] = []
+    compared = 0
+    for name in sorted(set(recorded.get("locks", {})) | set(rebuilt.get("locks", {}))):
+        compared += 1
+        a, b = recorded.get("locks", {}).get(name), rebuilt.get("locks", {}).get(name)
+        if a != b:
+            out.append(Divergence(name, "lock changed", (f"{a} vs {b}",)))
+    rb, bb = recorded.get("base", {}), rebuilt.get("base", {})
+    compared += 1
+    if rb.get("manifest_digest") != bb.get("manifest_digest"):
+        out.append(
+            Divergence(
+                f"base {rb.get('reference')}",
+                "base changed",
+                (f"{rb.get('manifest_digest')} vs {bb.get('manifest_digest')}",),
+            )
+        )
+    wa = {w["name"]: w for w in recorded.get("wheels", [])}
+    wb = {w["name"]: w for w in rebuilt.get("wheels", [])}
+    for name in sorted(set(wa) | set(wb)):
+        compared += 1
+        if (wa.get(name) or {}).get("sha256") != (wb.get(name) or {}).get("sha256"):
+            out.append(
+                Divergence(
+                    f"wheel {name}",
+                    "lock changed",
+                    (f"{(wa.get(name) or {}).get('filename')} vs {(wb.get(name) or {}).get('filename')}",),
+                )
+            )
+    pa, pb = recorded.get("project_wheel") or {}, rebuilt.get("project_wheel") or {}
+    if pa or pb:
+        compared += 1
+        if _artifact_sha(pa) != _artifact_sha(pb):
+            out.append(
+                Divergence(
+                    "project wheel",
+                    "content",
+                    (
+                        f"{_artifact_sha(pa)} vs {_artifact_sha(pb)}",
+                        "run `repro-build wheel --check` to see which members differ",
+                    ),
+                )
+            )
+    oa, ob = recorded["outputs"], rebuilt["outputs"]
+    la, lb = oa.get("layers", []), ob.get("layers", [])
+    for i in range(max(len(la), len(lb))):
+        compared += 1
+        x, y = (la[i] if i < len(la) else {}), (lb[i] if i < len(lb) else {})
+        if x.get("digest") == y.get("digest"):
+            continue
+        label = f"layer {i} ({x.get('holds') or y.get('holds')})"
+        if x.get("diff_id") and x.get("diff_id") == y.get("diff_id"):
+            out.append(
+                Divergence(
+                    label,
+                    "compression only",
+                    (f"same diff_id {x['diff_id']}", f"{x.get('digest')} vs {y.get('digest')}"),
+                )
+            )
+        else:
+            out.append(
+                Divergence(
+                    label,
+                    "content" if x.get("holds") != "base" else "base changed",
+                    (f"diff_id {x.get('diff_id')} vs {y.get('diff_id')}",),
+                )
+            )
+    for key in ("config_digest", "manifest_digest"):
+        compared += 1
+        if oa.get(key) != ob.get(key):
+            out.append(
+                Divergence(
+                    key.replace("_digest", "").replace("_", " ") if key != "manifest_digest" else "image manifest",
+                    "digest",
+                    (f"{oa.get(key)} vs {ob.get(key)}",),
+                )
+            )
+    return compared, out
+
+
+def _artifact_sha(record: dict[str, Any]) -> str | None:
+    if "sha256" in record:
+        return str(record["sha256"])
+    for artifact in record.get("artifacts", []):
+        if artifact.get("kind") == "wheel":
+            return str(artifact.get("sha256"))
+    return None
+
+
+def verify_manifest(
+    path: Path,
+    *,
+    repo: Path | None = None,
+    offline: bool = False,
+    report: Path | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> VerifyResult:
+    """Rebuild the image ``path`` describes and compare; see the module docstring."""
+    manifest = read_manifest(path)
+    if manifest.get("kind") != "image":
+        raise ManifestError(f"{path} describes a {manifest.get('kind')!r}, not an image")
+    source = manifest["source"]
+    if source.get("dirty"):
+        raise ManifestError(
+            f"{path} records a build from a dirty work tree: no commit holds what was built",
+            hint="build from a clean tree (commit first), then verify that manifest",
+        )
+    if not source.get("commit"):
+        raise ManifestError(f"{path} records no git commit", hint="build inside a git repository to make it verifiable")
+    pins = [WheelPin(w["name"], w["version"], w["filename"], w["sha256"], w.get("size")) for w in manifest["wheels"]]
+    repo = (repo or find_repo(path.resolve().parent)).resolve()
+    with checkout(repo, source["commit"], source.get("remote")) as src:
+        project = src / manifest.get("project", {}).get("path", "")
+        config = load_config(project)
+        warnings = drift_warnings(manifest, compressor_for(config).describe())
+        for w in warnings:
+            log(f"warning: {w}")
+        log(f"rebuilding {manifest['target']} of {config.project.name} at {source['commit'][:12]}")
+        with _source_date_epoch(int(manifest["epoch"]["seconds"])), tempfile.TemporaryDirectory() as out_dir:
+            result = build_image(
+                config,
+                manifest["target"],
+                out_dir=Path(out_dir),
+                project_wheel=wheel_step(),
+                pins=pins,
+                offline=offline,
+                base_manifest=manifest["base"].get("manifest_digest"),
+                debian=functools.partial(debian_base, offline=offline),
+                log=log,
+            )
+            rebuilt = image_manifest(config, result)
+            compared, divergences = compare_manifests(manifest, rebuilt)
+            original = _original(path)
+            if divergences and original is not None:
+                names = [layer.get("holds", "") for layer in manifest["outputs"].get("layers", [])]
+                bases = sum(1 for n in names if n == "base")
+                detailed = diff_images(original, result.image, layer_names=names, base_layers=bases)
+                divergences = _merge(divergences, detailed)
+            if report is not None:
+                _write_report(report, original, result.image, manifest, rebuilt)
+    return VerifyResult(compared, tuple(divergences), tuple(warnings), rebuilt)
+
+
+def _original(path: Path) -> Image | None:
+    layout = path.parent / "oci"
+    if not (layout / "index.json").is_file():
+        return None
+    try:
+        artifact = read_layout(layout)
+    except ReproBuildError:
+        return None
+    return artifact if isinstance(artifact, Image) else None
+
+
+def _merge(summary: list[Divergence], detailed: list[Divergence]) -> list[Divergence]:
+    """Prefer the file-level explanation of a layer or config over the digest-level one."""
+    by_layer = {d.artifact.split(" (")[0]: d for d in detailed}
+    merged = []
+    for d in summary:
+        key = d.artifact.split(" (")[0]
+        merged.append(by_layer.pop(key, d) if key.startswith("layer") else d)
+    merged.extend(d for d in detailed if d.artifact == "image config")
+    return merged
+
+
+def _write_report(
+    report: Path, original: Image | None, rebuilt: Image, recorded: dict[str, Any], rebuilt_manifest: dict[str, Any]
+) -> None:
+    from repro_build.fsutil import atomic_write_text, human_json_text
+
+    report.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(report / "rebuilt", ignore_errors=True)
+    write_layout(report / "rebuilt", rebuilt)
+    if original is not None:
+        shutil.rmtree(report / "original", ignore_errors=True)
+        write_layout(report / "original", original)
+    atomic_write_text(report / "manifest.recorded.json", human_json_text(recorded))
+    atomic_write_text(report / "manifest.rebuilt.json", human_json_text(rebuilt_manifest))
