@@ -1,0 +1,60 @@
+"""The templates ship inside the wheel (hatchling force-include) and are found there and in a checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from repro_build.templates import templates_root
+from repro_build.uvbin import find_uv
+from tests.templates.helpers import ROOT
+
+EXPECTED = {
+    "Dockerfile.tmpl",
+    "init/Dockerfile.base.tmpl",
+    "init/nox-session.py.tmpl",
+    "init/noxfile.py.tmpl",
+    "init/repro-build.yml.tmpl",
+    "init/tool-repro-build.toml.tmpl",
+}
+
+
+def test_checkout_templates_are_found() -> None:
+    root = Path(str(templates_root()))
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*.tmpl")}
+    assert files == EXPECTED
+    assert root == ROOT / "templates" or root.parent.name == "repro_build"
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_wheel_contains_and_serves_the_templates(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    subprocess.run(
+        [find_uv(), "build", "--wheel", "--quiet", "--out-dir", str(out), "--build-constraint",
+         str(ROOT / "locks" / "build.txt"), "--require-hashes", str(ROOT)],
+        check=True,
+    )  # fmt: skip
+    wheel = next(out.glob("repro_build-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        zf.extractall(tmp_path / "site")
+    assert {f"repro_build/templates/{n}" for n in EXPECTED} <= names
+    for name in EXPECTED:
+        assert (tmp_path / "site" / "repro_build" / "templates" / name).read_bytes() == (
+            ROOT / "templates" / name
+        ).read_bytes()
+    # Imported from the unpacked wheel (first on sys.path), the package reads its own copy.
+    probe = subprocess.run(
+        [sys.executable, "-c", "import repro_build.templates as t; print(t.templates_root())"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == str(tmp_path / "site" / "repro_build" / "templates")
