@@ -50,12 +50,11 @@ def run(args: argparse.Namespace) -> int:
             from repro_build.errors import ConfigError
 
             raise ConfigError("diff compares single images", hint="pass `--platform os/arch` for an index")
-        names = [
-            str(h.get("created_by", "")).removeprefix("repro-build: ")
-            for h in a.config.get("history") or []
-            if not h.get("empty_layer")
-        ]
-        divergences = diff_images(a, b, layer_names=names)
+        history = [str(h.get("created_by", "")) for h in a.config.get("history") or [] if not h.get("empty_layer")]
+        names = [h.removeprefix("repro-build: ") for h in history]
+        # The base's layers are the ones below the first layer `repro-build image` wrote.
+        bases = next((i for i, h in enumerate(history) if h.startswith("repro-build: ")), 0)
+        divergences = diff_images(a, b, layer_names=names, base_layers=bases)
     if args.json:
         data(
             json.dumps(

@@ -143,19 +143,39 @@ def _check_lock(config: Config, target: Target) -> Path:
 def _locked_wheels(
     config: Config, target: Target, lock: Path, *, pins: list[WheelPin] | None, offline: bool, progress: Progress
 ) -> list[tuple[WheelPin, Path]]:
-    """Verified wheel files for the target: selected by uv, or the given pins (from a manifest)."""
+    """Verified wheel files for the target: selected by uv, or exactly ``pins`` (from a manifest).
+
+    Pinned wheels come from the cache; online, the missing ones are located through the same uv
+    selection and fetched, and must be the very files the pins name.
+    """
     cache = WheelCache()
+
+    def fetch(pin: WheelPin, url: str) -> Path:
+        return cache.fetch(pin, url, progress.task(f"wheel {pin.filename}", pin.size))
+
     if pins is None:
         if offline:
             raise ReproBuildError(
                 "an offline build needs the wheel list of a build manifest",
                 hint="use `repro-build verify MANIFEST --offline`, or build once with network access",
             )
-        return [
-            (pin, cache.fetch(pin, url, progress.task(f"wheel {pin.filename}", pin.size)))
-            for pin, url in select_wheels(config.root, target, lock)
-        ]
-    return list(zip(pins, cache.require(pins), strict=True))
+        return [(pin, fetch(pin, url)) for pin, url in select_wheels(config.root, target, lock)]
+    cached = {pin.sha256: cache.get(pin) for pin in pins}
+    if offline or all(cached.values()):
+        return list(zip(pins, cache.require(pins), strict=True))
+    urls = {pin.sha256: url for pin, url in select_wheels(config.root, target, lock)}
+    out: list[tuple[WheelPin, Path]] = []
+    for pin in pins:
+        path = cached[pin.sha256]
+        if path is None:
+            if pin.sha256 not in urls:
+                raise ReproBuildError(
+                    f"{pin.filename} (sha256 {pin.sha256}) is not what the index offers for {lock.name} any more",
+                    hint="the lock or the index changed since the build; restore the wheel into the cache",
+                )
+            path = fetch(pin, urls[pin.sha256])
+        out.append((pin, path))
+    return out
 
 
 def _project_pin(config: Config, wheel: Path) -> WheelPin:

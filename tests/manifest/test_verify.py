@@ -1,0 +1,228 @@
+"""`repro-build verify`, `--image` and `diff`: pass on a fresh build; fail naming artifact and hazard class."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from repro_build.cli.main import main
+from repro_build.oci.image import Image, with_config
+from repro_build.oci.layout import read_layout, write_layout
+from tests.image.conftest import GOLDEN_PROJECT, copy_project
+from tests.image.fakebase import fake_base
+from tests.testbed import Engine, Registry
+
+pytestmark = pytest.mark.network
+CLI = (sys.executable, "-m", "repro_build")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The golden project in a git repo (fake base committed too), built once; yields the project root."""
+    root = GOLDEN_PROJECT
+    dest = tmp_path_factory.mktemp("verify") / "golden"
+    shutil.copytree(root, dest)
+    fake_base(dest / "fakebase")
+    (dest / ".gitignore").write_text("build/\ndist/\n")
+    from tests.foundation.helpers import git_commit
+
+    git_commit(dest)
+    out = run_cli("image", "--project", str(dest), "-q")
+    assert out.returncode == 0, out.stderr
+    yield dest
+
+
+def manifest_of(root: Path) -> Path:
+    return root / "build" / "cpu" / "manifest.json"
+
+
+def test_fresh_build_verifies(built: Path) -> None:
+    out = run_cli("verify", str(manifest_of(built)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("verified: ") and out.stdout.strip().endswith("artifacts identical")
+    as_json = run_cli("verify", str(manifest_of(built)), "--json")
+    report = json.loads(as_json.stdout)
+    assert report["identical"] and report["compared"] >= 6
+
+
+def test_clean_clone_with_empty_cache_reproduces(built: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "elsewhere" / "clone"
+    subprocess.run(["git", "clone", "-q", str(built), str(clone)], check=True)
+    manifest = tmp_path / "manifest.json"
+    shutil.copy(manifest_of(built), manifest)
+    out = run_cli("verify", str(manifest), "--repo", str(clone), env={"REPRO_BUILD_CACHE": str(tmp_path / "cache")})
+    assert out.returncode == 0, out.stderr
+    assert "artifacts identical" in out.stdout
+
+
+def test_offline_with_empty_cache_says_what_is_missing(built: Path, tmp_path: Path) -> None:
+    out = run_cli("verify", str(manifest_of(built)), "--offline", env={"REPRO_BUILD_CACHE": str(tmp_path / "empty")})
+    assert out.returncode == 2
+    assert "not in the cache" in out.stderr and "six-1.17.0-py2.py3-none-any.whl" in out.stderr
+
+
+def _edited(built: Path, tmp_path: Path, edit: object) -> Path:
+    data = json.loads(manifest_of(built).read_text())
+    edit(data)  # type: ignore[operator]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    # Keep the original layout beside it, as `build/<target>/` has, for file-level explanations.
+    shutil.copytree(manifest_of(built).parent / "oci", tmp_path / "oci")
+    return path
+
+
+def test_manifest_edited_by_hand_fails_naming_the_artifact(built: Path, tmp_path: Path) -> None:
+    def edit(m: dict) -> None:  # type: ignore[type-arg]
+        m["outputs"]["manifest_digest"] = "sha256:" + "0" * 64
+
+    out = run_cli("verify", str(_edited(built, tmp_path, edit)), "--repo", str(built))
+    assert out.returncode == 1
+    assert "first: image manifest (digest)" in out.stdout
+
+
+def test_edited_lock_is_named(built: Path, tmp_path: Path) -> None:
+    def edit(m: dict) -> None:  # type: ignore[type-arg]
+        m["locks"]["locks/cpu.txt"] = "sha256:" + "1" * 64
+
+    out = run_cli("verify", str(_edited(built, tmp_path, edit)), "--repo", str(built), "--json")
+    assert out.returncode == 1
+    result = json.loads(out.stdout)
+    assert result["divergences"][0] == {
+        "artifact": "locks/cpu.txt",
+        "hazard": "lock changed",
+        "details": [f"sha256:{'1' * 64} vs {json.loads(manifest_of(built).read_text())['locks']['locks/cpu.txt']}"],
+    }
+
+
+def test_dirty_manifest_is_refused(built: Path, tmp_path: Path) -> None:
+    def edit(m: dict) -> None:  # type: ignore[type-arg]
+        m["source"]["dirty"] = True
+
+    out = run_cli("verify", str(_edited(built, tmp_path, edit)))
+    assert out.returncode == 2 and "dirty work tree" in out.stderr
+
+
+def test_missing_commit_is_an_error(built: Path, tmp_path: Path) -> None:
+    def edit(m: dict) -> None:  # type: ignore[type-arg]
+        m["source"]["commit"] = "f" * 40
+
+    out = run_cli("verify", str(_edited(built, tmp_path, edit)), "--repo", str(built))
+    assert out.returncode == 2 and "is not in the repository" in out.stderr and "hint:" in out.stderr
+
+
+# ------------------------------------------------------------------------------ --image (the gate)
+
+
+def test_gate_on_layout_and_archive(built: Path) -> None:
+    manifest = str(manifest_of(built))
+    for ref in (f"oci-layout:{built}/build/cpu/oci", f"oci-archive:{built}/build/cpu/image.tar"):
+        out = run_cli("verify", manifest, "--image", ref)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stdout.startswith("match:")
+
+
+def test_gate_catches_a_flipped_byte_in_a_layer_blob(built: Path, tmp_path: Path) -> None:
+    layout = tmp_path / "oci"
+    shutil.copytree(built / "build" / "cpu" / "oci", layout)
+    image = read_layout(layout)
+    assert isinstance(image, Image)
+    blob = image.layers[-2].path  # the project layer
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    out = run_cli("verify", str(manifest_of(built)), "--image", f"oci-layout:{layout}", "--json")
+    assert out.returncode == 1
+    result = json.loads(out.stdout)
+    assert any(str(image.layers[-2].digest) in p for p in result["problems"]), result
+
+
+def test_gate_and_diff_catch_a_changed_env_var(built: Path, tmp_path: Path) -> None:
+    image = read_layout(built / "build" / "cpu" / "oci")
+    assert isinstance(image, Image)
+    config = image.config
+    config["config"]["Env"] = [e if not e.startswith("GOLDEN=") else "GOLDEN=2" for e in config["config"]["Env"]]
+    changed = with_config(image, config)
+    write_layout(tmp_path / "changed", changed)
+    out = run_cli("verify", str(manifest_of(built)), "--image", f"oci-layout:{tmp_path / 'changed'}")
+    assert out.returncode == 1 and "MISMATCH" in out.stdout and "config digest" in out.stderr
+    diff = run_cli("diff", f"oci-layout:{built}/build/cpu/oci", f"oci-layout:{tmp_path / 'changed'}")
+    assert diff.returncode == 1
+    assert "image config: config env" in diff.stdout and "Env: added 'GOLDEN=2'" in diff.stdout
+
+
+def test_gate_against_registry_and_engine(built: Path, registry: Registry, engine: Engine) -> None:
+    manifest = str(manifest_of(built))
+    ref = f"{registry.host}/golden/app:v1"
+    assert main(["copy", f"oci-layout:{built}/build/cpu/oci", ref, "-q"]) == 0
+    assert run_cli("verify", manifest, "--image", ref).returncode == 0
+    # The wrong image under the expected tag: another build's image pushed over it.
+    other = run_cli("copy", f"oci-layout:{built}/fakebase:base", ref, "-q")
+    assert other.returncode == 0, other.stderr
+    mismatch = run_cli("verify", manifest, "--image", ref, "--json")
+    assert mismatch.returncode == 1 and not json.loads(mismatch.stdout)["match"]
+    missing = run_cli("verify", manifest, "--image", f"{registry.host}/golden/absent:v1")
+    assert missing.returncode == 2
+    # The engine: image ID and diff_ids. (The fake base cannot run, but it loads.)
+    assert main(["copy", f"oci-archive:{built}/build/cpu/image.tar", "docker-daemon:golden-app:verify", "-q"]) == 0
+    assert run_cli("verify", manifest, "--image", "docker-daemon:golden-app:verify").returncode == 0
+    assert main(["copy", f"oci-layout:{built}/fakebase:base", "docker-daemon:golden-app:verify", "-q"]) == 0
+    assert run_cli("verify", manifest, "--image", "docker-daemon:golden-app:verify").returncode == 1
+
+
+# ------------------------------------------------------------------------------ diff hazard classes
+
+
+def _unversioned_copy(built: Path, dest: Path) -> Path:
+    """A copy outside git: the epoch comes from the config, so no commit is needed."""
+    other = copy_project(built, dest, git=False)
+    shutil.rmtree(other / ".git")
+    return other
+
+
+def _rebuild_with(built: Path, tmp_path: Path, old: str, new: str) -> Path:
+    other = _unversioned_copy(built, tmp_path / "other")
+    pyproject = other / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(old, new))
+    out = run_cli("image", "--project", str(other), "-q")
+    assert out.returncode == 0, out.stderr
+    return other
+
+
+def test_diff_names_a_compression_change(built: Path, tmp_path: Path) -> None:
+    other = _rebuild_with(built, tmp_path, "[tool.repro-build]\n", "[tool.repro-build]\ncompression = { level = 9 }\n")
+    diff = run_cli("diff", f"oci-layout:{built}/build/cpu/oci", f"oci-layout:{other}/build/cpu/oci", "--json")
+    assert diff.returncode == 1
+    hazards = {d["artifact"]: d["hazard"] for d in json.loads(diff.stdout)["divergences"]}
+    assert hazards, diff.stdout
+    layer_hazards = {h for a, h in hazards.items() if a.startswith("layer")}
+    assert layer_hazards == {"compression only"}, hazards
+
+
+def test_diff_names_a_different_base(built: Path, tmp_path: Path) -> None:
+    other = _unversioned_copy(built, tmp_path / "other")
+    shutil.rmtree(other / "fakebase")
+    text = fake_base(other / "fakebase", python="3.11.4")
+    pyproject = other / "pyproject.toml"
+    old = pyproject.read_text().split('base = "', 1)[1].split('"', 1)[0]
+    new = text.replace(f"{other}/", "")
+    pyproject.write_text(pyproject.read_text().replace(old, new))
+    inputs = other / "locks" / "inputs.json"
+    inputs.write_text(inputs.read_text().replace(old, new))
+    out = run_cli("image", "--project", str(other), "-q")
+    assert out.returncode == 0, out.stderr
+    diff = run_cli("diff", f"oci-layout:{built}/build/cpu/oci", f"oci-layout:{other}/build/cpu/oci", "--json")
+    first = json.loads(diff.stdout)["divergences"][0]
+    assert first["artifact"].startswith("layer 0") and first["hazard"] == "base changed"
