@@ -9,17 +9,20 @@ official python images) is used when dpkg does not know the interpreter.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from repro_build.config import Target
 from repro_build.errors import BaseImageError
 from repro_build.image.pyenv import ImagePaths
 from repro_build.oci.layer import Layer
-from repro_build.oci.safetar import OPAQUE, WHITEOUT_PREFIX, iter_layer
+from repro_build.oci.safetar import OPAQUE, WHITEOUT_PREFIX, SafeEntry, iter_layer_entries
 
 _INTERESTING = re.compile(
     r"^(usr/(local/)?bin/python3(\.\d+)?|usr/(local/)?lib/python3(\.\d+)?|usr/lib/python3/dist-packages"
@@ -64,10 +67,38 @@ class _Node:
     data: bytes | None
 
 
+class _HashingReader:
+    """Reads through to a file and hashes everything read (the layer's diff_id, checked in passing)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._h = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._h.update(data)
+        return data
+
+    def drain(self) -> str:
+        while self.read(1 << 20):
+            pass
+        return "sha256:" + self._h.hexdigest()
+
+
 def _overlay(layers: Sequence[Layer]) -> dict[str, _Node]:
+    """The interesting nodes of the merged filesystem; each layer's diff_id is checked on the way."""
     nodes: dict[str, _Node] = {}
     for layer in layers:
-        for e in iter_layer(layer, allow_devices=True):
+        with layer.open_uncompressed() as raw:
+            reader = _HashingReader(raw)
+            entries = list(_interesting(reader, layer))
+            diff_id = reader.drain()
+        if diff_id != str(layer.diff_id):
+            raise BaseImageError(
+                f"base layer {layer.digest} uncompresses to {diff_id}, but the config says {layer.diff_id}",
+                hint="the base image is corrupt or forged; do not use it",
+            )
+        for e in entries:
             parent, base = posixpath.split(e.path)
             if e.kind == "whiteout":
                 gone = posixpath.join(parent, base[len(WHITEOUT_PREFIX) :])
@@ -82,9 +113,24 @@ def _overlay(layers: Sequence[Layer]) -> dict[str, _Node]:
                 continue
             data = None
             if e.kind == "file" and e.open is not None and (e.path.endswith(("status", "os-release", "libc.so.6"))):
-                data = e.open().read()
+                data = e.open().read()  # an in-memory copy taken while the stream was at this entry
             nodes[e.path] = _Node(e.kind, e.target, data)
     return nodes
+
+
+def _interesting(reader: _HashingReader, layer: Layer) -> Iterator[SafeEntry]:
+    """Every entry of the layer (checked by the safe reader), with the bodies of interesting files read."""
+    for e in iter_layer_entries(reader, artifact=f"layer {layer.digest}", allow_devices=True):  # type: ignore[arg-type]
+        if (
+            e.kind == "file"
+            and e.open is not None
+            and _INTERESTING.match(e.path)
+            and e.path.endswith(("status", "os-release", "libc.so.6"))
+        ):
+            body = e.open().read()
+            yield SafeEntry(e.path, e.kind, e.mode, e.size, e.uid, e.gid, e.target, functools.partial(io.BytesIO, body))
+        else:
+            yield e
 
 
 def _resolve(nodes: Mapping[str, _Node], path: str) -> tuple[str, _Node] | None:

@@ -26,6 +26,7 @@ from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
 from repro_build.image.baseinfo import BaseInfo, check_base, inspect_base
+from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
 from repro_build.image.wheels import WheelCache, WheelPin, select_wheels
@@ -203,15 +204,21 @@ def _write_layers(
     project_pin: WheelPin | None,
     progress: Progress,
     log: Callable[[str], None],
+    cache: LayerCache | None,
 ) -> _Layers:
     out = _Layers(
         [], [LayerRecord(str(b.digest), str(b.diff_id), b.size, b.media_type, "base") for b in base.layers], []
     )
     for group in groups:
         entries = _app_entries(policy, info.site_packages) if group.kind == "app" else _group_entries(group, dists)
-        layer = write_layer(
-            entries, epoch=epoch, compressor=compressor, store=store, progress=progress, description=group.name
-        )
+        key = layer_key(entries, epoch=epoch.seconds, compressor=compressor.describe()) if cache else ""
+        layer = cache.get(key) if cache else None
+        if layer is None:
+            layer = write_layer(
+                entries, epoch=epoch, compressor=compressor, store=store, progress=progress, description=group.name
+            )
+            if cache:
+                cache.put(key, layer)
         index = len(out.records)
         out.layers.append(layer)
         out.records.append(
@@ -253,7 +260,8 @@ def _assemble(
     image = with_config(base.image, {**cfg, "history": history[:split]})
     image = append_layers(image, *written.layers, history=history[split:])
     image = with_annotations(image, labels)
-    validate_image(image)
+    # Our layers' diff_ids were computed as they were written; the base's were checked by inspect_base.
+    validate_image(image, check_diff_ids=False)
     return image
 
 
@@ -267,6 +275,7 @@ def build_image(
     pins: list[WheelPin] | None = None,
     offline: bool = False,
     base_manifest: str | None = None,
+    use_cache: bool = True,
     debian: DebianBuilder | None = None,
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
@@ -276,7 +285,8 @@ def build_image(
     ``wheel`` is the project wheel to install (else ``project_wheel`` builds it; else none is
     installed). ``pins`` replaces wheel selection (``verify`` passes the manifest's); with ``offline``
     every wheel and the base must already be in the cache (``base_manifest``: the platform manifest
-    digest a previous build recorded for a registry base).
+    digest a previous build recorded for a registry base). ``use_cache=False`` writes every layer and
+    inspects the base anew (``verify`` rebuilds that way).
     """
     target = config.target(target_name)
     epoch = resolve_epoch(config.epoch_policy, config.root)
@@ -300,7 +310,11 @@ def build_image(
             offline=offline,
             manifest_digest=base_manifest,
         )
-        info = inspect_base(base.image.layers, base.image.config, name=target.base.text)
+        info = (
+            cached_base_info(base.image, name=target.base.text)
+            if use_cache
+            else inspect_base(base.image.layers, base.image.config, name=target.base.text)
+        )
         check_base(info, target, name=target.base.text)
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
 
@@ -335,6 +349,7 @@ def build_image(
             project_pin=project_pin,
             progress=progress,
             log=log,
+            cache=LayerCache() if use_cache else None,
         )
         image = _assemble(
             base, written, groups, config=config, target=target, policy=policy, epoch=epoch, source=source

@@ -254,6 +254,7 @@ def verify_manifest(
                 pins=pins,
                 offline=offline,
                 base_manifest=manifest["base"].get("manifest_digest"),
+                use_cache=False,
                 debian=functools.partial(debian_base, offline=offline),
                 log=log,
             )

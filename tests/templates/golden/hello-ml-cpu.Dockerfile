@@ -22,27 +22,32 @@
 
 FROM repro-build/debian:bookworm
 
+# uv's settings for the installs below, as repro-build installs: copy mode, no byte-code, no installer
+# metadata, never a Python download. ARGs reach RUN as environment variables but not the image config.
+ARG UV_NO_INSTALLER_METADATA=1
+ARG UV_LINK_MODE=copy
+ARG UV_COMPILE_BYTECODE=0
+ARG UV_PYTHON_DOWNLOADS=never
+
+# Exec-form RUNs: the base needs no shell (the embedded Debian base has none).
 # Third-party wheels: `uv pip install --require-hashes --no-deps` of the lock, from the context only.
-# Copy mode, no cache, no byte-code and no installer metadata, as repro-build installs them.
 RUN --mount=type=bind,source=tools,target=/tmp/repro-build/tools \
     --mount=type=bind,source=locks,target=/tmp/repro-build/locks \
     --mount=type=bind,source=wheels,target=/tmp/repro-build/wheels \
-    UV_NO_INSTALLER_METADATA=1 UV_LINK_MODE=copy UV_COMPILE_BYTECODE=0 UV_PYTHON_DOWNLOADS=never \
-    /tmp/repro-build/tools/uv pip install --system --break-system-packages --python 3.11 \
-      --offline --no-index --no-cache --no-deps --require-hashes --only-binary :all: \
-      --find-links /tmp/repro-build/wheels -r /tmp/repro-build/locks/cpu.txt
+    ["/tmp/repro-build/tools/uv", "pip", "install", "--system", "--break-system-packages", "--python", "3.11", \
+     "--offline", "--no-index", "--no-cache", "--no-deps", "--require-hashes", "--only-binary", ":all:", \
+     "--find-links", "/tmp/repro-build/wheels", "-r", "/tmp/repro-build/locks/cpu.txt"]
 
 # The project's wheel, pinned by sha256, in a layer of its own (an app change rebuilds from here).
 RUN --mount=type=bind,source=tools,target=/tmp/repro-build/tools \
     --mount=type=bind,source=project,target=/tmp/repro-build/project \
-    UV_NO_INSTALLER_METADATA=1 UV_LINK_MODE=copy UV_COMPILE_BYTECODE=0 UV_PYTHON_DOWNLOADS=never \
-    /tmp/repro-build/tools/uv pip install --system --break-system-packages --python 3.11 \
-      --offline --no-index --no-cache --no-deps --require-hashes \
-      -r /tmp/repro-build/project/requirements.txt
+    ["/tmp/repro-build/tools/uv", "pip", "install", "--system", "--break-system-packages", "--python", "3.11", \
+     "--offline", "--no-index", "--no-cache", "--no-deps", "--require-hashes", \
+     "-r", "/tmp/repro-build/project/requirements.txt"]
 
 # The determinism hook and policy (flag sets: python, openblas), into the interpreter's site-packages.
 RUN --mount=type=bind,source=app,target=/tmp/repro-build/app \
-    python3.11 -c "import shutil, sysconfig; shutil.copytree('/tmp/repro-build/app', sysconfig.get_path('purelib'), dirs_exist_ok=True)"
+    ["python3.11", "-c", "import shutil, sysconfig; shutil.copytree('/tmp/repro-build/app', sysconfig.get_path('purelib'), dirs_exist_ok=True)"]
 
 # Determinism flags, then the project's and the target's env (later wins), sorted by name.
 ENV OMP_NUM_THREADS="1" \

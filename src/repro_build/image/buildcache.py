@@ -1,0 +1,133 @@
+"""Caches that make repeated image builds fast without being trusted.
+
+``<cache>/baseinfo/<manifest hex>.json``
+    what :func:`inspect_base` found in a base, keyed by the base's manifest digest (the base itself is
+    verified on every use, so the key is sound); the entry carries the sha256 of its own content and
+    is recomputed when that does not match.
+``<cache>/layers/<key>.json`` + ``<cache>/blobs``
+    a written layer, keyed by the sha256 of everything that decides its bytes: each entry's in-image
+    path, mode and content sha256, the epoch, the compressor's description and the tar format version.
+    The blob is re-hashed against its digest before it is reused. ``verify`` does not use this cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from repro_build.cache import cache_root
+from repro_build.fsutil import atomic_write_text, canonical_json_bytes
+from repro_build.image.baseinfo import BaseInfo, inspect_base
+from repro_build.oci.blobstore import BlobStore
+from repro_build.oci.digest import Digest, sha256_file
+from repro_build.oci.image import Image
+from repro_build.oci.layer import Layer
+from repro_build.oci.tarwriter import LayerEntry
+from repro_build.oci.values import Descriptor
+
+#: Bump when the layer bytes for the same entries change (tar writer or entry rules), to retire old entries.
+LAYER_FORMAT = 1
+
+
+def _sealed(payload: dict[str, Any]) -> str:
+    body = canonical_json_bytes(payload)
+    return json.dumps({"payload": payload, "sha256": hashlib.sha256(body).hexdigest()}, sort_keys=True)
+
+
+def _unseal(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        payload = data["payload"]
+        if hashlib.sha256(canonical_json_bytes(payload)).hexdigest() != data["sha256"]:
+            return None
+        return dict(payload)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def cached_base_info(image: Image, *, name: str, root: Path | None = None) -> BaseInfo:
+    """:func:`inspect_base`, remembered per base manifest digest."""
+    path = (root or cache_root()) / "baseinfo" / f"{image.digest.hex}.json"
+    payload = _unseal(path)
+    if payload is not None:
+        glibc = payload["glibc"]
+        return BaseInfo(
+            payload["interpreter"],
+            payload["python_version"],
+            payload["site_packages"],
+            (int(glibc[0]), int(glibc[1])) if glibc else None,
+            payload["os_release"],
+        )
+    info = inspect_base(image.layers, image.config, name=name)
+    atomic_write_text(
+        path,
+        _sealed(
+            {
+                "glibc": list(info.glibc) if info.glibc else None,
+                "interpreter": info.interpreter,
+                "os_release": dict(info.os_release),
+                "python_version": info.python_version,
+                "site_packages": info.site_packages,
+            }
+        ),
+    )
+    return info
+
+
+def _content_sha(entry: LayerEntry) -> str:
+    content = entry.content
+    if content is None:
+        return ""
+    if isinstance(content, bytes):
+        return hashlib.sha256(content).hexdigest()
+    if isinstance(content, Path):
+        return sha256_file(content)[0].hex
+    raise TypeError(f"layer entry {entry.path}: cannot fingerprint {type(content).__name__} content")
+
+
+def layer_key(entries: list[LayerEntry], *, epoch: int, compressor: dict[str, Any]) -> str:
+    """The sha256 naming a layer's bytes before they are written (see the module docstring)."""
+    rows = [[e.path, e.kind, e.mode, e.target or "", _content_sha(e)] for e in sorted(entries, key=lambda e: e.path)]
+    payload = {"compressor": compressor, "entries": rows, "epoch": epoch, "format": LAYER_FORMAT}
+    return hashlib.sha256(canonical_json_bytes(payload)).hexdigest()
+
+
+class LayerCache:
+    """Previously written layers, reused only after their blob re-hashes to its digest."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        base = root or cache_root()
+        self.index = base / "layers"
+        self.store = BlobStore(base / "blobs")
+
+    def get(self, key: str) -> Layer | None:
+        payload = _unseal(self.index / f"{key}.json")
+        if payload is None:
+            return None
+        digest = Digest.parse(payload["digest"])
+        path = self.store.path(digest)
+        if not path.is_file():
+            return None
+        if sha256_file(path) != (digest, int(payload["size"])):
+            path.unlink()  # corrupt: drop it so the next write stores a good copy
+            return None
+        return Layer(
+            Descriptor(payload["media_type"], digest, int(payload["size"])), Digest.parse(payload["diff_id"]), path
+        )
+
+    def put(self, key: str, layer: Layer) -> None:
+        with layer.path.open("rb") as blob:
+            self.store.copy_from(blob, expected=layer.digest, size=layer.size, what="layer cache")
+        atomic_write_text(
+            self.index / f"{key}.json",
+            _sealed(
+                {
+                    "diff_id": str(layer.diff_id),
+                    "digest": str(layer.digest),
+                    "media_type": layer.media_type,
+                    "size": layer.size,
+                }
+            ),
+        )
