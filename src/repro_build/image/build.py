@@ -25,7 +25,7 @@ from repro_build.errors import ReproBuildError, StaleLockError
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
-from repro_build.image.baseinfo import BaseInfo, check_base, inspect_base
+from repro_build.image.baseinfo import BaseInfo, check_base
 from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
@@ -285,8 +285,8 @@ def build_image(
     ``wheel`` is the project wheel to install (else ``project_wheel`` builds it; else none is
     installed). ``pins`` replaces wheel selection (``verify`` passes the manifest's); with ``offline``
     every wheel and the base must already be in the cache (``base_manifest``: the platform manifest
-    digest a previous build recorded for a registry base). ``use_cache=False`` writes every layer and
-    inspects the base anew (``verify`` rebuilds that way).
+    digest a previous build recorded for a registry base). ``use_cache=False`` writes every layer anew
+    (``verify`` rebuilds that way).
     """
     target = config.target(target_name)
     epoch = resolve_epoch(config.epoch_policy, config.root)
@@ -310,11 +310,8 @@ def build_image(
             offline=offline,
             manifest_digest=base_manifest,
         )
-        info = (
-            cached_base_info(base.image, name=target.base.text)
-            if use_cache
-            else inspect_base(base.image.layers, base.image.config, name=target.base.text)
-        )
+        # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
+        info = cached_base_info(base.image, name=target.base.text)
         check_base(info, target, name=target.base.text)
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
 
