@@ -15,10 +15,11 @@ from typing import Any
 
 from repro_build.base.debian.build import build_base
 from repro_build.base.debian.fetch import DebCache
-from repro_build.base.debian.lock import default_lock_path, packages_with_defaults, read_lock
+from repro_build.base.debian.lock import check_inputs, default_lock_path
 from repro_build.cache import cache_root
 from repro_build.config import Config, Target
 from repro_build.errors import BaseImageError, StaleLockError
+from repro_build.lock.baselock import base_inputs
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.image import Image
 from repro_build.oci.layout import read_layout, write_layout
@@ -40,13 +41,10 @@ def debian_base(
             f"target {target.name!r} uses {target.base.text}, but {rel} does not exist",
             hint="run `repro-build lock` (it locks the Debian base too) and commit `locks/`",
         )
-    lock = read_lock(path)
-    wanted = sorted(set(packages_with_defaults(config.debian.packages)))
-    if sorted(lock.inputs.get("packages", [])) != wanted:
-        raise StaleLockError(
-            f"{rel} was locked for other packages than `[tool.repro-build.debian].packages` asks for",
-            hint="run `repro-build lock`",
-        )
+    try:
+        lock = check_inputs(path, base_inputs(config, target.base.suite or "", target.arch))
+    except StaleLockError as e:
+        raise StaleLockError(e.message, hint="run `repro-build lock` and commit `locks/`") from e
     lock_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     record = {
         "lock": rel,

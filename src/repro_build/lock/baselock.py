@@ -14,14 +14,13 @@ from pathlib import Path
 from repro_build.base.debian.fetch import DebCache
 from repro_build.base.debian.lock import (
     BaseInputs,
+    check_inputs,
     default_lock_path,
     make_lock,
     packages_with_defaults,
-    read_lock,
     write_lock,
 )
 from repro_build.base.debian.release import DEFAULT_KEYRING
-from repro_build.base.debian.sources import default_mirror
 from repro_build.cache import cache_root
 from repro_build.config import Config
 from repro_build.errors import ReproBuildError
@@ -33,8 +32,8 @@ def debian_bases(config: Config) -> list[tuple[str, str]]:
 
 
 def base_inputs(config: Config, suite: str, arch: str) -> BaseInputs:
-    mirror = config.debian.mirror or default_mirror(suite)
-    return BaseInputs(suite, arch, mirror, packages_with_defaults(config.debian.packages))
+    """The inputs of a target's Debian base; a mirror of None means this machine's apt sources."""
+    return BaseInputs(suite, arch, config.debian.mirror, packages_with_defaults(config.debian.packages))
 
 
 def lock_bases(config: Config) -> list[Path]:
@@ -58,16 +57,8 @@ def check_bases(config: Config) -> list[tuple[str, str]]:
             problems.append((rel, "missing"))
             continue
         try:
-            recorded = read_lock(path).inputs
+            check_inputs(path, base_inputs(config, suite, arch))
         except ReproBuildError as e:
-            problems.append((rel, e.message))
-            continue
-        wanted = BaseInputs(suite, arch, "", packages_with_defaults(config.debian.packages)).to_json()
-        keys = ["arch", "component", "excluded", "packages", "suite"]
-        if config.debian.mirror:
-            wanted["mirror"] = base_inputs(config, suite, arch).to_json()["mirror"]
-            keys.append("mirror")
-        for key in keys:
-            if recorded.get(key) != wanted.get(key):
-                problems.append((rel, f"{key}: {recorded.get(key)!r} -> {wanted.get(key)!r}"))
+            lines = [line.strip() for line in e.message.splitlines()[1:] if line.strip()] or [e.message]
+            problems.extend((rel, line) for line in lines)
     return problems
