@@ -49,6 +49,9 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Algorithm = Literal["gzip", "zstd", "none"]
 BaseKind = Literal["registry", "oci-layout", "docker-archive", "debian"]
 Accelerator = Literal["none", "cuda"]
+#: ``none``: no .pyc in the image; ``unchecked-hash``: PEP 552 hash-based .pyc compiled for the in-image
+#: path, never re-validated against the source at run time.
+Bytecode = Literal["none", "unchecked-hash"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class Target:
     layers: LayerPolicy
     accelerator: Accelerator
     binary_only: bool
+    bytecode: Bytecode = "none"
 
     @property
     def platform(self) -> str:
@@ -231,6 +235,7 @@ def _target_dict(t: Target) -> dict[str, Any]:
         "env": dict(t.env),
         "accelerator": t.accelerator,
         "binary-only": t.binary_only,
+        "bytecode": t.bytecode,
         "layers": {
             "split": list(t.layers.split),
             "threshold-mb": t.layers.threshold_mb,
@@ -515,6 +520,7 @@ _TOP_KEYS = {
     "layers",
     "binary-only",
     "manylinux",
+    "bytecode",
 }
 _TARGET_KEYS = {
     "base",
@@ -528,6 +534,7 @@ _TARGET_KEYS = {
     "layers",
     "accelerator",
     "binary-only",
+    "bytecode",
 }
 _LAYER_KEYS = {"split", "threshold-mb", "budget"}
 
@@ -637,6 +644,12 @@ def _target(
     binary_only = raw.get("binary-only", tool.get("binary-only", True))
     _expect(binary_only, bool, f"{path}.binary-only", "a boolean")
     layers = _layers(raw, path, _layers(tool, TOOL, LayerPolicy()))
+    bytecode = _str(raw, "bytecode", path, _str(tool, "bytecode", TOOL, "none"))
+    if bytecode not in ("none", "unchecked-hash"):
+        raise ConfigError(
+            f'`{path}.bytecode` must be "none" or "unchecked-hash", got {bytecode!r}',
+            hint='"unchecked-hash" ships PEP 552 .pyc files compiled for the in-image paths',
+        )
     return Target(
         name=name,
         base=base,
@@ -651,6 +664,7 @@ def _target(
         layers=layers,
         accelerator=accelerator,  # type: ignore[arg-type]
         binary_only=bool(binary_only),
+        bytecode=bytecode,  # type: ignore[arg-type]
     )
 
 

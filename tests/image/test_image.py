@@ -164,3 +164,28 @@ def test_base_without_python_is_refused(golden_project: Path, tmp_path: Path) ->
     with pytest.raises(BaseImageError, match="has no Python interpreter") as err:
         build(golden_project)
     assert err.value.hint and "debian:bookworm" in err.value.hint
+
+
+def test_unchecked_hash_bytecode_is_deterministic_and_valid(golden_project: Path, tmp_path: Path) -> None:
+    pyproject = golden_project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('env = { GOLDEN = "1" }', 'env = { GOLDEN = "1" }\nbytecode = "unchecked-hash"')
+    )
+    first = build(golden_project)
+    again = copy_project(golden_project, tmp_path / "again" / "golden", git=False)
+    assert build(again).digest == first.digest
+    from repro_build.oci.safetar import read_files
+
+    pyc = "/usr/local/lib/python3.11/dist-packages/__pycache__/six.cpython-311.pyc"
+    record = "/usr/local/lib/python3.11/dist-packages/six-1.17.0.dist-info/RECORD"
+    files = read_files(first.image.layers, [pyc, record])
+    data = files[pyc]
+    import importlib.util
+
+    assert data[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(data[4:8], "little") == 0b01  # PEP 552: hash-based, unchecked
+    assert b"__pycache__/six.cpython-311.pyc,sha256=" in files[record]
+    import marshal
+
+    code = marshal.loads(data[16:])
+    assert code.co_filename == "/usr/local/lib/python3.11/dist-packages/six.py"

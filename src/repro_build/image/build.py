@@ -27,6 +27,7 @@ from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
 from repro_build.image.baseinfo import BaseInfo, check_base
 from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
+from repro_build.image.bytecode import compile_distributions
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
 from repro_build.image.wheels import WheelCache, WheelPin, select_wheels
@@ -330,7 +331,10 @@ def build_image(
         log(f"installing {len(installs)} wheel(s)")
         staging = work / "site"
         install_wheels(installs, target, staging, what=f"installing the wheels of target {target.name!r}")
-        dists = {d.name: d for d in collect_distributions(staging, info.paths(), {p.name: p for p, _ in installs})}
+        collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in installs})
+        if target.bytecode == "unchecked-hash":
+            collected = compile_distributions(collected, python=info.python_version, site_packages=info.site_packages)
+        dists = {d.name: d for d in collected}
         groups = plan_layers(
             list(dists.values()), config.project.name if wheel else None, target.layers, len(base.image.layers)
         )

@@ -1,0 +1,104 @@
+"""PEP 552 ``unchecked-hash`` byte-code for a target, compiled for the paths the files have in the image.
+
+``co_filename`` records the path given at compile time, so each ``.py`` is compiled with its in-image
+path as ``dfile`` (pip#8414 is what happens otherwise). Hash-based pycs carry a SipHash of the source
+instead of an mtime, so they do not depend on when the files were written; ``unchecked`` means the
+interpreter never re-reads the source to validate them. Compilation runs in one fresh interpreter with
+``PYTHONHASHSEED=0`` (frozenset order in constants follows the hash seed) over the files in sorted order.
+The host interpreter must be the image's Python minor version: the pyc format and its cache tag are
+per minor version.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import posixpath
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from repro_build.errors import ReproBuildError
+from repro_build.image.pyenv import Distribution, InstalledFile
+
+_COMPILER = r"""
+import importlib.util, json, py_compile, sys
+done = []
+for src, dfile in json.load(sys.stdin):
+    cfile = importlib.util.cache_from_source(src)
+    try:
+        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError:
+        continue  # not valid Python for this version (templates, py2 test data): shipped as source only
+    done.append([src, cfile])
+json.dump(done, sys.stdout)
+"""
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def compile_distributions(dists: list[Distribution], *, python: str, site_packages: str) -> list[Distribution]:
+    """Add an ``unchecked-hash`` pyc for every ``.py`` under site-packages; RECORDs list them too."""
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    wanted = ".".join(python.split(".")[:2])
+    if host != wanted:
+        raise ReproBuildError(
+            f'`bytecode = "unchecked-hash"` needs a Python {wanted} interpreter to run repro-build; this is {host}',
+            hint=f'run repro-build with Python {wanted}, or set `bytecode = "none"` for the target',
+        )
+    jobs: list[list[str]] = []
+    for dist in dists:
+        for f in dist.files:
+            if f.image_path.endswith(".py") and f.image_path.startswith(site_packages + "/"):
+                jobs.append([str(f.source), f.image_path])
+    jobs.sort(key=lambda j: j[1])
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", _COMPILER],
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise ReproBuildError(f"compiling byte-code failed: {out.stderr.strip()[-2000:]}")
+    compiled = {src: Path(cfile) for src, cfile in json.loads(out.stdout)}
+    result = []
+    for dist in dists:
+        added: list[InstalledFile] = []
+        for f in dist.files:
+            cfile = compiled.get(str(f.source))
+            if cfile is None:
+                continue
+            rel = cfile.relative_to(f.source.parent)
+            added.append(InstalledFile(f"{posixpath.dirname(f.image_path)}/{rel.as_posix()}", cfile, False))
+        if not added:
+            result.append(dist)
+            continue
+        _extend_record(dist, added, site_packages)
+        result.append(replace(dist, files=tuple(sorted((*dist.files, *added), key=lambda f: f.image_path))))
+    return result
+
+
+def _extend_record(dist: Distribution, added: list[InstalledFile], site_packages: str) -> None:
+    record = next((f.source for f in dist.files if f.image_path.endswith(".dist-info/RECORD")), None)
+    if record is None:
+        return
+    rows = [r for r in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))) if r]
+    for f in added:
+        data = f.source.read_bytes()
+        rows.append([posixpath.relpath(f.image_path, site_packages), _record_hash(data), str(len(data))])
+    last = [r for r in rows if r[0].endswith(".dist-info/RECORD")]
+    rows = sorted((r for r in rows if not r[0].endswith(".dist-info/RECORD")), key=lambda r: r[0]) + last
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    record.write_text(buf.getvalue(), encoding="utf-8")
