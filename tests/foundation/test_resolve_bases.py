@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -24,7 +25,7 @@ def push_tiny_image(registry: Registry, repository: str, tag: str) -> str:
     blobs = {}
     for data in (layer, config):
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        client.put_blob(repository, digest, len(data), lambda d=data: io.BytesIO(d))
+        client.put_blob(repository, digest, len(data), functools.partial(io.BytesIO, data))
         blobs[data] = digest
     manifest = json.dumps(
         {

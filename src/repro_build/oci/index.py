@@ -1,0 +1,105 @@
+"""Image indexes (OCI image-spec ``image-index.md``; Docker manifest lists are read too).
+
+An :class:`Index` keeps its exact bytes and its loaded children (images or nested indexes), so a
+copy preserves every digest. :func:`new_index` derives the JSON from the children in one place.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Union
+
+from repro_build.errors import OCIError
+from repro_build.fsutil import canonical_json_bytes
+from repro_build.oci.digest import Digest
+from repro_build.oci.image import Image, parse_json_object
+from repro_build.oci.mediatypes import INDEX_TYPES, OCI_INDEX
+from repro_build.oci.values import Descriptor, Platform
+
+Artifact = Union[Image, "Index"]
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index and its children, in the order of its ``manifests`` list."""
+
+    manifest_bytes: bytes
+    children: tuple[Artifact, ...]
+
+    def __post_init__(self) -> None:
+        what = f"image index {self.digest}"
+        if self._manifest.get("schemaVersion") != 2:
+            raise OCIError(f"{what}: schemaVersion is not 2")
+        if self.media_type not in INDEX_TYPES:
+            raise OCIError(f"{what}: media type {self.media_type!r} is not an index type")
+        descs = self.manifests
+        if len(descs) != len(self.children):
+            raise OCIError(f"{what}: lists {len(descs)} manifests but {len(self.children)} were given")
+        for i, (d, child) in enumerate(zip(descs, self.children, strict=True)):
+            if d.digest != child.digest or d.size != len(child.manifest_bytes):
+                raise OCIError(f"{what}: manifests[{i}] does not match the manifest given for it")
+
+    @cached_property
+    def digest(self) -> Digest:
+        return Digest.of_bytes(self.manifest_bytes)
+
+    @cached_property
+    def _manifest(self) -> dict[str, Any]:
+        return parse_json_object(self.manifest_bytes, f"image index {Digest.of_bytes(self.manifest_bytes)}")
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A parsed copy of the index JSON (mutating it changes nothing)."""
+        return copy.deepcopy(self._manifest)
+
+    @property
+    def media_type(self) -> str:
+        return str(self._manifest.get("mediaType", OCI_INDEX))
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.manifest_bytes))
+
+    @property
+    def manifests(self) -> tuple[Descriptor, ...]:
+        items = self._manifest.get("manifests")
+        if not isinstance(items, list):
+            raise OCIError(f"image index {self.digest}: `manifests` is not a list")
+        return tuple(
+            Descriptor.from_json(d, origin=f"image index {self.digest} manifests[{i}]") for i, d in enumerate(items)
+        )
+
+
+def new_index(
+    children: Sequence[tuple[Artifact, Platform | None]], annotations: Mapping[str, str] | None = None
+) -> Index:
+    """An OCI index of ``children``; each entry's platform is given, or taken from the image config."""
+    descs = []
+    for child, platform in children:
+        p = platform if platform is not None else (child.platform if isinstance(child, Image) else None)
+        descs.append(child.descriptor.with_platform(p).to_json())
+    obj: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descs}
+    if annotations:
+        obj["annotations"] = dict(annotations)
+    return Index(canonical_json_bytes(obj), tuple(c for c, _ in children))
+
+
+def select_platform(index: Index, platform: Platform) -> Image:
+    """The first image in ``index`` (depth first) whose descriptor platform matches ``platform``."""
+    for desc, child in zip(index.manifests, index.children, strict=True):
+        if isinstance(child, Index):
+            try:
+                return select_platform(child, platform)
+            except OCIError:
+                continue
+        p = desc.platform or child.platform
+        if p is not None and not child.is_artifact and platform.matches(p):
+            return child
+    available = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none declared"
+    raise OCIError(
+        f"image index {index.digest} has no image for platform {platform}",
+        hint=f"available platforms: {available}",
+    )

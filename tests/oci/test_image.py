@@ -1,0 +1,118 @@
+"""Image and index values: golden digests, derived fields, mutations, structural checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repro_build.errors import OCIError
+from repro_build.oci.blobstore import BlobStore
+from repro_build.oci.compress import Compressor
+from repro_build.oci.image import Image, append_layers, default_config, new_image, with_config
+from repro_build.oci.index import new_index, select_platform
+from repro_build.oci.layer import Layer, write_layer
+from repro_build.oci.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST
+from repro_build.oci.tarwriter import LayerEntry
+from repro_build.oci.validate import validate_image
+from repro_build.oci.values import Platform
+
+EPOCH = 1700000000
+
+#: Produced once by printing ``_golden_image(store).digest`` / ``.config_digest`` (see the test);
+#: they pin the canonical JSON of config + manifest and the golden layers of test_tarwriter.
+GOLDEN_IMAGE = "sha256:e22636192eba1ef06f46b050d2c6c000ade89b741514a089b906e9563288d5e9"
+GOLDEN_CONFIG = "sha256:eca6e98b6fd9e894c7a5e4b653db43a10f8cdb9c52ab16075097bc75bb476c92"
+GOLDEN_INDEX = "sha256:67668cfd2e524ebf662caca3100ca2f37eb31ffc93ac797f1ed94218c886ac17"
+
+
+def _layers(store: BlobStore) -> tuple[Layer, Layer]:
+    a = write_layer([LayerEntry.file("/etc/motd", b"hello\n")], epoch=EPOCH, compressor=Compressor.gzip(), store=store)
+    b = write_layer(
+        [LayerEntry.file("/app/main.py", b"print(1)\n", mode=0o755)],
+        epoch=EPOCH,
+        compressor=Compressor.gzip(),
+        store=store,
+    )
+    return a, b
+
+
+def _golden_image(store: BlobStore) -> Image:
+    a, b = _layers(store)
+    cfg = default_config(Platform("linux", "amd64"), EPOCH)
+    cfg["config"] = {"Entrypoint": ["/app/main.py"], "Env": ["PYTHONHASHSEED=0"]}
+    return append_layers(new_image(cfg, [a]), b)
+
+
+def test_golden_image_digests(tmp_path: Path) -> None:
+    img = _golden_image(BlobStore(tmp_path))
+    assert str(img.digest) == GOLDEN_IMAGE
+    assert str(img.config_digest) == GOLDEN_CONFIG
+    idx = new_index([(img, None)])
+    assert str(idx.digest) == GOLDEN_INDEX
+    validate_image(img)
+    validate_image(idx)
+
+
+def test_derived_fields(tmp_path: Path) -> None:
+    img = _golden_image(BlobStore(tmp_path))
+    m = json.loads(img.manifest_bytes)
+    assert m["mediaType"] == OCI_MANIFEST and m["config"]["mediaType"] == OCI_CONFIG
+    assert [d["mediaType"] for d in m["layers"]] == [OCI_LAYER_GZIP] * 2
+    assert img.config["rootfs"]["diff_ids"] == [str(layer.diff_id) for layer in img.layers]
+    assert img.config["created"] == "2023-11-14T22:13:20Z"
+    assert [h["created"] for h in img.config["history"]] == ["2023-11-14T22:13:20Z"] * 2
+    assert img.platform == Platform("linux", "amd64")
+    # Canonical JSON: compact, sorted keys.
+    assert img.manifest_bytes == json.dumps(m, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_mutations_return_new_values(tmp_path: Path) -> None:
+    img = _golden_image(BlobStore(tmp_path))
+    cfg = img.config
+    cfg["config"]["User"] = "1000"
+    other = with_config(img, cfg)
+    assert other.digest != img.digest and other.layers == img.layers
+    assert "User" not in img.config["config"]
+    with pytest.raises(AttributeError):
+        img.layers = ()  # type: ignore[misc]
+
+
+def test_inconsistent_images_are_rejected(tmp_path: Path) -> None:
+    img = _golden_image(BlobStore(tmp_path))
+    with pytest.raises(OCIError, match="layers"):
+        Image(img.manifest_bytes, img.config_bytes, img.layers[:1])
+    with pytest.raises(OCIError, match="config bytes do not match"):
+        Image(img.manifest_bytes, img.config_bytes + b" ", img.layers)
+    with pytest.raises(OCIError, match="not valid JSON"):
+        Image(b"{", img.config_bytes, img.layers)
+
+
+def test_index_platform_selection(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    a, _ = _layers(store)
+    amd = new_image(default_config(Platform("linux", "amd64"), EPOCH), [a])
+    arm = new_image(default_config(Platform("linux", "arm64", "v8"), EPOCH), [a])
+    idx = new_index([(amd, None), (arm, None)])
+    assert json.loads(idx.manifest_bytes)["mediaType"] == OCI_INDEX
+    assert select_platform(idx, Platform.parse("linux/arm64")).digest == arm.digest
+    assert select_platform(idx, Platform.parse("linux/amd64")).digest == amd.digest
+    with pytest.raises(OCIError, match="no image for platform linux/s390x") as e:
+        select_platform(idx, Platform.parse("linux/s390x"))
+    assert e.value.hint and "linux/arm64/v8" in e.value.hint
+
+
+def test_validate_catches_wrong_diff_id_and_corrupt_blob(tmp_path: Path) -> None:
+    from repro_build.oci.digest import Digest
+
+    img = _golden_image(BlobStore(tmp_path))
+    a, b = img.layers
+    lying = Layer(a.descriptor, Digest.of_bytes(b"not the tar"), a.path)
+    bad = new_image(img.config, [lying, b])
+    with pytest.raises(OCIError, match="differs from diff_id"):
+        validate_image(bad)
+    b.path.chmod(0o644)
+    b.path.write_bytes(b.path.read_bytes()[:-4])
+    with pytest.raises(OCIError, match=f"layer 1 \\({b.digest}\\): blob has"):
+        validate_image(img)
