@@ -1,0 +1,3 @@
+"""flit-pure fixture."""
+
+NAME = "flit"

@@ -1,0 +1,5 @@
+"""cext fixture."""
+
+from cext._speed import add, where
+
+__all__ = ["add", "where"]

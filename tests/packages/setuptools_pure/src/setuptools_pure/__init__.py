@@ -1,0 +1,3 @@
+"""setuptools-pure fixture."""
+
+VALUE = "setuptools"
