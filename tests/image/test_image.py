@@ -189,3 +189,15 @@ def test_unchecked_hash_bytecode_is_deterministic_and_valid(golden_project: Path
 
     code = marshal.loads(data[16:])
     assert code.co_filename == "/usr/local/lib/python3.11/dist-packages/six.py"
+
+
+def test_a_new_commit_changes_only_the_project_layer(golden_project: Path) -> None:
+    """Dependency layers do not carry the project's epoch, so they survive a new commit unchanged."""
+    before = build(golden_project)
+    pyproject = golden_project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("source-date-epoch = 1700000000", "source-date-epoch = 1800000000")
+    )
+    after = build(golden_project)
+    changed = [b.holds for b, a in zip(before.layers, after.layers, strict=True) if b.digest != a.digest]
+    assert changed == ["project golden-app"]

@@ -18,7 +18,20 @@ from repro_build.cli.output import print_error
 from repro_build.errors import ReproBuildError
 
 #: Subcommand modules, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("config", "lock", "base")
+COMMANDS: tuple[str, ...] = (
+    "init",
+    "config",
+    "lock",
+    "wheel",
+    "base",
+    "image",
+    "verify",
+    "diff",
+    "inspect",
+    "copy",
+    "dockerfile",
+    "doctor",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

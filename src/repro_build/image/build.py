@@ -20,7 +20,7 @@ from repro_build import __version__
 from repro_build.cache import cache_root
 from repro_build.config import Config, Target
 from repro_build.determinism.policy import Policy, image_files
-from repro_build.epoch import Epoch, resolve_epoch
+from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
@@ -192,6 +192,18 @@ class _Layers:
     wheel_layers: list[tuple[WheelPin, int]]
 
 
+#: The mtime of every file in the third-party wheel layers and the hook layer: 1980-01-01, the earliest
+#: date a wheel (ZIP) can hold. A constant, so these layers depend only on the wheels' content and the
+#: in-image paths, not on the project's commit: a new commit re-pushes the project layer only. Jib and
+#: Nix use fixed mtimes for the same reason. Clamped to the epoch, which stays the upper bound.
+DEPENDENCY_MTIME = ZIP_EPOCH_FLOOR
+
+
+def layer_mtime(group: LayerGroup, epoch: Epoch) -> int:
+    """The project's epoch for the project layer; the fixed dependency mtime (clamped) for the others."""
+    return epoch.seconds if group.kind == "project" else min(DEPENDENCY_MTIME, epoch.seconds)
+
+
 def _write_layers(
     groups: list[LayerGroup],
     dists: dict[str, Distribution],
@@ -212,11 +224,12 @@ def _write_layers(
     )
     for group in groups:
         entries = _app_entries(policy, info.site_packages) if group.kind == "app" else _group_entries(group, dists)
-        key = layer_key(entries, epoch=epoch.seconds, compressor=compressor.describe()) if cache else ""
+        mtime = layer_mtime(group, epoch)
+        key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache else ""
         layer = cache.get(key) if cache else None
         if layer is None:
             layer = write_layer(
-                entries, epoch=epoch, compressor=compressor, store=store, progress=progress, description=group.name
+                entries, epoch=mtime, compressor=compressor, store=store, progress=progress, description=group.name
             )
             if cache:
                 cache.put(key, layer)
@@ -305,7 +318,7 @@ def build_image(
         base = resolve_base(
             config,
             target,
-            BlobStore(cache_root() / "blobs"),
+            BlobStore(cache_root()),
             work / "base",
             debian=debian,
             offline=offline,

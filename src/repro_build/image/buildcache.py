@@ -100,7 +100,7 @@ class LayerCache:
     def __init__(self, root: Path | None = None) -> None:
         base = root or cache_root()
         self.index = base / "layers"
-        self.store = BlobStore(base / "blobs")
+        self.store = BlobStore(base)
 
     def get(self, key: str) -> Layer | None:
         payload = _unseal(self.index / f"{key}.json")

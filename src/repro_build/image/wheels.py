@@ -48,7 +48,7 @@ class WheelPin:
         return {
             "filename": self.filename,
             "name": self.name,
-            "sha256": self.sha256,
+            "sha256": f"sha256:{self.sha256}",
             "size": self.size,
             "version": self.version,
         }
@@ -140,6 +140,12 @@ def _best_wheel(wheels: list[dict[str, Any]], target: Target) -> dict[str, Any] 
         if score is not None and (best is None or score < best[0]):
             best = (score, wheel)
     return best[1] if best else None
+
+
+def pin_from_dict(record: dict[str, Any]) -> WheelPin:
+    """A pin as a build manifest records it (``sha256:<hex>``; bare hex is accepted too)."""
+    sha = str(record["sha256"]).removeprefix("sha256:")
+    return WheelPin(str(record["name"]), str(record["version"]), str(record["filename"]), sha, record.get("size"))
 
 
 class WheelCache:

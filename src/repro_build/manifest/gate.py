@@ -142,6 +142,8 @@ def check_image(manifest: dict[str, Any], reference: str) -> GateResult:
         return GateResult(reference, {k: expected[k] for k in ("config_digest", "diff_ids")}, found, tuple(problems))
     else:
         assert loc.path is not None
+        if not loc.path.exists():
+            raise ReproBuildError(f"{reference}: {loc.path} does not exist", hint="check the path of the image")
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 art = (

@@ -25,7 +25,7 @@ from repro_build.errors import ReproBuildError
 from repro_build.image.build import build_image, compressor_for
 from repro_build.image.debianbase import debian_base
 from repro_build.image.projectwheel import wheel_step
-from repro_build.image.wheels import WheelPin
+from repro_build.image.wheels import pin_from_dict
 from repro_build.manifest.record import ManifestError, image_manifest, read_manifest
 from repro_build.manifest.semdiff import Divergence, diff_images
 from repro_build.oci.image import Image
@@ -113,16 +113,18 @@ def checkout(repo: Path, commit: str, remote: str | None) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _source_date_epoch(seconds: int) -> Iterator[None]:
-    old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = str(seconds)
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the rebuild (the build steps read them), then restore them."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("SOURCE_DATE_EPOCH", None)
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def compare_manifests(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> tuple[int, list[Divergence]]:
@@ -236,7 +238,7 @@ def verify_manifest(
         )
     if not source.get("commit"):
         raise ManifestError(f"{path} records no git commit", hint="build inside a git repository to make it verifiable")
-    pins = [WheelPin(w["name"], w["version"], w["filename"], w["sha256"], w.get("size")) for w in manifest["wheels"]]
+    pins = [pin_from_dict(w) for w in manifest["wheels"]]
     repo = (repo or find_repo(path.resolve().parent)).resolve()
     with checkout(repo, source["commit"], source.get("remote")) as src:
         project = src / manifest.get("project", {}).get("path", "")
@@ -245,7 +247,14 @@ def verify_manifest(
         for w in warnings:
             log(f"warning: {w}")
         log(f"rebuilding {manifest['target']} of {config.project.name} at {source['commit'][:12]}")
-        with _source_date_epoch(int(manifest["epoch"]["seconds"])), tempfile.TemporaryDirectory() as out_dir:
+        with (
+            _environ(
+                SOURCE_DATE_EPOCH=str(int(manifest["epoch"]["seconds"])),
+                # Offline, the project wheel's build backend must come from uv's cache too.
+                **({"UV_OFFLINE": "1"} if offline else {}),
+            ),
+            tempfile.TemporaryDirectory() as out_dir,
+        ):
             result = build_image(
                 config,
                 manifest["target"],

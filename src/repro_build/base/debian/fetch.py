@@ -9,7 +9,6 @@ when the mirror cannot be reached. With a warm cache a build makes no network re
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import requests
 
 from repro_build.base.debian.sources import redact
+from repro_build.cache import cache_root
 from repro_build.errors import BaseImageError, DigestMismatchError
 from repro_build.fsutil import atomic_write_bytes
 
@@ -25,9 +25,8 @@ HTTP_TIMEOUT = 60
 
 
 def default_cache_dir() -> Path:
-    """``$REPRO_BUILD_CACHE`` if set, else ``~/.cache/repro-build``."""
-    env = os.environ.get("REPRO_BUILD_CACHE", "").strip()
-    return Path(env) if env else Path.home() / ".cache" / "repro-build"
+    """repro-build's cache root (:func:`repro_build.cache.cache_root`)."""
+    return cache_root()
 
 
 def sha256_hex(data: bytes) -> str:
