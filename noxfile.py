@@ -6,7 +6,9 @@ Dependencies come from `[dependency-groups]` in pyproject.toml.
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import nox
@@ -26,12 +28,45 @@ def _install(session: nox.Session, *groups: str) -> None:
         session.install(*nox.project.dependency_groups(PYPROJECT, group))
 
 
+def _summary(session: nox.Session, project: Path, timings: dict[str, float]) -> None:
+    """Digests, sizes, layer counts and timings of the targets built under ``project/build``."""
+    lines = [f"{project.name}: " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in timings.items())]
+    for manifest in sorted((project / "build").glob("*/manifest.json")):
+        data = json.loads(manifest.read_text())
+        layers = data["outputs"]["layers"]
+        size = sum(layer["size"] for layer in layers)
+        lines.append(
+            f"  {data['target']:<6} {data['outputs']['manifest_digest']}  {len(layers)} layers, "
+            f"{size / 1e6:.1f} MB compressed"
+        )
+    print("\n".join(lines), flush=True)
+
+
 @nox.session
 def build(session: nox.Session) -> None:
-    """The main job on the bundled example (`examples/hello-ml`): check its locks are current."""
+    """The main job: lock --check -> wheel --check -> image (every target) -> verify, then a summary.
+
+    Runs on the bundled example (`examples/hello-ml`) and on repro-build itself; pass project
+    directories to build others: `nox -s build -- path/to/project`.
+    """
     _install(session)
-    project = session.posargs[0] if session.posargs else str(EXAMPLE)
-    session.run("repro-build", "lock", "--check", "--project", project)
+    projects = [Path(p).resolve() for p in session.posargs] or [EXAMPLE, ROOT]
+    for project in projects:
+        timings: dict[str, float] = {}
+
+        def step(name: str, *args: str, project: Path = project, timings: dict[str, float] = timings) -> None:
+            start = time.monotonic()
+            session.run("repro-build", *args, "--project", str(project))
+            timings[name] = timings.get(name, 0.0) + time.monotonic() - start
+
+        step("lock --check", "lock", "--check")
+        step("wheel --check", "wheel", "--check")
+        step("image", "image")
+        start = time.monotonic()
+        for manifest in sorted((project / "build").glob("*/manifest.json")):
+            session.run("repro-build", "verify", str(manifest))
+        timings["verify"] = time.monotonic() - start
+        _summary(session, project, timings)
 
 
 @nox.session
@@ -59,6 +94,13 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package and the tests."""
     _install(session, "typecheck")
     session.run("mypy", "src/repro_build", "tests", "noxfile.py")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run every benchmark against its peer and rewrite benchmarks/RESULTS.md (about ten minutes)."""
+    _install(session, "test")
+    session.run("python", "benchmarks/run_all.py", *session.posargs)
 
 
 @nox.session(default=False)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from repro_build.determinism.policy import Policy, image_files  # noqa: E402
-from repro_build.uvbin import find_uv  # noqa: E402
+from repro_build.determinism.policy import Policy, image_files
+from repro_build.uvbin import find_uv
 
 
 def make_venv(root: Path, with_hook: bool) -> Path:

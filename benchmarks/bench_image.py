@@ -17,6 +17,7 @@ Measured (ratios ours/peer, lower is better for us):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,157 +47,145 @@ def sh(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -
     return out.stdout.strip()
 
 
-def timed(fn: object) -> tuple[float, str]:
+def timed(fn: Callable[[], str]) -> tuple[float, str]:
     start = time.perf_counter()
-    result = fn()  # type: ignore[operator]
+    result = fn()
     return time.perf_counter() - start, result
+
+
+class Bench:
+    """The example project, the engine-side base, and the two build paths."""
+
+    def __init__(self, work: Path, target: str) -> None:
+        self.work = work
+        self.target = target
+        self.project = work / "hello-ml"
+        self.base_tag = "bench/base:latest"
+        shutil.copytree(ROOT / "examples" / "hello-ml", self.project, ignore=shutil.ignore_patterns("build", "dist"))
+        (self.project / ".gitignore").write_text("build/\ndist/\n")
+        git_commit(self.project)
+
+    def warm_up(self) -> dict[str, object]:
+        """Fill the wheel and .deb caches, then load the base into the engine for the peer's FROM."""
+        sh(*CLI, "image", "--project", str(self.project), "--target", self.target, "-q")
+        manifest: dict[str, object] = json.loads((self.project / "build" / self.target / "manifest.json").read_text())
+        base_layout = next((Path.home() / ".cache" / "repro-build" / "bases").glob("*/oci"))
+        sh(*CLI, "copy", f"oci-layout:{base_layout}", f"docker-daemon:{self.base_tag}", "-q")
+        return manifest
+
+    def ours(self, *extra: str) -> str:
+        return sh(*CLI, "image", "--project", str(self.project), "--target", self.target, "-q", *extra)
+
+    def ours_cold(self, *extra: str) -> str:
+        shutil.rmtree(self.project / "build", ignore_errors=True)
+        shutil.rmtree(Path.home() / ".cache" / "repro-build" / "layers", ignore_errors=True)
+        return self.ours(*extra)
+
+    def peer_context(self) -> Path:
+        ctx, dist = self.work / "ctx", self.work / "dist"
+        shutil.rmtree(ctx, ignore_errors=True)
+        shutil.rmtree(dist, ignore_errors=True)
+        sh(*CLI, "wheel", "--project", str(self.project), "--out-dir", str(dist), "-q")
+        wheel = next(dist.glob("*.whl"))
+        cache = Path.home() / ".cache" / "repro-build" / "wheels"
+        sh(
+            *CLI,
+            "dockerfile",
+            "--project",
+            str(self.project),
+            "--target",
+            self.target,
+            "--base-image",
+            self.base_tag,
+            "--context",
+            str(ctx),
+            "--wheels-dir",
+            str(cache),
+            "--project-wheel",
+            str(wheel),
+        )
+        return ctx
+
+    def peer(self, tag: str, *, push: bool) -> str:
+        ctx = self.peer_context()
+        sh(DOCKER, "build", "-q", "--network", "none", "-t", tag, str(ctx), env={"DOCKER_BUILDKIT": "1"})
+        image_id = sh(DOCKER, "image", "inspect", "--format", "{{.Id}}", tag)
+        if push:
+            sh(DOCKER, "push", "-q", tag)
+        return image_id
+
+    def app_change(self) -> None:
+        module = self.project / "src" / "hello_ml" / "__init__.py"
+        module.write_text(module.read_text() + "\n# a one-line app change\n")
+        git_commit(self.project)
+
+
+def measure(bench: Bench) -> tuple[dict[str, float], dict[str, list[str]]]:
+    results: dict[str, float] = {}
+    digests: dict[str, list[str]] = {"ours": [], "peer": []}
+    for round_ in (1, 2):
+        registry = start_registry()
+        try:
+            host = registry.registry.host
+            ref_ours, ref_peer = f"{host}/ours:{bench.target}", f"{host}/peer:{bench.target}"
+            t, out = timed(functools.partial(bench.ours_cold, "--push", ref_ours))
+            digests["ours"].append(out.rsplit("@", 1)[1])
+            results[f"ours cold build+push #{round_}"] = t
+            sh(DOCKER, "builder", "prune", "-af")
+            t, image_id = timed(functools.partial(bench.peer, ref_peer, push=True))
+            digests["peer"].append(image_id)
+            results[f"peer cold build+push #{round_}"] = t
+            if round_ == 1:  # a one-line app change; both sides keep their caches and registry contents
+                bench.app_change()
+                t, _ = timed(functools.partial(bench.ours, "--push", ref_ours))
+                results["ours app change build+push"] = t
+                t, _ = timed(functools.partial(bench.peer, ref_peer, push=True))
+                results["peer app change build+push"] = t
+                subprocess.run(["git", "-C", str(bench.project), "reset", "-q", "--hard", "HEAD~1"], check=True)
+        finally:
+            registry.stop()
+    sh(DOCKER, "builder", "prune", "-af")
+    results["ours cold build --load"], _ = timed(lambda: bench.ours_cold("--load"))
+    results["peer cold docker build"], _ = timed(lambda: bench.peer("bench/peer-load:latest", push=False))
+    return results, digests
+
+
+def report(manifest: dict[str, object], results: dict[str, float], digests: dict[str, list[str]], target: str) -> None:
+    def ratio(a: str, b: str) -> float:
+        return results[a] / results[b]
+
+    outputs = manifest["outputs"]
+    assert isinstance(outputs, dict)
+    base = manifest["base"]
+    assert isinstance(base, dict)
+    print(
+        f"example hello-ml target {target}; base {base['reference']} ({len(outputs['layers'])} layers); "
+        f"{os.cpu_count()} CPUs"
+    )
+    for name, seconds in results.items():
+        print(f"  {name:<34} {seconds:7.2f} s")
+    ours = results["ours cold build+push #1"] + results["ours cold build+push #2"]
+    peer = results["peer cold build+push #1"] + results["peer cold build+push #2"]
+    print(f"  ratio cold build+push ours/peer    {ours / peer:.2f}x (goal <= 0.5x)")
+    app = ratio("ours app change build+push", "peer app change build+push")
+    print(f"  ratio app change build+push        {app:.2f}x (goal <= 1.0x)")
+    load = ratio("ours cold build --load", "peer cold docker build")
+    print(f"  ratio cold build to engine         {load:.2f}x (goal <= 1.0x)")
+    for side, values in digests.items():
+        same = len(set(values)) == 1
+        print(f"  {side}: two cold builds identical: {same} ({', '.join(v[:19] for v in values)})")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", default="cpu")
     args = parser.parse_args()
-    target = args.target
     work = Path(tempfile.mkdtemp(prefix="bench-image-"))
     try:
-        project = work / "hello-ml"
-        shutil.copytree(ROOT / "examples" / "hello-ml", project, ignore=shutil.ignore_patterns("build", "dist"))
-        (project / ".gitignore").write_text("build/\ndist/\nctx/\n")
-        git_commit(project)
-        base_tag = "bench/base:latest"
-
-        # Warm-up (untimed): fill the wheel and .deb caches and learn the base, then load the base into
-        # the engine for the peer's FROM.
-        sh(*CLI, "image", "--project", str(project), "--target", target, "-q")
-        manifest = json.loads((project / "build" / target / "manifest.json").read_text())
-        base_layout = next(p for p in (Path.home() / ".cache" / "repro-build" / "bases").glob("*/oci"))
-        sh(*CLI, "copy", f"oci-layout:{base_layout}", f"docker-daemon:{base_tag}", "-q")
-
-        def peer_context() -> Path:
-            ctx = work / "ctx"
-            shutil.rmtree(ctx, ignore_errors=True)
-            dist = work / "dist"
-            shutil.rmtree(dist, ignore_errors=True)
-            sh(*CLI, "wheel", "--project", str(project), "--out-dir", str(dist), "-q")
-            wheel = next(dist.glob("*.whl"))
-            cache = Path.home() / ".cache" / "repro-build" / "wheels"
-            sh(
-                *CLI,
-                "dockerfile",
-                "--project",
-                str(project),
-                "--target",
-                target,
-                "--base-image",
-                base_tag,
-                "--context",
-                str(ctx),
-                "--wheels-dir",
-                str(cache),
-                "--project-wheel",
-                str(wheel),
-            )
-            return ctx
-
-        def peer_build(tag: str) -> str:
-            ctx = peer_context()
-            sh(DOCKER, "build", "-q", "--network", "none", "-t", tag, str(ctx), env={"DOCKER_BUILDKIT": "1"})
-            return sh(DOCKER, "image", "inspect", "--format", "{{.Id}}", tag)
-
-        def prune() -> None:
-            sh(DOCKER, "builder", "prune", "-af")
-
-        results: dict[str, float] = {}
-        digests: dict[str, list[str]] = {"ours": [], "peer": []}
-
-        for round_ in (1, 2):
-            registry = start_registry()
-            try:
-                host = registry.registry.host
-                shutil.rmtree(project / "build", ignore_errors=True)
-                t, out = timed(
-                    lambda h=host: sh(
-                        *CLI,
-                        "image",
-                        "--project",
-                        str(project),
-                        "--target",
-                        target,
-                        "-q",
-                        "--push",
-                        f"{h}/ours:{target}",
-                    )
-                )
-                digests["ours"].append(out.rsplit("@", 1)[1])
-                results[f"ours cold build+push #{round_}"] = t
-                prune()
-                tag = f"{host}/peer:{target}"
-
-                def peer_cold(tag: str = tag) -> str:
-                    image_id = peer_build(tag)
-                    sh(DOCKER, "push", "-q", tag)
-                    return image_id
-
-                t, image_id = timed(peer_cold)
-                digests["peer"].append(image_id)
-                results[f"peer cold build+push #{round_}"] = t
-                if round_ == 1:
-                    # One-line app change, both sides keep their caches and registry contents.
-                    module = project / "src" / "hello_ml" / "__init__.py"
-                    module.write_text(module.read_text() + "\n# a one-line app change\n")
-                    git_commit(project)
-                    t, _ = timed(
-                        lambda h=host: sh(
-                            *CLI,
-                            "image",
-                            "--project",
-                            str(project),
-                            "--target",
-                            target,
-                            "-q",
-                            "--push",
-                            f"{h}/ours:{target}",
-                        )
-                    )
-                    results["ours app change build+push"] = t
-                    t, _ = timed(peer_cold)
-                    results["peer app change build+push"] = t
-                    subprocess.run(["git", "-C", str(project), "reset", "-q", "--hard", "HEAD~1"], check=True)
-            finally:
-                registry.stop()
-
-        shutil.rmtree(project / "build", ignore_errors=True)
-        prune()
-        t, _ = timed(lambda: sh(*CLI, "image", "--project", str(project), "--target", target, "-q", "--load"))
-        results["ours cold build --load"] = t
-        t, _ = timed(lambda: peer_build("bench/peer-load:latest"))
-        results["peer cold docker build"] = t
-
-        def ratio(a: str, b: str) -> float:
-            return results[a] / results[b]
-
-        print(
-            f"example hello-ml target {target}; base {manifest['base']['reference']} "
-            f"({len(manifest['outputs']['layers'])} layers); {os.cpu_count()} CPUs"
-        )
-        for name, seconds in results.items():
-            print(f"  {name:<34} {seconds:7.2f} s")
-        cold = (results["ours cold build+push #1"] + results["ours cold build+push #2"]) / (
-            results["peer cold build+push #1"] + results["peer cold build+push #2"]
-        )
-        print(f"  ratio cold build+push ours/peer      {cold:.2f}x (goal <= 0.5x)")
-        print(
-            f"  ratio app change build+push          {ratio('ours app change build+push', 'peer app change build+push'):.2f}x"
-            " (goal <= 1.0x)"
-        )
-        print(
-            f"  ratio cold build to engine           {ratio('ours cold build --load', 'peer cold docker build'):.2f}x"
-            " (goal <= 1.0x)"
-        )
-        for side, values in digests.items():
-            print(
-                f"  {side}: two cold builds identical: {len(set(values)) == 1}  ({', '.join(v[:19] for v in values)})"
-            )
+        bench = Bench(work, args.target)
+        manifest = bench.warm_up()
+        results, digests = measure(bench)
+        report(manifest, results, digests, args.target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

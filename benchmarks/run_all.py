@@ -1,0 +1,99 @@
+"""Run every benchmark and rewrite benchmarks/RESULTS.md (what `nox -s bench` does).
+
+Each benchmark compares against its peer in the same run and prints ratios; this script records the
+machine, the tool versions, the exact command and the full output of each. Benchmarks are slow (about
+ten minutes in all on 2 cores) and need the Docker engine, the Debian tools and network access to the
+package index and the Debian mirror, like the test suite.
+
+    python benchmarks/run_all.py [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+#: (title, script, arguments): one section of RESULTS.md each, in this order.
+BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("Layer compression: parallel gzip vs single-thread zlib", "bench_compress.py", ("--rounds", "3")),
+    ("Whole-image write vs skopeo copy", "bench_image_write.py", ("--rounds", "2")),
+    ("Registry client: push/pull vs skopeo", "registry_transfer.py", ("--mib", "256", "--rounds", "3")),
+    ("Debian base vs mmdebstrap", "bench_debian_base.py", ("--runs", "2")),
+    ("Wheel: repro-build wheel vs uv build (C extension)", "bench_wheel.py", ("--rounds", "5")),
+    ("Image: repro-build image vs docker build + push", "bench_image.py", ()),
+    ("Verify: the gate vs a pull, the rebuild vs the build", "bench_verify.py", ("--gib", "1")),
+    ("Determinism hook: interpreter start-up", "bench_hook.py", ("--runs", "200")),
+)
+
+
+def _version(*cmd: str) -> str:
+    try:
+        out = subprocess.run(list(cmd), capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
+
+
+def _machine() -> list[str]:
+    mem = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        total = next((line.split()[1] for line in meminfo.read_text().splitlines() if line.startswith("MemTotal")), "")
+        mem = f", {int(total) / (1 << 20):.0f} GiB memory" if total else ""
+    return [
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs{mem}, {platform.platform()}",
+        f"- Python {platform.python_version()}; {_version(sys.executable, '-m', 'uv', '--version')}",
+        f"- {_version('/usr/bin/docker', 'version', '--format', 'docker engine {{.Server.Version}}')}; "
+        f"{_version('skopeo', '--version')}; {_version('mmdebstrap', '--version')}",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", nargs="*", default=None, help="script names to run (default: all)")
+    args = parser.parse_args()
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `nox -s bench` (`python benchmarks/run_all.py`); every benchmark runs its peer in the same",
+        "run and reports ratios. Each section gives the exact command and its full output; what is measured and",
+        "why is in the docstring of each script.",
+        "",
+        f"Run on {now}:",
+        "",
+        *_machine(),
+        "",
+    ]
+    failures = 0
+    for title, script, extra in BENCHMARKS:
+        if args.only and script not in args.only and script.removesuffix(".py") not in args.only:
+            continue
+        command = ["python", f"benchmarks/{script}", *extra]
+        print(f"== {title}: {' '.join(command)}", flush=True)
+        start = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, str(HERE / script), *extra], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        took = time.monotonic() - start
+        body = out.stdout.strip() or "(no output)"
+        if out.returncode != 0:
+            failures += 1
+            body += f"\n\nFAILED with exit code {out.returncode}:\n{out.stderr.strip()[-3000:]}"
+        print(body, flush=True)
+        lines += [f"## {title}", "", f"Command: `{' '.join(command)}` ({took:.0f} s)", "", "```", body, "```", ""]
+    (HERE / "RESULTS.md").write_text("\n".join(lines))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
