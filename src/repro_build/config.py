@@ -138,6 +138,11 @@ class Target:
         """uv's ``--python-platform`` triple, e.g. ``x86_64-manylinux_2_28``."""
         return f"{_ARCHES[self.arch]}-{self.manylinux}"
 
+    @property
+    def uv_platform_args(self) -> list[str]:
+        """The uv options that resolve or install for this target's interpreter and platform, not the host's."""
+        return ["--python-version", self.python, "--python-platform", self.python_platform]
+
 
 @dataclass(frozen=True)
 class DebianSettings:

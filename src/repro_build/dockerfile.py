@@ -32,6 +32,7 @@ from repro_build.fsutil import atomic_write_text
 from repro_build.image import imageconfig
 from repro_build.lock import target_lock_path
 from repro_build.lock.reader import LockedPackage, read_lock
+from repro_build.oci.digest import sha256_file
 from repro_build.templates import render
 from repro_build.uvbin import find_uv
 
@@ -296,11 +297,7 @@ def prepare_context(
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)[0].hex
 
 
 def wheels_from_dir(config: Config, target: str, directory: Path) -> list[Path]:

@@ -11,9 +11,7 @@ per minor version.
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import json
 import os
@@ -25,6 +23,7 @@ from pathlib import Path
 
 from repro_build.errors import ReproBuildError
 from repro_build.image.pyenv import Distribution, InstalledFile
+from repro_build.wheel.record import record_hash
 
 _COMPILER = r"""
 import importlib.util, json, py_compile, sys
@@ -39,10 +38,6 @@ for src, dfile in json.load(sys.stdin):
     done.append([src, cfile])
 json.dump(done, sys.stdout)
 """
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def compile_distributions(dists: list[Distribution], *, python: str, site_packages: str) -> list[Distribution]:
@@ -96,7 +91,7 @@ def _extend_record(dist: Distribution, added: list[InstalledFile], site_packages
     rows = [r for r in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))) if r]
     for f in added:
         data = f.source.read_bytes()
-        rows.append([posixpath.relpath(f.image_path, site_packages), _record_hash(data), str(len(data))])
+        rows.append([posixpath.relpath(f.image_path, site_packages), record_hash(data), str(len(data))])
     last = [r for r in rows if r[0].endswith(".dist-info/RECORD")]
     rows = sorted((r for r in rows if not r[0].endswith(".dist-info/RECORD")), key=lambda r: r[0]) + last
     buf = io.StringIO()

@@ -9,9 +9,7 @@ distribution whose ``RECORD`` lists them, which is what lets each large wheel ge
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import os
 import posixpath
@@ -26,6 +24,7 @@ from repro_build.config import Target
 from repro_build.errors import ReproBuildError
 from repro_build.image.wheels import WheelPin
 from repro_build.uvbin import run_uv
+from repro_build.wheel.record import record_hash
 
 _SHEBANG_RE = re.compile(rb"^#!\S*python[0-9.]*(?P<rest>[^\n]*)\n")
 
@@ -85,10 +84,7 @@ def install_wheels(wheels: Sequence[tuple[WheelPin, Path]], target: Target, stag
                 "--require-hashes",
                 "--only-binary",
                 ":all:",
-                "--python-version",
-                target.python,
-                "--python-platform",
-                target.python_platform,
+                *target.uv_platform_args,
                 "--target",
                 str(staging),
                 "-r",
@@ -101,11 +97,6 @@ def install_wheels(wheels: Sequence[tuple[WheelPin, Path]], target: Target, stag
         requirements.unlink(missing_ok=True)
     # uv's inter-process lock for the target directory; it is not part of any distribution.
     (staging / ".lock").unlink(missing_ok=True)
-
-
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"sha256={digest}"
 
 
 def _rewrite_scripts(staging: Path, rows: list[list[str]], paths: ImagePaths) -> list[list[str]]:
@@ -121,7 +112,7 @@ def _rewrite_scripts(staging: Path, rows: list[list[str]], paths: ImagePaths) ->
             if m:
                 data = b"#!" + paths.interpreter.encode() + m.group("rest") + b"\n" + data[m.end() :]
                 file.write_bytes(data)
-                new_row = [rel, _record_hash(data), str(len(data))]
+                new_row = [rel, record_hash(data), str(len(data))]
         out.append(new_row)
     return out
 

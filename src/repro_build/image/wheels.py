@@ -27,6 +27,7 @@ from repro_build.cache import cache_root
 from repro_build.config import Target
 from repro_build.errors import DigestMismatchError, LockError, ReproBuildError
 from repro_build.lock.reader import read_lock
+from repro_build.oci.digest import sha256_file
 from repro_build.uvbin import run_uv
 
 _CHUNK = 1 << 20
@@ -69,10 +70,7 @@ def select_wheels(root: Path, target: Target, lock: Path) -> list[tuple[WheelPin
                 "--quiet",
                 "--only-binary",
                 ":all:",
-                "--python-version",
-                target.python,
-                "--python-platform",
-                target.python_platform,
+                *target.uv_platform_args,
                 "--output-file",
                 str(out),
                 str(lock),
@@ -229,11 +227,7 @@ class WheelCache:
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)[0].hex
 
 
 def _redact(text: str) -> str:

@@ -84,7 +84,7 @@ def _compile(
 
 
 def _target_args(target: Target) -> list[str]:
-    args = ["--python-version", target.python, "--python-platform", target.python_platform]
+    args = target.uv_platform_args
     if target.binary_only:
         args += ["--only-binary", ":all:"]
     for extra in target.extras:

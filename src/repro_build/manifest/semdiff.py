@@ -19,7 +19,12 @@ from typing import Any
 
 from repro_build.oci.image import Image
 from repro_build.oci.layer import Layer
-from repro_build.wheel.diffreport import MemberDifference, describe_content
+from repro_build.wheel.diffreport import (
+    MemberDifference,
+    describe_content,
+    presence_and_order,
+    tar_member_differences,
+)
 
 #: Members up to this size are kept to describe a content difference (bigger ones: digest only).
 _KEEP = 1 << 20
@@ -58,14 +63,9 @@ class Divergence:
 
 @dataclass(frozen=True)
 class _Entry:
-    name: str
-    type: bytes
-    mode: int
-    owner: tuple[int, int, str, str]
-    mtime: int
-    link: str
+    info: tarfile.TarInfo
     sha256: str | None
-    body: bytes | None
+    body: bytes | None  # kept for members up to _KEEP bytes, to describe a content difference
 
 
 def _entries(layer: Layer) -> Iterator[_Entry]:
@@ -82,32 +82,17 @@ def _entries(layer: Layer) -> Iterator[_Entry]:
                         if len(kept) < _KEEP:
                             kept += chunk
                 sha, body = h.hexdigest(), bytes(kept) if m.size <= _KEEP else None
-            yield _Entry(m.name, m.type, m.mode, (m.uid, m.gid, m.uname, m.gname), int(m.mtime), m.linkname, sha, body)
+            yield _Entry(m, sha, body)
 
 
 def diff_layer_entries(a: Layer, b: Layer) -> list[MemberDifference]:
-    """Member-level differences between two layers (as the wheel report does for zips)."""
+    """Member-level differences between two layers (the wheel report's rules, for streamed tars)."""
     ea, eb = list(_entries(a)), list(_entries(b))
-    ia, ib = {e.name: e for e in ea}, {e.name: e for e in eb}
-    out = [MemberDifference(n, "only-in-a", "") for n in sorted(set(ia) - set(ib))]
-    out += [MemberDifference(n, "only-in-b", "") for n in sorted(set(ib) - set(ia))]
-    common_a = [e.name for e in ea if e.name in ib]
-    common_b = [e.name for e in eb if e.name in ia]
-    if common_a != common_b:
-        i = next(i for i, (x, y) in enumerate(zip(common_a, common_b, strict=True)) if x != y)
-        out.append(MemberDifference("", "order", f"entry #{i + 1} is {common_a[i]!r} in a but {common_b[i]!r} in b"))
-    for name in common_a:
+    ia, ib = {e.info.name: e for e in ea}, {e.info.name: e for e in eb}
+    out = presence_and_order([e.info.name for e in ea], [e.info.name for e in eb])
+    for name in (e.info.name for e in ea if e.info.name in ib):
         x, y = ia[name], ib[name]
-        if x.type != y.type:
-            out.append(MemberDifference(name, "type", f"{x.type!r} vs {y.type!r}"))
-        if x.mode != y.mode:
-            out.append(MemberDifference(name, "mode", f"{x.mode:o} vs {y.mode:o}"))
-        if x.owner != y.owner:
-            out.append(MemberDifference(name, "owner", f"{x.owner} vs {y.owner}"))
-        if x.mtime != y.mtime:
-            out.append(MemberDifference(name, "time", f"mtime {x.mtime} vs {y.mtime}"))
-        if x.link != y.link:
-            out.append(MemberDifference(name, "content", f"link target {x.link!r} vs {y.link!r}"))
+        out += tar_member_differences(name, x.info, y.info)
         if x.sha256 != y.sha256:
             detail = (
                 describe_content(x.body, y.body)

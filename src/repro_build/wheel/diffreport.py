@@ -238,29 +238,41 @@ def _read_tar(data: bytes) -> tuple[bytes, list[tarfile.TarInfo], dict[str, byte
     return raw, members, bodies
 
 
+def tar_member_differences(name: str, x: tarfile.TarInfo, y: tarfile.TarInfo) -> list[MemberDifference]:
+    """Header differences of one tar member present in both archives (type, time, mode, owner, link)."""
+    out: list[MemberDifference] = []
+    if x.type != y.type:
+        out.append(MemberDifference(name, "type", f"{x.type!r} vs {y.type!r}"))
+    if x.mtime != y.mtime:
+        out.append(MemberDifference(name, "time", f"mtime {x.mtime} vs {y.mtime}"))
+    if x.mode != y.mode:
+        out.append(MemberDifference(name, "mode", f"{x.mode:o} vs {y.mode:o}"))
+    if (x.uid, x.gid, x.uname, x.gname) != (y.uid, y.gid, y.uname, y.gname):
+        out.append(
+            MemberDifference(
+                name, "owner", f"{x.uid}:{x.gid} {x.uname}:{x.gname} vs {y.uid}:{y.gid} {y.uname}:{y.gname}"
+            )
+        )
+    if x.linkname != y.linkname:
+        out.append(MemberDifference(name, "content", f"link target {x.linkname!r} vs {y.linkname!r}"))
+    return out
+
+
+def presence_and_order(names_a: list[str], names_b: list[str]) -> list[MemberDifference]:
+    """Members found in one archive only, and a different order of the common ones."""
+    return _presence(names_a, names_b) + _order(names_a, names_b)
+
+
 def diff_sdists(a: bytes, b: bytes) -> tuple[MemberDifference, ...]:
     """Member-level differences between two sdists (gzip-compressed tar archives)."""
     raw_a, ma, ba = _read_tar(a)
     raw_b, mb, bb = _read_tar(b)
     ia = {m.name: m for m in ma}
     ib = {m.name: m for m in mb}
-    out = _presence(list(ia), list(ib)) + _order(list(ia), list(ib))
+    out = presence_and_order(list(ia), list(ib))
     for name in (n for n in ia if n in ib):
         x, y = ia[name], ib[name]
-        if x.type != y.type:
-            out.append(MemberDifference(name, "type", f"{x.type!r} vs {y.type!r}"))
-        if x.mtime != y.mtime:
-            out.append(MemberDifference(name, "time", f"mtime {x.mtime} vs {y.mtime}"))
-        if x.mode != y.mode:
-            out.append(MemberDifference(name, "mode", f"{x.mode:o} vs {y.mode:o}"))
-        if (x.uid, x.gid, x.uname, x.gname) != (y.uid, y.gid, y.uname, y.gname):
-            out.append(
-                MemberDifference(
-                    name, "owner", f"{x.uid}:{x.gid} {x.uname}:{x.gname} vs {y.uid}:{y.gid} {y.uname}:{y.gname}"
-                )
-            )
-        if x.linkname != y.linkname:
-            out.append(MemberDifference(name, "content", f"link target {x.linkname!r} vs {y.linkname!r}"))
+        out += tar_member_differences(name, x, y)
         if name in ba and name in bb and ba[name] != bb[name]:
             out.append(MemberDifference(name, "content", describe_content(ba[name], bb[name])))
     if not out:
