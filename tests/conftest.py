@@ -30,3 +30,18 @@ def registry() -> Iterator[Registry]:
         yield proc.registry
     finally:
         proc.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `torch` need a real PyTorch and run only in the opt-in `nox -s torch` session.
+
+    They are deselected (not skipped) elsewhere: they are not part of the default suite at all.
+    """
+    import os
+
+    if os.environ.get("REPRO_BUILD_TORCH_PYTHON"):
+        return
+    kept = [item for item in items if item.get_closest_marker("torch") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("torch")])
+        items[:] = kept
