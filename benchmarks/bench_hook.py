@@ -1,6 +1,7 @@
 """Interpreter start-up with and without the determinism hook's .pth (issue: "costs nothing otherwise").
 
-Two fresh venvs, identical but for the hook files (policy `python,torch`, so the .pth is installed);
+Two fresh venvs, identical but for the hook layer's files (policy `python,torch`, so the .pth is
+installed; the hook module ships compiled, as in an image);
 `python -c pass` is run alternately in each, many times, and the medians compared. Same run, ratio.
 
     python benchmarks/bench_hook.py [--runs 200]
@@ -18,16 +19,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from repro_build.determinism.policy import Policy, image_files
+from repro_build.determinism.policy import Policy
+from repro_build.image.build import app_files
 from repro_build.uvbin import find_uv
 
 
 def make_venv(root: Path, with_hook: bool) -> Path:
+    """A venv; with the hook, its site-packages gets exactly the hook layer of an image (pyc included)."""
     subprocess.run([find_uv(), "venv", "-q", "--python", "3.11", str(root)], check=True)
     if with_hook:
         site = next(root.glob("lib/python3.*/site-packages"))
-        for name, data in image_files(Policy(("python", "torch"))):
-            (site / name).write_bytes(data)
+        python = f"{sys.version_info.major}.{sys.version_info.minor}"
+        for path, data in app_files(Policy(("python", "torch")), str(site), python, root / "scratch"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(data)
     return root / "bin" / "python"
 
 

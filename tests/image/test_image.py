@@ -70,8 +70,12 @@ def test_layers_config_and_hook(golden_project: Path) -> None:
             "/usr/local/bin/golden-app",
             "/usr/local/lib/python3.11/dist-packages/repro-build-determinism.pth",
             "/usr/local/lib/python3.11/dist-packages/_repro_build_determinism.json",
+            "/usr/local/lib/python3.11/dist-packages/__pycache__/_repro_build_determinism.cpython-311.pyc",
         ],
     )
+    # The hook runs at every start, so it ships compiled (PEP 552 unchecked-hash) whatever `bytecode` says.
+    hook_pyc = files["/usr/local/lib/python3.11/dist-packages/__pycache__/_repro_build_determinism.cpython-311.pyc"]
+    assert int.from_bytes(hook_pyc[4:8], "little") == 0b01
     assert files["/usr/local/bin/golden-app"].startswith(b"#!/usr/bin/python3.11\n")
     assert b"install(('torch',))" in files["/usr/local/lib/python3.11/dist-packages/repro-build-determinism.pth"]
     policy = json.loads(files["/usr/local/lib/python3.11/dist-packages/_repro_build_determinism.json"])

@@ -19,7 +19,7 @@ from typing import Any
 from repro_build import __version__
 from repro_build.cache import cache_root
 from repro_build.config import Config, Target
-from repro_build.determinism.policy import Policy, image_files
+from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
 from repro_build.gitinfo import SourceInfo, source_info
@@ -27,7 +27,7 @@ from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
 from repro_build.image.baseinfo import BaseInfo, check_base
 from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
-from repro_build.image.bytecode import compile_distributions
+from repro_build.image.bytecode import compile_distributions, compile_module
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
 from repro_build.image.wheels import WheelCache, WheelPin, select_wheels
@@ -112,8 +112,30 @@ def _group_entries(group: LayerGroup, dists: dict[str, Distribution]) -> list[La
     return entries
 
 
-def _app_entries(policy: Policy, site_packages: str) -> list[LayerEntry]:
-    return [LayerEntry.file(f"{site_packages}/{name}", data) for name, data in image_files(policy)]
+def app_files(policy: Policy, site_packages: str, python: str, scratch: Path) -> list[tuple[str, bytes]]:
+    """The hook layer's files: the hook, doctor and policy, plus the hook's own pyc.
+
+    The hook module runs at every interpreter start of an image whose policy covers a framework, so it
+    always ships compiled (``unchecked-hash``, for its in-image path) whatever ``bytecode`` says: from
+    source, without a writable cache, it would be compiled anew at every start. When this interpreter
+    cannot write pycs for the image's Python, it ships as source only.
+    """
+    files = [(f"{site_packages}/{name}", data) for name, data in image_files(policy)]
+    hook = next((path, data) for path, data in files if path.endswith(f"/{HOOK_MODULE}.py"))
+    source = scratch / f"{HOOK_MODULE}.py"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(hook[1])
+    compiled = compile_module(source, hook[0], python)
+    if compiled is not None:
+        files.append((compiled[0], compiled[1].read_bytes()))
+    return sorted(files)
+
+
+def _app_entries(policy: Policy, info: BaseInfo, scratch: Path) -> list[LayerEntry]:
+    return [
+        LayerEntry.file(path, data)
+        for path, data in app_files(policy, info.site_packages, info.python_version, scratch)
+    ]
 
 
 def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBase) -> dict[str, str]:
@@ -223,7 +245,11 @@ def _write_layers(
         [], [LayerRecord(str(b.digest), str(b.diff_id), b.size, b.media_type, "base") for b in base.layers], []
     )
     for group in groups:
-        entries = _app_entries(policy, info.site_packages) if group.kind == "app" else _group_entries(group, dists)
+        entries = (
+            _app_entries(policy, info, store.root.parent / "app")
+            if group.kind == "app"
+            else _group_entries(group, dists)
+        )
         mtime = layer_mtime(group, epoch)
         key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache else ""
         layer = cache.get(key) if cache else None

@@ -40,11 +40,43 @@ json.dump(done, sys.stdout)
 """
 
 
+def host_matches(python: str) -> bool:
+    """Whether this interpreter writes pycs the image's Python (``X.Y[.Z]``) reads: same minor version."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}" == ".".join(python.split(".")[:2])
+
+
+def _compile(jobs: list[list[str]]) -> dict[str, Path]:
+    """Compile ``[source path, in-image path]`` pairs in one fresh interpreter; source -> pyc written."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", _COMPILER],
+        input=json.dumps(sorted(jobs, key=lambda j: j[1])),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise ReproBuildError(f"compiling byte-code failed: {out.stderr.strip()[-2000:]}")
+    return {src: Path(cfile) for src, cfile in json.loads(out.stdout)}
+
+
+def compile_module(source: Path, image_path: str, python: str) -> tuple[str, Path] | None:
+    """``(in-image pyc path, pyc file)`` for one module, or None when this interpreter cannot write
+    pycs for the image's Python (the module then runs from source)."""
+    if not host_matches(python):
+        return None
+    cfile = _compile([[str(source), image_path]]).get(str(source))
+    if cfile is None:
+        return None
+    return f"{posixpath.dirname(image_path)}/{cfile.relative_to(source.parent).as_posix()}", cfile
+
+
 def compile_distributions(dists: list[Distribution], *, python: str, site_packages: str) -> list[Distribution]:
     """Add an ``unchecked-hash`` pyc for every ``.py`` under site-packages; RECORDs list them too."""
     host = f"{sys.version_info.major}.{sys.version_info.minor}"
     wanted = ".".join(python.split(".")[:2])
-    if host != wanted:
+    if not host_matches(python):
         raise ReproBuildError(
             f'`bytecode = "unchecked-hash"` needs a Python {wanted} interpreter to run repro-build; this is {host}',
             hint=f'run repro-build with Python {wanted}, or set `bytecode = "none"` for the target',
@@ -54,19 +86,7 @@ def compile_distributions(dists: list[Distribution], *, python: str, site_packag
         for f in dist.files:
             if f.image_path.endswith(".py") and f.image_path.startswith(site_packages + "/"):
                 jobs.append([str(f.source), f.image_path])
-    jobs.sort(key=lambda j: j[1])
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", _COMPILER],
-        input=json.dumps(jobs),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise ReproBuildError(f"compiling byte-code failed: {out.stderr.strip()[-2000:]}")
-    compiled = {src: Path(cfile) for src, cfile in json.loads(out.stdout)}
+    compiled = _compile(jobs)
     result = []
     for dist in dists:
         added: list[InstalledFile] = []
