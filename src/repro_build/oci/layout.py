@@ -11,6 +11,7 @@ so a reader never sees an index naming a missing blob.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -147,6 +148,22 @@ class _Counting:
         return b
 
 
+def _link_verified(src: Path, dest: Path, digest: Digest, size: int) -> bool:
+    """Hard-link a blob that hashes to its digest (same file system); False to fall back to a copy.
+
+    Blobs are immutable and named by content, and every reader verifies them, so sharing an inode
+    between a cache and a layout is safe and saves writing the bytes again.
+    """
+    try:
+        if sha256_file(src) != (digest, size):
+            return False
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, dest)
+    except OSError:
+        return False
+    return True
+
+
 def write_blobs(store: BlobStore, artifact: Artifact, progress: Progress = NO_PROGRESS) -> None:
     """Copy every blob of ``artifact`` into ``store``, verifying each one while it streams."""
     for digest, blob in _all_blobs(artifact):
@@ -159,6 +176,8 @@ def write_blobs(store: BlobStore, artifact: Artifact, progress: Progress = NO_PR
             if dest.samefile(blob.path) or sha256_file(dest) == (digest, blob.size):
                 continue
             dest.unlink()  # a corrupt entry in the destination: replace it with verified bytes
+        if _link_verified(blob.path, dest, digest, blob.size):
+            continue
         advance = progress.task(f"copying {digest.hex[:12]}", blob.size)
         with blob.open_compressed() as f:
             store.copy_from(
