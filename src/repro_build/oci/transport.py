@@ -89,11 +89,11 @@ def parse_location(text: str) -> Location:
             return Location("oci-layout", Path(path), tag, digest)
     if text.startswith("oci-archive:"):
         path, tag, digest = _split_path_ref(text[len("oci-archive:") :], origin)
-        if digest is not None or not path:
+        if not path:
             raise ConfigError(
-                f"{origin}: an archive takes a path and an optional tag", hint="e.g. `oci-archive:img.tar`"
+                f"{origin}: an archive takes a path, and a tag or a digest", hint="e.g. `oci-archive:img.tar`"
             )
-        return Location("oci-archive", Path(path), tag)
+        return Location("oci-archive", Path(path), tag, digest)
     if text.startswith("docker-daemon:"):
         name = text[len("docker-daemon:") :]
         ref = parse_reference(name, origin=origin)
@@ -122,6 +122,12 @@ def read_location(
         if not loc.path.is_file():
             raise OCIError(f"archive {loc.path} does not exist")
         art = read_archive(loc.path, staging, tag=loc.tag)
+        if loc.digest is not None and art.digest != loc.digest:
+            # What `copy` prints for an archive destination names the image by digest; hold it to that.
+            raise OCIError(
+                f"archive {loc.path} holds {art.digest}, not {loc.digest}",
+                hint="the archive was replaced since the digest was taken",
+            )
     elif loc.kind == "docker-daemon":
         from repro_build.oci import engine
 
@@ -155,6 +161,8 @@ def write_location(loc: Location, art: Artifact, staging: Path, *, progress: Pro
         return art.digest
     if loc.kind == "oci-archive":
         assert loc.path is not None
+        if loc.digest is not None:
+            raise ConfigError(f"{loc}: a destination takes a tag, not a digest")
         write_archive(loc.path, art, tag=loc.tag)
         return art.digest
     if loc.kind == "docker-daemon":
