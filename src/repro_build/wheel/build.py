@@ -220,11 +220,29 @@ def _single(out_dir: Path, suffix: str, step: Step) -> Path:
     return found[0]
 
 
+def _safe_members(tar: tarfile.TarFile, origin: str) -> list[tarfile.TarInfo]:
+    """The members an sdist may hold: regular files and directories inside the destination.
+
+    For Pythons before 3.11.4, whose tarfile has no extraction filters (PEP 706); the ``data`` filter
+    is used where it exists.
+    """
+    members = tar.getmembers()
+    for m in members:
+        parts = m.name.split("/")
+        if m.name.startswith("/") or ".." in parts or not (m.isfile() or m.isdir()):
+            raise WheelError(f"{origin}: refusing member {m.name!r} (absolute, `..`, link or special file)")
+        m.mode = 0o755 if m.isdir() or m.mode & 0o111 else 0o644
+    return members
+
+
 def _extract_sdist(sdist: Path, dest: Path) -> Path:
     """Unpack ``sdist`` into ``dest`` with tarfile's ``data`` filter; return its single top directory."""
     dest.mkdir()
     with tarfile.open(sdist, "r:gz") as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest, members=_safe_members(tar, sdist.name))
     tops = sorted(dest.iterdir())
     if len(tops) != 1 or not tops[0].is_dir():
         raise WheelError(f"{sdist.name}: expected one top-level directory, found {[p.name for p in tops]}")
