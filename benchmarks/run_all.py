@@ -35,6 +35,30 @@ BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+#: Reading notes kept with every regeneration (why the numbers are what they are).
+NOTES = """## Notes
+
+- Timings on a 2-core machine move with whatever else runs; each script interleaves its peer round by
+  round, and the ratios are what to read. The compression speed-up needs the second core to be free: the
+  CPU cost per byte is that of plain zlib.
+- Whole-image write: skopeo's gzip is klauspost/pgzip, a faster DEFLATE than zlib whose bytes follow the
+  Go module version (REFERENCE.md hazard 7). repro-build keeps zlib for stable bytes; `compression =
+  { algorithm = "zstd" }` or gzip level 1 close the gap.
+- Debian base: the peer is `mmdebstrap --variant=essential` (it runs maintainer scripts in a chroot;
+  `--variant=custom` with the same 49 packages fails, as dpkg needs `/bin/sh`). Its tar is uncompressed;
+  ours includes gzip. `python:3.11-slim`'s published size was not looked up: no registry is reachable here.
+- Wheel: repro-build extracts the sdist itself (so `-ffile-prefix-map` can name the build directory) and
+  runs the wheel step offline, as the sdist step has just cached the hash-pinned backend.
+- Image: the peer is the Dockerfile `repro-build dockerfile` renders, built with BuildKit `--network none`
+  from the same wheels; `docker push` recompresses every layer, the base's included. Both sides start
+  with the wheels on disk; "cold" means no build outputs, no layer cache and a pruned builder cache.
+- Verify: the gate reads manifests only, so its time does not grow with the image; the rebuild skips the
+  layer cache and checks out the recorded commit.
+- Hook: `python -c pass` in a venv holding exactly the hook layer of an image (the hook ships as an
+  unchecked-hash pyc) vs one without it.
+"""
+
+
 def _version(*cmd: str) -> str:
     try:
         out = subprocess.run(list(cmd), capture_output=True, text=True, check=False, timeout=30)
@@ -91,7 +115,7 @@ def main() -> int:
             body += f"\n\nFAILED with exit code {out.returncode}:\n{out.stderr.strip()[-3000:]}"
         print(body, flush=True)
         lines += [f"## {title}", "", f"Command: `{' '.join(command)}` ({took:.0f} s)", "", "```", body, "```", ""]
-    (HERE / "RESULTS.md").write_text("\n".join(lines))
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + NOTES)
     return 1 if failures else 0
 
 
