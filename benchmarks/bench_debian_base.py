@@ -92,7 +92,8 @@ def main() -> int:
         packages = list(DEFAULT_PACKAGES)
         lock = make_lock(BaseInputs(args.suite, args.arch, mirror, tuple(packages)), cache)
         epoch = lock.release_epoch
-        print(f"suite {args.suite}/{args.arch} from {redact(mirror)}; {os.cpu_count()} CPUs; epoch {epoch}")
+        source = redact(args.mirror) if args.mirror else "the machine's apt mirror"
+        print(f"suite {args.suite}/{args.arch} from {source}; {os.cpu_count()} CPUs; epoch {epoch}")
         print(f"requested: {' '.join(packages)}; locked: {len(lock.packages)} packages")
 
         ours, digests, layer_size, diff_size = run_ours(lock, cache, work, args.runs)

@@ -89,6 +89,10 @@ class BaseInputs:
         return "sha256:" + sha256_hex(canonical_json_bytes(payload))
 
 
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def _redacted(mirror: str | None) -> str | None:
     return redact(mirror).rstrip("/") if mirror else None
 
@@ -112,7 +116,9 @@ class BaseLock:
 
     inputs: dict[str, Any]
     inputs_checksum: str
-    mirror_used: str  # redacted
+    #: The mirror resolved from (redacted), or None for "this machine's apt sources": a lock made from the
+    #: machine's configuration does not name the machine's mirror, so it reads the same everywhere.
+    mirror_used: str | None
     snapshot: str | None
     release: dict[str, str]
     index: dict[str, Any]
@@ -123,16 +129,17 @@ class BaseLock:
 
     @property
     def mirror(self) -> str:
-        """The mirror the lock was resolved from (no credentials)."""
-        return self.mirror_used
+        """The mirror to download from: the recorded one, else this machine's apt source for the suite."""
+        return self.mirror_used or default_mirror(str(self.inputs["suite"]))
 
     def mirror_for(self, suite: str) -> str:
-        """The mirror (no credentials) a package of ``suite`` is downloaded from."""
+        """The mirror a package of ``suite`` is downloaded from (recorded, else this machine's)."""
         if suite == self.inputs["suite"]:
-            return self.mirror_used
+            return self.mirror
         for source in self.extra_sources:
             if source["suite"] == suite:
-                return str(source["mirror"]["url"])
+                url = source["mirror"]["url"]
+                return str(url) if url else default_mirror(suite)
         raise LockError(f"the base lock names the suite `{suite}` for a package but not as a source")
 
     @property
@@ -174,7 +181,7 @@ def make_lock(inputs: BaseInputs, cache: DebCache, keyring: Path = DEFAULT_KEYRI
         extra.append(
             {
                 "index": {"path": idx.path, "sha256": idx.sha256, "size": idx.size},
-                "mirror": {"snapshot": snapshot_timestamp(url), "url": _redacted(url)},
+                "mirror": {"snapshot": snapshot_timestamp(url), "url": _redacted(extra_mirror)},
                 "release": _release_json(suite, rel),
                 "suite": suite,
             }
@@ -184,7 +191,7 @@ def make_lock(inputs: BaseInputs, cache: DebCache, keyring: Path = DEFAULT_KEYRI
     return BaseLock(
         inputs=inputs.to_json(),
         inputs_checksum=inputs.checksum,
-        mirror_used=redact(mirror).rstrip("/"),
+        mirror_used=_redacted(inputs.mirror),
         snapshot=snapshot_timestamp(mirror),
         release=_release_json(inputs.suite, release),
         index={"path": verified.path, "sha256": verified.sha256, "size": verified.size},
@@ -241,7 +248,7 @@ def read_lock(path: Path) -> BaseLock:
             inputs=dict(doc["inputs"]),
             inputs_checksum=str(doc["inputs_checksum"]),
             # Version 1 kept the mirror only in the inputs and the snapshot at the top level.
-            mirror_used=str(doc["mirror"]["url"] if "mirror" in doc else doc["inputs"]["mirror"]),
+            mirror_used=_optional_str(doc["mirror"]["url"] if "mirror" in doc else doc["inputs"]["mirror"]),
             snapshot=doc["mirror"]["snapshot"] if "mirror" in doc else doc["snapshot"],
             release={str(k): str(v) for k, v in doc["release"].items()},
             index=dict(doc["index"]),
