@@ -11,7 +11,7 @@ import difflib
 import platform as host_platform
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -296,12 +296,27 @@ def _str_map(table: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
     return out
 
 
+def _did_you_mean(name: str, known: Iterable[str], what: str) -> str:
+    """A hint: the closest known name, else the list of known names."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"did you mean `{close[0]}`?" if close else f"{what}: {', '.join(names) or '(none)'}"
+
+
+def _check_defined(values: Sequence[str], known: Iterable[str], path: str, where: str) -> None:
+    """Each of ``values`` (the array at ``path``) must name an entry of ``where``."""
+    names = set(known)
+    for i, value in enumerate(values):
+        if value not in names:
+            raise ConfigError(
+                f"`{path}[{i}]`: {value!r} is not in {where}", hint=_did_you_mean(value, names, f"defined in {where}")
+            )
+
+
 def _check_keys(table: Mapping[str, Any], allowed: set[str], path: str) -> None:
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(sorted(allowed))}"
-            raise ConfigError(f"unknown key `{path}.{key}`", hint=hint)
+            raise ConfigError(f"unknown key `{path}.{key}`", hint=_did_you_mean(str(key), allowed, "known keys"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,10 +584,8 @@ def _flags(table: Mapping[str, Any], path: str, default: tuple[str, ...]) -> tup
     flags = _str_list(table, "flags", path, default)
     for i, name in enumerate(flags):
         if name not in FLAG_SETS:
-            close = difflib.get_close_matches(name, sorted(FLAG_SETS), n=1)
             raise ConfigError(
-                f"`{path}.flags[{i}]`: unknown flag set {name!r}",
-                hint=f"did you mean `{close[0]}`?" if close else f"known sets: {', '.join(sorted(FLAG_SETS))}",
+                f"`{path}.flags[{i}]`: unknown flag set {name!r}", hint=_did_you_mean(name, FLAG_SETS, "known sets")
             )
     return flags
 
@@ -624,23 +637,9 @@ def _target(
     default_many = _str(tool, "manylinux", TOOL, DEFAULT_MANYLINUX) or DEFAULT_MANYLINUX
     manylinux = _manylinux(_str(raw, "manylinux", path, default_many) or default_many, f"{path}.manylinux")
     extras = _str_list(raw, "extras", path)
-    for i, extra in enumerate(extras):
-        if extra not in project.optional_dependencies:
-            known = sorted(project.optional_dependencies)
-            close = difflib.get_close_matches(extra, known, n=1)
-            raise ConfigError(
-                f"`{path}.extras[{i}]`: {extra!r} is not in `project.optional-dependencies`",
-                hint=f"did you mean `{close[0]}`?" if close else f"extras defined: {', '.join(known) or '(none)'}",
-            )
+    _check_defined(extras, project.optional_dependencies, f"{path}.extras", "`project.optional-dependencies`")
     groups = _str_list(raw, "groups", path)
-    for i, group in enumerate(groups):
-        if group not in project.dependency_groups:
-            known = sorted(project.dependency_groups)
-            close = difflib.get_close_matches(group, known, n=1)
-            raise ConfigError(
-                f"`{path}.groups[{i}]`: {group!r} is not in `[dependency-groups]`",
-                hint=f"did you mean `{close[0]}`?" if close else f"groups defined: {', '.join(known) or '(none)'}",
-            )
+    _check_defined(groups, project.dependency_groups, f"{path}.groups", "`[dependency-groups]`")
     accelerator = _str(raw, "accelerator", path, "cuda" if name == "cuda" else "none")
     if accelerator not in ("none", "cuda"):
         raise ConfigError(f'`{path}.accelerator` must be "none" or "cuda", got {accelerator!r}')

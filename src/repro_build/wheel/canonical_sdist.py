@@ -19,27 +19,18 @@ import io
 import posixpath
 import tarfile
 import zlib
-from dataclasses import dataclass
 
 from repro_build.epoch import Epoch
 from repro_build.errors import WheelError
+from repro_build.wheel.canonical_zip import ArchiveCompressor
 
 #: Python's gzip default; fixed here so the bytes never follow a backend's choice.
 GZIP_LEVEL = 9
 _TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE}
 
 
-@dataclass(frozen=True)
-class GzipCompressor:
-    """What produced the gzip bytes; recorded with each build."""
-
-    implementation: str
-    zlib_version: str
-    level: int
-
-
-def gzip_compressor() -> GzipCompressor:
-    return GzipCompressor("python-gzip", zlib.ZLIB_RUNTIME_VERSION, GZIP_LEVEL)
+def gzip_compressor() -> ArchiveCompressor:
+    return ArchiveCompressor("python-gzip", zlib.ZLIB_RUNTIME_VERSION, GZIP_LEVEL)
 
 
 def path_key(name: str) -> tuple[str, ...]:

@@ -38,16 +38,16 @@ _DIR_ATTR = (0o40755 << 16) | 0x10
 
 
 @dataclass(frozen=True)
-class ZipCompressor:
-    """What produced the deflate bytes; recorded with each build."""
+class ArchiveCompressor:
+    """What produced an archive's deflate bytes (wheel zip or sdist gzip); recorded with each build."""
 
     implementation: str
     zlib_version: str
     level: int
 
 
-def zip_compressor() -> ZipCompressor:
-    return ZipCompressor("python-zipfile", zlib.ZLIB_RUNTIME_VERSION, DEFLATE_LEVEL)
+def zip_compressor() -> ArchiveCompressor:
+    return ArchiveCompressor("python-zipfile", zlib.ZLIB_RUNTIME_VERSION, DEFLATE_LEVEL)
 
 
 def zip_date_time(epoch: Epoch) -> tuple[int, int, int, int, int, int]:
