@@ -14,7 +14,9 @@ import hashlib
 import os
 import tempfile
 import tomllib
-from collections.abc import Callable, Iterable
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,9 +181,8 @@ class WheelCache:
             try:
                 digest = hashlib.sha256()
                 size = 0
-                with os.fdopen(fd, "wb") as f, requests.get(url, stream=True, timeout=60) as response:
-                    response.raise_for_status()
-                    for chunk in response.iter_content(_CHUNK):
+                with os.fdopen(fd, "wb") as f:
+                    for chunk in _chunks(url):
                         f.write(chunk)
                         digest.update(chunk)
                         size += len(chunk)
@@ -224,6 +225,18 @@ class WheelCache:
                 hint=f"run once with network access, or copy them into {self.root}/<sha256>/",
             )
         return paths
+
+
+def _chunks(url: str) -> Iterator[bytes]:
+    """The bytes at ``url``: an index over HTTP(S), or a local find-links directory (``file://``)."""
+    if url.startswith("file://"):
+        with Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                yield chunk
+        return
+    with requests.get(url, stream=True, timeout=60) as response:
+        response.raise_for_status()
+        yield from response.iter_content(_CHUNK)
 
 
 def _sha256_file(path: Path) -> str:
