@@ -60,10 +60,10 @@ def main() -> None:
     for _ in range(args.rounds):
         # Peers alternate within each round, so load from other processes hits them alike.
         for name, fn in peers.items():
-            t, c = time.perf_counter(), time.process_time()
+            wall, cpu_start = time.perf_counter(), time.process_time()
             outs[name] = fn()
-            times[name] = min(times.get(name, float("inf")), time.perf_counter() - t)
-            cpu[name] = min(cpu.get(name, float("inf")), time.process_time() - c)
+            times[name] = min(times.get(name, float("inf")), time.perf_counter() - wall)
+            cpu[name] = min(cpu.get(name, float("inf")), time.process_time() - cpu_start)
     ref_name = "zlib single-thread"
     ref = outs[ref_name]
     for name, t in times.items():

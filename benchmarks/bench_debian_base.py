@@ -29,8 +29,9 @@ from repro_build.base.debian.build import build_base
 from repro_build.base.debian.deb822 import iter_stanzas
 from repro_build.base.debian.fetch import DebCache
 from repro_build.base.debian.lock import DEFAULT_PACKAGES, BaseInputs, BaseLock, make_lock
-from repro_build.base.debian.sources import default_mirror, redact
+from repro_build.base.debian.sources import default_mirror
 from repro_build.oci.blobstore import BlobStore
+from repro_build.urls import redact
 
 
 def sha256_file(path: Path) -> str:

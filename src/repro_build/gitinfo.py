@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from repro_build.urls import redact
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,10 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def strip_credentials(url: str) -> str:
-    """``https://user:token@host/x`` -> ``https://host/x`` (a manifest never carries a secret)."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url)
-
-
 def source_info(root: Path) -> SourceInfo:
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None:
         return SourceInfo(None, None, None)
     status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")
     remote = _git(root, "remote", "get-url", "origin")
-    return SourceInfo(commit, bool(status), strip_credentials(remote) if remote else None)
+    return SourceInfo(commit, bool(status), redact(remote) if remote else None)

@@ -11,10 +11,10 @@ from repro_build.base.debian.sources import (
     machine_sources,
     parse_deb822,
     parse_one_line,
-    redact,
     snapshot_timestamp,
 )
 from repro_build.errors import BaseImageError
+from repro_build.urls import redact
 
 DEB822 = """\
 Types: deb deb-src

@@ -25,13 +25,14 @@ from repro_build.base.debian.lock import (
     write_lock,
 )
 from repro_build.base.debian.release import DEFAULT_KEYRING
-from repro_build.base.debian.sources import default_mirror, redact
+from repro_build.base.debian.sources import default_mirror
 from repro_build.cli.output import data, log
 from repro_build.epoch import parse_epoch
 from repro_build.errors import ConfigError
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.compress import Compressor
 from repro_build.oci.progress import progress_for_cli
+from repro_build.urls import redact
 
 #: The suite used when neither the command line nor the project names one.
 DEFAULT_SUITE = "bookworm"

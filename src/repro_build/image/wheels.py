@@ -30,6 +30,7 @@ from repro_build.config import Target
 from repro_build.errors import DigestMismatchError, LockError, ReproBuildError
 from repro_build.lock.reader import read_lock
 from repro_build.oci.digest import sha256_file
+from repro_build.urls import redact_text
 from repro_build.uvbin import run_uv
 
 _CHUNK = 1 << 20
@@ -205,7 +206,7 @@ class WheelCache:
                 tmp.unlink(missing_ok=True)
                 last = e
         raise ReproBuildError(
-            f"downloading {pin.filename} failed after {_ATTEMPTS} attempts: {_redact(str(last))}",
+            f"downloading {pin.filename} failed after {_ATTEMPTS} attempts: {redact_text(str(last))}",
             hint="check the network and the index configuration, or build with a warm cache",
         )
 
@@ -241,10 +242,3 @@ def _chunks(url: str) -> Iterator[bytes]:
 
 def _sha256_file(path: Path) -> str:
     return sha256_file(path)[0].hex
-
-
-def _redact(text: str) -> str:
-    """Drop ``user:password@`` from any URL in an error message."""
-    import re
-
-    return re.sub(r"(https?://)[^/@\s]+@", r"\1***@", text)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import requests
 
-from repro_build.base.debian.sources import redact
 from repro_build.cache import cache_root
 from repro_build.errors import BaseImageError, DigestMismatchError
 from repro_build.fsutil import atomic_write_bytes
+from repro_build.urls import redact
 
 #: Seconds to wait for a mirror to answer; a pinned build fails fast rather than hang.
 HTTP_TIMEOUT = 60

@@ -24,9 +24,10 @@ from repro_build.base.debian.fetch import DebCache, sha256_hex
 from repro_build.base.debian.packages import PackageIndex, fetch_packages
 from repro_build.base.debian.release import DEFAULT_KEYRING, Release, fetch_release
 from repro_build.base.debian.resolve import resolve
-from repro_build.base.debian.sources import default_mirror, redact, snapshot_timestamp
+from repro_build.base.debian.sources import default_mirror, snapshot_timestamp
 from repro_build.errors import LockError, StaleLockError
 from repro_build.fsutil import atomic_write_text, canonical_json_bytes, human_json_text
+from repro_build.urls import redact
 
 #: What a Python 3 runtime needs: the interpreter with its full standard library (``python3``
 #: pulls ``libpython3.11-stdlib``, whose dependencies make ssl, sqlite3, ctypes, lzma, bz2, uuid,

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from repro_build.base.debian.deb822 import iter_stanzas
 from repro_build.base.debian.fetch import http_get, sha256_hex
-from repro_build.base.debian.sources import redact, snapshot_timestamp
+from repro_build.base.debian.sources import snapshot_timestamp
 from repro_build.errors import BaseImageError
+from repro_build.urls import redact
 
 #: The Debian archive keyring from the `debian-archive-keyring` package.
 DEFAULT_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")

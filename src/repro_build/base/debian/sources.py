@@ -116,17 +116,6 @@ def default_mirror(suite: str, root: Path = Path("/")) -> str:
     )
 
 
-def redact(url: str) -> str:
-    """``url`` without ``user:password@`` (what may be written to a lock or a log)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
 def snapshot_timestamp(url: str) -> str | None:
     """The ``YYYYMMDDTHHMMSSZ`` time stamp of a snapshot archive URL, or None for a live mirror."""
     match = _SNAPSHOT_RE.search(urllib.parse.urlsplit(url).path)
