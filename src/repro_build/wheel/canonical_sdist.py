@@ -22,7 +22,7 @@ import zlib
 
 from repro_build.epoch import Epoch
 from repro_build.errors import WheelError
-from repro_build.wheel.canonical_zip import ArchiveCompressor
+from repro_build.wheel.canonical_zip import ArchiveCompressor, refuse_duplicates
 
 #: Python's gzip default; fixed here so the bytes never follow a backend's choice.
 GZIP_LEVEL = 9
@@ -63,10 +63,7 @@ def _read(data: bytes, origin: str) -> tuple[list[tarfile.TarInfo], dict[str, by
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as src:
             members = src.getmembers()
-            names = [m.name for m in members]
-            if len(set(names)) != len(names):
-                dupes = sorted({n for n in names if names.count(n) > 1})
-                raise WheelError(f"{origin}: duplicate members {dupes}", hint="the build backend wrote a broken sdist")
+            refuse_duplicates([m.name for m in members], origin, "sdist")
             for m in members:
                 _check(m, origin)
                 if m.isfile():

@@ -62,6 +62,13 @@ def _check_name(name: str, origin: str) -> None:
         raise WheelError(f"{origin}: unsafe member name {name!r}", hint="the build backend wrote a broken wheel")
 
 
+def refuse_duplicates(names: list[str], origin: str, kind: str) -> None:
+    """A member name twice in one archive makes its content ambiguous: refuse the archive."""
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise WheelError(f"{origin}: duplicate members {dupes}", hint=f"the build backend wrote a broken {kind}")
+
+
 def dist_info_dir(names: list[str], origin: str) -> str:
     """The single top-level ``*.dist-info`` directory of a wheel (PEP 427)."""
     tops = {n.split("/", 1)[0] for n in names if "/" in n}
@@ -103,9 +110,7 @@ def canonicalize_wheel(data: bytes, epoch: Epoch, origin: str) -> bytes:
     with src:
         infos = src.infolist()
         names = [i.filename for i in infos]
-        if len(set(names)) != len(names):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            raise WheelError(f"{origin}: duplicate members {dupes}", hint="the build backend wrote a broken wheel")
+        refuse_duplicates(names, origin, "wheel")
         for n in names:
             _check_name(n, origin)
         dist_info = dist_info_dir(names, origin)

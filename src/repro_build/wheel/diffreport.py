@@ -184,7 +184,7 @@ def diff_wheels(a: bytes, b: bytes) -> tuple[MemberDifference, ...]:
     with zipfile.ZipFile(io.BytesIO(a)) as za, zipfile.ZipFile(io.BytesIO(b)) as zb:
         ia = {i.filename: i for i in za.infolist()}
         ib = {i.filename: i for i in zb.infolist()}
-        out = _presence(list(ia), list(ib)) + _order(list(ia), list(ib))
+        out = presence_and_order(list(ia), list(ib))
         content_changed = False
         record_diffs: list[MemberDifference] = []
         for name in (n for n in ia if n in ib):
