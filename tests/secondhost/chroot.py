@@ -31,6 +31,7 @@ import configparser
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -228,41 +229,66 @@ def host_binds() -> list[Bind]:
     return binds
 
 
-def lent_python(version: str) -> list[Bind]:
-    """Binds that make the host's Python ``version`` (``X.Y``) run at its own path in the chroot.
+@dataclass(frozen=True)
+class LentPython:
+    """One host interpreter of the image's ``X.Y``, and how it appears at its own path in the chroot."""
 
-    uv builds the project wheel with an interpreter of the image's Python; Debian 13 has none of 3.11 and
-    nothing can be downloaded. ``uv python find --system`` names the host's; a source build (pyenv,
-    ``/usr/local``) is bound at its prefix, Debian's own as ``/usr/bin/pythonX.Y`` plus its stdlib.
+    version: str
+    prefix: str
+    binds: tuple[Bind, ...]
+
+    @property
+    def bin_dir(self) -> str:
+        return f"{self.prefix}/bin"
+
+
+def lent_pythons(version: str) -> list[LentPython]:
+    """Every Python ``version`` (``X.Y``) this host has, made to run at its own path in the chroot.
+
+    uv builds the project wheel, and repro-build compiles byte-code, with an interpreter of the image's
+    Python; Debian 13 has no 3.11 and nothing can be downloaded. Host B gets the same interpreters host A
+    has, so that repro-build's own choice among them (the image's exact ``X.Y.Z`` first) is tested on
+    both. A source build (pyenv, ``/usr/local``) is bound at its prefix; Debian's own as
+    ``/usr/bin/pythonX.Y`` plus its standard library.
     """
     from repro_build.uvbin import find_uv
 
-    found = subprocess.run(
-        [find_uv(), "python", "find", "--system", "--no-python-downloads", version],
+    listed = subprocess.run(
+        [
+            *(find_uv(), "python", "list", version, "--only-installed"),
+            *("--python-preference", "only-system", "--output-format", "json"),
+        ],
         capture_output=True,
         text=True,
         check=False,
     )
-    if found.returncode != 0:
-        raise SecondHostUnavailable(f"this host has no Python {version} to lend the chroot: {found.stderr.strip()}")
-    exe = found.stdout.strip()
-    prefix = subprocess.run(
-        [exe, "-c", "import sys; print(sys.base_prefix)"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    if prefix == "/usr":
-        return [
-            Bind(Path(f"/usr/bin/python{version}"), f"/usr/bin/python{version}"),
-            Bind(Path(f"/usr/lib/python{version}"), f"/usr/lib/python{version}"),
-        ]
-    return [Bind(Path(prefix), prefix)]
-
-
-def python_path_entry(binds: Sequence[Bind], version: str) -> str:
-    """The ``bin`` directory holding the lent interpreter (appended to ``PATH`` so uv finds it last)."""
-    for b in binds:
-        if (b.source / "bin" / f"python{version}").exists():
-            return f"{b.target}/bin"
-    return "/usr/bin"
+    if listed.returncode != 0:
+        raise SecondHostUnavailable(f"`uv python list {version}` failed: {listed.stderr.strip()}")
+    found: dict[str, LentPython] = {}
+    for entry in json.loads(listed.stdout or "[]"):
+        probe = subprocess.run(
+            [str(entry["path"]), "-I", "-c", "import sys, platform; print(sys.base_prefix, platform.python_version())"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode != 0:
+            continue
+        prefix, full = probe.stdout.split()
+        if prefix in found or not full.startswith(f"{version}."):
+            continue
+        binds: tuple[Bind, ...]
+        if prefix == "/usr":
+            binds = (
+                Bind(Path(f"/usr/bin/python{version}"), f"/usr/bin/python{version}"),
+                Bind(Path(f"/usr/lib/python{version}"), f"/usr/lib/python{version}"),
+            )
+        else:
+            binds = (Bind(Path(prefix), prefix),)
+        found[prefix] = LentPython(full, prefix, binds)
+    if not found:
+        raise SecondHostUnavailable(f"this host has no Python {version} to lend the chroot (`uv python list`)")
+    return sorted(found.values(), key=lambda p: p.prefix)
 
 
 _ENTER = r"""
@@ -465,17 +491,19 @@ def second_host(pythons: Sequence[str], log: list[str]) -> Iterator[SecondHost]:
     if os.geteuid() != 0:
         raise SecondHostUnavailable("making and entering a chroot needs root")
     tree = cached_tree(log)
-    lent = [bind for version in pythons for bind in lent_python(version)]
-    path_tail = ":".join(dict.fromkeys(python_path_entry(lent, version) for version in pythons))
+    lent = [p for version in pythons for p in lent_pythons(version)]
+    # After the chroot's own directories: `python3` stays Debian 13's, uv still finds the lent X.Y.
+    path_tail = ":".join(dict.fromkeys(p.bin_dir for p in lent if p.prefix != "/usr"))
     scratch = Path(tempfile.mkdtemp(prefix="repro-build-secondhost-"))
     try:
         for name in ("root", "upper", "work", "exchange"):
             (scratch / name).mkdir()
-        host = SecondHost(tree, scratch, [*host_binds(), *lent], path_tail, _passed_env(path_tail))
-        versions = " && ".join(f"python{v} --version" for v in pythons)
-        probe = host.run(["sh", "-c", f"python3 --version && {versions}"])
+        binds = [*host_binds(), *(b for p in lent for b in p.binds)]
+        host = SecondHost(tree, scratch, binds, path_tail, _passed_env(path_tail))
+        probe = host.run(["python3", "--version"])
         _check(probe, "entering the chroot")
-        log.append(f"second host: Debian {SUITE}, {', '.join(probe.stdout.split())}")
+        lent_text = ", ".join(f"{p.version} ({p.prefix})" for p in lent)
+        log.append(f"second host: Debian {SUITE}, {probe.stdout.strip()}; lent Python {lent_text}")
         yield host
     finally:
         # The mounts lived in per-command namespaces: only files are left to remove.
