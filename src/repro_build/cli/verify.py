@@ -25,9 +25,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--image", metavar="REF", help="registry ref, docker-daemon:NAME, oci-archive:PATH, oci-layout:PATH")
     p.add_argument(
         "--repo",
-        type=Path,
         default=None,
-        help="git repository holding the commit (default: the one containing MANIFEST)",
+        metavar="PATH|URL",
+        help="git repository holding the commit: a local path, or a URL to clone (default: the repository "
+        "containing MANIFEST, else the current directory's, else a clone of the remote the manifest records)",
     )
     p.add_argument("--offline", action="store_true", help="use only the cache; say what is missing")
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="write both sides here for diffoscope")
