@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "containing MANIFEST, else the current directory's, else a clone of the remote the manifest records)",
     )
     p.add_argument("--offline", action="store_true", help="use only the cache; say what is missing")
+    p.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="download the Debian base's packages from this mirror (the lock's hashes decide the bytes)",
+    )
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="write both sides here for diffoscope")
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.set_defaults(func=run)
@@ -55,7 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from repro_build.manifest.verify import verify_manifest
 
     result = verify_manifest(
-        args.manifest, repo=args.repo, offline=args.offline, report=args.report, log=lambda s: log(s, quiet=args.quiet)
+        args.manifest,
+        repo=args.repo,
+        offline=args.offline,
+        mirror=args.mirror,
+        report=args.report,
+        log=lambda s: log(s, quiet=args.quiet),
     )
     if args.json:
         data(json.dumps(result.to_dict(), sort_keys=True, indent=2))

@@ -214,6 +214,7 @@ def verify_manifest(
     *,
     repo: str | None = None,
     offline: bool = False,
+    mirror: str | None = None,
     report: Path | None = None,
     log: Callable[[str], None] = lambda s: None,
 ) -> VerifyResult:
@@ -257,7 +258,7 @@ def verify_manifest(
                 offline=offline,
                 base_manifest=manifest["base"].get("manifest_digest"),
                 use_cache=False,
-                debian=functools.partial(debian_base, offline=offline),
+                debian=functools.partial(debian_base, offline=offline, mirror=mirror),
                 log=log,
             )
             rebuilt = image_manifest(config, result)
