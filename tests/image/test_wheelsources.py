@@ -121,7 +121,8 @@ def test_find_links_outside_the_repository_is_not_recorded(tmp_path: Path, local
     out = run_cli("image", "--project", str(project), "-q", env=cache)
     assert out.returncode == 2, out.stderr
     assert f"{local_wheel.name} (sha256 " in out.stderr and "looked in:" in out.stderr
-    assert "the wheel cache" in out.stderr and "UV_FIND_LINKS" in out.stderr and "Traceback" not in out.stderr
+    assert "the wheel cache" in out.stderr and "so the lock does not name it" in out.stderr
+    assert "UV_FIND_LINKS" in out.stderr and "Traceback" not in out.stderr
     built = run_cli("image", "--project", str(project), "-q", env={**cache, "UV_FIND_LINKS": str(links)})
     assert built.returncode == 0, built.stderr
     # Once in the verified cache it needs nothing else.

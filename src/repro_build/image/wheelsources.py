@@ -214,6 +214,8 @@ def obtain(
                 tried.append(f"{url}: {redact_text(e.message)}")
     directories: list[tuple[Path, str]] = []
     local = wheel.source.get("find-links")
+    if "find-links" in wheel.source and local is None:
+        tried.append("its find-links directory: outside the repository when locked, so the lock does not name it")
     if local is not None and "://" not in local:
         directories.append(((root / local).resolve(), f"the recorded find-links directory {local!r}"))
     directories += [(d, "UV_FIND_LINKS") for d in configured_find_links()]
