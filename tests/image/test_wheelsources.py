@@ -8,11 +8,22 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
 
-from repro_build.image.wheelsources import Origins, split_uv_annotations
-from tests.foundation.helpers import git_commit
+from repro_build.config import Config, load_config
+from repro_build.image.wheels import WheelPin
+from repro_build.image.wheelsources import (
+    Origins,
+    RecordedWheel,
+    record_wheels,
+    recorded_wheels,
+    split_uv_annotations,
+)
+from repro_build.lock.inputs import file_sha256, render_inputs_file
+from tests.foundation.helpers import git_commit, write_project
 from tests.image.conftest import GOLDEN_PROJECT
 from tests.image.fakebase import fake_base
 
@@ -70,7 +81,7 @@ def _project(tmp_path: Path, links: Path, wheel: Path) -> Path:
     return project
 
 
-def _wheels_record(project: Path) -> dict[str, dict[str, object]]:
+def _wheels_record(project: Path) -> dict[str, dict[str, Any]]:
     inputs = json.loads((project / "locks" / "inputs.json").read_text())
     return {w["name"]: w for w in inputs["locks"]["cpu.txt"]["wheels"]}
 
@@ -84,7 +95,7 @@ def test_find_links_in_the_project_rebuilds_with_no_environment(tmp_path: Path, 
     assert wheels["flit-pure"]["source"] == {"find-links": "wheels"}
     assert wheels["flit-pure"]["filename"] == local_wheel.name
     six = wheels["six"]["source"]
-    assert set(six) == {"index", "url"} and six["url"].endswith("/six-1.17.0-py2.py3-none-any.whl")  # type: ignore[union-attr]
+    assert set(six) == {"index", "url"} and six["url"].endswith("/six-1.17.0-py2.py3-none-any.whl")
     for name in ("cpu.txt", "inputs.json"):
         assert str(tmp_path) not in (project / "locks" / name).read_text(), name  # no host path
     git_commit(project)  # the wheels directory is committed with the project
@@ -129,3 +140,66 @@ def test_find_links_outside_the_repository_is_not_recorded(tmp_path: Path, local
     again = run_cli("image", "--project", str(project), "-q", env=cache)
     assert again.returncode == 0, again.stderr
     assert again.stdout == built.stdout
+
+
+def _config(tmp_path: Path) -> Config:
+    root = write_project(tmp_path / "proj")
+    return load_config(root)
+
+
+def test_sources_carry_no_credentials_and_no_host_path(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    inside = config.root / "vendor" / "wheels"
+    outside = tmp_path / "elsewhere"
+    pins = [WheelPin(n, "1.0", f"{n}-1.0-py3-none-any.whl", c * 64, None) for n, c in zip("abcd", "abcd", strict=True)]
+    selected = [
+        (pins[0], "https://reader:t0ken@idx.invalid/files/a-1.0-py3-none-any.whl"),
+        (pins[1], "https://links.invalid/dl/b-1.0-py3-none-any.whl"),
+        (pins[2], (inside / "c-1.0-py3-none-any.whl").as_uri()),
+        (pins[3], (outside / "d-1.0-py3-none-any.whl").as_uri()),
+    ]
+    origins = Origins(
+        {
+            canonicalize_name("a"): "https://reader:t0ken@idx.invalid/simple",
+            canonicalize_name("b"): "https://links.invalid/dl/",
+            canonicalize_name("c"): inside.as_uri(),
+            canonicalize_name("d"): outside.as_uri(),
+        },
+        frozenset({"https://links.invalid/dl/", str(inside), str(outside)}),
+    )
+    records = {r["name"]: r["source"] for r in record_wheels(config, selected, origins)}
+    assert records == {
+        "a": {"index": "https://idx.invalid/simple", "url": "https://idx.invalid/files/a-1.0-py3-none-any.whl"},
+        "b": {"find-links": "https://links.invalid/dl/", "url": "https://links.invalid/dl/b-1.0-py3-none-any.whl"},
+        "c": {"find-links": "vendor/wheels"},
+        "d": {"find-links": None},
+    }
+    assert "t0ken" not in json.dumps(records)
+
+
+def test_a_record_that_does_not_match_the_lock_is_not_used(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    config.locks_dir.mkdir(parents=True)
+    lock = config.locks_dir / "cpu.txt"
+    lock.write_text(f"a==1.0 \\\n    --hash=sha256:{'a' * 64}\n")
+    target = config.target("cpu")
+    good: dict[str, object] = {
+        "filename": "a-1.0-py3-none-any.whl",
+        "name": "a",
+        "sha256": f"sha256:{'a' * 64}",
+        "size": None,
+    }
+    good |= {"version": "1.0", "source": {"find-links": "wheels"}}
+
+    def record(wheels: list[dict[str, object]], sha: str | None = None) -> list[RecordedWheel] | None:
+        entry = {"checksum": "", "inputs": {}, "sha256": sha or file_sha256(lock), "wheels": wheels}
+        (config.locks_dir / "inputs.json").write_text(render_inputs_file({"cpu.txt": entry}))
+        return recorded_wheels(config, target, lock)
+
+    found = record([good])
+    assert found is not None and found[0].pin.sha256 == "a" * 64 and found[0].source == {"find-links": "wheels"}
+    assert record([{**good, "sha256": f"sha256:{'b' * 64}"}]) is None  # a hash the lock does not allow
+    assert record([{**good, "version": "2.0"}]) is None
+    assert record([{**good, "filename": "../../etc/a-1.0-py3-none-any.whl"}]) is None  # a path, not a file name
+    assert record([]) is None  # a pin without a file
+    assert record([good], sha="sha256:" + "0" * 64) is None  # made for another lock text
