@@ -86,7 +86,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     build = cmds.add_parser("build", help="build the base image from its lock")
     common(build)
     build.add_argument("--output", type=Path, help="output directory (default: build/base)")
-    build.add_argument("--mirror", help="download from this mirror instead of the lock's (e.g. with credentials)")
+    build.add_argument(
+        "--mirror",
+        help="download from this mirror instead of the lock's (e.g. with credentials, or on a machine whose apt "
+        "sources lack the suite); the lock's hashes decide the bytes",
+    )
     build.add_argument("--offline", action="store_true", help="use only the cache; never download")
     build.add_argument("--epoch", help="SOURCE_DATE_EPOCH for the base (default: the Release file's date)")
     build.add_argument("--compression", default="gzip", help="gzip (default), zstd or none")

@@ -31,9 +31,14 @@ def base_lock_path(config: Config, target: Target) -> Path:
 
 
 def debian_base(
-    config: Config, target: Target, staging: Path, *, offline: bool = False
+    config: Config, target: Target, staging: Path, *, offline: bool = False, mirror: str | None = None
 ) -> tuple[Image, dict[str, Any]]:
-    """The base image of ``target`` (a :data:`repro_build.image.base.DebianBuilder`)."""
+    """The base image of ``target`` (a :data:`repro_build.image.base.DebianBuilder`).
+
+    The ``.deb`` files come from the cache, else from ``mirror`` (``--mirror``), else the configured
+    ``[tool.repro-build.debian] mirror``, else the mirror the lock records, else this machine's apt
+    sources. Any of them gives the same base: every file is checked against the lock's sha256.
+    """
     path = base_lock_path(config, target)
     rel = path.relative_to(config.root).as_posix()
     if not path.is_file():
@@ -63,7 +68,7 @@ def debian_base(
             lock,
             cache=DebCache(cache_root()),
             store=BlobStore(Path(tmp) / "store"),
-            mirror=config.debian.mirror,
+            mirror=mirror or config.debian.mirror,
             offline=offline,
         )
         out = Path(tmp) / "final"
