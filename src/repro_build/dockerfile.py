@@ -28,7 +28,7 @@ from packaging.version import Version
 from repro_build.config import Config, Target
 from repro_build.determinism.policy import Policy, image_files
 from repro_build.errors import ConfigError, DigestMismatchError, LockError, ReproBuildError
-from repro_build.fsutil import atomic_write_text
+from repro_build.fsutil import atomic_write_text, publish_dir
 from repro_build.image import imageconfig
 from repro_build.lock import target_lock_path
 from repro_build.lock.reader import LockedPackage, read_lock
@@ -289,7 +289,7 @@ def prepare_context(
         for fname, data in image_files(policy):
             put_bytes(f"app/{fname}", data)
         tmp.chmod(0o755)
-        tmp.rename(dest)
+        publish_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
