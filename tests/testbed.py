@@ -183,7 +183,7 @@ def mount_other_fs(where: Path, size: str = "4g") -> Iterator[Path]:
         image.unlink(missing_ok=True)
         unavailable("a second file system", f"{tmpfs}; {loop} (run the tests as root)")
     try:
-        if os.stat(where).st_dev == os.stat(where.parent).st_dev:
+        if where.stat().st_dev == where.parent.stat().st_dev:
             pytest.fail(f"{where} was mounted but is on the same device as {where.parent}")
         yield where
     finally:

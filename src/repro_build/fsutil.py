@@ -176,6 +176,26 @@ def _move_error(src: Path, dest: Path, e: OSError) -> ReproBuildError:
     )
 
 
+#: Written into each output directory repro-build creates, so git (and ``git status``) ignores it all.
+OUTPUT_GITIGNORE = "# Created by repro-build: build output, never committed.\n*\n"
+
+
+def make_output_dir(path: Path) -> Path:
+    """Create the output directory ``path`` (and its parents); return it.
+
+    The topmost directory this call creates gets a ``.gitignore`` of ``*`` (as pytest and nox do for
+    theirs), so a project without ignore rules does not see repro-build's own output as uncommitted
+    changes. A directory that already existed is left as it is: its contents belong to its owner.
+    """
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    if missing:
+        top = missing[-1]
+        if not (top / ".gitignore").exists():
+            atomic_write_text(top / ".gitignore", OUTPUT_GITIGNORE)
+    return path
+
+
 def canonical_json_bytes(obj: Any) -> bytes:
     """Compact canonical JSON for OCI blobs: UTF-8, sorted keys, ``,``/``:`` separators."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -95,22 +97,20 @@ def test_failed_copy_keeps_the_old_tree_and_the_source(
     tmp_path: Path, other_fs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No space on the destination half-way: one clear error, nothing half-written, nothing lost."""
-    import repro_build.fsutil as fsutil
-
     src, dest = tmp_path / "build", other_fs / "entry"
     want = _tree(src, "new")
     old = _tree(dest, "old")
-    real_copy = fsutil.shutil.copyfileobj
+    real_copy = shutil.copyfileobj
     calls = 0
 
-    def copy_then_fill_up(*args: object, **kwargs: object) -> None:
+    def copy_then_fill_up(src: IO[bytes], dst: IO[bytes], length: int = 0) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_copy(*args, **kwargs)  # type: ignore[arg-type]
+        real_copy(src, dst, length)
 
-    monkeypatch.setattr(fsutil.shutil, "copyfileobj", copy_then_fill_up)
+    monkeypatch.setattr(shutil, "copyfileobj", copy_then_fill_up)
     with pytest.raises(ReproBuildError) as info:
         publish_dir(src, dest)
     assert "No space left on device" in info.value.message

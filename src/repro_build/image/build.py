@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from repro_build import __version__
-from repro_build.cache import cache_root
+from repro_build.cache import cache_root, prepare_cache_root
 from repro_build.config import Config, Target
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
-from repro_build.fsutil import publish_dir
+from repro_build.fsutil import make_output_dir, publish_dir
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
@@ -332,7 +332,8 @@ def build_image(
     epoch = resolve_epoch(config.epoch_policy, config.root)
     lock = _check_lock(config, target)
     out_root = (out_dir or config.root / "build").resolve()
-    out_root.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_root)
+    prepare_cache_root()
     final = out_root / target.name
     source = source_info(config.root)
     policy = Policy(target.flags, cuda=target.accelerator == "cuda")
