@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -99,6 +100,12 @@ def test_untracked_output_dirs_made_by_others_do_not_count(tmp_path: Path) -> No
     (root / "build" / ".gitignore").unlink()
     assert "cache-home/repro-build/" in _status(root)
     _ok(_cli(root, env, "image", "-q"))
+    # The manifest's `dirty` follows the same rule as the refusal.
+    manifest = json.loads((root / "build" / "cpu" / "manifest.json").read_text())
+    assert manifest["source"]["dirty"] is False
+    (root / "notes.txt").write_text("not committed\n")
+    _ok(_cli(root, env, "image", "-q", "--allow-dirty"))
+    assert json.loads((root / "build" / "cpu" / "manifest.json").read_text())["source"]["dirty"] is True
 
 
 def test_cache_on_another_file_system(tmp_path: Path, other_fs: Path) -> None:

@@ -105,9 +105,9 @@ def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> S
     skip = own_dirs(root, outputs)
     if not in_git(root):
         return SourceTree(root, tuple(f for f in _walk(root) if not _under(f.path, skip)), None, None, None)
-    dirty_paths = _dirty_paths(root, skip)
-    if dirty_paths and not allow_dirty:
-        shown = "\n".join(f"  {p}" for p in dirty_paths[:10]) + ("\n  …" if len(dirty_paths) > 10 else "")
+    dirty = dirty_paths(root, skip)
+    if dirty and not allow_dirty:
+        shown = "\n".join(f"  {p}" for p in dirty[:10]) + ("\n  …" if len(dirty) > 10 else "")
         raise WheelError(
             f"the work tree of {root} has uncommitted changes, so the build would not match any commit:\n{shown}",
             hint="commit or discard them, or pass `--allow-dirty` (the build record then says `dirty: true`)",
@@ -139,7 +139,7 @@ def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> S
             f"{root}/pyproject.toml is not tracked by git, so the build cannot include it",
             hint="`git add pyproject.toml` and commit",
         )
-    return SourceTree(root, tuple(files[p] for p in sorted(files)), "git", commit, bool(dirty_paths), dirty_paths)
+    return SourceTree(root, tuple(files[p] for p in sorted(files)), "git", commit, bool(dirty), dirty)
 
 
 def own_dirs(root: Path, outputs: Path | None = None) -> tuple[str, ...]:
@@ -163,7 +163,7 @@ def _under(path: str, prefixes: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
-def _dirty_paths(root: Path, skip: tuple[str, ...]) -> tuple[str, ...]:
+def dirty_paths(root: Path, skip: tuple[str, ...]) -> tuple[str, ...]:
     """``git status`` entries under ``root`` (relative to it), minus untracked files under ``skip``."""
     prefix = _git_ok(root, "rev-parse", "--show-prefix").decode().strip()
     status = _git_ok(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")
