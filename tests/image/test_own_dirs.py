@@ -109,7 +109,7 @@ def test_untracked_output_dirs_made_by_others_do_not_count(tmp_path: Path) -> No
 
 
 def test_cache_on_another_file_system(tmp_path: Path, other_fs: Path) -> None:
-    """Project on disk, cache on a tmpfs (and back): builds move blobs and layouts across without EXDEV."""
+    """Project on disk, cache on a tmpfs (and back): blobs cannot be hard-linked across, the digest is the same."""
     digests = []
     for i, (project_area, cache_area) in enumerate([(tmp_path, other_fs), (other_fs, tmp_path)]):
         root = _golden_in_git(project_area / f"golden{i}")
