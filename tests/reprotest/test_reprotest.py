@@ -20,6 +20,7 @@ cache. Runs once per suite, about 3 minutes (the image is built from scratch twi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -65,6 +66,8 @@ def build_area(other_fs: Path) -> Iterator[Path]:
     shutil.rmtree(SECOND_HOME, ignore_errors=True)
     yield other_fs
     shutil.rmtree(SECOND_HOME, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        SECOND_HOME.parent.rmdir()  # only when empty: /nonexistent is not ours otherwise
 
 
 def reprotest(source: Path, command: str, artifacts: str, *, tmpdir: Path, store: Path) -> str:
