@@ -9,7 +9,6 @@ only when everything succeeded, so a failed build leaves the previous outputs un
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from repro_build import __version__
-from repro_build.cache import cache_root
+from repro_build.cache import cache_root, prepare_cache_root
 from repro_build.config import Config, Target
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
+from repro_build.fsutil import make_output_dir, publish_dir
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
@@ -360,7 +360,8 @@ def build_image(
     epoch = resolve_epoch(config.epoch_policy, config.root)
     lock = _check_lock(config, target)
     out_root = (out_dir or config.root / "build").resolve()
-    out_root.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_root)
+    prepare_cache_root()
     final = out_root / target.name
     source = source_info(config.root)
     policy = Policy(target.flags, cuda=target.accelerator == "cuda")
@@ -425,9 +426,7 @@ def build_image(
         staged = work / "out"
         write_layout(staged / "oci", image, tag=target.name, progress=progress)
         write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
-        if final.exists():
-            shutil.rmtree(final)
-        staged.rename(final)
+        publish_dir(staged, final)
     # The new layers lived in the staging store; from now on the image reads them from the final layout.
     result_image = read_layout(final / "oci", tag=target.name)
     assert isinstance(result_image, Image)

@@ -299,9 +299,9 @@ def _merge(summary: list[Divergence], detailed: list[Divergence]) -> list[Diverg
 def _write_report(
     report: Path, original: Image | None, rebuilt: Image, recorded: dict[str, Any], rebuilt_manifest: dict[str, Any]
 ) -> None:
-    from repro_build.fsutil import atomic_write_text, human_json_text
+    from repro_build.fsutil import atomic_write_text, human_json_text, make_output_dir
 
-    report.mkdir(parents=True, exist_ok=True)
+    make_output_dir(report)
     shutil.rmtree(report / "rebuilt", ignore_errors=True)
     write_layout(report / "rebuilt", rebuilt)
     if original is not None:
