@@ -71,6 +71,15 @@ def drift_warnings(manifest: dict[str, Any], compressor: dict[str, Any]) -> list
     return warnings
 
 
+def bytecode_drift(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
+    """A warning when the byte-code compiler's version differs: a patch release may change pyc bytes."""
+    old = recorded.get("bytecode", {}).get("compiler", {}).get("version")
+    new = rebuilt.get("bytecode", {}).get("compiler", {}).get("version")
+    if old is None or old == new:
+        return []
+    return [f"byte-code compiler: the manifest has Python {old}, this rebuild used Python {new}"]
+
+
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
 
@@ -268,6 +277,9 @@ def verify_manifest(
                 log=log,
             )
             rebuilt = image_manifest(config, result)
+            for w in bytecode_drift(manifest, rebuilt):
+                log(f"warning: {w}")
+                warnings.append(w)
             compared, divergences = compare_manifests(manifest, rebuilt)
             original = _original(path)
             if divergences and original is not None:
