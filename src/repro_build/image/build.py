@@ -31,6 +31,7 @@ from repro_build.image.bytecode import compile_distributions, compile_module
 from repro_build.image.interpreter import Interpreter, find_interpreter
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
+from repro_build.image.sourcelabel import SourceLabel, source_label
 from repro_build.image.wheels import WheelCache, WheelPin, select_wheels
 from repro_build.lock import check_locks, target_lock_path
 from repro_build.oci.archive import write_archive
@@ -89,6 +90,7 @@ class ImageResult:
     env: tuple[str, ...]
     policy: Policy
     source: SourceInfo
+    source_label: SourceLabel
     bytecode: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -138,7 +140,9 @@ def _app_entries(policy: Policy, info: BaseInfo, interpreter: Interpreter, scrat
     return [LayerEntry.file(path, data) for path, data in app_files(policy, info.site_packages, interpreter, scratch)]
 
 
-def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBase) -> dict[str, str]:
+def _labels(
+    config: Config, target: Target, source: SourceInfo, label: SourceLabel, base: ResolvedBase
+) -> dict[str, str]:
     labels = {
         imageconfig.TITLE: config.project.name,
         imageconfig.BASE_NAME: target.base.text,
@@ -148,8 +152,8 @@ def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBa
         labels[imageconfig.VERSION] = config.project.version
     if source.commit:
         labels[imageconfig.REVISION] = source.commit
-    if source.remote:
-        labels[imageconfig.SOURCE] = source.remote
+    if label.url:
+        labels[imageconfig.SOURCE] = label.url
     return {k: v for k, v in labels.items() if v}
 
 
@@ -285,8 +289,9 @@ def _assemble(
     policy: Policy,
     epoch: Epoch,
     source: SourceInfo,
+    label: SourceLabel,
 ) -> Image:
-    labels = _labels(config, target, source, base)
+    labels = _labels(config, target, source, label, base)
     cfg = imageconfig.build_config(
         base.image.config,
         config=config,
@@ -336,6 +341,8 @@ def build_image(
     out_root.mkdir(parents=True, exist_ok=True)
     final = out_root / target.name
     source = source_info(config.root)
+    label = source_label(config.project.urls, source.remote)
+    log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
     policy = Policy(target.flags, cuda=target.accelerator == "cuda")
     compressor = compressor_for(config)
     repo_tag = f"{config.project.normalized_name}:{target.name}"
@@ -401,7 +408,15 @@ def build_image(
             cache=LayerCache() if use_cache else None,
         )
         image = _assemble(
-            base, written, groups, config=config, target=target, policy=policy, epoch=epoch, source=source
+            base,
+            written,
+            groups,
+            config=config,
+            target=target,
+            policy=policy,
+            epoch=epoch,
+            source=source,
+            label=label,
         )
         staged = work / "out"
         write_layout(staged / "oci", image, tag=target.name, progress=progress)
@@ -429,5 +444,6 @@ def build_image(
         policy=policy,
         source=source,
         bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
+        source_label=label,
         extra={"repro-build": __version__},
     )
