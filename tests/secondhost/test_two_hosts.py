@@ -287,6 +287,18 @@ def test_example_same_digest_on_both_hosts(example: ExampleBuild) -> None:
     _assert_same_digests(example.a, example.b, EXAMPLE_TARGETS, example.steps)
 
 
+def test_example_manifests_name_no_host_path(example: ExampleBuild, hosts: Hosts) -> None:
+    """Neither host's clone, output, exchange or temp directory reaches a build manifest (nor its clone URL)."""
+    paths = [str(example.clone_a), str(hosts.work_a), str(hosts.second.scratch), example.clone_b, "/exchange"]
+    for built in (example.a, example.b):
+        for target in EXAMPLE_TARGETS:
+            manifest = built.manifests[target]
+            assert manifest.is_file(), f"host {built.host} built no {target}:\n{_failed(example.steps)}"
+            text = manifest.read_text()
+            leaked = [p for p in paths if p in text]
+            assert not leaked, f"host {built.host}, {target}: the manifest names {leaked}"
+
+
 def project_pycs(manifest: Path) -> list[str]:
     """The ``.pyc`` files in the image's project layer (read from the OCI layout beside the manifest)."""
     data = json.loads(manifest.read_text())
