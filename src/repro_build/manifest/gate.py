@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_build.errors import ReproBuildError
-from repro_build.oci.archive import read_archive
+from repro_build.oci.archive import ArchiveDisagreementError, read_archive
 from repro_build.oci.image import Image, parse_json_object
 from repro_build.oci.index import Index
 from repro_build.oci.layout import read_layout
@@ -151,6 +151,8 @@ def check_image(manifest: dict[str, Any], reference: str) -> GateResult:
                     if loc.kind == "oci-layout"
                     else read_archive(loc.path, Path(tmp), tag=loc.tag)
                 )
+            except ArchiveDisagreementError:
+                raise  # two readings of one file: an error (exit 2), not a comparison result
             except ReproBuildError as e:
                 return GateResult(reference, expected, {}, (f"unreadable or tampered: {e.message}",))
             found = _local(art, expected)
