@@ -39,6 +39,7 @@ from repro_build.oci.digest import sha256_file
 from repro_build.oci.image import Image, append_layers, with_annotations, with_config
 from repro_build.oci.layer import Layer, write_layer
 from repro_build.oci.layout import read_layout, write_layout
+from repro_build.oci.mediatypes import oci_layer_type
 from repro_build.oci.progress import NO_PROGRESS, Progress
 from repro_build.oci.tarwriter import LayerEntry
 from repro_build.oci.validate import validate_image
@@ -252,7 +253,11 @@ def _write_layers(
         )
         mtime = layer_mtime(group, epoch)
         key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache else ""
-        layer = cache.get(key) if cache else None
+        layer = (
+            cache.get(key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm))
+            if cache
+            else None
+        )
         if layer is None:
             layer = write_layer(
                 entries, epoch=mtime, compressor=compressor, store=store, progress=progress, description=group.name

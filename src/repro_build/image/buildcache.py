@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from repro_build.cache import cache_root
+from repro_build.errors import ReproBuildError
 from repro_build.fsutil import atomic_write_text, canonical_json_bytes
 from repro_build.image.baseinfo import BaseInfo, inspect_base
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.digest import Digest, sha256_file
 from repro_build.oci.image import Image
-from repro_build.oci.layer import Layer
+from repro_build.oci.layer import Layer, diff_id_of, tar_diff_id
 from repro_build.oci.tarwriter import LayerEntry
 from repro_build.oci.values import Descriptor
+
+log = logging.getLogger(__name__)
 
 #: Bump when the layer bytes for the same entries change (tar writer or entry rules), to retire old entries.
 LAYER_FORMAT = 1
@@ -95,27 +99,74 @@ def layer_key(entries: list[LayerEntry], *, epoch: int, compressor: dict[str, An
 
 
 class LayerCache:
-    """Previously written layers, reused only after their blob re-hashes to its digest."""
+    """Previously written layers, reused only after their content is re-derived from the inputs.
+
+    An entry maps a layer key to a blob. Everything in the cache directory may have been rewritten
+    (a cache restored from CI, a shared volume), so the self-hash of an entry proves nothing. Before
+    a blob is reused, :meth:`get` recomputes the diff_id the layer's *inputs* give (the canonical tar
+    of the entries, hashed without compressing) and checks that the cached blob hashes to its digest
+    and decompresses to exactly that tar. A mismatch evicts the entry with a warning and the layer is
+    written anew; it is never used and never fatal. What is left to the cache is only the encoding of
+    the compressed bytes (see docs/explanation/threat-model.md).
+    """
 
     def __init__(self, root: Path | None = None) -> None:
         base = root or cache_root()
         self.index = base / "layers"
         self.store = BlobStore(base)
 
-    def get(self, key: str) -> Layer | None:
+    def _evict(self, key: str, path: Path | None, why: str) -> None:
+        log.warning("warning: layer cache entry %s is not what its inputs give (%s); rebuilding it", key[:12], why)
+        (self.index / f"{key}.json").unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def get(
+        self,
+        key: str,
+        *,
+        entries: list[LayerEntry],
+        epoch: int,
+        media_type: str,
+        preserve_metadata: bool = False,
+    ) -> Layer | None:
+        """The cached layer for ``key`` if its blob is exactly the tar of ``entries``; else ``None``.
+
+        ``media_type`` is the one the build's compressor gives: an entry of another type is evicted.
+        """
         payload = _unseal(self.index / f"{key}.json")
         if payload is None:
             return None
-        digest = Digest.parse(payload["digest"])
+        try:
+            digest = Digest.parse(str(payload["digest"]))
+            diff_id = Digest.parse(str(payload["diff_id"]))
+            size = int(payload["size"])
+            recorded_type = str(payload["media_type"])
+        except (KeyError, TypeError, ValueError, ReproBuildError):
+            self._evict(key, None, "malformed entry")
+            return None
+        if recorded_type != media_type:
+            self._evict(key, None, f"media type {recorded_type}, this build writes {media_type}")
+            return None
         path = self.store.path(digest)
         if not path.is_file():
             return None
-        if sha256_file(path) != (digest, int(payload["size"])):
-            path.unlink()  # corrupt: drop it so the next write stores a good copy
+        expected = tar_diff_id(entries, epoch=epoch, preserve_metadata=preserve_metadata)
+        if diff_id != expected:
+            self._evict(key, None, f"it records diff_id {diff_id}, the inputs give {expected}")
             return None
-        return Layer(
-            Descriptor(payload["media_type"], digest, int(payload["size"])), Digest.parse(payload["diff_id"]), path
-        )
+        if sha256_file(path) != (digest, size):
+            self._evict(key, path, f"blob {digest} is corrupt")
+            return None
+        layer = Layer(Descriptor(media_type, digest, size), diff_id, path)
+        try:
+            actual = diff_id_of(layer) if layer.is_layer else None
+        except ReproBuildError:
+            actual = None
+        if actual != expected:
+            self._evict(key, path, f"blob {digest} decompresses to {actual}, the inputs give {expected}")
+            return None
+        return layer
 
     def put(self, key: str, layer: Layer) -> None:
         with layer.path.open("rb") as blob:
