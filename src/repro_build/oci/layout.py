@@ -11,10 +11,9 @@ so a reader never sees an index naming a missing blob.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from repro_build.errors import OCIError
 from repro_build.fsutil import atomic_write_bytes, canonical_json_bytes
@@ -137,33 +136,6 @@ def _all_blobs(artifact: Artifact) -> list[tuple[Digest, bytes | Layer]]:
     return out
 
 
-class _Counting:
-    def __init__(self, f: BinaryIO, advance: Callable[[int], None]) -> None:
-        self._f = f
-        self._advance = advance
-
-    def read(self, n: int = -1) -> bytes:
-        b = self._f.read(n)
-        self._advance(len(b))
-        return b
-
-
-def _link_verified(src: Path, dest: Path, digest: Digest, size: int) -> bool:
-    """Hard-link a blob that hashes to its digest (same file system); False to fall back to a copy.
-
-    Blobs are immutable and named by content, and every reader verifies them, so sharing an inode
-    between a cache and a layout is safe and saves writing the bytes again.
-    """
-    try:
-        if sha256_file(src) != (digest, size):
-            return False
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.link(src, dest)
-    except OSError:
-        return False
-    return True
-
-
 def write_blobs(store: BlobStore, artifact: Artifact, progress: Progress = NO_PROGRESS) -> None:
     """Copy every blob of ``artifact`` into ``store``, verifying each one while it streams."""
     for digest, blob in _all_blobs(artifact):
@@ -176,16 +148,11 @@ def write_blobs(store: BlobStore, artifact: Artifact, progress: Progress = NO_PR
             if dest.samefile(blob.path) or sha256_file(dest) == (digest, blob.size):
                 continue
             dest.unlink()  # a corrupt entry in the destination: replace it with verified bytes
-        if _link_verified(blob.path, dest, digest, blob.size):
-            continue
+        # Never a hard link: an output sharing an inode with a cache entry would let an edit of the
+        # output corrupt the cache (and every later build). A reflink where the file system has one.
         advance = progress.task(f"copying {digest.hex[:12]}", blob.size)
-        with blob.open_compressed() as f:
-            store.copy_from(
-                _Counting(f, advance),  # type: ignore[arg-type]
-                expected=digest,
-                size=blob.size,
-                what=f"layer {digest} from {blob.path}",
-            )
+        store.copy_file(blob.path, expected=digest, size=blob.size, what=f"layer {digest} from {blob.path}")
+        advance(blob.size)
 
 
 def write_layout(
