@@ -356,7 +356,7 @@ def build_image(
             manifest_digest=base_manifest,
         )
         # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
-        info = cached_base_info(base.image, name=target.base.text)
+        info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
         check_base(info, target, name=target.base.text)
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
 

@@ -1,13 +1,20 @@
 """Caches that make repeated image builds fast without being trusted.
 
+Anything under the cache directory may have been rewritten by someone else (a cache restored from CI,
+a shared volume), so no entry is trusted because of a hash stored beside it:
+
 ``<cache>/baseinfo/<manifest hex>.json``
     what :func:`inspect_base` found in a base, keyed by the base's manifest digest (the base itself is
-    verified on every use, so the key is sound); the entry carries the sha256 of its own content and
-    is recomputed when that does not match.
+    verified on every use). The facts can only be re-derived by inspecting the base again, so the
+    entry is sealed with an HMAC under a key kept outside the cache (:mod:`repro_build.cachekey`)
+    that covers the facts and the base digest; an entry that does not verify is inspected anew.
 ``<cache>/layers/<key>.json`` + ``<cache>/blobs``
     a written layer, keyed by the sha256 of everything that decides its bytes: each entry's in-image
     path, mode and content sha256, the epoch, the compressor's description and the tar format version.
-    The blob is re-hashed against its digest before it is reused. ``verify`` does not use this cache.
+    Before reuse the diff_id is re-derived from the inputs (the canonical tar, hashed without
+    compressing) and the blob must hash to its digest and decompress to that diff_id.
+
+``verify`` uses neither cache.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_build.cache import cache_root
+from repro_build.cachekey import seal, sealed_by_us
 from repro_build.errors import ReproBuildError
 from repro_build.fsutil import atomic_write_text, canonical_json_bytes
 from repro_build.image.baseinfo import BaseInfo, inspect_base
@@ -51,33 +59,57 @@ def _unseal(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def cached_base_info(image: Image, *, name: str, root: Path | None = None) -> BaseInfo:
-    """:func:`inspect_base`, remembered per base manifest digest."""
+def cached_base_info(image: Image, *, name: str, root: Path | None = None, use_cache: bool = True) -> BaseInfo:
+    """:func:`inspect_base`, remembered per base manifest digest in an entry sealed with the cache key.
+
+    The facts cannot be checked without inspecting the base again, so an entry is used only when its
+    HMAC (:mod:`repro_build.cachekey`, a key kept outside the cache) covers both the facts and this
+    base's manifest digest; anything else is evicted and the base inspected anew. ``use_cache=False``
+    (``verify``) always inspects.
+    """
     path = (root or cache_root()) / "baseinfo" / f"{image.digest.hex}.json"
-    payload = _unseal(path)
-    if payload is not None:
+    if use_cache:
+        info = _read_base_info(path, image)
+        if info is not None:
+            return info
+    info = inspect_base(image.layers, image.config, name=name)
+    payload = {
+        "base": str(image.digest),
+        "glibc": list(info.glibc) if info.glibc else None,
+        "interpreter": info.interpreter,
+        "os_release": dict(info.os_release),
+        "python_version": info.python_version,
+        "site_packages": info.site_packages,
+    }
+    tag = seal(canonical_json_bytes(payload))
+    if tag is not None:
+        atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+    return info
+
+
+def _read_base_info(path: Path, image: Image) -> BaseInfo | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        data = None
+    try:
+        payload = data["payload"]
+        if payload["base"] != str(image.digest) or not sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
+            raise ValueError("not sealed for this base by this machine's cache key")
         glibc = payload["glibc"]
         return BaseInfo(
-            payload["interpreter"],
-            payload["python_version"],
-            payload["site_packages"],
+            str(payload["interpreter"]),
+            str(payload["python_version"]),
+            str(payload["site_packages"]),
             (int(glibc[0]), int(glibc[1])) if glibc else None,
-            payload["os_release"],
+            {str(k): str(v) for k, v in payload["os_release"].items()},
         )
-    info = inspect_base(image.layers, image.config, name=name)
-    atomic_write_text(
-        path,
-        _sealed(
-            {
-                "glibc": list(info.glibc) if info.glibc else None,
-                "interpreter": info.interpreter,
-                "os_release": dict(info.os_release),
-                "python_version": info.python_version,
-                "site_packages": info.site_packages,
-            }
-        ),
-    )
-    return info
+    except (KeyError, TypeError, ValueError, IndexError):
+        log.warning("warning: base facts cache entry %s is not sealed by this machine; inspecting anew", path.name[:12])
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _content_sha(entry: LayerEntry) -> str:

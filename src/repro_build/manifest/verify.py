@@ -267,7 +267,7 @@ def verify_manifest(
                 offline=offline,
                 base_manifest=manifest["base"].get("manifest_digest"),
                 use_cache=False,
-                debian=functools.partial(debian_base, offline=offline),
+                debian=functools.partial(debian_base, offline=offline, use_cache=False),
                 log=log,
             )
             rebuilt = image_manifest(config, result)
