@@ -20,7 +20,7 @@ from repro_build.fsutil import atomic_write_bytes, canonical_json_bytes
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.digest import Digest, sha256_file
 from repro_build.oci.image import Image, layers_from_manifest, parse_json_object
-from repro_build.oci.index import Artifact, Index
+from repro_build.oci.index import Artifact, Index, WalkBudget
 from repro_build.oci.layer import Layer
 from repro_build.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from repro_build.oci.progress import NO_PROGRESS, Progress
@@ -36,8 +36,15 @@ def load_manifest(
     desc: Descriptor,
     *,
     what: str,
+    budget: WalkBudget | None = None,
+    depth: int = 0,
 ) -> Artifact:
-    """Load an image or index (recursively) given a verified-blob reader; shared by layout and archive readers."""
+    """Load an image or index (recursively) given a verified-blob reader; shared by layout and archive readers.
+
+    The walk is bounded (:class:`~repro_build.oci.index.WalkBudget`): nesting depth and total manifests.
+    """
+    budget = budget or WalkBudget(what)
+    budget.enter(depth, desc.digest)
     data = read_blob(desc.digest, f"{what} manifest {desc.digest}")
     obj = parse_json_object(data, f"{what} manifest {desc.digest}")
     media_type = obj.get("mediaType", desc.media_type)
@@ -45,7 +52,7 @@ def load_manifest(
         children: list[Artifact] = []
         for i, child in enumerate(obj.get("manifests") or []):
             d = Descriptor.from_json(child, origin=f"{what} index {desc.digest} manifests[{i}]")
-            children.append(load_manifest(read_blob, layer_path, d, what=what))
+            children.append(load_manifest(read_blob, layer_path, d, what=what, budget=budget, depth=depth + 1))
         return Index(data, tuple(children))
     if media_type not in MANIFEST_TYPES:
         raise OCIError(f"{what}: manifest {desc.digest} has unsupported media type {media_type!r}")

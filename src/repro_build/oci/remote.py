@@ -20,7 +20,7 @@ from repro_build.errors import OCIError
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.digest import Digest
 from repro_build.oci.image import Image, layers_from_manifest, parse_json_object
-from repro_build.oci.index import Artifact, Index, select_platform
+from repro_build.oci.index import Artifact, Index, WalkBudget, select_platform
 from repro_build.oci.layer import Layer
 from repro_build.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
 from repro_build.oci.progress import NO_PROGRESS, Progress
@@ -49,8 +49,12 @@ def pull(
     *,
     platform: Platform | None = None,
     progress: Progress = NO_PROGRESS,
+    budget: WalkBudget | None = None,
+    depth: int = 0,
 ) -> Artifact:
-    """Pull ``repository:reference`` (tag or ``sha256:`` digest) into ``store``."""
+    """Pull ``repository:reference`` (tag or ``sha256:`` digest) into ``store``; index walks are bounded."""
+    budget = budget or WalkBudget(f"{client_host(client)}/{repository}:{reference}")
+    budget.enter(depth, reference)
     data, media_type, digest = client.get_manifest(repository, reference)
     actual = Digest.of_bytes(data)
     if digest and Digest.parse(digest, origin=f"{repository}:{reference} manifest digest") != actual:
@@ -64,13 +68,22 @@ def pull(
         descs = [Descriptor.from_json(d, origin=f"index {repository}@{actual}") for d in obj.get("manifests") or []]
         for d in descs:
             if d.platform is not None and platform.matches(d.platform):
-                return pull(client, repository, str(d.digest), store, platform=platform, progress=progress)
+                return pull(
+                    client,
+                    repository,
+                    str(d.digest),
+                    store,
+                    platform=platform,
+                    progress=progress,
+                    budget=budget,
+                    depth=depth + 1,
+                )
         available = ", ".join(str(d.platform) for d in descs if d.platform) or "none declared"
         raise OCIError(
             f"image index {repository}@{actual} has no image for platform {platform}",
             hint=f"available platforms: {available}",
         )
-    art = _load(client, repository, data, media_type, store=store, progress=progress)
+    art = _load(client, repository, data, media_type, store=store, progress=progress, budget=budget, depth=depth)
     if platform is not None and isinstance(art, Index):
         return select_platform(art, platform)
     return art
@@ -84,6 +97,8 @@ def _load(
     *,
     store: BlobStore,
     progress: Progress,
+    budget: WalkBudget,
+    depth: int,
 ) -> Artifact:
     digest = Digest.of_bytes(data)
     what = f"{client_host(client)}/{repository}@{digest}"
@@ -93,10 +108,22 @@ def _load(
         children: list[Artifact] = []
         idx_descs = [Descriptor.from_json(d, origin=f"index {what}") for d in obj.get("manifests") or []]
         for d in idx_descs:
+            budget.enter(depth + 1, d.digest)
             child, child_type, _ = client.get_manifest(repository, str(d.digest))
             if Digest.of_bytes(child) != d.digest:
                 raise OCIError(f"index {what}: child manifest {d.digest} was served with other bytes")
-            children.append(_load(client, repository, child, child_type, store=store, progress=progress))
+            children.append(
+                _load(
+                    client,
+                    repository,
+                    child,
+                    child_type,
+                    store=store,
+                    progress=progress,
+                    budget=budget,
+                    depth=depth + 1,
+                )
+            )
         return Index(data, tuple(children))
     if media_type not in MANIFEST_TYPES:
         raise OCIError(f"{what}: unsupported manifest media type {media_type!r}")
