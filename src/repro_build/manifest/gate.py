@@ -9,7 +9,6 @@ are compared instead. Exit-code contract (the CLI): 0 match, 1 mismatch, 2 error
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -187,12 +186,11 @@ def inspect_image(reference: str) -> dict[str, Any]:
                             {"digest": d.get("digest"), "platform": d.get("platform")} for d in obj["manifests"]
                         ],
                     }
-                cfg_desc = obj.get("config") or {}
-                import io
+                from repro_build.oci.remote import read_config_blob
 
-                buf = io.BytesIO()
-                client.get_blob(ref.repository, str(cfg_desc.get("digest")), buf, size=cfg_desc.get("size"))
-                config = json.loads(buf.getvalue())
+                cfg_desc = obj.get("config") or {}
+                cfg = Descriptor.from_json(cfg_desc, origin=f"manifest {ref} config")
+                config = parse_json_object(read_config_blob(client, ref.repository, cfg, what=str(ref)), str(ref))
                 layers = obj.get("layers") or []
                 return _describe(
                     reference,

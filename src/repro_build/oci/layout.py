@@ -28,6 +28,8 @@ from repro_build.oci.values import Descriptor
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+#: Largest ``index.json`` read (the same bound as an archive's metadata files).
+MAX_INDEX_JSON_BYTES = 16 * 1024 * 1024
 
 
 def load_manifest(
@@ -89,6 +91,12 @@ def read_index_json(path: Path) -> list[Descriptor]:
     if version != "1.0.0":
         raise OCIError(f"{what}: unsupported imageLayoutVersion {version!r}")
     try:
+        size = (path / "index.json").stat().st_size
+        if size > MAX_INDEX_JSON_BYTES:
+            raise OCIError(
+                f"{what}/index.json is {size} bytes (the limit is {MAX_INDEX_JSON_BYTES})",
+                hint="the layout is hostile or corrupt",
+            )
         index = parse_json_object((path / "index.json").read_bytes(), f"{what}/index.json")
     except FileNotFoundError as e:
         raise OCIError(f"{what} has no index.json") from e

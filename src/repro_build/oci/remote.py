@@ -41,6 +41,26 @@ def _fetch_blob(
     store.fetch(fill, expected=desc.digest, size=desc.size, what=what)
 
 
+#: Largest image config read into memory. A config holds env, labels and history (a few KB; CUDA images
+#: tens of KB); a descriptor that declares more is refused before a byte is fetched.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+def read_config_blob(client: RegistryClient, repository: str, desc: Descriptor, *, what: str) -> bytes:
+    """The config blob ``desc`` names, bounded by its declared size and :data:`MAX_CONFIG_BYTES`."""
+    if desc.size > MAX_CONFIG_BYTES:
+        raise OCIError(
+            f"{what}: config blob {desc.digest} declares {desc.size} bytes (the limit is {MAX_CONFIG_BYTES})",
+            hint="the manifest is hostile or corrupt; an image config is a few KB",
+        )
+    buf = io.BytesIO()
+    client.get_blob(repository, str(desc.digest), buf, size=desc.size)
+    config = buf.getvalue()
+    if Digest.of_bytes(config) != desc.digest:
+        raise OCIError(f"{what}: config blob {desc.digest} was served with other bytes")
+    return config
+
+
 def pull(
     client: RegistryClient,
     repository: str,
@@ -128,11 +148,7 @@ def _load(
     if media_type not in MANIFEST_TYPES:
         raise OCIError(f"{what}: unsupported manifest media type {media_type!r}")
     cfg = Descriptor.from_json(obj.get("config"), origin=f"manifest {what} config")
-    buf = io.BytesIO()
-    client.get_blob(repository, str(cfg.digest), buf, size=cfg.size)
-    config = buf.getvalue()
-    if Digest.of_bytes(config) != cfg.digest:
-        raise OCIError(f"{what}: config blob {cfg.digest} was served with other bytes")
+    config = read_config_blob(client, repository, cfg, what=what)
 
     def fetch(d: Descriptor) -> Path:
         _fetch_blob(client, repository, d, store=store, what=f"{what} layer {d.digest}", progress=progress)
