@@ -67,6 +67,7 @@ from repro_build.oci.registry.transfer import (
     split_digest,
     with_query,
 )
+from repro_build.urls import redact_text
 
 __all__ = [
     "ALL_MANIFEST_TYPES",
@@ -826,13 +827,12 @@ class RegistryClient:
         except (ValueError, requests.RequestException):
             pass
         if codes:
-            text += " (" + "; ".join(codes)[:300] + ")"
+            # Redact before cutting: a secret cut in half would no longer match.
+            text += " (" + self._redact("; ".join(codes))[:300] + ")"
         return self._redact(text)
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "<hidden>")
-        return text
+        return redact_text(text, self._secrets)
 
     def _error(self, response: requests.Response, target: Target, *, after: int = 0) -> ReproBuildError:
         what = target.describe(self.host)
