@@ -49,16 +49,6 @@ class GateResult:
         }
 
 
-def _expected(manifest: dict[str, Any]) -> dict[str, Any]:
-    out = manifest["outputs"]
-    return {
-        "manifest_digest": out["manifest_digest"],
-        "config_digest": out["config_digest"],
-        "diff_ids": [layer["diff_id"] for layer in out.get("layers", [])],
-        "platform": out.get("platform"),
-    }
-
-
 def _registry(loc: Location, expected: dict[str, Any]) -> dict[str, Any]:
     from repro_build.oci.registry import RegistryClient
 
@@ -111,9 +101,12 @@ def _engine(loc: Location) -> dict[str, Any]:
     return {"image_id": attrs.get("Id"), "diff_ids": list((attrs.get("RootFS") or {}).get("Layers") or [])}
 
 
-def check_image(manifest: dict[str, Any], reference: str) -> GateResult:
-    """Compare the image at ``reference`` with ``manifest``; raises only for errors (unreachable, missing)."""
-    expected = _expected(manifest)
+def check_image(manifest: dict[str, Any], reference: str, *, source: Path | None = None) -> GateResult:
+    """Compare the image at ``reference`` with ``manifest`` (read from ``source``, named in errors);
+    raises only for errors (unreachable, missing, a malformed manifest)."""
+    from repro_build.manifest.validate import gate_expectations
+
+    expected = gate_expectations(manifest, source or "the manifest")
     loc = parse_location(reference)
     problems: list[str] = []
     if loc.kind == "registry":

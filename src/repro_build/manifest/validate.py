@@ -146,3 +146,27 @@ def check_manifest(manifest: dict[str, Any], path: Path) -> None:
     outputs = manifest.get("outputs")
     if not isinstance(outputs, dict) or not isinstance(outputs.get("layers", []), list):
         raise _refuse(path, "outputs", outputs, "a table with a `layers` list")
+
+
+def gate_expectations(manifest: dict[str, Any], path: Path | str = "the manifest") -> dict[str, Any]:
+    """What ``verify --image`` compares, taken from a manifest's ``outputs`` after checking each field."""
+    where = Path(str(path))
+    outputs = manifest.get("outputs")
+    if not isinstance(outputs, dict):
+        raise _refuse(where, "outputs", outputs, "a table")
+    for key in ("manifest_digest", "config_digest"):
+        sha256_hex(outputs.get(key), path=where, field=f"outputs.{key}")
+    layers = outputs.get("layers", [])
+    if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+        raise _refuse(where, "outputs.layers", layers, "a list of tables")
+    for i, layer in enumerate(layers):
+        sha256_hex(layer.get("diff_id"), path=where, field=f"outputs.layers[{i}].diff_id")
+    platform = outputs.get("platform")
+    if platform is not None and not isinstance(platform, str):
+        raise _refuse(where, "outputs.platform", platform, "a string such as `linux/amd64`")
+    return {
+        "manifest_digest": outputs["manifest_digest"],
+        "config_digest": outputs["config_digest"],
+        "diff_ids": [layer["diff_id"] for layer in layers],
+        "platform": platform,
+    }
