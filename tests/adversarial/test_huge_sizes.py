@@ -53,3 +53,15 @@ def test_oversized_index_json_is_refused_unread(tmp_path: Path) -> None:
         f.truncate(MAX_INDEX_JSON_BYTES + 1)  # sparse: no memory or disk spent
     with pytest.raises(OCIError, match="the limit is"):
         read_layout(layout)
+
+
+def test_index_json_size_lie_is_refused(tmp_path: Path) -> None:
+    import json
+
+    layout = tmp_path / "layout"
+    write_layout(layout, small_image(tmp_path / "staging"))
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["size"] += 1000
+    (layout / "index.json").write_text(json.dumps(index))
+    with pytest.raises(OCIError, match="its descriptor says"):
+        read_layout(layout)

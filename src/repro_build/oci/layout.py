@@ -48,6 +48,11 @@ def load_manifest(
     budget = budget or WalkBudget(what)
     budget.enter(depth, desc.digest)
     data = read_blob(desc.digest, f"{what} manifest {desc.digest}")
+    if len(data) != desc.size:
+        raise OCIError(
+            f"{what}: manifest {desc.digest} is {len(data)} bytes, its descriptor says {desc.size}",
+            hint="the index is hostile or corrupt; a descriptor's size must be exact (image-spec descriptor.md)",
+        )
     obj = parse_json_object(data, f"{what} manifest {desc.digest}")
     media_type = obj.get("mediaType", desc.media_type)
     if media_type in INDEX_TYPES or "manifests" in obj:
@@ -60,6 +65,8 @@ def load_manifest(
         raise OCIError(f"{what}: manifest {desc.digest} has unsupported media type {media_type!r}")
     cfg = Descriptor.from_json(obj.get("config"), origin=f"{what} manifest {desc.digest} config")
     config = read_blob(cfg.digest, f"{what} config {cfg.digest}")
+    if len(config) != cfg.size:
+        raise OCIError(f"{what}: config {cfg.digest} is {len(config)} bytes, its descriptor says {cfg.size}")
     cfg_obj = parse_json_object(config, f"{what} config {cfg.digest}")
     layers = layers_from_manifest(obj, cfg_obj, layer_path, what=f"{what} manifest {desc.digest}")
     return Image(data, config, layers)

@@ -132,6 +132,10 @@ def _load(
             child, child_type, _ = client.get_manifest(repository, str(d.digest))
             if Digest.of_bytes(child) != d.digest:
                 raise OCIError(f"index {what}: child manifest {d.digest} was served with other bytes")
+            if len(child) != d.size:
+                raise OCIError(
+                    f"index {what}: child manifest {d.digest} is {len(child)} bytes, the index says {d.size}"
+                )
             children.append(
                 _load(
                     client,
