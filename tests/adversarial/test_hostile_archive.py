@@ -164,3 +164,28 @@ def test_every_command_refuses_the_disagreeing_archive(
     assert "error:" in out.stderr and "Traceback" not in out.stderr
     assert str(evil.config_digest) in out.stderr and str(good.config_digest) in out.stderr
     assert not (tmp_path / "copied").exists()
+
+
+def test_gate_never_decompresses_layers(
+    tmp_path: Path, images: tuple[Image, Image], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blobs are re-hashed, never inflated: a compression bomb in a gated archive costs nothing."""
+    import repro_build.oci.layer
+    import repro_build.oci.validate
+    from repro_build.manifest.gate import check_image
+
+    good, evil = images
+    archive = tmp_path / "evil.tar"
+    write_archive(archive, evil)
+
+    def refuse(*args: object) -> object:
+        raise AssertionError("the gate decompressed a layer")
+
+    monkeypatch.setattr(repro_build.oci.validate, "diff_id_of", refuse)
+    monkeypatch.setattr(repro_build.oci.layer, "diff_id_of", refuse)
+    manifest = json.loads(_gate_manifest(tmp_path, good).read_text())
+    result = check_image(manifest, f"oci-archive:{archive}")
+    assert not result.match and any(str(evil.digest) in p for p in result.problems)
+    honest = tmp_path / "good.tar"
+    write_archive(honest, good)
+    assert check_image(manifest, f"oci-archive:{honest}").match
