@@ -83,3 +83,18 @@ def clone_file(src: IO[bytes], dst: IO[bytes]) -> str:
         dst.truncate()
     shutil.copyfileobj(src, dst, 1 << 20)
     return "copy"
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if absent) for the ``with`` block; waits for it.
+
+    The kernel drops the lock when the process dies, so a killed build never leaves a stale lock.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

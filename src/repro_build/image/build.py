@@ -22,6 +22,7 @@ from repro_build.config import Config, Target
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
+from repro_build.fsutil import exclusive_lock
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
@@ -311,6 +312,49 @@ def _assemble(
 
 
 def build_image(
+    config: Config,
+    target_name: str,
+    *,
+    out_dir: Path | None = None,
+    wheel: Path | None = None,
+    project_wheel: ProjectWheel | None = None,
+    pins: list[WheelPin] | None = None,
+    offline: bool = False,
+    base_manifest: str | None = None,
+    use_cache: bool = True,
+    debian: DebianBuilder | None = None,
+    progress: Progress = NO_PROGRESS,
+    log: Callable[[str], None] = lambda s: None,
+) -> ImageResult:
+    """Assemble ``target_name``'s image into ``out_dir/<target>``; see :func:`_build_image` for the options.
+
+    One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
+    dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
+    build (``.<target>-*`` work directories) are removed before the build starts.
+    """
+    target = config.target(target_name)
+    out_root = (out_dir or config.root / "build").resolve()
+    out_root.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_root / f".{target.name}.lock"):
+        for leftover in out_root.glob(f".{target.name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return _build_image(
+            config,
+            target_name,
+            out_dir=out_root,
+            wheel=wheel,
+            project_wheel=project_wheel,
+            pins=pins,
+            offline=offline,
+            base_manifest=base_manifest,
+            use_cache=use_cache,
+            debian=debian,
+            progress=progress,
+            log=log,
+        )
+
+
+def _build_image(
     config: Config,
     target_name: str,
     *,
