@@ -73,3 +73,24 @@ def test_unexpected_exception_is_one_error_line(
     monkeypatch.setenv("REPRO_BUILD_TRACEBACK", "1")
     with pytest.raises(OSError):
         cli_main.main(["inspect", "oci-layout:x"])
+
+
+def test_diff_on_a_corrupt_blob_is_an_error_naming_it(tmp_path: Path) -> None:
+    from repro_build.oci.layout import write_layout
+    from tests.oci.helpers import small_image
+
+    a, b = small_image(tmp_path / "sa", b"a\n"), small_image(tmp_path / "sb", b"b\n")
+    write_layout(tmp_path / "A", a)
+    write_layout(tmp_path / "B", b)
+    blob = tmp_path / "B" / "blobs" / "sha256" / b.layers[0].digest.hex
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    out = subprocess.run(
+        [*CLI, "diff", f"oci-layout:{tmp_path / 'A'}", f"oci-layout:{tmp_path / 'B'}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 2 and str(b.layers[0].digest) in out.stderr and "internal error" not in out.stderr
