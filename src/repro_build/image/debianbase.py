@@ -28,7 +28,7 @@ from repro_build.cache import cache_root
 from repro_build.cachekey import seal, sealed_by_us
 from repro_build.config import Config, Target
 from repro_build.errors import BaseImageError, ReproBuildError, StaleLockError
-from repro_build.fsutil import atomic_write_text
+from repro_build.fsutil import atomic_write_text, publish_dir
 from repro_build.lock.baselock import base_inputs
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.digest import sha256_file
@@ -44,10 +44,19 @@ def base_lock_path(config: Config, target: Target) -> Path:
 
 
 def debian_base(
-    config: Config, target: Target, staging: Path, *, offline: bool = False, use_cache: bool = True
+    config: Config,
+    target: Target,
+    staging: Path,
+    *,
+    offline: bool = False,
+    mirror: str | None = None,
+    use_cache: bool = True,
 ) -> tuple[Image, dict[str, Any]]:
     """The base image of ``target`` (a :data:`repro_build.image.base.DebianBuilder`).
 
+    The ``.deb`` files come from the cache, else from ``mirror`` (``--mirror``), else the configured
+    ``[tool.repro-build.debian] mirror``, else the mirror the lock records, else this machine's apt
+    sources. Any of them gives the same base: every file is checked against the lock's sha256.
     ``use_cache=False`` builds it from the lock even when a sealed copy is cached (and caches the result).
     """
     path = base_lock_path(config, target)
@@ -79,7 +88,7 @@ def debian_base(
             lock,
             cache=DebCache(cache_root()),
             store=BlobStore(Path(tmp) / "store"),
-            mirror=config.debian.mirror,
+            mirror=mirror or config.debian.mirror,
             offline=offline,
         )
         out = Path(tmp) / "final"
@@ -89,10 +98,7 @@ def debian_base(
             atomic_write_text(
                 out / SEAL, json.dumps({"hmac": tag, "manifest_digest": str(built.image.digest)}, sort_keys=True)
             )
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        if cached.exists():
-            shutil.rmtree(cached)
-        out.rename(cached)
+        publish_dir(out, cached)  # the build directory and the cache may be on different file systems
     artifact = read_layout(cached / "oci")
     if not isinstance(artifact, Image) or artifact.digest != built.image.digest:
         raise BaseImageError(
