@@ -105,9 +105,19 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def golden(session: nox.Session) -> None:
-    """Refresh tests/image/golden.json (the golden image digest) after an intended change of output."""
+    """Refresh the golden digests after an intended change of output.
+
+    tests/image/golden.json (the golden image) and tests/oci/golden-compress.json (layer, wheel and sdist
+    bytes, keyed by the pinned compressor versions that produced them).
+    """
     _install(session, "test")
-    session.run("pytest", "-q", "tests/image/test_image.py::test_golden_digest", env={"REPRO_BUILD_UPDATE_GOLDEN": "1"})
+    session.run(
+        "pytest",
+        "-q",
+        "tests/image/test_image.py::test_golden_digest",
+        "tests/oci/test_compress_host.py::test_golden_digests_keyed_by_compressor_version",
+        env={"REPRO_BUILD_UPDATE_GOLDEN": "1"},
+    )
 
 
 @nox.session(default=False, venv_backend="virtualenv")
