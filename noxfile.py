@@ -100,6 +100,8 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run every benchmark against its peer and rewrite benchmarks/RESULTS.md (about ten minutes)."""
     _install(session, "test")
+    # The compressors libdeflate was chosen against (bench_compress.py compares them; not dependencies).
+    session.install("zlib-ng==1.1.0", "isal==1.9.1")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
 
 
