@@ -9,7 +9,6 @@ only when everything succeeded, so a failed build leaves the previous outputs un
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,20 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from repro_build import __version__
-from repro_build.cache import cache_root
+from repro_build.cache import cache_root, prepare_cache_root
 from repro_build.config import Config, Target
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
+from repro_build.fsutil import make_output_dir, publish_dir
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
 from repro_build.image.baseinfo import BaseInfo, check_base
 from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
 from repro_build.image.bytecode import compile_distributions, compile_module
+from repro_build.image.interpreter import Interpreter, find_interpreter
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
+from repro_build.image.sourcelabel import SourceLabel, source_label
 from repro_build.image.wheels import WheelCache, WheelPin, select_wheels
+from repro_build.image.wheelsources import RecordedWheel, obtain, recorded_wheels
 from repro_build.lock import check_locks, target_lock_path
 from repro_build.oci.archive import write_archive
 from repro_build.oci.blobstore import BlobStore
@@ -88,6 +91,8 @@ class ImageResult:
     env: tuple[str, ...]
     policy: Policy
     source: SourceInfo
+    source_label: SourceLabel
+    bytecode: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -112,33 +117,33 @@ def _group_entries(group: LayerGroup, dists: dict[str, Distribution]) -> list[La
     return entries
 
 
-def app_files(policy: Policy, site_packages: str, python: str, scratch: Path) -> list[tuple[str, bytes]]:
+def app_files(policy: Policy, site_packages: str, interpreter: Interpreter, scratch: Path) -> list[tuple[str, bytes]]:
     """The hook layer's files: the hook, doctor and policy, plus the hook's own pyc.
 
     The hook module runs at every interpreter start of an image whose policy covers a framework, so it
-    always ships compiled (``unchecked-hash``, for its in-image path) whatever ``bytecode`` says: from
-    source, without a writable cache, it would be compiled anew at every start. When this interpreter
-    cannot write pycs for the image's Python, it ships as source only.
+    always ships compiled (``unchecked-hash``, for its in-image path, by ``interpreter``, one of the
+    image's ``X.Y``) whatever ``bytecode`` says: from source, without a writable cache, it would be
+    compiled anew at every start.
     """
     files = [(f"{site_packages}/{name}", data) for name, data in image_files(policy)]
     hook = next((path, data) for path, data in files if path.endswith(f"/{HOOK_MODULE}.py"))
     source = scratch / f"{HOOK_MODULE}.py"
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_bytes(hook[1])
-    compiled = compile_module(source, hook[0], python)
-    if compiled is not None:
-        files.append((compiled[0], compiled[1].read_bytes()))
+    compiled = compile_module(source, hook[0], interpreter)
+    if compiled is None:
+        raise ReproBuildError(f"the determinism hook does not compile with Python {interpreter.version}")
+    files.append((compiled[0], compiled[1].read_bytes()))
     return sorted(files)
 
 
-def _app_entries(policy: Policy, info: BaseInfo, scratch: Path) -> list[LayerEntry]:
-    return [
-        LayerEntry.file(path, data)
-        for path, data in app_files(policy, info.site_packages, info.python_version, scratch)
-    ]
+def _app_entries(policy: Policy, info: BaseInfo, interpreter: Interpreter, scratch: Path) -> list[LayerEntry]:
+    return [LayerEntry.file(path, data) for path, data in app_files(policy, info.site_packages, interpreter, scratch)]
 
 
-def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBase) -> dict[str, str]:
+def _labels(
+    config: Config, target: Target, source: SourceInfo, label: SourceLabel, base: ResolvedBase
+) -> dict[str, str]:
     labels = {
         imageconfig.TITLE: config.project.name,
         imageconfig.BASE_NAME: target.base.text,
@@ -148,8 +153,8 @@ def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBa
         labels[imageconfig.VERSION] = config.project.version
     if source.commit:
         labels[imageconfig.REVISION] = source.commit
-    if source.remote:
-        labels[imageconfig.SOURCE] = source.remote
+    if label.url:
+        labels[imageconfig.SOURCE] = label.url
     return {k: v for k, v in labels.items() if v}
 
 
@@ -167,39 +172,66 @@ def _check_lock(config: Config, target: Target) -> Path:
 def _locked_wheels(
     config: Config, target: Target, lock: Path, *, pins: list[WheelPin] | None, offline: bool, progress: Progress
 ) -> list[tuple[WheelPin, Path]]:
-    """Verified wheel files for the target: selected by uv, or exactly ``pins`` (from a manifest).
+    """Verified wheel files for the target: the files ``lock`` recorded, or exactly ``pins`` (a manifest's).
 
-    Pinned wheels come from the cache; online, the missing ones are located through the same uv
-    selection and fetched, and must be the very files the pins name.
+    Each comes from the cache by sha256, else from where ``lock`` found it, else from the local
+    ``UV_FIND_LINKS`` directories (:mod:`repro_build.image.wheelsources`); what is still missing is
+    selected by uv with this machine's index configuration and must be the very file pinned.
+    Without a record (a lock made before sources were recorded) uv selects every file.
     """
     cache = WheelCache()
 
     def fetch(pin: WheelPin, url: str) -> Path:
         return cache.fetch(pin, url, progress.task(f"wheel {pin.filename}", pin.size))
 
+    recorded = recorded_wheels(config, target, lock)
     if pins is None:
-        if offline:
-            raise ReproBuildError(
-                "an offline build needs the wheel list of a build manifest",
-                hint="use `repro-build verify MANIFEST --offline`, or build once with network access",
-            )
-        return [(pin, fetch(pin, url)) for pin, url in select_wheels(config.root, target, lock)]
-    cached = {pin.sha256: cache.get(pin) for pin in pins}
-    if offline or all(cached.values()):
-        return list(zip(pins, cache.require(pins), strict=True))
-    urls = {pin.sha256: url for pin, url in select_wheels(config.root, target, lock)}
-    out: list[tuple[WheelPin, Path]] = []
-    for pin in pins:
-        path = cached[pin.sha256]
-        if path is None:
-            if pin.sha256 not in urls:
+        if recorded is None:
+            if offline:
                 raise ReproBuildError(
-                    f"{pin.filename} (sha256 {pin.sha256}) is not what the index offers for {lock.name} any more",
-                    hint="the lock or the index changed since the build; restore the wheel into the cache",
+                    f"an offline build needs the wheel list of a build manifest, or a lock that records its "
+                    f"wheels ({lock.name} was made by an older repro-build)",
+                    hint="use `repro-build verify MANIFEST --offline`, or run `repro-build lock` again",
                 )
-            path = fetch(pin, urls[pin.sha256])
-        out.append((pin, path))
-    return out
+            return [(pin, fetch(pin, url)) for pin, url in select_wheels(config.root, target, lock)]
+        pins = [w.pin for w in recorded]
+    if offline:
+        return list(zip(pins, cache.require(pins), strict=True))
+    sources = {w.pin.sha256: w for w in recorded or []}
+    found: dict[str, Path] = {}
+    tried: dict[str, list[str]] = {pin.sha256: [] for pin in pins}
+    for pin in pins:
+        wheel = sources.get(pin.sha256) or RecordedWheel(pin, {})
+        path = obtain(wheel, cache, config.root, fetch, tried[pin.sha256])
+        if path is not None:
+            found[pin.sha256] = path
+    missing = [pin for pin in pins if pin.sha256 not in found]
+    if missing:
+        try:
+            urls = {pin.sha256: url for pin, url in select_wheels(config.root, target, lock)}
+        except ReproBuildError as e:
+            urls = {}
+            for pin in missing:
+                tried[pin.sha256].append(f"uv's selection with this machine's configuration: {e.message}")
+        for pin in missing:
+            if pin.sha256 in urls:
+                found[pin.sha256] = fetch(pin, urls[pin.sha256])
+            elif urls:
+                tried[pin.sha256].append(
+                    f"uv's selection with this machine's configuration: not offered for {lock.name}"
+                )
+    still = [pin for pin in pins if pin.sha256 not in found]
+    if still:
+        lines = "\n".join(
+            f"  {pin.filename} (sha256 {pin.sha256}); looked in:\n" + "\n".join(f"    {t}" for t in tried[pin.sha256])
+            for pin in still
+        )
+        raise ReproBuildError(
+            f"{len(still)} wheel(s) of {lock.name} could not be found:\n{lines}",
+            hint="add the directory that holds them to UV_FIND_LINKS, configure the index they came from, "
+            f"or copy them into {cache.root}/<sha256>/",
+        )
+    return [(pin, found[pin.sha256]) for pin in pins]
 
 
 def _project_pin(config: Config, wheel: Path) -> WheelPin:
@@ -233,6 +265,7 @@ def _write_layers(
     base: Image,
     policy: Policy,
     info: BaseInfo,
+    interpreter: Interpreter,
     epoch: Epoch,
     compressor: Compressor,
     store: BlobStore,
@@ -246,7 +279,7 @@ def _write_layers(
     )
     for group in groups:
         entries = (
-            _app_entries(policy, info, store.root.parent / "app")
+            _app_entries(policy, info, interpreter, store.root.parent / "app")
             if group.kind == "app"
             else _group_entries(group, dists)
         )
@@ -284,8 +317,9 @@ def _assemble(
     policy: Policy,
     epoch: Epoch,
     source: SourceInfo,
+    label: SourceLabel,
 ) -> Image:
-    labels = _labels(config, target, source, base)
+    labels = _labels(config, target, source, label, base)
     cfg = imageconfig.build_config(
         base.image.config,
         config=config,
@@ -332,9 +366,12 @@ def build_image(
     epoch = resolve_epoch(config.epoch_policy, config.root)
     lock = _check_lock(config, target)
     out_root = (out_dir or config.root / "build").resolve()
-    out_root.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_root)
+    prepare_cache_root()
     final = out_root / target.name
     source = source_info(config.root)
+    label = source_label(config.project.urls, source.remote)
+    log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
     policy = Policy(target.flags, cuda=target.accelerator == "cuda")
     compressor = compressor_for(config)
     repo_tag = f"{config.project.normalized_name}:{target.name}"
@@ -354,6 +391,13 @@ def build_image(
         info = cached_base_info(base.image, name=target.base.text)
         check_base(info, target, name=target.base.text)
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
+        interpreter = find_interpreter(info.python_version)
+        log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
+        if interpreter.version != info.python_version:
+            log(
+                f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
+                f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
+            )
 
         installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
         wheel_record: dict[str, Any] | None = None
@@ -372,7 +416,7 @@ def build_image(
         install_wheels(installs, target, staging, what=f"installing the wheels of target {target.name!r}")
         collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in installs})
         if target.bytecode == "unchecked-hash":
-            collected = compile_distributions(collected, python=info.python_version, site_packages=info.site_packages)
+            collected = compile_distributions(collected, interpreter=interpreter, site_packages=info.site_packages)
         dists = {d.name: d for d in collected}
         groups = plan_layers(
             list(dists.values()), config.project.name if wheel else None, target.layers, len(base.image.layers)
@@ -383,6 +427,7 @@ def build_image(
             base=base.image,
             policy=policy,
             info=info,
+            interpreter=interpreter,
             epoch=epoch,
             compressor=compressor,
             store=BlobStore(work / "oci"),
@@ -392,14 +437,20 @@ def build_image(
             cache=LayerCache() if use_cache else None,
         )
         image = _assemble(
-            base, written, groups, config=config, target=target, policy=policy, epoch=epoch, source=source
+            base,
+            written,
+            groups,
+            config=config,
+            target=target,
+            policy=policy,
+            epoch=epoch,
+            source=source,
+            label=label,
         )
         staged = work / "out"
         write_layout(staged / "oci", image, tag=target.name, progress=progress)
         write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
-        if final.exists():
-            shutil.rmtree(final)
-        staged.rename(final)
+        publish_dir(staged, final)
     # The new layers lived in the staging store; from now on the image reads them from the final layout.
     result_image = read_layout(final / "oci", tag=target.name)
     assert isinstance(result_image, Image)
@@ -419,5 +470,7 @@ def build_image(
         env=tuple(result_image.config.get("config", {}).get("Env", [])),
         policy=policy,
         source=source,
+        bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
+        source_label=label,
         extra={"repro-build": __version__},
     )

@@ -12,11 +12,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repro_build.base.debian.lock import read_lock as read_base_lock
 from repro_build.config import Config, Target
-from repro_build.errors import LockError, ToolError
+from repro_build.errors import LockError, ReproBuildError, ToolError
 from repro_build.fsutil import atomic_write_text
 from repro_build.lock.inputs import (
     BUILD_LOCK,
@@ -24,10 +24,14 @@ from repro_build.lock.inputs import (
     build_inputs,
     checksum,
     read_inputs_file,
+    recorded_defaults,
     render_inputs_file,
     target_inputs,
 )
 from repro_build.uvbin import run_uv, uv_version
+
+if TYPE_CHECKING:
+    from repro_build.image.wheelsources import Origins
 
 _NO_WHEEL_RES = (
     re.compile(r"Wheels are required for `([^`]+)`"),
@@ -84,7 +88,9 @@ def _compile(
 
 
 def _target_args(target: Target) -> list[str]:
-    args = target.uv_platform_args
+    # Where uv found each pin (`# from <index>`) and which locations are find-links: recorded in
+    # inputs.json, then taken out of the lock text (they may name this host's directories).
+    args = [*target.uv_platform_args, "--emit-index-annotation", "--emit-find-links"]
     if target.binary_only:
         args += ["--only-binary", ":all:"]
     for extra in target.extras:
@@ -110,6 +116,25 @@ def _binary_only_error(target: Target, err: ToolError) -> LockError:
     return LockError(err.message, hint=err.hint)
 
 
+def _wheel_record(
+    config: Config, target: Target, path: Path, text: str, origins: Origins
+) -> list[dict[str, Any]] | None:
+    """Which file of each pin the target installs and where it came from (see ``image.wheelsources``).
+
+    None when uv cannot select a wheel of every pin (a target that is not binary-only may lock an
+    sdist): such a target's image build then selects with uv, and reports the missing wheel, as before.
+    """
+    from repro_build.image.wheels import select_wheels
+    from repro_build.image.wheelsources import record_wheels
+
+    path.write_text(text, encoding="utf-8")
+    try:
+        selected = select_wheels(config.root, target, path)
+    except ReproBuildError:
+        return None
+    return record_wheels(config, selected, origins)
+
+
 def lock_project(
     config: Config,
     *,
@@ -118,6 +143,9 @@ def lock_project(
     upgrade_packages: tuple[str, ...] = (),
 ) -> LockResult:
     """Resolve ``locks/build.txt`` and ``locks/<target>.txt`` for the selected (default: all) targets."""
+    # Lazily: repro_build.image imports this package.
+    from repro_build.image.wheelsources import split_uv_annotations
+
     selected = [config.target(t) for t in targets] if targets else list(config.targets.values())
     uv = uv_version()
     locks_dir = config.locks_dir
@@ -164,6 +192,7 @@ def lock_project(
                 )
             except ToolError as e:
                 raise _binary_only_error(target, e) from e
+            body, origins = split_uv_annotations(body)
             header = _header(
                 [
                     f"Target {target.name!r}: Python {target.python}, {target.python_platform}"
@@ -174,6 +203,9 @@ def lock_project(
             )
             staged[name] = header + body
             records[name] = {"checksum": checksum(t_inputs), "inputs": t_inputs}
+            wheels = _wheel_record(config, target, tmpdir / name, header + body, origins)
+            if wheels is not None:
+                records[name]["wheels"] = wheels
     # Keep the records of targets not re-locked this time (`lock --target cpu` leaves cuda alone);
     # forget (and delete) the locks of targets that no longer exist.
     previous = read_inputs_file(config)
@@ -191,7 +223,7 @@ def lock_project(
     all_records.update(records)
     for name, text in staged.items():
         atomic_write_text(locks_dir / name, text)
-    atomic_write_text(locks_dir / INPUTS_FILE, render_inputs_file(all_records))
+    atomic_write_text(locks_dir / INPUTS_FILE, render_inputs_file(all_records, recorded_defaults(config)))
     for name in obsolete:
         (locks_dir / name).unlink(missing_ok=True)
     if not targets or any(config.target(t).base.kind == "debian" for t in targets):
