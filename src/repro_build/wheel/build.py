@@ -12,12 +12,20 @@ sdist=False`` builds the wheel straight from the exported source.) Both steps ru
 pinned by hash, in uv's default build isolation.
 
 The environment handed to the backend is a whitelist (:data:`PASSTHROUGH`: how to reach the index,
-never what to build) plus the normalised variables of :func:`normalised_env`. ``CFLAGS``/``CXXFLAGS``
-from the caller are *not* passed through: they would make the artifact depend on the host. The build
-root is the random path that reaches compiler output (DWARF ``DW_AT_comp_dir``, ``__FILE__``), so it is
-mapped to ``.`` (``-ffile-prefix-map``, ``--remap-path-prefix``), and ``TMPDIR`` points inside it. uv's
-isolated environment also has a random path, but it only appears as an ``-I`` option, which GCC leaves
-out of the recorded command line; ``tests/packages/setuptools_cext`` (built with ``-g``) checks both.
+never what to build), the caller's compiler flags (:data:`USER_FLAGS`, kept and recorded with the
+build), plus the normalised variables of :func:`normalised_env`.
+
+Flags are **added, never replaced**. setuptools (``_distutils/sysconfig.py: customize_compiler``)
+*replaces* the interpreter's ``CFLAGS`` (``-DNDEBUG -g -fwrapv -O3 -Wall``) with ``$CFLAGS`` when that
+is set, but *appends* ``$CPPFLAGS`` to the C and C++ compile and link commands; meson appends
+``CPPFLAGS`` to every C-family compile too, and autotools do. So repro-build never sets ``CFLAGS`` or
+``CXXFLAGS``: its one compiler addition, ``-ffile-prefix-map=<build root>=.``, goes after the caller's
+``CPPFLAGS``, and extensions are compiled with exactly the optimisation and ``NDEBUG`` of a plain
+``uv build``. The build root is the path that reaches compiler output (DWARF ``DW_AT_comp_dir``,
+``__FILE__``), so it is mapped to ``.``; ``RUSTFLAGS`` gets ``--remap-path-prefix`` after the
+caller's own. ``TMPDIR`` points inside the build root. uv's isolated environment also has a random
+path, but it only appears as an ``-I`` option, which GCC leaves out of the recorded command line;
+``tests/packages/setuptools_cext`` (built with ``-g``) checks both.
 """
 
 from __future__ import annotations
@@ -96,10 +104,26 @@ BUILD_ROOT_PLACEHOLDER = "<build-root>"
 BUILD_UMASK = 0o022
 
 
-def normalised_env(build_root: str, epoch: Epoch) -> dict[str, str]:
-    """The variables every backend gets (values are fixed except the build root and the epoch)."""
-    prefix_map = f"-ffile-prefix-map={build_root}=."
+#: Compiler and linker flags of the caller: kept (a user's ``-march`` or ``-O2`` is theirs to choose),
+#: passed to the backend and recorded with the build, so the record says what shaped the binary.
+USER_FLAGS = ("CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "RUSTFLAGS")
+
+
+def _join(*parts: str | None) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def user_flags(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's compiler flags (:data:`USER_FLAGS`) that are set and not blank."""
+    return {k: environ[k] for k in USER_FLAGS if environ.get(k, "").strip()}
+
+
+def normalised_env(build_root: str, epoch: Epoch, flags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables every backend gets: fixed values, the build root, the epoch, and the caller's
+    compiler ``flags`` with repro-build's additions appended (see the module docstring)."""
+    given = dict(flags or {})
     return {
+        **given,
         "TZ": "UTC",
         "LC_ALL": "C.UTF-8",
         "LANG": "C.UTF-8",
@@ -109,16 +133,16 @@ def normalised_env(build_root: str, epoch: Epoch) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "SOURCE_DATE_EPOCH": str(epoch.seconds),
         "TMPDIR": f"{build_root}/tmp",
-        "CFLAGS": prefix_map,
-        "CXXFLAGS": prefix_map,
-        "RUSTFLAGS": f"--remap-path-prefix={build_root}=.",
+        # Appended by setuptools, meson and autotools alike; CFLAGS would replace the interpreter's -O3.
+        "CPPFLAGS": _join(given.get("CPPFLAGS"), f"-ffile-prefix-map={build_root}=."),
+        "RUSTFLAGS": _join(given.get("RUSTFLAGS"), f"--remap-path-prefix={build_root}=."),
         "NO_COLOR": "1",
     }
 
 
-def recorded_env(epoch: Epoch) -> dict[str, str]:
+def recorded_env(epoch: Epoch, flags: Mapping[str, str] | None = None) -> dict[str, str]:
     """The normalised environment as the build record shows it (build root as a placeholder)."""
-    return normalised_env(BUILD_ROOT_PLACEHOLDER, epoch)
+    return normalised_env(BUILD_ROOT_PLACEHOLDER, epoch, flags)
 
 
 def host_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -135,6 +159,10 @@ class Runner(Protocol):
 
     def builder(self) -> Builder | None: ...
 
+    def flags(self) -> Mapping[str, str]:
+        """The caller's compiler flags this runner passes to the backend (recorded with the build)."""
+        ...
+
 
 @dataclass(frozen=True)
 class HostRunner:
@@ -146,7 +174,7 @@ class HostRunner:
     environ: Mapping[str, str]
 
     def build(self, step: Step, source: Path, out_dir: Path, build_root: Path, *, deps_cached: bool = False) -> None:
-        env = {**host_env(self.environ), **normalised_env(str(build_root), self.epoch)}
+        env = {**host_env(self.environ), **normalised_env(str(build_root), self.epoch, user_flags(self.environ))}
         (build_root / "tmp").mkdir(exist_ok=True)
         if deps_cached:
             # The sdist step has just put the same hash-pinned build dependencies in uv's cache: skip
@@ -188,6 +216,9 @@ class HostRunner:
 
     def builder(self) -> Builder | None:
         return None
+
+    def flags(self) -> Mapping[str, str]:
+        return user_flags(self.environ)
 
 
 def backend_failure(step: Step, output: str, lock: Path) -> WheelError:
@@ -370,7 +401,7 @@ def make_record(
         ),
         uv_version=uv_version(),
         python=config.python,
-        environment=tuple(sorted(recorded_env(epoch).items())),
+        environment=tuple(sorted(recorded_env(epoch, runner.flags()).items())),
         compressors=(
             ("sdist", f"{gc.implementation} zlib {gc.zlib_version} level {gc.level}, gzip mtime 0"),
             ("wheel", f"{zc.implementation} zlib {zc.zlib_version} deflate level {zc.level}"),
@@ -423,4 +454,4 @@ def build_wheel(
     return record
 
 
-__all__ = ["Built", "HostRunner", "Runner", "build_in", "build_wheel", "normalised_env"]
+__all__ = ["Built", "HostRunner", "Runner", "build_in", "build_wheel", "normalised_env", "user_flags"]
