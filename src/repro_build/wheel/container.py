@@ -218,7 +218,9 @@ class ContainerRunner:
 
 
 @contextlib.contextmanager
-def container_runner(config: Config, epoch: Epoch, lock: Path) -> Iterator[ContainerRunner]:
+def container_runner(
+    config: Config, epoch: Epoch, lock: Path, scm: Mapping[str, str] | None = None
+) -> Iterator[ContainerRunner]:
     """A :class:`ContainerRunner` for the project's builder, with its wheelhouse (removed afterwards)."""
     text = builder_reference(config)
     if text is None:
@@ -236,8 +238,9 @@ def container_runner(config: Config, epoch: Epoch, lock: Path) -> Iterator[Conta
             wheelhouse.chmod(0o755)
             for p in wheelhouse.iterdir():
                 p.chmod(0o644)
+            flags = {**user_flags(os.environ), **(scm or {})}
             yield ContainerRunner(
-                client, image_id, recorded, lock, config.python, epoch, wheelhouse, caller_flags=user_flags(os.environ)
+                client, image_id, recorded, lock, config.python, epoch, wheelhouse, caller_flags=flags
             )
     finally:
         client.close()
