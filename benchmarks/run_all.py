@@ -30,6 +30,7 @@ BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Debian base vs mmdebstrap", "bench_debian_base.py", ("--runs", "2")),
     ("Wheel: repro-build wheel vs uv build (C extension)", "bench_wheel.py", ("--rounds", "5")),
     ("C extension speed: msgpack built by repro-build vs uv build", "bench_cext_speed.py", ("--rounds", "5")),
+    ("Real-world sdist corpus: plain uv build vs repro-build", "bench_corpus.py", ("--jobs", "2")),
     ("Image: repro-build image vs docker build + push", "bench_image.py", ()),
     ("Verify: the gate vs a pull, the rebuild vs the build", "bench_verify.py", ("--gib", "1")),
     ("Determinism hook: interpreter start-up", "bench_hook.py", ("--runs", "200")),
