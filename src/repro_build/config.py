@@ -761,6 +761,15 @@ def load_config(root: Path) -> Config:
     dockerfile = parse_dockerfile_base(dockerfile_path) if dockerfile_path.is_file() else None
 
     python = _str(tool, "python", TOOL)
+    if (
+        "project" not in data
+        and project.build_backend.startswith("setuptools")
+        and not any((root / name).is_file() for name in LEGACY_PROJECT_FILES)
+    ):
+        raise ConfigError(
+            "pyproject.toml has no `[project]` table, and there is no setup.py or setup.cfg to hold the metadata",
+            hint='add PEP 621 metadata:\n\n    [project]\n    name = "my-app"\n    version = "0.1.0"',
+        )
     if project.from_backend:
         hook_python = _python_version(python, f"{TOOL}.python") if python else default_python(None)
         project = _backend_project(root, project, hook_python)

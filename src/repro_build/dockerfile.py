@@ -28,7 +28,7 @@ from packaging.version import Version
 from repro_build.config import Config, Target
 from repro_build.determinism.policy import Policy, image_files
 from repro_build.errors import ConfigError, DigestMismatchError, LockError, ReproBuildError
-from repro_build.fsutil import atomic_write_text
+from repro_build.fsutil import atomic_write_text, make_output_dir, publish_dir
 from repro_build.image import imageconfig
 from repro_build.lock import target_lock_path
 from repro_build.lock.reader import LockedPackage, read_lock
@@ -251,7 +251,7 @@ def prepare_context(
         config, target, lock_path=lock_path, locked=locked, wheels=wheels, project_wheel=project_wheel
     )
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_output_dir(dest.parent)
     written: list[ContextFile] = []
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
@@ -289,7 +289,7 @@ def prepare_context(
         for fname, data in image_files(policy):
             put_bytes(f"app/{fname}", data)
         tmp.chmod(0o755)
-        tmp.rename(dest)
+        publish_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

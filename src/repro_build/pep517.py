@@ -147,8 +147,11 @@ def parse_metadata(data: bytes, origin: str) -> CoreMetadata:
     """The :class:`CoreMetadata` of a ``METADATA``/``PKG-INFO`` file (RFC 822 headers)."""
     msg = email.parser.BytesParser().parsebytes(data, headersonly=True)
     name, version = msg.get("Name"), msg.get("Version")
-    if not name or not version:
-        raise ConfigError(f"the metadata from {origin} has no Name or Version", hint="check the project's metadata")
+    if not name or not version or str(name) == "UNKNOWN":
+        raise ConfigError(
+            f"the metadata from {origin} has no project name or version (Name: {name!r}, Version: {version!r})",
+            hint="set the name and version where the backend reads them ([project], setup.cfg, [tool.poetry])",
+        )
     requires = tuple(str(v) for v in msg.get_all("Requires-Dist") or [])
     for r in requires:
         try:

@@ -22,10 +22,12 @@ pytestmark = pytest.mark.network
 CLI = (sys.executable, "-m", "repro_build")
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +121,86 @@ def test_missing_commit_is_an_error(built: Path, tmp_path: Path) -> None:
         m["source"]["commit"] = "f" * 40
 
     out = run_cli("verify", str(_edited(built, tmp_path, edit)), "--repo", str(built))
-    assert out.returncode == 2 and "is not in the repository" in out.stderr and "hint:" in out.stderr
+    assert out.returncode == 2 and "hint:" in out.stderr
+    assert f"--repo, {built}: the commit is not in it" in out.stderr
+
+
+def test_from_a_fresh_clone_with_the_manifest_beside_it(built: Path, tmp_path: Path) -> None:
+    """`cd clone && repro-build verify ../manifest.json`: the current directory's repository holds the commit."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(built), str(clone)], check=True)
+    shutil.copy(manifest_of(built), tmp_path / "manifest.json")
+    out = run_cli("verify", "../manifest.json", cwd=clone)
+    assert out.returncode == 0, out.stderr
+    assert "artifacts identical" in out.stdout
+
+
+def test_repo_url_is_cloned_not_joined_as_a_path(built: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "remote" / "golden.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(built), str(bare)], check=True)
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    shutil.copy(manifest_of(built), loose / "manifest.json")
+    out = run_cli("verify", "manifest.json", "--repo", bare.as_uri(), cwd=loose)
+    assert out.returncode == 0, out.stderr
+    assert f"cloning {bare.as_uri()} (--repo)" in out.stderr
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory served over HTTP on 127.0.0.1 (git's "dumb" HTTP protocol needs nothing more)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "srv"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_remote_recorded_in_the_manifest_is_cloned(built: Path, tmp_path: Path, served: tuple[Path, str]) -> None:
+    """A third party with only the manifest: no repository at hand, so verify clones the recorded remote."""
+    root, base_url = served
+    project = tmp_path / "golden"
+    shutil.copytree(built, project, ignore=shutil.ignore_patterns("build"))
+    bare = root / "org" / "golden"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    subprocess.run(["git", "-C", str(project), "push", "-q", str(bare), "HEAD:refs/heads/main"], check=True)
+    subprocess.run(["git", "-C", str(bare), "symbolic-ref", "HEAD", "refs/heads/main"], check=True)
+    subprocess.run(["git", "-C", str(bare), "update-server-info"], check=True)
+    url = f"{base_url}/org/golden"
+    subprocess.run(["git", "-C", str(project), "remote", "add", "origin", url], check=True)
+    out = run_cli("image", "--project", str(project), "-q")
+    assert out.returncode == 0, out.stderr
+    recorded = json.loads(manifest_of(project).read_text())
+    assert recorded["source"]["remote"] == url
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    shutil.copy(manifest_of(project), loose / "manifest.json")
+    out = run_cli("verify", "manifest.json", cwd=loose)
+    assert out.returncode == 0, out.stderr
+    assert f"cloning {url} (the remote recorded in the manifest)" in out.stderr
+    assert "artifacts identical" in out.stdout
+
+
+def test_no_repository_anywhere_names_what_was_tried(built: Path, tmp_path: Path) -> None:
+    data = json.loads(manifest_of(built).read_text())
+    data["source"]["remote"] = None
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    out = run_cli("verify", "manifest.json", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    for tried in ("the repository holding the manifest", "the current directory's repository", "records none"):
+        assert tried in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 # ------------------------------------------------------------------------------ --image (the gate)

@@ -82,11 +82,13 @@ def test_export_sets_modes_and_times_whatever_the_umask(monorepo: Path, tmp_path
 
 
 def test_outside_git_only_vcs_metadata_and_the_output_directory_are_left_out(tmp_path: Path) -> None:
-    """No directory is dropped because of its name: build/, venv/, *.egg-info can be real source."""
+    """No directory is dropped because of its name (a nested build/, venv/, *.egg-info can be real source);
+    what is left out (VCS metadata, repro-build's own top-level build/ and dist/) is named."""
     root = tmp_path / "proj"
     for rel in (
         "pyproject.toml",
-        "build/helper.py",
+        "build/old.whl",
+        "tools/build/helper.py",
         "packaging/build/recipe.txt",
         "venv/keep.txt",
         "pkg.egg-info/PKG-INFO",
@@ -101,14 +103,15 @@ def test_outside_git_only_vcs_metadata_and_the_output_directory_are_left_out(tmp
     assert tree.vcs is None
     assert [f.path for f in tree.files] == [
         "__pycache__/x.txt",
-        "build/helper.py",
         "packaging/build/recipe.txt",
         "pkg.egg-info/PKG-INFO",
         "pyproject.toml",
+        "tools/build/helper.py",
         "venv/keep.txt",
     ]
     assert tree.left_out == (
         ".git/: version-control metadata",
-        "dist/: the output directory",
+        "build/: repro-build's own directory (output or cache)",
+        "dist/: repro-build's own directory (output or cache)",
         "sub/.hg/: version-control metadata",
     )

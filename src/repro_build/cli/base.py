@@ -29,6 +29,7 @@ from repro_build.base.debian.sources import default_mirror
 from repro_build.cli.output import data, log
 from repro_build.epoch import parse_epoch
 from repro_build.errors import ConfigError
+from repro_build.fsutil import make_output_dir
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.compress import Compressor
 from repro_build.oci.progress import progress_for_cli
@@ -86,7 +87,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     build = cmds.add_parser("build", help="build the base image from its lock")
     common(build)
     build.add_argument("--output", type=Path, help="output directory (default: build/base)")
-    build.add_argument("--mirror", help="download from this mirror instead of the lock's (e.g. with credentials)")
+    build.add_argument(
+        "--mirror",
+        help="download from this mirror instead of the lock's (e.g. with credentials, or on a machine whose apt "
+        "sources lack the suite); the lock's hashes decide the bytes",
+    )
     build.add_argument("--offline", action="store_true", help="use only the cache; never download")
     build.add_argument("--epoch", help="SOURCE_DATE_EPOCH for the base (default: the Release file's date)")
     build.add_argument("--compression", default="gzip", help="gzip (default), zstd or none")
@@ -157,7 +162,7 @@ def run_build(args: argparse.Namespace) -> int:
     else:
         lock = read_lock(path)
     epoch = parse_epoch(args.epoch, "--epoch") if args.epoch is not None else None
-    output = args.output or project / "build" / "base"
+    output = make_output_dir(args.output or project / "build" / "base")
     cache = DebCache(args.cache or default_cache_dir())
     with progress_for_cli(args.quiet) as progress:
         built = build_base(

@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--allow-dirty", action="store_true", help="build the wheel from uncommitted changes")
     p.add_argument("--load", action="store_true", help="load the image into the Docker engine")
     p.add_argument("--push", metavar="REF", help="push to a registry, e.g. `host/name:tag` (`{target}` expands)")
+    p.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="download the Debian base's packages from this mirror (default: [tool.repro-build.debian] mirror, "
+        "else the lock's, else this machine's apt sources); the lock's hashes decide the bytes",
+    )
     p.set_defaults(func=run)
 
 
@@ -59,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                 out_dir=args.out_dir,
                 wheel=args.wheel,
                 project_wheel=project_wheel,
-                debian=debian_base,
+                debian=functools.partial(debian_base, mirror=args.mirror),
                 progress=progress,
                 log=functools.partial(_log_for, name, args.quiet),
             )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from repro_build import __version__
+from repro_build.base.debian.sources import NoAptSourceError
 from repro_build.cli.output import print_error
 from repro_build.errors import ReproBuildError
 
@@ -67,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ReproBuildError as e:
+        if isinstance(e, NoAptSourceError):  # the hint names how this very command takes a mirror
+            e = e.for_command(" ".join(filter(None, (args.command, getattr(args, "base_command", None)))))
         print_error(e.message, e.hint)
         return e.exit_code
     except KeyboardInterrupt:

@@ -25,11 +25,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--image", metavar="REF", help="registry ref, docker-daemon:NAME, oci-archive:PATH, oci-layout:PATH")
     p.add_argument(
         "--repo",
-        type=Path,
         default=None,
-        help="git repository holding the commit (default: the one containing MANIFEST)",
+        metavar="PATH|URL",
+        help="git repository holding the commit: a local path, or a URL to clone (default: the repository "
+        "containing MANIFEST, else the current directory's, else a clone of the remote the manifest records)",
     )
     p.add_argument("--offline", action="store_true", help="use only the cache; say what is missing")
+    p.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="download the Debian base's packages from this mirror (the lock's hashes decide the bytes)",
+    )
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="write both sides here for diffoscope")
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.set_defaults(func=run)
@@ -54,7 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from repro_build.manifest.verify import verify_manifest
 
     result = verify_manifest(
-        args.manifest, repo=args.repo, offline=args.offline, report=args.report, log=lambda s: log(s, quiet=args.quiet)
+        args.manifest,
+        repo=args.repo,
+        offline=args.offline,
+        mirror=args.mirror,
+        report=args.report,
+        log=lambda s: log(s, quiet=args.quiet),
     )
     if args.json:
         data(json.dumps(result.to_dict(), sort_keys=True, indent=2))

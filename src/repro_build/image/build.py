@@ -9,7 +9,6 @@ only when everything succeeded, so a failed build leaves the previous outputs un
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from repro_build import __version__
-from repro_build.cache import cache_root
+from repro_build.cache import cache_root, prepare_cache_root
 from repro_build.config import Config, Target
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
+from repro_build.fsutil import make_output_dir, publish_dir
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
@@ -31,6 +31,7 @@ from repro_build.image.bytecode import compile_distributions, compile_module
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
 from repro_build.image.wheels import WheelCache, WheelPin, select_wheels
+from repro_build.image.wheelsources import RecordedWheel, obtain, recorded_wheels
 from repro_build.lock import check_locks, target_lock_path
 from repro_build.oci.archive import write_archive
 from repro_build.oci.blobstore import BlobStore
@@ -167,39 +168,66 @@ def _check_lock(config: Config, target: Target) -> Path:
 def _locked_wheels(
     config: Config, target: Target, lock: Path, *, pins: list[WheelPin] | None, offline: bool, progress: Progress
 ) -> list[tuple[WheelPin, Path]]:
-    """Verified wheel files for the target: selected by uv, or exactly ``pins`` (from a manifest).
+    """Verified wheel files for the target: the files ``lock`` recorded, or exactly ``pins`` (a manifest's).
 
-    Pinned wheels come from the cache; online, the missing ones are located through the same uv
-    selection and fetched, and must be the very files the pins name.
+    Each comes from the cache by sha256, else from where ``lock`` found it, else from the local
+    ``UV_FIND_LINKS`` directories (:mod:`repro_build.image.wheelsources`); what is still missing is
+    selected by uv with this machine's index configuration and must be the very file pinned.
+    Without a record (a lock made before sources were recorded) uv selects every file.
     """
     cache = WheelCache()
 
     def fetch(pin: WheelPin, url: str) -> Path:
         return cache.fetch(pin, url, progress.task(f"wheel {pin.filename}", pin.size))
 
+    recorded = recorded_wheels(config, target, lock)
     if pins is None:
-        if offline:
-            raise ReproBuildError(
-                "an offline build needs the wheel list of a build manifest",
-                hint="use `repro-build verify MANIFEST --offline`, or build once with network access",
-            )
-        return [(pin, fetch(pin, url)) for pin, url in select_wheels(config.root, target, lock)]
-    cached = {pin.sha256: cache.get(pin) for pin in pins}
-    if offline or all(cached.values()):
-        return list(zip(pins, cache.require(pins), strict=True))
-    urls = {pin.sha256: url for pin, url in select_wheels(config.root, target, lock)}
-    out: list[tuple[WheelPin, Path]] = []
-    for pin in pins:
-        path = cached[pin.sha256]
-        if path is None:
-            if pin.sha256 not in urls:
+        if recorded is None:
+            if offline:
                 raise ReproBuildError(
-                    f"{pin.filename} (sha256 {pin.sha256}) is not what the index offers for {lock.name} any more",
-                    hint="the lock or the index changed since the build; restore the wheel into the cache",
+                    f"an offline build needs the wheel list of a build manifest, or a lock that records its "
+                    f"wheels ({lock.name} was made by an older repro-build)",
+                    hint="use `repro-build verify MANIFEST --offline`, or run `repro-build lock` again",
                 )
-            path = fetch(pin, urls[pin.sha256])
-        out.append((pin, path))
-    return out
+            return [(pin, fetch(pin, url)) for pin, url in select_wheels(config.root, target, lock)]
+        pins = [w.pin for w in recorded]
+    if offline:
+        return list(zip(pins, cache.require(pins), strict=True))
+    sources = {w.pin.sha256: w for w in recorded or []}
+    found: dict[str, Path] = {}
+    tried: dict[str, list[str]] = {pin.sha256: [] for pin in pins}
+    for pin in pins:
+        wheel = sources.get(pin.sha256) or RecordedWheel(pin, {})
+        path = obtain(wheel, cache, config.root, fetch, tried[pin.sha256])
+        if path is not None:
+            found[pin.sha256] = path
+    missing = [pin for pin in pins if pin.sha256 not in found]
+    if missing:
+        try:
+            urls = {pin.sha256: url for pin, url in select_wheels(config.root, target, lock)}
+        except ReproBuildError as e:
+            urls = {}
+            for pin in missing:
+                tried[pin.sha256].append(f"uv's selection with this machine's configuration: {e.message}")
+        for pin in missing:
+            if pin.sha256 in urls:
+                found[pin.sha256] = fetch(pin, urls[pin.sha256])
+            elif urls:
+                tried[pin.sha256].append(
+                    f"uv's selection with this machine's configuration: not offered for {lock.name}"
+                )
+    still = [pin for pin in pins if pin.sha256 not in found]
+    if still:
+        lines = "\n".join(
+            f"  {pin.filename} (sha256 {pin.sha256}); looked in:\n" + "\n".join(f"    {t}" for t in tried[pin.sha256])
+            for pin in still
+        )
+        raise ReproBuildError(
+            f"{len(still)} wheel(s) of {lock.name} could not be found:\n{lines}",
+            hint="add the directory that holds them to UV_FIND_LINKS, configure the index they came from, "
+            f"or copy them into {cache.root}/<sha256>/",
+        )
+    return [(pin, found[pin.sha256]) for pin in pins]
 
 
 def _project_pin(config: Config, wheel: Path) -> WheelPin:
@@ -332,7 +360,8 @@ def build_image(
     epoch = resolve_epoch(config.epoch_policy, config.root)
     lock = _check_lock(config, target)
     out_root = (out_dir or config.root / "build").resolve()
-    out_root.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_root)
+    prepare_cache_root()
     final = out_root / target.name
     source = source_info(config.root)
     policy = Policy(target.flags, cuda=target.accelerator == "cuda")
@@ -397,9 +426,7 @@ def build_image(
         staged = work / "out"
         write_layout(staged / "oci", image, tag=target.name, progress=progress)
         write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
-        if final.exists():
-            shutil.rmtree(final)
-        staged.rename(final)
+        publish_dir(staged, final)
     # The new layers lived in the staging store; from now on the image reads them from the final layout.
     result_image = read_layout(final / "oci", tag=target.name)
     assert isinstance(result_image, Image)

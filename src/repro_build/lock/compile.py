@@ -12,13 +12,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 
 from repro_build.base.debian.lock import read_lock as read_base_lock
 from repro_build.config import Config, Target
-from repro_build.errors import LockError, ToolError
+from repro_build.errors import LockError, ReproBuildError, ToolError
 from repro_build.fsutil import atomic_write_text
 from repro_build.lock.buildreqs import dynamic_build_requires
 from repro_build.lock.inputs import (
@@ -31,6 +31,9 @@ from repro_build.lock.inputs import (
     target_inputs,
 )
 from repro_build.uvbin import run_uv, uv_version
+
+if TYPE_CHECKING:
+    from repro_build.image.wheelsources import Origins
 
 _NO_WHEEL_RES = (
     re.compile(r"Wheels are required for `([^`]+)`"),
@@ -117,7 +120,9 @@ def _static_project(config: Config, dest: Path) -> Path:
 
 
 def _target_args(target: Target) -> list[str]:
-    args = target.uv_platform_args
+    # Where uv found each pin (`# from <index>`) and which locations are find-links: recorded in
+    # inputs.json, then taken out of the lock text (they may name this host's directories).
+    args = [*target.uv_platform_args, "--emit-index-annotation", "--emit-find-links"]
     if target.binary_only:
         args += ["--only-binary", ":all:"]
     for extra in target.extras:
@@ -150,6 +155,65 @@ def _binary_only_error(target: Target, err: ToolError) -> LockError:
     return LockError(err.message, hint=err.hint)
 
 
+def _wheel_record(
+    config: Config, target: Target, path: Path, text: str, origins: Origins
+) -> list[dict[str, Any]] | None:
+    """Which file of each pin the target installs and where it came from (see ``image.wheelsources``).
+
+    None when uv cannot select a wheel of every pin (a target that is not binary-only may lock an
+    sdist): such a target's image build then selects with uv, and reports the missing wheel, as before.
+    """
+    from repro_build.image.wheels import select_wheels
+    from repro_build.image.wheelsources import record_wheels
+
+    path.write_text(text, encoding="utf-8")
+    try:
+        selected = select_wheels(config.root, target, path)
+    except ReproBuildError:
+        return None
+    return record_wheels(config, selected, origins)
+
+
+def _lock_build(
+    config: Config, tmpdir: Path, uv: str, upgrade: bool, upgrade_packages: tuple[str, ...]
+) -> tuple[str, dict[str, Any]]:
+    """The text of ``locks/build.txt`` and its inputs record.
+
+    Universal, so `uv build` can use it on any build host or builder image. First
+    ``build-system.requires``; then what the backend adds at build time (``get_requires_for_build_*``),
+    asked with the backend just locked; if it adds anything, everything is resolved together.
+    """
+
+    def resolve(requirements: list[str]) -> str:
+        return _compile(
+            config,
+            ["--universal"],
+            tmpdir / BUILD_LOCK,
+            config.locks_dir / BUILD_LOCK,
+            stdin_requirements="".join(f"{r}\n" for r in requirements),
+            what="resolving the build requirements (`build-system.requires`)",
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+        )
+
+    body = resolve(list(config.project.build_requires))
+    staged_build = tmpdir / "build-static.txt"
+    staged_build.write_text(body, encoding="utf-8")
+    dynamic = dynamic_build_requires(config, staged_build)
+    if dynamic:
+        body = resolve([*config.project.build_requires, *dynamic])
+    b_inputs = build_inputs(config, uv, dynamic)
+    source = "`build-system.requires`" + ("" if config.project.build_system_declared else ", PEP 517 default")
+    header = _header(
+        [
+            f"Build constraints for `{config.project.build_backend}` "
+            f"(from {source}{', and ' + ', '.join(dynamic) + ' from the backend' if dynamic else ''}).",
+            f"Inputs checksum: {checksum(b_inputs)}",
+        ]
+    )
+    return header + body, {"checksum": checksum(b_inputs), "inputs": b_inputs}
+
+
 def lock_project(
     config: Config,
     *,
@@ -160,6 +224,9 @@ def lock_project(
 ) -> LockResult:
     """Resolve ``locks/build.txt`` and ``locks/<target>.txt`` for the selected (default: all) targets;
     with ``build_only``, only ``locks/build.txt`` (what ``repro-build wheel`` needs)."""
+    # Lazily: repro_build.image imports this package.
+    from repro_build.image.wheelsources import split_uv_annotations
+
     selected = [config.target(t) for t in targets] if targets else list(config.targets.values())
     if build_only:
         selected, targets = [], []
@@ -172,38 +239,7 @@ def lock_project(
     with tempfile.TemporaryDirectory(prefix=".lock-", dir=locks_dir) as tmp:
         tmpdir = Path(tmp)
 
-        # Build constraints: universal, so `uv build` can use them on any build host or builder image.
-        def build_lock(requirements: list[str]) -> str:
-            return _compile(
-                config,
-                ["--universal"],
-                tmpdir / BUILD_LOCK,
-                locks_dir / BUILD_LOCK,
-                stdin_requirements="".join(f"{r}\n" for r in requirements),
-                what="resolving the build requirements (`build-system.requires`)",
-                upgrade=upgrade,
-                upgrade_packages=upgrade_packages,
-            )
-
-        body = build_lock(list(config.project.build_requires))
-        # Then what the backend adds at build time (get_requires_for_build_*), asked with the backend
-        # just locked; if it adds anything, resolve everything together.
-        staged_build = tmpdir / "build-static.txt"
-        staged_build.write_text(body, encoding="utf-8")
-        dynamic = dynamic_build_requires(config, staged_build)
-        if dynamic:
-            body = build_lock([*config.project.build_requires, *dynamic])
-        b_inputs = build_inputs(config, uv, dynamic)
-        header = _header(
-            [
-                f"Build constraints for `{config.project.build_backend}` "
-                f"(from `build-system.requires`{'' if config.project.build_system_declared else ', PEP 517 default'}"
-                f"{', and ' + ', '.join(dynamic) + ' from the backend' if dynamic else ''}).",
-                f"Inputs checksum: {checksum(b_inputs)}",
-            ]
-        )
-        staged[BUILD_LOCK] = header + body
-        records[BUILD_LOCK] = {"checksum": checksum(b_inputs), "inputs": b_inputs}
+        staged[BUILD_LOCK], records[BUILD_LOCK] = _lock_build(config, tmpdir, uv, upgrade, upgrade_packages)
         project_dir = _static_project(config, tmpdir / "project") if config.project.from_backend else None
         for target in selected:
             name = f"{target.name}.txt"
@@ -222,6 +258,7 @@ def lock_project(
                 )
             except ToolError as e:
                 raise _binary_only_error(target, e) from e
+            body, origins = split_uv_annotations(body)
             header = _header(
                 [
                     f"Target {target.name!r}: Python {target.python}, {target.python_platform}"
@@ -232,6 +269,9 @@ def lock_project(
             )
             staged[name] = header + body
             records[name] = {"checksum": checksum(t_inputs), "inputs": t_inputs}
+            wheels = _wheel_record(config, target, tmpdir / name, header + body, origins)
+            if wheels is not None:
+                records[name]["wheels"] = wheels
     # Keep the records of targets not re-locked this time (`lock --target cpu` leaves cuda alone);
     # forget (and delete) the locks of targets that no longer exist.
     previous = read_inputs_file(config)

@@ -1,9 +1,9 @@
 """``repro-build verify MANIFEST``: rebuild from the manifest's inputs alone and compare every digest.
 
-The source is the recorded commit, checked out into a temporary work tree from the git repository
-(never the current work tree or config); the wheels are the recorded files (by sha256, from the cache
-or the index); the epoch is the recorded one. A manifest that records a dirty tree is refused: no
-commit holds what was built.
+The source is the recorded commit, checked out into a temporary work tree from a git repository
+that holds it (:mod:`repro_build.manifest.repo` says which; never the current work tree or config);
+the wheels are the recorded files (by sha256, from the cache or the index); the epoch is the
+recorded one. A manifest that records a dirty tree is refused: no commit holds what was built.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from repro_build.image.debianbase import debian_base
 from repro_build.image.projectwheel import wheel_step
 from repro_build.image.wheels import pin_from_dict
 from repro_build.manifest.record import ManifestError, image_manifest, read_manifest
+from repro_build.manifest.repo import repository_for
 from repro_build.manifest.semdiff import Divergence, diff_images
 from repro_build.oci.image import Image
 from repro_build.oci.layout import read_layout, write_layout
@@ -73,16 +74,6 @@ def drift_warnings(manifest: dict[str, Any], compressor: dict[str, Any]) -> list
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
-
-
-def find_repo(start: Path) -> Path:
-    out = _git(start, "rev-parse", "--show-toplevel")
-    if out.returncode != 0:
-        raise ManifestError(
-            f"{start} is not inside a git repository",
-            hint="run verify from the project's repository, or pass `--repo PATH`",
-        )
-    return Path(out.stdout.strip())
 
 
 @contextlib.contextmanager
@@ -221,8 +212,9 @@ def _artifact_sha(record: dict[str, Any]) -> str | None:
 def verify_manifest(
     path: Path,
     *,
-    repo: Path | None = None,
+    repo: str | None = None,
     offline: bool = False,
+    mirror: str | None = None,
     report: Path | None = None,
     log: Callable[[str], None] = lambda s: None,
 ) -> VerifyResult:
@@ -239,8 +231,10 @@ def verify_manifest(
     if not source.get("commit"):
         raise ManifestError(f"{path} records no git commit", hint="build inside a git repository to make it verifiable")
     pins = [pin_from_dict(w) for w in manifest["wheels"]]
-    repo = (repo or find_repo(path.resolve().parent)).resolve()
-    with checkout(repo, source["commit"], source.get("remote")) as src:
+    with (
+        repository_for(path, source["commit"], repo=repo, remote=source.get("remote"), log=log) as found,
+        checkout(found, source["commit"], source.get("remote")) as src,
+    ):
         project = src / manifest.get("project", {}).get("path", "")
         config = load_config(project)
         warnings = drift_warnings(manifest, compressor_for(config).describe())
@@ -264,7 +258,7 @@ def verify_manifest(
                 offline=offline,
                 base_manifest=manifest["base"].get("manifest_digest"),
                 use_cache=False,
-                debian=functools.partial(debian_base, offline=offline),
+                debian=functools.partial(debian_base, offline=offline, mirror=mirror),
                 log=log,
             )
             rebuilt = image_manifest(config, result)
@@ -305,9 +299,9 @@ def _merge(summary: list[Divergence], detailed: list[Divergence]) -> list[Diverg
 def _write_report(
     report: Path, original: Image | None, rebuilt: Image, recorded: dict[str, Any], rebuilt_manifest: dict[str, Any]
 ) -> None:
-    from repro_build.fsutil import atomic_write_text, human_json_text
+    from repro_build.fsutil import atomic_write_text, human_json_text, make_output_dir
 
-    report.mkdir(parents=True, exist_ok=True)
+    make_output_dir(report)
     shutil.rmtree(report / "rebuilt", ignore_errors=True)
     write_layout(report / "rebuilt", rebuilt)
     if original is not None:

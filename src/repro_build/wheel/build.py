@@ -47,7 +47,7 @@ from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sd
 from repro_build.config import Config
 from repro_build.epoch import Epoch, resolve_epoch
 from repro_build.errors import WheelError
-from repro_build.fsutil import atomic_write_bytes, atomic_write_text, human_json_text
+from repro_build.fsutil import atomic_write_bytes, atomic_write_text, human_json_text, make_output_dir
 from repro_build.lock import check_build_lock
 from repro_build.uvbin import find_uv, uv_version
 from repro_build.wheel.buildroot import fixed_build_root
@@ -462,6 +462,7 @@ def build_wheel(
         raise WheelError("nothing to build: both the sdist and the wheel were switched off")
     dest = (out_dir or config.root / "dist").resolve()
     lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=dest)
+    make_output_dir(dest)
     say_left_out(tree, log)
     with (
         open_runner(config, resolved, lock, in_container, scm_variables(config, tree, lock)) as runner,

@@ -31,7 +31,7 @@ from pathlib import Path
 from repro_build.config import Config
 from repro_build.epoch import Epoch
 from repro_build.errors import WheelError
-from repro_build.fsutil import atomic_write_text
+from repro_build.fsutil import atomic_write_text, make_output_dir
 from repro_build.wheel.build import (
     Built,
     HostRunner,
@@ -226,7 +226,7 @@ def _keep(report_dir: Path, builds: list[tuple[Built, Path]], result: CheckResul
         d = report_dir / label
         if d.exists():
             shutil.rmtree(d)
-        d.mkdir(parents=True)
+        make_output_dir(d)
         for p in (built.sdist, built.wheel):
             if p is not None:
                 shutil.copyfile(p, d / p.name)

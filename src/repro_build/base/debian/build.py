@@ -86,6 +86,9 @@ def fetch_debs(
 
     def get(deb: LockedDeb) -> tuple[LockedDeb, bytes]:
         what = f"{deb.name} {deb.version} ({deb.filename})"
+        cached = cache.peek(deb.sha256, deb.size)
+        if cached is not None:  # a warm cache needs no mirror, not even this machine's apt sources
+            return deb, cached
         base = (mirror if mirror and deb.suite == main else lock.mirror_for(deb.suite)).rstrip("/")
         return deb, cache.get(deb.sha256, deb.size, f"{base}/{deb.filename}", what, offline=offline)
 

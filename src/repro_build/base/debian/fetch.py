@@ -69,6 +69,14 @@ class DebCache:
         """Where the entry for ``sha256`` lives."""
         return self.root / "debs" / f"{sha256}.deb"
 
+    def peek(self, sha256: str, size: int) -> bytes | None:
+        """The cached bytes pinned by ``sha256``/``size`` if present and intact (nothing is downloaded)."""
+        try:
+            data = self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data if len(data) == size and sha256_hex(data) == sha256 else None
+
     def get(self, sha256: str, size: int, url: str, what: str, *, offline: bool = False) -> bytes:
         """The verified bytes of the ``.deb`` pinned by ``sha256``/``size``.
 

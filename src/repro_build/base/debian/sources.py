@@ -23,6 +23,38 @@ from repro_build.errors import BaseImageError
 _SNAPSHOT_RE = re.compile(r"/(\d{8}T\d{6}Z)(?:/|$)")
 
 
+#: The commands that take ``--mirror URL`` (a download mirror; the base lock's hashes decide the bytes).
+MIRROR_COMMANDS = ("image", "verify", "base build", "base lock")
+_CONFIG_KEY = "`mirror` in `[tool.repro-build.debian]`"
+
+
+class NoAptSourceError(BaseImageError):
+    """No mirror was given, and none of this machine's apt sources carries the suite."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(
+            message,
+            hint
+            or "pass `--mirror URL` to "
+            + ", ".join(f"`repro-build {c}`" for c in MIRROR_COMMANDS)
+            + f" (a time-pinned snapshot archive is recommended), or set {_CONFIG_KEY}",
+        )
+
+    def for_command(self, command: str) -> NoAptSourceError:
+        """This error with a hint naming how ``repro-build <command>`` takes a mirror."""
+        if command in MIRROR_COMMANDS:
+            hint = (
+                f"pass `--mirror URL` to `repro-build {command}` (a time-pinned snapshot archive is "
+                f"recommended), or set {_CONFIG_KEY}"
+            )
+        else:
+            hint = (
+                f"set {_CONFIG_KEY} (the base lock records it), or lock the base with "
+                "`repro-build base lock --mirror URL`"
+            )
+        return NoAptSourceError(self.message, hint)
+
+
 @dataclass(frozen=True)
 class AptSource:
     """One ``deb`` source: a mirror URI with its suites and components, and where it was read."""
@@ -108,11 +140,9 @@ def default_mirror(suite: str, root: Path = Path("/")) -> str:
     for source in machine_sources(root):
         if suite in source.suites:
             return source.uri.rstrip("/")
-    raise BaseImageError(
+    raise NoAptSourceError(
         f"no apt source on this machine carries the suite `{suite}` "
-        f"(read {root / 'etc/apt/sources.list'} and {root / 'etc/apt/sources.list.d'})",
-        hint="pass `--mirror URL` (a snapshot archive URL is recommended) or set "
-        "`mirror` in `[tool.repro-build.debian]`",
+        f"(read {root / 'etc/apt/sources.list'} and {root / 'etc/apt/sources.list.d'})"
     )
 
 
