@@ -6,9 +6,10 @@ side with ``--jobs``):
 * **plain** ``uv build`` (sdist, then the wheel from it) of the unpacked sdist, twice: in two directories
   with paths of different lengths, umask 0022 vs 0002, ``TZ`` 26 hours apart, ``C.UTF-8`` vs another
   locale; no ``SOURCE_DATE_EPOCH``, no compiler flags from the caller;
-* **repro-build**: the unpacked sdist as a git checkout (one commit at a fixed date, tagged
-  ``v<version>`` as a release checkout is), ``repro-build lock --build-only``, then ``repro-build wheel``,
-  twice: two checkouts at paths of different lengths, with the same umask/``TZ``/locale variation.
+* **repro-build**: the unpacked sdist, less its generated ``PKG-INFO``, as a git checkout (one commit at
+  a fixed date, tagged ``v<version>`` as a release checkout is), ``repro-build lock --build-only``, then
+  ``repro-build wheel``, twice: two checkouts at paths of different lengths, with the same
+  umask/``TZ``/locale variation.
 
 "identical" means both the sdist and the wheel have the same sha256. Where they differ, the members
 that differ (``repro_build.wheel.diffreport``, what ``wheel --check`` reports) are the cause.
@@ -152,8 +153,14 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def _checkout(archive: Path, dest: Path, version: str) -> Path:
-    """The sdist's files as a release checkout: one commit, tagged ``v<version>``."""
+    """The sdist's files as a release checkout: one commit, tagged ``v<version>``.
+
+    The sdist's top-level ``PKG-INFO`` is left out: the sdist step generated it, a checkout does not
+    have it, and a backend that packs the tree (hatchling) would write a second, different ``PKG-INFO``
+    into the new sdist, which repro-build refuses as ambiguous (uv keeps whichever comes last).
+    """
     src = unpack(archive, dest)
+    (src / "PKG-INFO").unlink(missing_ok=True)
     _git(src, "init", "-q", "-b", "main")
     _git(src, "add", "-A", "-f")
     _git(src, "commit", "-q", "--no-gpg-sign", "-m", "release")
