@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,7 +102,9 @@ def _conditions(umask: int, env: dict[str, str]) -> Iterator[None]:
 
 
 def _tail(text: str, lines: int = 6) -> str:
-    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+    """The last lines of a tool's output, on one line, without the random temporary paths."""
+    kept = [line.strip() for line in text.strip().splitlines() if line.strip()][-lines:]
+    return re.sub(r"/tmp/corpus-[^/\s]+/", "…/", " | ".join(kept))
 
 
 def _compare(side: Side, pairs: list[tuple[Path, Path]]) -> None:
@@ -271,7 +274,8 @@ def table(outcomes: list[Outcome]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
-        ratio = f"{o.repro.seconds / o.plain.seconds:.2f}x" if o.plain.seconds and o.repro.built else "-"
+        both = o.plain.built and o.repro.built and o.plain.seconds
+        ratio = f"{o.repro.seconds / o.plain.seconds:.2f}x" if both else "-"
         causes: list[str] = []
         if o.plain.built and not o.plain.identical:
             causes.append("plain: " + "; ".join(o.plain.differences[:3]))
