@@ -274,8 +274,8 @@ def table(outcomes: list[Outcome]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
-        both = o.plain.built and o.repro.built and o.plain.seconds
-        ratio = f"{o.repro.seconds / o.plain.seconds:.2f}x" if both else "-"
+        timed = o.plain.built and o.repro.built and o.plain.seconds > 0
+        ratio = f"{o.repro.seconds / o.plain.seconds:.2f}x" if timed else "-"
         causes: list[str] = []
         if o.plain.built and not o.plain.identical:
             causes.append("plain: " + "; ".join(o.plain.differences[:3]))
