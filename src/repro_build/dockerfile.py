@@ -144,6 +144,8 @@ def render_dockerfile(config: Config, target_name: str, *, base_image: str | Non
         "from": base_for(target, base_image),
         "mount": MOUNT,
         "python": target.python,
+        "bytecode": target.bytecode,
+        "compile_bytecode": "1" if target.bytecode == "unchecked-hash" else "0",
         "python_minor": ".".join(target.python.split(".")[:2]),
         "flag_sets": ", ".join(target.flags) or "none",
         "env": env_block,

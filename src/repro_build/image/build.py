@@ -9,6 +9,7 @@ only when everything succeeded, so a failed build leaves the previous outputs un
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,15 +22,17 @@ from repro_build.config import Config, Target
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
-from repro_build.fsutil import make_output_dir, publish_dir
+from repro_build.fsutil import exclusive_lock, make_output_dir, publish_dir
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
 from repro_build.image.baseinfo import BaseInfo, check_base
 from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
 from repro_build.image.bytecode import compile_distributions, compile_module
+from repro_build.image.interpreter import Interpreter, find_interpreter
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
+from repro_build.image.sourcelabel import SourceLabel, source_label
 from repro_build.image.wheels import WheelCache, WheelPin, select_wheels
 from repro_build.image.wheelsources import RecordedWheel, obtain, recorded_wheels
 from repro_build.lock import check_locks, target_lock_path
@@ -40,6 +43,7 @@ from repro_build.oci.digest import sha256_file
 from repro_build.oci.image import Image, append_layers, with_annotations, with_config
 from repro_build.oci.layer import Layer, write_layer
 from repro_build.oci.layout import read_layout, write_layout
+from repro_build.oci.mediatypes import oci_layer_type
 from repro_build.oci.progress import NO_PROGRESS, Progress
 from repro_build.oci.tarwriter import LayerEntry
 from repro_build.oci.validate import validate_image
@@ -89,6 +93,8 @@ class ImageResult:
     env: tuple[str, ...]
     policy: Policy
     source: SourceInfo
+    source_label: SourceLabel
+    bytecode: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,33 +119,33 @@ def _group_entries(group: LayerGroup, dists: dict[str, Distribution]) -> list[La
     return entries
 
 
-def app_files(policy: Policy, site_packages: str, python: str, scratch: Path) -> list[tuple[str, bytes]]:
+def app_files(policy: Policy, site_packages: str, interpreter: Interpreter, scratch: Path) -> list[tuple[str, bytes]]:
     """The hook layer's files: the hook, doctor and policy, plus the hook's own pyc.
 
     The hook module runs at every interpreter start of an image whose policy covers a framework, so it
-    always ships compiled (``unchecked-hash``, for its in-image path) whatever ``bytecode`` says: from
-    source, without a writable cache, it would be compiled anew at every start. When this interpreter
-    cannot write pycs for the image's Python, it ships as source only.
+    always ships compiled (``unchecked-hash``, for its in-image path, by ``interpreter``, one of the
+    image's ``X.Y``) whatever ``bytecode`` says: from source, without a writable cache, it would be
+    compiled anew at every start.
     """
     files = [(f"{site_packages}/{name}", data) for name, data in image_files(policy)]
     hook = next((path, data) for path, data in files if path.endswith(f"/{HOOK_MODULE}.py"))
     source = scratch / f"{HOOK_MODULE}.py"
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_bytes(hook[1])
-    compiled = compile_module(source, hook[0], python)
-    if compiled is not None:
-        files.append((compiled[0], compiled[1].read_bytes()))
+    compiled = compile_module(source, hook[0], interpreter)
+    if compiled is None:
+        raise ReproBuildError(f"the determinism hook does not compile with Python {interpreter.version}")
+    files.append((compiled[0], compiled[1].read_bytes()))
     return sorted(files)
 
 
-def _app_entries(policy: Policy, info: BaseInfo, scratch: Path) -> list[LayerEntry]:
-    return [
-        LayerEntry.file(path, data)
-        for path, data in app_files(policy, info.site_packages, info.python_version, scratch)
-    ]
+def _app_entries(policy: Policy, info: BaseInfo, interpreter: Interpreter, scratch: Path) -> list[LayerEntry]:
+    return [LayerEntry.file(path, data) for path, data in app_files(policy, info.site_packages, interpreter, scratch)]
 
 
-def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBase) -> dict[str, str]:
+def _labels(
+    config: Config, target: Target, source: SourceInfo, label: SourceLabel, base: ResolvedBase
+) -> dict[str, str]:
     labels = {
         imageconfig.TITLE: config.project.name,
         imageconfig.BASE_NAME: target.base.text,
@@ -149,8 +155,8 @@ def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBa
         labels[imageconfig.VERSION] = config.project.version
     if source.commit:
         labels[imageconfig.REVISION] = source.commit
-    if source.remote:
-        labels[imageconfig.SOURCE] = source.remote
+    if label.url:
+        labels[imageconfig.SOURCE] = label.url
     return {k: v for k, v in labels.items() if v}
 
 
@@ -261,6 +267,7 @@ def _write_layers(
     base: Image,
     policy: Policy,
     info: BaseInfo,
+    interpreter: Interpreter,
     epoch: Epoch,
     compressor: Compressor,
     store: BlobStore,
@@ -274,13 +281,17 @@ def _write_layers(
     )
     for group in groups:
         entries = (
-            _app_entries(policy, info, store.root.parent / "app")
+            _app_entries(policy, info, interpreter, store.root.parent / "app")
             if group.kind == "app"
             else _group_entries(group, dists)
         )
         mtime = layer_mtime(group, epoch)
         key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache else ""
-        layer = cache.get(key) if cache else None
+        layer = (
+            cache.get(key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm))
+            if cache
+            else None
+        )
         if layer is None:
             layer = write_layer(
                 entries, epoch=mtime, compressor=compressor, store=store, progress=progress, description=group.name
@@ -312,8 +323,9 @@ def _assemble(
     policy: Policy,
     epoch: Epoch,
     source: SourceInfo,
+    label: SourceLabel,
 ) -> Image:
-    labels = _labels(config, target, source, base)
+    labels = _labels(config, target, source, label, base)
     cfg = imageconfig.build_config(
         base.image.config,
         config=config,
@@ -348,6 +360,48 @@ def build_image(
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
 ) -> ImageResult:
+    """Assemble ``target_name``'s image into ``out_dir/<target>``; see :func:`_build_image` for the options.
+
+    One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
+    dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
+    build (``.<target>-*`` work directories) are removed before the build starts.
+    """
+    target = config.target(target_name)
+    out_root = make_output_dir((out_dir or config.root / "build").resolve())
+    with exclusive_lock(out_root / f".{target.name}.lock"):
+        for leftover in out_root.glob(f".{target.name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return _build_image(
+            config,
+            target_name,
+            out_dir=out_root,
+            wheel=wheel,
+            project_wheel=project_wheel,
+            pins=pins,
+            offline=offline,
+            base_manifest=base_manifest,
+            use_cache=use_cache,
+            debian=debian,
+            progress=progress,
+            log=log,
+        )
+
+
+def _build_image(
+    config: Config,
+    target_name: str,
+    *,
+    out_dir: Path | None = None,
+    wheel: Path | None = None,
+    project_wheel: ProjectWheel | None = None,
+    pins: list[WheelPin] | None = None,
+    offline: bool = False,
+    base_manifest: str | None = None,
+    use_cache: bool = True,
+    debian: DebianBuilder | None = None,
+    progress: Progress = NO_PROGRESS,
+    log: Callable[[str], None] = lambda s: None,
+) -> ImageResult:
     """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
 
     ``wheel`` is the project wheel to install (else ``project_wheel`` builds it; else none is
@@ -364,6 +418,8 @@ def build_image(
     prepare_cache_root()
     final = out_root / target.name
     source = source_info(config.root)
+    label = source_label(config.project.urls, source.remote)
+    log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
     policy = Policy(target.flags, cuda=target.accelerator == "cuda")
     compressor = compressor_for(config)
     repo_tag = f"{config.project.normalized_name}:{target.name}"
@@ -380,9 +436,16 @@ def build_image(
             manifest_digest=base_manifest,
         )
         # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
-        info = cached_base_info(base.image, name=target.base.text)
+        info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
         check_base(info, target, name=target.base.text)
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
+        interpreter = find_interpreter(info.python_version)
+        log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
+        if interpreter.version != info.python_version:
+            log(
+                f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
+                f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
+            )
 
         installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
         wheel_record: dict[str, Any] | None = None
@@ -401,7 +464,7 @@ def build_image(
         install_wheels(installs, target, staging, what=f"installing the wheels of target {target.name!r}")
         collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in installs})
         if target.bytecode == "unchecked-hash":
-            collected = compile_distributions(collected, python=info.python_version, site_packages=info.site_packages)
+            collected = compile_distributions(collected, interpreter=interpreter, site_packages=info.site_packages)
         dists = {d.name: d for d in collected}
         groups = plan_layers(
             list(dists.values()), config.project.name if wheel else None, target.layers, len(base.image.layers)
@@ -412,6 +475,7 @@ def build_image(
             base=base.image,
             policy=policy,
             info=info,
+            interpreter=interpreter,
             epoch=epoch,
             compressor=compressor,
             store=BlobStore(work / "oci"),
@@ -421,7 +485,15 @@ def build_image(
             cache=LayerCache() if use_cache else None,
         )
         image = _assemble(
-            base, written, groups, config=config, target=target, policy=policy, epoch=epoch, source=source
+            base,
+            written,
+            groups,
+            config=config,
+            target=target,
+            policy=policy,
+            epoch=epoch,
+            source=source,
+            label=label,
         )
         staged = work / "out"
         write_layout(staged / "oci", image, tag=target.name, progress=progress)
@@ -446,5 +518,7 @@ def build_image(
         env=tuple(result_image.config.get("config", {}).get("Env", [])),
         policy=policy,
         source=source,
+        bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
+        source_label=label,
         extra={"repro-build": __version__},
     )

@@ -29,6 +29,7 @@ from repro_build.image.wheels import pin_from_dict
 from repro_build.manifest.record import ManifestError, image_manifest, read_manifest
 from repro_build.manifest.repo import repository_for
 from repro_build.manifest.semdiff import Divergence, diff_images
+from repro_build.manifest.validate import check_manifest, project_path, resolve_inside
 from repro_build.oci.image import Image
 from repro_build.oci.layout import read_layout, write_layout
 from repro_build.uvbin import uv_version
@@ -72,6 +73,28 @@ def drift_warnings(manifest: dict[str, Any], compressor: dict[str, Any]) -> list
     return warnings
 
 
+def bytecode_drift(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
+    """A warning when the byte-code compiler's version differs: a patch release may change pyc bytes."""
+    old = recorded.get("bytecode", {}).get("compiler", {}).get("version")
+    new = rebuilt.get("bytecode", {}).get("compiler", {}).get("version")
+    if old is None or old == new:
+        return []
+    return [f"byte-code compiler: the manifest has Python {old}, this rebuild used Python {new}"]
+
+
+def target_drift(recorded: dict[str, Any], effective: dict[str, Any]) -> list[str]:
+    """Effective target settings that differ from the recorded ones, for the same commit: a default of
+    this repro-build differs from the one that built the image (e.g. ``bytecode``)."""
+    old = recorded.get("config", {}).get("target")
+    if not isinstance(old, dict):
+        return []
+    return [
+        f"target setting {key}: the manifest has {old.get(key)!r}, this repro-build uses {effective.get(key)!r}"
+        for key in sorted(set(old) | set(effective))
+        if old.get(key) != effective.get(key)
+    ]
+
+
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
 
@@ -99,7 +122,7 @@ def checkout(repo: Path, commit: str, remote: str | None) -> Iterator[Path]:
             raise ReproBuildError(f"checking out {commit} failed: {checked.stderr.strip()}")
         _git(src, "remote", "remove", "origin")
         if remote:
-            _git(src, "remote", "add", "origin", remote)
+            _git(src, "remote", "add", "--", "origin", remote)
         yield src
 
 
@@ -222,6 +245,7 @@ def verify_manifest(
     manifest = read_manifest(path)
     if manifest.get("kind") != "image":
         raise ManifestError(f"{path} describes a {manifest.get('kind')!r}, not an image")
+    check_manifest(manifest, path)  # nothing from the manifest is a path or an option until checked
     source = manifest["source"]
     if source.get("dirty"):
         raise ManifestError(
@@ -235,9 +259,11 @@ def verify_manifest(
         repository_for(path, source["commit"], repo=repo, remote=source.get("remote"), log=log) as found,
         checkout(found, source["commit"], source.get("remote")) as src,
     ):
-        project = src / manifest.get("project", {}).get("path", "")
+        relative = project_path(manifest.get("project", {}).get("path"), path=path)
+        project = resolve_inside(src, relative, path=path)
         config = load_config(project)
         warnings = drift_warnings(manifest, compressor_for(config).describe())
+        warnings += target_drift(manifest, config.to_dict()["targets"].get(manifest["target"], {}))
         for w in warnings:
             log(f"warning: {w}")
         log(f"rebuilding {manifest['target']} of {config.project.name} at {source['commit'][:12]}")
@@ -258,10 +284,13 @@ def verify_manifest(
                 offline=offline,
                 base_manifest=manifest["base"].get("manifest_digest"),
                 use_cache=False,
-                debian=functools.partial(debian_base, offline=offline, mirror=mirror),
+                debian=functools.partial(debian_base, offline=offline, mirror=mirror, use_cache=False),
                 log=log,
             )
             rebuilt = image_manifest(config, result)
+            for w in bytecode_drift(manifest, rebuilt):
+                log(f"warning: {w}")
+                warnings.append(w)
             compared, divergences = compare_manifests(manifest, rebuilt)
             original = _original(path)
             if divergences and original is not None:
