@@ -1,8 +1,9 @@
 """The real-world corpus: released sdists across the common build backends, pinned by sha256.
 
-Each pin was taken on 2026-11-27 with ``pip download --no-deps --no-binary :all: NAME==VERSION`` from the
-package index this machine's pip uses, then ``sha256sum`` of the ``.tar.gz``; uv's PEP 751 answer for the
-same sdist (``uv pip compile --no-deps --no-binary :all: --format pylock.toml``) gave the same sha256.
+Each pin is the sha256 the package index this machine uses gave on 2026-11-27 in uv's PEP 751 answer
+(``uv pip compile --no-deps --no-binary :all: --format pylock.toml``); for all but levenshtein, siphash24 and
+meson-python it was checked with ``pip download --no-deps --no-binary :all: NAME==VERSION`` and
+``sha256sum`` of the ``.tar.gz`` (same value).
 Chosen to cover each backend and kind while keeping the whole corpus (four builds each) under about ten
 minutes on two cores: small pure-Python projects, and C/Cython/C++ extensions that compile in seconds.
 """
