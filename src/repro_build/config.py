@@ -15,7 +15,7 @@ import platform as host_platform
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -73,6 +73,10 @@ class ProjectMeta:
     build_backend: str
     build_system_declared: bool
     urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # `project.urls`, as written
+    backend_path: tuple[str, ...] = ()
+    #: True when name/version/dependencies came from the backend's metadata (PEP 517
+    #: ``prepare_metadata_for_build_wheel``), not from a static ``[project]`` table.
+    from_backend: bool = False
 
     @property
     def normalized_name(self) -> str:
@@ -332,14 +336,28 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], path: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+#: Files that make a directory a Python project when it has no pyproject.toml (PEP 517's default backend).
+LEGACY_PROJECT_FILES = ("setup.py", "setup.cfg")
+
+#: PEP 621 fields whose values repro-build reads; when one is dynamic (or ``[project]`` is absent) they all
+#: come from the backend's metadata. A dynamic version alone does not need the backend.
+_METADATA_FIELDS = {"dependencies", "optional-dependencies", "requires-python"}
+
+
 def read_pyproject(root: Path) -> dict[str, Any]:
-    """Parse ``root/pyproject.toml`` with tomlkit into plain Python data."""
+    """Parse ``root/pyproject.toml`` with tomlkit into plain Python data.
+
+    A project with only ``setup.py``/``setup.cfg`` reads as an empty pyproject (PEP 517 then names
+    setuptools' legacy backend).
+    """
     path = root / "pyproject.toml"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
+        if any((root / name).is_file() for name in LEGACY_PROJECT_FILES):
+            return {}
         raise ConfigError(
-            f"no pyproject.toml in {root}",
+            f"no pyproject.toml, setup.py or setup.cfg in {root}",
             hint="run repro-build in a Python project, or pass `--project DIR`",
         ) from e
     try:
@@ -353,17 +371,18 @@ def read_pyproject(root: Path) -> dict[str, Any]:
 
 
 def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
+    """``[project]`` + ``[build-system]``; with no ``[project]`` (or dynamic dependency fields) the
+    metadata fields are left for :func:`_backend_project` to fill in."""
     project = data.get("project")
     if project is None:
-        raise ConfigError(
-            "pyproject.toml has no `[project]` table",
-            hint='add PEP 621 metadata:\n\n    [project]\n    name = "my-app"\n    version = "0.1.0"',
-        )
+        project = {"name": "", "dynamic": ["version", *sorted(_METADATA_FIELDS)]}
     _expect(project, dict, "project", "a table")
+    if "name" not in project and "name" in project.get("dynamic", []):
+        raise ConfigError("`project.name` must not be dynamic (PEP 621)", hint='set it: `name = "my-app"`')
     name = project.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError("`project.name` must be a non-empty string", hint='e.g. `name = "my-app"`')
     dynamic = _str_list(project, "dynamic", "project")
+    if not isinstance(name, str) or not (name or data.get("project") is None):
+        raise ConfigError("`project.name` must be a non-empty string", hint='e.g. `name = "my-app"`')
     version = _str(project, "version", "project")
     if version is None and "version" not in dynamic:
         raise ConfigError(
@@ -404,6 +423,7 @@ def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
             _check_requirement(dep, f"build-system.requires[{i}]")
         backend = _str(build, "build-backend", "build-system") or PEP517_DEFAULT_BACKEND
         declared = True
+    backend_path = _str_list(build, "backend-path", "build-system") if build is not None else ()
     return ProjectMeta(
         name=name,
         version=version,
@@ -415,7 +435,60 @@ def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
         build_backend=backend,
         build_system_declared=declared,
         urls=MappingProxyType(_str_map(project, "urls", "project")),
+        backend_path=backend_path,
+        from_backend=data.get("project") is None or bool(_METADATA_FIELDS & set(dynamic)),
     )
+
+
+def _backend_project(root: Path, project: ProjectMeta, python: str) -> ProjectMeta:
+    """``project`` with name, version, dependencies, extras and Requires-Python from the backend's
+    metadata (:mod:`repro_build.pep517`), as a frontend would see them."""
+    from repro_build.pep517 import Backend, project_hooks
+    from repro_build.wheel.source import snapshot
+
+    backend = Backend(project.build_backend, project.backend_path, project.build_requires)
+    tree = snapshot(root, allow_dirty=True)
+    lock = root / "locks" / "build.txt"
+    key = (str(root), python, tree.commit, backend, project.name, _stat_key(root, [f.path for f in tree.files]))
+    if key in _BACKEND_CACHE:
+        return _BACKEND_CACHE[key]
+    with project_hooks(root, python, backend, lock=lock) as (env, source):
+        _sdist_reqs, wheel_reqs = env.requires(source)
+        env.install(wheel_reqs)
+        meta = env.metadata(source)
+    optional: dict[str, tuple[str, ...]] = dict.fromkeys(meta.provides_extra, ())
+    if project.name and canonicalize_name(project.name) != canonicalize_name(meta.name):
+        raise ConfigError(
+            f"`project.name = {project.name!r}` but the backend `{project.build_backend}` names the project "
+            f"{meta.name!r}",
+            hint="make the two agree",
+        )
+    _BACKEND_CACHE[key] = replace(
+        project,
+        name=project.name or meta.name,
+        version=project.version or meta.version,
+        requires_python=meta.requires_python,
+        # Requires-Dist as the backend wrote it: extras are `extra == "…"` markers, which the lock
+        # step hands to uv unchanged (the extra's own list stays empty).
+        dependencies=meta.requires_dist,
+        optional_dependencies=MappingProxyType(optional),
+    )
+    return _BACKEND_CACHE[key]
+
+
+#: Backend metadata already read in this process, by project, Python, commit and file sizes/mtimes.
+_BACKEND_CACHE: dict[tuple[object, ...], ProjectMeta] = {}
+
+
+def _stat_key(root: Path, paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for rel in [*paths, "locks/build.txt"]:
+        try:
+            st = (root / rel).lstat()
+        except OSError:
+            continue
+        out.append((rel, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def _groups(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -750,11 +823,33 @@ def _target(
     )
 
 
+def _explicit_python(tool: Mapping[str, Any]) -> str | None:
+    """``[tool.repro-build] python``, validated, or None."""
+    value = _str(tool, "python", TOOL)
+    return None if value is None else _python_version(value, f"{TOOL}.python")
+
+
+def _complete_project(root: Path, data: Mapping[str, Any], project: ProjectMeta, python: str | None) -> ProjectMeta:
+    """``project`` with the backend's metadata where ``[project]`` does not give it statically."""
+    if (
+        "project" not in data
+        and project.build_backend.startswith("setuptools")
+        and not any((root / name).is_file() for name in LEGACY_PROJECT_FILES)
+    ):
+        raise ConfigError(
+            "pyproject.toml has no `[project]` table, and there is no setup.py or setup.cfg to hold the metadata",
+            hint='add PEP 621 metadata:\n\n    [project]\n    name = "my-app"\n    version = "0.1.0"',
+        )
+    if project.from_backend:
+        return _backend_project(root, project, python or default_python(None))
+    return project
+
+
 def load_config(root: Path) -> Config:
     """Read ``root/pyproject.toml`` (and ``root/Dockerfile.base`` if present) into a :class:`Config`."""
     root = root.resolve()
     data = read_pyproject(root)
-    project = _project_meta(data)
+    static_project = _project_meta(data)
     tool_all = data.get("tool", {})
     _expect(tool_all, dict, "tool", "a table")
     explicit = "repro-build" in tool_all
@@ -765,9 +860,8 @@ def load_config(root: Path) -> Config:
     dockerfile_path = root / DOCKERFILE_BASE
     dockerfile = parse_dockerfile_base(dockerfile_path) if dockerfile_path.is_file() else None
 
-    explicit_python = _str(tool, "python", TOOL)
-    if explicit_python is not None:
-        explicit_python = _python_version(explicit_python, f"{TOOL}.python")
+    explicit_python = _explicit_python(tool)
+    project = _complete_project(root, data, static_project, explicit_python)
     explicit_many = _str(tool, "manylinux", TOOL)
     if explicit_many is not None:
         explicit_many = _manylinux(explicit_many, f"{TOOL}.manylinux")
