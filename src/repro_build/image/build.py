@@ -19,6 +19,8 @@ from typing import Any
 from repro_build import __version__
 from repro_build.cache import cache_root
 from repro_build.config import Config, Target
+from repro_build.determinism.cudapolicy import with_cuda
+from repro_build.determinism.doctor import target_policy
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
@@ -363,7 +365,7 @@ def build_image(
     out_root.mkdir(parents=True, exist_ok=True)
     final = out_root / target.name
     source = source_info(config.root)
-    policy = Policy(target.flags, cuda=target.accelerator == "cuda")
+    policy = target_policy(config, target)
     compressor = compressor_for(config)
     repo_tag = f"{config.project.normalized_name}:{target.name}"
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
@@ -384,6 +386,7 @@ def build_image(
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
 
         installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
+        policy = with_cuda(policy, [p for p, _ in installs], base.image.config, log)
         wheel_record: dict[str, Any] | None = None
         if wheel is None and project_wheel is not None:
             wheel, wheel_record = project_wheel(config, work / "dist")

@@ -1,0 +1,55 @@
+"""CUDA facts from locked nvidia-* wheels and a CUDA base's env."""
+
+from __future__ import annotations
+
+from repro_build.determinism.cuda import cuda_facts
+from repro_build.determinism.cudapolicy import with_cuda
+from repro_build.determinism.policy import Policy
+from repro_build.image.wheels import WheelPin
+
+CU12 = [
+    ("nvidia-cuda-runtime-cu12", "12.9.79"),
+    ("nvidia-cublas-cu12", "12.9.1.4"),
+    ("nvidia_cudnn_cu12", "9.10.2.21"),
+    ("nvidia-nccl-cu12", "2.27.3"),
+    ("numpy", "2.3.5"),
+]
+
+
+def test_versions_and_requirement_from_the_wheels() -> None:
+    facts = cuda_facts(CU12, ["PATH=/usr/bin"])
+    assert facts is not None
+    assert facts.to_dict() == {
+        "base_cuda_version": None,
+        "cuda_majors": [12],
+        "require": "cuda>=12.9",
+        "cuda_runtime": "12.9.79",
+        "cublas": "12.9.1.4",
+        "cudnn": "9.10.2.21",
+        "nccl": "2.27.3",
+    }
+    assert facts.warnings() == []
+    assert cuda_facts([("numpy", "2.3.5")], ["PATH=/usr/bin"]) is None
+
+
+def test_base_and_wheels_disagree_and_majors_mix() -> None:
+    facts = cuda_facts([*CU12, ("nvidia-cudnn-cu13", "9.13.0.50")], ["CUDA_VERSION=12.4.1"])
+    assert facts is not None
+    warnings = facts.warnings()
+    assert len(warnings) == 2
+    assert "CUDA 12 and 13" in warnings[0] and "CUDA 12.4.1" in warnings[1] and "12.9.79" in warnings[1]
+    # CUDA 13's toolkit wheels carry no -cuNN suffix: the major comes from the version.
+    unsuffixed = cuda_facts([("nvidia-cuda-runtime", "13.0.96"), ("nvidia-nccl-cu13", "2.28.3")], [])
+    assert unsuffixed is not None and unsuffixed.majors == (13,) and unsuffixed.require == "cuda>=13.0"
+    base_only = cuda_facts([], ["CUDA_VERSION=12.4.1"])
+    assert base_only is not None and base_only.require == "cuda>=12.4"
+
+
+def test_only_cuda_targets_get_nvidia_require_cuda() -> None:
+    pins = [WheelPin(n, v, f"{n}-{v}-py3-none-any.whl", "0" * 64, 1) for n, v in CU12]
+    logged: list[str] = []
+    cuda = with_cuda(Policy(("python",), cuda=True), pins, {"config": {"Env": ["CUDA_VERSION=12.4.1"]}}, logged.append)
+    assert cuda.image_env["NVIDIA_REQUIRE_CUDA"] == "cuda>=12.9"
+    assert logged and logged[0].startswith("warning: the base has CUDA 12.4.1")
+    cpu = with_cuda(Policy(("python",)), pins, {}, logged.append)
+    assert "NVIDIA_REQUIRE_CUDA" not in cpu.image_env
