@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from repro_build.config import load_config
 from repro_build.determinism.cuda import cuda_facts
-from repro_build.determinism.cudapolicy import with_cuda
+from repro_build.determinism.cudapolicy import lock_warnings, with_cuda
 from repro_build.determinism.policy import Policy
 from repro_build.image.wheels import WheelPin
+from tests.foundation.helpers import write_project
 
 CU12 = [
     ("nvidia-cuda-runtime-cu12", "12.9.79"),
@@ -53,3 +57,17 @@ def test_only_cuda_targets_get_nvidia_require_cuda() -> None:
     assert logged and logged[0].startswith("warning: the base has CUDA 12.4.1")
     cpu = with_cuda(Policy(("python",)), pins, {}, logged.append)
     assert "NVIDIA_REQUIRE_CUDA" not in cpu.image_env
+
+
+def test_lock_warns_about_mixed_cuda_majors(tmp_path: Path) -> None:
+    write_project(tmp_path, tool="[tool.repro-build.targets.cuda]\n")
+    (tmp_path / "locks").mkdir()
+    pin = "{} \\\n    --hash=sha256:" + "0" * 64 + "\n"
+    lock = "".join(pin.format(p) for p in ("nvidia-cuda-runtime-cu12==12.9.79", "nvidia-cudnn-cu13==9.13.0.50"))
+    (tmp_path / "locks" / "cuda.txt").write_text(lock)
+    warnings = lock_warnings(load_config(tmp_path))
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "target cuda: the locked nvidia-* wheels are built for CUDA 12 and 13"
+    )
+    (tmp_path / "locks" / "cuda.txt").write_text(pin.format("nvidia-cuda-runtime-cu12==12.9.79"))
+    assert lock_warnings(load_config(tmp_path)) == []

@@ -6,8 +6,11 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from repro_build.config import Config
 from repro_build.determinism.cuda import CudaFacts, cuda_facts
 from repro_build.determinism.policy import Policy
+from repro_build.lock import target_lock_path
+from repro_build.lock.reader import read_lock
 
 
 class _Pin(Protocol):
@@ -40,3 +43,15 @@ def with_cuda(
     if policy.cuda and facts.require:
         return dataclasses.replace(policy, require_cuda=facts.require)
     return policy
+
+
+def lock_warnings(config: Config) -> list[str]:
+    """Warnings about the CUDA wheels of each target's lock (mixed majors; the base is checked by ``image``)."""
+    out = []
+    for name in config.targets:
+        path = target_lock_path(config, name)
+        if not path.is_file():
+            continue
+        facts = cuda_facts(((p.name, p.version) for p in read_lock(path).values()), [])
+        out += [f"target {name}: {w}" for w in (facts.warnings() if facts else [])]
+    return out
