@@ -334,3 +334,40 @@ def test_doctor_reports_facts_and_selftest_exit_code(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "info    threads: OMP_NUM_THREADS=1" in out.stdout and "info    gpu: none visible" in out.stdout
     assert "skip    self-test: no numpy or torch installed" in out.stdout
+
+
+@pytest.mark.torch
+def test_real_torch_seed_doctor_and_selftest(tmp_path: Path) -> None:
+    """Opt-in (`nox -s torch`): `seed = 0` gives the same torch.randn in two processes; the doctor and its
+    self-test pass with the real PyTorch CPU build."""
+    torch_python = os.environ["REPRO_BUILD_TORCH_PYTHON"]
+    site = subprocess.run(
+        [torch_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    policy = Policy(("python", "torch", "mkl"), seed=0)
+    for name, data in image_files(policy):
+        (Path(site) / name).write_bytes(data)
+    env = {**policy.image_env}
+    try:
+        code = "import torch; print(torch.randn(4).tolist(), torch.get_num_threads())"
+        first, second = run(Path(torch_python), code, env), run(Path(torch_python), code, env)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout == second.stdout and first.stdout.strip().endswith(" 1")
+        assert run(Path(torch_python), code, {**env, "REPRO_BUILD_SEED": "1"}).stdout != first.stdout
+        doctor = subprocess.run(
+            [torch_python, "-m", "_repro_build_determinism_doctor", "--selftest"],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ["PATH"], **env},
+            check=False,
+        )
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "ok      seed 0 (policy 0): random ok, numpy.random ok, torch ok" in doctor.stdout
+        for op in ("matmul", "conv2d", "index_add_", "scatter_add_"):
+            assert f"ok      self-test torch.{op}[cpu]: same" in doctor.stdout
+    finally:
+        for name, _ in image_files(policy):
+            (Path(site) / name).unlink()
