@@ -132,6 +132,7 @@ class Target:
     env_unset: tuple[str, ...] = ()  # `env = { NAME = false }`: removed from the image's env
     seed: int | None = None  # `seed = N`; None for "off" or unset
     switches: Switches = field(default_factory=Switches)
+    files: tuple[tuple[str, str], ...] = ()  # (project-relative path, absolute image path), sorted by image path
 
     @property
     def platform(self) -> str:
@@ -245,6 +246,7 @@ def _target_dict(t: Target) -> dict[str, Any]:
         "env": {**dict(t.env), **dict.fromkeys(t.env_unset, False)},
         "seed": t.seed,
         "determinism": t.switches.to_dict(),
+        "files": dict(t.files),
         "accelerator": t.accelerator,
         "binary-only": t.binary_only,
         "bytecode": t.bytecode,
@@ -324,6 +326,34 @@ def _seed(table: Mapping[str, Any], path: str, default: int | None) -> int | Non
             hint="numpy's legacy global generator takes seeds below 2**32; e.g. `seed = 0`",
         )
     return value
+
+
+def _files(table: Mapping[str, Any], path: str, default: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``files = { "models/w.bin" = "/opt/models/w.bin" }``: project files, each in a layer of its own."""
+    if "files" not in table:
+        return default
+    raw = table["files"]
+    hint = 'e.g. `files = { "models/weights.bin" = "/opt/models/weights.bin" }`'
+    _expect(raw, dict, f"{path}.files", "a table of strings", hint=hint)
+    out: dict[str, str] = {}
+    for source, dest in raw.items():
+        _expect(dest, str, f"{path}.files.{source}", "a string (an absolute path in the image)", hint=hint)
+        parts = str(source).replace("\\", "/").split("/")
+        if str(source).startswith("/") or ".." in parts or not source:
+            raise ConfigError(
+                f"`{path}.files.{source}`: the source must be a path inside the project, relative to it",
+                hint=hint,
+            )
+        dest_parts = dest.split("/")
+        if not dest.startswith("/") or ".." in dest_parts or dest.endswith("/") or len(dest) < 2:
+            raise ConfigError(
+                f"`{path}.files.{source}` = {dest!r}: the destination must be an absolute file path in the image",
+                hint=hint,
+            )
+        if dest in out.values():
+            raise ConfigError(f"`{path}.files`: two sources go to {dest!r}", hint="give each file its own path")
+        out[str(source)] = dest
+    return tuple(sorted(out.items(), key=lambda item: item[1]))
 
 
 _SWITCH_KEYS = ("deterministic_algorithms", "cudnn_benchmark", "warn_only")
@@ -591,6 +621,7 @@ _TOP_KEYS = {
     "bytecode",
     "seed",
     "determinism",
+    "files",
 }
 _TARGET_KEYS = {
     "base",
@@ -607,6 +638,7 @@ _TARGET_KEYS = {
     "bytecode",
     "seed",
     "determinism",
+    "files",
 }
 _LAYER_KEYS = {"split", "threshold-mb", "budget"}
 
@@ -721,6 +753,7 @@ def _target(
         env_unset=env_unset,
         seed=_seed(raw, path, _seed(tool, TOOL, None)),
         switches=_switches(raw, path, _switches(tool, TOOL, Switches())),
+        files=_files(raw, path, _files(tool, TOOL, ())),
         layers=layers,
         accelerator=accelerator,  # type: ignore[arg-type]
         binary_only=bool(binary_only),

@@ -46,7 +46,7 @@ def test_base_and_wheels_disagree_and_majors_mix() -> None:
     unsuffixed = cuda_facts([("nvidia-cuda-runtime", "13.0.96"), ("nvidia-nccl-cu13", "2.28.3")], [])
     assert unsuffixed is not None and unsuffixed.majors == (13,) and unsuffixed.require == "cuda>=13.0"
     base_only = cuda_facts([], ["CUDA_VERSION=12.4.1"])
-    assert base_only is not None and base_only.require == "cuda>=12.4"
+    assert base_only is not None and base_only.require is None  # the base's own NVIDIA_REQUIRE_CUDA stays
 
 
 def test_only_cuda_targets_get_nvidia_require_cuda() -> None:

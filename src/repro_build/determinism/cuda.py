@@ -3,9 +3,10 @@
 NVIDIA publishes its libraries as wheels named ``nvidia-<library>-cu<major>`` (``nvidia-cudnn-cu12``) and,
 from CUDA 13, the toolkit's own libraries also without the suffix (``nvidia-cuda-runtime`` 13.x); the wheel's
 version is the library's version. A CUDA base image (``nvidia/cuda``) says its toolkit version in the env
-variable ``CUDA_VERSION``. From these, the manifest records the versions, the image gets
-``NVIDIA_REQUIRE_CUDA=cuda>=X.Y`` (the NVIDIA container runtime then refuses a driver too old for the
-runtime), and ``image`` warns when the base and the wheels disagree or when wheels of two CUDA majors mix.
+variable ``CUDA_VERSION``. From these, the manifest records the versions, the image of a `cuda` target with
+the runtime wheel gets ``NVIDIA_REQUIRE_CUDA=cuda>=X.Y`` (the NVIDIA container runtime then refuses a driver
+too old for the runtime), and ``image`` warns when the base and the wheels disagree or when wheels of two
+CUDA majors mix.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ class CudaFacts:
 
     @property
     def require(self) -> str | None:
-        """``cuda>=X.Y`` from the CUDA runtime wheel (else the base's CUDA_VERSION), for NVIDIA_REQUIRE_CUDA."""
-        for text in (self.version("cuda_runtime"), self.base_cuda):
-            m = _VERSION_RE.match(text or "")
-            if m:
-                return f"cuda>={m.group(1)}.{m.group(2)}"
-        return None
+        """``cuda>=X.Y`` from the CUDA runtime wheel, for NVIDIA_REQUIRE_CUDA; None without one.
+
+        A CUDA base without the wheel keeps its own ``NVIDIA_REQUIRE_CUDA`` (``nvidia/cuda`` images set one,
+        with driver-branch constraints this one would drop).
+        """
+        m = _VERSION_RE.match(self.version("cuda_runtime") or "")
+        return f"cuda>={m.group(1)}.{m.group(2)}" if m else None
 
     def warnings(self) -> list[str]:
         """Disagreements between the base's CUDA and the wheels', and wheels of more than one CUDA major."""

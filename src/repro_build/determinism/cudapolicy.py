@@ -6,8 +6,9 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from repro_build.config import Config
+from repro_build.config import Config, Target
 from repro_build.determinism.cuda import CudaFacts, cuda_facts
+from repro_build.determinism.doctor import target_policy
 from repro_build.determinism.policy import Policy
 from repro_build.lock import target_lock_path
 from repro_build.lock.reader import read_lock
@@ -43,6 +44,15 @@ def with_cuda(
     if policy.cuda and facts.require:
         return dataclasses.replace(policy, require_cuda=facts.require)
     return policy
+
+
+def locked_cuda_policy(config: Config, target: Target) -> Policy:
+    """The target's policy with ``NVIDIA_REQUIRE_CUDA`` from its lock (what ``image`` sets, for ``dockerfile``)."""
+    policy = target_policy(config, target)
+    path = target_lock_path(config, target.name)
+    if not policy.cuda or not path.is_file():
+        return policy
+    return with_cuda(policy, read_lock(path).values(), {}, lambda s: None)
 
 
 def lock_warnings(config: Config) -> list[str]:

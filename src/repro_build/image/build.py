@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
 from repro_build.image.baseinfo import BaseInfo, check_base
 from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
 from repro_build.image.bytecode import compile_distributions, compile_module
+from repro_build.image.datafiles import DataFile, data_files, file_records, with_file_groups
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
 from repro_build.image.wheels import WheelCache, WheelPin, select_wheels
@@ -92,6 +93,7 @@ class ImageResult:
     policy: Policy
     source: SourceInfo
     extra: dict[str, Any] = field(default_factory=dict)
+    files: tuple[dict[str, Any], ...] = ()  # the data-file layers (image/datafiles.py)
 
     @property
     def digest(self) -> str:
@@ -270,16 +272,18 @@ def _write_layers(
     progress: Progress,
     log: Callable[[str], None],
     cache: LayerCache | None,
+    files: Sequence[DataFile] = (),
 ) -> _Layers:
     out = _Layers(
         [], [LayerRecord(str(b.digest), str(b.diff_id), b.size, b.media_type, "base") for b in base.layers], []
     )
     for group in groups:
-        entries = (
-            _app_entries(policy, info, store.root.parent / "app")
-            if group.kind == "app"
-            else _group_entries(group, dists)
-        )
+        if group.kind == "file":
+            entries = [next(f.entry() for f in files if f.path == group.path)]
+        elif group.kind == "app":
+            entries = _app_entries(policy, info, store.root.parent / "app")
+        else:
+            entries = _group_entries(group, dists)
         mtime = layer_mtime(group, epoch)
         key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache else ""
         layer = cache.get(key) if cache else None
@@ -405,9 +409,14 @@ def build_image(
         if target.bytecode == "unchecked-hash":
             collected = compile_distributions(collected, python=info.python_version, site_packages=info.site_packages)
         dists = {d.name: d for d in collected}
+        files = data_files(config, target)
         groups = plan_layers(
-            list(dists.values()), config.project.name if wheel else None, target.layers, len(base.image.layers)
+            list(dists.values()),
+            config.project.name if wheel else None,
+            target.layers,
+            len(base.image.layers) + len(files),
         )
+        groups = with_file_groups(groups, files)
         written = _write_layers(
             groups,
             dists,
@@ -421,6 +430,7 @@ def build_image(
             progress=progress,
             log=log,
             cache=LayerCache() if use_cache else None,
+            files=files,
         )
         image = _assemble(
             base, written, groups, config=config, target=target, policy=policy, epoch=epoch, source=source
@@ -451,4 +461,5 @@ def build_image(
         policy=policy,
         source=source,
         extra={"repro-build": __version__},
+        files=tuple(file_records(files, [r.holds for r in written.records])),
     )

@@ -80,6 +80,7 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
         "project_wheel": result.project_wheel,
         "determinism": result.policy.to_dict(),
         "cuda": cuda_record(result),
+        "files": list(result.files),
         "outputs": {
             "manifest_digest": str(image.digest),
             "manifest_media_type": image.media_type,
