@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from repro_build.determinism.policy import Policy
 from repro_build.image.build import app_files
+from repro_build.image.interpreter import find_interpreter
 from repro_build.uvbin import find_uv
 
 
@@ -29,8 +30,8 @@ def make_venv(root: Path, with_hook: bool) -> Path:
     subprocess.run([find_uv(), "venv", "-q", "--python", "3.11", str(root)], check=True)
     if with_hook:
         site = next(root.glob("lib/python3.*/site-packages"))
-        python = f"{sys.version_info.major}.{sys.version_info.minor}"
-        for path, data in app_files(Policy(("python", "torch")), str(site), python, root / "scratch"):
+        compiler = find_interpreter("3.11")
+        for path, data in app_files(Policy(("python", "torch")), str(site), compiler, root / "scratch"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(data)
     return root / "bin" / "python"

@@ -32,6 +32,7 @@ BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Image: repro-build image vs docker build + push", "bench_image.py", ()),
     ("Verify: the gate vs a pull, the rebuild vs the build", "bench_verify.py", ("--gib", "1")),
     ("Determinism hook: interpreter start-up", "bench_hook.py", ("--runs", "200")),
+    ("Byte-code: container start-up with and without .pyc", "bench_bytecode.py", ("--runs", "15")),
     ("A PyTorch CPU image (needs a local torch CPU wheel; skipped without one)", "bench_torch_image.py", ()),
 )
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.testbed import Engine, Registry, connect_engine, start_registry
+from tests.testbed import Engine, Registry, connect_engine, mount_other_fs, start_registry
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +46,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("torch")])
         items[:] = kept
+
+
+@pytest.fixture
+def other_fs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An empty directory on a file system other than ``tmp_path``'s (a tmpfs or loop mount)."""
+    yield from mount_other_fs(tmp_path_factory.mktemp("otherfs") / "mnt")

@@ -150,3 +150,42 @@ def connect_engine() -> Iterator[Engine]:
         yield Engine(client, cli)
     finally:
         client.close()
+
+
+def _run_ok(argv: list[str]) -> str | None:
+    """None when ``argv`` succeeds, else what it said."""
+    try:
+        out = subprocess.run(argv, capture_output=True, check=False)
+    except FileNotFoundError:
+        return f"`{argv[0]}` is not installed"
+    if out.returncode == 0:
+        return None
+    return f"`{' '.join(argv)}`: {out.stderr.decode(errors='replace').strip()}"
+
+
+def mount_other_fs(where: Path, size: str = "4g") -> Iterator[Path]:
+    """Mount a file system other than the one holding ``where.parent`` on ``where`` and yield it.
+
+    A tmpfs (needs root), else a loop-mounted ext4 image beside it. Fails under CI, skips elsewhere,
+    when neither can be mounted: a test of moves across file systems must not pass on one.
+    """
+    where.mkdir(parents=True, exist_ok=True)
+    image = where.parent / f".{where.name}.ext4"
+    tmpfs = _run_ok(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "repro-build-test", str(where)])
+    loop = None
+    if tmpfs is not None:
+        loop = (
+            _run_ok(["truncate", "-s", size.upper(), str(image)])
+            or _run_ok(["mkfs.ext4", "-q", "-F", str(image)])
+            or _run_ok(["mount", "-o", "loop", str(image), str(where)])
+        )
+    if tmpfs is not None and loop is not None:
+        image.unlink(missing_ok=True)
+        unavailable("a second file system", f"{tmpfs}; {loop} (run the tests as root)")
+    try:
+        if where.stat().st_dev == where.parent.stat().st_dev:
+            pytest.fail(f"{where} was mounted but is on the same device as {where.parent}")
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=False)
+        image.unlink(missing_ok=True)

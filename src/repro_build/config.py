@@ -3,6 +3,9 @@
 Every error names the full TOML path (``tool.repro-build.targets.cuda.platform``), says what was
 expected, and ends with a hint; unknown keys are errors with a did-you-mean. A project with no
 ``[tool.repro-build]`` table gets working defaults: one ``cpu`` target on the embedded Debian base.
+
+The Python version, architecture and manylinux tag a project leaves unset come from its lock once one
+is written (:mod:`repro_build.lockdefaults`); the running host supplies them only for the first lock.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from repro_build.determinism.policy import MAX_SEED, Switches
 from repro_build.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from repro_build.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from repro_build.errors import ConfigError
+from repro_build.lockdefaults import LockedDefaults, read_locked_defaults
 from repro_build.reference import DIGEST_RE, Reference, parse_reference
 
 TOOL = "tool.repro-build"
@@ -50,8 +54,9 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Algorithm = Literal["gzip", "zstd", "none"]
 BaseKind = Literal["registry", "oci-layout", "docker-archive", "debian"]
 Accelerator = Literal["none", "cuda"]
-#: ``none``: no .pyc in the image; ``unchecked-hash``: PEP 552 hash-based .pyc compiled for the in-image
-#: path, never re-validated against the source at run time.
+#: ``none``: no .pyc in the image (but the hook's); ``unchecked-hash`` (the default, as pip compiles byte-code
+#: by default): PEP 552 hash-based .pyc compiled for the in-image path, never re-validated against the source
+#: at run time. Measured on the bundled example: a container prints its first line about 1.4x sooner with it.
 Bytecode = Literal["none", "unchecked-hash"]
 
 
@@ -68,6 +73,7 @@ class ProjectMeta:
     build_requires: tuple[str, ...]
     build_backend: str
     build_system_declared: bool
+    urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # `project.urls`, as written
 
     @property
     def normalized_name(self) -> str:
@@ -128,7 +134,7 @@ class Target:
     layers: LayerPolicy
     accelerator: Accelerator
     binary_only: bool
-    bytecode: Bytecode = "none"
+    bytecode: Bytecode = "unchecked-hash"
     env_unset: tuple[str, ...] = ()  # `env = { NAME = false }`: removed from the image's env
     seed: int | None = None  # `seed = N`; None for "off" or unset
     switches: Switches = field(default_factory=Switches)
@@ -177,6 +183,9 @@ class Config:
     targets: Mapping[str, Target]
     dockerfile_base: DockerfileBase | None
     explicit: bool = field(default=True)  # False when [tool.repro-build] is absent
+    #: The values used for settings the project leaves unset (``python``, ``platform``, ``manylinux``),
+    #: each ``{"value": ..., "from": "lock" | "host" | "repro-build"}``; ``lock`` records the values.
+    defaults: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     env_unset: tuple[str, ...] = ()  # top-level `env = { NAME = false }`
 
     @property
@@ -200,6 +209,7 @@ class Config:
         return {
             "root": str(self.root),
             "configured": self.explicit,
+            "defaults": {k: dict(v) for k, v in sorted(self.defaults.items())},
             "project": {
                 "name": self.project.name,
                 "version": self.project.version,
@@ -482,6 +492,7 @@ def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
         build_requires=build_requires,
         build_backend=backend,
         build_system_declared=declared,
+        urls=MappingProxyType(_str_map(project, "urls", "project")),
     )
 
 
@@ -530,10 +541,61 @@ def default_python(requires_python: str | None) -> str:
     )
 
 
-def host_arch() -> str:
-    """The OCI architecture name of this machine (``amd64``/``arm64``)."""
+def host_arch() -> str | None:
+    """The OCI architecture name of this machine (``amd64``/``arm64``), None for any other machine."""
     machine = host_platform.machine().lower()
-    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, "amd64")
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+
+
+def _python_allowed(python: str, requires_python: str | None) -> bool:
+    """Whether a recorded ``X.Y`` is still a valid default: well formed and inside ``requires-python``."""
+    if not _PYTHON_RE.match(python):
+        return False
+    if requires_python is None:
+        return True
+    spec = SpecifierSet(requires_python)
+    return spec.contains(f"{python}.0", prereleases=True) or spec.contains(python, prereleases=True)
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    """The project-wide values for unset settings and where each came from."""
+
+    python: str
+    python_from: str
+    arch: str | None  # None: the host's machine is neither amd64 nor arm64 and nothing is recorded
+    arch_from: str
+    manylinux: str
+    manylinux_from: str
+    locked: LockedDefaults
+
+    def record(self) -> dict[str, dict[str, str]]:
+        out = {
+            "python": {"value": self.python, "from": self.python_from},
+            "manylinux": {"value": self.manylinux, "from": self.manylinux_from},
+        }
+        if self.arch is not None:
+            out["platform"] = {"value": f"linux/{self.arch}", "from": self.arch_from}
+        return out
+
+
+def _project_defaults(
+    locked: LockedDefaults, requires_python: str | None, explicit_python: str | None, explicit_many: str | None
+) -> _Defaults:
+    if explicit_python is not None:
+        python, python_from = explicit_python, "config"
+    elif locked.any_python and _python_allowed(locked.any_python, requires_python):
+        python, python_from = locked.any_python, "lock"
+    else:
+        python, python_from = default_python(requires_python), "host"
+    arch, arch_from = (locked.any_arch, "lock") if locked.any_arch in _ARCHES else (host_arch(), "host")
+    if explicit_many is not None:
+        many, many_from = explicit_many, "config"
+    elif locked.manylinux and _MANYLINUX_RE.match(locked.manylinux):
+        many, many_from = locked.manylinux, "lock"
+    else:
+        many, many_from = DEFAULT_MANYLINUX, "repro-build"
+    return _Defaults(python, python_from, arch, arch_from, many, many_from, locked)
 
 
 def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Path) -> BaseSpec:
@@ -696,7 +758,7 @@ def _target(
     *,
     tool: Mapping[str, Any],
     project: ProjectMeta,
-    python: str,
+    defaults: _Defaults,
     dockerfile: DockerfileBase | None,
     root: Path,
 ) -> Target:
@@ -710,15 +772,31 @@ def _target(
         else:
             base_text = f"debian:{DEFAULT_DEBIAN_SUITE}"
     base = parse_base(base_text, f"{path}.base", dockerfile, root)
-    platform_text = _str(raw, "platform", path, f"linux/{host_arch()}") or ""
+    recorded = defaults.locked.target(name)
+    arch = recorded.arch if recorded.arch in _ARCHES else defaults.arch
+    if "platform" not in raw and arch is None:
+        raise ConfigError(
+            f"`{path}.platform` is not set, and this machine ({host_platform.machine()!r}) is neither amd64 nor arm64",
+            hint=f'set it: `platform = "linux/amd64"` in `[{path}]`',
+        )
+    platform_text = _str(raw, "platform", path, f"linux/{arch}") or ""
     parts = platform_text.split("/")
     if len(parts) != 2 or parts[0] != "linux" or parts[1] not in _ARCHES:
         raise ConfigError(
             f"`{path}.platform` must be `linux/amd64` or `linux/arm64`, got {platform_text!r}",
             hint='e.g. `platform = "linux/amd64"`',
         )
-    target_python = _python_version(_str(raw, "python", path, python) or python, f"{path}.python")
-    default_many = _str(tool, "manylinux", TOOL, DEFAULT_MANYLINUX) or DEFAULT_MANYLINUX
+    default_python_ = defaults.python
+    if (
+        defaults.python_from != "config"
+        and recorded.python
+        and _python_allowed(recorded.python, project.requires_python)
+    ):
+        default_python_ = recorded.python
+    target_python = _python_version(_str(raw, "python", path, default_python_) or default_python_, f"{path}.python")
+    default_many = defaults.manylinux
+    if defaults.manylinux_from != "config" and recorded.manylinux and _MANYLINUX_RE.match(recorded.manylinux):
+        default_many = recorded.manylinux
     manylinux = _manylinux(_str(raw, "manylinux", path, default_many) or default_many, f"{path}.manylinux")
     extras = _str_list(raw, "extras", path)
     _check_defined(extras, project.optional_dependencies, f"{path}.extras", "`project.optional-dependencies`")
@@ -733,7 +811,7 @@ def _target(
     _expect(binary_only, bool, f"{path}.binary-only", "a boolean")
     layers = _layers(raw, path, _layers(tool, TOOL, LayerPolicy()))
     env, env_unset = _env_map(raw, path)
-    bytecode = _str(raw, "bytecode", path, _str(tool, "bytecode", TOOL, "none"))
+    bytecode = _str(raw, "bytecode", path, _str(tool, "bytecode", TOOL, "unchecked-hash"))
     if bytecode not in ("none", "unchecked-hash"):
         raise ConfigError(
             f'`{path}.bytecode` must be "none" or "unchecked-hash", got {bytecode!r}',
@@ -776,8 +854,16 @@ def load_config(root: Path) -> Config:
     dockerfile_path = root / DOCKERFILE_BASE
     dockerfile = parse_dockerfile_base(dockerfile_path) if dockerfile_path.is_file() else None
 
-    python = _str(tool, "python", TOOL)
-    python = _python_version(python, f"{TOOL}.python") if python else default_python(project.requires_python)
+    explicit_python = _str(tool, "python", TOOL)
+    if explicit_python is not None:
+        explicit_python = _python_version(explicit_python, f"{TOOL}.python")
+    explicit_many = _str(tool, "manylinux", TOOL)
+    if explicit_many is not None:
+        explicit_many = _manylinux(explicit_many, f"{TOOL}.manylinux")
+    defaults = _project_defaults(
+        read_locked_defaults(root / "locks"), project.requires_python, explicit_python, explicit_many
+    )
+    python = defaults.python
 
     epoch_raw = tool.get("source-date-epoch", "git")
     if isinstance(epoch_raw, bool) or not (isinstance(epoch_raw, int) or epoch_raw == "git"):
@@ -832,9 +918,10 @@ def load_config(root: Path) -> Config:
                 f"`{TOOL}.targets.{name}`: target names are lowercase letters, digits, `-` and `_`",
                 hint="they become file names (`locks/<target>.txt`)",
             )
-        targets[name] = _target(name, raw, tool=tool, project=project, python=python, dockerfile=dockerfile, root=root)
+        targets[name] = _target(
+            name, raw, tool=tool, project=project, defaults=defaults, dockerfile=dockerfile, root=root
+        )
 
-    top_env, top_unset = _env_map(tool, TOOL)
     return Config(
         root=root,
         project=project,
@@ -844,8 +931,8 @@ def load_config(root: Path) -> Config:
         compression=compression,
         entrypoint=_str_list(tool, "entrypoint", TOOL),
         cmd=_str_list(tool, "cmd", TOOL),
-        env=MappingProxyType(top_env),
-        env_unset=top_unset,
+        env=MappingProxyType(_env_map(tool, TOOL)[0]),
+        env_unset=_env_map(tool, TOOL)[1],
         workdir=_str(tool, "workdir", TOOL, "/") or "/",
         user=_str(tool, "user", TOOL),
         builder=builder,
@@ -853,6 +940,7 @@ def load_config(root: Path) -> Config:
         targets=MappingProxyType(targets),
         dockerfile_base=dockerfile,
         explicit=explicit,
+        defaults=MappingProxyType(defaults.record()),
     )
 
 

@@ -29,7 +29,7 @@ from repro_build.config import Config, Target
 from repro_build.determinism.cudapolicy import locked_cuda_policy
 from repro_build.determinism.policy import image_files
 from repro_build.errors import ConfigError, DigestMismatchError, LockError, ReproBuildError
-from repro_build.fsutil import atomic_write_text
+from repro_build.fsutil import atomic_write_text, make_output_dir, publish_dir
 from repro_build.image import imageconfig
 from repro_build.lock import target_lock_path
 from repro_build.lock.reader import LockedPackage, read_lock
@@ -145,6 +145,8 @@ def render_dockerfile(config: Config, target_name: str, *, base_image: str | Non
         "from": base_for(target, base_image),
         "mount": MOUNT,
         "python": target.python,
+        "bytecode": target.bytecode,
+        "compile_bytecode": "1" if target.bytecode == "unchecked-hash" else "0",
         "python_minor": ".".join(target.python.split(".")[:2]),
         "flag_sets": ", ".join(target.flags) or "none",
         "env": env_block,
@@ -252,7 +254,7 @@ def prepare_context(
         config, target, lock_path=lock_path, locked=locked, wheels=wheels, project_wheel=project_wheel
     )
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_output_dir(dest.parent)
     written: list[ContextFile] = []
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
@@ -290,7 +292,7 @@ def prepare_context(
         for fname, data in image_files(policy):
             put_bytes(f"app/{fname}", data)
         tmp.chmod(0o755)
-        tmp.rename(dest)
+        publish_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -33,6 +33,17 @@ def source_info(root: Path) -> SourceInfo:
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None:
         return SourceInfo(None, None, None)
-    status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")
     remote = _git(root, "remote", "get-url", "origin")
-    return SourceInfo(commit, bool(status), redact(remote) if remote else None)
+    return SourceInfo(commit, _dirty(root), redact(remote) if remote else None)
+
+
+def _dirty(root: Path) -> bool | None:
+    """The wheel snapshot's rule: uncommitted changes, not counting repro-build's own directories."""
+    from repro_build.errors import ToolError
+    from repro_build.wheel.source import dirty_paths, own_dirs
+
+    resolved = root.resolve()
+    try:
+        return bool(dirty_paths(resolved, own_dirs(resolved)))
+    except ToolError:
+        return None

@@ -71,8 +71,11 @@ def test_layers_config_and_hook(golden_project: Path) -> None:
             "/usr/local/lib/python3.11/dist-packages/repro-build-determinism.pth",
             "/usr/local/lib/python3.11/dist-packages/_repro_build_determinism.json",
             "/usr/local/lib/python3.11/dist-packages/__pycache__/_repro_build_determinism.cpython-311.pyc",
+            "/usr/local/lib/python3.11/dist-packages/__pycache__/six.cpython-311.pyc",
         ],
     )
+    # `bytecode = "unchecked-hash"` is the default: the dependencies ship compiled too.
+    assert files["/usr/local/lib/python3.11/dist-packages/__pycache__/six.cpython-311.pyc"][4:8] == b"\x01\0\0\0"
     # The hook runs at every start, so it ships compiled (PEP 552 unchecked-hash) whatever `bytecode` says.
     hook_pyc = files["/usr/local/lib/python3.11/dist-packages/__pycache__/_repro_build_determinism.cpython-311.pyc"]
     assert int.from_bytes(hook_pyc[4:8], "little") == 0b01

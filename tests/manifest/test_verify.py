@@ -307,3 +307,21 @@ def test_diff_names_a_different_base(built: Path, tmp_path: Path) -> None:
     diff = run_cli("diff", f"oci-layout:{built}/build/cpu/oci", f"oci-layout:{other}/build/cpu/oci", "--json")
     first = json.loads(diff.stdout)["divergences"][0]
     assert first["artifact"].startswith("layer 0") and first["hazard"] == "base changed"
+
+
+def test_drift_of_the_byte_code_compiler_and_of_target_defaults_is_warned() -> None:
+    from repro_build.manifest.verify import bytecode_drift, target_drift
+
+    recorded = {
+        "bytecode": {"compiler": {"version": "3.11.2"}},
+        "config": {"target": {"bytecode": "none", "python": "3.11"}},
+    }
+    rebuilt = {"bytecode": {"compiler": {"version": "3.11.7"}}}
+    assert bytecode_drift(recorded, rebuilt) == [
+        "byte-code compiler: the manifest has Python 3.11.2, this rebuild used Python 3.11.7"
+    ]
+    assert bytecode_drift(recorded, recorded) == [] and bytecode_drift({}, rebuilt) == []
+    assert target_drift(recorded, {"bytecode": "unchecked-hash", "python": "3.11"}) == [
+        "target setting bytecode: the manifest has 'none', this repro-build uses 'unchecked-hash'"
+    ]
+    assert target_drift({}, {"bytecode": "none"}) == []

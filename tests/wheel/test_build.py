@@ -84,7 +84,8 @@ def test_cli_check_exit_code_and_report(projects: Projects, capsys: pytest.Captu
     assert "unreproducible/stamp.txt: content: text differs" in out
     assert "error: the double build is not reproducible" in err
     assert "hint:" in err
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["a", "b", "report.txt"]
+    # The report directory is output repro-build created: git ignores it (a .gitignore of `*`).
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".gitignore", "a", "b", "report.txt"]
 
 
 def test_build_writes_artifacts_and_record(

@@ -29,6 +29,7 @@ from repro_build.base.debian.sources import default_mirror
 from repro_build.cli.output import data, log
 from repro_build.epoch import parse_epoch
 from repro_build.errors import ConfigError
+from repro_build.fsutil import make_output_dir
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.compress import Compressor
 from repro_build.oci.progress import progress_for_cli
@@ -161,7 +162,7 @@ def run_build(args: argparse.Namespace) -> int:
     else:
         lock = read_lock(path)
     epoch = parse_epoch(args.epoch, "--epoch") if args.epoch is not None else None
-    output = args.output or project / "build" / "base"
+    output = make_output_dir(args.output or project / "build" / "base")
     cache = DebCache(args.cache or default_cache_dir())
     with progress_for_cli(args.quiet) as progress:
         built = build_base(

@@ -8,6 +8,12 @@ from pathlib import Path
 from repro_build.cli.output import data, log
 from repro_build.init import init_project
 
+#: What to do after `init`: builds are made from commits, so the new files and the locks are committed first.
+NEXT_STEPS = (
+    "next: `repro-build lock`, then commit (builds are made from commits: "
+    '`git add -A && git commit -m "Add repro-build"`), then `nox -s build`'
+)
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -31,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     for note in result.advice:
         log(f"\nnote: {note}", quiet=args.quiet)
     if result.written:
-        log("\nnext: `repro-build lock`, then `nox -s build`", quiet=args.quiet)
+        log(f"\n{NEXT_STEPS}", quiet=args.quiet)
     for item in result.written:
         data(item.path)
     return 0

@@ -9,7 +9,6 @@ only when everything succeeded, so a failed build leaves the previous outputs un
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from repro_build import __version__
-from repro_build.cache import cache_root
+from repro_build.cache import cache_root, prepare_cache_root
 from repro_build.config import Config, Target
 from repro_build.determinism.cudapolicy import with_cuda
 from repro_build.determinism.doctor import target_policy
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
+from repro_build.fsutil import make_output_dir, publish_dir
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
@@ -31,8 +31,10 @@ from repro_build.image.baseinfo import BaseInfo, check_base
 from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
 from repro_build.image.bytecode import compile_distributions, compile_module
 from repro_build.image.datafiles import DataFile, data_files, file_records, with_file_groups
+from repro_build.image.interpreter import Interpreter, find_interpreter
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
+from repro_build.image.sourcelabel import SourceLabel, source_label
 from repro_build.image.wheels import WheelCache, WheelPin, select_wheels
 from repro_build.image.wheelsources import RecordedWheel, obtain, recorded_wheels
 from repro_build.lock import check_locks, target_lock_path
@@ -92,6 +94,8 @@ class ImageResult:
     env: tuple[str, ...]
     policy: Policy
     source: SourceInfo
+    source_label: SourceLabel
+    bytecode: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     files: tuple[dict[str, Any], ...] = ()  # the data-file layers (image/datafiles.py)
 
@@ -117,33 +121,33 @@ def _group_entries(group: LayerGroup, dists: dict[str, Distribution]) -> list[La
     return entries
 
 
-def app_files(policy: Policy, site_packages: str, python: str, scratch: Path) -> list[tuple[str, bytes]]:
+def app_files(policy: Policy, site_packages: str, interpreter: Interpreter, scratch: Path) -> list[tuple[str, bytes]]:
     """The hook layer's files: the hook, doctor and policy, plus the hook's own pyc.
 
     The hook module runs at every interpreter start of an image whose policy covers a framework, so it
-    always ships compiled (``unchecked-hash``, for its in-image path) whatever ``bytecode`` says: from
-    source, without a writable cache, it would be compiled anew at every start. When this interpreter
-    cannot write pycs for the image's Python, it ships as source only.
+    always ships compiled (``unchecked-hash``, for its in-image path, by ``interpreter``, one of the
+    image's ``X.Y``) whatever ``bytecode`` says: from source, without a writable cache, it would be
+    compiled anew at every start.
     """
     files = [(f"{site_packages}/{name}", data) for name, data in image_files(policy)]
     hook = next((path, data) for path, data in files if path.endswith(f"/{HOOK_MODULE}.py"))
     source = scratch / f"{HOOK_MODULE}.py"
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_bytes(hook[1])
-    compiled = compile_module(source, hook[0], python)
-    if compiled is not None:
-        files.append((compiled[0], compiled[1].read_bytes()))
+    compiled = compile_module(source, hook[0], interpreter)
+    if compiled is None:
+        raise ReproBuildError(f"the determinism hook does not compile with Python {interpreter.version}")
+    files.append((compiled[0], compiled[1].read_bytes()))
     return sorted(files)
 
 
-def _app_entries(policy: Policy, info: BaseInfo, scratch: Path) -> list[LayerEntry]:
-    return [
-        LayerEntry.file(path, data)
-        for path, data in app_files(policy, info.site_packages, info.python_version, scratch)
-    ]
+def _app_entries(policy: Policy, info: BaseInfo, interpreter: Interpreter, scratch: Path) -> list[LayerEntry]:
+    return [LayerEntry.file(path, data) for path, data in app_files(policy, info.site_packages, interpreter, scratch)]
 
 
-def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBase) -> dict[str, str]:
+def _labels(
+    config: Config, target: Target, source: SourceInfo, label: SourceLabel, base: ResolvedBase
+) -> dict[str, str]:
     labels = {
         imageconfig.TITLE: config.project.name,
         imageconfig.BASE_NAME: target.base.text,
@@ -153,8 +157,8 @@ def _labels(config: Config, target: Target, source: SourceInfo, base: ResolvedBa
         labels[imageconfig.VERSION] = config.project.version
     if source.commit:
         labels[imageconfig.REVISION] = source.commit
-    if source.remote:
-        labels[imageconfig.SOURCE] = source.remote
+    if label.url:
+        labels[imageconfig.SOURCE] = label.url
     return {k: v for k, v in labels.items() if v}
 
 
@@ -265,6 +269,7 @@ def _write_layers(
     base: Image,
     policy: Policy,
     info: BaseInfo,
+    interpreter: Interpreter,
     epoch: Epoch,
     compressor: Compressor,
     store: BlobStore,
@@ -281,7 +286,7 @@ def _write_layers(
         if group.kind == "file":
             entries = [next(f.entry() for f in files if f.path == group.path)]
         elif group.kind == "app":
-            entries = _app_entries(policy, info, store.root.parent / "app")
+            entries = _app_entries(policy, info, interpreter, store.root.parent / "app")
         else:
             entries = _group_entries(group, dists)
         mtime = layer_mtime(group, epoch)
@@ -318,8 +323,9 @@ def _assemble(
     policy: Policy,
     epoch: Epoch,
     source: SourceInfo,
+    label: SourceLabel,
 ) -> Image:
-    labels = _labels(config, target, source, base)
+    labels = _labels(config, target, source, label, base)
     cfg = imageconfig.build_config(
         base.image.config,
         config=config,
@@ -366,10 +372,12 @@ def build_image(
     epoch = resolve_epoch(config.epoch_policy, config.root)
     lock = _check_lock(config, target)
     out_root = (out_dir or config.root / "build").resolve()
-    out_root.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_root)
+    prepare_cache_root()
     final = out_root / target.name
     source = source_info(config.root)
-    policy = target_policy(config, target)
+    label = source_label(config.project.urls, source.remote)
+    log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
     compressor = compressor_for(config)
     repo_tag = f"{config.project.normalized_name}:{target.name}"
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
@@ -388,9 +396,16 @@ def build_image(
         info = cached_base_info(base.image, name=target.base.text)
         check_base(info, target, name=target.base.text)
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
+        interpreter = find_interpreter(info.python_version)
+        log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
+        if interpreter.version != info.python_version:
+            log(
+                f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
+                f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
+            )
 
         installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
-        policy = with_cuda(policy, [p for p, _ in installs], base.image.config, log)
+        policy = with_cuda(target_policy(config, target), [p for p, _ in installs], base.image.config, log)
         wheel_record: dict[str, Any] | None = None
         if wheel is None and project_wheel is not None:
             wheel, wheel_record = project_wheel(config, work / "dist")
@@ -407,22 +422,25 @@ def build_image(
         install_wheels(installs, target, staging, what=f"installing the wheels of target {target.name!r}")
         collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in installs})
         if target.bytecode == "unchecked-hash":
-            collected = compile_distributions(collected, python=info.python_version, site_packages=info.site_packages)
+            collected = compile_distributions(collected, interpreter=interpreter, site_packages=info.site_packages)
         dists = {d.name: d for d in collected}
         files = data_files(config, target)
-        groups = plan_layers(
-            list(dists.values()),
-            config.project.name if wheel else None,
-            target.layers,
-            len(base.image.layers) + len(files),
+        groups = with_file_groups(
+            plan_layers(
+                list(dists.values()),
+                config.project.name if wheel else None,
+                target.layers,
+                len(base.image.layers) + len(files),  # each data file takes a layer of the budget
+            ),
+            files,
         )
-        groups = with_file_groups(groups, files)
         written = _write_layers(
             groups,
             dists,
             base=base.image,
             policy=policy,
             info=info,
+            interpreter=interpreter,
             epoch=epoch,
             compressor=compressor,
             store=BlobStore(work / "oci"),
@@ -433,14 +451,20 @@ def build_image(
             files=files,
         )
         image = _assemble(
-            base, written, groups, config=config, target=target, policy=policy, epoch=epoch, source=source
+            base,
+            written,
+            groups,
+            config=config,
+            target=target,
+            policy=policy,
+            epoch=epoch,
+            source=source,
+            label=label,
         )
         staged = work / "out"
         write_layout(staged / "oci", image, tag=target.name, progress=progress)
         write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
-        if final.exists():
-            shutil.rmtree(final)
-        staged.rename(final)
+        publish_dir(staged, final)
     # The new layers lived in the staging store; from now on the image reads them from the final layout.
     result_image = read_layout(final / "oci", tag=target.name)
     assert isinstance(result_image, Image)
@@ -460,6 +484,8 @@ def build_image(
         env=tuple(result_image.config.get("config", {}).get("Env", [])),
         policy=policy,
         source=source,
+        bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
+        source_label=label,
         extra={"repro-build": __version__},
         files=tuple(file_records(files, [r.holds for r in written.records])),
     )

@@ -3,10 +3,11 @@
 ``co_filename`` records the path given at compile time, so each ``.py`` is compiled with its in-image
 path as ``dfile`` (pip#8414 is what happens otherwise). Hash-based pycs carry a SipHash of the source
 instead of an mtime, so they do not depend on when the files were written; ``unchecked`` means the
-interpreter never re-reads the source to validate them. Compilation runs in one fresh interpreter with
-``PYTHONHASHSEED=0`` (frozenset order in constants follows the hash seed) over the files in sorted order.
-The host interpreter must be the image's Python minor version: the pyc format and its cache tag are
-per minor version.
+interpreter never re-reads the source to validate them. Compilation runs in one fresh process of an
+interpreter of the image's ``X.Y`` (:mod:`repro_build.image.interpreter`; never the host's running Python:
+the pyc format and its cache tag are per minor version) with a fixed environment and
+``PYTHONHASHSEED=0`` (where marshal does not sort them, frozenset constants follow the hash seed), over
+the files in sorted order.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import posixpath
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 from repro_build.errors import ReproBuildError
+from repro_build.image.interpreter import Interpreter
 from repro_build.image.pyenv import Distribution, InstalledFile
 from repro_build.wheel.record import record_hash
 
@@ -40,53 +40,48 @@ json.dump(done, sys.stdout)
 """
 
 
-def host_matches(python: str) -> bool:
-    """Whether this interpreter writes pycs the image's Python (``X.Y[.Z]``) reads: same minor version."""
-    return f"{sys.version_info.major}.{sys.version_info.minor}" == ".".join(python.split(".")[:2])
+#: The compiler's whole environment: nothing of the host's reaches it. ``-s -S`` keep user and site
+#: packages out; ``-E``/``-I`` are not used because they would drop ``PYTHONHASHSEED`` too.
+COMPILER_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8"}
 
 
-def _compile(jobs: list[list[str]]) -> dict[str, Path]:
-    """Compile ``[source path, in-image path]`` pairs in one fresh interpreter; source -> pyc written."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+def _compile(jobs: list[list[str]], interpreter: Interpreter) -> dict[str, Path]:
+    """Compile ``[source path, in-image path]`` pairs in one fresh process; source -> pyc written."""
     out = subprocess.run(
-        [sys.executable, "-I", "-c", _COMPILER],
+        [str(interpreter.path), "-s", "-S", "-c", _COMPILER],
         input=json.dumps(sorted(jobs, key=lambda j: j[1])),
         capture_output=True,
         text=True,
-        env=env,
+        encoding="utf-8",
+        env=COMPILER_ENV,
         check=False,
     )
     if out.returncode != 0:
-        raise ReproBuildError(f"compiling byte-code failed: {out.stderr.strip()[-2000:]}")
+        raise ReproBuildError(
+            f"compiling byte-code with Python {interpreter.version} failed: {out.stderr.strip()[-2000:]}"
+        )
     return {src: Path(cfile) for src, cfile in json.loads(out.stdout)}
 
 
-def compile_module(source: Path, image_path: str, python: str) -> tuple[str, Path] | None:
-    """``(in-image pyc path, pyc file)`` for one module, or None when this interpreter cannot write
-    pycs for the image's Python (the module then runs from source)."""
-    if not host_matches(python):
-        return None
-    cfile = _compile([[str(source), image_path]]).get(str(source))
+def compile_module(source: Path, image_path: str, interpreter: Interpreter) -> tuple[str, Path] | None:
+    """``(in-image pyc path, pyc file)`` for one module, or None when it is not valid Python for the
+    interpreter's version (the module then runs from source)."""
+    cfile = _compile([[str(source), image_path]], interpreter).get(str(source))
     if cfile is None:
         return None
     return f"{posixpath.dirname(image_path)}/{cfile.relative_to(source.parent).as_posix()}", cfile
 
 
-def compile_distributions(dists: list[Distribution], *, python: str, site_packages: str) -> list[Distribution]:
+def compile_distributions(
+    dists: list[Distribution], *, interpreter: Interpreter, site_packages: str
+) -> list[Distribution]:
     """Add an ``unchecked-hash`` pyc for every ``.py`` under site-packages; RECORDs list them too."""
-    host = f"{sys.version_info.major}.{sys.version_info.minor}"
-    wanted = ".".join(python.split(".")[:2])
-    if not host_matches(python):
-        raise ReproBuildError(
-            f'`bytecode = "unchecked-hash"` needs a Python {wanted} interpreter to run repro-build; this is {host}',
-            hint=f'run repro-build with Python {wanted}, or set `bytecode = "none"` for the target',
-        )
     jobs: list[list[str]] = []
     for dist in dists:
         for f in dist.files:
             if f.image_path.endswith(".py") and f.image_path.startswith(site_packages + "/"):
                 jobs.append([str(f.source), f.image_path])
-    compiled = _compile(jobs)
+    compiled = _compile(jobs, interpreter)
     result = []
     for dist in dists:
         added: list[InstalledFile] = []

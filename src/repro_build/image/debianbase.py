@@ -8,7 +8,6 @@ layout under ``<cache>/bases/<lock sha256>/`` and reused; its layer is re-hashed
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from repro_build.base.debian.lock import check_inputs, default_lock_path
 from repro_build.cache import cache_root
 from repro_build.config import Config, Target
 from repro_build.errors import BaseImageError, StaleLockError
+from repro_build.fsutil import publish_dir
 from repro_build.lock.baselock import base_inputs
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.image import Image
@@ -73,10 +73,7 @@ def debian_base(
         )
         out = Path(tmp) / "final"
         write_layout(out / "oci", built.image)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        if cached.exists():
-            shutil.rmtree(cached)
-        out.rename(cached)
+        publish_dir(out, cached)  # the build directory and the cache may be on different file systems
     artifact = read_layout(cached / "oci")
     if not isinstance(artifact, Image):
         raise BaseImageError(f"the cached Debian base in {cached} is not an image", hint=f"remove {cached}")

@@ -28,6 +28,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from repro_build.cache import cache_root
 from repro_build.config import Target
 from repro_build.errors import DigestMismatchError, LockError, ReproBuildError
+from repro_build.fsutil import move_file
 from repro_build.lock.reader import read_lock
 from repro_build.oci.digest import sha256_file
 from repro_build.urls import redact_text
@@ -197,7 +198,7 @@ class WheelCache:
                         f"but the lock pins sha256 {pin.sha256}",
                         hint="the index served different bytes; nothing was cached. Retry, or check the index",
                     )
-                tmp.replace(dest)
+                move_file(tmp, dest)
                 return dest
             except DigestMismatchError:
                 tmp.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from repro_build.base.debian.lock import (
     write_lock,
 )
 from repro_build.base.debian.release import DEFAULT_KEYRING
-from repro_build.cache import cache_root
+from repro_build.cache import prepare_cache_root
 from repro_build.config import Config
 from repro_build.errors import ReproBuildError
 
@@ -41,7 +41,7 @@ def lock_bases(config: Config) -> list[Path]:
     written = []
     for suite, arch in debian_bases(config):
         path = default_lock_path(config.root, suite, arch)
-        lock = make_lock(base_inputs(config, suite, arch), DebCache(cache_root()), DEFAULT_KEYRING)
+        lock = make_lock(base_inputs(config, suite, arch), DebCache(prepare_cache_root()), DEFAULT_KEYRING)
         write_lock(path, lock)
         written.append(path)
     return written

@@ -24,6 +24,7 @@ from repro_build.lock.inputs import (
     build_inputs,
     checksum,
     read_inputs_file,
+    recorded_defaults,
     render_inputs_file,
     target_inputs,
 )
@@ -222,7 +223,7 @@ def lock_project(
     all_records.update(records)
     for name, text in staged.items():
         atomic_write_text(locks_dir / name, text)
-    atomic_write_text(locks_dir / INPUTS_FILE, render_inputs_file(all_records))
+    atomic_write_text(locks_dir / INPUTS_FILE, render_inputs_file(all_records, recorded_defaults(config)))
     for name in obsolete:
         (locks_dir / name).unlink(missing_ok=True)
     if not targets or any(config.target(t).base.kind == "debian" for t in targets):

@@ -97,12 +97,19 @@ def read_inputs_file(config: Config) -> dict[str, Any] | None:
     return data
 
 
-def render_inputs_file(locks: dict[str, dict[str, Any]]) -> str:
+def recorded_defaults(config: Config) -> dict[str, str]:
+    """The values used for the settings the project leaves unset, as ``inputs.json`` records them
+    (``defaults``): later runs on any host read them back (:mod:`repro_build.lockdefaults`)."""
+    return {name: entry["value"] for name, entry in sorted(config.defaults.items())}
+
+
+def render_inputs_file(locks: dict[str, dict[str, Any]], defaults: dict[str, str] | None = None) -> str:
     """The text of ``locks/inputs.json`` for ``{lock file name: {"inputs", "checksum", "sha256"}}``."""
-    return human_json_text(
-        {
-            "generated-by": "repro-build lock; do not edit. `repro-build lock --check` compares it with the project.",
-            "locks": locks,
-            "schema": INPUTS_SCHEMA,
-        }
-    )
+    data: dict[str, Any] = {
+        "generated-by": "repro-build lock; do not edit. `repro-build lock --check` compares it with the project.",
+        "locks": locks,
+        "schema": INPUTS_SCHEMA,
+    }
+    if defaults:
+        data["defaults"] = defaults
+    return human_json_text(data)

@@ -67,7 +67,8 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
         },
         "tools": {"repro-build": __version__, "uv": uv_version(), "python": host_platform.python_version()},
         "compressor": result.compressor,
-        "source": result.source.to_dict(),
+        "bytecode": result.bytecode,
+        "source": {**result.source.to_dict(), "label": result.source_label.to_dict()},
         "epoch": {"seconds": result.epoch.seconds, "source": result.epoch.source},
         "config": {
             "pyproject_sha256": _sha256(config.pyproject),

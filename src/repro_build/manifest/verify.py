@@ -72,6 +72,28 @@ def drift_warnings(manifest: dict[str, Any], compressor: dict[str, Any]) -> list
     return warnings
 
 
+def bytecode_drift(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
+    """A warning when the byte-code compiler's version differs: a patch release may change pyc bytes."""
+    old = recorded.get("bytecode", {}).get("compiler", {}).get("version")
+    new = rebuilt.get("bytecode", {}).get("compiler", {}).get("version")
+    if old is None or old == new:
+        return []
+    return [f"byte-code compiler: the manifest has Python {old}, this rebuild used Python {new}"]
+
+
+def target_drift(recorded: dict[str, Any], effective: dict[str, Any]) -> list[str]:
+    """Effective target settings that differ from the recorded ones, for the same commit: a default of
+    this repro-build differs from the one that built the image (e.g. ``bytecode``)."""
+    old = recorded.get("config", {}).get("target")
+    if not isinstance(old, dict):
+        return []
+    return [
+        f"target setting {key}: the manifest has {old.get(key)!r}, this repro-build uses {effective.get(key)!r}"
+        for key in sorted(set(old) | set(effective))
+        if old.get(key) != effective.get(key)
+    ]
+
+
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
 
@@ -238,6 +260,7 @@ def verify_manifest(
         project = src / manifest.get("project", {}).get("path", "")
         config = load_config(project)
         warnings = drift_warnings(manifest, compressor_for(config).describe())
+        warnings += target_drift(manifest, config.to_dict()["targets"].get(manifest["target"], {}))
         for w in warnings:
             log(f"warning: {w}")
         log(f"rebuilding {manifest['target']} of {config.project.name} at {source['commit'][:12]}")
@@ -262,6 +285,9 @@ def verify_manifest(
                 log=log,
             )
             rebuilt = image_manifest(config, result)
+            for w in bytecode_drift(manifest, rebuilt):
+                log(f"warning: {w}")
+                warnings.append(w)
             compared, divergences = compare_manifests(manifest, rebuilt)
             original = _original(path)
             if divergences and original is not None:
@@ -299,9 +325,9 @@ def _merge(summary: list[Divergence], detailed: list[Divergence]) -> list[Diverg
 def _write_report(
     report: Path, original: Image | None, rebuilt: Image, recorded: dict[str, Any], rebuilt_manifest: dict[str, Any]
 ) -> None:
-    from repro_build.fsutil import atomic_write_text, human_json_text
+    from repro_build.fsutil import atomic_write_text, human_json_text, make_output_dir
 
-    report.mkdir(parents=True, exist_ok=True)
+    make_output_dir(report)
     shutil.rmtree(report / "rebuilt", ignore_errors=True)
     write_layout(report / "rebuilt", rebuilt)
     if original is not None:

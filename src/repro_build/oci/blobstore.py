@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from repro_build.errors import DigestMismatchError, OCIError
+from repro_build.fsutil import move_file
 from repro_build.oci.digest import CHUNK, Digest
 
 
@@ -70,7 +71,7 @@ class BlobStore:
         # 0644 whatever the umask (mkstemp creates 0600).
         tmp.chmod(0o644)
         dest = self.path(digest)
-        tmp.replace(dest)
+        move_file(tmp, dest)
         return dest
 
     def write(

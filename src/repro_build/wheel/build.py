@@ -39,7 +39,7 @@ from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sd
 from repro_build.config import Config
 from repro_build.epoch import Epoch, resolve_epoch
 from repro_build.errors import WheelError
-from repro_build.fsutil import atomic_write_bytes, atomic_write_text, human_json_text
+from repro_build.fsutil import atomic_write_bytes, atomic_write_text, human_json_text, make_output_dir
 from repro_build.lock import check_build_lock
 from repro_build.uvbin import find_uv, uv_version
 from repro_build.wheel.canonical_sdist import canonicalize_sdist, gzip_compressor
@@ -401,6 +401,7 @@ def build_wheel(
         raise WheelError("nothing to build: both the sdist and the wheel were switched off")
     dest = (out_dir or config.root / "dist").resolve()
     lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=dest)
+    make_output_dir(dest)
     with (
         open_runner(config, resolved, lock, in_container) as runner,
         tempfile.TemporaryDirectory(prefix="repro-build-") as tmp,

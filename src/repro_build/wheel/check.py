@@ -29,7 +29,7 @@ from pathlib import Path
 from repro_build.config import Config
 from repro_build.epoch import Epoch
 from repro_build.errors import WheelError
-from repro_build.fsutil import atomic_write_text
+from repro_build.fsutil import atomic_write_text, make_output_dir
 from repro_build.wheel.build import Built, HostRunner, Log, Runner, build_in, open_runner, prepare
 from repro_build.wheel.diffreport import MemberDifference, diff_artifacts
 from repro_build.wheel.outputs import Artifact, ArtifactKind
@@ -198,7 +198,7 @@ def _keep(report_dir: Path, builds: list[tuple[Built, Path]], result: CheckResul
         d = report_dir / label
         if d.exists():
             shutil.rmtree(d)
-        d.mkdir(parents=True)
+        make_output_dir(d)
         for p in (built.sdist, built.wheel):
             if p is not None:
                 shutil.copyfile(p, d / p.name)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from repro_build.cache import cache_root
 from repro_build.errors import ToolError, WheelError
 
 #: Names skipped anywhere when the project is not in git (VCS data, environments, caches, outputs).
@@ -95,17 +96,18 @@ def in_git(root: Path) -> bool:
 def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> SourceTree:
     """The files to build from ``root`` (see the module docstring for the rules).
 
-    ``outputs`` (the output directory, e.g. ``dist/``) is left out of the snapshot and does not make
-    the tree dirty when it lies inside the project and is untracked. Raises :class:`WheelError` for a
-    dirty tree without ``allow_dirty``.
+    repro-build's own directories — ``outputs`` (the output directory, e.g. ``dist/``), the default
+    ``build/`` and ``dist/``, and the cache when it lies inside the project (``HOME`` in the tree) —
+    are left out of the snapshot, and untracked files in them do not make the tree dirty. Raises
+    :class:`WheelError` for a dirty tree without ``allow_dirty``.
     """
     root = root.resolve()
-    skip = _relative_prefix(root, outputs)
+    skip = own_dirs(root, outputs)
     if not in_git(root):
         return SourceTree(root, tuple(f for f in _walk(root) if not _under(f.path, skip)), None, None, None)
-    dirty_paths = _dirty_paths(root, skip)
-    if dirty_paths and not allow_dirty:
-        shown = "\n".join(f"  {p}" for p in dirty_paths[:10]) + ("\n  …" if len(dirty_paths) > 10 else "")
+    dirty = dirty_paths(root, skip)
+    if dirty and not allow_dirty:
+        shown = "\n".join(f"  {p}" for p in dirty[:10]) + ("\n  …" if len(dirty) > 10 else "")
         raise WheelError(
             f"the work tree of {root} has uncommitted changes, so the build would not match any commit:\n{shown}",
             hint="commit or discard them, or pass `--allow-dirty` (the build record then says `dirty: true`)",
@@ -137,12 +139,19 @@ def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> S
             f"{root}/pyproject.toml is not tracked by git, so the build cannot include it",
             hint="`git add pyproject.toml` and commit",
         )
-    return SourceTree(root, tuple(files[p] for p in sorted(files)), "git", commit, bool(dirty_paths), dirty_paths)
+    return SourceTree(root, tuple(files[p] for p in sorted(files)), "git", commit, bool(dirty), dirty)
 
 
-def _relative_prefix(root: Path, path: Path | None) -> str | None:
-    if path is None:
-        return None
+def own_dirs(root: Path, outputs: Path | None = None) -> tuple[str, ...]:
+    """repro-build's own directories inside ``root``, as POSIX paths relative to it (see :func:`snapshot`)."""
+    candidates = [root / "build", root / "dist", cache_root()]
+    if outputs is not None:
+        candidates.append(outputs)
+    prefixes = {p for p in (_relative_prefix(root, c) for c in candidates) if p is not None}
+    return tuple(sorted(prefixes))
+
+
+def _relative_prefix(root: Path, path: Path) -> str | None:
     try:
         rel = path.resolve().relative_to(root)
     except ValueError:
@@ -150,11 +159,11 @@ def _relative_prefix(root: Path, path: Path | None) -> str | None:
     return None if rel == Path() else rel.as_posix()
 
 
-def _under(path: str, prefix: str | None) -> bool:
-    return prefix is not None and (path == prefix or path.startswith(prefix.rstrip("/") + "/"))
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
-def _dirty_paths(root: Path, skip: str | None) -> tuple[str, ...]:
+def dirty_paths(root: Path, skip: tuple[str, ...]) -> tuple[str, ...]:
     """``git status`` entries under ``root`` (relative to it), minus untracked files under ``skip``."""
     prefix = _git_ok(root, "rev-parse", "--show-prefix").decode().strip()
     status = _git_ok(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")

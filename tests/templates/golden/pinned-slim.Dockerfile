@@ -22,11 +22,13 @@
 
 FROM docker.io/library/python:3.11-slim@<digest of stage slim>
 
-# uv's settings for the installs below, as repro-build installs: copy mode, no byte-code, no installer
-# metadata, never a Python download. ARGs reach RUN as environment variables but not the image config.
+# uv's settings for the installs below, as repro-build installs: copy mode, no installer metadata, never a
+# Python download, byte-code as the target's `bytecode = "unchecked-hash"` says (PEP 552 unchecked-hash pyc
+# files, compiled in place). ARGs reach RUN as environment variables but not the image config.
 ARG UV_NO_INSTALLER_METADATA=1
 ARG UV_LINK_MODE=copy
-ARG UV_COMPILE_BYTECODE=0
+ARG UV_COMPILE_BYTECODE=1
+ARG PYC_INVALIDATION_MODE=UNCHECKED_HASH
 ARG UV_PYTHON_DOWNLOADS=never
 
 # Exec-form RUNs: the base needs no shell (the embedded Debian base has none).
