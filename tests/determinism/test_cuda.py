@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from repro_build.config import load_config
 from repro_build.determinism.cuda import cuda_facts
 from repro_build.determinism.cudapolicy import lock_warnings, with_cuda
@@ -71,3 +73,17 @@ def test_lock_warns_about_mixed_cuda_majors(tmp_path: Path) -> None:
     )
     (tmp_path / "locks" / "cuda.txt").write_text(pin.format("nvidia-cuda-runtime-cu12==12.9.79"))
     assert lock_warnings(load_config(tmp_path)) == []
+
+
+def test_doctor_gpu_facts_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in nvidia-smi answering the doctor's query: the model and driver are reported as given."""
+    from repro_build.determinism import hookfacts
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 550.54.15'\necho 'NVIDIA H100 80GB HBM3, 550.54.15'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    facts = hookfacts.gpu()
+    assert facts["present"] and facts["gpus"] == ["NVIDIA H100 80GB HBM3"] * 2 and facts["driver"] == "550.54.15"
+    lines = hookfacts.render({**hookfacts.collect(), "gpu": facts})
+    assert "info    gpu: NVIDIA H100 80GB HBM3, NVIDIA H100 80GB HBM3; driver 550.54.15" in lines[-1]
