@@ -368,6 +368,14 @@ def test_real_torch_seed_doctor_and_selftest(tmp_path: Path) -> None:
         assert "ok      seed 0 (policy 0): random ok, numpy.random ok, torch ok" in doctor.stdout
         for op in ("matmul", "conv2d", "index_add_", "scatter_add_"):
             assert f"ok      self-test torch.{op}[cpu]: same" in doctor.stdout
+        # Without numpy (a torch image need not have it) the torch self-test still runs.
+        no_numpy = run(
+            Path(torch_python),
+            "import sys; sys.modules['numpy'] = None; import _repro_build_determinism_selftest as t; "
+            "r = t.run(t.torch_ops('cpu')); print(r['ok'], r['ops'])",
+            env,
+        )
+        assert no_numpy.stdout.startswith("True "), no_numpy.stdout + no_numpy.stderr
     finally:
         for name, _ in image_files(policy):
             (Path(site) / name).unlink()

@@ -45,7 +45,8 @@ def torch_ops(device: str) -> list[Op]:
     values = torch.randn(100_000, generator=g).to(device)
 
     def raw(t: Any) -> bytes:
-        return bytes(t.detach().cpu().contiguous().numpy().tobytes())
+        # Not via .numpy(): torch images need not have numpy (torch then raises "Numpy is not available").
+        return bytes(t.detach().cpu().contiguous().view(torch.uint8).flatten().tolist())
 
     return [
         (f"torch.matmul[{device}]", lambda: raw(a @ b)),
