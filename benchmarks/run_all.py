@@ -24,7 +24,7 @@ ROOT = HERE.parent
 
 #: (title, script, arguments): one section of RESULTS.md each, in this order.
 BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("Layer compression: parallel gzip vs single-thread zlib", "bench_compress.py", ("--rounds", "3")),
+    ("Layer compression: pinned libdeflate gzip vs single-thread zlib-6", "bench_compress.py", ("--rounds", "3")),
     ("Whole-image write vs skopeo copy", "bench_image_write.py", ("--rounds", "2")),
     ("Registry client: push/pull vs skopeo", "registry_transfer.py", ("--mib", "256", "--rounds", "3")),
     ("Debian base vs mmdebstrap", "bench_debian_base.py", ("--runs", "2")),

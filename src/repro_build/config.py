@@ -980,7 +980,8 @@ def _compression(tool: Mapping[str, Any]) -> Compression:
     default_level = {"gzip": 6, "zstd": 3, "none": 0}[algorithm]
     level = raw.get("level", default_level)
     _expect(level, int, f"{path}.level", "an integer")
-    bounds = {"gzip": (1, 9), "zstd": (1, 19), "none": (0, 0)}[algorithm]
+    # gzip: libdeflate's levels (10-12 are its slower near-optimal parsing).
+    bounds = {"gzip": (1, 12), "zstd": (1, 19), "none": (0, 0)}[algorithm]
     if not bounds[0] <= level <= bounds[1]:
         raise ConfigError(f"`{path}.level` for {algorithm} must be from {bounds[0]} to {bounds[1]}, got {level}")
     return Compression(algorithm, level)  # type: ignore[arg-type]

@@ -112,7 +112,7 @@ def test_full_configuration(tmp_path: Path) -> None:
         ('[tool.repro-build]\nsource-date-epoch = "yesterday"\n', "source-date-epoch", "git"),
         ('[tool.repro-build]\npython = "3"\n', "tool.repro-build.python", None),
         ('[tool.repro-build]\ncompression = { algorithm = "brotli" }\n', "compression.algorithm", None),
-        ("[tool.repro-build]\ncompression = { level = 12 }\n", "compression.level", None),
+        ("[tool.repro-build]\ncompression = { level = 13 }\n", "compression.level", None),
         ('[tool.repro-build]\nexclude-newer = "last week-ish"\n', "exclude-newer", None),
         ("[tool.repro-build.targets.build]\n", "targets.build", None),
         ("[tool.repro-build.targets.cpu]\nlayers = { budget = 500 }\n", "layers.budget", "127"),

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from repro_build.epoch import Epoch
 from repro_build.errors import OCIError
 from repro_build.oci.blobstore import BlobStore, HashingWriter
-from repro_build.oci.compress import CompressingWriter, Compressor, open_decompressed
+from repro_build.oci.compress import DECOMPRESS_ERRORS, CompressingWriter, Compressor, open_decompressed
 from repro_build.oci.digest import CHUNK, Digest
 from repro_build.oci.mediatypes import layer_compression, oci_layer_type
 from repro_build.oci.progress import NO_PROGRESS, Progress
@@ -167,16 +167,49 @@ def layer_from_blob(store: BlobStore, descriptor: Descriptor, diff_id: Digest) -
     return Layer(descriptor, diff_id, path)
 
 
+class _HashSink:
+    """A write-only sink that sha256-hashes a tar stream (tarfile asks for ``tell``)."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self._pos = 0
+
+    def write(self, data: bytes, /) -> int:
+        self._h.update(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def digest(self) -> Digest:
+        return Digest(self._h.hexdigest())
+
+
+def tar_diff_id(entries: Iterable[LayerEntry], *, epoch: Epoch | int, preserve_metadata: bool = False) -> Digest:
+    """The diff_id :func:`write_layer` would give ``entries``, without compressing (for checking a cache).
+
+    Writing the canonical tar into a hasher costs reading the entries' contents once; compression,
+    the expensive part of a layer, is skipped.
+    """
+    seconds = epoch.seconds if isinstance(epoch, Epoch) else int(epoch)
+    sink = _HashSink()
+    write_tar(list(entries), seconds, sink, preserve_metadata=preserve_metadata)  # type: ignore[arg-type]
+    return sink.digest
+
+
 def diff_id_of(layer: Layer) -> Digest:
     """Recompute the diff_id by decompressing the blob (used by validation)."""
-    import zstandard
-
     h = hashlib.sha256()
     try:
         with layer.open_uncompressed() as f:
             while chunk := f.read(CHUNK):
                 h.update(chunk)
-    except (OSError, EOFError, ValueError, zstandard.ZstdError) as e:
+    except DECOMPRESS_ERRORS as e:
         raise OCIError(
             f"layer {layer.digest}: decompressing {layer.path} failed: {e}",
             hint="the blob is truncated or corrupt; fetch the image again",

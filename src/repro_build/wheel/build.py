@@ -372,8 +372,8 @@ def make_record(
         python=config.python,
         environment=tuple(sorted(recorded_env(epoch).items())),
         compressors=(
-            ("sdist", f"{gc.implementation} zlib {gc.zlib_version} level {gc.level}, gzip mtime 0"),
-            ("wheel", f"{zc.implementation} zlib {zc.zlib_version} deflate level {zc.level}"),
+            ("sdist", gc.describe()),
+            ("wheel", zc.describe()),
         ),
         builder=runner.builder(),
     )

@@ -7,14 +7,14 @@ Canonical form (DESIGN.md "Canonical forms" for tar; PEP 625 / the sdist spec fo
 * mtime = the epoch for every member (setuptools copies file mtimes, which a checkout does not fix);
 * modes 0644, or 0755 when any execute bit is set; directories 0755; symlinks 0777;
 * PAX format without extended headers except where a long or non-ASCII name needs one;
-* gzip with header mtime 0, no file name, level :data:`GZIP_LEVEL`.
+* gzip as one member made by libdeflate (the compressor repro-build pins, never the host's zlib) at
+  level :data:`GZIP_LEVEL`: header mtime 0, no file name, XFL 2, OS 255.
 
 Only regular files, directories, symlinks and hard links (to an earlier member) are accepted.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import posixpath
 import tarfile
@@ -22,15 +22,17 @@ import zlib
 
 from repro_build.epoch import Epoch
 from repro_build.errors import WheelError
-from repro_build.wheel.canonical_zip import ArchiveCompressor, refuse_duplicates
+from repro_build.oci.compress import gzip_member, libdeflate_versions
+from repro_build.wheel.canonical_zip import ArchiveCompressor, archive_compressor, refuse_duplicates
 
-#: Python's gzip default; fixed here so the bytes never follow a backend's choice.
+#: Python's gzip default (the level sdists have always had here); fixed so the bytes never follow a
+#: backend's choice.
 GZIP_LEVEL = 9
 _TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE}
 
 
 def gzip_compressor() -> ArchiveCompressor:
-    return ArchiveCompressor("python-gzip", zlib.ZLIB_RUNTIME_VERSION, GZIP_LEVEL)
+    return archive_compressor("gzip, one member, mtime 0", GZIP_LEVEL)
 
 
 def path_key(name: str) -> tuple[str, ...]:
@@ -80,6 +82,7 @@ def _read(data: bytes, origin: str) -> tuple[list[tarfile.TarInfo], dict[str, by
 def canonicalize_sdist(data: bytes, epoch: Epoch, origin: str) -> bytes:
     """The canonical bytes of the sdist ``data`` (``origin`` names it in errors)."""
     members, contents = _read(data, origin)
+    libdeflate_versions()  # refuse an unpinned libdeflate before writing anything
     ordered = sorted(members, key=lambda m: path_key(m.name))
     raw = io.BytesIO()
     seen: set[str] = set()
@@ -106,8 +109,5 @@ def canonicalize_sdist(data: bytes, epoch: Epoch, origin: str) -> bytes:
             else:
                 dst.addfile(info)
             seen.add(m.name)
-    out = io.BytesIO()
-    # filename="" and mtime=0: the gzip header then carries no name and no time (RFC 1952 §2.3.1).
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL, mtime=0) as gz:
-        gz.write(raw.getvalue())
-    return out.getvalue()
+    # libdeflate's gzip header carries no name and no time (RFC 1952 §2.3.1: MTIME 0 = none).
+    return gzip_member(raw.getvalue(), GZIP_LEVEL)
