@@ -27,6 +27,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from repro_build.determinism.flagsets import FLAG_SETS
+from repro_build.determinism.policy import MAX_SEED, Switches
 from repro_build.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from repro_build.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from repro_build.errors import ConfigError
@@ -138,6 +139,10 @@ class Target:
     accelerator: Accelerator
     binary_only: bool
     bytecode: Bytecode = "unchecked-hash"
+    env_unset: tuple[str, ...] = ()  # `env = { NAME = false }`: removed from the image's env
+    seed: int | None = None  # `seed = N`; None for "off" or unset
+    switches: Switches = field(default_factory=Switches)
+    files: tuple[tuple[str, str], ...] = ()  # (project-relative path, absolute image path), sorted by image path
 
     @property
     def platform(self) -> str:
@@ -185,6 +190,7 @@ class Config:
     #: The values used for settings the project leaves unset (``python``, ``platform``, ``manylinux``),
     #: each ``{"value": ..., "from": "lock" | "host" | "repro-build"}``; ``lock`` records the values.
     defaults: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    env_unset: tuple[str, ...] = ()  # top-level `env = { NAME = false }`
 
     @property
     def pyproject(self) -> Path:
@@ -227,7 +233,7 @@ class Config:
             "compression": {"algorithm": self.compression.algorithm, "level": self.compression.level},
             "entrypoint": list(self.entrypoint),
             "cmd": list(self.cmd),
-            "env": dict(self.env),
+            "env": {**dict(self.env), **dict.fromkeys(self.env_unset, False)},
             "workdir": self.workdir,
             "user": self.user,
             "builder": self.builder,
@@ -251,7 +257,10 @@ def _target_dict(t: Target) -> dict[str, Any]:
         "extras": list(t.extras),
         "groups": list(t.groups),
         "flags": list(t.flags),
-        "env": dict(t.env),
+        "env": {**dict(t.env), **dict.fromkeys(t.env_unset, False)},
+        "seed": t.seed,
+        "determinism": t.switches.to_dict(),
+        "files": dict(t.files),
         "accelerator": t.accelerator,
         "binary-only": t.binary_only,
         "bytecode": t.bytecode,
@@ -308,6 +317,75 @@ def _str_map(table: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
             raise ConfigError(f"`{path}.{key}.{k}` is not a valid environment variable name")
         out[str(k)] = str(v)
     return out
+
+
+def _env_map(table: Mapping[str, Any], path: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """``env``: ``NAME = "value"`` sets a variable, ``NAME = false`` removes it (from the flag sets and the base)."""
+    raw = table.get("env", {})
+    _expect(raw, dict, f"{path}.env", "a table of strings", hint='e.g. `env = { NAME = "value", MKL_CBWR = false }`')
+    removed = tuple(sorted(k for k, v in raw.items() if v is False))
+    return _str_map({"env": {k: v for k, v in raw.items() if v is not False}}, "env", path), removed
+
+
+def _seed(table: Mapping[str, Any], path: str, default: int | None) -> int | None:
+    """``seed``: an integer from 0 to 2**32-1, or ``"off"``."""
+    if "seed" not in table:
+        return default
+    value = table["seed"]
+    if value == "off":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(
+            f'`{path}.seed` must be an integer from 0 to {MAX_SEED} or "off", got {value!r}',
+            hint="numpy's legacy global generator takes seeds below 2**32; e.g. `seed = 0`",
+        )
+    return value
+
+
+def _files(table: Mapping[str, Any], path: str, default: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``files = { "models/w.bin" = "/opt/models/w.bin" }``: project files, each in a layer of its own."""
+    if "files" not in table:
+        return default
+    raw = table["files"]
+    hint = 'e.g. `files = { "models/weights.bin" = "/opt/models/weights.bin" }`'
+    _expect(raw, dict, f"{path}.files", "a table of strings", hint=hint)
+    out: dict[str, str] = {}
+    for source, dest in raw.items():
+        _expect(dest, str, f"{path}.files.{source}", "a string (an absolute path in the image)", hint=hint)
+        parts = str(source).replace("\\", "/").split("/")
+        if str(source).startswith("/") or ".." in parts or not source:
+            raise ConfigError(
+                f"`{path}.files.{source}`: the source must be a path inside the project, relative to it",
+                hint=hint,
+            )
+        dest_parts = dest.split("/")
+        if not dest.startswith("/") or ".." in dest_parts or dest.endswith("/") or len(dest) < 2:
+            raise ConfigError(
+                f"`{path}.files.{source}` = {dest!r}: the destination must be an absolute file path in the image",
+                hint=hint,
+            )
+        if dest in out.values():
+            raise ConfigError(f"`{path}.files`: two sources go to {dest!r}", hint="give each file its own path")
+        out[str(source)] = dest
+    return tuple(sorted(out.items(), key=lambda item: item[1]))
+
+
+_SWITCH_KEYS = ("deterministic_algorithms", "cudnn_benchmark", "warn_only")
+
+
+def _switches(table: Mapping[str, Any], path: str, default: Switches) -> Switches:
+    """``determinism = { deterministic_algorithms = true, cudnn_benchmark = false, warn_only = false }``."""
+    if "determinism" not in table:
+        return default
+    raw = table["determinism"]
+    _expect(raw, dict, f"{path}.determinism", "a table", hint="e.g. `determinism = { warn_only = true }`")
+    _check_keys(raw, set(_SWITCH_KEYS), f"{path}.determinism")
+    values = {}
+    for key in _SWITCH_KEYS:
+        value = raw.get(key, getattr(default, key))
+        _expect(value, bool, f"{path}.determinism.{key}", "a boolean")
+        values[key] = value
+    return Switches(**values)
 
 
 def _did_you_mean(name: str, known: Iterable[str], what: str) -> str:
@@ -676,6 +754,9 @@ _TOP_KEYS = {
     "binary-only",
     "manylinux",
     "bytecode",
+    "seed",
+    "determinism",
+    "files",
 }
 _TARGET_KEYS = {
     "base",
@@ -690,6 +771,9 @@ _TARGET_KEYS = {
     "accelerator",
     "binary-only",
     "bytecode",
+    "seed",
+    "determinism",
+    "files",
 }
 _LAYER_KEYS = {"split", "threshold-mb", "budget"}
 
@@ -799,6 +883,7 @@ def _target(
     binary_only = raw.get("binary-only", tool.get("binary-only", True))
     _expect(binary_only, bool, f"{path}.binary-only", "a boolean")
     layers = _layers(raw, path, _layers(tool, TOOL, LayerPolicy()))
+    env, env_unset = _env_map(raw, path)
     bytecode = _str(raw, "bytecode", path, _str(tool, "bytecode", TOOL, "unchecked-hash"))
     if bytecode not in ("none", "unchecked-hash"):
         raise ConfigError(
@@ -815,7 +900,11 @@ def _target(
         extras=extras,
         groups=groups,
         flags=flags,
-        env=MappingProxyType(_str_map(raw, "env", path)),
+        env=MappingProxyType(env),
+        env_unset=env_unset,
+        seed=_seed(raw, path, _seed(tool, TOOL, None)),
+        switches=_switches(raw, path, _switches(tool, TOOL, Switches())),
+        files=_files(raw, path, _files(tool, TOOL, ())),
         layers=layers,
         accelerator=accelerator,  # type: ignore[arg-type]
         binary_only=bool(binary_only),
@@ -936,7 +1025,8 @@ def load_config(root: Path) -> Config:
         compression=compression,
         entrypoint=_str_list(tool, "entrypoint", TOOL),
         cmd=_str_list(tool, "cmd", TOOL),
-        env=MappingProxyType(_str_map(tool, "env", TOOL)),
+        env=MappingProxyType(_env_map(tool, TOOL)[0]),
+        env_unset=_env_map(tool, TOOL)[1],
         workdir=_str(tool, "workdir", TOOL, "/") or "/",
         user=_str(tool, "user", TOOL),
         builder=builder,

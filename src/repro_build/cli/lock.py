@@ -7,6 +7,7 @@ from pathlib import Path
 
 from repro_build.cli.output import data, log
 from repro_build.config import load_config
+from repro_build.determinism.cudapolicy import lock_warnings
 from repro_build.lock import check_locks, lock_project
 
 
@@ -58,4 +59,6 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, count in sorted(result.counts.items()):
         log(f"locked locks/{name}: {count} distribution(s)", quiet=args.quiet)
+    for warning in lock_warnings(config):
+        log(f"warning: {warning}")
     return 0
