@@ -42,7 +42,7 @@ def _key() -> bytes | None:
     except OSError:
         return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_key_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
@@ -54,6 +54,15 @@ def _key() -> bytes | None:
         return path.read_bytes() or None
     except OSError:
         return None
+
+
+def _make_key_dir(directory: Path) -> None:
+    """The key's directory, with a ``.gitignore`` of ``*``: a HOME inside a work tree (reprotest's
+    ``home`` variation) must not show the key as an uncommitted file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# Created by repro-build: its cache key, never committed.\n*\n", encoding="utf-8")
 
 
 def seal(data: bytes) -> str | None:

@@ -72,9 +72,12 @@ def _golden_in_git(dest: Path) -> Path:
 def test_second_image_and_wheel_with_the_cache_inside_the_tree(tmp_path: Path) -> None:
     """No .gitignore, cache under the tree (reprotest's `home` variation): every build runs, nothing is dirty."""
     root = _golden_in_git(tmp_path / "golden")
-    env = _env(root / ".cache")
+    # HOME inside the tree puts the cache key's directory there too (it seals cached base facts).
+    env = {**_env(root / ".cache"), "XDG_CONFIG_HOME": str(root / ".config")}
+    env.pop("REPRO_BUILD_CACHE_KEY", None)
     first = _ok(_cli(root, env, "image", "-q"))
     assert (root / ".cache" / "repro-build" / "CACHEDIR.TAG").is_file()
+    assert (root / ".config" / "repro-build" / "cache-key").is_file()
     assert _status(root) == ""
     second = _ok(_cli(root, env, "image", "-q"))
     assert first == second and first.startswith("sha256:")

@@ -15,7 +15,7 @@ tmpfs mounted by the test. The cache follows reprotest's ``home`` variation: the
 is its own work tree, so ``~/.cache/repro-build`` lies *inside* the tree (the tool's own cache must
 not make the tree dirty); the second build's HOME is ``/nonexistent/second-build`` on the disk, so
 every move from the build tree into the cache crosses file systems. Both builds start from an empty
-cache. Runs once per suite, about 3 minutes (the image is built from scratch twice).
+cache. Runs once per suite, about 6 minutes (each image is built from scratch twice).
 """
 
 from __future__ import annotations
@@ -122,6 +122,16 @@ def test_example_cpu_image(reprotest_ready: None, build_area: Path, tmp_path: Pa
     project = _example_repo(tmp_path / "hello-ml")
     out = reprotest(
         project, "repro-build image --target cpu", "build/cpu/image.tar", tmpdir=build_area, store=tmp_path / "out"
+    )
+    assert "./build/cpu/image.tar" in out
+
+
+def test_setuptools_c_extension_cpu_image(reprotest_ready: None, build_area: Path, tmp_path: Path) -> None:
+    """The zero-config `cpu` image of a compiled project: its wheel is built inside `image` under every variation."""
+    config = make_repo("setuptools_cext", tmp_path / "cext")
+    assert (config.root / "locks" / "cpu.txt").is_file()  # make_repo locked every target, base included
+    out = reprotest(
+        config.root, "repro-build image --target cpu", "build/cpu/image.tar", tmpdir=build_area, store=tmp_path / "out"
     )
     assert "./build/cpu/image.tar" in out
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from repro_build import cachekey
 from repro_build.cache import cache_root
 from repro_build.errors import ToolError, WheelError
 
@@ -134,7 +135,9 @@ def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> S
 
 def own_dirs(root: Path, outputs: Path | None = None) -> tuple[str, ...]:
     """repro-build's own directories inside ``root``, as POSIX paths relative to it (see :func:`snapshot`)."""
-    candidates = [root / "build", root / "dist", cache_root()]
+    # The cache key's directory too: with HOME inside the tree (reprotest's `home` variation) the key
+    # that seals cache entries is written there on first use.
+    candidates = [root / "build", root / "dist", cache_root(), cachekey.key_path().parent]
     if outputs is not None:
         candidates.append(outputs)
     prefixes = {p for p in (_relative_prefix(root, c) for c in candidates) if p is not None}
