@@ -67,6 +67,12 @@ def expected_inputs(
     return out
 
 
+def _stale_before_asking(config: Config) -> bool:
+    """Whether any lock is stale on its recorded inputs alone (no backend hook run)."""
+    quick = check_locks(config, only=[BUILD_LOCK, *(f"{name}.txt" for name in config.targets)])
+    return bool(quick)
+
+
 def check_locks(config: Config, only: list[str] | None = None) -> list[Staleness]:
     """Every reason the locks are stale (empty when all are current).
 
@@ -78,9 +84,11 @@ def check_locks(config: Config, only: list[str] | None = None) -> list[Staleness
         return [Staleness(str(rel / "inputs.json"), "missing: the project was never locked")]
     # The full check (`lock --check`) asks the backend for its build requirements again; the quick
     # check before a build trusts the recorded answer (uv's hash check refuses an unlocked one anyway).
+    # A lock already stale for another reason (a changed Python, backend pin or hand edit) is not asked
+    # about: `lock` asks again anyway, and the changed setting may name an interpreter not on this host.
     dynamic: list[str] | None = None
     build_lock = build_lock_path(config)
-    if only is None and build_lock.is_file():
+    if only is None and build_lock.is_file() and not _stale_before_asking(config):
         from repro_build.lock.buildreqs import dynamic_build_requires
 
         dynamic = dynamic_build_requires(config, build_lock)
