@@ -819,7 +819,7 @@ def load_config(root: Path) -> Config:
         )
     targets: dict[str, Target] = {}
     for name, raw in targets_raw.items():
-        if name in {"build", "inputs", "base"}:
+        if name in {"build", "inputs", "base", "repro-build"}:
             raise ConfigError(
                 f"`{TOOL}.targets.{name}`: {name!r} is reserved (it names a file in `locks/`)",
                 hint="pick another target name, e.g. `cpu` or `cuda`",

@@ -32,11 +32,12 @@ import tomlkit
 import tomlkit.exceptions
 from packaging.utils import canonicalize_name
 
-from repro_build import __version__
 from repro_build.config import TOOL, default_python, load_config
+from repro_build.distribution import DISTRIBUTION
 from repro_build.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from repro_build.errors import ConfigError, ReproBuildError
 from repro_build.fsutil import atomic_write_bytes, atomic_write_text
+from repro_build.lock.toollock import TOOL_LOCK
 from repro_build.templates import render
 
 NOXFILE = "noxfile.py"
@@ -148,7 +149,8 @@ def _workflow(project: dict[str, Any], python: str, targets: list[str]) -> str:
             "project": str(project["name"]),
             "image_name": canonicalize_name(str(project["name"])),
             "python": python,
-            "version": __version__,
+            "distribution": DISTRIBUTION,
+            "tool_lock": f"locks/{TOOL_LOCK}",
             "push_outputs": outputs,
             "push_lines": push,
             "gate_lines": gate,
@@ -159,7 +161,7 @@ def _workflow(project: dict[str, Any], python: str, targets: list[str]) -> str:
 
 def nox_session_text() -> str:
     """The ``build`` session to paste into an existing noxfile."""
-    return render("init/nox-session.py.tmpl", {"version": __version__})
+    return render("init/nox-session.py.tmpl", {"distribution": DISTRIBUTION, "tool_lock": f"locks/{TOOL_LOCK}"})
 
 
 def plan_init(root: Path, *, force: bool = False) -> tuple[list[PlannedFile], list[str]]:

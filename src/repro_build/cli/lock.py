@@ -13,7 +13,7 @@ from repro_build.lock import check_locks, lock_project
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "lock",
-        help="resolve locks/<target>.txt and locks/build.txt with hashes (uv)",
+        help="resolve locks/<target>.txt, locks/build.txt and locks/repro-build.txt with hashes (uv)",
         description="Resolve hashed constraints for every target and the build backend.",
     )
     p.add_argument("--project", type=Path, default=Path(), help="project directory (default: .)")
@@ -51,4 +51,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, count in sorted(result.counts.items()):
         log(f"locked locks/{name}: {count} distribution(s)", quiet=args.quiet)
+    if not args.targets:
+        from repro_build.lock.toollock import lock_tool
+
+        log(lock_tool(config).message, quiet=args.quiet)
     return 0

@@ -19,6 +19,7 @@ from repro_build import __version__
 from repro_build.cache import cache_root, prepare_cache_root
 from repro_build.config import Config, Target
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
+from repro_build.distribution import COMMAND
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
 from repro_build.fsutil import make_output_dir, publish_dir
@@ -472,5 +473,5 @@ def build_image(
         source=source,
         bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
         source_label=label,
-        extra={"repro-build": __version__},
+        extra={COMMAND: __version__},
     )
