@@ -134,6 +134,8 @@ class Target:
     accelerator: Accelerator
     binary_only: bool
     bytecode: Bytecode = "unchecked-hash"
+    #: An argv run in the loaded image (``--network none``, as the image's user) by ``image --smoke``.
+    smoke: tuple[str, ...] = ()
 
     @property
     def platform(self) -> str:
@@ -251,6 +253,7 @@ def _target_dict(t: Target) -> dict[str, Any]:
         "accelerator": t.accelerator,
         "binary-only": t.binary_only,
         "bytecode": t.bytecode,
+        "smoke": list(t.smoke),
         "layers": {
             "split": list(t.layers.split),
             "threshold-mb": t.layers.threshold_mb,
@@ -617,6 +620,7 @@ _TARGET_KEYS = {
     "accelerator",
     "binary-only",
     "bytecode",
+    "smoke",
 }
 _LAYER_KEYS = {"split", "threshold-mb", "budget"}
 
@@ -747,7 +751,18 @@ def _target(
         accelerator=accelerator,  # type: ignore[arg-type]
         binary_only=bool(binary_only),
         bytecode=bytecode,  # type: ignore[arg-type]
+        smoke=_smoke(raw, path),
     )
+
+
+def _smoke(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    smoke = _str_list(raw, "smoke", path)
+    if "smoke" in raw and (not smoke or not all(smoke)):
+        raise ConfigError(
+            f"`{path}.smoke` must be a non-empty list of non-empty strings (an argv), got {raw['smoke']!r}",
+            hint='e.g. `smoke = ["my-app", "--version"]`',
+        )
+    return smoke
 
 
 def load_config(root: Path) -> Config:

@@ -92,7 +92,19 @@ def _tool_table_text(project: dict[str, Any]) -> str:
         entrypoint = f"# The image runs the first of [project.scripts].\nentrypoint = {_toml_value([first])}"
     else:
         entrypoint = '# What the image runs, e.g. a [project.scripts] entry:\n# entrypoint = ["my-app"]'
-    return render("init/tool-repro-build.toml.tmpl", {"python": python, "entrypoint": entrypoint})
+    return render(
+        "init/tool-repro-build.toml.tmpl", {"python": python, "entrypoint": entrypoint, "smoke": _smoke(scripts)}
+    )
+
+
+def _smoke(scripts: object) -> str:
+    """The smoke test ``init`` proposes: the first console script with ``--help`` (argparse, click and typer
+    all answer it with exit 0), which fails when the script cannot even be imported."""
+    intro = "# Run in the loaded image, without a network, by `repro-build image --smoke` and `nox -s build`;\n"
+    intro += "# it must exit 0.\n"
+    if isinstance(scripts, dict) and scripts:
+        return intro + f"smoke = {_toml_value([next(iter(scripts)), '--help'])}"
+    return intro + '# smoke = ["my-app", "--help"]'
 
 
 def _new_pyproject(original: str, path: Path, *, force: bool) -> tuple[str, bool, dict[str, Any]]:

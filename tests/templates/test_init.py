@@ -35,6 +35,7 @@ def test_init_plain_project(tmp_path: Path) -> None:
     assert config.explicit and list(config.targets) == ["cpu"]
     assert config.python == "3.11"  # requires-python >=3.11,<3.13 allows the running 3.11 or picks 3.11
     assert config.entrypoint == ("plain-app",)  # the first [project.scripts] entry
+    assert config.target("cpu").smoke == ("plain-app", "--help")  # the smoke test init proposes
     assert config.target("cpu").base.kind == "debian"
     # Dockerfile.base has only commented example stages: nothing is pinned by a made-up digest.
     dockerfile_base = root / "Dockerfile.base"
@@ -151,6 +152,7 @@ def test_no_scripts_means_no_entrypoint(tmp_path: Path) -> None:
     init_project(tmp_path)
     config = load_config(tmp_path)
     assert config.entrypoint == ()
+    assert config.target("cpu").smoke == ()  # no script to run: the smoke line stays a comment
     assert config.python == "3.12"
 
 
