@@ -10,6 +10,7 @@ timeout) is a :class:`SmokeTestError` naming the command, its exit code and the 
 from __future__ import annotations
 
 import contextlib
+import logging
 import shlex
 import time
 from dataclasses import dataclass
@@ -68,6 +69,10 @@ def run_smoke(
             ) from e
         output = _output(container)
         code = int(status.get("StatusCode", -1))
+        logging.getLogger(__name__).debug(
+            "`docker run --network none --entrypoint %s %s %s` exited %d in %.1fs",
+            argv[0], image_id, shlex.join(argv[1:]), code, time.monotonic() - start,
+        )  # fmt: skip
         if code != 0:
             raise SmokeTestError(
                 f"target {target!r}: the smoke test `{command}` exited {code}{_shown(output)}",
