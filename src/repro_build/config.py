@@ -73,6 +73,8 @@ class ProjectMeta:
     build_backend: str
     build_system_declared: bool
     urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # `project.urls`, as written
+    description: str | None = None  # `project.description`
+    license: str | None = None  # `project.license`: the PEP 639 expression, or a legacy table's `text`
 
     @property
     def normalized_name(self) -> str:
@@ -418,7 +420,18 @@ def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
         build_backend=backend,
         build_system_declared=declared,
         urls=MappingProxyType(_str_map(project, "urls", "project")),
+        description=_str(project, "description", "project"),
+        license=_license(project.get("license")),
     )
+
+
+def _license(raw: Any) -> str | None:
+    """PEP 639 ``license = "EXPR"``, or the ``text`` of a legacy ``license = {text = ...}`` table."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, dict) and isinstance(raw.get("text"), str):
+        return str(raw["text"])
+    return None
 
 
 def _groups(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:

@@ -30,6 +30,7 @@ from repro_build.image.baseinfo import BaseInfo, check_base
 from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
 from repro_build.image.bytecode import compile_distributions, compile_module
 from repro_build.image.interpreter import Interpreter, find_interpreter
+from repro_build.image.ocilabels import standard_labels
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
 from repro_build.image.sourcelabel import SourceLabel, source_label
@@ -143,20 +144,16 @@ def _app_entries(policy: Policy, info: BaseInfo, interpreter: Interpreter, scrat
 
 
 def _labels(
-    config: Config, target: Target, source: SourceInfo, label: SourceLabel, base: ResolvedBase
+    config: Config, target: Target, source: SourceInfo, label: SourceLabel, base: ResolvedBase, *, epoch: Epoch
 ) -> dict[str, str]:
-    labels = {
-        imageconfig.TITLE: config.project.name,
-        imageconfig.BASE_NAME: target.base.text,
-        imageconfig.BASE_DIGEST: str(base.record.get("manifest_digest") or ""),
-    }
-    if config.project.version:
-        labels[imageconfig.VERSION] = config.project.version
-    if source.commit:
-        labels[imageconfig.REVISION] = source.commit
-    if label.url:
-        labels[imageconfig.SOURCE] = label.url
-    return {k: v for k, v in labels.items() if v}
+    return standard_labels(
+        config,
+        target,
+        created=imageconfig.rfc3339(epoch.seconds),
+        revision=source.commit,
+        source=label.url,
+        base_digest=str(base.record.get("manifest_digest") or ""),
+    )
 
 
 def _check_lock(config: Config, target: Target) -> Path:
@@ -320,7 +317,7 @@ def _assemble(
     source: SourceInfo,
     label: SourceLabel,
 ) -> Image:
-    labels = _labels(config, target, source, label, base)
+    labels = _labels(config, target, source, label, base, epoch=epoch)
     cfg = imageconfig.build_config(
         base.image.config,
         config=config,
