@@ -43,4 +43,7 @@ def test_init_then_nox_build_verifies(tmp_path: Path) -> None:
     out = subprocess.run([nox, "-s", "build"], cwd=project, capture_output=True, text=True, env=env, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "verified: " in out.stdout + out.stderr
+    # init proposed `smoke = ["plain", "--help"]`; the session ran it in the loaded image.
+    assert "cpu: smoke test `plain --help`" in out.stdout + out.stderr
+    assert "cpu: smoke test passed" in out.stdout + out.stderr
     assert (project / "build" / "cpu" / "manifest.json").is_file()
