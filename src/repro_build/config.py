@@ -773,7 +773,7 @@ def _smoke(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:
     if "smoke" in raw and (not smoke or not all(smoke)):
         raise ConfigError(
             f"`{path}.smoke` must be a non-empty list of non-empty strings (an argv), got {raw['smoke']!r}",
-            hint='e.g. `smoke = ["my-app", "--version"]`',
+            hint='e.g. `smoke = ["my-app", "--help"]`',
         )
     return smoke
 

@@ -97,7 +97,7 @@ def test_smoke_needs_a_smoke_command(tmp_path: Path, capsys: pytest.CaptureFixtu
     (root / "pyproject.toml").write_text(PYPROJECT.replace('smoke = ["smoky", "--help"]\n', ""))
     assert main(["image", "--project", str(root), "--target", "broken", "--smoke"]) == 2
     err = capsys.readouterr().err
-    assert "--smoke: target 'broken' has no smoke test" in err and 'smoke = ["my-app", "--version"]' in err
+    assert "--smoke: target 'broken' has no smoke test" in err and 'smoke = ["my-app", "--help"]' in err
 
 
 def test_smoke_must_be_an_argv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

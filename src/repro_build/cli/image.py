@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             if not config.target(name).smoke:
                 raise ConfigError(
                     f"--smoke: target {name!r} has no smoke test",
-                    hint=f'add one, e.g. `smoke = ["my-app", "--version"]` in [tool.repro-build.targets.{name}]',
+                    hint=f'add one, e.g. `smoke = ["my-app", "--help"]` in [tool.repro-build.targets.{name}]',
                 )
     load = args.load or args.smoke
     project_wheel = None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty)
