@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro_build.urls import redact
+from repro_build.urls import redact, repository_url
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,13 @@ class SourceInfo:
     remote: str | None
 
     def to_dict(self) -> dict[str, object]:
-        return {"commit": self.commit, "dirty": self.dirty, "remote": self.remote}
+        """The manifest's ``source``: the remote only when it is a network URL, never a host path.
+
+        A local path or ``file://`` remote names a directory of the machine that built, which means
+        nothing to a verifier elsewhere (and differs between two clones of one commit).
+        """
+        remote = self.remote if self.remote and repository_url(self.remote) is not None else None
+        return {"commit": self.commit, "dirty": self.dirty, "remote": remote}
 
 
 def _git(root: Path, *args: str) -> str | None:

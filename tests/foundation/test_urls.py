@@ -68,3 +68,16 @@ def test_source_label_from_origin_or_none_with_a_reason() -> None:
     assert source_label({}, None).note == "no `origin` remote and no `[project.urls]` Source"
     odd = source_label({"Source": "file:///srv/app"}, None)
     assert odd.url is None and odd.note is not None and "`project.urls.Source` is not a network URL" in odd.note
+
+
+def test_redact_text_hides_reference_userinfo_and_authorization_values() -> None:
+    from repro_build.urls import has_userinfo
+
+    assert redact_text("pull user:S3cret@host/x:y") == "pull <hidden>@host/x:y"
+    digest = "sha256:" + "a" * 64
+    for ref in (f"host/x:y@{digest}", f"myimg:v1@{digest}", "git@host:org/repo"):
+        assert redact_text(ref) == ref and not has_userinfo(ref)
+    assert has_userinfo("user:pw@host/x") and has_userinfo("docker://u:p@h/x")
+    assert redact_text("Authorization: Basic dXNlcjpTM2NyZXQ=") == "Authorization: Basic <hidden>"
+    assert redact_text("bearer abc.def-ghi") == "bearer <hidden>"
+    assert redact_text("echo dXNlcjpTM2NyZXQ and S3cret", ("S3cret", "user:S3cret")) == "echo <hidden> and <hidden>"

@@ -29,9 +29,9 @@ def test_layer_cache_round_trip_and_key(tmp_path: Path) -> None:
     entries, layer = _layer(tmp_path, b"hello\n")
     cache = LayerCache(tmp_path / "cache")
     key = layer_key(entries, epoch=0, compressor=Compressor.gzip().describe())
-    assert cache.get(key) is None
+    assert cache.get(key, entries=entries, epoch=0, media_type=layer.media_type) is None
     cache.put(key, layer)
-    got = cache.get(key)
+    got = cache.get(key, entries=entries, epoch=0, media_type=layer.media_type)
     assert got is not None and (got.digest, got.diff_id, got.size) == (layer.digest, layer.diff_id, layer.size)
     # Anything that decides the bytes changes the key.
     other, _ = _layer(tmp_path / "o", b"hello!\n")
@@ -49,15 +49,15 @@ def test_corrupt_cached_blob_or_index_is_not_used(tmp_path: Path) -> None:
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF
     blob.write_bytes(bytes(data))
-    assert cache.get(key) is None
+    assert cache.get(key, entries=entries, epoch=0, media_type=layer.media_type) is None
     assert not blob.exists()  # the corrupt blob is removed, so the next put stores a good copy
     cache.put(key, layer)
-    assert cache.get(key) is not None
+    assert cache.get(key, entries=entries, epoch=0, media_type=layer.media_type) is not None
     index = cache.index / f"{key}.json"
     record = json.loads(index.read_text())
     record["payload"]["digest"] = "sha256:" + "0" * 64
     index.write_text(json.dumps(record))
-    assert cache.get(key) is None
+    assert cache.get(key, entries=entries, epoch=0, media_type=layer.media_type) is None
 
 
 def test_base_info_is_cached_and_a_forged_diff_id_is_refused(tmp_path: Path) -> None:

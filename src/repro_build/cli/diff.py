@@ -50,6 +50,14 @@ def run(args: argparse.Namespace) -> int:
             from repro_build.errors import ConfigError
 
             raise ConfigError("diff compares single images", hint="pass `--platform os/arch` for an index")
+        from repro_build.errors import OCIError
+        from repro_build.oci.validate import image_problems
+
+        for ref, image in ((args.a, a), (args.b, b)):
+            # Blobs are re-hashed before they are unpacked: a corrupt one is an error, not a difference.
+            problems = image_problems(image, check_diff_ids=False)
+            if problems:
+                raise OCIError(f"{ref}: {problems[0]}", hint="the image is corrupt; copy it again from its source")
         history = [str(h.get("created_by", "")) for h in a.config.get("history") or [] if not h.get("empty_layer")]
         names = [h.removeprefix("repro-build: ") for h in history]
         # The base's layers are the ones below the first layer `repro-build image` wrote.

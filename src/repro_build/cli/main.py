@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -86,6 +87,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print_error("interrupted", None)
         return 130
+    except OSError as e:
+        # The environment, not the input: a full disk, a read-only directory, a vanished file.
+        if os.environ.get("REPRO_BUILD_TRACEBACK"):
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print_error(
+            f"{e.strerror or e}{where}",
+            "check free space and permissions (set REPRO_BUILD_TRACEBACK=1 to see where it happened)",
+        )
+        return 2
+    except Exception as e:
+        if os.environ.get("REPRO_BUILD_TRACEBACK"):
+            raise
+        print_error(
+            f"internal error: {type(e).__name__}: {e}",
+            "this is a bug in repro-build; rerun with REPRO_BUILD_TRACEBACK=1 and report the traceback",
+        )
+        return 2
     return code
 
 

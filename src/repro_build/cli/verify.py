@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.image:
         from repro_build.manifest.gate import check_image
 
-        gate = check_image(read_manifest(args.manifest), args.image)
+        gate = check_image(read_manifest(args.manifest), args.image, source=args.manifest)
         if args.json:
             data(json.dumps(gate.to_dict(), sort_keys=True, indent=2))
         elif gate.match:

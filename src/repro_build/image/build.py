@@ -9,6 +9,7 @@ only when everything succeeded, so a failed build leaves the previous outputs un
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.distribution import COMMAND
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
-from repro_build.fsutil import make_output_dir, publish_dir
+from repro_build.fsutil import exclusive_lock, make_output_dir, publish_dir
 from repro_build.gitinfo import SourceInfo, source_info
 from repro_build.image import imageconfig
 from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
@@ -44,6 +45,7 @@ from repro_build.oci.digest import sha256_file
 from repro_build.oci.image import Image, append_layers, with_annotations, with_config
 from repro_build.oci.layer import Layer, write_layer
 from repro_build.oci.layout import read_layout, write_layout
+from repro_build.oci.mediatypes import oci_layer_type
 from repro_build.oci.progress import NO_PROGRESS, Progress
 from repro_build.oci.tarwriter import LayerEntry
 from repro_build.oci.validate import validate_image
@@ -283,7 +285,11 @@ def _write_layers(
         )
         mtime = layer_mtime(group, epoch)
         key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache else ""
-        layer = cache.get(key) if cache else None
+        layer = (
+            cache.get(key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm))
+            if cache
+            else None
+        )
         if layer is None:
             layer = write_layer(
                 entries, epoch=mtime, compressor=compressor, store=store, progress=progress, description=group.name
@@ -352,6 +358,48 @@ def build_image(
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
 ) -> ImageResult:
+    """Assemble ``target_name``'s image into ``out_dir/<target>``; see :func:`_build_image` for the options.
+
+    One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
+    dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
+    build (``.<target>-*`` work directories) are removed before the build starts.
+    """
+    target = config.target(target_name)
+    out_root = make_output_dir((out_dir or config.root / "build").resolve())
+    with exclusive_lock(out_root / f".{target.name}.lock"):
+        for leftover in out_root.glob(f".{target.name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return _build_image(
+            config,
+            target_name,
+            out_dir=out_root,
+            wheel=wheel,
+            project_wheel=project_wheel,
+            pins=pins,
+            offline=offline,
+            base_manifest=base_manifest,
+            use_cache=use_cache,
+            debian=debian,
+            progress=progress,
+            log=log,
+        )
+
+
+def _build_image(
+    config: Config,
+    target_name: str,
+    *,
+    out_dir: Path | None = None,
+    wheel: Path | None = None,
+    project_wheel: ProjectWheel | None = None,
+    pins: list[WheelPin] | None = None,
+    offline: bool = False,
+    base_manifest: str | None = None,
+    use_cache: bool = True,
+    debian: DebianBuilder | None = None,
+    progress: Progress = NO_PROGRESS,
+    log: Callable[[str], None] = lambda s: None,
+) -> ImageResult:
     """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
 
     ``wheel`` is the project wheel to install (else ``project_wheel`` builds it; else none is
@@ -386,7 +434,7 @@ def build_image(
             manifest_digest=base_manifest,
         )
         # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
-        info = cached_base_info(base.image, name=target.base.text)
+        info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
         check_base(info, target, name=target.base.text)
         log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
         interpreter = find_interpreter(info.python_version)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import tomllib
 import urllib.parse
@@ -35,6 +36,9 @@ from repro_build.urls import redact_text
 from repro_build.uvbin import run_uv
 
 _CHUNK = 1 << 20
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+#: A wheel file name has no directory part and no `..` (the characters PEP 427 names can hold).
+_WHEEL_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl$")
 #: Attempts per wheel download; transient errors (connection reset, 5xx) are retried.
 _ATTEMPTS = 3
 
@@ -157,6 +161,12 @@ class WheelCache:
         self.root = (root or cache_root()) / "wheels" / "sha256"
 
     def path(self, pin: WheelPin) -> Path:
+        """Where ``pin`` lives; a pin whose hash or file name is not a plain name is refused, never joined."""
+        if not _SHA256_HEX.match(pin.sha256) or not _WHEEL_NAME.match(pin.filename):
+            raise ReproBuildError(
+                f"wheel pin {pin.filename!r} (sha256 {pin.sha256!r}) is not a wheel file name and a sha256",
+                hint="the lock or manifest that named it was edited; re-lock, or use the manifest `image` wrote",
+            )
         return self.root / pin.sha256 / pin.filename
 
     def get(self, pin: WheelPin) -> Path | None:

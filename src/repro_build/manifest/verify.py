@@ -30,6 +30,7 @@ from repro_build.image.wheels import pin_from_dict
 from repro_build.manifest.record import ManifestError, image_manifest, read_manifest
 from repro_build.manifest.repo import repository_for
 from repro_build.manifest.semdiff import Divergence, diff_images
+from repro_build.manifest.validate import check_manifest, project_path, resolve_inside
 from repro_build.oci.image import Image
 from repro_build.oci.layout import read_layout, write_layout
 from repro_build.uvbin import uv_version
@@ -122,7 +123,7 @@ def checkout(repo: Path, commit: str, remote: str | None) -> Iterator[Path]:
             raise ReproBuildError(f"checking out {commit} failed: {checked.stderr.strip()}")
         _git(src, "remote", "remove", "origin")
         if remote:
-            _git(src, "remote", "add", "origin", remote)
+            _git(src, "remote", "add", "--", "origin", remote)
         yield src
 
 
@@ -245,6 +246,7 @@ def verify_manifest(
     manifest = read_manifest(path)
     if manifest.get("kind") != "image":
         raise ManifestError(f"{path} describes a {manifest.get('kind')!r}, not an image")
+    check_manifest(manifest, path)  # nothing from the manifest is a path or an option until checked
     source = manifest["source"]
     if source.get("dirty"):
         raise ManifestError(
@@ -258,7 +260,8 @@ def verify_manifest(
         repository_for(path, source["commit"], repo=repo, remote=source.get("remote"), log=log) as found,
         checkout(found, source["commit"], source.get("remote")) as src,
     ):
-        project = src / manifest.get("project", {}).get("path", "")
+        relative = project_path(manifest.get("project", {}).get("path"), path=path)
+        project = resolve_inside(src, relative, path=path)
         config = load_config(project)
         warnings = drift_warnings(manifest, compressor_for(config).describe())
         warnings += target_drift(manifest, config.to_dict()["targets"].get(manifest["target"], {}))
@@ -282,7 +285,7 @@ def verify_manifest(
                 offline=offline,
                 base_manifest=manifest["base"].get("manifest_digest"),
                 use_cache=False,
-                debian=functools.partial(debian_base, offline=offline, mirror=mirror),
+                debian=functools.partial(debian_base, offline=offline, mirror=mirror, use_cache=False),
                 log=log,
             )
             rebuilt = image_manifest(config, result)

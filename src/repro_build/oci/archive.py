@@ -32,7 +32,7 @@ from repro_build.oci.digest import CHUNK, Digest, sha256_file
 from repro_build.oci.image import Image, image_from_config_bytes, parse_json_object
 from repro_build.oci.index import Artifact, Index
 from repro_build.oci.layer import Layer
-from repro_build.oci.layout import LAYOUT_VERSION, REF_NAME, read_layout
+from repro_build.oci.layout import LAYOUT_VERSION, REF_NAME, read_index_json, read_layout
 from repro_build.oci.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_LAYER, layer_compression
 from repro_build.oci.values import Descriptor
 
@@ -214,12 +214,100 @@ def read_archive(path: Path, staging: Path, *, tag: str | None = None) -> Artifa
                 for name in ("oci-layout", "index.json"):
                     with atomic_writer(staging / name) as out:
                         out.write(meta[name])
-                return read_layout(staging, tag=tag)
+                artifact = read_layout(staging, tag=tag)
+                if "manifest.json" in meta:
+                    check_docker_agrees(path, staging, meta["manifest.json"])
+                return artifact
             if "manifest.json" in meta:
                 return _read_docker_save(tf, path, store, meta["manifest.json"], others)
     except (tarfile.TarError, EOFError, OSError) as e:
         raise OCIError(f"reading archive {path}: {e}", hint="the archive is truncated or not a tar") from e
     raise OCIError(f"archive {path} has neither index.json + oci-layout nor manifest.json")
+
+
+class ArchiveDisagreementError(OCIError):
+    """An archive's ``index.json`` and ``manifest.json`` describe different images."""
+
+
+def _docker_view(path: Path, manifest_json: bytes) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """``(config, layers, repo tags)`` of each image ``docker load`` would load from ``manifest.json``."""
+    try:
+        entries: Any = json.loads(manifest_json)
+    except ValueError as e:
+        raise OCIError(f"archive {path}: manifest.json is not JSON: {e}", hint="the archive is corrupt") from e
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise OCIError(f"archive {path}: manifest.json is not a list of images", hint="the archive is corrupt")
+
+    def norm(name: object) -> str:
+        text = str(name)
+        while text.startswith("./"):
+            text = text[2:]
+        return text
+
+    out = []
+    for entry in entries:
+        layers = entry.get("Layers") or []
+        tags = entry.get("RepoTags") or []
+        if not isinstance(layers, list) or not isinstance(tags, list):
+            raise OCIError(f"archive {path}: manifest.json has an entry with malformed Layers or RepoTags")
+        out.append((norm(entry.get("Config", "")), tuple(norm(x) for x in layers), tuple(str(t) for t in tags)))
+    return out
+
+
+def _blob_name(name: str) -> str:
+    """``sha256:<hex>`` for a ``blobs/sha256/<hex>`` member name, else the name itself (for messages)."""
+    m = _BLOB_RE.match(name)
+    return f"sha256:{m.group(1)}" if m else name
+
+
+def check_docker_agrees(path: Path, layout: Path, manifest_json: bytes) -> None:
+    """Refuse an archive whose ``manifest.json`` (what ``docker load`` loads) differs from ``index.json``.
+
+    The same file is read two ways: OCI readers (this tool, skopeo, containerd) follow ``index.json``,
+    ``docker load`` follows ``manifest.json``. Every image ``manifest.json`` lists must be one that
+    ``index.json`` holds (same config blob, same layer blobs in the same order), the two must list the
+    same images, and a tag ``manifest.json`` gives must name the image ``index.json`` tags with it;
+    otherwise a gate that reads one view could pass an archive that deploys the other.
+    """
+    oci: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+    for desc in read_index_json(layout):
+        for img in _images(read_layout(layout, digest=desc.digest)):
+            key = (f"blobs/sha256/{img.config_digest.hex}", tuple(f"blobs/sha256/{x.digest.hex}" for x in img.layers))
+            ref = desc.annotations.get(REF_NAME)
+            oci.setdefault(key, set()).update({ref} if ref else set())
+    docker = _docker_view(path, manifest_json)
+    oci_configs = ", ".join(sorted(_blob_name(c) for c, _ in oci)) or "none"
+    for config, layers, tags in docker:
+        if (config, layers) not in oci:
+            same_config = [ls for c, ls in oci if c == config]
+            detail = (
+                f"the layers differ ({len(layers)} in manifest.json, {len(same_config[0])} in index.json)"
+                if same_config
+                else f"index.json has config {oci_configs}"
+            )
+            raise ArchiveDisagreementError(
+                f"archive {path}: manifest.json (what `docker load` loads) names config {_blob_name(config)}, "
+                f"which index.json does not describe: {detail}",
+                hint="the archive is hostile or corrupt: `docker load` would run another image than the one "
+                "checked. Rebuild or copy it again from a trusted source",
+            )
+        for tag in tags:
+            short = _split_tag(tag)[1]
+            elsewhere = [_blob_name(c) for (c, _), r in oci.items() if short in r and c != config]
+            if elsewhere:
+                raise ArchiveDisagreementError(
+                    f"archive {path}: manifest.json tags config {_blob_name(config)} as {tag!r}, but index.json "
+                    f"tags {', '.join(elsewhere)} as {short!r}",
+                    hint="the archive is hostile or corrupt; rebuild or copy it again from a trusted source",
+                )
+    missing = set(oci) - {(c, ls) for c, ls, _ in docker}
+    if missing and docker:
+        raise ArchiveDisagreementError(
+            f"archive {path}: index.json holds config {', '.join(sorted(_blob_name(c) for c, _ in missing))}, "
+            f"which manifest.json (what `docker load` loads) leaves out; manifest.json names "
+            f"{', '.join(sorted(_blob_name(c) for c, _, _ in docker))}",
+            hint="the archive is hostile or corrupt; rebuild or copy it again from a trusted source",
+        )
 
 
 def _read_docker_save(

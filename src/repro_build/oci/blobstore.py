@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from repro_build.errors import DigestMismatchError, OCIError
-from repro_build.fsutil import move_file
-from repro_build.oci.digest import CHUNK, Digest
+from repro_build.fsutil import clone_file, move_file
+from repro_build.oci.digest import CHUNK, Digest, sha256_file
 
 
 class HashingWriter:
@@ -147,6 +147,25 @@ class BlobStore:
 
         self.write(fill, expected=expected, size=size, what=what)
         return self.path(expected)
+
+    def copy_file(self, src: Path, *, expected: Digest, size: int | None, what: str) -> Path:
+        """Copy the file ``src`` into the store (a reflink where possible, never a hard link), then
+        verify the copy against ``expected``/``size`` before it takes its name. Skips a present blob.
+        """
+        if self.has(expected):
+            return self.path(expected)
+        with self._temp() as (f, tmp), src.open("rb") as s:
+            clone_file(s, f)
+            f.flush()
+            os.fsync(f.fileno())
+            actual, n = sha256_file(tmp)
+            if actual != expected or (size is not None and n != size):
+                tmp.unlink(missing_ok=True)
+                raise DigestMismatchError(
+                    f"{what}: {src} has {n} bytes with digest {actual}, expected {expected}",
+                    hint="the source blob is corrupt; nothing was stored",
+                )
+        return self._commit(tmp, expected)
 
     def read_verified(self, digest: Digest, *, what: str, max_size: int = 64 << 20) -> bytes:
         """Read a small blob (manifest, config) and check it against its name."""

@@ -21,6 +21,37 @@ from repro_build.oci.values import Descriptor, Platform
 
 Artifact = Union[Image, "Index"]
 
+#: Deepest nesting of indexes a walk follows. Real ones nest at most twice (a multi-platform index of
+#: images plus attestation manifests); a hostile one can nest thousands deep (RecursionError before).
+MAX_INDEX_DEPTH = 8
+#: Most manifests one walk loads, counting a manifest each time it is referenced. A small index whose
+#: children all point at the same wide index grows exponentially (40 wide, 5 deep: 72 KB, 100 M nodes).
+MAX_WALK_MANIFESTS = 4096
+
+
+class WalkBudget:
+    """Depth and total-size limits for one walk of an index tree (layout, archive or registry)."""
+
+    def __init__(self, what: str, *, max_depth: int = MAX_INDEX_DEPTH, max_manifests: int = MAX_WALK_MANIFESTS):
+        self.what = what
+        self.max_depth = max_depth
+        self.max_manifests = max_manifests
+        self.loaded = 0
+
+    def enter(self, depth: int, digest: object) -> None:
+        """Count one manifest at ``depth`` (0 = the root); raise :class:`OCIError` past a limit."""
+        self.loaded += 1
+        if depth > self.max_depth:
+            raise OCIError(
+                f"{self.what}: manifest {digest} is nested {depth} indexes deep (the limit is {self.max_depth})",
+                hint="the index is hostile or corrupt; real images nest indexes at most twice",
+            )
+        if self.loaded > self.max_manifests:
+            raise OCIError(
+                f"{self.what}: the index tree references more than {self.max_manifests} manifests",
+                hint="the index is hostile or corrupt (indexes that repeat the same children multiply)",
+            )
+
 
 @dataclass(frozen=True)
 class Index:

@@ -167,6 +167,41 @@ def layer_from_blob(store: BlobStore, descriptor: Descriptor, diff_id: Digest) -
     return Layer(descriptor, diff_id, path)
 
 
+class _HashSink:
+    """A write-only sink that sha256-hashes a tar stream (tarfile asks for ``tell``)."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self._pos = 0
+
+    def write(self, data: bytes, /) -> int:
+        self._h.update(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def digest(self) -> Digest:
+        return Digest(self._h.hexdigest())
+
+
+def tar_diff_id(entries: Iterable[LayerEntry], *, epoch: Epoch | int, preserve_metadata: bool = False) -> Digest:
+    """The diff_id :func:`write_layer` would give ``entries``, without compressing (for checking a cache).
+
+    Writing the canonical tar into a hasher costs reading the entries' contents once; compression,
+    the expensive part of a layer, is skipped.
+    """
+    seconds = epoch.seconds if isinstance(epoch, Epoch) else int(epoch)
+    sink = _HashSink()
+    write_tar(list(entries), seconds, sink, preserve_metadata=preserve_metadata)  # type: ignore[arg-type]
+    return sink.digest
+
+
 def diff_id_of(layer: Layer) -> Digest:
     """Recompute the diff_id by decompressing the blob (used by validation)."""
     import zstandard

@@ -11,17 +11,16 @@ so a reader never sees an index naming a missing blob.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from repro_build.errors import OCIError
 from repro_build.fsutil import atomic_write_bytes, canonical_json_bytes
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.digest import Digest, sha256_file
 from repro_build.oci.image import Image, layers_from_manifest, parse_json_object
-from repro_build.oci.index import Artifact, Index
+from repro_build.oci.index import Artifact, Index, WalkBudget
 from repro_build.oci.layer import Layer
 from repro_build.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from repro_build.oci.progress import NO_PROGRESS, Progress
@@ -29,6 +28,8 @@ from repro_build.oci.values import Descriptor
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+#: Largest ``index.json`` read (the same bound as an archive's metadata files).
+MAX_INDEX_JSON_BYTES = 16 * 1024 * 1024
 
 
 def load_manifest(
@@ -37,21 +38,35 @@ def load_manifest(
     desc: Descriptor,
     *,
     what: str,
+    budget: WalkBudget | None = None,
+    depth: int = 0,
 ) -> Artifact:
-    """Load an image or index (recursively) given a verified-blob reader; shared by layout and archive readers."""
+    """Load an image or index (recursively) given a verified-blob reader; shared by layout and archive readers.
+
+    The walk is bounded (:class:`~repro_build.oci.index.WalkBudget`): nesting depth and total manifests.
+    """
+    budget = budget or WalkBudget(what)
+    budget.enter(depth, desc.digest)
     data = read_blob(desc.digest, f"{what} manifest {desc.digest}")
+    if len(data) != desc.size:
+        raise OCIError(
+            f"{what}: manifest {desc.digest} is {len(data)} bytes, its descriptor says {desc.size}",
+            hint="the index is hostile or corrupt; a descriptor's size must be exact (image-spec descriptor.md)",
+        )
     obj = parse_json_object(data, f"{what} manifest {desc.digest}")
     media_type = obj.get("mediaType", desc.media_type)
     if media_type in INDEX_TYPES or "manifests" in obj:
         children: list[Artifact] = []
         for i, child in enumerate(obj.get("manifests") or []):
             d = Descriptor.from_json(child, origin=f"{what} index {desc.digest} manifests[{i}]")
-            children.append(load_manifest(read_blob, layer_path, d, what=what))
+            children.append(load_manifest(read_blob, layer_path, d, what=what, budget=budget, depth=depth + 1))
         return Index(data, tuple(children))
     if media_type not in MANIFEST_TYPES:
         raise OCIError(f"{what}: manifest {desc.digest} has unsupported media type {media_type!r}")
     cfg = Descriptor.from_json(obj.get("config"), origin=f"{what} manifest {desc.digest} config")
     config = read_blob(cfg.digest, f"{what} config {cfg.digest}")
+    if len(config) != cfg.size:
+        raise OCIError(f"{what}: config {cfg.digest} is {len(config)} bytes, its descriptor says {cfg.size}")
     cfg_obj = parse_json_object(config, f"{what} config {cfg.digest}")
     layers = layers_from_manifest(obj, cfg_obj, layer_path, what=f"{what} manifest {desc.digest}")
     return Image(data, config, layers)
@@ -83,6 +98,12 @@ def read_index_json(path: Path) -> list[Descriptor]:
     if version != "1.0.0":
         raise OCIError(f"{what}: unsupported imageLayoutVersion {version!r}")
     try:
+        size = (path / "index.json").stat().st_size
+        if size > MAX_INDEX_JSON_BYTES:
+            raise OCIError(
+                f"{what}/index.json is {size} bytes (the limit is {MAX_INDEX_JSON_BYTES})",
+                hint="the layout is hostile or corrupt",
+            )
         index = parse_json_object((path / "index.json").read_bytes(), f"{what}/index.json")
     except FileNotFoundError as e:
         raise OCIError(f"{what} has no index.json") from e
@@ -137,33 +158,6 @@ def _all_blobs(artifact: Artifact) -> list[tuple[Digest, bytes | Layer]]:
     return out
 
 
-class _Counting:
-    def __init__(self, f: BinaryIO, advance: Callable[[int], None]) -> None:
-        self._f = f
-        self._advance = advance
-
-    def read(self, n: int = -1) -> bytes:
-        b = self._f.read(n)
-        self._advance(len(b))
-        return b
-
-
-def _link_verified(src: Path, dest: Path, digest: Digest, size: int) -> bool:
-    """Hard-link a blob that hashes to its digest (same file system); False to fall back to a copy.
-
-    Blobs are immutable and named by content, and every reader verifies them, so sharing an inode
-    between a cache and a layout is safe and saves writing the bytes again.
-    """
-    try:
-        if sha256_file(src) != (digest, size):
-            return False
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.link(src, dest)
-    except OSError:
-        return False
-    return True
-
-
 def write_blobs(store: BlobStore, artifact: Artifact, progress: Progress = NO_PROGRESS) -> None:
     """Copy every blob of ``artifact`` into ``store``, verifying each one while it streams."""
     for digest, blob in _all_blobs(artifact):
@@ -176,16 +170,11 @@ def write_blobs(store: BlobStore, artifact: Artifact, progress: Progress = NO_PR
             if dest.samefile(blob.path) or sha256_file(dest) == (digest, blob.size):
                 continue
             dest.unlink()  # a corrupt entry in the destination: replace it with verified bytes
-        if _link_verified(blob.path, dest, digest, blob.size):
-            continue
+        # Never a hard link: an output sharing an inode with a cache entry would let an edit of the
+        # output corrupt the cache (and every later build). A reflink where the file system has one.
         advance = progress.task(f"copying {digest.hex[:12]}", blob.size)
-        with blob.open_compressed() as f:
-            store.copy_from(
-                _Counting(f, advance),  # type: ignore[arg-type]
-                expected=digest,
-                size=blob.size,
-                what=f"layer {digest} from {blob.path}",
-            )
+        store.copy_file(blob.path, expected=digest, size=blob.size, what=f"layer {digest} from {blob.path}")
+        advance(blob.size)
 
 
 def write_layout(

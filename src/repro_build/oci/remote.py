@@ -20,7 +20,7 @@ from repro_build.errors import OCIError
 from repro_build.oci.blobstore import BlobStore
 from repro_build.oci.digest import Digest
 from repro_build.oci.image import Image, layers_from_manifest, parse_json_object
-from repro_build.oci.index import Artifact, Index, select_platform
+from repro_build.oci.index import Artifact, Index, WalkBudget, select_platform
 from repro_build.oci.layer import Layer
 from repro_build.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
 from repro_build.oci.progress import NO_PROGRESS, Progress
@@ -41,6 +41,26 @@ def _fetch_blob(
     store.fetch(fill, expected=desc.digest, size=desc.size, what=what)
 
 
+#: Largest image config read into memory. A config holds env, labels and history (a few KB; CUDA images
+#: tens of KB); a descriptor that declares more is refused before a byte is fetched.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+def read_config_blob(client: RegistryClient, repository: str, desc: Descriptor, *, what: str) -> bytes:
+    """The config blob ``desc`` names, bounded by its declared size and :data:`MAX_CONFIG_BYTES`."""
+    if desc.size > MAX_CONFIG_BYTES:
+        raise OCIError(
+            f"{what}: config blob {desc.digest} declares {desc.size} bytes (the limit is {MAX_CONFIG_BYTES})",
+            hint="the manifest is hostile or corrupt; an image config is a few KB",
+        )
+    buf = io.BytesIO()
+    client.get_blob(repository, str(desc.digest), buf, size=desc.size)
+    config = buf.getvalue()
+    if Digest.of_bytes(config) != desc.digest:
+        raise OCIError(f"{what}: config blob {desc.digest} was served with other bytes")
+    return config
+
+
 def pull(
     client: RegistryClient,
     repository: str,
@@ -49,8 +69,12 @@ def pull(
     *,
     platform: Platform | None = None,
     progress: Progress = NO_PROGRESS,
+    budget: WalkBudget | None = None,
+    depth: int = 0,
 ) -> Artifact:
-    """Pull ``repository:reference`` (tag or ``sha256:`` digest) into ``store``."""
+    """Pull ``repository:reference`` (tag or ``sha256:`` digest) into ``store``; index walks are bounded."""
+    budget = budget or WalkBudget(f"{client_host(client)}/{repository}:{reference}")
+    budget.enter(depth, reference)
     data, media_type, digest = client.get_manifest(repository, reference)
     actual = Digest.of_bytes(data)
     if digest and Digest.parse(digest, origin=f"{repository}:{reference} manifest digest") != actual:
@@ -64,13 +88,22 @@ def pull(
         descs = [Descriptor.from_json(d, origin=f"index {repository}@{actual}") for d in obj.get("manifests") or []]
         for d in descs:
             if d.platform is not None and platform.matches(d.platform):
-                return pull(client, repository, str(d.digest), store, platform=platform, progress=progress)
+                return pull(
+                    client,
+                    repository,
+                    str(d.digest),
+                    store,
+                    platform=platform,
+                    progress=progress,
+                    budget=budget,
+                    depth=depth + 1,
+                )
         available = ", ".join(str(d.platform) for d in descs if d.platform) or "none declared"
         raise OCIError(
             f"image index {repository}@{actual} has no image for platform {platform}",
             hint=f"available platforms: {available}",
         )
-    art = _load(client, repository, data, media_type, store=store, progress=progress)
+    art = _load(client, repository, data, media_type, store=store, progress=progress, budget=budget, depth=depth)
     if platform is not None and isinstance(art, Index):
         return select_platform(art, platform)
     return art
@@ -84,6 +117,8 @@ def _load(
     *,
     store: BlobStore,
     progress: Progress,
+    budget: WalkBudget,
+    depth: int,
 ) -> Artifact:
     digest = Digest.of_bytes(data)
     what = f"{client_host(client)}/{repository}@{digest}"
@@ -93,19 +128,31 @@ def _load(
         children: list[Artifact] = []
         idx_descs = [Descriptor.from_json(d, origin=f"index {what}") for d in obj.get("manifests") or []]
         for d in idx_descs:
+            budget.enter(depth + 1, d.digest)
             child, child_type, _ = client.get_manifest(repository, str(d.digest))
             if Digest.of_bytes(child) != d.digest:
                 raise OCIError(f"index {what}: child manifest {d.digest} was served with other bytes")
-            children.append(_load(client, repository, child, child_type, store=store, progress=progress))
+            if len(child) != d.size:
+                raise OCIError(
+                    f"index {what}: child manifest {d.digest} is {len(child)} bytes, the index says {d.size}"
+                )
+            children.append(
+                _load(
+                    client,
+                    repository,
+                    child,
+                    child_type,
+                    store=store,
+                    progress=progress,
+                    budget=budget,
+                    depth=depth + 1,
+                )
+            )
         return Index(data, tuple(children))
     if media_type not in MANIFEST_TYPES:
         raise OCIError(f"{what}: unsupported manifest media type {media_type!r}")
     cfg = Descriptor.from_json(obj.get("config"), origin=f"manifest {what} config")
-    buf = io.BytesIO()
-    client.get_blob(repository, str(cfg.digest), buf, size=cfg.size)
-    config = buf.getvalue()
-    if Digest.of_bytes(config) != cfg.digest:
-        raise OCIError(f"{what}: config blob {cfg.digest} was served with other bytes")
+    config = read_config_blob(client, repository, cfg, what=what)
 
     def fetch(d: Descriptor) -> Path:
         _fetch_blob(client, repository, d, store=store, what=f"{what} layer {d.digest}", progress=progress)

@@ -29,6 +29,7 @@ from repro_build.oci.layout import read_layout, write_layout
 from repro_build.oci.progress import NO_PROGRESS, Progress
 from repro_build.oci.values import Platform
 from repro_build.reference import Reference, parse_reference
+from repro_build.urls import has_userinfo, redact_text
 
 Kind = Literal["oci-layout", "oci-archive", "docker-daemon", "registry"]
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
@@ -101,6 +102,12 @@ def parse_location(text: str) -> Location:
             raise ConfigError(f"{origin}: the engine is addressed by name:tag, not by digest")
         return Location("docker-daemon", name=name if ref.tag else f"{name}:latest")
     body = text.removeprefix("docker://")
+    if has_userinfo(text):
+        raise ConfigError(
+            f"image location {redact_text(text)!r} carries credentials (`user:password@`); a reference never does",
+            hint="log in with `docker login HOST`, or set REPRO_BUILD_REGISTRY_USERNAME and "
+            "REPRO_BUILD_REGISTRY_PASSWORD",
+        )
     if ":" in body.split("/", 1)[0] and "/" not in body:
         raise ConfigError(
             f"{origin} is not a known transport", hint="use oci-layout:, oci-archive:, docker-daemon: or docker://"

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -66,6 +67,7 @@ from repro_build.oci.registry.transfer import (
     split_digest,
     with_query,
 )
+from repro_build.urls import redact_text
 
 __all__ = [
     "ALL_MANIFEST_TYPES",
@@ -108,6 +110,45 @@ DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 DEFAULT_CHUNK_THRESHOLD = 1024 * 1024 * 1024
 #: Read size while streaming a blob (large enough to keep the hashing loop cheap).
 _READ_SIZE = 1024 * 1024
+#: Default seconds to open a connection, and to wait for each read; ``REPRO_BUILD_REGISTRY_CONNECT_TIMEOUT``
+#: and ``REPRO_BUILD_REGISTRY_READ_TIMEOUT`` override them.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 30.0
+#: Default overall seconds for one call (every attempt, and the whole body of a manifest or of a small
+#: blob); ``REPRO_BUILD_REGISTRY_DEADLINE`` overrides it. A read timeout alone never ends a server that
+#: sends one byte every few seconds.
+DEFAULT_DEADLINE = 120.0
+#: Slowest average transfer rate a blob may take beyond the deadline: a 1 GB layer gets 4.5 more hours.
+_MIN_RATE = 64 * 1024
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise RegistryError(f"${name} is {text!r}, not a number of seconds", f"unset it or give e.g. {default:g}")
+    return value
+
+
+def _body_chunks(response: requests.Response, deadline: float, what: str, *, decode: bool) -> Iterable[bytes]:
+    """The body as it arrives (one socket read at a time), stopped when ``deadline`` (monotonic) passes."""
+    while True:
+        if time.monotonic() > deadline:
+            raise RegistryError(
+                f"{what}: the registry is sending too slowly; gave up at the deadline",
+                "check the network, or raise REPRO_BUILD_REGISTRY_DEADLINE (seconds)",
+            )
+        chunk = response.raw.read1(_READ_SIZE, decode_content=decode)
+        if not chunk:
+            return
+        yield chunk
+
+
 #: Upper bound on tag list pages, so a registry that loops its ``Link`` header cannot hang us.
 _MAX_TAG_PAGES = 10_000
 
@@ -126,7 +167,10 @@ class RegistryClient:
     HTTPS otherwise (``insecure=False`` forces HTTPS even for loopback). ``credentials=None`` means
     :meth:`CredentialStore.from_environment` (env variables, then Docker's ``config.json``); pass
     :meth:`CredentialStore.anonymous` for none. ``retries`` is how many times a transient failure is
-    retried (so ``retries + 1`` attempts), ``timeout`` the connect/read timeout in seconds.
+    retried (so ``retries + 1`` attempts), ``timeout`` the connect and read timeouts in seconds (default
+    10 and 30, or ``$REPRO_BUILD_REGISTRY_CONNECT_TIMEOUT``/``_READ_TIMEOUT``), ``deadline`` the overall
+    seconds for one call, every attempt included (default 120, or ``$REPRO_BUILD_REGISTRY_DEADLINE``; a
+    blob gets one more second per 64 KiB of its size).
     ``backoff`` is the first wait between attempts (doubling each time); ``chunk_threshold`` the
     blob size above which :meth:`put_blob` uploads in chunks even without ``chunk_size``.
     """
@@ -138,7 +182,8 @@ class RegistryClient:
         insecure: bool | None = None,
         credentials: CredentialStore | None = None,
         retries: int = 3,
-        timeout: float = 60.0,
+        timeout: float | tuple[float, float] | None = None,
+        deadline: float | None = None,
         backoff: float = 0.5,
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
         session: requests.Session | None = None,
@@ -150,7 +195,17 @@ class RegistryClient:
         plain = is_loopback(host) if insecure is None else insecure
         self._base = f"{'http' if plain else 'https'}://{api_host}"
         self._retries = max(retries, 0)
-        self._timeout = timeout
+        self._timeout: float | tuple[float, float] = (
+            timeout
+            if timeout is not None
+            else (
+                _seconds_from_env("REPRO_BUILD_REGISTRY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+                _seconds_from_env("REPRO_BUILD_REGISTRY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
+            )
+        )
+        self._deadline = (
+            deadline if deadline is not None else _seconds_from_env("REPRO_BUILD_REGISTRY_DEADLINE", DEFAULT_DEADLINE)
+        )
         self._backoff = backoff
         self._chunk_threshold = chunk_threshold
         self._session = session or requests.Session()
@@ -201,7 +256,7 @@ class RegistryClient:
             declared = response.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
                 raise self._too_large(target)
-            data = self._read_limited(response, target)
+            data = self._read_limited(response, target, time.monotonic() + self._deadline)
         media_type = _media_type(response.headers.get("Content-Type"), data)
         digest = self._check_manifest_digest(target, data, response.headers.get("Docker-Content-Digest"))
         return data, media_type, digest
@@ -332,6 +387,7 @@ class RegistryClient:
         algorithm, expected = split_digest(digest, what)
         url = f"{self._base}/v2/{repository}/blobs/{digest}"
         state = Download(what, algorithm, dest, size, progress)
+        deadline = time.monotonic() + self._deadline + (size or 0) / _MIN_RATE
         failures = 0
         while True:
             headers = {"Accept-Encoding": "identity"}
@@ -341,7 +397,7 @@ class RegistryClient:
                 "GET", url, target, scopes=[f"repository:{repository}:pull"], headers=headers, stream=True
             )
             try:
-                self._receive(response, target, state)
+                self._receive(response, target, state, deadline)
                 break
             except _TRANSIENT_ERRORS as e:
                 failures += 1
@@ -357,7 +413,7 @@ class RegistryClient:
                 response.close()
         state.finish(expected)
 
-    def _receive(self, response: requests.Response, target: Target, state: Download) -> None:
+    def _receive(self, response: requests.Response, target: Target, state: Download, deadline: float) -> None:
         """Check one GET answer against the download so far and stream its body into ``state``."""
         if state.received and response.status_code == 416 and state.complete():
             return  # everything had arrived before the connection dropped
@@ -376,7 +432,7 @@ class RegistryClient:
         length = response.headers.get("Content-Length")
         if length is not None and length.isdigit():
             state.expect_total(state.received + int(length))
-        for chunk in response.raw.stream(_READ_SIZE, decode_content=False):
+        for chunk in _body_chunks(response, deadline, state.what, decode=False):
             state.write(chunk)
 
     def put_blob(
@@ -566,6 +622,7 @@ class RegistryClient:
         scope_list = list(scopes)
         limit = self._retries + 1 if attempts is None else attempts
         last: requests.Response | None = None
+        give_up = time.monotonic() + self._deadline
         for attempt in range(limit):
             try:
                 response = self._send(
@@ -592,20 +649,21 @@ class RegistryClient:
                     if response.status_code == 401:
                         raise self._error(response, target)
             except _TRANSIENT_ERRORS as e:
-                if attempt + 1 >= limit:
+                if attempt + 1 >= limit or time.monotonic() > give_up:
                     if attempts == 1:
                         raise _TransientError(type(e).__name__, None) from None
                     raise RegistryError(
                         f"{target.describe(self.host)}: cannot reach {self.host} ({type(e).__name__}) after "
-                        f"{limit} attempts",
+                        f"{attempt + 1} attempts",
                         f"check that `{self.host}` is up and reachable, and the proxy settings",
                     ) from None
                 log.debug("%s %s: %s, retrying", method, _loggable(url), type(e).__name__)
                 self._sleep(attempt, None)
                 continue
-            if response.status_code not in _TRANSIENT_STATUS or attempt + 1 >= limit:
+            out_of_time = time.monotonic() > give_up
+            if response.status_code not in _TRANSIENT_STATUS or attempt + 1 >= limit or out_of_time:
                 if response.status_code in _TRANSIENT_STATUS and attempts is None:
-                    raise self._error(response, target, after=limit)
+                    raise self._error(response, target, after=attempt + 1)
                 return response
             log.debug("%s %s: %d, retrying", method, _loggable(url), response.status_code)
             last = response
@@ -739,11 +797,11 @@ class RegistryClient:
             "manifests above 4 MiB are refused (distribution-spec limit); check the reference",
         )
 
-    def _read_limited(self, response: requests.Response, target: Target) -> bytes:
+    def _read_limited(self, response: requests.Response, target: Target, deadline: float) -> bytes:
         chunks: list[bytes] = []
         total = 0
         try:
-            for chunk in response.raw.stream(_READ_SIZE, decode_content=True):
+            for chunk in _body_chunks(response, deadline, target.describe(self.host), decode=True):
                 total += len(chunk)
                 if total > MAX_MANIFEST_BYTES:
                     raise self._too_large(target)
@@ -769,13 +827,12 @@ class RegistryClient:
         except (ValueError, requests.RequestException):
             pass
         if codes:
-            text += " (" + "; ".join(codes)[:300] + ")"
+            # Redact before cutting: a secret cut in half would no longer match.
+            text += " (" + self._redact("; ".join(codes))[:300] + ")"
         return self._redact(text)
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "<hidden>")
-        return text
+        return redact_text(text, self._secrets)
 
     def _error(self, response: requests.Response, target: Target, *, after: int = 0) -> ReproBuildError:
         what = target.describe(self.host)

@@ -60,7 +60,8 @@ class Credentials:
 
     def secrets(self) -> tuple[str, ...]:
         """The secret strings, for redaction of anything that might echo them."""
-        return tuple(s for s in (self.password, self.identity_token) if s)
+        basic = f"{self.username}:{self.password}" if self.password else ""
+        return tuple(s for s in (self.password, self.identity_token, basic) if s)
 
 
 def normalize_host(host: str) -> str:

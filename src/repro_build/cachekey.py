@@ -1,0 +1,68 @@
+"""A key from outside the cache, to tell entries this machine wrote from entries someone else wrote.
+
+Some cache entries cannot be re-derived cheaply from their inputs: the Debian base (reading the
+``.deb`` files costs most of building it) and the facts found in a base. Such an entry is sealed with
+an HMAC-SHA256 whose key never lives in the cache directory: ``$REPRO_BUILD_CACHE_KEY`` when set (a CI
+secret, so that a cache restored from CI stays usable), else ``$XDG_CONFIG_HOME/repro-build/cache-key``
+(``~/.config/...``), 32 random bytes created with mode 0600 on first use. An entry whose tag does not
+verify (restored from elsewhere, edited, or from another key) is evicted and rebuilt, never used.
+
+What this does not protect against: whoever can read the key (the same user, or the CI secret's
+readers) can forge entries. ``verify`` therefore reads none of these sealed entries: it rebuilds the
+base and inspects it anew (see the threat model in the docs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+KEY_ENV = "REPRO_BUILD_CACHE_KEY"
+
+
+def key_path() -> Path:
+    """Where the machine's cache key is kept when ``$REPRO_BUILD_CACHE_KEY`` is not set."""
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".config") / "repro-build" / "cache-key"
+
+
+def _key() -> bytes | None:
+    """The key, or ``None`` when none can be read or made (then nothing sealed is ever trusted)."""
+    explicit = os.environ.get(KEY_ENV)
+    if explicit:
+        return explicit.encode()
+    path = key_path()
+    try:
+        return path.read_bytes() or None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    except FileExistsError:
+        pass  # another process created it first; read theirs
+    except OSError:
+        return None
+    try:
+        return path.read_bytes() or None
+    except OSError:
+        return None
+
+
+def seal(data: bytes) -> str | None:
+    """The hex HMAC-SHA256 of ``data`` under this machine's cache key (``None`` without a key)."""
+    key = _key()
+    return hmac.new(key, data, hashlib.sha256).hexdigest() if key else None
+
+
+def sealed_by_us(data: bytes, tag: object) -> bool:
+    """True when ``tag`` is :func:`seal` of ``data`` (constant-time comparison)."""
+    expected = seal(data)
+    return expected is not None and isinstance(tag, str) and hmac.compare_digest(expected, tag)
