@@ -103,14 +103,26 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run every benchmark against its peer and rewrite benchmarks/RESULTS.md (about ten minutes)."""
     _install(session, "test")
+    # The compressors libdeflate was chosen against (bench_compress.py compares them; not dependencies).
+    session.install("zlib-ng==1.1.0", "isal==1.9.1")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
 
 
 @nox.session(default=False)
 def golden(session: nox.Session) -> None:
-    """Refresh tests/image/golden.json (the golden image digest) after an intended change of output."""
+    """Refresh the golden digests after an intended change of output.
+
+    tests/image/golden.json (the golden image) and tests/oci/golden-compress.json (layer, wheel and sdist
+    bytes, keyed by the pinned compressor versions that produced them).
+    """
     _install(session, "test")
-    session.run("pytest", "-q", "tests/image/test_image.py::test_golden_digest", env={"REPRO_BUILD_UPDATE_GOLDEN": "1"})
+    session.run(
+        "pytest",
+        "-q",
+        "tests/image/test_image.py::test_golden_digest",
+        "tests/oci/test_compress_host.py::test_golden_digests_keyed_by_compressor_version",
+        env={"REPRO_BUILD_UPDATE_GOLDEN": "1"},
+    )
 
 
 @nox.session(default=False, venv_backend="virtualenv")

@@ -24,11 +24,13 @@ ROOT = HERE.parent
 
 #: (title, script, arguments): one section of RESULTS.md each, in this order.
 BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("Layer compression: parallel gzip vs single-thread zlib", "bench_compress.py", ("--rounds", "3")),
+    ("Layer compression: pinned libdeflate gzip vs single-thread zlib-6", "bench_compress.py", ("--rounds", "3")),
     ("Whole-image write vs skopeo copy", "bench_image_write.py", ("--rounds", "2")),
     ("Registry client: push/pull vs skopeo", "registry_transfer.py", ("--mib", "256", "--rounds", "3")),
     ("Debian base vs mmdebstrap", "bench_debian_base.py", ("--runs", "2")),
     ("Wheel: repro-build wheel vs uv build (C extension)", "bench_wheel.py", ("--rounds", "5")),
+    ("C extension speed: msgpack built by repro-build vs uv build", "bench_cext_speed.py", ("--rounds", "5")),
+    ("Real-world sdist corpus: plain uv build vs repro-build", "bench_corpus.py", ("--jobs", "2")),
     ("Image: repro-build image vs docker build + push", "bench_image.py", ()),
     ("Verify: the gate vs a pull, the rebuild vs the build", "bench_verify.py", ("--gib", "1")),
     ("Determinism hook: interpreter start-up", "bench_hook.py", ("--runs", "200")),
@@ -51,6 +53,9 @@ NOTES = """## Notes
   ours includes gzip. `python:3.11-slim`'s published size was not looked up: no registry is reachable here.
 - Wheel: repro-build extracts the sdist itself (so `-ffile-prefix-map` can name the build directory) and
   runs the wheel step offline, as the sdist step has just cached the hash-pinned backend.
+- C extension speed: machine load moves the milliseconds between runs; the three wheels are timed
+  interleaved, so read the ratios and the `.so` sizes. "CFLAGS replaced" is how repro-build built C
+  extensions before its prefix map moved to `CPPFLAGS` (setuptools replaced `-O3 -DNDEBUG` with it).
 - Image: the peer is the Dockerfile `repro-build dockerfile` renders, built with BuildKit `--network none`
   from the same wheels; `docker push` recompresses every layer, the base's included. Both sides start
   with the wheels on disk; "cold" means no build outputs, no layer cache and a pruned builder cache.

@@ -15,7 +15,7 @@ import platform as host_platform
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from repro_build.determinism.flagsets import FLAG_SETS
+from repro_build.determinism.policy import MAX_SEED, Switches
 from repro_build.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from repro_build.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from repro_build.errors import ConfigError
@@ -75,6 +76,10 @@ class ProjectMeta:
     urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # `project.urls`, as written
     description: str | None = None  # `project.description`
     license: str | None = None  # `project.license`: the PEP 639 expression, or a legacy table's `text`
+    backend_path: tuple[str, ...] = ()
+    #: True when name/version/dependencies came from the backend's metadata (PEP 517
+    #: ``prepare_metadata_for_build_wheel``), not from a static ``[project]`` table.
+    from_backend: bool = False
 
     @property
     def normalized_name(self) -> str:
@@ -138,6 +143,10 @@ class Target:
     bytecode: Bytecode = "unchecked-hash"
     #: An argv run in the loaded image (``--network none``, as the image's user) by ``image --smoke``.
     smoke: tuple[str, ...] = ()
+    env_unset: tuple[str, ...] = ()  # `env = { NAME = false }`: removed from the image's env
+    seed: int | None = None  # `seed = N`; None for "off" or unset
+    switches: Switches = field(default_factory=Switches)
+    files: tuple[tuple[str, str], ...] = ()  # (project-relative path, absolute image path), sorted by image path
 
     @property
     def platform(self) -> str:
@@ -185,6 +194,7 @@ class Config:
     #: The values used for settings the project leaves unset (``python``, ``platform``, ``manylinux``),
     #: each ``{"value": ..., "from": "lock" | "host" | "repro-build"}``; ``lock`` records the values.
     defaults: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    env_unset: tuple[str, ...] = ()  # top-level `env = { NAME = false }`
 
     @property
     def pyproject(self) -> Path:
@@ -227,7 +237,7 @@ class Config:
             "compression": {"algorithm": self.compression.algorithm, "level": self.compression.level},
             "entrypoint": list(self.entrypoint),
             "cmd": list(self.cmd),
-            "env": dict(self.env),
+            "env": {**dict(self.env), **dict.fromkeys(self.env_unset, False)},
             "workdir": self.workdir,
             "user": self.user,
             "builder": self.builder,
@@ -251,7 +261,10 @@ def _target_dict(t: Target) -> dict[str, Any]:
         "extras": list(t.extras),
         "groups": list(t.groups),
         "flags": list(t.flags),
-        "env": dict(t.env),
+        "env": {**dict(t.env), **dict.fromkeys(t.env_unset, False)},
+        "seed": t.seed,
+        "determinism": t.switches.to_dict(),
+        "files": dict(t.files),
         "accelerator": t.accelerator,
         "binary-only": t.binary_only,
         "bytecode": t.bytecode,
@@ -311,6 +324,75 @@ def _str_map(table: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
     return out
 
 
+def _env_map(table: Mapping[str, Any], path: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """``env``: ``NAME = "value"`` sets a variable, ``NAME = false`` removes it (from the flag sets and the base)."""
+    raw = table.get("env", {})
+    _expect(raw, dict, f"{path}.env", "a table of strings", hint='e.g. `env = { NAME = "value", MKL_CBWR = false }`')
+    removed = tuple(sorted(k for k, v in raw.items() if v is False))
+    return _str_map({"env": {k: v for k, v in raw.items() if v is not False}}, "env", path), removed
+
+
+def _seed(table: Mapping[str, Any], path: str, default: int | None) -> int | None:
+    """``seed``: an integer from 0 to 2**32-1, or ``"off"``."""
+    if "seed" not in table:
+        return default
+    value = table["seed"]
+    if value == "off":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(
+            f'`{path}.seed` must be an integer from 0 to {MAX_SEED} or "off", got {value!r}',
+            hint="numpy's legacy global generator takes seeds below 2**32; e.g. `seed = 0`",
+        )
+    return value
+
+
+def _files(table: Mapping[str, Any], path: str, default: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``files = { "models/w.bin" = "/opt/models/w.bin" }``: project files, each in a layer of its own."""
+    if "files" not in table:
+        return default
+    raw = table["files"]
+    hint = 'e.g. `files = { "models/weights.bin" = "/opt/models/weights.bin" }`'
+    _expect(raw, dict, f"{path}.files", "a table of strings", hint=hint)
+    out: dict[str, str] = {}
+    for source, dest in raw.items():
+        _expect(dest, str, f"{path}.files.{source}", "a string (an absolute path in the image)", hint=hint)
+        parts = str(source).replace("\\", "/").split("/")
+        if str(source).startswith("/") or ".." in parts or not source:
+            raise ConfigError(
+                f"`{path}.files.{source}`: the source must be a path inside the project, relative to it",
+                hint=hint,
+            )
+        dest_parts = dest.split("/")
+        if not dest.startswith("/") or ".." in dest_parts or dest.endswith("/") or len(dest) < 2:
+            raise ConfigError(
+                f"`{path}.files.{source}` = {dest!r}: the destination must be an absolute file path in the image",
+                hint=hint,
+            )
+        if dest in out.values():
+            raise ConfigError(f"`{path}.files`: two sources go to {dest!r}", hint="give each file its own path")
+        out[str(source)] = dest
+    return tuple(sorted(out.items(), key=lambda item: item[1]))
+
+
+_SWITCH_KEYS = ("deterministic_algorithms", "cudnn_benchmark", "warn_only")
+
+
+def _switches(table: Mapping[str, Any], path: str, default: Switches) -> Switches:
+    """``determinism = { deterministic_algorithms = true, cudnn_benchmark = false, warn_only = false }``."""
+    if "determinism" not in table:
+        return default
+    raw = table["determinism"]
+    _expect(raw, dict, f"{path}.determinism", "a table", hint="e.g. `determinism = { warn_only = true }`")
+    _check_keys(raw, set(_SWITCH_KEYS), f"{path}.determinism")
+    values = {}
+    for key in _SWITCH_KEYS:
+        value = raw.get(key, getattr(default, key))
+        _expect(value, bool, f"{path}.determinism.{key}", "a boolean")
+        values[key] = value
+    return Switches(**values)
+
+
 def _did_you_mean(name: str, known: Iterable[str], what: str) -> str:
     """A hint: the closest known name, else the list of known names."""
     names = sorted(known)
@@ -337,14 +419,28 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], path: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+#: Files that make a directory a Python project when it has no pyproject.toml (PEP 517's default backend).
+LEGACY_PROJECT_FILES = ("setup.py", "setup.cfg")
+
+#: PEP 621 fields whose values repro-build reads; when one is dynamic (or ``[project]`` is absent) they all
+#: come from the backend's metadata. A dynamic version alone does not need the backend.
+_METADATA_FIELDS = {"dependencies", "optional-dependencies", "requires-python"}
+
+
 def read_pyproject(root: Path) -> dict[str, Any]:
-    """Parse ``root/pyproject.toml`` with tomlkit into plain Python data."""
+    """Parse ``root/pyproject.toml`` with tomlkit into plain Python data.
+
+    A project with only ``setup.py``/``setup.cfg`` reads as an empty pyproject (PEP 517 then names
+    setuptools' legacy backend).
+    """
     path = root / "pyproject.toml"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
+        if any((root / name).is_file() for name in LEGACY_PROJECT_FILES):
+            return {}
         raise ConfigError(
-            f"no pyproject.toml in {root}",
+            f"no pyproject.toml, setup.py or setup.cfg in {root}",
             hint="run repro-build in a Python project, or pass `--project DIR`",
         ) from e
     try:
@@ -358,17 +454,18 @@ def read_pyproject(root: Path) -> dict[str, Any]:
 
 
 def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
+    """``[project]`` + ``[build-system]``; with no ``[project]`` (or dynamic dependency fields) the
+    metadata fields are left for :func:`_backend_project` to fill in."""
     project = data.get("project")
     if project is None:
-        raise ConfigError(
-            "pyproject.toml has no `[project]` table",
-            hint='add PEP 621 metadata:\n\n    [project]\n    name = "my-app"\n    version = "0.1.0"',
-        )
+        project = {"name": "", "dynamic": ["version", *sorted(_METADATA_FIELDS)]}
     _expect(project, dict, "project", "a table")
+    if "name" not in project and "name" in project.get("dynamic", []):
+        raise ConfigError("`project.name` must not be dynamic (PEP 621)", hint='set it: `name = "my-app"`')
     name = project.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError("`project.name` must be a non-empty string", hint='e.g. `name = "my-app"`')
     dynamic = _str_list(project, "dynamic", "project")
+    if not isinstance(name, str) or not (name or data.get("project") is None):
+        raise ConfigError("`project.name` must be a non-empty string", hint='e.g. `name = "my-app"`')
     version = _str(project, "version", "project")
     if version is None and "version" not in dynamic:
         raise ConfigError(
@@ -409,6 +506,7 @@ def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
             _check_requirement(dep, f"build-system.requires[{i}]")
         backend = _str(build, "build-backend", "build-system") or PEP517_DEFAULT_BACKEND
         declared = True
+    backend_path = _str_list(build, "backend-path", "build-system") if build is not None else ()
     return ProjectMeta(
         name=name,
         version=version,
@@ -422,6 +520,8 @@ def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
         urls=MappingProxyType(_str_map(project, "urls", "project")),
         description=_str(project, "description", "project"),
         license=_license(project.get("license")),
+        backend_path=backend_path,
+        from_backend=data.get("project") is None or bool(_METADATA_FIELDS & set(dynamic)),
     )
 
 
@@ -432,6 +532,57 @@ def _license(raw: Any) -> str | None:
     if isinstance(raw, dict) and isinstance(raw.get("text"), str):
         return str(raw["text"])
     return None
+
+
+def _backend_project(root: Path, project: ProjectMeta, python: str) -> ProjectMeta:
+    """``project`` with name, version, dependencies, extras and Requires-Python from the backend's
+    metadata (:mod:`repro_build.pep517`), as a frontend would see them."""
+    from repro_build.pep517 import Backend, project_hooks
+    from repro_build.wheel.source import snapshot
+
+    backend = Backend(project.build_backend, project.backend_path, project.build_requires)
+    tree = snapshot(root, allow_dirty=True)
+    lock = root / "locks" / "build.txt"
+    key = (str(root), python, tree.commit, backend, project.name, _stat_key(root, [f.path for f in tree.files]))
+    if key in _BACKEND_CACHE:
+        return _BACKEND_CACHE[key]
+    with project_hooks(root, python, backend, lock=lock) as (env, source):
+        _sdist_reqs, wheel_reqs = env.requires(source)
+        env.install(wheel_reqs)
+        meta = env.metadata(source)
+    optional: dict[str, tuple[str, ...]] = dict.fromkeys(meta.provides_extra, ())
+    if project.name and canonicalize_name(project.name) != canonicalize_name(meta.name):
+        raise ConfigError(
+            f"`project.name = {project.name!r}` but the backend `{project.build_backend}` names the project "
+            f"{meta.name!r}",
+            hint="make the two agree",
+        )
+    _BACKEND_CACHE[key] = replace(
+        project,
+        name=project.name or meta.name,
+        version=project.version or meta.version,
+        requires_python=meta.requires_python,
+        # Requires-Dist as the backend wrote it: extras are `extra == "…"` markers, which the lock
+        # step hands to uv unchanged (the extra's own list stays empty).
+        dependencies=meta.requires_dist,
+        optional_dependencies=MappingProxyType(optional),
+    )
+    return _BACKEND_CACHE[key]
+
+
+#: Backend metadata already read in this process, by project, Python, commit and file sizes/mtimes.
+_BACKEND_CACHE: dict[tuple[object, ...], ProjectMeta] = {}
+
+
+def _stat_key(root: Path, paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for rel in [*paths, "locks/build.txt"]:
+        try:
+            st = (root / rel).lstat()
+        except OSError:
+            continue
+        out.append((rel, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def _groups(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -619,6 +770,9 @@ _TOP_KEYS = {
     "binary-only",
     "manylinux",
     "bytecode",
+    "seed",
+    "determinism",
+    "files",
 }
 _TARGET_KEYS = {
     "base",
@@ -634,6 +788,9 @@ _TARGET_KEYS = {
     "binary-only",
     "bytecode",
     "smoke",
+    "seed",
+    "determinism",
+    "files",
 }
 _LAYER_KEYS = {"split", "threshold-mb", "budget"}
 
@@ -743,6 +900,7 @@ def _target(
     binary_only = raw.get("binary-only", tool.get("binary-only", True))
     _expect(binary_only, bool, f"{path}.binary-only", "a boolean")
     layers = _layers(raw, path, _layers(tool, TOOL, LayerPolicy()))
+    env, env_unset = _env_map(raw, path)
     bytecode = _str(raw, "bytecode", path, _str(tool, "bytecode", TOOL, "unchecked-hash"))
     if bytecode not in ("none", "unchecked-hash"):
         raise ConfigError(
@@ -759,7 +917,11 @@ def _target(
         extras=extras,
         groups=groups,
         flags=flags,
-        env=MappingProxyType(_str_map(raw, "env", path)),
+        env=MappingProxyType(env),
+        env_unset=env_unset,
+        seed=_seed(raw, path, _seed(tool, TOOL, None)),
+        switches=_switches(raw, path, _switches(tool, TOOL, Switches())),
+        files=_files(raw, path, _files(tool, TOOL, ())),
         layers=layers,
         accelerator=accelerator,  # type: ignore[arg-type]
         binary_only=bool(binary_only),
@@ -778,11 +940,33 @@ def _smoke(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:
     return smoke
 
 
+def _explicit_python(tool: Mapping[str, Any]) -> str | None:
+    """``[tool.repro-build] python``, validated, or None."""
+    value = _str(tool, "python", TOOL)
+    return None if value is None else _python_version(value, f"{TOOL}.python")
+
+
+def _complete_project(root: Path, data: Mapping[str, Any], project: ProjectMeta, python: str | None) -> ProjectMeta:
+    """``project`` with the backend's metadata where ``[project]`` does not give it statically."""
+    if (
+        "project" not in data
+        and project.build_backend.startswith("setuptools")
+        and not any((root / name).is_file() for name in LEGACY_PROJECT_FILES)
+    ):
+        raise ConfigError(
+            "pyproject.toml has no `[project]` table, and there is no setup.py or setup.cfg to hold the metadata",
+            hint='add PEP 621 metadata:\n\n    [project]\n    name = "my-app"\n    version = "0.1.0"',
+        )
+    if project.from_backend:
+        return _backend_project(root, project, python or default_python(None))
+    return project
+
+
 def load_config(root: Path) -> Config:
     """Read ``root/pyproject.toml`` (and ``root/Dockerfile.base`` if present) into a :class:`Config`."""
     root = root.resolve()
     data = read_pyproject(root)
-    project = _project_meta(data)
+    static_project = _project_meta(data)
     tool_all = data.get("tool", {})
     _expect(tool_all, dict, "tool", "a table")
     explicit = "repro-build" in tool_all
@@ -793,9 +977,8 @@ def load_config(root: Path) -> Config:
     dockerfile_path = root / DOCKERFILE_BASE
     dockerfile = parse_dockerfile_base(dockerfile_path) if dockerfile_path.is_file() else None
 
-    explicit_python = _str(tool, "python", TOOL)
-    if explicit_python is not None:
-        explicit_python = _python_version(explicit_python, f"{TOOL}.python")
+    explicit_python = _explicit_python(tool)
+    project = _complete_project(root, data, static_project, explicit_python)
     explicit_many = _str(tool, "manylinux", TOOL)
     if explicit_many is not None:
         explicit_many = _manylinux(explicit_many, f"{TOOL}.manylinux")
@@ -870,7 +1053,8 @@ def load_config(root: Path) -> Config:
         compression=compression,
         entrypoint=_str_list(tool, "entrypoint", TOOL),
         cmd=_str_list(tool, "cmd", TOOL),
-        env=MappingProxyType(_str_map(tool, "env", TOOL)),
+        env=MappingProxyType(_env_map(tool, TOOL)[0]),
+        env_unset=_env_map(tool, TOOL)[1],
         workdir=_str(tool, "workdir", TOOL, "/") or "/",
         user=_str(tool, "user", TOOL),
         builder=builder,
@@ -918,7 +1102,8 @@ def _compression(tool: Mapping[str, Any]) -> Compression:
     default_level = {"gzip": 6, "zstd": 3, "none": 0}[algorithm]
     level = raw.get("level", default_level)
     _expect(level, int, f"{path}.level", "an integer")
-    bounds = {"gzip": (1, 9), "zstd": (1, 19), "none": (0, 0)}[algorithm]
+    # gzip: libdeflate's levels (10-12 are its slower near-optimal parsing).
+    bounds = {"gzip": (1, 12), "zstd": (1, 19), "none": (0, 0)}[algorithm]
     if not bounds[0] <= level <= bounds[1]:
         raise ConfigError(f"`{path}.level` for {algorithm} must be from {bounds[0]} to {bounds[1]}, got {level}")
     return Compression(algorithm, level)  # type: ignore[arg-type]

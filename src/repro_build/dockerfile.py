@@ -26,7 +26,8 @@ from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_n
 from packaging.version import Version
 
 from repro_build.config import Config, Target
-from repro_build.determinism.policy import Policy, image_files
+from repro_build.determinism.cudapolicy import locked_cuda_policy
+from repro_build.determinism.policy import image_files
 from repro_build.errors import ConfigError, DigestMismatchError, LockError, ReproBuildError
 from repro_build.fsutil import atomic_write_text, make_output_dir, publish_dir
 from repro_build.image import imageconfig, ocilabels
@@ -51,7 +52,7 @@ def image_env(config: Config, target: Target) -> dict[str, str]:
     base unless the configuration sets it: BuildKit, like repro-build, gives a base without ``PATH`` the
     default one, and a base's own ``PATH`` is kept by both.
     """
-    policy = Policy(target.flags, cuda=target.accelerator == "cuda")
+    policy = locked_cuda_policy(config, target)
     entries = (e.partition("=") for e in imageconfig.image_env(config, target, policy, []))
     explicit = {**config.env, **target.env}
     env = {name: value for name, _, value in entries if name != "PATH" or "PATH" in explicit}
@@ -297,7 +298,7 @@ def prepare_context(
         written.append(ContextFile(rel, digest))
         requirement = f"{MOUNT}/{rel} --hash=sha256:{digest}\n"
         put_bytes("project/requirements.txt", requirement.encode("utf-8"))
-        policy = Policy(spec.flags, cuda=spec.accelerator == "cuda")
+        policy = locked_cuda_policy(config, spec)
         for fname, data in image_files(policy):
             put_bytes(f"app/{fname}", data)
         tmp.chmod(0o755)

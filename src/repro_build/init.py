@@ -1,4 +1,7 @@
-"""``repro-build init``: make an existing PEP 621 project a repro-build project, from ``templates/init/``.
+"""``repro-build init``: make an existing Python project a repro-build project, from ``templates/init/``.
+
+Any PEP 517 project works: PEP 621 ``[project]``, setup.py/setup.cfg only, or poetry. Where there is no
+``[project]`` table, the name comes from the backend's metadata, and none is added.
 
 What it writes (paths relative to the project):
 
@@ -32,13 +35,14 @@ import tomlkit
 import tomlkit.exceptions
 from packaging.utils import canonicalize_name
 
-from repro_build.config import TOOL, default_python, load_config
+from repro_build.config import LEGACY_PROJECT_FILES, TOOL, default_python, load_config
 from repro_build.distribution import DISTRIBUTION
 from repro_build.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from repro_build.errors import ConfigError, ReproBuildError
 from repro_build.fsutil import atomic_write_bytes, atomic_write_text
 from repro_build.lock.toollock import TOOL_LOCK
 from repro_build.templates import render
+from repro_build.wheel.source import export, snapshot
 
 NOXFILE = "noxfile.py"
 WORKFLOW = ".github/workflows/repro-build.yml"
@@ -73,14 +77,18 @@ def _toml_value(value: Any) -> str:
     return str(tomlkit.item(value).as_string())
 
 
-def _project_table(doc: tomlkit.TOMLDocument, path: Path) -> dict[str, Any]:
+def _project_table(doc: tomlkit.TOMLDocument, root: Path) -> dict[str, Any]:
+    """``[project]`` as written, or, for a project without PEP 621 metadata (setup.py/setup.cfg only,
+    poetry), the name and ``Requires-Python`` its build backend reports. init never adds a ``[project]``
+    table: that would change how the backend behaves (setuptools' auto-discovery, for one)."""
     project = doc.get("project")
-    if not isinstance(project, dict) or not isinstance(project.get("name"), str):
-        raise ConfigError(
-            f"{path} has no `[project]` table with a `name`",
-            hint="`repro-build init` works on a PEP 621 project: add `[project]` with `name` and `version`",
-        )
-    return dict(project)
+    if isinstance(project, dict) and isinstance(project.get("name"), str):
+        return dict(project)
+    meta = load_config(root).project
+    table: dict[str, Any] = {"name": meta.name}
+    if meta.requires_python:
+        table["requires-python"] = meta.requires_python
+    return table
 
 
 def _tool_table_text(project: dict[str, Any]) -> str:
@@ -113,7 +121,7 @@ def _new_pyproject(original: str, path: Path, *, force: bool) -> tuple[str, bool
         doc = tomlkit.parse(original)
     except tomlkit.exceptions.ParseError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}", hint="fix the syntax at the line and column shown") from e
-    project = _project_table(doc, path)
+    project = _project_table(doc, path.parent)
     tool = doc.get("tool")
     existed = isinstance(tool, dict) and "repro-build" in tool
     if existed and not force:
@@ -186,17 +194,20 @@ def plan_init(root: Path, *, force: bool = False) -> tuple[list[PlannedFile], li
     try:
         original = pyproject.read_text(encoding="utf-8")
     except FileNotFoundError as e:
-        raise ConfigError(
-            f"no {PYPROJECT} in {root}",
-            hint="run `repro-build init` in a Python project (PEP 621), or pass `--project DIR`",
-        ) from e
+        if not any((root / name).is_file() for name in LEGACY_PROJECT_FILES):
+            raise ConfigError(
+                f"no {PYPROJECT}, setup.py or setup.cfg in {root}",
+                hint="run `repro-build init` in a Python project, or pass `--project DIR`",
+            ) from e
+        # A pyproject.toml with no [build-system] names the same default backend as none at all (PEP 517).
+        original = ""
     pyproject_text, had_table, project = _new_pyproject(original, pyproject, force=force)
     conflicts: list[str] = []
     if had_table and not force:
         conflicts.append(f"`{PYPROJECT}` already has a `[{TOOL}]` table")
 
     python = default_python(project.get("requires-python") if isinstance(project.get("requires-python"), str) else None)
-    planned: list[PlannedFile] = [PlannedFile(PYPROJECT, pyproject_text, "update")]
+    planned: list[PlannedFile] = [PlannedFile(PYPROJECT, pyproject_text, "update" if original else "create")]
     advice: list[str] = []
     outputs = {
         DOCKERFILE_BASE: render("init/Dockerfile.base.tmpl", {"project": str(project["name"]), "python": python}),
@@ -230,6 +241,9 @@ def _check_loads(root: Path, planned: list[PlannedFile]) -> None:
     files = {p.path: p.text for p in planned}
     with tempfile.TemporaryDirectory(prefix="repro-build-init-") as tmp:
         scratch = Path(tmp)
+        if not _static_metadata(files[PYPROJECT]):
+            # The backend reads the metadata from the whole source, so the scratch copy needs all of it.
+            export(snapshot(root, allow_dirty=True), scratch, epoch_seconds=0)
         for rel in (PYPROJECT, DOCKERFILE_BASE):
             if rel in files:
                 (scratch / rel).write_text(files[rel], encoding="utf-8")
@@ -239,6 +253,11 @@ def _check_loads(root: Path, planned: list[PlannedFile]) -> None:
             load_config(scratch)
         except ReproBuildError as e:
             raise e.with_context("the configuration `repro-build init` would write does not load") from e
+
+
+def _static_metadata(pyproject_text: str) -> bool:
+    project = tomlkit.parse(pyproject_text).unwrap().get("project")
+    return isinstance(project, dict) and not set(project.get("dynamic", [])) - {"version"}
 
 
 def init_project(root: Path, *, force: bool = False) -> InitResult:

@@ -28,6 +28,31 @@ def test_zero_configuration_gives_one_cpu_target_on_debian(tmp_path: Path) -> No
     assert config.compression.algorithm == "gzip" and config.compression.level == 6
 
 
+def test_seed_switches_and_env_removal(tmp_path: Path) -> None:
+    tool = """
+    [tool.repro-build]
+    seed = 0
+    env = { MKL_CBWR = false, A = "1" }
+    determinism = { warn_only = true }
+
+    [tool.repro-build.targets.cpu]
+    env = { OMP_NUM_THREADS = "2", MKL_CBWR = "AVX2" }
+
+    [tool.repro-build.targets.other]
+    seed = "off"
+    determinism = { deterministic_algorithms = false, cudnn_benchmark = true }
+    """
+    config = load_config(write_project(tmp_path, tool=tool))
+    cpu, other = config.targets["cpu"], config.targets["other"]
+    assert config.env == {"A": "1"} and config.env_unset == ("MKL_CBWR",)
+    assert cpu.seed == 0 and other.seed is None
+    assert cpu.switches.warn_only and cpu.switches.deterministic_algorithms and not cpu.switches.cudnn_benchmark
+    assert other.switches.warn_only and not other.switches.deterministic_algorithms and other.switches.cudnn_benchmark
+    assert dict(cpu.env) == {"OMP_NUM_THREADS": "2", "MKL_CBWR": "AVX2"} and cpu.env_unset == ()
+    assert config.to_dict()["env"] == {"A": "1", "MKL_CBWR": False}
+    assert config.to_dict()["targets"]["cpu"]["seed"] == 0
+
+
 def test_python_defaults_to_lowest_minor_allowed_when_running_one_is_not(tmp_path: Path) -> None:
     project = BASIC_PROJECT.replace('requires-python = ">=3.11"', 'requires-python = ">=3.13"')
     config = load_config(write_project(tmp_path, project))
@@ -87,12 +112,18 @@ def test_full_configuration(tmp_path: Path) -> None:
         ('[tool.repro-build]\nsource-date-epoch = "yesterday"\n', "source-date-epoch", "git"),
         ('[tool.repro-build]\npython = "3"\n', "tool.repro-build.python", None),
         ('[tool.repro-build]\ncompression = { algorithm = "brotli" }\n', "compression.algorithm", None),
-        ("[tool.repro-build]\ncompression = { level = 12 }\n", "compression.level", None),
+        ("[tool.repro-build]\ncompression = { level = 13 }\n", "compression.level", None),
         ('[tool.repro-build]\nexclude-newer = "last week-ish"\n', "exclude-newer", None),
         ("[tool.repro-build.targets.build]\n", "targets.build", None),
         ("[tool.repro-build.targets.cpu]\nlayers = { budget = 500 }\n", "layers.budget", "127"),
         ('[tool.repro-build]\nenv = { "BAD-NAME" = "x" }\n', "env.BAD-NAME", None),
         ('[tool.repro-build.targets.cpu]\nbase = "oci-layout:./img"\n', "targets.cpu.base", "sha256"),
+        ("[tool.repro-build]\nseed = -1\n", "tool.repro-build.seed", "2**32"),
+        ('[tool.repro-build.targets.cpu]\nseed = "random"\n', "targets.cpu.seed", None),
+        ("[tool.repro-build.targets.cpu]\nseed = 4294967296\n", "targets.cpu.seed", None),
+        ("[tool.repro-build]\nenv = { MKL_CBWR = true }\n", "env.MKL_CBWR", None),
+        ("[tool.repro-build.targets.cpu]\ndeterminism = { warn = true }\n", "determinism.warn", "`warn_only`"),
+        ('[tool.repro-build.targets.cpu]\ndeterminism = { warn_only = "yes" }\n', "determinism.warn_only", None),
     ],
 )
 def test_bad_tool_config_names_the_toml_path(

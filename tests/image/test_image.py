@@ -82,7 +82,10 @@ def test_layers_config_and_hook(golden_project: Path) -> None:
     hook_pyc = files["/usr/local/lib/python3.11/dist-packages/__pycache__/_repro_build_determinism.cpython-311.pyc"]
     assert int.from_bytes(hook_pyc[4:8], "little") == 0b01
     assert files["/usr/local/bin/golden-app"].startswith(b"#!/usr/bin/python3.11\n")
-    assert b"install(('torch',))" in files["/usr/local/lib/python3.11/dist-packages/repro-build-determinism.pth"]
+    assert (
+        b"install(('torch', ), None, (True, False, False))"
+        in files["/usr/local/lib/python3.11/dist-packages/repro-build-determinism.pth"]
+    )
     policy = json.loads(files["/usr/local/lib/python3.11/dist-packages/_repro_build_determinism.json"])
     assert policy["sets"] == ["python", "torch"]
     manifest = json.loads((result.layout.parent / "oci" / "index.json").read_text())
@@ -210,3 +213,54 @@ def test_a_new_commit_changes_only_the_project_layer(golden_project: Path) -> No
     after = build(golden_project)
     changed = [b.holds for b, a in zip(before.layers, after.layers, strict=True) if b.digest != a.digest]
     assert changed == ["project golden-app"]
+
+
+def test_weights_file_gets_its_own_layer_that_survives_an_app_change(golden_project: Path) -> None:
+    """A generated 200 MiB file in `files`: its own layer, recorded with its sha256, and the same layer
+    digest after the app changes (only the project layer and the config change)."""
+    import hashlib
+    import random
+
+    weights = golden_project / "models" / "weights.bin"
+    weights.parent.mkdir()
+    chunk = random.Random(0).randbytes(1 << 20)
+    with weights.open("wb") as f:
+        for i in range(200):
+            f.write(chunk[i:] + chunk[:i])  # incompressible, and no two MiB alike
+    expected = "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
+    pyproject = golden_project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'files = { "models/weights.bin" = "/opt/models/weights.bin" }\n')
+    first = build(golden_project)
+    holds = [r.holds for r in first.layers]
+    assert holds == ["base", "third-party wheels", "file /opt/models/weights.bin", "project golden-app", "app"]
+    assert first.files == (
+        {
+            "layer": 2,
+            "path": "/opt/models/weights.bin",
+            "sha256": expected,
+            "size": 200 << 20,
+            "source": "models/weights.bin",
+        },
+    )
+    app = golden_project / "src" / "golden_app" / "__init__.py"
+    app.write_text(app.read_text() + "\n# a change of the app only\n")
+    second = build(golden_project)
+    assert second.layers[2].digest == first.layers[2].digest and second.layers[2].diff_id == first.layers[2].diff_id
+    assert second.layers[3].digest != first.layers[3].digest
+    assert second.digest != first.digest
+
+
+def test_files_outside_the_project_or_missing_are_refused(golden_project: Path) -> None:
+    from repro_build.errors import ConfigError, ReproBuildError
+
+    pyproject = golden_project / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text + 'files = { "../secret" = "/opt/secret" }\n')
+    with pytest.raises(ConfigError, match="inside the project"):
+        load_config(golden_project)
+    pyproject.write_text(text + 'files = { "models/missing.bin" = "/opt/m.bin" }\n')
+    with pytest.raises(ReproBuildError, match="is not a file in the project"):
+        build(golden_project)
+    pyproject.write_text(text + 'files = { "models/w.bin" = "opt/relative" }\n')
+    with pytest.raises(ConfigError, match="absolute file path"):
+        load_config(golden_project)

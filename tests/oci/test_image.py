@@ -22,9 +22,9 @@ EPOCH = 1700000000
 
 #: Produced once by printing ``_golden_image(store).digest`` / ``.config_digest`` (see the test);
 #: they pin the canonical JSON of config + manifest and the golden layers of test_tarwriter.
-GOLDEN_IMAGE = "sha256:e22636192eba1ef06f46b050d2c6c000ade89b741514a089b906e9563288d5e9"
+GOLDEN_IMAGE = "sha256:080218b74b42fd482f8d1b91e45197d8bd2b757d6fa599f0a4876768a8545d88"
 GOLDEN_CONFIG = "sha256:eca6e98b6fd9e894c7a5e4b653db43a10f8cdb9c52ab16075097bc75bb476c92"
-GOLDEN_INDEX = "sha256:67668cfd2e524ebf662caca3100ca2f37eb31ffc93ac797f1ed94218c886ac17"
+GOLDEN_INDEX = "sha256:ca925fc4fbb04b62e0e31be4b599a8bc13cb81aea569db6cf8077ad3572c723f"
 
 
 def _layers(store: BlobStore) -> tuple[Layer, Layer]:

@@ -6,13 +6,16 @@ import base64
 import gzip
 import hashlib
 import io
+import subprocess
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from repro_build.epoch import Epoch
 from repro_build.errors import WheelError
+from repro_build.uvbin import find_uv
 from repro_build.wheel.canonical_sdist import canonicalize_sdist
 from repro_build.wheel.canonical_zip import canonicalize_wheel, zip_date_time
 from repro_build.wheel.record import parse_record, record_hash, render_record
@@ -181,3 +184,35 @@ def test_sdist_with_a_device_node_is_refused() -> None:
 def test_not_an_sdist() -> None:
     with pytest.raises(WheelError, match=r"x\.tar\.gz is not a gzip-compressed tar"):
         canonicalize_sdist(b"plain bytes", EPOCH, "x.tar.gz")
+
+
+def test_libdeflate_wheel_and_sdist_are_valid_archives(tmp_path: Path) -> None:
+    """Members deflated by libdeflate (not zipfile's zlib) still make a wheel that unzip, zipfile and uv accept."""
+    big = b"".join(b"line %d of a generated module\n" % i for i in range(200_000))  # about 6 MB, many blocks
+    files = {**FILES, "demo/big.py": big}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+        z.writestr(f"{DI}/RECORD", render_record(f"{DI}/RECORD", list(files.items())))
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(canonicalize_wheel(buf.getvalue(), EPOCH, wheel.name))
+    with zipfile.ZipFile(wheel) as z:
+        assert z.testzip() is None  # every member's CRC-32 checks
+        assert z.read("demo/big.py") == big
+        assert z.getinfo("demo/big.py").compress_size < len(big) // 4
+    subprocess.run(["unzip", "-tq", str(wheel)], check=True, capture_output=True)
+    target = tmp_path / "site"
+    subprocess.run(
+        [find_uv(), "pip", "install", "--offline", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    assert (target / "demo" / "big.py").read_bytes() == big
+
+    sdist = canonicalize_sdist(messy_sdist(SDIST, mtime=1, uid=1000, gz_mtime=5), EPOCH, "demo-1.0.tar.gz")
+    assert sdist[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # mtime 0, XFL 2 (level 9), OS 255
+    (tmp_path / "demo-1.0.tar.gz").write_bytes(sdist)
+    subprocess.run(["gzip", "-t", str(tmp_path / "demo-1.0.tar.gz")], check=True)
+    with tarfile.open(tmp_path / "demo-1.0.tar.gz", mode="r|gz") as t:  # stream mode: one member only
+        assert [m.name for m in t][-1] == "demo-1.0/run.sh"

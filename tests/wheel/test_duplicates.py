@@ -28,13 +28,33 @@ def test_duplicate_wheel_member_is_refused() -> None:
     assert err.value.hint == "the build backend wrote a broken wheel"
 
 
-def test_duplicate_sdist_member_is_refused() -> None:
+def _sdist(*members: tuple[str, bytes]) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as t:
-        for body in (b"a", b"b"):
-            info = tarfile.TarInfo("pkg-1.0/setup.py")
+        for name, body in members:
+            info = tarfile.TarInfo(name)
             info.size = len(body)
             t.addfile(info, io.BytesIO(body))
-    with pytest.raises(WheelError, match="duplicate members") as err:
-        canonicalize_sdist(gzip.compress(raw.getvalue()), Epoch(0, "config"), "pkg-1.0.tar.gz")
-    assert err.value.hint == "the build backend wrote a broken sdist"
+    return gzip.compress(raw.getvalue())
+
+
+def test_conflicting_duplicate_sdist_member_is_refused_by_name() -> None:
+    data = _sdist(("pkg-1.0/setup.py", b"a"), ("pkg-1.0/setup.py", b"b"))
+    with pytest.raises(WheelError, match=r"'pkg-1.0/setup.py' appears more than once with different") as err:
+        canonicalize_sdist(data, Epoch(0, "config"), "pkg-1.0.tar.gz")
+    assert err.value.hint is not None and "broken sdist" in err.value.hint
+
+
+def test_identical_duplicate_sdist_member_is_kept_once_and_reported() -> None:
+    """hatchling and scikit-build-core write PKG-INFO twice; uv and pip accept that, and so do we."""
+    data = _sdist(("pkg-1.0/PKG-INFO", b"Name: pkg\n"), ("pkg-1.0/a.py", b"x"), ("pkg-1.0/PKG-INFO", b"Name: pkg\n"))
+    said: list[str] = []
+    out = canonicalize_sdist(data, Epoch(0, "config"), "pkg-1.0.tar.gz", on_collapse=said.append)
+    with tarfile.open(fileobj=io.BytesIO(out), mode="r:gz") as t:
+        assert t.getnames() == ["pkg-1.0/PKG-INFO", "pkg-1.0/a.py"]
+        member = t.extractfile("pkg-1.0/PKG-INFO")
+        assert member is not None and member.read() == b"Name: pkg\n"
+    assert said == ["pkg-1.0.tar.gz: 'pkg-1.0/PKG-INFO' was written 2 times with the same content; kept once"]
+    # The same sdist without the duplicate canonicalises to the same bytes.
+    single = _sdist(("pkg-1.0/PKG-INFO", b"Name: pkg\n"), ("pkg-1.0/a.py", b"x"))
+    assert canonicalize_sdist(single, Epoch(0, "config"), "pkg-1.0.tar.gz") == out

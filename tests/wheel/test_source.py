@@ -79,3 +79,39 @@ def test_export_sets_modes_and_times_whatever_the_umask(monorepo: Path, tmp_path
         "pyproject.toml",
         "run.sh",
     ]
+
+
+def test_outside_git_only_vcs_metadata_and_the_output_directory_are_left_out(tmp_path: Path) -> None:
+    """No directory is dropped because of its name (a nested build/, venv/, *.egg-info can be real source);
+    what is left out (VCS metadata, repro-build's own top-level build/ and dist/) is named."""
+    root = tmp_path / "proj"
+    for rel in (
+        "pyproject.toml",
+        "build/old.whl",
+        "tools/build/helper.py",
+        "packaging/build/recipe.txt",
+        "venv/keep.txt",
+        "pkg.egg-info/PKG-INFO",
+        "__pycache__/x.txt",
+        ".git/HEAD",
+        "sub/.hg/store",
+        "dist/old.whl",
+    ):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    tree = snapshot(root, allow_dirty=False, outputs=root / "dist")
+    assert tree.vcs is None
+    assert [f.path for f in tree.files] == [
+        "__pycache__/x.txt",
+        "packaging/build/recipe.txt",
+        "pkg.egg-info/PKG-INFO",
+        "pyproject.toml",
+        "tools/build/helper.py",
+        "venv/keep.txt",
+    ]
+    assert tree.left_out == (
+        ".git/: version-control metadata",
+        "build/: repro-build's own directory (output or cache)",
+        "dist/: repro-build's own directory (output or cache)",
+        "sub/.hg/: version-control metadata",
+    )

@@ -27,15 +27,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--target", default=None, help="target whose policy to check (default: the first)")
     p.add_argument("--policy", type=Path, default=None, help="a policy file (`_repro_build_determinism.json`)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--selftest",
+        action="store_true",
+        help="also run small fixed computations (numpy, torch) twice and compare them bit for bit",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.policy is not None:
-        report = hookdoctor.doctor(hookdoctor.load_policy(str(args.policy)))
+        report = hookdoctor.doctor(hookdoctor.load_policy(str(args.policy)), selftest=args.selftest)
     else:
         config = load_config(args.project)
         name = args.target or next(iter(config.targets))
-        report = run_doctor(target_policy(config.target(name)))
+        report = run_doctor(target_policy(config, config.target(name)), selftest=args.selftest)
     data(json.dumps(report, sort_keys=True, indent=2, default=str) if args.json else hookdoctor.render(report))
     return 0 if report["ok"] else 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from repro_build.cli.output import data, log
 from repro_build.cli.results import add_json_flag, emit_json
 from repro_build.config import load_config
+from repro_build.determinism.cudapolicy import lock_warnings
 from repro_build.lock import check_locks, lock_project
 
 
@@ -21,6 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--project", type=Path, default=Path(), help="project directory (default: .)")
     p.add_argument("--check", action="store_true", help="exit 1 if any lock is stale, naming what changed")
     p.add_argument("--target", action="append", dest="targets", help="lock only this target (repeatable)")
+    p.add_argument(
+        "--build-only", action="store_true", help="lock only locks/build.txt (all `repro-build wheel` needs)"
+    )
     p.add_argument("-U", "--upgrade", action="store_true", help="ignore existing pins, take the newest versions")
     p.add_argument("-P", "--upgrade-package", action="append", default=[], metavar="NAME", help="upgrade one package")
     p.add_argument(
@@ -62,12 +66,18 @@ def run(args: argparse.Namespace) -> int:
         data(f"locks are current ({len(config.targets)} target(s) + build)")
         return 0
     result = lock_project(
-        config, targets=args.targets, upgrade=args.upgrade, upgrade_packages=tuple(args.upgrade_package)
+        config,
+        targets=args.targets,
+        upgrade=args.upgrade,
+        upgrade_packages=tuple(args.upgrade_package),
+        build_only=args.build_only,
     )
     for name, count in sorted(result.counts.items()):
         log(f"locked locks/{name}: {count} distribution(s)", quiet=args.quiet)
+    for warning in lock_warnings(config):
+        log(f"warning: {warning}")
     tool_lock = None
-    if not args.targets:
+    if not args.targets and not args.build_only:
         from repro_build.lock.toollock import lock_tool
 
         tool_lock = lock_tool(config)

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from repro_build.config import Target
+from repro_build.config import Config, Target
 from repro_build.determinism import hookdoctor
-from repro_build.determinism.policy import Policy
+from repro_build.determinism.policy import Policy, effective_env
 
 
-def target_policy(target: Target) -> Policy:
-    """The policy an image of ``target`` carries."""
-    return Policy(target.flags, cuda=target.accelerator == "cuda")
+def target_policy(config: Config, target: Target) -> Policy:
+    """The policy an image of ``target`` carries (before the CUDA facts of its wheels are known)."""
+    user_env, unset = effective_env([(config.env, config.env_unset), (target.env, target.env_unset)])
+    return Policy(
+        target.flags,
+        cuda=target.accelerator == "cuda",
+        seed=target.seed,
+        switches=target.switches,
+        user_env=user_env,
+        unset=unset,
+    )
 
 
-def run_doctor(policy: Policy, environ: dict[str, str] | None = None) -> dict[str, Any]:
+def run_doctor(policy: Policy, environ: dict[str, str] | None = None, *, selftest: bool = False) -> dict[str, Any]:
     """Check this interpreter and ``environ`` against ``policy`` (same code as in the image)."""
-    return hookdoctor.doctor({**policy.to_dict(), "path": "the project configuration"}, environ)
+    return hookdoctor.doctor({**policy.to_dict(), "path": "the project configuration"}, environ, selftest=selftest)

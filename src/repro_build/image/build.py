@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from typing import Any
 from repro_build import __version__
 from repro_build.cache import cache_root, prepare_cache_root
 from repro_build.config import Config, Target
+from repro_build.determinism.cudapolicy import with_cuda
+from repro_build.determinism.doctor import target_policy
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
 from repro_build.distribution import COMMAND
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
@@ -30,6 +32,7 @@ from repro_build.image.base import DebianBuilder, ResolvedBase, resolve_base
 from repro_build.image.baseinfo import BaseInfo, check_base
 from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
 from repro_build.image.bytecode import compile_distributions, compile_module
+from repro_build.image.datafiles import DataFile, data_files, file_records, with_file_groups
 from repro_build.image.interpreter import Interpreter, find_interpreter
 from repro_build.image.ocilabels import standard_labels
 from repro_build.image.plan import LayerGroup, plan_layers
@@ -98,6 +101,7 @@ class ImageResult:
     source_label: SourceLabel
     bytecode: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    files: tuple[dict[str, Any], ...] = ()  # the data-file layers (image/datafiles.py)
 
     @property
     def digest(self) -> str:
@@ -273,16 +277,18 @@ def _write_layers(
     progress: Progress,
     log: Callable[[str], None],
     cache: LayerCache | None,
+    files: Sequence[DataFile] = (),
 ) -> _Layers:
     out = _Layers(
         [], [LayerRecord(str(b.digest), str(b.diff_id), b.size, b.media_type, "base") for b in base.layers], []
     )
     for group in groups:
-        entries = (
-            _app_entries(policy, info, interpreter, store.root.parent / "app")
-            if group.kind == "app"
-            else _group_entries(group, dists)
-        )
+        if group.kind == "file":
+            entries = [next(f.entry() for f in files if f.path == group.path)]
+        elif group.kind == "app":
+            entries = _app_entries(policy, info, interpreter, store.root.parent / "app")
+        else:
+            entries = _group_entries(group, dists)
         mtime = layer_mtime(group, epoch)
         key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache else ""
         layer = (
@@ -418,7 +424,6 @@ def _build_image(
     source = source_info(config.root)
     label = source_label(config.project.urls, source.remote)
     log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
-    policy = Policy(target.flags, cuda=target.accelerator == "cuda")
     compressor = compressor_for(config)
     repo_tag = f"{config.project.normalized_name}:{target.name}"
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
@@ -446,6 +451,7 @@ def _build_image(
             )
 
         installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
+        policy = with_cuda(target_policy(config, target), [p for p, _ in installs], base.image.config, log)
         wheel_record: dict[str, Any] | None = None
         if wheel is None and project_wheel is not None:
             wheel, wheel_record = project_wheel(config, work / "dist")
@@ -464,8 +470,15 @@ def _build_image(
         if target.bytecode == "unchecked-hash":
             collected = compile_distributions(collected, interpreter=interpreter, site_packages=info.site_packages)
         dists = {d.name: d for d in collected}
-        groups = plan_layers(
-            list(dists.values()), config.project.name if wheel else None, target.layers, len(base.image.layers)
+        files = data_files(config, target)
+        groups = with_file_groups(
+            plan_layers(
+                list(dists.values()),
+                config.project.name if wheel else None,
+                target.layers,
+                len(base.image.layers) + len(files),  # each data file takes a layer of the budget
+            ),
+            files,
         )
         written = _write_layers(
             groups,
@@ -481,6 +494,7 @@ def _build_image(
             progress=progress,
             log=log,
             cache=LayerCache() if use_cache else None,
+            files=files,
         )
         image = _assemble(
             base,
@@ -519,4 +533,5 @@ def _build_image(
         bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
         source_label=label,
         extra={COMMAND: __version__},
+        files=tuple(file_records(files, [r.holds for r in written.records])),
     )

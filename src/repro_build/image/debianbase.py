@@ -2,7 +2,9 @@
 
 The lock is ``locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
 A built base depends only on that lock (its epoch is the Release date), so it is cached as an OCI
-layout under ``<cache>/bases/<lock sha256>/`` and reused. Re-deriving the base from the lock costs
+layout under ``<cache>/bases/<key>/`` and reused, where the key is the sha256 of the lock's sha256 and
+the compressor's description (a new compressor version writes other bytes, so it must not find the
+old entry). Re-deriving the base from the lock costs
 most of building it (reading every ``.deb``), so the entry is instead sealed: ``sealed.json`` holds
 the image's manifest digest and an HMAC over the lock's sha256 and that digest under a key kept
 outside the cache (:mod:`repro_build.cachekey`). On reuse the seal must verify, the layout must hold
@@ -31,6 +33,7 @@ from repro_build.errors import BaseImageError, ReproBuildError, StaleLockError
 from repro_build.fsutil import atomic_write_text, publish_dir
 from repro_build.lock.baselock import base_inputs
 from repro_build.oci.blobstore import BlobStore
+from repro_build.oci.compress import Compressor
 from repro_build.oci.digest import sha256_file
 from repro_build.oci.image import Image
 from repro_build.oci.layout import read_layout, write_layout
@@ -78,7 +81,9 @@ def debian_base(
         "snapshot": lock.snapshot,
         "suite": target.base.suite,
     }
-    cached = cache_root() / "bases" / lock_sha
+    # What every engine loads; named here so the cache key and the build use the same compressor.
+    compressor = Compressor.gzip()
+    cached = cache_root() / "bases" / _cache_key(lock_sha, compressor)
     if use_cache:
         reused = _cached_base(cached, lock_sha)
         if reused is not None:
@@ -90,6 +95,7 @@ def debian_base(
             store=BlobStore(Path(tmp) / "store"),
             mirror=mirror or config.debian.mirror,
             offline=offline,
+            compressor=compressor,
         )
         out = Path(tmp) / "final"
         write_layout(out / "oci", built.image)
@@ -105,6 +111,12 @@ def debian_base(
             f"the cached Debian base in {cached} changed while it was written", hint=f"remove {cached}"
         )
     return artifact, record
+
+
+def _cache_key(lock_sha: str, compressor: Compressor) -> str:
+    """The cache entry of a base: the lock and everything else its bytes depend on (the compressor)."""
+    described = json.dumps(compressor.describe(), sort_keys=True)
+    return hashlib.sha256(f"{lock_sha}\n{described}\n".encode()).hexdigest()
 
 
 #: The seal beside a cached base layout (see the module docstring).

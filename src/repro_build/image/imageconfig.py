@@ -43,16 +43,17 @@ def merge_env(base: Sequence[str], updates: Mapping[str, str]) -> list[str]:
 
 
 def image_env(config: Config, target: Target, policy: Policy, base_env: Sequence[str]) -> list[str]:
-    """PATH (with /usr/local/bin, where console scripts go), determinism flags, then config env."""
+    """PATH (with /usr/local/bin, where console scripts go), config env, determinism flags; minus removals."""
     updates: dict[str, str] = {}
     current_path = next((e.partition("=")[2] for e in base_env if e.startswith("PATH=")), DEFAULT_PATH)
     if "/usr/local/bin" not in current_path.split(":"):
         current_path = "/usr/local/bin:" + current_path
     updates["PATH"] = current_path
-    updates.update(policy.env)
     updates.update(config.env)
     updates.update(target.env)
-    return merge_env(base_env, updates)
+    updates.update(policy.image_env)  # the flag sets with the config's overrides applied (XLA_FLAGS merged)
+    kept = [e for e in base_env if e.partition("=")[0] not in policy.unset]
+    return merge_env(kept, {k: v for k, v in updates.items() if k not in policy.unset})
 
 
 def build_config(

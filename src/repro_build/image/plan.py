@@ -23,7 +23,7 @@ from repro_build.image.pyenv import Distribution
 #: Sizes are binary megabytes: 50 "MB" = 50 MiB of installed files.
 MIB = 1 << 20
 
-GroupKind = Literal["wheel", "wheels", "project", "app"]
+GroupKind = Literal["wheel", "wheels", "project", "app", "file"]
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,12 @@ class LayerGroup:
     kind: GroupKind
     distributions: tuple[str, ...]
     size: int
+    path: str | None = None  # the image path of a "file" layer (see image/datafiles.py)
 
     @property
     def name(self) -> str:
+        if self.kind == "file":
+            return f"file {self.path}"
         if self.kind == "wheel":
             return f"wheel {self.distributions[0]}"
         if self.kind == "project":

@@ -56,10 +56,12 @@ def describe_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "")
     return lines
 
 
-def expected_inputs(config: Config, uv: str | None = None) -> dict[str, dict[str, Any]]:
+def expected_inputs(
+    config: Config, uv: str | None = None, dynamic: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Lock file name -> its current inputs, for the build lock and every target."""
     version = uv or uv_version()
-    out = {BUILD_LOCK: build_inputs(config, version)}
+    out = {BUILD_LOCK: build_inputs(config, version, dynamic)}
     for name, target in config.targets.items():
         out[f"{name}.txt"] = target_inputs(config, target, version)
     return out
@@ -71,13 +73,21 @@ def check_locks(config: Config, only: list[str] | None = None) -> list[Staleness
     ``only`` limits the check to those lock file names (e.g. ``["build.txt"]``).
     """
     rel = Path("locks")
-    expected = expected_inputs(config)
-    if only is not None:
-        expected = {k: v for k, v in expected.items() if k in only}
     recorded = read_inputs_file(config)
-    problems: list[Staleness] = []
     if recorded is None:
         return [Staleness(str(rel / "inputs.json"), "missing: the project was never locked")]
+    # The full check (`lock --check`) asks the backend for its build requirements again; the quick
+    # check before a build trusts the recorded answer (uv's hash check refuses an unlocked one anyway).
+    dynamic: list[str] | None = None
+    build_lock = build_lock_path(config)
+    if only is None and build_lock.is_file():
+        from repro_build.lock.buildreqs import dynamic_build_requires
+
+        dynamic = dynamic_build_requires(config, build_lock)
+    expected = expected_inputs(config, dynamic=dynamic)
+    if only is not None:
+        expected = {k: v for k, v in expected.items() if k in only}
+    problems: list[Staleness] = []
     locks: dict[str, Any] = recorded["locks"]
     for name, inputs in expected.items():
         path = config.locks_dir / name
@@ -89,7 +99,10 @@ def check_locks(config: Config, only: list[str] | None = None) -> list[Staleness
         if entry is None:
             problems.append(Staleness(label, "not recorded in locks/inputs.json"))
             continue
-        for line in describe_changes(entry.get("inputs", {}), inputs):
+        old = dict(entry.get("inputs", {}))
+        if name == BUILD_LOCK and dynamic is None:
+            old.pop("backend-build-requires", None)
+        for line in describe_changes(old, inputs):
             problems.append(Staleness(label, line))
         if file_sha256(path) != entry.get("sha256"):
             problems.append(Staleness(label, "edited since it was generated (sha256 differs)"))

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import tomlkit
+
 from repro_build.base.debian.lock import read_lock as read_base_lock
 from repro_build.config import Config, Target
 from repro_build.errors import LockError, ReproBuildError, ToolError
 from repro_build.fsutil import atomic_write_text
+from repro_build.lock.buildreqs import dynamic_build_requires
 from repro_build.lock.inputs import (
     BUILD_LOCK,
     INPUTS_FILE,
@@ -37,7 +40,12 @@ _NO_WHEEL_RES = (
     re.compile(r"Wheels are required for `([^`]+)`"),
     re.compile(r"all versions of ([A-Za-z0-9._-]+) have no usable wheels"),
     re.compile(r"([A-Za-z0-9._-]+)==\S+ has no usable wheels"),
+    # "Failed to build `pkg==1.0`" / "Failed to download and build `pkg @ …`", then "Building source
+    # distributions is disabled": name the package without its version or URL.
+    re.compile(r"(?:build|download and build) `([A-Za-z0-9._-]+)"),
 )
+#: uv's words when a wheels-only resolution met an sdist it may not build (the package is not always named).
+_SDIST_DISABLED = re.compile(r"Building source distributions is disabled|building from source is disabled")
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,11 @@ def _compile(
     what: str,
     upgrade: bool,
     upgrade_packages: tuple[str, ...],
+    project_dir: Path | None = None,
 ) -> str:
-    """Run ``uv pip compile`` into ``out`` (seeded with ``previous`` as preferences); return the body."""
+    """Run ``uv pip compile`` into ``out`` (seeded with ``previous`` as preferences); return the body.
+
+    The project's requirements come from ``pyproject.toml`` in ``project_dir`` (default: the project)."""
     if previous.exists() and not upgrade:
         shutil.copyfile(previous, out)  # uv prefers the pins already in the output file
     cmd = ["pip", "compile", "--generate-hashes", "--no-header", "--quiet", "--output-file", str(out), *args]
@@ -83,8 +94,30 @@ def _compile(
         cmd += ["--upgrade-package", package]
     # Requirements not in pyproject.toml come on stdin, so no temporary path leaks into the annotations.
     cmd.append("-" if stdin_requirements is not None else "pyproject.toml")
-    run_uv(cmd, cwd=config.root, what=what, stdin=stdin_requirements)
+    run_uv(cmd, cwd=project_dir or config.root, what=what, stdin=stdin_requirements)
     return out.read_text(encoding="utf-8")
+
+
+def _static_project(config: Config, dest: Path) -> Path:
+    """A directory with a static ``pyproject.toml`` holding the metadata the backend reported.
+
+    For projects without PEP 621 metadata (or with dynamic dependencies): uv would otherwise run the
+    backend itself, which wheels-only targets forbid. ``Requires-Dist`` entries keep their
+    ``extra == "…"`` markers, which uv evaluates for the requested ``--extra``s.
+    """
+    p = config.project
+    doc = tomlkit.document()
+    table = tomlkit.table()
+    table["name"] = p.name
+    table["version"] = p.version or "0"
+    if p.requires_python:
+        table["requires-python"] = p.requires_python
+    table["dependencies"] = list(p.dependencies)
+    table["optional-dependencies"] = {extra: [] for extra in p.optional_dependencies}
+    doc["project"] = table
+    dest.mkdir()
+    (dest / "pyproject.toml").write_text(tomlkit.dumps(doc), encoding="utf-8")
+    return dest
 
 
 def _target_args(target: Target) -> list[str]:
@@ -113,6 +146,13 @@ def _binary_only_error(target: Target, err: ToolError) -> LockError:
                 f"`binary-only = false` in `[tool.repro-build.targets.{target.name}]` if you accept "
                 "building it on this host",
             )
+    if _SDIST_DISABLED.search(err.message):
+        return LockError(
+            f"target {target.name!r}: a dependency is only available as an sdist, and image targets install "
+            f"wheels only:\n{err.message}",
+            hint=f"set `binary-only = false` in `[tool.repro-build.targets.{target.name}]` if you accept building "
+            "it on this host, or pin versions that publish wheels",
+        )
     return LockError(err.message, hint=err.hint)
 
 
@@ -135,18 +175,62 @@ def _wheel_record(
     return record_wheels(config, selected, origins)
 
 
+def _lock_build(
+    config: Config, tmpdir: Path, uv: str, upgrade: bool, upgrade_packages: tuple[str, ...]
+) -> tuple[str, dict[str, Any]]:
+    """The text of ``locks/build.txt`` and its inputs record.
+
+    Universal, so `uv build` can use it on any build host or builder image. First
+    ``build-system.requires``; then what the backend adds at build time (``get_requires_for_build_*``),
+    asked with the backend just locked; if it adds anything, everything is resolved together.
+    """
+
+    def resolve(requirements: list[str]) -> str:
+        return _compile(
+            config,
+            ["--universal"],
+            tmpdir / BUILD_LOCK,
+            config.locks_dir / BUILD_LOCK,
+            stdin_requirements="".join(f"{r}\n" for r in requirements),
+            what="resolving the build requirements (`build-system.requires`)",
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+        )
+
+    body = resolve(list(config.project.build_requires))
+    staged_build = tmpdir / "build-static.txt"
+    staged_build.write_text(body, encoding="utf-8")
+    dynamic = dynamic_build_requires(config, staged_build)
+    if dynamic:
+        body = resolve([*config.project.build_requires, *dynamic])
+    b_inputs = build_inputs(config, uv, dynamic)
+    source = "`build-system.requires`" + ("" if config.project.build_system_declared else ", PEP 517 default")
+    header = _header(
+        [
+            f"Build constraints for `{config.project.build_backend}` "
+            f"(from {source}{', and ' + ', '.join(dynamic) + ' from the backend' if dynamic else ''}).",
+            f"Inputs checksum: {checksum(b_inputs)}",
+        ]
+    )
+    return header + body, {"checksum": checksum(b_inputs), "inputs": b_inputs}
+
+
 def lock_project(
     config: Config,
     *,
     targets: list[str] | None = None,
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
+    build_only: bool = False,
 ) -> LockResult:
-    """Resolve ``locks/build.txt`` and ``locks/<target>.txt`` for the selected (default: all) targets."""
+    """Resolve ``locks/build.txt`` and ``locks/<target>.txt`` for the selected (default: all) targets;
+    with ``build_only``, only ``locks/build.txt`` (what ``repro-build wheel`` needs)."""
     # Lazily: repro_build.image imports this package.
     from repro_build.image.wheelsources import split_uv_annotations
 
     selected = [config.target(t) for t in targets] if targets else list(config.targets.values())
+    if build_only:
+        selected, targets = [], []
     uv = uv_version()
     locks_dir = config.locks_dir
     locks_dir.mkdir(parents=True, exist_ok=True)
@@ -155,27 +239,9 @@ def lock_project(
     records: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix=".lock-", dir=locks_dir) as tmp:
         tmpdir = Path(tmp)
-        # Build constraints: universal, so `uv build` can use them on any build host or builder image.
-        b_inputs = build_inputs(config, uv)
-        body = _compile(
-            config,
-            ["--universal"],
-            tmpdir / BUILD_LOCK,
-            locks_dir / BUILD_LOCK,
-            stdin_requirements="".join(f"{r}\n" for r in config.project.build_requires),
-            what="resolving the build requirements (`build-system.requires`)",
-            upgrade=upgrade,
-            upgrade_packages=upgrade_packages,
-        )
-        header = _header(
-            [
-                f"Build constraints for `{config.project.build_backend}` "
-                f"(from `build-system.requires`{'' if config.project.build_system_declared else ', PEP 517 default'}).",
-                f"Inputs checksum: {checksum(b_inputs)}",
-            ]
-        )
-        staged[BUILD_LOCK] = header + body
-        records[BUILD_LOCK] = {"checksum": checksum(b_inputs), "inputs": b_inputs}
+
+        staged[BUILD_LOCK], records[BUILD_LOCK] = _lock_build(config, tmpdir, uv, upgrade, upgrade_packages)
+        project_dir = _static_project(config, tmpdir / "project") if config.project.from_backend else None
         for target in selected:
             name = f"{target.name}.txt"
             t_inputs = target_inputs(config, target, uv)
@@ -189,6 +255,7 @@ def lock_project(
                     what=f"resolving target {target.name!r}",
                     upgrade=upgrade,
                     upgrade_packages=upgrade_packages,
+                    project_dir=project_dir,
                 )
             except ToolError as e:
                 raise _binary_only_error(target, e) from e
@@ -215,7 +282,7 @@ def lock_project(
         for name, record in previous["locks"].items():
             if name != BUILD_LOCK and name.removesuffix(".txt") not in config.targets:
                 obsolete.append(name)
-            elif targets:
+            elif targets or build_only:
                 all_records[name] = record
     for name, text in staged.items():
         records[name]["sha256"] = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -226,7 +293,7 @@ def lock_project(
     atomic_write_text(locks_dir / INPUTS_FILE, render_inputs_file(all_records, recorded_defaults(config)))
     for name in obsolete:
         (locks_dir / name).unlink(missing_ok=True)
-    if not targets or any(config.target(t).base.kind == "debian" for t in targets):
+    if not build_only and (not targets or any(config.target(t).base.kind == "debian" for t in targets)):
         from repro_build.lock.baselock import lock_bases
 
         for path in lock_bases(config):

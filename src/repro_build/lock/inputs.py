@@ -59,15 +59,19 @@ def target_inputs(config: Config, target: Target, uv_version: str) -> dict[str, 
     }
 
 
-def build_inputs(config: Config, uv_version: str) -> dict[str, Any]:
-    """Everything that changes ``locks/build.txt`` when it changes."""
-    return {
+def build_inputs(config: Config, uv_version: str, dynamic: list[str] | None = None) -> dict[str, Any]:
+    """Everything that changes ``locks/build.txt`` when it changes; ``dynamic``: what the backend's
+    ``get_requires_for_build_*`` hooks add (left out when not asked, see :mod:`repro_build.lock.buildreqs`)."""
+    inputs: dict[str, Any] = {
         "build-backend": config.project.build_backend,
         "build-requires": sorted(config.project.build_requires),
         "exclude-newer": config.exclude_newer,
         "resolution": "universal",
         "uv": uv_version,
     }
+    if dynamic is not None:
+        inputs["backend-build-requires"] = sorted(dynamic)
+    return inputs
 
 
 def checksum(inputs: dict[str, Any]) -> str:

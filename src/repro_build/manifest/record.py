@@ -16,6 +16,7 @@ from typing import Any
 
 from repro_build import __version__
 from repro_build.config import Config
+from repro_build.determinism.cuda import cuda_facts
 from repro_build.distribution import COMMAND
 from repro_build.errors import ReproBuildError
 from repro_build.fsutil import atomic_write_text, human_json_text
@@ -42,6 +43,12 @@ def project_prefix(root: Path) -> str:
         ["git", "-C", str(root), "rev-parse", "--show-prefix"], capture_output=True, text=True, check=False
     )
     return out.stdout.strip().rstrip("/") if out.returncode == 0 else ""
+
+
+def cuda_record(result: ImageResult) -> dict[str, Any] | None:
+    """CUDA runtime, cuBLAS, cuDNN and NCCL versions from the image's wheels and env; None without CUDA."""
+    facts = cuda_facts(((pin.name, pin.version) for pin, _ in result.wheels), list(result.env))
+    return facts.to_dict() if facts else None
 
 
 def image_manifest(config: Config, result: ImageResult, *, image_id: str | None = None) -> dict[str, Any]:
@@ -74,6 +81,8 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
         "wheels": [{**pin.to_dict(), "layer": index} for pin, index in result.wheels],
         "project_wheel": result.project_wheel,
         "determinism": result.policy.to_dict(),
+        "cuda": cuda_record(result),
+        "files": list(result.files),
         "outputs": {
             "manifest_digest": str(image.digest),
             "manifest_media_type": image.media_type,

@@ -1,48 +1,69 @@
 """Layer compression as part of the output format (DESIGN.md "Canonical forms", REFERENCE.md §2.7).
 
-There is no canonical DEFLATE encoding, so the compressor is pinned and described:
+There is no canonical DEFLATE encoding, so the compressor is pinned and described, and it never comes
+from the host: Python's ``zlib`` links the system's libz (zlib 1.2.13 on Debian 12, 1.3.1 on Debian 13,
+zlib-ng on Fedora 40+), whose bytes differ between implementations and versions.
 
 ``gzip``
-    The input is cut into fixed 1 MiB blocks; each block is raw DEFLATE (RFC 1951) at a fixed level from
-    a fresh compressor, ended with a sync flush (an empty stored block), so blocks concatenate into one
-    valid DEFLATE stream; a final empty fixed-Huffman block with BFINAL closes it. One gzip header
-    (RFC 1952: mtime 0, XFL 0, OS 255 "unknown") and a CRC-32 + ISIZE trailer over the whole input wrap
-    it. Blocks are compressed on a thread pool (CPython's zlib releases the GIL); because every block is
-    compressed independently and written in input order, the bytes do not depend on the worker count.
-    They do depend on the zlib version, which :meth:`Compressor.describe` records.
+    libdeflate, from the ``deflate`` wheel that bundles it statically (pinned with ``==`` in
+    repro-build's dependencies; see :data:`PINNED_DEFLATE`). The input is cut into fixed 1 MiB blocks;
+    each block becomes one complete gzip member (RFC 1952 §2.2: a gzip file is a series of members)
+    made by ``libdeflate_gzip_compress`` at a fixed level: header with MTIME 0, XFL as libdeflate sets
+    it for the level, OS 255 "unknown"; raw DEFLATE; CRC-32 and ISIZE of the block. The members are
+    concatenated in input order. Blocks are compressed on a thread pool (the binding releases the GIL);
+    every block is compressed independently, so the bytes do not depend on the worker count. libdeflate
+    selects no code path by CPU feature when compressing (its SIMD code only fills and rebases match
+    tables and computes checksums, with the same results everywhere), so the bytes depend only on the
+    libdeflate version, the level and the block size, which :meth:`Compressor.describe` records.
 ``zstd``
-    The ``zstandard`` library in multi-threaded mode (``threads >= 1``): zstd's job sizes follow the
-    level and window, not the worker count, so 1, 2 and N workers give the same frame (checked by
-    the tests; single-thread mode, ``threads=0``, gives different bytes and is never used).
+    The ``zstandard`` library (which bundles libzstd statically; pinned with ``==`` too) in
+    multi-threaded mode (``threads >= 1``): zstd's job sizes follow the level and window, not the worker
+    count, so 1, 2 and N workers give the same frame (checked by the tests; single-thread mode,
+    ``threads=0``, gives different bytes and is never used).
 ``none``
     The tar as it is.
+
+Readers of multi-member gzip: :func:`open_decompressed` (Python's ``gzip`` reads every member, in
+bounded memory), Go's ``compress/gzip`` (multistream by default: Docker, containerd, skopeo, umoci) and
+GNU gzip. Python's ``tarfile`` in stream mode (``r|gz``) stops after the first member, so tar streams
+are always decompressed by :func:`open_decompressed` first and opened with ``r|``.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, BinaryIO, Protocol
+
+import zstandard
 
 from repro_build.errors import OCIError
 from repro_build.oci.mediatypes import Compression
 
-#: Block size of the parallel gzip: large enough that per-block overhead stays under 1 percent,
-#: small enough that 2 workers get work from a 2 MiB file. Part of the format: changing it changes bytes.
+#: Block size of the parallel gzip: large enough that the 18-byte member header and trailer and the
+#: dictionary restart cost stay small (1 MiB blocks are 0.1 % larger than 16 MiB ones on a Debian
+#: rootfs tar), small enough that 2 workers get work from a 2 MiB file. Part of the format: changing it
+#: changes bytes.
 GZIP_BLOCK_SIZE = 1 << 20
-#: zlib's default level: the usual speed/size trade-off, and what `docker push`/`gzip` use.
+#: The usual speed/size trade-off (libdeflate's default level too).
 DEFAULT_GZIP_LEVEL = 6
+#: libdeflate's levels: 1-9 like zlib, 10-12 its slower near-optimal parsing.
+MAX_GZIP_LEVEL = 12
 #: zstd's default level.
 DEFAULT_ZSTD_LEVEL = 3
-#: RFC 1952 header: magic, CM=8 (deflate), FLG=0, MTIME=0, XFL=0, OS=255 (unknown), fixed so the
-#: bytes do not depend on the host or the time.
-_GZIP_HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"
-#: Final empty fixed-Huffman block with BFINAL=1 (what ``flush(Z_FINISH)`` of an empty raw stream emits).
-_DEFLATE_END = b"\x03\x00"
+#: What reading a corrupt or truncated stream from :func:`open_decompressed` raises. Python's ``zlib``
+#: only decodes here (inflate output is defined by RFC 1951, whatever the library), never encodes.
+DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError)
+#: The ``deflate`` wheel repro-build pins (pyproject ``dependencies``) and the libdeflate it bundles.
+#: The wheel does not report the C library's version at run time; this table does, from the binding's
+#: source: ``deflate`` 0.9.0's ``libdeflate`` git submodule is commit c8c56a20 = tag v1.25 (its
+#: CHANGELOG: "Updated bundled libdeflate to v1.25"). A new pin needs a new row and new golden digests.
+PINNED_DEFLATE = "0.9.0"
+LIBDEFLATE_OF_DEFLATE = {"0.9.0": "1.25"}
 
 
 def default_workers() -> int:
@@ -57,6 +78,48 @@ class Sink(Protocol):
     def write(self, data: bytes, /) -> int | None: ...
 
 
+def _package_version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError as e:
+        raise OCIError(
+            f"the compressor package {dist!r} is not installed",
+            hint="reinstall repro-build with its dependencies (`pip install repro-build`)",
+        ) from e
+
+
+def libdeflate_versions() -> tuple[str, str]:
+    """``(deflate package version, bundled libdeflate version)``; refuses a ``deflate`` other than the pin.
+
+    Another version would write other bytes without a way to say which libdeflate made them.
+    """
+    package = _package_version("deflate")
+    library = LIBDEFLATE_OF_DEFLATE.get(package)
+    if library is None:
+        raise OCIError(
+            f"deflate {package} is installed, but repro-build's gzip output is defined by deflate=={PINNED_DEFLATE}",
+            hint=f"install the pinned version: `pip install deflate=={PINNED_DEFLATE}` (or reinstall repro-build)",
+        )
+    return package, library
+
+
+def gzip_member(data: bytes, level: int) -> bytes:
+    """One complete gzip member (header, raw DEFLATE, CRC-32, ISIZE) of ``data`` made by libdeflate.
+
+    Header: MTIME 0, FLG 0, XFL 0 for levels 2-7 (4 below, 2 above), OS 255; nothing from the host.
+    """
+    import deflate
+
+    return bytes(deflate.gzip_compress(data, level))
+
+
+def raw_deflate(data: bytes, level: int) -> bytes:
+    """Raw DEFLATE (RFC 1951) of ``data`` by libdeflate: one stream ending in a final block."""
+    import deflate
+
+    return bytes(deflate.deflate_compress(data, level))
+
+
 @dataclass(frozen=True)
 class Compressor:
     """A pinned compression format: algorithm, level and (gzip) block size. Worker count is not part of it."""
@@ -67,8 +130,8 @@ class Compressor:
 
     @classmethod
     def gzip(cls, level: int = DEFAULT_GZIP_LEVEL, block_size: int = GZIP_BLOCK_SIZE) -> Compressor:
-        if not 1 <= level <= 9:
-            raise OCIError(f"gzip level {level} is outside 1..9")
+        if not 1 <= level <= MAX_GZIP_LEVEL:
+            raise OCIError(f"gzip level {level} is outside 1..{MAX_GZIP_LEVEL}")
         return cls("gzip", level, block_size)
 
     @classmethod
@@ -99,17 +162,18 @@ class Compressor:
     def describe(self) -> dict[str, Any]:
         """Everything the output bytes depend on, for the build manifest."""
         if self.algorithm == "gzip":
+            package, library = libdeflate_versions()
             return {
                 "algorithm": "gzip",
-                "implementation": "repro-build fixed-block parallel gzip (Python zlib)",
-                "library": "zlib",
-                "library_version": zlib.ZLIB_RUNTIME_VERSION,
+                "implementation": "repro-build fixed-block parallel gzip (one gzip member per block, libdeflate)",
+                "library": "libdeflate",
+                "library_version": library,
+                "package": "deflate",
+                "package_version": package,
                 "level": self.level,
                 "block_size": self.block_size,
             }
         if self.algorithm == "zstd":
-            import zstandard
-
             return {
                 "algorithm": "zstd",
                 "implementation": "python-zstandard multi-threaded mode",
@@ -126,6 +190,7 @@ class Compressor:
         n = workers if workers is not None else default_workers()
         if self.algorithm == "gzip":
             assert self.level is not None and self.block_size is not None
+            libdeflate_versions()  # refuse an unpinned libdeflate before writing anything
             return ParallelGzipWriter(dst, self.level, self.block_size, n)
         if self.algorithm == "zstd":
             assert self.level is not None
@@ -152,13 +217,6 @@ class PlainWriter:
         pass
 
 
-def _deflate_block(block: bytes, level: int) -> bytes:
-    # A fresh raw-deflate compressor per block (wbits=-15, memLevel 8 = zlib's default): no state is
-    # shared between blocks, which is what makes the output independent of scheduling.
-    c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
-    return c.compress(block) + c.flush(zlib.Z_SYNC_FLUSH)
-
-
 class ParallelGzipWriter:
     """Fixed-block parallel gzip (see the module docstring). Holds at most ``2 * workers`` blocks in flight."""
 
@@ -170,10 +228,8 @@ class ParallelGzipWriter:
         self._max_pending = 2 * max(1, workers)
         self._pending: deque[Future[bytes]] = deque()
         self._buf = bytearray()
-        self._crc = 0
-        self._size = 0
+        self._members = 0
         self._closed = False
-        dst.write(_GZIP_HEADER)
 
     def write(self, data: bytes, /) -> int:
         if self._closed:
@@ -196,9 +252,8 @@ class ParallelGzipWriter:
         return len(data)
 
     def _submit(self, block: bytes) -> None:
-        self._crc = zlib.crc32(block, self._crc)
-        self._size += len(block)
-        self._pending.append(self._pool.submit(_deflate_block, block, self._level))
+        self._members += 1
+        self._pending.append(self._pool.submit(gzip_member, block, self._level))
         while len(self._pending) >= self._max_pending:
             self._dst.write(self._pending.popleft().result())
 
@@ -207,14 +262,12 @@ class ParallelGzipWriter:
             return
         self._closed = True
         try:
-            if self._buf:
+            # Empty input still gives one (empty) member: a zero-byte file is not gzip.
+            if self._buf or self._members == 0:
                 self._submit(bytes(self._buf))
                 self._buf.clear()
             while self._pending:
                 self._dst.write(self._pending.popleft().result())
-            self._dst.write(_DEFLATE_END)
-            # ISIZE is the input size modulo 2**32 (RFC 1952 §2.3.1).
-            self._dst.write(struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -223,8 +276,6 @@ class ZstdWriter:
     """zstd in multi-threaded mode (worker-count independent output; see the module docstring)."""
 
     def __init__(self, dst: Sink, level: int, workers: int) -> None:
-        import zstandard
-
         # threads >= 1 selects zstd's multi-threaded encoder whose output does not depend on the count;
         # no content size in the frame header because the stream length is not known up front.
         self._cctx = zstandard.ZstdCompressor(level=level, threads=max(1, workers), write_checksum=True)
@@ -239,8 +290,6 @@ class ZstdWriter:
         if self._closed:
             return
         self._closed = True
-        import zstandard
-
         self._writer.flush(zstandard.FLUSH_FRAME)
         self._writer.close()  # type: ignore[no-untyped-call]
 
@@ -261,14 +310,49 @@ def compress_bytes(data: bytes, compressor: Compressor, workers: int | None = No
 
 
 def open_decompressed(f: BinaryIO, compression: Compression) -> BinaryIO:
-    """A readable stream of the decompressed bytes of ``f``."""
+    """A readable stream of the decompressed bytes of ``f``, in bounded memory.
+
+    gzip: every member of a multi-member file is read (Python's ``gzip`` continues after each member's
+    trailer), so this reads layers written by :class:`ParallelGzipWriter` and by any other tool.
+    """
     if compression == "gzip":
         import gzip
 
         return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
     if compression == "zstd":
-        import zstandard
-
         reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
         return reader
     return f
+
+
+#: Leading bytes of each compressed format (RFC 1952 ID1 ID2; RFC 8878 zstd frame magic).
+_MAGIC: tuple[tuple[bytes, Compression], ...] = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
+
+
+class _Prefixed:
+    """``head`` followed by the rest of ``f``: a stream whose first bytes were read to sniff its format."""
+
+    def __init__(self, head: bytes, f: BinaryIO) -> None:
+        self._head = head
+        self._f = f
+
+    def read(self, n: int = -1, /) -> bytes:
+        if not self._head:
+            return self._f.read(n)
+        if n < 0:
+            head, self._head = self._head, b""
+            return head + self._f.read()
+        head, self._head = self._head[:n], self._head[n:]
+        return head + (self._f.read(n - len(head)) if len(head) < n else b"")
+
+
+def open_sniffed(f: BinaryIO) -> BinaryIO:
+    """The decompressed stream of ``f``, whose format (gzip, zstd or a plain tar) is read from its first bytes."""
+    head = f.read(4)
+    while 0 < len(head) < 4:
+        more = f.read(4 - len(head))
+        if not more:
+            break
+        head += more
+    compression: Compression = next((c for magic, c in _MAGIC if head.startswith(magic)), "none")
+    return open_decompressed(_Prefixed(head, f), compression)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from repro_build.epoch import Epoch
 from repro_build.errors import OCIError
 from repro_build.oci.blobstore import BlobStore, HashingWriter
-from repro_build.oci.compress import CompressingWriter, Compressor, open_decompressed
+from repro_build.oci.compress import DECOMPRESS_ERRORS, CompressingWriter, Compressor, open_decompressed
 from repro_build.oci.digest import CHUNK, Digest
 from repro_build.oci.mediatypes import layer_compression, oci_layer_type
 from repro_build.oci.progress import NO_PROGRESS, Progress
@@ -204,14 +204,12 @@ def tar_diff_id(entries: Iterable[LayerEntry], *, epoch: Epoch | int, preserve_m
 
 def diff_id_of(layer: Layer) -> Digest:
     """Recompute the diff_id by decompressing the blob (used by validation)."""
-    import zstandard
-
     h = hashlib.sha256()
     try:
         with layer.open_uncompressed() as f:
             while chunk := f.read(CHUNK):
                 h.update(chunk)
-    except (OSError, EOFError, ValueError, zstandard.ZstdError) as e:
+    except DECOMPRESS_ERRORS as e:
         raise OCIError(
             f"layer {layer.digest}: decompressing {layer.path} failed: {e}",
             hint="the blob is truncated or corrupt; fetch the image again",

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO, Literal
 
-import zstandard
-
 from repro_build.errors import OCIError
+from repro_build.oci.compress import DECOMPRESS_ERRORS, open_sniffed
 from repro_build.oci.layer import Layer
 
 SafeKind = Literal["file", "dir", "symlink", "hardlink", "whiteout", "opaque", "device"]
@@ -76,11 +75,17 @@ def _symlink_escapes(path: str, target: str) -> bool:
     return False
 
 
+#: A broken tar or a broken compressed stream under it.
+_READ_ERRORS: tuple[type[Exception], ...] = (tarfile.TarError, *DECOMPRESS_ERRORS)
+
+
 def iter_layer_entries(f: BinaryIO, *, artifact: str, allow_devices: bool = False) -> Iterator[SafeEntry]:
     """Check and yield each entry of the (uncompressed or compressed) tar stream ``f``."""
     seen: set[str] = set()
     try:
-        with tarfile.open(fileobj=f, mode="r|*") as tf:
+        # Decompress here rather than with tarfile's "r|*": tarfile's stream mode stops after the first
+        # member of a multi-member gzip, which is what repro-build's own gzip layers are.
+        with tarfile.open(fileobj=open_sniffed(f), mode="r|") as tf:
             for m in tf:
                 path = _norm(m.name, artifact)
                 if not path:
@@ -121,7 +126,7 @@ def iter_layer_entries(f: BinaryIO, *, artifact: str, allow_devices: bool = Fals
                     raise _bad(artifact, m.name, f"has unsupported type {m.type!r}")
                 seen.add(path)
                 yield SafeEntry(path, kind, m.mode, m.size, m.uid, m.gid, target, opener)
-    except (tarfile.TarError, EOFError, OSError, ValueError, zstandard.ZstdError) as e:
+    except _READ_ERRORS as e:
         raise OCIError(
             f"{artifact}: reading the layer tar failed: {e}", hint="the layer is truncated or corrupt"
         ) from e

@@ -1,6 +1,7 @@
 """Build a project's sdist and wheel through ``uv build`` in a normalised environment, then canonicalise.
 
-Pipeline (each step in a fresh *build root*, a temporary directory removed afterwards)::
+Pipeline (each step in the project's *build root*, a fixed path emptied before and removed after the build:
+:mod:`repro_build.wheel.buildroot`)::
 
     source snapshot ──export──▶ <root>/src ──uv build --sdist──▶ canonical sdist
     canonical sdist ──extract──▶ <root>/unpack/<name>-<version> ──uv build --wheel──▶ canonical wheel
@@ -12,12 +13,20 @@ sdist=False`` builds the wheel straight from the exported source.) Both steps ru
 pinned by hash, in uv's default build isolation.
 
 The environment handed to the backend is a whitelist (:data:`PASSTHROUGH`: how to reach the index,
-never what to build) plus the normalised variables of :func:`normalised_env`. ``CFLAGS``/``CXXFLAGS``
-from the caller are *not* passed through: they would make the artifact depend on the host. The build
-root is the random path that reaches compiler output (DWARF ``DW_AT_comp_dir``, ``__FILE__``), so it is
-mapped to ``.`` (``-ffile-prefix-map``, ``--remap-path-prefix``), and ``TMPDIR`` points inside it. uv's
-isolated environment also has a random path, but it only appears as an ``-I`` option, which GCC leaves
-out of the recorded command line; ``tests/packages/setuptools_cext`` (built with ``-g``) checks both.
+never what to build), the caller's compiler flags (:data:`USER_FLAGS`, kept and recorded with the
+build), plus the normalised variables of :func:`normalised_env`.
+
+Flags are **added, never replaced**. setuptools (``_distutils/sysconfig.py: customize_compiler``)
+*replaces* the interpreter's ``CFLAGS`` (``-DNDEBUG -g -fwrapv -O3 -Wall``) with ``$CFLAGS`` when that
+is set, but *appends* ``$CPPFLAGS`` to the C and C++ compile and link commands; meson appends
+``CPPFLAGS`` to every C-family compile too, and autotools do. So repro-build never sets ``CFLAGS`` or
+``CXXFLAGS``: its one compiler addition, ``-ffile-prefix-map=<build root>=.``, goes after the caller's
+``CPPFLAGS``, and extensions are compiled with exactly the optimisation and ``NDEBUG`` of a plain
+``uv build``. The build root is the path that reaches compiler output (DWARF ``DW_AT_comp_dir``,
+``__FILE__``), so it is mapped to ``.``; ``RUSTFLAGS`` gets ``--remap-path-prefix`` after the
+caller's own. ``TMPDIR`` points inside the build root. uv's isolated environment also has a random
+path, but it only appears as an ``-I`` option, which GCC leaves out of the recorded command line;
+``tests/packages/setuptools_cext`` (built with ``-g``) checks both.
 """
 
 from __future__ import annotations
@@ -28,9 +37,8 @@ import os
 import re
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -42,6 +50,7 @@ from repro_build.errors import WheelError
 from repro_build.fsutil import atomic_write_bytes, atomic_write_text, human_json_text, make_output_dir
 from repro_build.lock import check_build_lock
 from repro_build.uvbin import find_uv, uv_version
+from repro_build.wheel.buildroot import fixed_build_root
 from repro_build.wheel.canonical_sdist import canonicalize_sdist, gzip_compressor
 from repro_build.wheel.canonical_zip import canonicalize_wheel, zip_compressor
 from repro_build.wheel.outputs import (
@@ -53,6 +62,7 @@ from repro_build.wheel.outputs import (
     read_build_pins,
 )
 from repro_build.wheel.source import SourceTree, export, snapshot
+from repro_build.wheel.vcs import commit_export, scm_environment, scm_version, uses_scm
 
 Step = Literal["sdist", "wheel"]
 Log = Callable[[str], None]
@@ -96,10 +106,26 @@ BUILD_ROOT_PLACEHOLDER = "<build-root>"
 BUILD_UMASK = 0o022
 
 
-def normalised_env(build_root: str, epoch: Epoch) -> dict[str, str]:
-    """The variables every backend gets (values are fixed except the build root and the epoch)."""
-    prefix_map = f"-ffile-prefix-map={build_root}=."
+#: Compiler and linker flags of the caller: kept (a user's ``-march`` or ``-O2`` is theirs to choose),
+#: passed to the backend and recorded with the build, so the record says what shaped the binary.
+USER_FLAGS = ("CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "RUSTFLAGS")
+
+
+def _join(*parts: str | None) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def user_flags(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's compiler flags (:data:`USER_FLAGS`) that are set and not blank."""
+    return {k: environ[k] for k in USER_FLAGS if environ.get(k, "").strip()}
+
+
+def normalised_env(build_root: str, epoch: Epoch, flags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables every backend gets: fixed values, the build root, the epoch, and the caller's
+    compiler ``flags`` with repro-build's additions appended (see the module docstring)."""
+    given = dict(flags or {})
     return {
+        **given,
         "TZ": "UTC",
         "LC_ALL": "C.UTF-8",
         "LANG": "C.UTF-8",
@@ -109,16 +135,16 @@ def normalised_env(build_root: str, epoch: Epoch) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "SOURCE_DATE_EPOCH": str(epoch.seconds),
         "TMPDIR": f"{build_root}/tmp",
-        "CFLAGS": prefix_map,
-        "CXXFLAGS": prefix_map,
-        "RUSTFLAGS": f"--remap-path-prefix={build_root}=.",
+        # Appended by setuptools, meson and autotools alike; CFLAGS would replace the interpreter's -O3.
+        "CPPFLAGS": _join(given.get("CPPFLAGS"), f"-ffile-prefix-map={build_root}=."),
+        "RUSTFLAGS": _join(given.get("RUSTFLAGS"), f"--remap-path-prefix={build_root}=."),
         "NO_COLOR": "1",
     }
 
 
-def recorded_env(epoch: Epoch) -> dict[str, str]:
+def recorded_env(epoch: Epoch, flags: Mapping[str, str] | None = None) -> dict[str, str]:
     """The normalised environment as the build record shows it (build root as a placeholder)."""
-    return normalised_env(BUILD_ROOT_PLACEHOLDER, epoch)
+    return normalised_env(BUILD_ROOT_PLACEHOLDER, epoch, flags)
 
 
 def host_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -135,6 +161,11 @@ class Runner(Protocol):
 
     def builder(self) -> Builder | None: ...
 
+    def flags(self) -> Mapping[str, str]:
+        """The caller's compiler flags and the scm version variables this runner passes to the backend
+        beyond :func:`normalised_env`'s fixed values (recorded with the build)."""
+        ...
+
 
 @dataclass(frozen=True)
 class HostRunner:
@@ -144,9 +175,11 @@ class HostRunner:
     python: str
     epoch: Epoch
     environ: Mapping[str, str]
+    #: Variables derived from the commit for the backend (``SETUPTOOLS_SCM_PRETEND_VERSION``); recorded.
+    scm: Mapping[str, str] = field(default_factory=dict)
 
     def build(self, step: Step, source: Path, out_dir: Path, build_root: Path, *, deps_cached: bool = False) -> None:
-        env = {**host_env(self.environ), **normalised_env(str(build_root), self.epoch)}
+        env = {**host_env(self.environ), **normalised_env(str(build_root), self.epoch, self.flags())}
         (build_root / "tmp").mkdir(exist_ok=True)
         if deps_cached:
             # The sdist step has just put the same hash-pinned build dependencies in uv's cache: skip
@@ -188,6 +221,9 @@ class HostRunner:
 
     def builder(self) -> Builder | None:
         return None
+
+    def flags(self) -> Mapping[str, str]:
+        return {**user_flags(self.environ), **self.scm}
 
 
 def backend_failure(step: Step, output: str, lock: Path) -> WheelError:
@@ -263,6 +299,8 @@ def build_in(
     """Export ``tree`` under ``build_root`` and build canonical artifacts into ``build_root/final``."""
     say = log or (lambda _m: None)
     export(tree, build_root / "src", epoch_seconds=epoch.seconds, reverse=reverse)
+    if tree.vcs == "git":
+        commit_export(build_root / "src", epoch.seconds)
     out = build_root / "out"
     final = build_root / "final"
     out.mkdir()
@@ -275,7 +313,7 @@ def build_in(
         raw = _single(out / "sdist", ".tar.gz", "sdist")
         _check_sdist_name(raw.name)
         sdist_path = final / raw.name
-        sdist_path.write_bytes(canonicalize_sdist(raw.read_bytes(), epoch, raw.name))
+        sdist_path.write_bytes(canonicalize_sdist(raw.read_bytes(), epoch, raw.name, on_collapse=say))
     if wheel:
         source = _extract_sdist(sdist_path, build_root / "unpack") if sdist_path else build_root / "src"
         say(f"building the wheel from the {'sdist' if sdist_path else 'source'}")
@@ -303,18 +341,41 @@ def _check_wheel_name(name: str) -> tuple[str, str]:
     return str(n), str(v)
 
 
+def say_left_out(tree: SourceTree, log: Log | None) -> None:
+    """Name what a snapshot outside git left out (nothing is dropped silently)."""
+    if log is not None:
+        for entry in tree.left_out:
+            log(f"not in the source: {entry}")
+
+
+def scm_variables(config: Config, tree: SourceTree, lock: Path) -> dict[str, str]:
+    """``SETUPTOOLS_SCM_PRETEND_VERSION`` for a git checkout whose locked build requirements include
+    setuptools-scm or hatch-vcs (:mod:`repro_build.wheel.vcs`); empty otherwise."""
+    if tree.vcs != "git" or not uses_scm({pin.name for pin in read_build_pins(lock)}):
+        return {}
+    from repro_build.pep517 import Backend, hook_environment
+
+    backend = Backend(config.project.build_backend, config.project.backend_path, config.project.build_requires)
+    with hook_environment(config.python, backend, lock=lock) as env:
+        if not env.has_module("setuptools_scm"):
+            return {}
+        return scm_environment(scm_version(env, tree.root))
+
+
 @contextlib.contextmanager
-def open_runner(config: Config, epoch: Epoch, lock: Path, in_container: bool | None) -> Iterator[Runner]:
+def open_runner(
+    config: Config, epoch: Epoch, lock: Path, in_container: bool | None, scm: Mapping[str, str] | None = None
+) -> Iterator[Runner]:
     """The runner for this build: in the builder image when ``in_container`` is true, or when it is
     None and the project names a builder (:mod:`repro_build.wheel.container`); on the host otherwise."""
     from repro_build.wheel.container import builder_configured, container_runner
 
     use_container = builder_configured(config) if in_container is None else in_container
     if use_container:
-        with container_runner(config, epoch, lock) as runner:
+        with container_runner(config, epoch, lock, scm or {}) as runner:
             yield runner
     else:
-        yield HostRunner(lock, config.python, epoch, dict(os.environ))
+        yield HostRunner(lock, config.python, epoch, dict(os.environ), dict(scm or {}))
 
 
 def prepare(
@@ -370,10 +431,10 @@ def make_record(
         ),
         uv_version=uv_version(),
         python=config.python,
-        environment=tuple(sorted(recorded_env(epoch).items())),
+        environment=tuple(sorted(recorded_env(epoch, runner.flags()).items())),
         compressors=(
-            ("sdist", f"{gc.implementation} zlib {gc.zlib_version} level {gc.level}, gzip mtime 0"),
-            ("wheel", f"{zc.implementation} zlib {zc.zlib_version} deflate level {zc.level}"),
+            ("sdist", gc.describe()),
+            ("wheel", zc.describe()),
         ),
         builder=runner.builder(),
     )
@@ -402,11 +463,12 @@ def build_wheel(
     dest = (out_dir or config.root / "dist").resolve()
     lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=dest)
     make_output_dir(dest)
+    say_left_out(tree, log)
     with (
-        open_runner(config, resolved, lock, in_container) as runner,
-        tempfile.TemporaryDirectory(prefix="repro-build-") as tmp,
+        open_runner(config, resolved, lock, in_container, scm_variables(config, tree, lock)) as runner,
+        fixed_build_root(config.project.name) as root,
     ):
-        built = build_in(Path(tmp), tree, resolved, runner, sdist=sdist, wheel=wheel, log=log)
+        built = build_in(root, tree, resolved, runner, sdist=sdist, wheel=wheel, log=log)
         record = make_record(
             config,
             built,
@@ -415,7 +477,7 @@ def build_wheel(
             allow_dirty=allow_dirty,
             lock=lock,
             runner=runner,
-            artifact_dir=Path(tmp) / "final",
+            artifact_dir=root / "final",
         )
         for path in (built.sdist, built.wheel):
             if path is not None:
@@ -424,4 +486,4 @@ def build_wheel(
     return record
 
 
-__all__ = ["Built", "HostRunner", "Runner", "build_in", "build_wheel", "normalised_env"]
+__all__ = ["Built", "HostRunner", "Runner", "build_in", "build_wheel", "normalised_env", "user_flags"]

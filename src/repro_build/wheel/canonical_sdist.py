@@ -7,30 +7,34 @@ Canonical form (DESIGN.md "Canonical forms" for tar; PEP 625 / the sdist spec fo
 * mtime = the epoch for every member (setuptools copies file mtimes, which a checkout does not fix);
 * modes 0644, or 0755 when any execute bit is set; directories 0755; symlinks 0777;
 * PAX format without extended headers except where a long or non-ASCII name needs one;
-* gzip with header mtime 0, no file name, level :data:`GZIP_LEVEL`.
+* gzip as one member made by libdeflate (the compressor repro-build pins, never the host's zlib) at
+  level :data:`GZIP_LEVEL`: header mtime 0, no file name, XFL 2, OS 255.
 
-Only regular files, directories, symlinks and hard links (to an earlier member) are accepted.
+Only regular files, directories, symlinks and hard links (to an earlier member) are accepted. A member
+written twice with the same content is kept once (and reported); twice with different content is refused.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import posixpath
 import tarfile
 import zlib
+from collections.abc import Callable
 
 from repro_build.epoch import Epoch
 from repro_build.errors import WheelError
-from repro_build.wheel.canonical_zip import ArchiveCompressor, refuse_duplicates
+from repro_build.oci.compress import gzip_member, libdeflate_versions
+from repro_build.wheel.canonical_zip import ArchiveCompressor, archive_compressor
 
-#: Python's gzip default; fixed here so the bytes never follow a backend's choice.
+#: Python's gzip default (the level sdists have always had here); fixed so the bytes never follow a
+#: backend's choice.
 GZIP_LEVEL = 9
 _TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE}
 
 
 def gzip_compressor() -> ArchiveCompressor:
-    return ArchiveCompressor("python-gzip", zlib.ZLIB_RUNTIME_VERSION, GZIP_LEVEL)
+    return archive_compressor("gzip, one member, mtime 0", GZIP_LEVEL)
 
 
 def path_key(name: str) -> tuple[str, ...]:
@@ -57,29 +61,66 @@ def _check(member: tarfile.TarInfo, origin: str) -> None:
         raise WheelError(f"{origin}: unsafe member name {name!r}", hint="the build backend wrote a broken sdist")
 
 
-def _read(data: bytes, origin: str) -> tuple[list[tarfile.TarInfo], dict[str, bytes]]:
-    """The checked members of an sdist and the bodies of its regular files."""
+def _identity(member: tarfile.TarInfo, body: bytes | None) -> tuple[object, ...]:
+    """What must agree between two members of one name for them to be the same member."""
+    kind = tarfile.REGTYPE if member.type == tarfile.AREGTYPE else member.type
+    return (kind, _mode(member), member.linkname if (member.issym() or member.islnk()) else "", body)
+
+
+def _read(
+    data: bytes, origin: str, on_collapse: Callable[[str], None] | None = None
+) -> tuple[list[tarfile.TarInfo], dict[str, bytes]]:
+    """The checked members of an sdist and the bodies of its regular files.
+
+    A name that appears more than once (hatchling and scikit-build-core write ``PKG-INFO`` twice) is
+    kept once when every copy is the same (type, mode, link target, content), and reported through
+    ``on_collapse``; copies that differ make the sdist ambiguous and are refused, naming the member.
+    """
     contents: dict[str, bytes] = {}
+    kept: list[tarfile.TarInfo] = []
+    seen: dict[str, tuple[object, ...]] = {}
+    collapsed: dict[str, int] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as src:
-            members = src.getmembers()
-            refuse_duplicates([m.name for m in members], origin, "sdist")
-            for m in members:
+            for m in src.getmembers():
                 _check(m, origin)
+                body: bytes | None = None
                 if m.isfile():
                     f = src.extractfile(m)
                     assert f is not None  # a regular file always has a body
-                    contents[m.name] = f.read()
+                    body = f.read()
+                ident = _identity(m, body)
+                if m.name in seen:
+                    if seen[m.name] != ident:
+                        raise WheelError(
+                            f"{origin}: member {m.name!r} appears more than once with different contents, "
+                            "type or mode, so the sdist is ambiguous",
+                            hint="the build backend wrote a broken sdist: check what adds that file twice "
+                            "(e.g. an include rule and a generated file of the same name)",
+                        )
+                    collapsed[m.name] = collapsed.get(m.name, 1) + 1
+                    continue
+                seen[m.name] = ident
+                kept.append(m)
+                if body is not None:
+                    contents[m.name] = body
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise WheelError(
             f"{origin} is not a gzip-compressed tar: {e}", hint="the build backend wrote a broken sdist"
         ) from e
-    return members, contents
+    if on_collapse is not None:
+        for name, count in sorted(collapsed.items()):
+            on_collapse(f"{origin}: {name!r} was written {count} times with the same content; kept once")
+    return kept, contents
 
 
-def canonicalize_sdist(data: bytes, epoch: Epoch, origin: str) -> bytes:
-    """The canonical bytes of the sdist ``data`` (``origin`` names it in errors)."""
-    members, contents = _read(data, origin)
+def canonicalize_sdist(
+    data: bytes, epoch: Epoch, origin: str, on_collapse: Callable[[str], None] | None = None
+) -> bytes:
+    """The canonical bytes of the sdist ``data`` (``origin`` names it in errors; identical duplicate
+    members are kept once and reported through ``on_collapse``)."""
+    members, contents = _read(data, origin, on_collapse)
+    libdeflate_versions()  # refuse an unpinned libdeflate before writing anything
     ordered = sorted(members, key=lambda m: path_key(m.name))
     raw = io.BytesIO()
     seen: set[str] = set()
@@ -106,8 +147,5 @@ def canonicalize_sdist(data: bytes, epoch: Epoch, origin: str) -> bytes:
             else:
                 dst.addfile(info)
             seen.add(m.name)
-    out = io.BytesIO()
-    # filename="" and mtime=0: the gzip header then carries no name and no time (RFC 1952 §2.3.1).
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL, mtime=0) as gz:
-        gz.write(raw.getvalue())
-    return out.getvalue()
+    # libdeflate's gzip header carries no name and no time (RFC 1952 §2.3.1: MTIME 0 = none).
+    return gzip_member(raw.getvalue(), GZIP_LEVEL)

@@ -8,10 +8,13 @@ Canonical form (DESIGN.md "Canonical forms", PEP 427):
 * every ``date_time`` = the epoch as a DOS time, floored at 1980-01-01 (:attr:`Epoch.zip_seconds`);
 * modes 0644, or 0755 when the backend set any execute bit (so scripts stay executable), directory
   entries 0755; ``create_system`` = 3 (Unix) so installers read those modes;
-* deflate at :data:`DEFLATE_LEVEL` (directory entries stored); no extra fields, no comments.
+* raw DEFLATE at :data:`DEFLATE_LEVEL` made by libdeflate, the compressor repro-build pins for layers
+  too (:mod:`repro_build.oci.compress`), never by the host's zlib (directory entries stored); no extra
+  fields, no comments.
 
-The byte output depends on the zlib build too (REFERENCE.md §2.7); :func:`zip_compressor` names it for
-the build record.
+``zipfile`` writes the structure (headers, CRC-32, sizes, ZIP64 where needed); only its compressor
+object is replaced, per member, by :class:`_LibdeflateMember`. The bytes then depend only on the pinned
+libdeflate version and the level, which :func:`zip_compressor` names for the build record.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ import io
 import posixpath
 import time
 import zipfile
-import zlib
 from dataclasses import dataclass
 
 from repro_build.epoch import Epoch
 from repro_build.errors import WheelError
+from repro_build.oci.compress import libdeflate_versions, raw_deflate
 from repro_build.wheel.record import parse_record, render_record, verify_record
 
-#: zlib's default trade-off; fixed so the bytes do not depend on a backend's or library's default.
+#: The usual speed/size trade-off; fixed so the bytes do not depend on a backend's or library's default.
 DEFLATE_LEVEL = 6
 #: ``create_system`` value meaning "Unix": installers only honour the mode bits in ``external_attr`` then.
 UNIX = 3
@@ -42,12 +45,26 @@ class ArchiveCompressor:
     """What produced an archive's deflate bytes (wheel zip or sdist gzip); recorded with each build."""
 
     implementation: str
-    zlib_version: str
+    library: str
+    library_version: str
+    package_version: str
     level: int
+
+    def describe(self) -> str:
+        """One line for the build record, e.g. ``zipfile with libdeflate 1.25 (deflate 0.9.0) level 6``."""
+        return (
+            f"{self.implementation} with {self.library} {self.library_version} "
+            f"(deflate {self.package_version}) level {self.level}"
+        )
+
+
+def archive_compressor(implementation: str, level: int) -> ArchiveCompressor:
+    package, library = libdeflate_versions()
+    return ArchiveCompressor(implementation, "libdeflate", library, package, level)
 
 
 def zip_compressor() -> ArchiveCompressor:
-    return ArchiveCompressor("python-zipfile", zlib.ZLIB_RUNTIME_VERSION, DEFLATE_LEVEL)
+    return archive_compressor("zipfile, raw deflate", DEFLATE_LEVEL)
 
 
 def zip_date_time(epoch: Epoch) -> tuple[int, int, int, int, int, int]:
@@ -121,6 +138,7 @@ def canonicalize_wheel(data: bytes, epoch: Epoch, origin: str) -> bytes:
     ordered = sorted(
         (i for i in infos if i.filename != record_name), key=lambda i: member_sort_key(i.filename, dist_info)
     )
+    libdeflate_versions()  # refuse an unpinned libdeflate before writing anything
     date_time = zip_date_time(epoch)
     record = render_record(record_name, [(i.filename, contents[i.filename]) for i in ordered if not i.is_dir()])
     out = io.BytesIO()
@@ -131,10 +149,38 @@ def canonicalize_wheel(data: bytes, epoch: Epoch, origin: str) -> bytes:
     return out.getvalue()
 
 
+class _LibdeflateMember:
+    """Stands in for ``zipfile``'s zlib compressor object: collects a member and deflates it whole at flush."""
+
+    def __init__(self, level: int) -> None:
+        self._level = level
+        self._parts: list[bytes] = []
+
+    def compress(self, data: bytes) -> bytes:
+        self._parts.append(bytes(data))
+        return b""
+
+    def flush(self) -> bytes:
+        return raw_deflate(b"".join(self._parts), self._level)
+
+
 def _write(dst: zipfile.ZipFile, name: str, data: bytes, date_time: tuple[int, ...], attr: int) -> None:
     zinfo = zipfile.ZipInfo(name, date_time=date_time)  # type: ignore[arg-type]
     zinfo.create_system = UNIX
     zinfo.external_attr = attr
-    is_dir = name.endswith("/")
-    zinfo.compress_type = zipfile.ZIP_STORED if is_dir else zipfile.ZIP_DEFLATED
-    dst.writestr(zinfo, data, compresslevel=None if is_dir else DEFLATE_LEVEL)
+    if name.endswith("/"):
+        zinfo.compress_type = zipfile.ZIP_STORED
+        dst.writestr(zinfo, data)
+        return
+    zinfo.compress_type = zipfile.ZIP_DEFLATED
+    # What ZipFile.writestr does, with the compressor replaced: file_size first (it decides ZIP64), then
+    # zipfile computes the CRC-32 of the data and patches the sizes into the local header on close.
+    zinfo.file_size = len(data)
+    with dst.open(zinfo, mode="w") as w:
+        if not hasattr(w, "_compressor"):  # pragma: no cover - a future zipfile without this attribute
+            raise WheelError(
+                f"this Python's zipfile ({type(w).__qualname__}) has no per-member compressor to replace",
+                hint="report this with your Python version; repro-build cannot write canonical wheels with it",
+            )
+        w._compressor = _LibdeflateMember(DEFLATE_LEVEL)
+        w.write(data)

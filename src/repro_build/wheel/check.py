@@ -4,12 +4,14 @@ The normalised build environment (:func:`repro_build.wheel.build.normalised_env`
 *backend* sees; this check proves that the result does not depend on what the *host* gives. The two
 builds differ in (:data:`VARIANTS`):
 
-* the build path (two temporary directories with names of different lengths);
 * the umask of the process that exports the source (0022 vs 0002);
 * ``TZ`` (``Etc/GMT+12`` vs ``Etc/GMT-14``: 26 hours apart) and the locale (``C.UTF-8`` vs another
   one from ``locale -a``) in the environment the build starts from;
 * the file creation order of the exported source (sorted vs reverse-sorted);
 * and, necessarily, the wall-clock time.
+
+The build path is not among them: every build of a project runs at the same fixed path
+(:mod:`repro_build.wheel.buildroot`), so it cannot differ.
 
 Equal sha256 for every artifact means reproducible. Otherwise :mod:`repro_build.wheel.diffreport`
 explains each differing member; with ``report_dir`` both builds' artifacts are kept for ``diffoscope``.
@@ -30,7 +32,18 @@ from repro_build.config import Config
 from repro_build.epoch import Epoch
 from repro_build.errors import WheelError
 from repro_build.fsutil import atomic_write_text, make_output_dir
-from repro_build.wheel.build import Built, HostRunner, Log, Runner, build_in, open_runner, prepare
+from repro_build.wheel.build import (
+    Built,
+    HostRunner,
+    Log,
+    Runner,
+    build_in,
+    open_runner,
+    prepare,
+    say_left_out,
+    scm_variables,
+)
+from repro_build.wheel.buildroot import fixed_build_root
 from repro_build.wheel.diffreport import MemberDifference, diff_artifacts
 from repro_build.wheel.outputs import Artifact, ArtifactKind
 
@@ -166,19 +179,23 @@ def check_wheel(
         raise WheelError("nothing to check: both the sdist and the wheel were switched off")
     lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=config.root / "dist")
     say = log or (lambda _m: None)
+    say_left_out(tree, say)
     pair = variants()
     builds: list[tuple[Built, Path]] = []
     with contextlib.ExitStack() as stack:
-        runner = stack.enter_context(open_runner(config, resolved, lock, in_container))
+        runner = stack.enter_context(
+            open_runner(config, resolved, lock, in_container, scm_variables(config, tree, lock))
+        )
         for v in pair:
-            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=v.dir_prefix)))
+            keep = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=v.dir_prefix)))
             r: Runner = runner
             if isinstance(runner, HostRunner):
                 r = replace(runner, environ=_variant_environ(runner.environ, v))
-            say(f"build {v.label} in {root}")
-            with _umask(v.umask):
+            with fixed_build_root(config.project.name) as root, _umask(v.umask):
+                say(f"build {v.label} in {root}")
                 built = build_in(root, tree, resolved, r, sdist=sdist, wheel=wheel, reverse=v.reverse, log=say)
-            builds.append((built, root))
+                built = _move_out(built, keep)
+            builds.append((built, keep))
         comparisons = []
         for kind in ("sdist", "wheel"):
             pa = getattr(builds[0][0], kind)
@@ -191,6 +208,17 @@ def check_wheel(
         if report_dir is not None:
             _keep(report_dir, builds, result)
     return result
+
+
+def _move_out(built: Built, dest: Path) -> Built:
+    """``built`` with its artifacts moved out of the build root (the next build empties it)."""
+
+    def move(path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        return Path(shutil.move(path, dest / path.name))
+
+    return replace(built, sdist=move(built.sdist), wheel=move(built.wheel))
 
 
 def _keep(report_dir: Path, builds: list[tuple[Built, Path]], result: CheckResult) -> None:

@@ -18,7 +18,8 @@ How one step runs (through the docker SDK, never a shell ``docker run``):
 * ``--network none``; user ``65532:65532`` (the distroless "nonroot" id: no host user leaks into the
   build, and the backend cannot write outside ``/build``); working directory ``/build``;
 * the environment is :func:`repro_build.wheel.build.normalised_env` for the fixed build root
-  ``/build`` plus ``PATH``, ``HOME`` and uv's cache inside ``/build``.
+  ``/build`` (with the caller's ``CFLAGS``/``CPPFLAGS``/… kept, as on the host) plus ``PATH``,
+  ``HOME`` and uv's cache inside ``/build``.
 
 The builder is resolved to an image in the engine by its digest reference (pulled when absent, which
 lets the engine verify the digest); the reference and the digest are recorded with the wheel.
@@ -27,11 +28,12 @@ lets the engine verify the digest); the reference and the digest are recorded wi
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from repro_build.epoch import Epoch
 from repro_build.errors import ConfigError, EngineError, ToolError
 from repro_build.reference import parse_reference
 from repro_build.uvbin import find_uv
-from repro_build.wheel.build import BUILD_UMASK, Step, backend_failure, normalised_env
+from repro_build.wheel.build import BUILD_UMASK, Step, backend_failure, normalised_env, user_flags
 from repro_build.wheel.outputs import Builder
 
 #: The fixed uid:gid of the build (distroless "nonroot"); see the module docstring.
@@ -154,6 +156,7 @@ class ContainerRunner:
     epoch: Epoch
     wheelhouse: Path
     uv: str = field(default_factory=find_uv)
+    caller_flags: Mapping[str, str] = field(default_factory=dict)
 
     def build(self, step: Step, source: Path, out_dir: Path, build_root: Path, *, deps_cached: bool = False) -> None:
         # A fresh, world-writable directory per step, mounted at /build: the fixed uid writes there.
@@ -161,7 +164,7 @@ class ContainerRunner:
         mount.mkdir()
         mount.chmod(0o777)
         env = {
-            **normalised_env(BUILD_ROOT, self.epoch),
+            **normalised_env(BUILD_ROOT, self.epoch, self.caller_flags),
             "PATH": CONTAINER_PATH,
             "HOME": f"{BUILD_ROOT}/home",
             "UV_CACHE_DIR": f"{BUILD_ROOT}/uv-cache",
@@ -210,9 +213,14 @@ class ContainerRunner:
     def builder(self) -> Builder | None:
         return self.recorded
 
+    def flags(self) -> Mapping[str, str]:
+        return self.caller_flags
+
 
 @contextlib.contextmanager
-def container_runner(config: Config, epoch: Epoch, lock: Path) -> Iterator[ContainerRunner]:
+def container_runner(
+    config: Config, epoch: Epoch, lock: Path, scm: Mapping[str, str] | None = None
+) -> Iterator[ContainerRunner]:
     """A :class:`ContainerRunner` for the project's builder, with its wheelhouse (removed afterwards)."""
     text = builder_reference(config)
     if text is None:
@@ -230,7 +238,10 @@ def container_runner(config: Config, epoch: Epoch, lock: Path) -> Iterator[Conta
             wheelhouse.chmod(0o755)
             for p in wheelhouse.iterdir():
                 p.chmod(0o644)
-            yield ContainerRunner(client, image_id, recorded, lock, config.python, epoch, wheelhouse)
+            flags = {**user_flags(os.environ), **(scm or {})}
+            yield ContainerRunner(
+                client, image_id, recorded, lock, config.python, epoch, wheelhouse, caller_flags=flags
+            )
     finally:
         client.close()
 

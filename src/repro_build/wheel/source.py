@@ -9,7 +9,10 @@ Why an export and not the work tree: a build from the work tree lets untracked f
   With ``allow_dirty`` the modified tracked files *and* the untracked, not ignored files are taken as
   they are (what ``git status`` shows is what gets built), and the record says the build was dirty;
 * outside git (only possible with an explicit epoch): every file under the project directory except
-  VCS metadata, virtual environments, caches and previous build outputs (:data:`SKIP_NAMES`).
+  VCS metadata (:data:`VCS_DIRS`) and repro-build's own directories (:func:`own_dirs`: the top-level
+  ``build/`` and ``dist/``, the output directory, an in-tree cache). Nothing else is left out because of
+  its name (a nested ``build/``, ``venv/``, ``*.egg-info`` may be real source); what *is* left out is
+  listed in :attr:`SourceTree.left_out`, which the build prints.
 
 Export normalises what the checkout leaves to chance: modes 0644/0755 (from git's executable bit),
 directories 0755, every mtime = the epoch, so neither the umask nor the checkout time reaches a
@@ -30,24 +33,8 @@ from typing import Literal
 from repro_build.cache import cache_root
 from repro_build.errors import ToolError, WheelError
 
-#: Names skipped anywhere when the project is not in git (VCS data, environments, caches, outputs).
-SKIP_NAMES = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        ".venv",
-        "venv",
-        "__pycache__",
-        ".tox",
-        ".nox",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        "build",
-        "dist",
-    }
-)
+#: Version-control metadata: the only directories left out of a snapshot outside git, wherever they are.
+VCS_DIRS = frozenset({".git", ".hg", ".svn", ".bzr", "_darcs", ".fossil"})
 
 Kind = Literal["file", "symlink"]
 
@@ -71,6 +58,8 @@ class SourceTree:
     commit: str | None
     dirty: bool | None  # None outside git
     dirty_paths: tuple[str, ...] = ()
+    #: What was left out of a snapshot outside git, and why (``"path/: reason"``); empty in git.
+    left_out: tuple[str, ...] = ()
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -108,7 +97,8 @@ def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> S
     root = root.resolve()
     skip = own_dirs(root, outputs)
     if not in_git(root):
-        return SourceTree(root, tuple(f for f in _walk(root) if not _under(f.path, skip)), None, None, None)
+        walked, left_out = _walk(root, skip)
+        return SourceTree(root, walked, None, None, None, left_out=left_out)
     dirty = dirty_paths(root, skip)
     if dirty and not allow_dirty:
         shown = "\n".join(f"  {p}" for p in dirty[:10]) + ("\n  …" if len(dirty) > 10 else "")
@@ -138,7 +128,7 @@ def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> S
             path = raw.decode("utf-8", errors="surrogateescape")
             if path and not _under(path, skip):
                 files[path] = _entry(root, path, git_executable=None)
-    if "pyproject.toml" not in files:
+    if (root / "pyproject.toml").is_file() and "pyproject.toml" not in files:
         raise WheelError(
             f"{root}/pyproject.toml is not tracked by git, so the build cannot include it",
             hint="`git add pyproject.toml` and commit",
@@ -195,14 +185,26 @@ def _entry(root: Path, path: str, git_executable: bool | None) -> SourceFile:
     return SourceFile(path, "file", executable)
 
 
-def _walk(root: Path) -> tuple[SourceFile, ...]:
+def _walk(root: Path, skip: tuple[str, ...]) -> tuple[tuple[SourceFile, ...], tuple[str, ...]]:
+    """Every file under ``root`` but VCS metadata and repro-build's own directories ``skip``; and what was
+    left out."""
     out: list[SourceFile] = []
+    left_out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_NAMES and not d.endswith(".egg-info"))
+        keep = []
+        for d in sorted(dirnames):
+            rel = (Path(dirpath) / d).relative_to(root).as_posix()
+            if d in VCS_DIRS:
+                left_out.append(f"{rel}/: version-control metadata")
+            elif _under(rel, skip):
+                left_out.append(f"{rel}/: repro-build's own directory (output or cache)")
+            else:
+                keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             rel = (Path(dirpath) / name).relative_to(root).as_posix()
             out.append(_entry(root, rel, git_executable=None))
-    return tuple(sorted(out, key=lambda f: f.path))
+    return tuple(sorted(out, key=lambda f: f.path)), tuple(sorted(left_out))
 
 
 def export(tree: SourceTree, dest: Path, *, epoch_seconds: int, reverse: bool = False) -> None:

@@ -54,7 +54,8 @@ RUN --mount=type=bind,source=app,target=/tmp/repro-build/app \
 # Determinism flags, then the project's and the target's env (later wins), sorted by name.
 ENV OMP_NUM_THREADS="1" \
     OPENBLAS_NUM_THREADS="1" \
-    PYTHONHASHSEED="0"
+    PYTHONHASHSEED="0" \
+    REPRO_BUILD_SEED="0"
 
 ARG SOURCE
 ARG REVISION

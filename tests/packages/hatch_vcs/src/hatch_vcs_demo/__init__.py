@@ -1,0 +1,1 @@
+"""hatch-vcs fixture."""

@@ -1,0 +1,1 @@
+"""setuptools-scm fixture."""
