@@ -44,7 +44,7 @@ def _summary(session: nox.Session, project: Path, timings: dict[str, float]) -> 
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """The main job: lock --check -> wheel --check -> image (every target) -> verify, then a summary.
+    """The main job: lock --check -> wheel --check -> image (every target, smoke-tested) -> verify, then a summary.
 
     Runs on the bundled example (`examples/hello-ml`) and on repro-build itself; pass project
     directories to build others: `nox -s build -- path/to/project`.
@@ -61,7 +61,10 @@ def build(session: nox.Session) -> None:
 
         step("lock --check", "lock", "--check")
         step("wheel --check", "wheel", "--check")
-        step("image", "image")
+        config = json.loads(session.run("repro-build", "config", "--project", str(project), silent=True) or "{}")
+        for target, settings in sorted(config["targets"].items()):
+            # A target with a `smoke` command is loaded into the engine and the command run in it.
+            step("image", "image", "--target", target, *(["--smoke"] if settings.get("smoke") else []))
         start = time.monotonic()
         for manifest in sorted((project / "build").glob("*/manifest.json")):
             session.run("repro-build", "verify", str(manifest))

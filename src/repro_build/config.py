@@ -74,6 +74,8 @@ class ProjectMeta:
     build_backend: str
     build_system_declared: bool
     urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # `project.urls`, as written
+    description: str | None = None  # `project.description`
+    license: str | None = None  # `project.license`: the PEP 639 expression, or a legacy table's `text`
     backend_path: tuple[str, ...] = ()
     #: True when name/version/dependencies came from the backend's metadata (PEP 517
     #: ``prepare_metadata_for_build_wheel``), not from a static ``[project]`` table.
@@ -139,6 +141,8 @@ class Target:
     accelerator: Accelerator
     binary_only: bool
     bytecode: Bytecode = "unchecked-hash"
+    #: An argv run in the loaded image (``--network none``, as the image's user) by ``image --smoke``.
+    smoke: tuple[str, ...] = ()
     env_unset: tuple[str, ...] = ()  # `env = { NAME = false }`: removed from the image's env
     seed: int | None = None  # `seed = N`; None for "off" or unset
     switches: Switches = field(default_factory=Switches)
@@ -264,6 +268,7 @@ def _target_dict(t: Target) -> dict[str, Any]:
         "accelerator": t.accelerator,
         "binary-only": t.binary_only,
         "bytecode": t.bytecode,
+        "smoke": list(t.smoke),
         "layers": {
             "split": list(t.layers.split),
             "threshold-mb": t.layers.threshold_mb,
@@ -513,9 +518,20 @@ def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
         build_backend=backend,
         build_system_declared=declared,
         urls=MappingProxyType(_str_map(project, "urls", "project")),
+        description=_str(project, "description", "project"),
+        license=_license(project.get("license")),
         backend_path=backend_path,
         from_backend=data.get("project") is None or bool(_METADATA_FIELDS & set(dynamic)),
     )
+
+
+def _license(raw: Any) -> str | None:
+    """PEP 639 ``license = "EXPR"``, or the ``text`` of a legacy ``license = {text = ...}`` table."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, dict) and isinstance(raw.get("text"), str):
+        return str(raw["text"])
+    return None
 
 
 def _backend_project(root: Path, project: ProjectMeta, python: str) -> ProjectMeta:
@@ -771,6 +787,7 @@ _TARGET_KEYS = {
     "accelerator",
     "binary-only",
     "bytecode",
+    "smoke",
     "seed",
     "determinism",
     "files",
@@ -909,7 +926,18 @@ def _target(
         accelerator=accelerator,  # type: ignore[arg-type]
         binary_only=bool(binary_only),
         bytecode=bytecode,  # type: ignore[arg-type]
+        smoke=_smoke(raw, path),
     )
+
+
+def _smoke(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    smoke = _str_list(raw, "smoke", path)
+    if "smoke" in raw and (not smoke or not all(smoke)):
+        raise ConfigError(
+            f"`{path}.smoke` must be a non-empty list of non-empty strings (an argv), got {raw['smoke']!r}",
+            hint='e.g. `smoke = ["my-app", "--help"]`',
+        )
+    return smoke
 
 
 def _explicit_python(tool: Mapping[str, Any]) -> str | None:
@@ -1002,7 +1030,7 @@ def load_config(root: Path) -> Config:
         )
     targets: dict[str, Target] = {}
     for name, raw in targets_raw.items():
-        if name in {"build", "inputs", "base"}:
+        if name in {"build", "inputs", "base", "repro-build"}:
             raise ConfigError(
                 f"`{TOOL}.targets.{name}`: {name!r} is reserved (it names a file in `locks/`)",
                 hint="pick another target name, e.g. `cpu` or `cuda`",

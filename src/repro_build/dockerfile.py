@@ -30,7 +30,7 @@ from repro_build.determinism.cudapolicy import locked_cuda_policy
 from repro_build.determinism.policy import image_files
 from repro_build.errors import ConfigError, DigestMismatchError, LockError, ReproBuildError
 from repro_build.fsutil import atomic_write_text, make_output_dir, publish_dir
-from repro_build.image import imageconfig
+from repro_build.image import imageconfig, ocilabels
 from repro_build.lock import target_lock_path
 from repro_build.lock.reader import LockedPackage, read_lock
 from repro_build.oci.digest import sha256_file
@@ -118,6 +118,16 @@ def _labels(config: Config, target: Target) -> dict[str, str]:
     }
     if config.project.version:
         labels[imageconfig.VERSION] = _quoted(config.project.version, "project version")
+    # The project's own facts, as `image` sets them (`created` comes from the builder's SOURCE_DATE_EPOCH).
+    project = config.project
+    for key, value, what in (
+        (ocilabels.DESCRIPTION, project.description, "project description"),
+        (ocilabels.LICENSES, ocilabels.spdx_expression(project.license), "project license"),
+        (ocilabels.URL, ocilabels.project_url(project.urls, ("homepage",)), "project Homepage URL"),
+        (ocilabels.DOCUMENTATION, ocilabels.project_url(project.urls, ("documentation", "docs")), "docs URL"),
+    ):
+        if value:
+            labels[key] = _quoted(value, what)
     return dict(sorted(labels.items()))
 
 

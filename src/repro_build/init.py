@@ -35,11 +35,12 @@ import tomlkit
 import tomlkit.exceptions
 from packaging.utils import canonicalize_name
 
-from repro_build import __version__
 from repro_build.config import LEGACY_PROJECT_FILES, TOOL, default_python, load_config
+from repro_build.distribution import DISTRIBUTION
 from repro_build.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from repro_build.errors import ConfigError, ReproBuildError
 from repro_build.fsutil import atomic_write_bytes, atomic_write_text
+from repro_build.lock.toollock import TOOL_LOCK
 from repro_build.templates import render
 from repro_build.wheel.source import export, snapshot
 
@@ -99,7 +100,19 @@ def _tool_table_text(project: dict[str, Any]) -> str:
         entrypoint = f"# The image runs the first of [project.scripts].\nentrypoint = {_toml_value([first])}"
     else:
         entrypoint = '# What the image runs, e.g. a [project.scripts] entry:\n# entrypoint = ["my-app"]'
-    return render("init/tool-repro-build.toml.tmpl", {"python": python, "entrypoint": entrypoint})
+    return render(
+        "init/tool-repro-build.toml.tmpl", {"python": python, "entrypoint": entrypoint, "smoke": _smoke(scripts)}
+    )
+
+
+def _smoke(scripts: object) -> str:
+    """The smoke test ``init`` proposes: the first console script with ``--help`` (argparse, click and typer
+    all answer it with exit 0), which fails when the script cannot even be imported."""
+    intro = "# Run in the loaded image, without a network, by `repro-build image --smoke` and `nox -s build`;\n"
+    intro += "# it must exit 0.\n"
+    if isinstance(scripts, dict) and scripts:
+        return intro + f"smoke = {_toml_value([next(iter(scripts)), '--help'])}"
+    return intro + '# smoke = ["my-app", "--help"]'
 
 
 def _new_pyproject(original: str, path: Path, *, force: bool) -> tuple[str, bool, dict[str, Any]]:
@@ -156,7 +169,8 @@ def _workflow(project: dict[str, Any], python: str, targets: list[str]) -> str:
             "project": str(project["name"]),
             "image_name": canonicalize_name(str(project["name"])),
             "python": python,
-            "version": __version__,
+            "distribution": DISTRIBUTION,
+            "tool_lock": f"locks/{TOOL_LOCK}",
             "push_outputs": outputs,
             "push_lines": push,
             "gate_lines": gate,
@@ -167,7 +181,7 @@ def _workflow(project: dict[str, Any], python: str, targets: list[str]) -> str:
 
 def nox_session_text() -> str:
     """The ``build`` session to paste into an existing noxfile."""
-    return render("init/nox-session.py.tmpl", {"version": __version__})
+    return render("init/nox-session.py.tmpl", {"distribution": DISTRIBUTION, "tool_lock": f"locks/{TOOL_LOCK}"})
 
 
 def plan_init(root: Path, *, force: bool = False) -> tuple[list[PlannedFile], list[str]]:

@@ -8,14 +8,18 @@ between releases.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from repro_build.errors import ToolError
 
+_log = logging.getLogger(__name__)
 _HINT = "install it with `pip install uv` (repro-build depends on it), or point `$UV` at a uv binary"
 
 
@@ -61,7 +65,9 @@ def run_uv(
     cmd = [find_uv(), *args]
     full_env = dict(os.environ if env is None else env)
     full_env.setdefault("NO_COLOR", "1")
+    start = time.monotonic()
     out = subprocess.run(cmd, cwd=cwd, env=full_env, input=stdin, capture_output=True, text=True, check=False)
+    _log.debug("%s: `uv %s` exited %d in %.1fs", what, shlex.join(args), out.returncode, time.monotonic() - start)
     if out.returncode != 0:
         detail = out.stderr.strip() or out.stdout.strip()
         raise ToolError(

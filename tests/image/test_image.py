@@ -61,6 +61,8 @@ def test_layers_config_and_hook(golden_project: Path) -> None:
     labels = config["config"]["Labels"]
     assert labels["org.opencontainers.image.version"] == "1.0.0"
     assert labels["org.opencontainers.image.base.digest"].startswith("sha256:")
+    assert labels["org.opencontainers.image.created"] == config["created"]  # the epoch, not the build time
+    assert result.image.manifest.get("annotations") == labels  # the same set as manifest annotations
     # The console script points at the image's interpreter, and the hook is installed with its .pth.
     from repro_build.oci.safetar import read_files
 

@@ -543,7 +543,9 @@ def install_repro_build(host: SecondHost, checkout: Path = REPO_ROOT) -> str:
         check=False,
     )
     _check(proc, f"building repro-build's wheel from {checkout}")
-    (wheel,) = dist.glob("repro_build-*.whl")
+    from repro_build.distribution import DISTRIBUTION
+
+    (wheel,) = dist.glob(f"{DISTRIBUTION}-*.whl")
     installed = host.run(
         [
             "sh",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from repro_build.cli.main import main
 from repro_build.config import load_config
 from repro_build.dockerfile_base import parse_dockerfile_base
 from repro_build.init import NOXFILE, WORKFLOW, InitConflictError, init_project
+from repro_build.lock.toollock import TOOL_LOCK
 from tests.templates.helpers import PLAIN_PYPROJECT, plain_project
 
 ALL = ["pyproject.toml", "Dockerfile.base", NOXFILE, WORKFLOW]
@@ -33,6 +35,7 @@ def test_init_plain_project(tmp_path: Path) -> None:
     assert config.explicit and list(config.targets) == ["cpu"]
     assert config.python == "3.11"  # requires-python >=3.11,<3.13 allows the running 3.11 or picks 3.11
     assert config.entrypoint == ("plain-app",)  # the first [project.scripts] entry
+    assert config.target("cpu").smoke == ("plain-app", "--help")  # the smoke test init proposes
     assert config.target("cpu").base.kind == "debian"
     # Dockerfile.base has only commented example stages: nothing is pinned by a made-up digest.
     dockerfile_base = root / "Dockerfile.base"
@@ -46,6 +49,24 @@ def test_init_plain_project(tmp_path: Path) -> None:
     for needle in ("repro-build lock --check", "nox -s build", "--push", "verify build/cpu/manifest.json --image"):
         assert needle in workflow
     assert "${{ vars.REGISTRY }}" in workflow and "needs: [push, gate]" in workflow
+    _installs_only_hash_pinned(noxfile, workflow)
+
+
+def _installs_only_hash_pinned(noxfile: str, workflow: str) -> None:
+    """repro-build is installed from the hashed tool lock (or REPRO_BUILD_SPEC), never by a bare name."""
+    lock = f"locks/{TOOL_LOCK}"
+    assert f'session.install("--require-hashes", "-r", "{lock}")' in noxfile
+    assert "session.install(spec)" in noxfile and 'os.environ.get("REPRO_BUILD_SPEC")' in noxfile
+    installs = [line.strip() for line in workflow.splitlines() if "pip install" in line]
+    # build, push and gate each install repro-build from the lock; nox is a separate tool.
+    assert installs.count(f"- run: pip install --require-hashes -r {lock}") == 3
+    assert set(installs) == {f"- run: pip install --require-hashes -r {lock}", "- run: pip install nox"}
+    # The gate job has no checkout: the lock travels with the manifests it downloads.
+    gate = workflow[workflow.index("\n  gate:") :]
+    assert gate.index("download-artifact") < gate.index(f"pip install --require-hashes -r {lock}")
+    assert f"            {lock}\n" in workflow
+    for text in (noxfile, workflow):
+        assert re.search(r"(repro-build|reprobuild)==", text) is None
 
 
 def test_init_twice_refuses_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -131,6 +152,7 @@ def test_no_scripts_means_no_entrypoint(tmp_path: Path) -> None:
     init_project(tmp_path)
     config = load_config(tmp_path)
     assert config.entrypoint == ()
+    assert config.target("cpu").smoke == ()  # no script to run: the smoke line stays a comment
     assert config.python == "3.12"
 
 

@@ -29,12 +29,21 @@ def test_init_then_nox_build_verifies(tmp_path: Path) -> None:
         '[project.scripts]\nplain = "plain:main"\n'
         '[build-system]\nrequires = ["hatchling==1.33.0"]\nbuild-backend = "hatchling.build"\n'
     )
-    (project / ".gitignore").write_text("build/\ndist/\n.nox/\n")
+    # No .gitignore: repro-build's own outputs (build/, dist/) and nox's venvs must not make the tree dirty.
+    # The steps are the ones `init` prints and the tutorial shows: lock, commit, image, image again, nox.
     assert main(["init", "--project", str(project), "-q"]) == 0
     assert main(["lock", "--project", str(project), "-q"]) == 0
     git_commit(project)
+    assert main(["image", "--project", str(project), "-q"]) == 0
+    first = (project / "build" / "cpu" / "manifest.json").read_bytes()
+    assert main(["image", "--project", str(project), "-q"]) == 0
+    assert (project / "build" / "cpu" / "manifest.json").read_bytes() == first
+    # The `reprobuild` distribution is not on the index this suite uses: the session installs this checkout.
     env = {**os.environ, "REPRO_BUILD_SPEC": str(REPO), "CI": ""}
     out = subprocess.run([nox, "-s", "build"], cwd=project, capture_output=True, text=True, env=env, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "verified: " in out.stdout + out.stderr
+    # init proposed `smoke = ["plain", "--help"]`; the session ran it in the loaded image.
+    assert "cpu: smoke test `plain --help`" in out.stdout + out.stderr
+    assert "cpu: smoke test passed" in out.stdout + out.stderr
     assert (project / "build" / "cpu" / "manifest.json").is_file()

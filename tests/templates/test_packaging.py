@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from repro_build.distribution import DISTRIBUTION
 from repro_build.templates import templates_root
 from repro_build.uvbin import find_uv
 from tests.templates.helpers import ROOT
@@ -40,9 +41,14 @@ def test_wheel_contains_and_serves_the_templates(tmp_path: Path) -> None:
          str(ROOT / "locks" / "build.txt"), "--require-hashes", str(ROOT)],
         check=True,
     )  # fmt: skip
-    wheel = next(out.glob("repro_build-*.whl"))
+    # The distribution is `reprobuild` (the index's `repro-build` is another project); the command stays.
+    wheel = next(out.glob(f"{DISTRIBUTION}-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        assert f"\nName: {DISTRIBUTION}\n" in zf.read(metadata).decode()
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        assert "repro-build = repro_build.cli.main:main" in zf.read(entry_points).decode()
         zf.extractall(tmp_path / "site")
     assert {f"repro_build/templates/{n}" for n in EXPECTED} <= names
     for name in EXPECTED:

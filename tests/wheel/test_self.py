@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from repro_build.config import load_config
+from repro_build.distribution import DISTRIBUTION
 from repro_build.errors import StaleLockError
 from repro_build.lock import check_build_lock, lock_project
 from repro_build.wheel.check import check_wheel
@@ -40,4 +41,4 @@ def test_repro_build_itself_is_reproducible(tmp_path: Path) -> None:
         config = load_config(root)
     result = check_wheel(config)
     assert result.identical, "\n".join(result.report_lines())
-    assert [c.a.filename.startswith("repro_build-") for c in result.comparisons] == [True, True]
+    assert [c.a.filename.startswith(f"{DISTRIBUTION}-") for c in result.comparisons] == [True, True]

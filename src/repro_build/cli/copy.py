@@ -7,9 +7,11 @@ pinned by digest on stdout; progress goes to stderr on a TTY unless ``--quiet``.
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from repro_build.cli.output import data, log
+from repro_build.cli.results import add_json_flag, emit_json
 from repro_build.oci.progress import progress_for_cli
 from repro_build.oci.transport import copy_image, parse_location
 from repro_build.oci.values import Platform
@@ -29,6 +31,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("src", metavar="SRC", help="where to read the image")
     p.add_argument("dst", metavar="DST", help="where to write it")
     p.add_argument("--platform", metavar="OS/ARCH", help="pick one platform's image from an index")
+    add_json_flag(p)
     p.set_defaults(func=run)
 
 
@@ -37,7 +40,20 @@ def run(args: argparse.Namespace) -> int:
     src, dst = parse_location(args.src), parse_location(args.dst)
     platform = Platform.parse(args.platform) if args.platform else None
     log(f"copying {src} -> {dst}", quiet=quiet)
+    start = time.monotonic()
     with progress_for_cli(quiet) as progress:
         pinned = copy_image(src, dst, platform=platform, progress=progress)
-    data(pinned)
+    if getattr(args, "json", False):
+        emit_json(
+            {
+                "command": "copy",
+                "source": str(src),
+                "destination": str(dst),
+                "pinned": pinned,
+                "digest": pinned.rsplit("@", 1)[-1] if "@sha256:" in pinned else None,
+                "seconds": round(time.monotonic() - start, 3),
+            }
+        )
+    else:
+        data(pinned)
     return 0

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shlex
+import time
 from pathlib import Path
+from typing import Any
 
 from repro_build.cli.output import data, log
+from repro_build.cli.results import add_json_flag, emit_json
 from repro_build.config import load_config
 from repro_build.errors import ConfigError
 from repro_build.image.build import build_image
 from repro_build.image.debianbase import debian_base
 from repro_build.image.projectwheel import wheel_step
+from repro_build.image.summary import image_record
 from repro_build.manifest.record import MANIFEST_NAME, image_manifest, write_manifest
 from repro_build.oci.progress import progress_for_cli
+from repro_build.reference import parse_reference
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +40,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-project", action="store_true", help="install only the locked dependencies")
     p.add_argument("--allow-dirty", action="store_true", help="build the wheel from uncommitted changes")
     p.add_argument("--load", action="store_true", help="load the image into the Docker engine")
+    p.add_argument(
+        "--tag",
+        metavar="NAME:TAG",
+        help="the tag `--load` gives the image (default: <project>:<target>; `{target}` expands)",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="load the image and run each target's `smoke` command in it (no network, as the image's user); "
+        "exit 1 if it fails",
+    )
     p.add_argument("--push", metavar="REF", help="push to a registry, e.g. `host/name:tag` (`{target}` expands)")
     p.add_argument(
         "--mirror",
@@ -41,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="download the Debian base's packages from this mirror (default: [tool.repro-build.debian] mirror, "
         "else the lock's, else this machine's apt sources); the lock's hashes decide the bytes",
     )
+    add_json_flag(p)
     p.set_defaults(func=run)
 
 
@@ -56,8 +74,25 @@ def run(args: argparse.Namespace) -> int:
             f"--push {args.push} would push {len(targets)} targets to one name",
             hint="put `{target}` in the reference, e.g. `--push host/app:{target}`, or pass one `--target`",
         )
+    if args.tag and len(targets) > 1 and "{target}" not in args.tag:
+        raise ConfigError(
+            f"--tag {args.tag} would tag {len(targets)} targets with one name",
+            hint="put `{target}` in the tag, e.g. `--tag app:{target}`, or pass one `--target`",
+        )
+    if args.tag:
+        parse_reference(args.tag.replace("{target}", targets[0]), origin="--tag")
+    if args.smoke:
+        for name in targets:
+            if not config.target(name).smoke:
+                raise ConfigError(
+                    f"--smoke: target {name!r} has no smoke test",
+                    hint=f'add one, e.g. `smoke = ["my-app", "--help"]` in [tool.repro-build.targets.{name}]',
+                )
+    load = args.load or args.smoke
     project_wheel = None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty)
+    results: list[dict[str, Any]] = []
     for name in targets:
+        start = time.monotonic()
         with progress_for_cli(args.quiet) as progress:
             result = build_image(
                 config,
@@ -70,11 +105,13 @@ def run(args: argparse.Namespace) -> int:
                 log=functools.partial(_log_for, name, args.quiet),
             )
             image_id = None
-            if args.load:
+            tag = args.tag.replace("{target}", name) if args.tag else result.repo_tag
+            if load:
                 from repro_build.oci import engine
 
-                image_id = engine.load_image(engine.connect(), result.image, result.repo_tag, result.layout.parent)
-                log(f"{name}: loaded {result.repo_tag} (image ID {image_id})", quiet=args.quiet)
+                client = engine.connect()
+                image_id = engine.load_image(client, result.image, tag, result.layout.parent)
+                log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
             pushed = None
             if args.push:
                 from repro_build.oci.transport import parse_location, write_location
@@ -85,5 +122,19 @@ def run(args: argparse.Namespace) -> int:
         manifest = image_manifest(config, result, image_id=image_id)
         write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
         log(f"{name}: {result.layout.parent}", quiet=args.quiet)
-        data(pushed or (result.digest if len(targets) == 1 else f"{name} {result.digest}"))
+        record = image_record(result, seconds=time.monotonic() - start, image_id=image_id, tag=tag, pushed=pushed)
+        results.append(record)
+        if args.smoke:
+            # After the manifest: the image is built and recorded; the smoke test says whether it starts.
+            from repro_build.image.smoke import run_smoke
+
+            argv = config.target(name).smoke
+            log(f"{name}: smoke test `{shlex.join(argv)}`", quiet=args.quiet)
+            smoke = run_smoke(client, str(image_id), argv, target=name)
+            record["smoke"] = smoke.to_dict()
+            log(f"{name}: smoke test passed in {smoke.seconds:.1f}s", quiet=args.quiet)
+        if not args.json:
+            data(pushed or (result.digest if len(targets) == 1 else f"{name} {result.digest}"))
+    if args.json:
+        emit_json({"command": "image", "targets": results})
     return 0

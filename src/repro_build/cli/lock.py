@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from repro_build.cli.output import data, log
+from repro_build.cli.results import add_json_flag, emit_json
 from repro_build.config import load_config
 from repro_build.determinism.cudapolicy import lock_warnings
 from repro_build.lock import check_locks, lock_project
@@ -14,7 +16,7 @@ from repro_build.lock import check_locks, lock_project
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "lock",
-        help="resolve locks/<target>.txt and locks/build.txt with hashes (uv)",
+        help="resolve locks/<target>.txt, locks/build.txt and locks/repro-build.txt with hashes (uv)",
         description="Resolve hashed constraints for every target and the build backend.",
     )
     p.add_argument("--project", type=Path, default=Path(), help="project directory (default: .)")
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="pin every tag-only FROM line of Dockerfile.base to its digest from the registry",
     )
+    add_json_flag(p)
     p.set_defaults(func=run)
 
 
@@ -39,9 +42,21 @@ def run(args: argparse.Namespace) -> int:
 
         for line in resolve_bases(args.project.resolve()):
             log(line, quiet=args.quiet)
+    start = time.monotonic()
     config = load_config(args.project)
     if args.check:
         problems = check_locks(config)
+        if args.json:
+            emit_json(
+                {
+                    "command": "lock",
+                    "check": True,
+                    "current": not problems,
+                    "stale": [str(p) for p in problems],
+                    "seconds": round(time.monotonic() - start, 3),
+                }
+            )
+            return 1 if problems else 0
         if problems:
             log("locks are stale:")
             for p in problems:
@@ -61,4 +76,18 @@ def run(args: argparse.Namespace) -> int:
         log(f"locked locks/{name}: {count} distribution(s)", quiet=args.quiet)
     for warning in lock_warnings(config):
         log(f"warning: {warning}")
+    tool_lock = None
+    if not args.targets and not args.build_only:
+        from repro_build.lock.toollock import lock_tool
+
+        tool_lock = lock_tool(config)
+        log(tool_lock.message, quiet=args.quiet)
+    if args.json:
+        locks = {
+            f"locks/{name}": {"path": str(config.locks_dir / name), "pins": count}
+            for name, count in result.counts.items()
+        }
+        if tool_lock is not None and tool_lock.path is not None:
+            locks[f"locks/{tool_lock.path.name}"] = {"path": str(tool_lock.path), "pins": tool_lock.pins}
+        emit_json({"command": "lock", "check": False, "locks": locks, "seconds": round(time.monotonic() - start, 3)})
     return 0

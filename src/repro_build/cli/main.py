@@ -17,6 +17,7 @@ from typing import Any
 from repro_build import __version__
 from repro_build.base.debian.sources import NoAptSourceError
 from repro_build.cli.output import print_error
+from repro_build.cli.verbosity import configure, unknown_command
 from repro_build.errors import ReproBuildError
 
 #: Subcommand modules, in the order `--help` lists them.
@@ -44,11 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"repro-build {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or logs on stderr")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="also log each external command run (uv, git, docker)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # `-q` is accepted after the subcommand too (`repro-build lock -q`); SUPPRESS keeps the top-level value
     # when it is not repeated there.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     add_parser = sub.add_parser
 
     def add_parser_with_common(name: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -64,8 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the process exit code (0 ok, 1 check failed, 2 error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    unknown = unknown_command(argv, COMMANDS)
+    if unknown is not None:
+        print_error(*unknown)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure(args.verbose, args.quiet)
     try:
         code: int = args.func(args)
     except ReproBuildError as e:

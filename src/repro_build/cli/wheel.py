@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from repro_build.cli.output import data, log
+from repro_build.cli.results import add_json_flag, emit_json
 from repro_build.config import load_config
+from repro_build.wheel.outputs import Artifact
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,12 +46,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     only = p.add_mutually_exclusive_group()
     only.add_argument("--sdist-only", action="store_true", help="build only the sdist")
     only.add_argument("--wheel-only", action="store_true", help="build only the wheel, straight from the source")
+    add_json_flag(p)
     p.set_defaults(func=run)
+
+
+def _artifact(a: Artifact, directory: Path | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": a.kind, "filename": a.filename, "sha256": a.sha256, "size": a.size}
+    if directory is not None:
+        out["path"] = str(directory / a.filename)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.project)
     say = partial(log, quiet=args.quiet)
+    start = time.monotonic()
     sdist, wheel = not args.wheel_only, not args.sdist_only
     if args.report is not None and not args.check:
         say("note: --report only applies with --check; ignoring it")
@@ -63,14 +76,30 @@ def run(args: argparse.Namespace) -> int:
             report_dir=args.report.resolve() if args.report else None,
             log=say,
         )
-        for c in result.comparisons:
-            data(f"{c.a.filename} a {c.a.sha256}")
-            data(f"{c.b.filename} b {c.b.sha256}")
+        if args.json:
+            emit_json(
+                {
+                    "command": "wheel",
+                    "check": True,
+                    "identical": result.identical,
+                    "comparisons": [
+                        {"kind": c.kind, "identical": c.identical, "a": _artifact(c.a, None), "b": _artifact(c.b, None)}
+                        for c in result.comparisons
+                    ],
+                    "differences": [] if result.identical else list(result.report_lines()),
+                    "seconds": round(time.monotonic() - start, 3),
+                }
+            )
+        else:
+            for c in result.comparisons:
+                data(f"{c.a.filename} a {c.a.sha256}")
+                data(f"{c.b.filename} b {c.b.sha256}")
         if result.identical:
             say("reproducible: both builds are bit-for-bit identical")
             return 0
-        for line in result.report_lines():
-            data(line)
+        if not args.json:
+            for line in result.report_lines():
+                data(line)
         raise result.error()
     from repro_build.wheel.build import build_wheel
 
@@ -84,7 +113,18 @@ def run(args: argparse.Namespace) -> int:
         log=say,
     )
     dest = (args.out_dir or config.root / "dist").resolve()
-    for a in record.artifacts:
-        data(f"{dest / a.filename} {a.sha256}")
+    if args.json:
+        emit_json(
+            {
+                "command": "wheel",
+                "check": False,
+                "artifacts": [_artifact(a, dest) for a in record.artifacts],
+                "record": str(dest / record.record_filename),
+                "seconds": round(time.monotonic() - start, 3),
+            }
+        )
+    else:
+        for a in record.artifacts:
+            data(f"{dest / a.filename} {a.sha256}")
     say(f"build record: {dest / record.record_filename}")
     return 0

@@ -22,6 +22,7 @@ from repro_build.config import Config, Target
 from repro_build.determinism.cudapolicy import with_cuda
 from repro_build.determinism.doctor import target_policy
 from repro_build.determinism.policy import HOOK_MODULE, Policy, image_files
+from repro_build.distribution import COMMAND
 from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from repro_build.errors import ReproBuildError, StaleLockError
 from repro_build.fsutil import exclusive_lock, make_output_dir, publish_dir
@@ -33,6 +34,7 @@ from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
 from repro_build.image.bytecode import compile_distributions, compile_module
 from repro_build.image.datafiles import DataFile, data_files, file_records, with_file_groups
 from repro_build.image.interpreter import Interpreter, find_interpreter
+from repro_build.image.ocilabels import standard_labels
 from repro_build.image.plan import LayerGroup, plan_layers
 from repro_build.image.pyenv import Distribution, collect_distributions, install_wheels
 from repro_build.image.sourcelabel import SourceLabel, source_label
@@ -148,20 +150,16 @@ def _app_entries(policy: Policy, info: BaseInfo, interpreter: Interpreter, scrat
 
 
 def _labels(
-    config: Config, target: Target, source: SourceInfo, label: SourceLabel, base: ResolvedBase
+    config: Config, target: Target, source: SourceInfo, label: SourceLabel, base: ResolvedBase, *, epoch: Epoch
 ) -> dict[str, str]:
-    labels = {
-        imageconfig.TITLE: config.project.name,
-        imageconfig.BASE_NAME: target.base.text,
-        imageconfig.BASE_DIGEST: str(base.record.get("manifest_digest") or ""),
-    }
-    if config.project.version:
-        labels[imageconfig.VERSION] = config.project.version
-    if source.commit:
-        labels[imageconfig.REVISION] = source.commit
-    if label.url:
-        labels[imageconfig.SOURCE] = label.url
-    return {k: v for k, v in labels.items() if v}
+    return standard_labels(
+        config,
+        target,
+        created=imageconfig.rfc3339(epoch.seconds),
+        revision=source.commit,
+        source=label.url,
+        base_digest=str(base.record.get("manifest_digest") or ""),
+    )
 
 
 def _check_lock(config: Config, target: Target) -> Path:
@@ -331,7 +329,7 @@ def _assemble(
     source: SourceInfo,
     label: SourceLabel,
 ) -> Image:
-    labels = _labels(config, target, source, label, base)
+    labels = _labels(config, target, source, label, base, epoch=epoch)
     cfg = imageconfig.build_config(
         base.image.config,
         config=config,
@@ -534,6 +532,6 @@ def _build_image(
         source=source,
         bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
         source_label=label,
-        extra={"repro-build": __version__},
+        extra={COMMAND: __version__},
         files=tuple(file_records(files, [r.holds for r in written.records])),
     )

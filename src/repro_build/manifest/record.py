@@ -17,6 +17,7 @@ from typing import Any
 from repro_build import __version__
 from repro_build.config import Config
 from repro_build.determinism.cuda import cuda_facts
+from repro_build.distribution import COMMAND
 from repro_build.errors import ReproBuildError
 from repro_build.fsutil import atomic_write_text, human_json_text
 from repro_build.image.build import ImageResult
@@ -65,7 +66,7 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
             "version": config.project.version,
             "path": project_prefix(config.root),
         },
-        "tools": {"repro-build": __version__, "uv": uv_version(), "python": host_platform.python_version()},
+        "tools": {COMMAND: __version__, "uv": uv_version(), "python": host_platform.python_version()},
         "compressor": result.compressor,
         "bytecode": result.bytecode,
         "source": {**result.source.to_dict(), "label": result.source_label.to_dict()},

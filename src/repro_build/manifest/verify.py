@@ -21,6 +21,7 @@ from typing import Any
 
 from repro_build import __version__
 from repro_build.config import load_config
+from repro_build.distribution import COMMAND
 from repro_build.errors import ReproBuildError
 from repro_build.image.build import build_image, compressor_for
 from repro_build.image.debianbase import debian_base
@@ -61,7 +62,7 @@ def drift_warnings(manifest: dict[str, Any], compressor: dict[str, Any]) -> list
     """Tool and compressor facts that differ between the manifest and what this machine would use."""
     tools = manifest.get("tools", {})
     warnings = []
-    for name, installed in (("repro-build", __version__), ("uv", uv_version())):
+    for name, installed in ((COMMAND, __version__), ("uv", uv_version())):
         if tools.get(name) not in (None, installed):
             warnings.append(f"{name} {installed} is installed; the manifest was built with {tools[name]}")
     recorded = manifest.get("compressor", {})

@@ -21,7 +21,9 @@ backend. ``order`` decides the file creation order (the double build varies it).
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -63,7 +65,9 @@ class SourceTree:
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
+        logging.getLogger(__name__).debug("`git -C %s %s` exited %d", root, shlex.join(args), out.returncode)
+        return out
     except FileNotFoundError as e:
         raise ToolError("git is not installed", hint="install git (the source snapshot is taken from git)") from e
 

@@ -60,6 +60,7 @@ ENV OMP_NUM_THREADS="1" \
 ARG SOURCE
 ARG REVISION
 LABEL org.opencontainers.image.base.name="debian:bookworm" \
+      org.opencontainers.image.description="repro-build's bundled example: a small numerical app built into CPU and CUDA images" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.title="hello-ml" \

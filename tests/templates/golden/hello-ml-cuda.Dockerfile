@@ -65,6 +65,7 @@ ENV CUBLAS_WORKSPACE_CONFIG=":4096:8" \
 ARG SOURCE
 ARG REVISION
 LABEL org.opencontainers.image.base.name="debian:bookworm" \
+      org.opencontainers.image.description="repro-build's bundled example: a small numerical app built into CPU and CUDA images" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.title="hello-ml" \

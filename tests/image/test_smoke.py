@@ -1,0 +1,108 @@
+"""`image --smoke`: a target's smoke command runs in the loaded image, without a network, as the image's user;
+an image whose console script fails at import fails it, naming the command, its exit code and its output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro_build.cli.main import main
+from tests.foundation.helpers import git_commit
+from tests.testbed import Engine
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+CLI = (sys.executable, "-m", "repro_build")
+TAG = "repro-build-test-ecosys-smoke"
+
+PYPROJECT = """\
+[project]
+name = "smoky"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = []
+
+[project.scripts]
+smoky = "smoky.cli:main"
+
+[build-system]
+requires = ["hatchling==1.33.0"]
+build-backend = "hatchling.build"
+
+[tool.repro-build]
+python = "3.11"
+source-date-epoch = "git"
+user = "1000:1000"
+
+[tool.repro-build.targets.broken]
+base = "debian:bookworm"
+platform = "linux/amd64"
+smoke = ["smoky", "--help"]
+
+[tool.repro-build.targets.ok]
+base = "debian:bookworm"
+platform = "linux/amd64"
+smoke = ["python3", "-c", "import os, socket; print(os.getuid(), [n for _, n in socket.if_nameindex()])"]
+"""
+
+
+def _project(root: Path) -> Path:
+    (root / "src" / "smoky").mkdir(parents=True)
+    (root / "src" / "smoky" / "__init__.py").write_text("")
+    # The console script imports a module the project never declared: the wheel installs, the image builds
+    # bit for bit, and the program dies at start-up with ModuleNotFoundError.
+    (root / "src" / "smoky" / "cli.py").write_text("import not_declared_anywhere\n\n\ndef main() -> None:\n    pass\n")
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    assert main(["lock", "--project", str(root), "-q"]) == 0
+    git_commit(root)
+    return root
+
+
+def _image(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "image", "--project", str(root), *args], capture_output=True, text=True, check=False)
+
+
+def test_smoke(tmp_path: Path, engine: Engine) -> None:
+    root = _project(tmp_path / "smoky")
+    try:
+        failed = _image(root, "--target", "broken", "--smoke", "--tag", f"{TAG}:broken", "--json")
+        assert failed.returncode == 1, failed.stderr
+        assert "target 'broken': the smoke test `smoky --help` exited 1:" in failed.stderr
+        assert "ModuleNotFoundError: No module named 'not_declared_anywhere'" in failed.stderr
+        assert failed.stdout == ""  # no JSON document for a failed command
+        # The image itself was built, recorded and loaded under the tag asked for.
+        assert (root / "build" / "broken" / "manifest.json").is_file()
+        inspect = subprocess.run([engine.cli, "image", "inspect", f"{TAG}:broken"], capture_output=True, check=False)
+        assert inspect.returncode == 0
+
+        passed = _image(root, "--target", "ok", "--smoke", "--tag", f"{TAG}:{{target}}", "--json")
+        assert passed.returncode == 0, passed.stderr
+        doc = json.loads(passed.stdout)
+        (record,) = doc["targets"]
+        assert record["loaded"]["tag"] == f"{TAG}:ok"
+        assert record["smoke"]["exit_code"] == 0
+        # As the image's user, and with no network but the loopback interface.
+        assert record["smoke"]["output"].strip() == "1000 ['lo']"
+    finally:
+        for target in ("broken", "ok"):
+            subprocess.run([engine.cli, "rmi", "-f", f"{TAG}:{target}"], capture_output=True, check=False)
+
+
+def test_smoke_needs_a_smoke_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(PYPROJECT.replace('smoke = ["smoky", "--help"]\n', ""))
+    assert main(["image", "--project", str(root), "--target", "broken", "--smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "--smoke: target 'broken' has no smoke test" in err and 'smoke = ["my-app", "--help"]' in err
+
+
+def test_smoke_must_be_an_argv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(PYPROJECT.replace('smoke = ["smoky", "--help"]', "smoke = []"))
+    assert main(["config", "--project", str(root)]) == 2
+    assert "must be a non-empty list of non-empty strings" in capsys.readouterr().err
