@@ -462,7 +462,6 @@ def build_wheel(
         raise WheelError("nothing to build: both the sdist and the wheel were switched off")
     dest = (out_dir or config.root / "dist").resolve()
     lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=dest)
-    make_output_dir(dest)
     say_left_out(tree, log)
     with (
         open_runner(config, resolved, lock, in_container, scm_variables(config, tree, lock)) as runner,
@@ -479,6 +478,7 @@ def build_wheel(
             runner=runner,
             artifact_dir=root / "final",
         )
+        make_output_dir(dest)  # only once the build succeeded: a failed one leaves no empty `dist/`
         for path in (built.sdist, built.wheel):
             if path is not None:
                 atomic_write_bytes(dest / path.name, path.read_bytes())
