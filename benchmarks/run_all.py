@@ -44,10 +44,10 @@ NOTES = """## Notes
 
 - Timings on a 2-core machine move with whatever else runs; each script interleaves its peer round by
   round, and the ratios are what to read. The compression speed-up needs the second core to be free: the
-  CPU cost per byte is that of plain zlib.
+  CPU cost per byte is that of libdeflate (see the compression section).
 - Whole-image write: skopeo's gzip is klauspost/pgzip, a faster DEFLATE than zlib whose bytes follow the
-  Go module version (REFERENCE.md hazard 7). repro-build keeps zlib for stable bytes; `compression =
-  { algorithm = "zstd" }` or gzip level 1 close the gap.
+  Go module version. repro-build's gzip is libdeflate, pinned in a wheel, for stable bytes; `compression =
+  { algorithm = "zstd" }` closes the rest of the gap.
 - Debian base: the peer is `mmdebstrap --variant=essential` (it runs maintainer scripts in a chroot;
   `--variant=custom` with the same 49 packages fails, as dpkg needs `/bin/sh`). Its tar is uncompressed;
   ours includes gzip. `python:3.11-slim`'s published size was not looked up: no registry is reachable here.

@@ -5,7 +5,8 @@ same base, the wheels of ``locks/<target>.txt`` installed with ``uv pip install 
 --no-deps`` (uv, because the bases repro-build targets, the embedded Debian one included, have no pip),
 the project wheel, the determinism hook files and the same env/entrypoint. It is the peer in the
 benchmarks and a starting point for people who want to own a Dockerfile; it is *not* reproducible,
-because ``docker build`` RUNs an installer and stamps times (DESIGN.md, "Facts checked").
+because ``docker build`` RUNs an installer and stamps times (two `docker build`s from a pruned cache
+give different image IDs).
 
 Rendering is a pure function of the configuration: sorted env and labels, fixed instruction order, no
 host paths or times. :func:`prepare_context` lays out the build context next to it, checking every wheel

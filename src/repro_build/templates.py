@@ -76,5 +76,5 @@ def render(name: str, values: Mapping[str, str]) -> str:
             hint="this is a bug in repro-build: the template and the code that fills it disagree",
         )
     text = template.substitute(values)
-    # Generated files end with exactly one newline (STYLE.md habit 8).
+    # Generated files end with exactly one newline (as every file repro-build writes).
     return text.rstrip("\n") + "\n"

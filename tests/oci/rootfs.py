@@ -1,6 +1,6 @@
 """Locally built Debian rootfs tarballs for the OCI tests and benchmarks (no registry pull needed).
 
-``mmdebstrap`` with ``SOURCE_DATE_EPOCH`` set builds bit-identical rootfs tars (DESIGN.md "Facts checked");
+``mmdebstrap`` with ``SOURCE_DATE_EPOCH`` set builds bit-identical rootfs tars (checked by tests/base);
 the mirror is taken from the machine's apt configuration (``/etc/apt/sources.list.d/*.sources`` and
 ``*.list``), never named here. Results are cached under ``~/.cache/repro-build-tests/`` keyed by every
 input (suite, variant, packages, epoch, the apt sources' bytes, the mmdebstrap version), so a test

@@ -1,4 +1,4 @@
-"""Output rules (uv's STYLE.md): data to stdout, everything else to stderr, readable without colour.
+"""Output rules (as uv's CLI does): data to stdout, everything else to stderr, readable without colour.
 
 ``NO_COLOR`` is respected; progress is shown only when stderr is a TTY and ``--quiet`` is not given.
 """

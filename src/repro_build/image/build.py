@@ -1,6 +1,6 @@
 """``repro-build image``: assemble a target's OCI image from its lock, its base and the project wheel.
 
-No Docker engine is needed (DESIGN.md principle 1): layers are written from verified wheel files by
+No Docker engine is needed (images are assembled, never run): layers are written from verified wheel files by
 the canonical tar writer, the base's blobs are carried as they are, and the result is written as an
 OCI layout (``build/<target>/oci``) and one archive that is both an OCI layout and a ``docker load``
 archive (``build/<target>/image.tar``). Outputs are staged beside ``build/<target>`` and swapped in

@@ -1,7 +1,7 @@
 """Which installed distributions go into which layer.
 
-Bottom to top (DESIGN.md "Targets"): every large wheel in a layer of its own (matched by a split
-pattern such as ``torch``/``nvidia-*``, or installed size at or above the threshold), then all other
+Bottom to top (docs/explanation/determinism.md, "The approach"): every large wheel in a layer of its own
+(matched by a split pattern such as ``torch``/``nvidia-*``, or installed size at or above the threshold), then all other
 third-party wheels in one layer, then the project's own wheel, then the app layer (determinism hook,
 policy). An app-only change therefore re-pushes only the top layers. When the image would exceed the
 layer budget, the smallest single-wheel layers are folded into the shared third-party layer.

@@ -1,4 +1,6 @@
-"""Why two images differ: the first divergent artifact and the hazard class (REFERENCE.md §2).
+"""Why two images differ: the first divergent artifact and the hazard class.
+
+The hazards are those of docs/explanation/determinism.md.
 
 Classes, most telling first: ``base changed`` (a base layer differs), ``content`` (entries added,
 removed, or with other bytes or link targets), ``mode/owner``, ``timestamps``, ``entry order``,

@@ -13,7 +13,7 @@ Digests and descriptors
     ``values.Platform(os, architecture, variant)``, ``Platform.parse("linux/amd64")``
     ``mediatypes``: ``OCI_MANIFEST``, ``OCI_INDEX``, ``OCI_CONFIG``, ``OCI_LAYER_GZIP`` … and the Docker v2 equivalents.
 
-Writing layers (canonical tar, DESIGN.md "Canonical forms"; see :mod:`repro_build.oci.tarwriter`)
+Writing layers (canonical tar; see :mod:`repro_build.oci.tarwriter`)
     ``tarwriter.LayerEntry.file(path, data=b"…" | source=Path, mode=0o644)``, ``LayerEntry.directory(path)``,
     ``LayerEntry.symlink(path, target)``, ``LayerEntry.hardlink(path, target)``
     ``tarwriter.entries_from_tree(root, prefix="/app")`` -> ``list[LayerEntry]`` (no I/O of file contents yet)

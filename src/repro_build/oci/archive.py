@@ -5,7 +5,7 @@ Docker part (the ``docker save`` format Docker 20.10 loads): ``manifest.json`` i
 ``[{"Config": "blobs/sha256/<config>", "RepoTags": [...], "Layers": ["blobs/sha256/<layer>", ...]}]``
 pointing at the *same* blob files, and ``repositories`` (``{"name": {"tag": "<config hex>"}}``) for
 old readers. Docker loads gzip and uncompressed layers (not zstd, before engine 23), and the image ID
-it reports is the config digest (DESIGN.md "Facts checked on this machine kind").
+it reports is the config digest (checked against Docker 20.10 by tests/oci/test_archive.py).
 
 The tar itself is canonical: entries sorted, uid/gid 0, empty names, mtime 0, modes 0644/0755.
 

@@ -2,7 +2,7 @@
 
 Nothing enters under its digest name unverified: content is written to a temp file in the same
 directory, hashed while written, compared with the expected digest (when known) and only then renamed
-into place, so a crash or a wrong byte never leaves a corrupt entry behind (DESIGN.md principle 3).
+into place, so a crash or a wrong byte never leaves a corrupt entry behind (verify on read, write atomically).
 """
 
 from __future__ import annotations

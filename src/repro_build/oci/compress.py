@@ -1,4 +1,6 @@
-"""Layer compression as part of the output format (DESIGN.md "Canonical forms", REFERENCE.md §2.7).
+"""Layer compression as part of the output format.
+
+See docs/explanation/determinism.md, hazard 7 (compressor implementation and version).
 
 There is no canonical DEFLATE encoding, so the compressor is pinned and described, and it never comes
 from the host: Python's ``zlib`` links the system's libz (zlib 1.2.13 on Debian 12, 1.3.1 on Debian 13,

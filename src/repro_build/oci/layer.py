@@ -1,7 +1,7 @@
 """Layers: a compressed blob on disk, its descriptor, and its uncompressed identity (diff_id).
 
 ``diff_id`` (sha256 of the uncompressed tar) is the first identity of a layer and the compressed
-digest the second (DESIGN.md "Canonical forms"). :func:`write_layer` computes both in one streaming
+digest the second (docs/explanation/determinism.md). :func:`write_layer` computes both in one streaming
 pass (tar -> hash -> compressor -> hash -> blob file), so a 1 GB layer is never held in memory.
 Existing blobs (base layers) enter through :func:`layer_from_blob` and are carried byte for byte.
 """

@@ -1,4 +1,4 @@
-"""Canonical tar layers (DESIGN.md "Canonical forms"; REFERENCE.md §2.1-2.5).
+"""Canonical tar layers (docs/explanation/determinism.md: mtimes, order, owners, modes, PAX headers).
 
 Rules, each so that the bytes depend only on the logical content:
 

@@ -1,6 +1,6 @@
 """Rewrite an sdist (``.tar.gz``) into its canonical form, leaving every member's content untouched.
 
-Canonical form (DESIGN.md "Canonical forms" for tar; PEP 625 / the sdist spec for the layout):
+Canonical form (the canonical tar rules of :mod:`repro_build.oci.tarwriter`; PEP 625 / the sdist spec for the layout):
 
 * members sorted by path components (parents before children);
 * uid/gid 0, empty uname/gname (setuptools writes the builder's user; hatchling writes root);

@@ -1,6 +1,6 @@
 """Rewrite a wheel into its canonical zip form, leaving every member's *content* untouched (except RECORD).
 
-Canonical form (DESIGN.md "Canonical forms", PEP 427):
+Canonical form (PEP 427; docs/explanation/determinism.md):
 
 * members sorted by name, the ``.dist-info`` directory last and its ``RECORD`` the very last member
   (PEP 427 recommends this order so installers can stream the archive);
