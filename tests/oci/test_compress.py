@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import random
 import shutil
 import subprocess
 import tarfile
@@ -28,20 +27,9 @@ from repro_build.oci.compress import (
     open_sniffed,
 )
 from repro_build.oci.safetar import iter_layer_entries
+from tests.oci.compress_samples import corpus
 
-
-def _corpus(size: int, seed: int = 7) -> bytes:
-    """Deterministic, moderately compressible data (text-like runs mixed with noise)."""
-    rng = random.Random(seed)
-    words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 10))) for _ in range(500)]
-    out = bytearray()
-    while len(out) < size:
-        out += b" ".join(rng.choices(words, k=64)) + b"\n"
-        out += rng.randbytes(rng.randint(0, 64))
-    return bytes(out[:size])
-
-
-DATA = _corpus(24 << 20)
+DATA = corpus(24 << 20)
 
 
 @pytest.mark.parametrize("compressor", [Compressor.gzip(), Compressor.zstd()], ids=["gzip", "zstd"])
@@ -134,7 +122,7 @@ def _tar() -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
         for i in range(6):
-            body = _corpus(700_000, seed=i)
+            body = corpus(700_000, seed=i)
             info = tarfile.TarInfo(f"f{i}")
             info.size = len(body)
             t.addfile(info, io.BytesIO(body))
@@ -149,7 +137,7 @@ def test_layer_tar_streams_read_across_members(compressor: Compressor) -> None:
     assert open_decompressed(io.BytesIO(out), compressor.algorithm).read() == data
     entries = [(e.path, e.open().read() if e.open else b"") for e in iter_layer_entries(io.BytesIO(out), artifact="x")]
     assert [p for p, _ in entries] == [f"f{i}" for i in range(6)]
-    assert entries[5][1] == _corpus(700_000, seed=5)
+    assert entries[5][1] == corpus(700_000, seed=5)
     assert open_sniffed(io.BytesIO(out)).read() == data
 
 
