@@ -111,7 +111,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package and the tests."""
     _install(session, "typecheck")
-    session.run("mypy", "src/repro_build", "tests", "benchmarks", "noxfile.py")
+    session.run("mypy", "src/reprobuild", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session(default=False)

@@ -44,7 +44,7 @@ def build(root: Path, mode: str, tag: str) -> tuple[str, int]:
     pyproject.write_text(f'{head}{marker}bytecode = "{mode}"\n{tail}')
     subprocess.run(["git", "-C", str(root), "commit", "-qam", mode], check=True, capture_output=True)
     subprocess.run(
-        [sys.executable, "-m", "repro_build", "image", "--project", str(root), "--target", "cpu", "-q"],
+        [sys.executable, "-m", "reprobuild", "image", "--project", str(root), "--target", "cpu", "-q"],
         check=True,
         capture_output=True,
     )

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.sdists import Sdist, fetch, unpack
 
-from repro_build.config import load_config
-from repro_build.epoch import Epoch
-from repro_build.lock import lock_project
-from repro_build.uvbin import find_uv
-from repro_build.wheel.build import USER_FLAGS, build_wheel
+from reprobuild.config import load_config
+from reprobuild.epoch import Epoch
+from reprobuild.lock import lock_project
+from reprobuild.uvbin import find_uv
+from reprobuild.wheel.build import USER_FLAGS, build_wheel
 
 #: sha256 from `pip download --no-deps --no-binary :all: msgpack==1.1.0` + `sha256sum` (PyPI's sdist).
 MSGPACK = Sdist("msgpack", "1.1.0", "dd432ccc2c72b914e4cb77afce64aab761c1137cc698be3984eee260bcb2896e")

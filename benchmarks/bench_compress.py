@@ -4,8 +4,8 @@ Inputs (uncompressed tars, read into memory once so that disk speed is not measu
 
 - ``numpy layer``: numpy (a manylinux cp311 wheel with compiled extensions) installed by uv into a
   directory (cached under ~/.cache/repro-build-tests/, as the base-image tests do), written as one
-  canonical layer tar by :func:`repro_build.oci.layer.write_layer` with ``Compressor.none()``;
-- ``Debian base layer``: the embedded Debian base (:func:`repro_build.base.debian.build.build_base`,
+  canonical layer tar by :func:`reprobuild.oci.layer.write_layer` with ``Compressor.none()``;
+- ``Debian base layer``: the embedded Debian base (:func:`reprobuild.base.debian.build.build_base`,
   bookworm, the default package set, from the machine's apt mirror and the tests' .deb cache), also
   written uncompressed.
 
@@ -15,7 +15,7 @@ Peers, same input, same run, interleaved:
   libz; what Python's gzip module and repro-build before libdeflate did);
 - ``zlib-ng-6``, ``isal-3`` (``zlib-ng`` / ``isal`` PyPI wheels, whole buffer, single thread) when
   installed: the candidates that were measured against libdeflate before choosing it;
-- ``ours w1`` / ``ours wN``: :class:`repro_build.oci.compress.Compressor` ``gzip`` (libdeflate level 6,
+- ``ours w1`` / ``ours wN``: :class:`reprobuild.oci.compress.Compressor` ``gzip`` (libdeflate level 6,
   1 MiB members) with 1 and N worker threads.
 
 Reported per peer: wall time, CPU time, MB/s per core (input MB per CPU-second of this process, which
@@ -42,15 +42,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from repro_build.base.debian.build import build_base
-from repro_build.base.debian.fetch import DebCache
-from repro_build.base.debian.lock import DEFAULT_PACKAGES, BaseInputs, make_lock
-from repro_build.base.debian.sources import default_mirror
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor, compress_bytes, default_workers
-from repro_build.oci.layer import Layer, write_layer
-from repro_build.oci.tarwriter import entries_from_tree
-from repro_build.uvbin import find_uv
+from reprobuild.base.debian.build import build_base
+from reprobuild.base.debian.fetch import DebCache
+from reprobuild.base.debian.lock import DEFAULT_PACKAGES, BaseInputs, make_lock
+from reprobuild.base.debian.sources import default_mirror
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor, compress_bytes, default_workers
+from reprobuild.oci.layer import Layer, write_layer
+from reprobuild.oci.tarwriter import entries_from_tree
+from reprobuild.uvbin import find_uv
 
 CACHE = Path.home() / ".cache" / "repro-build-tests"
 EPOCH = 1704164645

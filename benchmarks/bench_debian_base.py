@@ -25,13 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from repro_build.base.debian.build import build_base
-from repro_build.base.debian.deb822 import iter_stanzas
-from repro_build.base.debian.fetch import DebCache
-from repro_build.base.debian.lock import DEFAULT_PACKAGES, BaseInputs, BaseLock, make_lock
-from repro_build.base.debian.sources import default_mirror
-from repro_build.oci.blobstore import BlobStore
-from repro_build.urls import redact
+from reprobuild.base.debian.build import build_base
+from reprobuild.base.debian.deb822 import iter_stanzas
+from reprobuild.base.debian.fetch import DebCache
+from reprobuild.base.debian.lock import DEFAULT_PACKAGES, BaseInputs, BaseLock, make_lock
+from reprobuild.base.debian.sources import default_mirror
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.urls import redact
 
 
 def sha256_file(path: Path) -> str:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from repro_build.determinism.policy import Policy
-from repro_build.image.build import app_files
-from repro_build.image.interpreter import find_interpreter
-from repro_build.uvbin import find_uv
+from reprobuild.determinism.policy import Policy
+from reprobuild.image.build import app_files
+from reprobuild.image.interpreter import find_interpreter
+from reprobuild.uvbin import find_uv
 
 
 def make_venv(root: Path, with_hook: bool) -> Path:

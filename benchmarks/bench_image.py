@@ -35,7 +35,7 @@ from tests.foundation.helpers import git_commit  # noqa: E402
 from tests.testbed import start_registry  # noqa: E402
 
 DOCKER = "/usr/bin/docker"
-CLI = [sys.executable, "-m", "repro_build"]
+CLI = [sys.executable, "-m", "reprobuild"]
 
 
 def sh(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:

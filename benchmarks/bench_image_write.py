@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.oci.rootfs import ROOTFS_EPOCH, debian_rootfs
 
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor, default_workers
-from repro_build.oci.image import default_config, new_image
-from repro_build.oci.layer import write_layer
-from repro_build.oci.layout import write_layout
-from repro_build.oci.tarwriter import entries_from_tar
-from repro_build.oci.values import Platform
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor, default_workers
+from reprobuild.oci.image import default_config, new_image
+from reprobuild.oci.layer import write_layer
+from reprobuild.oci.layout import write_layout
+from reprobuild.oci.tarwriter import entries_from_tar
+from reprobuild.oci.values import Platform
 
 
 def ours(tar: Path, out: Path, compressor: Compressor) -> str:

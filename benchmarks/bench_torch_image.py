@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.foundation.helpers import git_commit  # noqa: E402
 
-CLI = [sys.executable, "-m", "repro_build"]
+CLI = [sys.executable, "-m", "reprobuild"]
 PYPROJECT = """\
 [project]
 name = "torch-app"

@@ -27,15 +27,15 @@ sys.path.insert(0, str(ROOT))
 from tests.foundation.helpers import git_commit  # noqa: E402
 from tests.testbed import start_registry  # noqa: E402
 
-from repro_build.oci.blobstore import BlobStore  # noqa: E402
-from repro_build.oci.compress import Compressor  # noqa: E402
-from repro_build.oci.image import default_config, new_image  # noqa: E402
-from repro_build.oci.layer import write_layer  # noqa: E402
-from repro_build.oci.layout import write_layout  # noqa: E402
-from repro_build.oci.tarwriter import LayerEntry  # noqa: E402
-from repro_build.oci.values import Platform  # noqa: E402
+from reprobuild.oci.blobstore import BlobStore  # noqa: E402
+from reprobuild.oci.compress import Compressor  # noqa: E402
+from reprobuild.oci.image import default_config, new_image  # noqa: E402
+from reprobuild.oci.layer import write_layer  # noqa: E402
+from reprobuild.oci.layout import write_layout  # noqa: E402
+from reprobuild.oci.tarwriter import LayerEntry  # noqa: E402
+from reprobuild.oci.values import Platform  # noqa: E402
 
-CLI = [sys.executable, "-m", "repro_build"]
+CLI = [sys.executable, "-m", "reprobuild"]
 
 
 def run(*args: str) -> tuple[float, str]:

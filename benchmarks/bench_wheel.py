@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.wheel.fixtures import make_repo
 
-from repro_build.uvbin import find_uv, uv_version
-from repro_build.wheel.build import build_wheel
+from reprobuild.uvbin import find_uv, uv_version
+from reprobuild.wheel.build import build_wheel
 
 
 def _cpu() -> float:

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.testbed import start_registry
 
-from repro_build.fsutil import atomic_writer, canonical_json_bytes
-from repro_build.oci.digest import sha256_file
-from repro_build.oci.mediatypes import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
-from repro_build.oci.registry import CredentialStore, RegistryClient
+from reprobuild.fsutil import atomic_writer, canonical_json_bytes
+from reprobuild.oci.digest import sha256_file
+from reprobuild.oci.mediatypes import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
+from reprobuild.oci.registry import CredentialStore, RegistryClient
 
 
 def write_layout(root: Path, mib: int) -> tuple[Path, bytes]:

@@ -24,8 +24,8 @@ from pathlib import Path
 import requests
 from packaging.utils import canonicalize_name
 
-from repro_build.urls import redact
-from repro_build.uvbin import find_uv
+from reprobuild.urls import redact
+from reprobuild.uvbin import find_uv
 
 CACHE_DIR = Path(os.environ.get("REPRO_BUILD_TEST_CACHE", Path.home() / ".cache" / "repro-build-tests")) / "sdists"
 

@@ -14,7 +14,7 @@ from tests.foundation.helpers import git_commit
 from tests.image.conftest import GOLDEN_PROJECT
 from tests.image.fakebase import fake_base
 
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from repro_build.cli import main as cli_main
+from reprobuild.cli import main as cli_main
 
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 GOOD: dict[str, Any] = {
     "schema": "repro-build.manifest/v1",
     "kind": "image",
@@ -61,7 +61,7 @@ def test_unexpected_exception_is_one_error_line(
     def full(args: object) -> int:
         raise OSError(28, "No space left on device", "/build/x")
 
-    import repro_build.cli.inspect as inspect_cmd
+    import reprobuild.cli.inspect as inspect_cmd
 
     monkeypatch.setattr(inspect_cmd, "run", boom)
     assert cli_main.main(["inspect", "oci-layout:x"]) == 2
@@ -76,7 +76,7 @@ def test_unexpected_exception_is_one_error_line(
 
 
 def test_diff_on_a_corrupt_blob_is_an_error_naming_it(tmp_path: Path) -> None:
-    from repro_build.oci.layout import write_layout
+    from reprobuild.oci.layout import write_layout
     from tests.oci.helpers import small_image
 
     a, b = small_image(tmp_path / "sa", b"a\n"), small_image(tmp_path / "sb", b"b\n")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.oci.archive import ArchiveDisagreementError, read_archive, write_archive
-from repro_build.oci.image import Image
+from reprobuild.oci.archive import ArchiveDisagreementError, read_archive, write_archive
+from reprobuild.oci.image import Image
 from tests.oci.helpers import small_image
 
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 
 
 def _rewrite(src: Path, dst: Path, replace: dict[str, bytes], extra: dict[str, bytes]) -> None:
@@ -98,7 +98,7 @@ def test_extra_layer_in_manifest_json_is_refused(tmp_path: Path, images: tuple[I
 def test_tag_moved_to_another_image_is_refused(tmp_path: Path, images: tuple[Image, Image]) -> None:
     """Both images in both views, but manifest.json gives the reviewed tag to the other one."""
     good, evil = images
-    from repro_build.oci.layout import write_layout
+    from reprobuild.oci.layout import write_layout
 
     layout = tmp_path / "layout"
     write_layout(layout, good, tag="v1")
@@ -170,9 +170,9 @@ def test_gate_never_decompresses_layers(
     tmp_path: Path, images: tuple[Image, Image], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Blobs are re-hashed, never inflated: a compression bomb in a gated archive costs nothing."""
-    import repro_build.oci.layer
-    import repro_build.oci.validate
-    from repro_build.manifest.gate import check_image
+    import reprobuild.oci.layer
+    import reprobuild.oci.validate
+    from reprobuild.manifest.gate import check_image
 
     good, evil = images
     archive = tmp_path / "evil.tar"
@@ -181,8 +181,8 @@ def test_gate_never_decompresses_layers(
     def refuse(*args: object) -> object:
         raise AssertionError("the gate decompressed a layer")
 
-    monkeypatch.setattr(repro_build.oci.validate, "diff_id_of", refuse)
-    monkeypatch.setattr(repro_build.oci.layer, "diff_id_of", refuse)
+    monkeypatch.setattr(reprobuild.oci.validate, "diff_id_of", refuse)
+    monkeypatch.setattr(reprobuild.oci.layer, "diff_id_of", refuse)
     manifest = json.loads(_gate_manifest(tmp_path, good).read_text())
     result = check_image(manifest, f"oci-archive:{archive}")
     assert not result.match and any(str(evil.digest) in p for p in result.problems)

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from repro_build.manifest.record import ManifestError
-from repro_build.manifest.validate import project_path, resolve_inside, wheel_filename
+from reprobuild.manifest.record import ManifestError
+from reprobuild.manifest.validate import project_path, resolve_inside, wheel_filename
 from tests.adversarial.conftest import run_cli
 from tests.foundation.helpers import git_commit
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import RegistryError
-from repro_build.oci.registry.client import RegistryClient
-from repro_build.oci.registry.credentials import Credentials, CredentialStore
+from reprobuild.errors import RegistryError
+from reprobuild.oci.registry.client import RegistryClient
+from reprobuild.oci.registry.credentials import Credentials, CredentialStore
 from tests.oci.registry.servers import serving
 
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}'
 
 
@@ -142,7 +142,7 @@ def test_credentials_in_a_reference_are_refused_and_never_echoed(tmp_path: Path)
 
 
 def test_terminal_escapes_in_messages_are_neutralised(capsys: pytest.CaptureFixture[str]) -> None:
-    from repro_build.cli.output import data, log, print_error
+    from reprobuild.cli.output import data, log, print_error
 
     print_error("layer \x1b]0;pwned\x07name", "hint \x1b[2J")
     log("history \x9b31mred")

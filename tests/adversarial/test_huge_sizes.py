@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import OCIError
-from repro_build.fsutil import canonical_json_bytes
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.digest import Digest
-from repro_build.oci.layout import MAX_INDEX_JSON_BYTES, read_layout, write_layout
-from repro_build.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST
+from reprobuild.errors import OCIError
+from reprobuild.fsutil import canonical_json_bytes
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.digest import Digest
+from reprobuild.oci.layout import MAX_INDEX_JSON_BYTES, read_layout, write_layout
+from reprobuild.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST
 from tests.oci.helpers import small_image
 
 
@@ -38,7 +38,7 @@ class _HugeConfigRegistry:
 
 
 def test_config_declaring_3_gib_is_refused_before_download(tmp_path: Path) -> None:
-    from repro_build.oci.remote import pull
+    from reprobuild.oci.remote import pull
 
     registry = _HugeConfigRegistry()
     with pytest.raises(OCIError, match="declares 3221225472 bytes"):

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import OCIError
-from repro_build.fsutil import canonical_json_bytes
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.digest import Digest
-from repro_build.oci.index import MAX_INDEX_DEPTH
-from repro_build.oci.layout import read_layout, write_layout
-from repro_build.oci.mediatypes import OCI_INDEX
+from reprobuild.errors import OCIError
+from reprobuild.fsutil import canonical_json_bytes
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.digest import Digest
+from reprobuild.oci.index import MAX_INDEX_DEPTH
+from reprobuild.oci.layout import read_layout, write_layout
+from reprobuild.oci.mediatypes import OCI_INDEX
 from tests.oci.helpers import small_image
 
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 
 
 def _index(children: list[tuple[Digest, int, str]]) -> bytes:
@@ -108,7 +108,7 @@ class _BombRegistry:
 
 @pytest.mark.parametrize(("levels", "width", "message"), [(3000, 1, "nested"), (5, 40, "more than")])
 def test_registry_index_bombs_are_refused(tmp_path: Path, levels: int, width: int, message: str) -> None:
-    from repro_build.oci.remote import pull
+    from reprobuild.oci.remote import pull
 
     registry = _BombRegistry(levels, width)
     with pytest.raises(OCIError, match=message):

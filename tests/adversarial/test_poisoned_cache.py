@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from repro_build.fsutil import canonical_json_bytes
-from repro_build.image.buildcache import LayerCache, layer_key
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.layer import Layer, write_layer
-from repro_build.oci.tarwriter import LayerEntry
+from reprobuild.fsutil import canonical_json_bytes
+from reprobuild.image.buildcache import LayerCache, layer_key
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.layer import Layer, write_layer
+from reprobuild.oci.tarwriter import LayerEntry
 from tests.adversarial.conftest import run_cli
 from tests.foundation.helpers import git_commit
 from tests.image.conftest import EXAMPLE, GOLDEN_PROJECT
@@ -124,10 +124,10 @@ def test_poisoned_debian_base_cache_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An extra layer and a new manifest in the cached base layout: evicted, rebuilt to the honest digest."""
-    from repro_build.config import load_config
-    from repro_build.image.debianbase import debian_base
-    from repro_build.oci.image import Image, append_layers
-    from repro_build.oci.layout import read_layout, write_layout
+    from reprobuild.config import load_config
+    from reprobuild.image.debianbase import debian_base
+    from reprobuild.oci.image import Image, append_layers
+    from reprobuild.oci.layout import read_layout, write_layout
 
     project = tmp_path / "hello-ml"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist"))
@@ -175,7 +175,7 @@ def test_poisoned_debian_base_cache_is_rebuilt(
 
 
 def test_layout_blobs_are_copies_not_links(tmp_path: Path) -> None:
-    from repro_build.oci.layout import write_layout
+    from reprobuild.oci.layout import write_layout
     from tests.oci.helpers import small_image
 
     img = small_image(tmp_path / "cache")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.base.debian.fetch import DebCache
-from repro_build.base.debian.lock import BaseInputs, BaseLock, make_lock, write_lock
+from reprobuild.base.debian.fetch import DebCache
+from reprobuild.base.debian.lock import BaseInputs, BaseLock, make_lock, write_lock
 
 SUITE = "bookworm"
 ARCH = "amd64"

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from repro_build.base.debian.deb822 import iter_stanzas
-from repro_build.base.debian.packages import PackageIndex
+from reprobuild.base.debian.deb822 import iter_stanzas
+from reprobuild.base.debian.packages import PackageIndex
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.base.debian.lock import make_lock, packages_with_defaults
-from repro_build.base.debian.sources import default_mirror
+from reprobuild.base.debian.lock import make_lock, packages_with_defaults
+from reprobuild.base.debian.sources import default_mirror
 from tests.base.conftest import ARCH, SUITE, LockedBase
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.base.debian.build import BaseBuild, build_base, write_outputs
-from repro_build.base.debian.deb822 import iter_stanzas
-from repro_build.base.debian.fetch import DebCache
-from repro_build.base.debian.lock import make_lock
-from repro_build.cli.main import main
-from repro_build.errors import BaseImageError
-from repro_build.oci.archive import write_archive
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.image import append_layers, with_config
-from repro_build.oci.layer import write_layer
-from repro_build.oci.tarwriter import entries_from_tree
-from repro_build.oci.validate import validate_image
-from repro_build.uvbin import find_uv
+from reprobuild.base.debian.build import BaseBuild, build_base, write_outputs
+from reprobuild.base.debian.deb822 import iter_stanzas
+from reprobuild.base.debian.fetch import DebCache
+from reprobuild.base.debian.lock import make_lock
+from reprobuild.cli.main import main
+from reprobuild.errors import BaseImageError
+from reprobuild.oci.archive import write_archive
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.image import append_layers, with_config
+from reprobuild.oci.layer import write_layer
+from reprobuild.oci.tarwriter import entries_from_tree
+from reprobuild.oci.validate import validate_image
+from reprobuild.uvbin import find_uv
 from tests.base.conftest import LockedBase
 from tests.testbed import Engine, free_port
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.base.debian.deb import read_deb
-from repro_build.base.debian.deb822 import iter_stanzas
-from repro_build.base.debian.rootfs import NONROOT_ID, assemble_rootfs
-from repro_build.errors import BaseImageError
-from repro_build.oci.tarwriter import LayerEntry
+from reprobuild.base.debian.deb import read_deb
+from reprobuild.base.debian.deb822 import iter_stanzas
+from reprobuild.base.debian.rootfs import NONROOT_ID, assemble_rootfs
+from reprobuild.errors import BaseImageError
+from reprobuild.oci.tarwriter import LayerEntry
 from tests.base.debs import FakeDeb, Item, ar, make_deb
 
 EPOCH = 1_700_000_000

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.base.debian import packages
-from repro_build.base.debian.fetch import DebCache
-from repro_build.base.debian.packages import fetch_packages
-from repro_build.base.debian.release import _check_valid_until, fetch_release, parse_release
-from repro_build.base.debian.sources import default_mirror
-from repro_build.errors import BaseImageError, DigestMismatchError
+from reprobuild.base.debian import packages
+from reprobuild.base.debian.fetch import DebCache
+from reprobuild.base.debian.packages import fetch_packages
+from reprobuild.base.debian.release import _check_valid_until, fetch_release, parse_release
+from reprobuild.base.debian.sources import default_mirror
+from reprobuild.errors import BaseImageError, DigestMismatchError
 from tests.testbed import free_port
 
 PAYLOAD = b"!<arch>\npretend this is a .deb\n"
@@ -81,7 +81,7 @@ def test_parse_release_errors() -> None:
 @pytest.fixture(scope="module")
 def real_inrelease(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A file mirror holding a copy of the machine mirror's bookworm InRelease."""
-    from repro_build.base.debian.fetch import http_get
+    from reprobuild.base.debian.fetch import http_get
 
     mirror = default_mirror("bookworm")
     data = http_get(f"{mirror}/dists/bookworm/InRelease", "InRelease")

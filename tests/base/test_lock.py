@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.base.debian.lock import (
+from reprobuild.base.debian.lock import (
     LockedDeb,
     check_inputs,
     check_lock,
@@ -17,9 +17,9 @@ from repro_build.base.debian.lock import (
     read_lock,
     write_lock,
 )
-from repro_build.base.debian.sources import default_mirror
-from repro_build.cli.main import main
-from repro_build.errors import BaseImageError, LockError, StaleLockError
+from reprobuild.base.debian.sources import default_mirror
+from reprobuild.cli.main import main
+from reprobuild.errors import BaseImageError, LockError, StaleLockError
 from tests.base.conftest import LockedBase
 
 pytestmark = pytest.mark.network

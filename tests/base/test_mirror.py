@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.base.debian import sources
-from repro_build.base.debian.build import fetch_debs
-from repro_build.base.debian.lock import BaseInputs, make_lock, read_lock, write_lock
-from repro_build.base.debian.sources import NoAptSourceError
-from repro_build.cli.main import main
+from reprobuild.base.debian import sources
+from reprobuild.base.debian.build import fetch_debs
+from reprobuild.base.debian.lock import BaseInputs, make_lock, read_lock, write_lock
+from reprobuild.base.debian.sources import NoAptSourceError
+from reprobuild.cli.main import main
 from tests.base.conftest import LockedBase
 from tests.foundation.helpers import git_commit
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from repro_build.base.debian.packages import Relation, parse_relations
-from repro_build.base.debian.resolve import resolve
-from repro_build.errors import BaseImageError
+from reprobuild.base.debian.packages import Relation, parse_relations
+from reprobuild.base.debian.resolve import resolve
+from reprobuild.errors import BaseImageError
 from tests.base.debs import index_from
 
 INDEX = """\
@@ -142,8 +142,8 @@ def test_relation_grammar() -> None:
 
 
 def test_merged_suites_highest_version_wins() -> None:
-    from repro_build.base.debian.deb822 import iter_stanzas
-    from repro_build.base.debian.packages import PackageIndex
+    from reprobuild.base.debian.deb822 import iter_stanzas
+    from reprobuild.base.debian.packages import PackageIndex
 
     def index(text: str, suite: str) -> PackageIndex:
         stanzas = []

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.base.debian.sources import (
+from reprobuild.base.debian.sources import (
     default_mirror,
     machine_sources,
     parse_deb822,
     parse_one_line,
     snapshot_timestamp,
 )
-from repro_build.errors import BaseImageError
-from repro_build.urls import redact
+from reprobuild.errors import BaseImageError
+from reprobuild.urls import redact
 
 DEB822 = """\
 Types: deb deb-src

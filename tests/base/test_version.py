@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from repro_build.base.debian.version import DebVersion, compare_versions, satisfies
-from repro_build.errors import BaseImageError
+from reprobuild.base.debian.version import DebVersion, compare_versions, satisfies
+from reprobuild.errors import BaseImageError
 
 VERSIONS = [
     "0", "1.0", "1.0-1", "1.0-0", "1.0~rc1", "1.0~~", "1.0~", "1.0a", "1.0+b1", "1.0.1", "1:0.9",

@@ -12,7 +12,7 @@ side with ``--jobs``):
   umask/``TZ``/locale variation.
 
 "identical" means both the sdist and the wheel have the same sha256. Where they differ, the members
-that differ (``repro_build.wheel.diffreport``, what ``wheel --check`` reports) are the cause.
+that differ (``reprobuild.wheel.diffreport``, what ``wheel --check`` reports) are the cause.
 
     python -m tests.corpus.runner [--jobs 2] [NAME ...]     # prints a Markdown table
 """
@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from repro_build.uvbin import find_uv
+from reprobuild.uvbin import find_uv
 from tests.corpus.projects import CORPUS, Project
 from tests.sdists import fetch, unpack
 
@@ -78,7 +78,7 @@ class Outcome:
 
 
 def _variants(work: Path) -> list[tuple[Path, int, dict[str, str]]]:
-    from repro_build.wheel.check import other_locale
+    from reprobuild.wheel.check import other_locale
 
     return [
         (work / "a", 0o022, {"TZ": "Etc/GMT+12", "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}),
@@ -108,7 +108,7 @@ def _tail(text: str, lines: int = 6) -> str:
 
 
 def _compare(side: Side, pairs: list[tuple[Path, Path]]) -> None:
-    from repro_build.wheel.diffreport import diff_artifacts
+    from reprobuild.wheel.diffreport import diff_artifacts
 
     side.identical = True
     for a, b in pairs:
@@ -176,7 +176,7 @@ def repro_builds(archive: Path, work: Path, version: str) -> Side:
     in each checkout; ``seconds`` counts the two ``wheel`` steps, as the plain side counts its builds."""
     side = Side()
     outs: list[list[Path]] = []
-    cli = [sys.executable, "-m", "repro_build"]
+    cli = [sys.executable, "-m", "reprobuild"]
     variants = _variants(work / "repro")
     checkouts = [_checkout(archive, base / "checkout", version) for base, _umask, _env in variants]
     lock = subprocess.run(

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import load_config
-from repro_build.determinism.cuda import cuda_facts
-from repro_build.determinism.cudapolicy import lock_warnings, with_cuda
-from repro_build.determinism.policy import Policy
-from repro_build.image.wheels import WheelPin
+from reprobuild.config import load_config
+from reprobuild.determinism.cuda import cuda_facts
+from reprobuild.determinism.cudapolicy import lock_warnings, with_cuda
+from reprobuild.determinism.policy import Policy
+from reprobuild.image.wheels import WheelPin
 from tests.foundation.helpers import write_project
 
 CU12 = [
@@ -77,7 +77,7 @@ def test_lock_warns_about_mixed_cuda_majors(tmp_path: Path) -> None:
 
 def test_doctor_gpu_facts_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in nvidia-smi answering the doctor's query: the model and driver are reported as given."""
-    from repro_build.determinism import hookfacts
+    from reprobuild.determinism import hookfacts
 
     smi = tmp_path / "nvidia-smi"
     smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 550.54.15'\necho 'NVIDIA H100 80GB HBM3, 550.54.15'\n")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.determinism.flagsets import FLAG_SETS, merge_xla_flags
-from repro_build.determinism.policy import PTH_NAME, Policy, Switches, effective_env, image_files
-from repro_build.uvbin import find_uv
+from reprobuild.determinism.flagsets import FLAG_SETS, merge_xla_flags
+from reprobuild.determinism.policy import PTH_NAME, Policy, Switches, effective_env, image_files
+from reprobuild.uvbin import find_uv
 
 # A stand-in for torch with the same API surface the hook and doctor touch, recording every call.
 FAKE_TORCH = textwrap.dedent(
@@ -162,7 +162,7 @@ def test_doctor_in_the_image_env(tmp_path: Path) -> None:
 def test_host_doctor_cli_reports_missing_env(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from repro_build.cli.main import main
+    from reprobuild.cli.main import main
     from tests.foundation.helpers import write_project
 
     write_project(tmp_path, tool='[tool.repro-build.targets.cpu]\nflags = ["python", "mkl"]\n')
@@ -310,7 +310,7 @@ def test_doctor_accepts_an_image_env_with_overrides(tmp_path: Path) -> None:
 
 
 def test_selftest_names_the_op_that_differs() -> None:
-    from repro_build.determinism import selftest
+    from reprobuild.determinism import selftest
 
     counter = iter(range(100))
     result = selftest.run([("stable", lambda: b"x"), ("flaky", lambda: bytes([next(counter)]))])

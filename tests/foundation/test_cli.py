@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import main
+from reprobuild.cli.main import main
 from tests.foundation.helpers import write_project
 
 
 def test_python_dash_m_and_version() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "repro_build", "--version"], capture_output=True, text=True, check=False
-    )
+    out = subprocess.run([sys.executable, "-m", "reprobuild", "--version"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.startswith("repro-build ")
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import COMMANDS, main
-from repro_build.cli.verbosity import unknown_command
+from reprobuild.cli.main import COMMANDS, main
+from reprobuild.cli.verbosity import unknown_command
 from tests.foundation.helpers import git_commit, write_project
 
 
@@ -56,4 +56,4 @@ def test_verbose_logs_external_commands_quiet_silences(tmp_path: Path, capsys: p
     assert main(["lock", "--project", str(root), "--target", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "debug:" not in err and "locked locks/cpu.txt" in err
-    assert logging.getLogger("repro_build").level == logging.WARNING
+    assert logging.getLogger("reprobuild").level == logging.WARNING

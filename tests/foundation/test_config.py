@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import DEFAULT_MANYLINUX, load_config
-from repro_build.errors import ConfigError
+from reprobuild.config import DEFAULT_MANYLINUX, load_config
+from reprobuild.errors import ConfigError
 from tests.foundation.helpers import BASIC_PROJECT, write_project
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.dockerfile_base import parse_dockerfile_base, rewrite_pins
-from repro_build.errors import ConfigError
+from reprobuild.dockerfile_base import parse_dockerfile_base, rewrite_pins
+from reprobuild.errors import ConfigError
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

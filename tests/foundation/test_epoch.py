@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
-from repro_build.errors import ConfigError
+from reprobuild.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
+from reprobuild.errors import ConfigError
 from tests.foundation.helpers import git_commit, write_project
 
 

@@ -10,8 +10,8 @@ from typing import IO
 
 import pytest
 
-from repro_build.errors import ReproBuildError
-from repro_build.fsutil import move_file, publish_dir
+from reprobuild.errors import ReproBuildError
+from reprobuild.fsutil import move_file, publish_dir
 
 
 def _tree(root: Path, tag: str) -> dict[str, tuple[str, int]]:

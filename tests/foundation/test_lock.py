@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import load_config
-from repro_build.errors import LockError, StaleLockError
-from repro_build.lock import check_build_lock, check_locks, lock_project
-from repro_build.uvbin import find_uv
+from reprobuild.config import load_config
+from reprobuild.errors import LockError, StaleLockError
+from reprobuild.lock import check_build_lock, check_locks, lock_project
+from reprobuild.uvbin import find_uv
 from tests.foundation.helpers import BASIC_PROJECT, write_project
 
 pytestmark = pytest.mark.network

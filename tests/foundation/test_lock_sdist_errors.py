@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import Target, load_config
-from repro_build.errors import ToolError
-from repro_build.lock.compile import _binary_only_error
+from reprobuild.config import Target, load_config
+from reprobuild.errors import ToolError
+from reprobuild.lock.compile import _binary_only_error
 
 
 @pytest.fixture

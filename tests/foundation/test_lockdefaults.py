@@ -1,6 +1,6 @@
 """The lock, once written, decides the values a project leaves unset: another host changes nothing.
 
-"Another host" is simulated by replacing the two host probes of :mod:`repro_build.config` (the running
+"Another host" is simulated by replacing the two host probes of :mod:`reprobuild.config` (the running
 Python's version, the machine's architecture).
 """
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_build import config as config_mod
-from repro_build.config import load_config
-from repro_build.errors import ConfigError
-from repro_build.lock import check_locks, lock_project
+from reprobuild import config as config_mod
+from reprobuild.config import load_config
+from reprobuild.errors import ConfigError
+from reprobuild.lock import check_locks, lock_project
 from tests.foundation.helpers import BASIC_PROJECT, write_project
 
 pytestmark = pytest.mark.network  # locking asks the package index

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repro_build.errors import ConfigError
-from repro_build.reference import parse_reference
+from reprobuild.errors import ConfigError
+from reprobuild.reference import parse_reference
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import main
-from repro_build.errors import RegistryError
-from repro_build.lock.bases import resolve_bases
-from repro_build.oci.registry import RegistryClient
+from reprobuild.cli.main import main
+from reprobuild.errors import RegistryError
+from reprobuild.lock.bases import resolve_bases
+from reprobuild.oci.registry import RegistryClient
 from tests.testbed import Registry
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import main
-from repro_build.config import load_config
-from repro_build.distribution import Origin, installed_origin
-from repro_build.errors import ConfigError
-from repro_build.lock.toollock import TOOL_LOCK, lock_tool
+from reprobuild.cli.main import main
+from reprobuild.config import load_config
+from reprobuild.distribution import Origin, installed_origin
+from reprobuild.errors import ConfigError
+from reprobuild.lock.toollock import TOOL_LOCK, lock_tool
 from tests.foundation.helpers import write_project
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from repro_build.image.sourcelabel import source_label
-from repro_build.urls import redact, redact_text, repository_url
+from reprobuild.image.sourcelabel import source_label
+from reprobuild.urls import redact, redact_text, repository_url
 
 
 def test_redact_removes_userinfo_only() -> None:
@@ -71,7 +71,7 @@ def test_source_label_from_origin_or_none_with_a_reason() -> None:
 
 
 def test_redact_text_hides_reference_userinfo_and_authorization_values() -> None:
-    from repro_build.urls import has_userinfo
+    from reprobuild.urls import has_userinfo
 
     assert redact_text("pull user:S3cret@host/x:y") == "pull <hidden>@host/x:y"
     digest = "sha256:" + "a" * 64

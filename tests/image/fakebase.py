@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.image import Image, default_config, new_image
-from repro_build.oci.layer import write_layer
-from repro_build.oci.layout import write_layout
-from repro_build.oci.tarwriter import LayerEntry
-from repro_build.oci.values import Platform
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.image import Image, default_config, new_image
+from reprobuild.oci.layer import write_layer
+from reprobuild.oci.layout import write_layout
+from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.values import Platform
 
 EPOCH = 1700000000
 

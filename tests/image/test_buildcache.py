@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import BaseImageError
-from repro_build.image.buildcache import LayerCache, cached_base_info, layer_key
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.digest import Digest
-from repro_build.oci.image import Image, default_config, new_image
-from repro_build.oci.layer import Layer, write_layer
-from repro_build.oci.layout import read_layout
-from repro_build.oci.tarwriter import LayerEntry
-from repro_build.oci.values import Platform
+from reprobuild.errors import BaseImageError
+from reprobuild.image.buildcache import LayerCache, cached_base_info, layer_key
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.digest import Digest
+from reprobuild.oci.image import Image, default_config, new_image
+from reprobuild.oci.layer import Layer, write_layer
+from reprobuild.oci.layout import read_layout
+from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.values import Platform
 from tests.image.fakebase import fake_base
 
 

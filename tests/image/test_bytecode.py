@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.determinism.policy import HOOK_MODULE, Policy
-from repro_build.errors import ToolError
-from repro_build.image import interpreter as interp_mod
-from repro_build.image.build import app_files
-from repro_build.image.interpreter import Interpreter, find_interpreter
+from reprobuild.determinism.policy import HOOK_MODULE, Policy
+from reprobuild.errors import ToolError
+from reprobuild.image import interpreter as interp_mod
+from reprobuild.image.build import app_files
+from reprobuild.image.interpreter import Interpreter, find_interpreter
 
 HOST_MINOR = f"{sys.version_info.major}.{sys.version_info.minor}"
 SITE = "/usr/local/lib/python3.11/dist-packages"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from repro_build.image import debianbase
-from repro_build.oci import compress
-from repro_build.oci.compress import Compressor
+from reprobuild.image import debianbase
+from reprobuild.oci import compress
+from reprobuild.oci.compress import Compressor
 
 LOCK_SHA = "0" * 64
 

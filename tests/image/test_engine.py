@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import main
-from repro_build.oci.registry import RegistryClient
+from reprobuild.cli.main import main
+from reprobuild.oci.registry import RegistryClient
 from tests.foundation.helpers import git_commit
 from tests.image.conftest import EXAMPLE, copy_project
 from tests.testbed import Engine, Registry
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from repro_build import config as config_mod
-from repro_build.config import load_config
-from repro_build.image.build import build_image
-from repro_build.image.projectwheel import wheel_step
-from repro_build.lock import check_locks
-from repro_build.manifest.record import image_manifest
-from repro_build.oci.image import Image
+from reprobuild import config as config_mod
+from reprobuild.config import load_config
+from reprobuild.image.build import build_image
+from reprobuild.image.projectwheel import wheel_step
+from reprobuild.lock import check_locks
+from reprobuild.manifest.record import image_manifest
+from reprobuild.oci.image import Image
 from tests.foundation.helpers import git_commit
 
 pytestmark = pytest.mark.network  # the locked wheels come from the package index (then from the cache)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import load_config
-from repro_build.errors import BaseImageError
-from repro_build.image.build import ImageResult, build_image
-from repro_build.image.projectwheel import wheel_step
+from reprobuild.config import load_config
+from reprobuild.errors import BaseImageError
+from reprobuild.image.build import ImageResult, build_image
+from reprobuild.image.projectwheel import wheel_step
 from tests.image.conftest import GOLDEN_PROJECT, copy_project
 from tests.image.fakebase import fake_base
 
@@ -64,7 +64,7 @@ def test_layers_config_and_hook(golden_project: Path) -> None:
     assert labels["org.opencontainers.image.created"] == config["created"]  # the epoch, not the build time
     assert result.image.manifest.get("annotations") == labels  # the same set as manifest annotations
     # The console script points at the image's interpreter, and the hook is installed with its .pth.
-    from repro_build.oci.safetar import read_files
+    from reprobuild.oci.safetar import read_files
 
     files = read_files(
         result.image.layers,
@@ -106,7 +106,7 @@ def test_app_only_change_alters_only_the_top_layers(golden_project: Path) -> Non
 def _cli_build(root: Path, cache: Path, umask: int, tz: str, lang: str) -> str:
     env = {**os.environ, "REPRO_BUILD_CACHE": str(cache), "TZ": tz, "LC_ALL": lang}
     out = subprocess.run(
-        [sys.executable, "-m", "repro_build", "image", "--project", str(root), "-q"],
+        [sys.executable, "-m", "reprobuild", "image", "--project", str(root), "-q"],
         capture_output=True,
         text=True,
         env=env,
@@ -158,13 +158,13 @@ def test_mismatched_base_is_refused(golden_project: Path, python: str, glibc: st
 
 
 def test_base_without_python_is_refused(golden_project: Path, tmp_path: Path) -> None:
-    from repro_build.oci.blobstore import BlobStore
-    from repro_build.oci.compress import Compressor
-    from repro_build.oci.image import default_config, new_image
-    from repro_build.oci.layer import write_layer
-    from repro_build.oci.layout import write_layout
-    from repro_build.oci.tarwriter import LayerEntry
-    from repro_build.oci.values import Platform
+    from reprobuild.oci.blobstore import BlobStore
+    from reprobuild.oci.compress import Compressor
+    from reprobuild.oci.image import default_config, new_image
+    from reprobuild.oci.layer import write_layer
+    from reprobuild.oci.layout import write_layout
+    from reprobuild.oci.tarwriter import LayerEntry
+    from reprobuild.oci.values import Platform
 
     dest = golden_project / "nopython"
     layer = write_layer(
@@ -186,7 +186,7 @@ def test_unchecked_hash_bytecode_is_deterministic_and_valid(golden_project: Path
     first = build(golden_project)
     again = copy_project(golden_project, tmp_path / "again" / "golden", git=False)
     assert build(again).digest == first.digest
-    from repro_build.oci.safetar import read_files
+    from reprobuild.oci.safetar import read_files
 
     pyc = "/usr/local/lib/python3.11/dist-packages/__pycache__/six.cpython-311.pyc"
     record = "/usr/local/lib/python3.11/dist-packages/six-1.17.0.dist-info/RECORD"
@@ -251,7 +251,7 @@ def test_weights_file_gets_its_own_layer_that_survives_an_app_change(golden_proj
 
 
 def test_files_outside_the_project_or_missing_are_refused(golden_project: Path) -> None:
-    from repro_build.errors import ConfigError, ReproBuildError
+    from reprobuild.errors import ConfigError, ReproBuildError
 
     pyproject = golden_project / "pyproject.toml"
     text = pyproject.read_text()

@@ -14,7 +14,7 @@ import pytest
 from tests.foundation.helpers import git_commit
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 
 PYPROJECT = """\
 [project]

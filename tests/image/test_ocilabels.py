@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import load_config
-from repro_build.image.ocilabels import spdx_expression, standard_labels
+from reprobuild.config import load_config
+from reprobuild.image.ocilabels import spdx_expression, standard_labels
 from tests.foundation.helpers import write_project
 
 P = "org.opencontainers.image."

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.init import NEXT_STEPS
-from repro_build.fsutil import OUTPUT_GITIGNORE
+from reprobuild.cli.init import NEXT_STEPS
+from reprobuild.fsutil import OUTPUT_GITIGNORE
 from tests.foundation.helpers import git_commit
 from tests.image.conftest import GOLDEN_PROJECT
 from tests.image.fakebase import fake_base
@@ -36,7 +36,7 @@ def _env(cache_home: Path) -> dict[str, str]:
 
 def _cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "repro_build", *args],
+        [sys.executable, "-m", "reprobuild", *args],
         cwd=root,
         env=env,
         capture_output=True,
@@ -134,7 +134,7 @@ def test_init_lock_commit_image_twice(tmp_path: Path, other_fs: Path) -> None:
     assert steps[-1] == "nox -s build"  # needs repro-build from an index; `image` below is its core
     for step in steps[:-1]:
         subprocess.run(
-            step.replace("repro-build", f"{sys.executable} -m repro_build"),
+            step.replace("repro-build", f"{sys.executable} -m reprobuild"),
             shell=True,
             cwd=root,
             env=env,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import main
+from reprobuild.cli.main import main
 from tests.foundation.helpers import git_commit
 from tests.testbed import Engine
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 TAG = "repro-build-test-ecosys-smoke"
 
 PYPROJECT = """\

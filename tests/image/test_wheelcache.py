@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import DigestMismatchError
-from repro_build.image.wheels import WheelCache, WheelPin
+from reprobuild.errors import DigestMismatchError
+from reprobuild.image.wheels import WheelCache, WheelPin
 
 
 def test_file_url_is_verified_and_cached(tmp_path: Path) -> None:

@@ -13,21 +13,21 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
-from repro_build.config import Config, load_config
-from repro_build.image.wheels import WheelPin
-from repro_build.image.wheelsources import (
+from reprobuild.config import Config, load_config
+from reprobuild.image.wheels import WheelPin
+from reprobuild.image.wheelsources import (
     Origins,
     RecordedWheel,
     record_wheels,
     recorded_wheels,
     split_uv_annotations,
 )
-from repro_build.lock.inputs import file_sha256, render_inputs_file
+from reprobuild.lock.inputs import file_sha256, render_inputs_file
 from tests.foundation.helpers import git_commit, write_project
 from tests.image.conftest import GOLDEN_PROJECT
 from tests.image.fakebase import fake_base
 
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 PACKAGES = Path(__file__).parents[1] / "packages"
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from repro_build.manifest.verify import drift_warnings
-from repro_build.oci.compress import Compressor
+from reprobuild.manifest.verify import drift_warnings
+from reprobuild.oci.compress import Compressor
 
 #: The compressor object a repro-build before libdeflate wrote (docs/reference/manifest.md history).
 ZLIB_ERA = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.manifest.repo import RepositoryError, is_remote_url, repository_for
+from reprobuild.manifest.repo import RepositoryError, is_remote_url, repository_for
 from tests.foundation.helpers import git_commit
 
 

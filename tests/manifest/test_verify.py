@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import main
-from repro_build.oci.image import Image, with_config
-from repro_build.oci.layout import read_layout, write_layout
+from reprobuild.cli.main import main
+from reprobuild.oci.image import Image, with_config
+from reprobuild.oci.layout import read_layout, write_layout
 from tests.image.conftest import GOLDEN_PROJECT, copy_project
 from tests.image.fakebase import fake_base
 from tests.testbed import Engine, Registry
 
 pytestmark = pytest.mark.network
-CLI = (sys.executable, "-m", "repro_build")
+CLI = (sys.executable, "-m", "reprobuild")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -310,7 +310,7 @@ def test_diff_names_a_different_base(built: Path, tmp_path: Path) -> None:
 
 
 def test_drift_of_the_byte_code_compiler_and_of_target_defaults_is_warned() -> None:
-    from repro_build.manifest.verify import bytecode_drift, target_drift
+    from reprobuild.manifest.verify import bytecode_drift, target_drift
 
     recorded = {
         "bytecode": {"compiler": {"version": "3.11.2"}},

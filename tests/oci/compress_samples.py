@@ -19,14 +19,14 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from repro_build.epoch import Epoch
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor, compress_bytes
-from repro_build.oci.layer import write_layer
-from repro_build.oci.tarwriter import LayerEntry
-from repro_build.wheel.canonical_sdist import canonicalize_sdist
-from repro_build.wheel.canonical_zip import canonicalize_wheel
-from repro_build.wheel.record import render_record
+from reprobuild.epoch import Epoch
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor, compress_bytes
+from reprobuild.oci.layer import write_layer
+from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.wheel.canonical_sdist import canonicalize_sdist
+from reprobuild.wheel.canonical_zip import canonicalize_wheel
+from reprobuild.wheel.record import render_record
 
 EPOCH = Epoch(1704164645, "config")  # 2024-01-02T03:04:05Z
 

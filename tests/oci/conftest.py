@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.image import Image, default_config, new_image
-from repro_build.oci.layer import write_layer
-from repro_build.oci.layout import write_layout
-from repro_build.oci.tarwriter import entries_from_tar
-from repro_build.oci.values import Platform
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.image import Image, default_config, new_image
+from reprobuild.oci.layer import write_layer
+from reprobuild.oci.layout import write_layout
+from reprobuild.oci.tarwriter import entries_from_tar
+from reprobuild.oci.values import Platform
 from tests.oci.rootfs import ROOTFS_EPOCH, RootfsUnavailable, debian_rootfs
 from tests.testbed import unavailable
 

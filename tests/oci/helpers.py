@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.image import Image, default_config, new_image
-from repro_build.oci.layer import write_layer
-from repro_build.oci.tarwriter import LayerEntry
-from repro_build.oci.values import Platform
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.image import Image, default_config, new_image
+from reprobuild.oci.layer import write_layer
+from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.values import Platform
 
 EPOCH = 1700000000
 
@@ -33,11 +33,11 @@ def attestation_manifest(staging: Path, subject: Image) -> Image:
     one ``application/vnd.in-toto+json`` blob, no diff_ids), for index round-trip tests."""
     import json
 
-    from repro_build.fsutil import canonical_json_bytes
-    from repro_build.oci.digest import Digest
-    from repro_build.oci.layer import Layer
-    from repro_build.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST
-    from repro_build.oci.values import Descriptor
+    from reprobuild.fsutil import canonical_json_bytes
+    from reprobuild.oci.digest import Digest
+    from reprobuild.oci.layer import Layer
+    from reprobuild.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST
+    from reprobuild.oci.values import Descriptor
 
     store = BlobStore(staging)
     statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "subject": [str(subject.digest)]}).encode()

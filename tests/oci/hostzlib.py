@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from repro_build.uvbin import find_uv
+from reprobuild.uvbin import find_uv
 from tests.oci.rootfs import CACHE_DIR, apt_sources
 
 #: sha256 of ``zlib_ng-1.1.0.tar.gz``, as the package index lists it (``uv pip compile --generate-hashes``

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from repro_build.errors import DigestMismatchError, OCIError
-from repro_build.oci import engine as engine_io
-from repro_build.oci.archive import read_archive, write_archive
-from repro_build.oci.compress import Compressor
-from repro_build.oci.image import Image
+from reprobuild.errors import DigestMismatchError, OCIError
+from reprobuild.oci import engine as engine_io
+from reprobuild.oci.archive import read_archive, write_archive
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.image import Image
 from tests.oci.conftest import DebianImage
 from tests.oci.helpers import small_image, tree_files
 from tests.testbed import Engine, unavailable

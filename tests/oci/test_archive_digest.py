@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import ConfigError, OCIError
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.image import default_config, new_image
-from repro_build.oci.layer import write_layer
-from repro_build.oci.tarwriter import LayerEntry
-from repro_build.oci.transport import copy_image, parse_location
-from repro_build.oci.values import Platform
+from reprobuild.errors import ConfigError, OCIError
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.image import default_config, new_image
+from reprobuild.oci.layer import write_layer
+from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.transport import copy_image, parse_location
+from reprobuild.oci.values import Platform
 
 
 def test_printed_archive_reference_round_trips(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_printed_archive_reference_round_trips(tmp_path: Path) -> None:
         [LayerEntry.file("/a", b"a\n")], epoch=0, compressor=Compressor.gzip(), store=BlobStore(tmp_path / "s")
     )
     image = new_image(default_config(Platform("linux", "amd64"), 0), [layer])
-    from repro_build.oci.layout import write_layout
+    from reprobuild.oci.layout import write_layout
 
     write_layout(tmp_path / "src", image)
     printed = copy_image(f"oci-layout:{tmp_path / 'src'}", f"oci-archive:{tmp_path / 'img.tar'}")

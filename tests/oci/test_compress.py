@@ -17,8 +17,8 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repro_build.errors import OCIError
-from repro_build.oci.compress import (
+from reprobuild.errors import OCIError
+from reprobuild.oci.compress import (
     LIBDEFLATE_OF_DEFLATE,
     PINNED_DEFLATE,
     Compressor,
@@ -26,7 +26,7 @@ from repro_build.oci.compress import (
     open_decompressed,
     open_sniffed,
 )
-from repro_build.oci.safetar import iter_layer_entries
+from reprobuild.oci.safetar import iter_layer_entries
 from tests.oci.compress_samples import corpus
 
 DATA = corpus(24 << 20)

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from repro_build.oci.compress import Compressor
-from repro_build.wheel.canonical_sdist import gzip_compressor
-from repro_build.wheel.canonical_zip import zip_compressor
+from reprobuild.oci.compress import Compressor
+from reprobuild.wheel.canonical_sdist import gzip_compressor
+from reprobuild.wheel.canonical_zip import zip_compressor
 from tests.oci import hostzlib
 from tests.oci.compress_samples import digests
 

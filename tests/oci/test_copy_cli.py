@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import main
-from repro_build.errors import ConfigError
-from repro_build.oci.digest import Digest
-from repro_build.oci.transport import parse_location
-from repro_build.oci.validate import validate_layout
+from reprobuild.cli.main import main
+from reprobuild.errors import ConfigError
+from reprobuild.oci.digest import Digest
+from reprobuild.oci.transport import parse_location
+from reprobuild.oci.validate import validate_layout
 from tests.oci.conftest import DebianImage
 from tests.testbed import Engine, Registry, unavailable
 
@@ -107,7 +107,7 @@ def test_parse_locations() -> None:
 
 
 def test_platform_mismatch_on_single_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from repro_build.oci.layout import write_layout
+    from reprobuild.oci.layout import write_layout
     from tests.oci.helpers import small_image
 
     write_layout(tmp_path / "src", small_image(tmp_path / "staging"), tag="v1")

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import OCIError
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.image import Image, append_layers, default_config, new_image, with_config
-from repro_build.oci.index import new_index, select_platform
-from repro_build.oci.layer import Layer, write_layer
-from repro_build.oci.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST
-from repro_build.oci.tarwriter import LayerEntry
-from repro_build.oci.validate import validate_image
-from repro_build.oci.values import Platform
+from reprobuild.errors import OCIError
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.image import Image, append_layers, default_config, new_image, with_config
+from reprobuild.oci.index import new_index, select_platform
+from reprobuild.oci.layer import Layer, write_layer
+from reprobuild.oci.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST
+from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.validate import validate_image
+from reprobuild.oci.values import Platform
 
 EPOCH = 1700000000
 
@@ -104,7 +104,7 @@ def test_index_platform_selection(tmp_path: Path) -> None:
 
 
 def test_validate_catches_wrong_diff_id_and_corrupt_blob(tmp_path: Path) -> None:
-    from repro_build.oci.digest import Digest
+    from reprobuild.oci.digest import Digest
 
     img = _golden_image(BlobStore(tmp_path))
     a, b = img.layers

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import DigestMismatchError, OCIError, ReproBuildError
-from repro_build.oci.digest import Digest
-from repro_build.oci.layout import read_layout, write_layout
-from repro_build.oci.validate import validate_layout
+from reprobuild.errors import DigestMismatchError, OCIError, ReproBuildError
+from reprobuild.oci.digest import Digest
+from reprobuild.oci.layout import read_layout, write_layout
+from reprobuild.oci.validate import validate_layout
 from tests.oci.conftest import DebianImage
 from tests.oci.helpers import small_image
 from tests.testbed import unavailable
@@ -135,10 +135,10 @@ def test_skopeo_and_umoci_accept_our_layout(debian_image: DebianImage, tmp_path:
 
 def test_debian_layer_is_reproducible_and_worker_independent(debian_image: DebianImage, tmp_path: Path) -> None:
     """Rebuild the 135 MB Debian layer single-threaded into another dir: same digests as the fixture's."""
-    from repro_build.oci.blobstore import BlobStore
-    from repro_build.oci.compress import Compressor
-    from repro_build.oci.layer import write_layer
-    from repro_build.oci.tarwriter import entries_from_tar
+    from reprobuild.oci.blobstore import BlobStore
+    from reprobuild.oci.compress import Compressor
+    from reprobuild.oci.layer import write_layer
+    from reprobuild.oci.tarwriter import entries_from_tar
     from tests.oci.rootfs import ROOTFS_EPOCH, debian_rootfs
 
     layer = write_layer(
@@ -155,11 +155,11 @@ def test_debian_layer_is_reproducible_and_worker_independent(debian_image: Debia
 
 def test_docker_v2_manifests_are_read_and_kept(tmp_path: Path) -> None:
     """A Docker schema 2 image (Docker media types) is carried byte for byte and validates."""
-    from repro_build.fsutil import canonical_json_bytes
-    from repro_build.oci.image import Image
-    from repro_build.oci.layer import Layer
-    from repro_build.oci.mediatypes import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST
-    from repro_build.oci.values import Descriptor
+    from reprobuild.fsutil import canonical_json_bytes
+    from reprobuild.oci.image import Image
+    from reprobuild.oci.layer import Layer
+    from reprobuild.oci.mediatypes import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST
+    from reprobuild.oci.values import Descriptor
 
     oci = small_image(tmp_path / "staging")
     layers = tuple(

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from repro_build.errors import DigestMismatchError, OCIError, ReproBuildError
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.image import Image, default_config, new_image
-from repro_build.oci.index import Index, new_index
-from repro_build.oci.layout import read_layout, write_layout
-from repro_build.oci.registry import RegistryClient
-from repro_build.oci.remote import pull, push
-from repro_build.oci.values import Platform
+from reprobuild.errors import DigestMismatchError, OCIError, ReproBuildError
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.image import Image, default_config, new_image
+from reprobuild.oci.index import Index, new_index
+from reprobuild.oci.layout import read_layout, write_layout
+from reprobuild.oci.registry import RegistryClient
+from reprobuild.oci.remote import pull, push
+from reprobuild.oci.values import Platform
 from tests.oci.helpers import EPOCH, small_image
 from tests.oci.registry.servers import Exchange, Upstream, is_blob_get, proxy_to
 from tests.testbed import Registry
@@ -130,9 +130,9 @@ def test_manifest_digest_mismatch_is_refused(registry: Registry, tmp_path: Path)
 
 def test_index_with_attestation_round_trip(registry: Registry, tmp_path: Path) -> None:
     """An index holding an image and an in-toto attestation manifest is copied whole, digests kept."""
-    from repro_build.oci.archive import read_archive, write_archive
-    from repro_build.oci.index import select_platform
-    from repro_build.oci.validate import validate_image, validate_layout
+    from reprobuild.oci.archive import read_archive, write_archive
+    from reprobuild.oci.index import select_platform
+    from reprobuild.oci.validate import validate_image, validate_layout
     from tests.oci.helpers import attestation_manifest
 
     img = small_image(tmp_path / "s1", b"attested\n")

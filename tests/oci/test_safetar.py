@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import OCIError
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.layer import Layer, layer_from_tar
-from repro_build.oci.safetar import iter_layer, iter_layer_entries, read_files
+from reprobuild.errors import OCIError
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.layer import Layer, layer_from_tar
+from reprobuild.oci.safetar import iter_layer, iter_layer_entries, read_files
 from tests.oci.conftest import DebianImage
 
 

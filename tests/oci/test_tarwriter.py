@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repro_build.errors import OCIError
-from repro_build.oci.blobstore import BlobStore
-from repro_build.oci.compress import Compressor
-from repro_build.oci.layer import diff_id_of, write_layer
-from repro_build.oci.tarwriter import LayerEntry, entries_from_tree, tar_bytes
+from reprobuild.errors import OCIError
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.layer import diff_id_of, write_layer
+from reprobuild.oci.tarwriter import LayerEntry, entries_from_tree, tar_bytes
 
 EPOCH = 1700000000
 
@@ -109,7 +109,7 @@ import hashlib, os, sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 from tests.oci.test_tarwriter import _make_tree
-from repro_build.oci.tarwriter import entries_from_tree, tar_bytes
+from reprobuild.oci.tarwriter import entries_from_tree, tar_bytes
 root = Path(sys.argv[1])
 _make_tree(root)
 os.utime(root / "pkg" / "a.py", (1, 2))

@@ -9,7 +9,7 @@ with the chroot's pip). Next to the tree, ``tree.sha256`` holds a digest of ever
 target and file content; a cached chroot is used only if it still hashes to it, else it is rebuilt.
 
 The mirror is the machine's own (the apt source that carries the host's Debian suite, read by
-:mod:`repro_build.base.debian.sources`), with the suite swapped for trixie; never a host named here.
+:mod:`reprobuild.base.debian.sources`), with the suite swapped for trixie; never a host named here.
 ``REPRO_BUILD_SECONDHOST_MIRROR`` overrides it on machines whose apt sources are not Debian's.
 
 The cached tree is never written again: every use mounts it as the lower layer of an overlay whose
@@ -44,7 +44,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro_build.base.debian.sources import default_mirror
+from reprobuild.base.debian.sources import default_mirror
 from tests.oci.rootfs import CACHE_DIR
 
 SUITE = "trixie"
@@ -253,7 +253,7 @@ def lent_pythons(version: str) -> list[LentPython]:
     both. A source build (pyenv, ``/usr/local``) is bound at its prefix; Debian's own as
     ``/usr/bin/pythonX.Y`` plus its standard library.
     """
-    from repro_build.uvbin import find_uv
+    from reprobuild.uvbin import find_uv
 
     listed = subprocess.run(
         [
@@ -533,7 +533,7 @@ def _remove_tree(path: Path) -> None:
 
 def install_repro_build(host: SecondHost, checkout: Path = REPO_ROOT) -> str:
     """Build repro-build's wheel from ``checkout`` on the host and install it in the chroot's venv; its version."""
-    from repro_build.uvbin import find_uv
+    from reprobuild.uvbin import find_uv
 
     dist = host.exchange / "dist"
     proc = subprocess.run(
@@ -543,7 +543,7 @@ def install_repro_build(host: SecondHost, checkout: Path = REPO_ROOT) -> str:
         check=False,
     )
     _check(proc, f"building repro-build's wheel from {checkout}")
-    from repro_build.distribution import DISTRIBUTION
+    from reprobuild.distribution import DISTRIBUTION
 
     (wheel,) = dist.glob(f"{DISTRIBUTION}-*.whl")
     installed = host.run(

@@ -91,7 +91,7 @@ class Hosts:
         """``repro-build ARGS`` on this machine with its own cache."""
         start = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "repro_build", *args],
+            [sys.executable, "-m", "reprobuild", *args],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -162,7 +162,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
 
 
 def _user_cache() -> Path:
-    from repro_build.cache import cache_root
+    from reprobuild.cache import cache_root
 
     return cache_root()
 
@@ -256,7 +256,7 @@ def explain(a: Path, b: Path) -> str:
             [
                 sys.executable,
                 "-m",
-                "repro_build",
+                "reprobuild",
                 "diff",
                 f"oci-layout:{a.parent / 'oci'}",
                 f"oci-layout:{b.parent / 'oci'}",

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from repro_build.config import load_config
-from repro_build.dockerfile import prepare_context, render_dockerfile, wheels_from_dir
-from repro_build.errors import DigestMismatchError, LockError, ReproBuildError
-from repro_build.lock.reader import read_lock
-from repro_build.uvbin import find_uv
+from reprobuild.config import load_config
+from reprobuild.dockerfile import prepare_context, render_dockerfile, wheels_from_dir
+from reprobuild.errors import DigestMismatchError, LockError, ReproBuildError
+from reprobuild.lock.reader import read_lock
+from reprobuild.uvbin import find_uv
 from tests.oci.rootfs import RootfsUnavailable, debian_rootfs
 from tests.templates.helpers import EXAMPLE
 from tests.testbed import Engine, unavailable
@@ -82,7 +82,7 @@ def test_wheels_from_dir_checks_hashes(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def locked_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The example's `cpu` wheels, fetched into repro-build's verified wheel cache (needs the index)."""
-    from repro_build.image.wheels import WheelCache, select_wheels
+    from reprobuild.image.wheels import WheelCache, select_wheels
 
     config = load_config(EXAMPLE)
     target = config.target("cpu")

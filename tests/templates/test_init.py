@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from repro_build.cli.main import main
-from repro_build.config import load_config
-from repro_build.dockerfile_base import parse_dockerfile_base
-from repro_build.init import NOXFILE, WORKFLOW, InitConflictError, init_project
-from repro_build.lock.toollock import TOOL_LOCK
+from reprobuild.cli.main import main
+from reprobuild.config import load_config
+from reprobuild.dockerfile_base import parse_dockerfile_base
+from reprobuild.init import NOXFILE, WORKFLOW, InitConflictError, init_project
+from reprobuild.lock.toollock import TOOL_LOCK
 from tests.templates.helpers import PLAIN_PYPROJECT, plain_project
 
 ALL = ["pyproject.toml", "Dockerfile.base", NOXFILE, WORKFLOW]
@@ -159,7 +159,7 @@ def test_no_scripts_means_no_entrypoint(tmp_path: Path) -> None:
 @pytest.mark.network
 @pytest.mark.slow
 def test_lock_works_after_init(tmp_path: Path) -> None:
-    from repro_build.lock import check_locks, lock_project
+    from reprobuild.lock import check_locks, lock_project
 
     root = plain_project(tmp_path)
     init_project(root)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import main
+from reprobuild.cli.main import main
 from tests.foundation.helpers import git_commit
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.distribution import DISTRIBUTION
-from repro_build.templates import templates_root
-from repro_build.uvbin import find_uv
+from reprobuild.distribution import DISTRIBUTION
+from reprobuild.templates import templates_root
+from reprobuild.uvbin import find_uv
 from tests.templates.helpers import ROOT
 
 EXPECTED = {
@@ -29,7 +29,7 @@ def test_checkout_templates_are_found() -> None:
     root = Path(str(templates_root()))
     files = {p.relative_to(root).as_posix() for p in root.rglob("*.tmpl")}
     assert files == EXPECTED
-    assert root == ROOT / "templates" or root.parent.name == "repro_build"
+    assert root == ROOT / "templates" or root.parent.name == "reprobuild"
 
 
 @pytest.mark.slow
@@ -48,19 +48,19 @@ def test_wheel_contains_and_serves_the_templates(tmp_path: Path) -> None:
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
         assert f"\nName: {DISTRIBUTION}\n" in zf.read(metadata).decode()
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-        assert "repro-build = repro_build.cli.main:main" in zf.read(entry_points).decode()
+        assert "repro-build = reprobuild.cli.main:main" in zf.read(entry_points).decode()
         zf.extractall(tmp_path / "site")
-    assert {f"repro_build/templates/{n}" for n in EXPECTED} <= names
+    assert {f"reprobuild/templates/{n}" for n in EXPECTED} <= names
     for name in EXPECTED:
-        assert (tmp_path / "site" / "repro_build" / "templates" / name).read_bytes() == (
+        assert (tmp_path / "site" / "reprobuild" / "templates" / name).read_bytes() == (
             ROOT / "templates" / name
         ).read_bytes()
     # Imported from the unpacked wheel (first on sys.path), the package reads its own copy.
     probe = subprocess.run(
-        [sys.executable, "-c", "import repro_build.templates as t; print(t.templates_root())"],
+        [sys.executable, "-c", "import reprobuild.templates as t; print(t.templates_root())"],
         env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
         capture_output=True,
         text=True,
         check=True,
     )
-    assert probe.stdout.strip() == str(tmp_path / "site" / "repro_build" / "templates")
+    assert probe.stdout.strip() == str(tmp_path / "site" / "reprobuild" / "templates")

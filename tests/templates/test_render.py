@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.cli.main import main
-from repro_build.config import load_config
-from repro_build.dockerfile import image_env, render_dockerfile
-from repro_build.errors import ConfigError, ReproBuildError
-from repro_build.templates import render, template_text, templates_root
+from reprobuild.cli.main import main
+from reprobuild.config import load_config
+from reprobuild.dockerfile import image_env, render_dockerfile
+from reprobuild.errors import ConfigError, ReproBuildError
+from reprobuild.templates import render, template_text, templates_root
 from tests.templates.helpers import EXAMPLE, LOADED_BASE, check_golden, pinned_project
 
 
@@ -96,6 +96,6 @@ def test_every_template_renders_without_leftovers() -> None:
 
 
 def _identifiers(name: str) -> list[str]:
-    from repro_build.templates import _Template
+    from reprobuild.templates import _Template
 
     return list(_Template(template_text(name)).get_identifiers())

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build import __version__
-from repro_build.config import load_config
-from repro_build.distribution import DISTRIBUTION, Origin
-from repro_build.lock.toollock import TOOL_LOCK, lock_tool
-from repro_build.uvbin import find_uv
+from reprobuild import __version__
+from reprobuild.config import load_config
+from reprobuild.distribution import DISTRIBUTION, Origin
+from reprobuild.lock.toollock import TOOL_LOCK, lock_tool
+from reprobuild.uvbin import find_uv
 from tests.foundation.helpers import write_project
 from tests.templates.helpers import ROOT
 
@@ -53,6 +53,6 @@ def test_tool_lock_pins_the_wheel_and_installs_with_require_hashes(
     out = subprocess.run([venv / "bin" / "repro-build", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"repro-build {__version__}"
     # Installed so (no PEP 610 direct_url.json), that repro-build's own `lock` writes the tool lock.
-    probe = "from repro_build.distribution import installed_origin; print(installed_origin())"
+    probe = "from reprobuild.distribution import installed_origin; print(installed_origin())"
     out = subprocess.run([venv / "bin" / "python", "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "Origin(from_index=True, detail='a package index')"

@@ -9,8 +9,8 @@ from typing import Any
 import docker.errors
 import pytest
 
-from repro_build.config import Config
-from repro_build.wheel.check import CheckResult, check_wheel
+from reprobuild.config import Config
+from reprobuild.wheel.check import CheckResult, check_wheel
 from tests.testbed import Engine, Registry, unavailable
 from tests.wheel.fixtures import make_repo
 

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from repro_build.config import Config, load_config
-from repro_build.lock import lock_project
+from reprobuild.config import Config, load_config
+from reprobuild.lock import lock_project
 
 PACKAGES = Path(__file__).resolve().parent.parent / "packages"
 #: Fixed author/committer date of the fixture commits (2024-01-02T03:04:05Z), so the epoch is known.

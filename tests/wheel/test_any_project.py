@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import Config, load_config
-from repro_build.init import init_project
-from repro_build.lock.check import check_locks
-from repro_build.wheel.build import build_wheel
-from repro_build.wheel.check import check_wheel
+from reprobuild.config import Config, load_config
+from reprobuild.init import init_project
+from reprobuild.lock.check import check_locks
+from reprobuild.wheel.build import build_wheel
+from reprobuild.wheel.check import check_wheel
 from tests.wheel.fixtures import commit_all, git
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]

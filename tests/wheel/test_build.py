@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from repro_build.cli.main import main
-from repro_build.config import Config, load_config
-from repro_build.epoch import Epoch
-from repro_build.errors import ConfigError, StaleLockError, WheelError
-from repro_build.wheel.build import build_wheel
-from repro_build.wheel.record import parse_record, record_hash
+from reprobuild.cli.main import main
+from reprobuild.config import Config, load_config
+from reprobuild.epoch import Epoch
+from reprobuild.errors import ConfigError, StaleLockError, WheelError
+from reprobuild.wheel.build import build_wheel
+from reprobuild.wheel.record import parse_record, record_hash
 from tests.wheel.conftest import Projects
 from tests.wheel.fixtures import COMMIT_EPOCH, commit_all
 
@@ -164,7 +164,7 @@ def test_dirty_tree_is_refused_then_allowed_and_recorded(fresh_project: Callable
 def test_not_a_git_repo_needs_an_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from repro_build.lock import lock_project
+    from reprobuild.lock import lock_project
     from tests.wheel.fixtures import PACKAGES
 
     root = tmp_path / "plain"
@@ -216,7 +216,7 @@ def test_wheel_step_falls_back_online_when_the_cache_lacks_the_backend(
     projects: Projects, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The wheel step tries `--offline` first (the sdist step filled the cache); an empty cache must not fail it."""
-    from repro_build.wheel import build as build_mod
+    from reprobuild.wheel import build as build_mod
 
     config = projects.config("flit_pure")
     calls: list[bool] = []

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import Config, load_config
-from repro_build.lock.check import check_build_lock, check_locks
-from repro_build.lock.inputs import read_inputs_file
-from repro_build.wheel.build import build_wheel
+from reprobuild.config import Config, load_config
+from reprobuild.lock.check import check_build_lock, check_locks
+from reprobuild.lock.inputs import read_inputs_file
+from reprobuild.wheel.build import build_wheel
 from tests.wheel.fixtures import commit_all
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro_build.config import load_config
-from repro_build.wheel.container import builder_configured, builder_reference
+from reprobuild.config import load_config
+from reprobuild.wheel.container import builder_configured, builder_reference
 
 DIGEST = "sha256:" + "ab" * 32
 PYPROJECT = '[project]\nname = "p"\nversion = "1"\n\n[tool.repro-build]\n'

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.wheel.build import build_wheel
-from repro_build.wheel.buildroot import BASE, build_root_path, fixed_build_root
+from reprobuild.wheel.build import build_wheel
+from reprobuild.wheel.buildroot import BASE, build_root_path, fixed_build_root
 from tests.wheel.fixtures import make_repo
 
 

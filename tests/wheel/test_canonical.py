@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.epoch import Epoch
-from repro_build.errors import WheelError
-from repro_build.uvbin import find_uv
-from repro_build.wheel.canonical_sdist import canonicalize_sdist
-from repro_build.wheel.canonical_zip import canonicalize_wheel, zip_date_time
-from repro_build.wheel.record import parse_record, record_hash, render_record
+from reprobuild.epoch import Epoch
+from reprobuild.errors import WheelError
+from reprobuild.uvbin import find_uv
+from reprobuild.wheel.canonical_sdist import canonicalize_sdist
+from reprobuild.wheel.canonical_zip import canonicalize_wheel, zip_date_time
+from reprobuild.wheel.record import parse_record, record_hash, render_record
 
 EPOCH = Epoch(1704164645, "config")  # 2024-01-02T03:04:05Z
 DI = "demo-1.0.dist-info"

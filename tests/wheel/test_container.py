@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import Config, load_config
-from repro_build.errors import EngineError
-from repro_build.wheel.build import build_wheel
-from repro_build.wheel.check import CheckResult, check_wheel
+from reprobuild.config import Config, load_config
+from reprobuild.errors import EngineError
+from reprobuild.wheel.build import build_wheel
+from reprobuild.wheel.check import CheckResult, check_wheel
 from tests.wheel.fixtures import commit_all, make_repo
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry, pytest.mark.network, pytest.mark.slow]

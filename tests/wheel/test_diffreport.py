@@ -9,7 +9,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from repro_build.wheel.diffreport import describe_content, diff_sdists, diff_wheels
+from reprobuild.wheel.diffreport import describe_content, diff_sdists, diff_wheels
 from tests.testbed import unavailable
 
 

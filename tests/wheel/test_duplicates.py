@@ -10,10 +10,10 @@ import zipfile
 
 import pytest
 
-from repro_build.epoch import Epoch
-from repro_build.errors import WheelError
-from repro_build.wheel.canonical_sdist import canonicalize_sdist
-from repro_build.wheel.canonical_zip import canonicalize_wheel
+from reprobuild.epoch import Epoch
+from reprobuild.errors import WheelError
+from reprobuild.wheel.canonical_sdist import canonicalize_sdist
+from reprobuild.wheel.canonical_zip import canonicalize_wheel
 
 
 def test_duplicate_wheel_member_is_refused() -> None:

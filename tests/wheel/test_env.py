@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from repro_build.epoch import Epoch
-from repro_build.wheel.build import host_env, normalised_env, recorded_env, user_flags
+from reprobuild.epoch import Epoch
+from reprobuild.wheel.build import host_env, normalised_env, recorded_env, user_flags
 
 
 def test_host_env_passes_only_index_and_network_settings() -> None:

@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from repro_build.errors import WheelError
-from repro_build.wheel.build import _safe_members
+from reprobuild.errors import WheelError
+from reprobuild.wheel.build import _safe_members
 
 
 def _tar(*members: tarfile.TarInfo) -> tarfile.TarFile:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.uvbin import find_uv
-from repro_build.wheel.build import USER_FLAGS
+from reprobuild.uvbin import find_uv
+from reprobuild.wheel.build import USER_FLAGS
 from tests.wheel.conftest import Projects
 from tests.wheel.fixtures import PACKAGES
 
@@ -106,7 +106,7 @@ def test_c_extension_is_compiled_like_plain_uv_build(projects: Projects, tmp_pat
 
 def test_callers_flags_are_kept_and_recorded(fresh_project: object, tmp_path: Path) -> None:
     """A caller's CFLAGS reach the compiler (here: -O0 undoes __OPTIMIZE__) and the build record."""
-    from repro_build.wheel.build import build_wheel
+    from reprobuild.wheel.build import build_wheel
 
     assert callable(fresh_project)
     config = fresh_project("setuptools_cext")

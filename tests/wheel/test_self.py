@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.config import load_config
-from repro_build.distribution import DISTRIBUTION
-from repro_build.errors import StaleLockError
-from repro_build.lock import check_build_lock, lock_project
-from repro_build.wheel.check import check_wheel
+from reprobuild.config import load_config
+from reprobuild.distribution import DISTRIBUTION
+from reprobuild.errors import StaleLockError
+from reprobuild.lock import check_build_lock, lock_project
+from reprobuild.wheel.check import check_wheel
 from tests.wheel.fixtures import commit_all, git
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import WheelError
-from repro_build.wheel.source import export, snapshot
+from reprobuild.errors import WheelError
+from reprobuild.wheel.source import export, snapshot
 from tests.wheel.fixtures import commit_all, git
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import RegistryError
-from repro_build.fsutil import canonical_json_bytes
-from repro_build.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST
-from repro_build.oci.registry import Credentials, CredentialStore, RegistryClient
+from reprobuild.errors import RegistryError
+from reprobuild.fsutil import canonical_json_bytes
+from reprobuild.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST
+from reprobuild.oci.registry import Credentials, CredentialStore, RegistryClient
 from tests.oci.registry.servers import TokenServer, htpasswd_registry, sha256, token_registry
 from tests.testbed import RegistryProcess
 

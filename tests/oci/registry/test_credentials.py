@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_build.errors import RegistryError
-from repro_build.oci.registry import Credentials, CredentialStore, RegistryClient
-from repro_build.oci.registry.auth import is_loopback, parse_challenges
-from repro_build.oci.registry.credentials import normalize_host, server_url
+from reprobuild.errors import RegistryError
+from reprobuild.oci.registry import Credentials, CredentialStore, RegistryClient
+from reprobuild.oci.registry.auth import is_loopback, parse_challenges
+from reprobuild.oci.registry.credentials import normalize_host, server_url
 
 
 def _store(tmp_path: Path, config: object, environ: dict[str, str] | None = None) -> CredentialStore:

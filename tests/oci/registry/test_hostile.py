@@ -15,10 +15,10 @@ from typing import BinaryIO, cast
 
 import pytest
 
-from repro_build.errors import DigestMismatchError, RegistryError
-from repro_build.fsutil import atomic_writer, canonical_json_bytes
-from repro_build.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST
-from repro_build.oci.registry import Credentials, CredentialStore, RegistryClient
+from reprobuild.errors import DigestMismatchError, RegistryError
+from reprobuild.fsutil import atomic_writer, canonical_json_bytes
+from reprobuild.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST
+from reprobuild.oci.registry import Credentials, CredentialStore, RegistryClient
 from tests.oci.registry.servers import Exchange, Upstream, _ProxyHandler, header, is_blob_get, proxy_to, sha256
 from tests.testbed import Registry
 

@@ -12,10 +12,10 @@ from typing import BinaryIO
 
 import pytest
 
-from repro_build.errors import DigestMismatchError, RegistryError
-from repro_build.fsutil import canonical_json_bytes
-from repro_build.oci.mediatypes import DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST
-from repro_build.oci.registry import ALL_MANIFEST_TYPES, CredentialStore, RegistryClient
+from reprobuild.errors import DigestMismatchError, RegistryError
+from reprobuild.fsutil import canonical_json_bytes
+from reprobuild.oci.mediatypes import DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST
+from reprobuild.oci.registry import ALL_MANIFEST_TYPES, CredentialStore, RegistryClient
 from tests.oci.registry.servers import proxy_to, sha256
 from tests.testbed import Registry
 
@@ -220,7 +220,7 @@ def test_not_found_errors_name_the_artifact_and_hint(registry: Registry) -> None
 
 
 def test_get_blob_into_atomic_file(registry: Registry, tmp_path: Path) -> None:
-    from repro_build.fsutil import atomic_writer
+    from reprobuild.fsutil import atomic_writer
 
     client = _client(registry)
     repo = _repo("atomic")

@@ -6,7 +6,7 @@
 # hook files and the same environment and entrypoint. Unlike repro-build it RUNs an installer in a container,
 # so two builds of it give different image digests: it is here to read, to own, and to compare against.
 #
-# Build context (`repro_build.dockerfile.prepare_context` lays it out; `repro-build dockerfile --help`):
+# Build context (`reprobuild.dockerfile.prepare_context` lays it out; `repro-build dockerfile --help`):
 #   Dockerfile                 this file
 #   tools/uv                   the uv binary of the building host (needs a glibc base of the same architecture)
 #   locks/slim.txt             the target's hashed lock, unchanged

@@ -1,5 +1,0 @@
-"""Base image sources.
-
-:mod:`repro_build.base.debian` builds a Python base image from pinned Debian packages, with no
-registry and no Docker (``base = "debian:<suite>"`` in ``[tool.repro-build]``).
-"""

@@ -1,0 +1,47 @@
+"""Where repro-build keeps content-addressed caches (wheels, .debs, base blobs).
+
+``$REPRO_BUILD_CACHE``, else ``$XDG_CACHE_HOME/repro-build``, else ``~/.cache/repro-build``. Every entry
+is keyed by its sha256 and verified when read, so a cache can be shared, copied or restored from CI
+without being trusted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The Cache Directory Tagging Specification's tag: backup and indexing tools skip the directory.
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by repro-build.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+
+def cache_root() -> Path:
+    """The root of repro-build's caches (not created)."""
+    explicit = os.environ.get("REPRO_BUILD_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "repro-build"
+
+
+def prepare_cache_root() -> Path:
+    """:func:`cache_root`, created if needed, with a ``.gitignore`` of ``*`` and a ``CACHEDIR.TAG``.
+
+    The cache may lie inside a work tree (``HOME`` or ``XDG_CACHE_HOME`` pointing into a checkout);
+    the ``.gitignore`` keeps git from listing it, and the dirty-tree check skips it anyway.
+    """
+    from reprobuild.fsutil import atomic_write_text
+
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)  # not a .gitignore in a shared parent like ~/.cache: only in ours
+    for name, text in (
+        (".gitignore", "# Created by repro-build: a cache, never committed.\n*\n"),
+        ("CACHEDIR.TAG", CACHEDIR_TAG),
+    ):
+        if not (root / name).exists():
+            atomic_write_text(root / name, text)
+    return root

@@ -1,0 +1,140 @@
+"""``repro-build image``: assemble each target's image; the digest goes to stdout.
+
+Writes ``build/<target>/oci`` (OCI layout), ``build/<target>/image.tar`` (OCI layout + ``docker load``
+archive in one file) and ``build/<target>/manifest.json`` (the build manifest). ``--load`` loads the
+archive into the Docker engine; ``--push REF`` uploads exactly the blobs that were built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from reprobuild.cli.output import data, log
+from reprobuild.cli.results import add_json_flag, emit_json
+from reprobuild.config import load_config
+from reprobuild.errors import ConfigError
+from reprobuild.image.build import build_image
+from reprobuild.image.debianbase import debian_base
+from reprobuild.image.projectwheel import wheel_step
+from reprobuild.image.summary import image_record
+from reprobuild.manifest.record import MANIFEST_NAME, image_manifest, write_manifest
+from reprobuild.oci.progress import progress_for_cli
+from reprobuild.reference import parse_reference
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "image",
+        help="assemble the OCI image of each target (no Docker needed)",
+        description="Assemble each target's image from its lock, its base and the project wheel.",
+    )
+    p.add_argument("--project", type=Path, default=Path(), help="project directory (default: .)")
+    p.add_argument("--target", action="append", dest="targets", help="build only this target (repeatable)")
+    p.add_argument("--out-dir", type=Path, default=None, help="output directory (default: <project>/build)")
+    p.add_argument("--wheel", type=Path, default=None, help="install this project wheel instead of building one")
+    p.add_argument("--no-project", action="store_true", help="install only the locked dependencies")
+    p.add_argument("--allow-dirty", action="store_true", help="build the wheel from uncommitted changes")
+    p.add_argument("--load", action="store_true", help="load the image into the Docker engine")
+    p.add_argument(
+        "--tag",
+        metavar="NAME:TAG",
+        help="the tag `--load` gives the image (default: <project>:<target>; `{target}` expands)",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="load the image and run each target's `smoke` command in it (no network, as the image's user); "
+        "exit 1 if it fails",
+    )
+    p.add_argument("--push", metavar="REF", help="push to a registry, e.g. `host/name:tag` (`{target}` expands)")
+    p.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="download the Debian base's packages from this mirror (default: [tool.repro-build.debian] mirror, "
+        "else the lock's, else this machine's apt sources); the lock's hashes decide the bytes",
+    )
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def _log_for(target: str, quiet: bool, message: str) -> None:
+    log(f"{target}: {message}", quiet=quiet)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.project)
+    targets = args.targets or list(config.targets)
+    if args.push and len(targets) > 1 and "{target}" not in args.push:
+        raise ConfigError(
+            f"--push {args.push} would push {len(targets)} targets to one name",
+            hint="put `{target}` in the reference, e.g. `--push host/app:{target}`, or pass one `--target`",
+        )
+    if args.tag and len(targets) > 1 and "{target}" not in args.tag:
+        raise ConfigError(
+            f"--tag {args.tag} would tag {len(targets)} targets with one name",
+            hint="put `{target}` in the tag, e.g. `--tag app:{target}`, or pass one `--target`",
+        )
+    if args.tag:
+        parse_reference(args.tag.replace("{target}", targets[0]), origin="--tag")
+    if args.smoke:
+        for name in targets:
+            if not config.target(name).smoke:
+                raise ConfigError(
+                    f"--smoke: target {name!r} has no smoke test",
+                    hint=f'add one, e.g. `smoke = ["my-app", "--help"]` in [tool.repro-build.targets.{name}]',
+                )
+    load = args.load or args.smoke
+    project_wheel = None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty)
+    results: list[dict[str, Any]] = []
+    for name in targets:
+        start = time.monotonic()
+        with progress_for_cli(args.quiet) as progress:
+            result = build_image(
+                config,
+                name,
+                out_dir=args.out_dir,
+                wheel=args.wheel,
+                project_wheel=project_wheel,
+                debian=functools.partial(debian_base, mirror=args.mirror),
+                progress=progress,
+                log=functools.partial(_log_for, name, args.quiet),
+            )
+            image_id = None
+            tag = args.tag.replace("{target}", name) if args.tag else result.repo_tag
+            if load:
+                from reprobuild.oci import engine
+
+                client = engine.connect()
+                image_id = engine.load_image(client, result.image, tag, result.layout.parent)
+                log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
+            pushed = None
+            if args.push:
+                from reprobuild.oci.transport import parse_location, write_location
+
+                location = parse_location(args.push.replace("{target}", name))
+                digest = write_location(location, result.image, result.layout.parent, progress=progress)
+                pushed = location.pinned(digest)
+        manifest = image_manifest(config, result, image_id=image_id)
+        write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
+        log(f"{name}: {result.layout.parent}", quiet=args.quiet)
+        record = image_record(result, seconds=time.monotonic() - start, image_id=image_id, tag=tag, pushed=pushed)
+        results.append(record)
+        if args.smoke:
+            # After the manifest: the image is built and recorded; the smoke test says whether it starts.
+            from reprobuild.image.smoke import run_smoke
+
+            argv = config.target(name).smoke
+            log(f"{name}: smoke test `{shlex.join(argv)}`", quiet=args.quiet)
+            smoke = run_smoke(client, str(image_id), argv, target=name)
+            record["smoke"] = smoke.to_dict()
+            log(f"{name}: smoke test passed in {smoke.seconds:.1f}s", quiet=args.quiet)
+        if not args.json:
+            data(pushed or (result.digest if len(targets) == 1 else f"{name} {result.digest}"))
+    if args.json:
+        emit_json({"command": "image", "targets": results})
+    return 0

@@ -1,0 +1,1109 @@
+"""``[tool.repro-build]`` + ``[project]`` + ``Dockerfile.base`` → one frozen :class:`Config`.
+
+Every error names the full TOML path (``tool.repro-build.targets.cuda.platform``), says what was
+expected, and ends with a hint; unknown keys are errors with a did-you-mean. A project with no
+``[tool.repro-build]`` table gets working defaults: one ``cpu`` target on the embedded Debian base.
+
+The Python version, architecture and manylinux tag a project leaves unset come from its lock once one
+is written (:mod:`reprobuild.lockdefaults`); the running host supplies them only for the first lock.
+"""
+
+from __future__ import annotations
+
+import difflib
+import platform as host_platform
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import tomlkit
+import tomlkit.exceptions
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
+from reprobuild.determinism.flagsets import FLAG_SETS
+from reprobuild.determinism.policy import MAX_SEED, Switches
+from reprobuild.dockerfile_base import FILENAME as DOCKERFILE_BASE
+from reprobuild.dockerfile_base import DockerfileBase, parse_dockerfile_base
+from reprobuild.errors import ConfigError
+from reprobuild.lockdefaults import LockedDefaults, read_locked_defaults
+from reprobuild.reference import DIGEST_RE, Reference, parse_reference
+
+TOOL = "tool.repro-build"
+
+#: PEP 517 §"build-system table": what a frontend assumes when pyproject.toml has no build-system.
+PEP517_DEFAULT_REQUIRES = ("setuptools>=40.8.0",)
+PEP517_DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
+
+DEFAULT_DEBIAN_SUITE = "bookworm"
+#: glibc 2.28 (manylinux_2_28) is older than every supported Debian/Ubuntu base; the image step
+#: checks that the base's glibc is at least this.
+DEFAULT_MANYLINUX = "manylinux_2_28"
+DEFAULT_SPLIT = ("torch", "nvidia-*", "triton", "tensorflow*", "jaxlib")
+
+_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
+_PYTHON_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
+_MANYLINUX_RE = re.compile(r"^manylinux_2_(\d+)$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Algorithm = Literal["gzip", "zstd", "none"]
+BaseKind = Literal["registry", "oci-layout", "docker-archive", "debian"]
+Accelerator = Literal["none", "cuda"]
+#: ``none``: no .pyc in the image (but the hook's); ``unchecked-hash`` (the default, as pip compiles byte-code
+#: by default): PEP 552 hash-based .pyc compiled for the in-image path, never re-validated against the source
+#: at run time. Measured on the bundled example: a container prints its first line about 1.4x sooner with it.
+Bytecode = Literal["none", "unchecked-hash"]
+
+
+@dataclass(frozen=True)
+class ProjectMeta:
+    """What ``[project]`` and ``[build-system]`` say (PEP 621, PEP 517/518, PEP 735)."""
+
+    name: str
+    version: str | None  # None when dynamic
+    requires_python: str | None
+    dependencies: tuple[str, ...]
+    optional_dependencies: Mapping[str, tuple[str, ...]]
+    dependency_groups: Mapping[str, tuple[str, ...]]  # entries as written; include-groups as `include-group:<name>`
+    build_requires: tuple[str, ...]
+    build_backend: str
+    build_system_declared: bool
+    urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # `project.urls`, as written
+    description: str | None = None  # `project.description`
+    license: str | None = None  # `project.license`: the PEP 639 expression, or a legacy table's `text`
+    backend_path: tuple[str, ...] = ()
+    #: True when name/version/dependencies came from the backend's metadata (PEP 517
+    #: ``prepare_metadata_for_build_wheel``), not from a static ``[project]`` table.
+    from_backend: bool = False
+
+    @property
+    def normalized_name(self) -> str:
+        return canonicalize_name(self.name)
+
+
+@dataclass(frozen=True)
+class Compression:
+    """How new layers are compressed; part of the output format, recorded in the manifest."""
+
+    algorithm: Algorithm = "gzip"
+    level: int = 6
+
+
+@dataclass(frozen=True)
+class LayerPolicy:
+    """How installed wheels are split into layers."""
+
+    split: tuple[str, ...] = DEFAULT_SPLIT
+    threshold_mb: int = 50
+    budget: int = 32
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """A target's base: a registry reference, a local layout/archive, or the embedded Debian base."""
+
+    kind: BaseKind
+    text: str
+    reference: Reference | None = None
+    path: str | None = None
+    digest: str | None = None
+    suite: str | None = None
+    stage: str | None = None  # the Dockerfile.base stage it came from
+
+    @property
+    def pin(self) -> str:
+        """The identity that must change for the base to change (recorded in the lock inputs)."""
+        if self.kind == "debian":
+            return f"debian:{self.suite}"
+        return f"{self.text}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Base + Python deps (+extras/groups) + env + platform: one image."""
+
+    name: str
+    base: BaseSpec
+    python: str
+    os: str
+    arch: str
+    manylinux: str
+    extras: tuple[str, ...]
+    groups: tuple[str, ...]
+    flags: tuple[str, ...]
+    env: Mapping[str, str]
+    layers: LayerPolicy
+    accelerator: Accelerator
+    binary_only: bool
+    bytecode: Bytecode = "unchecked-hash"
+    #: An argv run in the loaded image (``--network none``, as the image's user) by ``image --smoke``.
+    smoke: tuple[str, ...] = ()
+    env_unset: tuple[str, ...] = ()  # `env = { NAME = false }`: removed from the image's env
+    seed: int | None = None  # `seed = N`; None for "off" or unset
+    switches: Switches = field(default_factory=Switches)
+    files: tuple[tuple[str, str], ...] = ()  # (project-relative path, absolute image path), sorted by image path
+
+    @property
+    def platform(self) -> str:
+        return f"{self.os}/{self.arch}"
+
+    @property
+    def python_platform(self) -> str:
+        """uv's ``--python-platform`` triple, e.g. ``x86_64-manylinux_2_28``."""
+        return f"{_ARCHES[self.arch]}-{self.manylinux}"
+
+    @property
+    def uv_platform_args(self) -> list[str]:
+        """The uv options that resolve or install for this target's interpreter and platform, not the host's."""
+        return ["--python-version", self.python, "--python-platform", self.python_platform]
+
+
+@dataclass(frozen=True)
+class DebianSettings:
+    """``[tool.repro-build.debian]``: the embedded base's mirror and extra packages."""
+
+    mirror: str | None = None
+    packages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration of one project."""
+
+    root: Path
+    project: ProjectMeta
+    python: str
+    epoch_policy: str | int
+    exclude_newer: str | None
+    compression: Compression
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    env: Mapping[str, str]
+    workdir: str
+    user: str | None
+    builder: str | None
+    debian: DebianSettings
+    targets: Mapping[str, Target]
+    dockerfile_base: DockerfileBase | None
+    explicit: bool = field(default=True)  # False when [tool.repro-build] is absent
+    #: The values used for settings the project leaves unset (``python``, ``platform``, ``manylinux``),
+    #: each ``{"value": ..., "from": "lock" | "host" | "repro-build"}``; ``lock`` records the values.
+    defaults: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    env_unset: tuple[str, ...] = ()  # top-level `env = { NAME = false }`
+
+    @property
+    def pyproject(self) -> Path:
+        return self.root / "pyproject.toml"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / "locks"
+
+    def target(self, name: str) -> Target:
+        if name not in self.targets:
+            raise ConfigError(
+                f"no target named {name!r}",
+                hint=f"targets in {TOOL}.targets: {', '.join(sorted(self.targets)) or '(none)'}",
+            )
+        return self.targets[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The effective configuration as plain data (what `repro-build config` prints)."""
+        return {
+            "root": str(self.root),
+            "configured": self.explicit,
+            "defaults": {k: dict(v) for k, v in sorted(self.defaults.items())},
+            "project": {
+                "name": self.project.name,
+                "version": self.project.version,
+                "requires-python": self.project.requires_python,
+                "dependencies": list(self.project.dependencies),
+                "optional-dependencies": {k: list(v) for k, v in self.project.optional_dependencies.items()},
+                "dependency-groups": {k: list(v) for k, v in self.project.dependency_groups.items()},
+                "build-system": {
+                    "requires": list(self.project.build_requires),
+                    "build-backend": self.project.build_backend,
+                    "declared": self.project.build_system_declared,
+                },
+            },
+            "python": self.python,
+            "source-date-epoch": self.epoch_policy,
+            "exclude-newer": self.exclude_newer,
+            "compression": {"algorithm": self.compression.algorithm, "level": self.compression.level},
+            "entrypoint": list(self.entrypoint),
+            "cmd": list(self.cmd),
+            "env": {**dict(self.env), **dict.fromkeys(self.env_unset, False)},
+            "workdir": self.workdir,
+            "user": self.user,
+            "builder": self.builder,
+            "debian": {"mirror": self.debian.mirror, "packages": list(self.debian.packages)},
+            "targets": {name: _target_dict(t) for name, t in self.targets.items()},
+        }
+
+
+def _target_dict(t: Target) -> dict[str, Any]:
+    return {
+        "base": {
+            "kind": t.base.kind,
+            "text": t.base.text,
+            "stage": t.base.stage,
+            "digest": t.base.digest,
+        },
+        "python": t.python,
+        "platform": t.platform,
+        "manylinux": t.manylinux,
+        "python-platform": t.python_platform,
+        "extras": list(t.extras),
+        "groups": list(t.groups),
+        "flags": list(t.flags),
+        "env": {**dict(t.env), **dict.fromkeys(t.env_unset, False)},
+        "seed": t.seed,
+        "determinism": t.switches.to_dict(),
+        "files": dict(t.files),
+        "accelerator": t.accelerator,
+        "binary-only": t.binary_only,
+        "bytecode": t.bytecode,
+        "smoke": list(t.smoke),
+        "layers": {
+            "split": list(t.layers.split),
+            "threshold-mb": t.layers.threshold_mb,
+            "budget": t.layers.budget,
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation helpers: each takes the TOML path of the value so errors can name it.
+
+
+def _type_name(value: object) -> str:
+    return {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "a table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _expect(value: object, kind: type, path: str, expected: str, hint: str | None = None) -> None:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"`{path}` must be {expected}, not {_type_name(value)}", hint=hint)
+
+
+def _str(table: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str | None:
+    if key not in table:
+        return default
+    value = table[key]
+    _expect(value, str, f"{path}.{key}", "a string")
+    return str(value)
+
+
+def _str_list(table: Mapping[str, Any], key: str, path: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    if key not in table:
+        return default
+    value = table[key]
+    _expect(value, list, f"{path}.{key}", "an array of strings", hint=f'e.g. `{key} = ["a", "b"]`')
+    for i, item in enumerate(value):
+        _expect(item, str, f"{path}.{key}[{i}]", "a string")
+    return tuple(value)
+
+
+def _str_map(table: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
+    if key not in table:
+        return {}
+    value = table[key]
+    _expect(value, dict, f"{path}.{key}", "a table of strings", hint=f'e.g. `{key} = {{ NAME = "value" }}`')
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        _expect(v, str, f"{path}.{key}.{k}", "a string")
+        if key == "env" and not _ENV_NAME_RE.match(k):
+            raise ConfigError(f"`{path}.{key}.{k}` is not a valid environment variable name")
+        out[str(k)] = str(v)
+    return out
+
+
+def _env_map(table: Mapping[str, Any], path: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """``env``: ``NAME = "value"`` sets a variable, ``NAME = false`` removes it (from the flag sets and the base)."""
+    raw = table.get("env", {})
+    _expect(raw, dict, f"{path}.env", "a table of strings", hint='e.g. `env = { NAME = "value", MKL_CBWR = false }`')
+    removed = tuple(sorted(k for k, v in raw.items() if v is False))
+    return _str_map({"env": {k: v for k, v in raw.items() if v is not False}}, "env", path), removed
+
+
+def _seed(table: Mapping[str, Any], path: str, default: int | None) -> int | None:
+    """``seed``: an integer from 0 to 2**32-1, or ``"off"``."""
+    if "seed" not in table:
+        return default
+    value = table["seed"]
+    if value == "off":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(
+            f'`{path}.seed` must be an integer from 0 to {MAX_SEED} or "off", got {value!r}',
+            hint="numpy's legacy global generator takes seeds below 2**32; e.g. `seed = 0`",
+        )
+    return value
+
+
+def _files(table: Mapping[str, Any], path: str, default: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``files = { "models/w.bin" = "/opt/models/w.bin" }``: project files, each in a layer of its own."""
+    if "files" not in table:
+        return default
+    raw = table["files"]
+    hint = 'e.g. `files = { "models/weights.bin" = "/opt/models/weights.bin" }`'
+    _expect(raw, dict, f"{path}.files", "a table of strings", hint=hint)
+    out: dict[str, str] = {}
+    for source, dest in raw.items():
+        _expect(dest, str, f"{path}.files.{source}", "a string (an absolute path in the image)", hint=hint)
+        parts = str(source).replace("\\", "/").split("/")
+        if str(source).startswith("/") or ".." in parts or not source:
+            raise ConfigError(
+                f"`{path}.files.{source}`: the source must be a path inside the project, relative to it",
+                hint=hint,
+            )
+        dest_parts = dest.split("/")
+        if not dest.startswith("/") or ".." in dest_parts or dest.endswith("/") or len(dest) < 2:
+            raise ConfigError(
+                f"`{path}.files.{source}` = {dest!r}: the destination must be an absolute file path in the image",
+                hint=hint,
+            )
+        if dest in out.values():
+            raise ConfigError(f"`{path}.files`: two sources go to {dest!r}", hint="give each file its own path")
+        out[str(source)] = dest
+    return tuple(sorted(out.items(), key=lambda item: item[1]))
+
+
+_SWITCH_KEYS = ("deterministic_algorithms", "cudnn_benchmark", "warn_only")
+
+
+def _switches(table: Mapping[str, Any], path: str, default: Switches) -> Switches:
+    """``determinism = { deterministic_algorithms = true, cudnn_benchmark = false, warn_only = false }``."""
+    if "determinism" not in table:
+        return default
+    raw = table["determinism"]
+    _expect(raw, dict, f"{path}.determinism", "a table", hint="e.g. `determinism = { warn_only = true }`")
+    _check_keys(raw, set(_SWITCH_KEYS), f"{path}.determinism")
+    values = {}
+    for key in _SWITCH_KEYS:
+        value = raw.get(key, getattr(default, key))
+        _expect(value, bool, f"{path}.determinism.{key}", "a boolean")
+        values[key] = value
+    return Switches(**values)
+
+
+def _did_you_mean(name: str, known: Iterable[str], what: str) -> str:
+    """A hint: the closest known name, else the list of known names."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"did you mean `{close[0]}`?" if close else f"{what}: {', '.join(names) or '(none)'}"
+
+
+def _check_defined(values: Sequence[str], known: Iterable[str], path: str, where: str) -> None:
+    """Each of ``values`` (the array at ``path``) must name an entry of ``where``."""
+    names = set(known)
+    for i, value in enumerate(values):
+        if value not in names:
+            raise ConfigError(
+                f"`{path}[{i}]`: {value!r} is not in {where}", hint=_did_you_mean(value, names, f"defined in {where}")
+            )
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], path: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key `{path}.{key}`", hint=_did_you_mean(str(key), allowed, "known keys"))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+#: Files that make a directory a Python project when it has no pyproject.toml (PEP 517's default backend).
+LEGACY_PROJECT_FILES = ("setup.py", "setup.cfg")
+
+#: PEP 621 fields whose values repro-build reads; when one is dynamic (or ``[project]`` is absent) they all
+#: come from the backend's metadata. A dynamic version alone does not need the backend.
+_METADATA_FIELDS = {"dependencies", "optional-dependencies", "requires-python"}
+
+
+def read_pyproject(root: Path) -> dict[str, Any]:
+    """Parse ``root/pyproject.toml`` with tomlkit into plain Python data.
+
+    A project with only ``setup.py``/``setup.cfg`` reads as an empty pyproject (PEP 517 then names
+    setuptools' legacy backend).
+    """
+    path = root / "pyproject.toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        if any((root / name).is_file() for name in LEGACY_PROJECT_FILES):
+            return {}
+        raise ConfigError(
+            f"no pyproject.toml, setup.py or setup.cfg in {root}",
+            hint="run repro-build in a Python project, or pass `--project DIR`",
+        ) from e
+    try:
+        doc = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as e:
+        raise ConfigError(
+            f"pyproject.toml is not valid TOML: {e}", hint="fix the syntax at the line and column shown"
+        ) from e
+    data: dict[str, Any] = doc.unwrap()
+    return data
+
+
+def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
+    """``[project]`` + ``[build-system]``; with no ``[project]`` (or dynamic dependency fields) the
+    metadata fields are left for :func:`_backend_project` to fill in."""
+    project = data.get("project")
+    if project is None:
+        project = {"name": "", "dynamic": ["version", *sorted(_METADATA_FIELDS)]}
+    _expect(project, dict, "project", "a table")
+    if "name" not in project and "name" in project.get("dynamic", []):
+        raise ConfigError("`project.name` must not be dynamic (PEP 621)", hint='set it: `name = "my-app"`')
+    name = project.get("name")
+    dynamic = _str_list(project, "dynamic", "project")
+    if not isinstance(name, str) or not (name or data.get("project") is None):
+        raise ConfigError("`project.name` must be a non-empty string", hint='e.g. `name = "my-app"`')
+    version = _str(project, "version", "project")
+    if version is None and "version" not in dynamic:
+        raise ConfigError(
+            "`project.version` is missing and not listed in `project.dynamic`",
+            hint='add `version = "0.1.0"` to `[project]`',
+        )
+    requires_python = _str(project, "requires-python", "project")
+    if requires_python is not None:
+        try:
+            SpecifierSet(requires_python)
+        except InvalidSpecifier as e:
+            raise ConfigError(f"`project.requires-python` is not a valid specifier: {e}") from e
+    deps = _str_list(project, "dependencies", "project")
+    for i, dep in enumerate(deps):
+        _check_requirement(dep, f"project.dependencies[{i}]")
+    optional: dict[str, tuple[str, ...]] = {}
+    raw_opt = project.get("optional-dependencies", {})
+    _expect(raw_opt, dict, "project.optional-dependencies", "a table of arrays")
+    for extra in raw_opt:
+        optional[str(extra)] = _str_list(raw_opt, extra, "project.optional-dependencies")
+        for i, dep in enumerate(optional[str(extra)]):
+            _check_requirement(dep, f"project.optional-dependencies.{extra}[{i}]")
+    groups_raw = data.get("dependency-groups", {})
+    _expect(groups_raw, dict, "dependency-groups", "a table")
+    build = data.get("build-system")
+    if build is None:
+        build_requires: tuple[str, ...] = PEP517_DEFAULT_REQUIRES
+        backend, declared = PEP517_DEFAULT_BACKEND, False
+    else:
+        _expect(build, dict, "build-system", "a table")
+        if "requires" not in build:
+            raise ConfigError(
+                "`build-system.requires` is missing",
+                hint='e.g. `requires = ["hatchling"]` (PEP 518 makes it mandatory in `[build-system]`)',
+            )
+        build_requires = _str_list(build, "requires", "build-system")
+        for i, dep in enumerate(build_requires):
+            _check_requirement(dep, f"build-system.requires[{i}]")
+        backend = _str(build, "build-backend", "build-system") or PEP517_DEFAULT_BACKEND
+        declared = True
+    backend_path = _str_list(build, "backend-path", "build-system") if build is not None else ()
+    return ProjectMeta(
+        name=name,
+        version=version,
+        requires_python=requires_python,
+        dependencies=deps,
+        optional_dependencies=MappingProxyType(optional),
+        dependency_groups=MappingProxyType(_groups(groups_raw)),
+        build_requires=build_requires,
+        build_backend=backend,
+        build_system_declared=declared,
+        urls=MappingProxyType(_str_map(project, "urls", "project")),
+        description=_str(project, "description", "project"),
+        license=_license(project.get("license")),
+        backend_path=backend_path,
+        from_backend=data.get("project") is None or bool(_METADATA_FIELDS & set(dynamic)),
+    )
+
+
+def _license(raw: Any) -> str | None:
+    """PEP 639 ``license = "EXPR"``, or the ``text`` of a legacy ``license = {text = ...}`` table."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, dict) and isinstance(raw.get("text"), str):
+        return str(raw["text"])
+    return None
+
+
+def _backend_project(root: Path, project: ProjectMeta, python: str) -> ProjectMeta:
+    """``project`` with name, version, dependencies, extras and Requires-Python from the backend's
+    metadata (:mod:`reprobuild.pep517`), as a frontend would see them."""
+    from reprobuild.pep517 import Backend, project_hooks
+    from reprobuild.wheel.source import snapshot
+
+    backend = Backend(project.build_backend, project.backend_path, project.build_requires)
+    tree = snapshot(root, allow_dirty=True)
+    lock = root / "locks" / "build.txt"
+    key = (str(root), python, tree.commit, backend, project.name, _stat_key(root, [f.path for f in tree.files]))
+    if key in _BACKEND_CACHE:
+        return _BACKEND_CACHE[key]
+    with project_hooks(root, python, backend, lock=lock) as (env, source):
+        _sdist_reqs, wheel_reqs = env.requires(source)
+        env.install(wheel_reqs)
+        meta = env.metadata(source)
+    optional: dict[str, tuple[str, ...]] = dict.fromkeys(meta.provides_extra, ())
+    if project.name and canonicalize_name(project.name) != canonicalize_name(meta.name):
+        raise ConfigError(
+            f"`project.name = {project.name!r}` but the backend `{project.build_backend}` names the project "
+            f"{meta.name!r}",
+            hint="make the two agree",
+        )
+    _BACKEND_CACHE[key] = replace(
+        project,
+        name=project.name or meta.name,
+        version=project.version or meta.version,
+        requires_python=meta.requires_python,
+        # Requires-Dist as the backend wrote it: extras are `extra == "…"` markers, which the lock
+        # step hands to uv unchanged (the extra's own list stays empty).
+        dependencies=meta.requires_dist,
+        optional_dependencies=MappingProxyType(optional),
+    )
+    return _BACKEND_CACHE[key]
+
+
+#: Backend metadata already read in this process, by project, Python, commit and file sizes/mtimes.
+_BACKEND_CACHE: dict[tuple[object, ...], ProjectMeta] = {}
+
+
+def _stat_key(root: Path, paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for rel in [*paths, "locks/build.txt"]:
+        try:
+            st = (root / rel).lstat()
+        except OSError:
+            continue
+        out.append((rel, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _groups(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """PEP 735 groups: requirement strings or ``{include-group = "name"}`` tables."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, items in raw.items():
+        path = f"dependency-groups.{name}"
+        _expect(items, list, path, "an array")
+        entries: list[str] = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and set(item) == {"include-group"} and isinstance(item["include-group"], str):
+                if item["include-group"] not in raw:
+                    raise ConfigError(f"`{path}[{i}]` includes an undefined group {item['include-group']!r}")
+                entries.append(f"include-group:{item['include-group']}")
+                continue
+            _expect(item, str, f"{path}[{i}]", 'a requirement string or `{include-group = "name"}`')
+            _check_requirement(item, f"{path}[{i}]")
+            entries.append(item)
+        out[str(name)] = tuple(entries)
+    return out
+
+
+def _check_requirement(text: str, path: str) -> None:
+    try:
+        Requirement(text)
+    except InvalidRequirement as e:
+        raise ConfigError(f"`{path}` is not a valid PEP 508 requirement: {text!r} ({e})") from e
+
+
+def default_python(requires_python: str | None) -> str:
+    """The running interpreter's ``X.Y`` if ``requires-python`` allows it, else the lowest allowed minor."""
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if requires_python is None:
+        return running
+    spec = SpecifierSet(requires_python)
+    if spec.contains(f"{running}.0", prereleases=True) or spec.contains(running, prereleases=True):
+        return running
+    for minor in range(8, 20):
+        candidate = f"3.{minor}"
+        if spec.contains(f"{candidate}.0", prereleases=True) or spec.contains(candidate, prereleases=True):
+            return candidate
+    raise ConfigError(
+        f"`project.requires-python = {requires_python!r}` allows no Python 3 version",
+        hint=f'set the version explicitly: `[{TOOL}] python = "3.11"`',
+    )
+
+
+def host_arch() -> str | None:
+    """The OCI architecture name of this machine (``amd64``/``arm64``), None for any other machine."""
+    machine = host_platform.machine().lower()
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+
+
+def _python_allowed(python: str, requires_python: str | None) -> bool:
+    """Whether a recorded ``X.Y`` is still a valid default: well formed and inside ``requires-python``."""
+    if not _PYTHON_RE.match(python):
+        return False
+    if requires_python is None:
+        return True
+    spec = SpecifierSet(requires_python)
+    return spec.contains(f"{python}.0", prereleases=True) or spec.contains(python, prereleases=True)
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    """The project-wide values for unset settings and where each came from."""
+
+    python: str
+    python_from: str
+    arch: str | None  # None: the host's machine is neither amd64 nor arm64 and nothing is recorded
+    arch_from: str
+    manylinux: str
+    manylinux_from: str
+    locked: LockedDefaults
+
+    def record(self) -> dict[str, dict[str, str]]:
+        out = {
+            "python": {"value": self.python, "from": self.python_from},
+            "manylinux": {"value": self.manylinux, "from": self.manylinux_from},
+        }
+        if self.arch is not None:
+            out["platform"] = {"value": f"linux/{self.arch}", "from": self.arch_from}
+        return out
+
+
+def _project_defaults(
+    locked: LockedDefaults, requires_python: str | None, explicit_python: str | None, explicit_many: str | None
+) -> _Defaults:
+    if explicit_python is not None:
+        python, python_from = explicit_python, "config"
+    elif locked.any_python and _python_allowed(locked.any_python, requires_python):
+        python, python_from = locked.any_python, "lock"
+    else:
+        python, python_from = default_python(requires_python), "host"
+    arch, arch_from = (locked.any_arch, "lock") if locked.any_arch in _ARCHES else (host_arch(), "host")
+    if explicit_many is not None:
+        many, many_from = explicit_many, "config"
+    elif locked.manylinux and _MANYLINUX_RE.match(locked.manylinux):
+        many, many_from = locked.manylinux, "lock"
+    else:
+        many, many_from = DEFAULT_MANYLINUX, "repro-build"
+    return _Defaults(python, python_from, arch, arch_from, many, many_from, locked)
+
+
+def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Path) -> BaseSpec:
+    """Interpret a target's ``base`` string (see the module docs for the accepted forms)."""
+    key = path.rsplit(".", 1)[-1]
+    snippet = f'`{key} = "cpu"` (a stage of {DOCKERFILE_BASE}) or `{key} = "debian:{DEFAULT_DEBIAN_SUITE}"`'
+    if text.startswith("debian:") and "@" not in text:
+        suite = text.split(":", 1)[1]
+        if not re.match(r"^[a-z][a-z0-9-]*$", suite):
+            raise ConfigError(f"`{path}`: {text!r} does not name a Debian suite", hint=snippet)
+        return BaseSpec("debian", text, suite=suite)
+    for prefix, kind in (("oci-layout:", "oci-layout"), ("docker-archive:", "docker-archive")):
+        if text.startswith(prefix):
+            rest = text[len(prefix) :]
+            digest: str | None = None
+            if "@" in rest:
+                rest, digest = rest.rsplit("@", 1)
+                if not DIGEST_RE.match(digest):
+                    raise ConfigError(f"`{path}`: malformed digest {digest!r} in {text!r}")
+            if kind == "oci-layout" and digest is None:
+                raise ConfigError(
+                    f"`{path}`: {text!r} has no digest",
+                    hint=f'pin the image in the layout: `"{prefix}{rest}@sha256:<64 hex>"`',
+                )
+            return BaseSpec(kind, text, path=rest, digest=digest)  # type: ignore[arg-type]
+    if dockerfile is not None:
+        stage = dockerfile.stage(text.lower())
+        if stage is not None:
+            resolved = dockerfile.resolved(stage.name)
+            if resolved.reference is None:
+                raise ConfigError(
+                    f"`{path}`: stage {text!r} of {DOCKERFILE_BASE} is `scratch`, which has no Python",
+                    hint="base a target on an image with a Python interpreter",
+                )
+            if not resolved.reference.pinned:
+                raise ConfigError(
+                    f"{DOCKERFILE_BASE}:{resolved.line}: stage {resolved.name!r} names "
+                    f"{resolved.image!r} without a digest",
+                    hint="run `repro-build lock --resolve-bases` to pin it, keeping the tag",
+                )
+            return BaseSpec(
+                "registry",
+                str(resolved.reference),
+                reference=resolved.reference,
+                digest=resolved.reference.digest,
+                stage=stage.name,
+            )
+    if "/" not in text and ":" not in text and "@" not in text:
+        known = [s.name for s in dockerfile.stages] if dockerfile else []
+        close = difflib.get_close_matches(text, known, n=1)
+        where = f"{DOCKERFILE_BASE} has stages: {', '.join(known)}" if known else f"there is no {DOCKERFILE_BASE}"
+        raise ConfigError(
+            f"`{path}`: no stage {text!r} ({where})",
+            hint=f"did you mean `{close[0]}`?"
+            if close
+            else f"add `FROM <image>@sha256:<64 hex> AS {text}` to {DOCKERFILE_BASE}, or use {snippet}",
+        )
+    ref = parse_reference(text, origin=f"`{path}`")
+    if not ref.pinned:
+        raise ConfigError(
+            f"`{path}`: {text!r} has no digest, so the base could change under the same name",
+            hint=f"pin it: `{text}@sha256:<64 hex>`, or move it to {DOCKERFILE_BASE} as a stage and run "
+            "`repro-build lock --resolve-bases`",
+        )
+    return BaseSpec("registry", text, reference=ref, digest=ref.digest)
+
+
+_TOP_KEYS = {
+    "python",
+    "source-date-epoch",
+    "exclude-newer",
+    "compression",
+    "entrypoint",
+    "cmd",
+    "env",
+    "workdir",
+    "user",
+    "builder",
+    "debian",
+    "targets",
+    "flags",
+    "layers",
+    "binary-only",
+    "manylinux",
+    "bytecode",
+    "seed",
+    "determinism",
+    "files",
+}
+_TARGET_KEYS = {
+    "base",
+    "platform",
+    "python",
+    "manylinux",
+    "extras",
+    "groups",
+    "flags",
+    "env",
+    "layers",
+    "accelerator",
+    "binary-only",
+    "bytecode",
+    "smoke",
+    "seed",
+    "determinism",
+    "files",
+}
+_LAYER_KEYS = {"split", "threshold-mb", "budget"}
+
+
+def _layers(table: Mapping[str, Any], path: str, default: LayerPolicy) -> LayerPolicy:
+    if "layers" not in table:
+        return default
+    raw = table["layers"]
+    _expect(raw, dict, f"{path}.layers", "a table", hint='e.g. `layers = { split = ["torch"], budget = 32 }`')
+    _check_keys(raw, _LAYER_KEYS, f"{path}.layers")
+    split = _str_list(raw, "split", f"{path}.layers", default.split)
+    threshold = raw.get("threshold-mb", default.threshold_mb)
+    _expect(threshold, int, f"{path}.layers.threshold-mb", "an integer (megabytes)")
+    budget = raw.get("budget", default.budget)
+    _expect(budget, int, f"{path}.layers.budget", "an integer")
+    if not 2 <= budget <= 127:
+        raise ConfigError(
+            f"`{path}.layers.budget` must be between 2 and 127, got {budget}",
+            hint="Docker 20.10 refuses images of more than 127 layers",
+        )
+    if threshold < 1:
+        raise ConfigError(f"`{path}.layers.threshold-mb` must be at least 1, got {threshold}")
+    return LayerPolicy(split, threshold, budget)
+
+
+def _flags(table: Mapping[str, Any], path: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    flags = _str_list(table, "flags", path, default)
+    for i, name in enumerate(flags):
+        if name not in FLAG_SETS:
+            raise ConfigError(
+                f"`{path}.flags[{i}]`: unknown flag set {name!r}", hint=_did_you_mean(name, FLAG_SETS, "known sets")
+            )
+    return flags
+
+
+def _python_version(value: str, path: str) -> str:
+    if not _PYTHON_RE.match(value):
+        raise ConfigError(f'`{path}` must be a Python version like "3.11" or "3.11.9", got {value!r}')
+    return value
+
+
+def _manylinux(value: str, path: str) -> str:
+    m = _MANYLINUX_RE.match(value)
+    if not m or not 17 <= int(m.group(1)) <= 40:
+        raise ConfigError(
+            f"`{path}` must be a PEP 600 tag from manylinux_2_17 to manylinux_2_40, got {value!r}",
+            hint=f'e.g. `manylinux = "{DEFAULT_MANYLINUX}"` (glibc 2.28)',
+        )
+    return value
+
+
+def _target(
+    name: str,
+    raw: Mapping[str, Any],
+    *,
+    tool: Mapping[str, Any],
+    project: ProjectMeta,
+    defaults: _Defaults,
+    dockerfile: DockerfileBase | None,
+    root: Path,
+) -> Target:
+    path = f"{TOOL}.targets.{name}"
+    _expect(raw, dict, path, "a table", hint=f'e.g.\n\n    [{path}]\n    base = "debian:{DEFAULT_DEBIAN_SUITE}"')
+    _check_keys(raw, _TARGET_KEYS, path)
+    base_text = _str(raw, "base", path)
+    if base_text is None:
+        if dockerfile is not None and dockerfile.stage(name) is not None:
+            base_text = name
+        else:
+            base_text = f"debian:{DEFAULT_DEBIAN_SUITE}"
+    base = parse_base(base_text, f"{path}.base", dockerfile, root)
+    recorded = defaults.locked.target(name)
+    arch = recorded.arch if recorded.arch in _ARCHES else defaults.arch
+    if "platform" not in raw and arch is None:
+        raise ConfigError(
+            f"`{path}.platform` is not set, and this machine ({host_platform.machine()!r}) is neither amd64 nor arm64",
+            hint=f'set it: `platform = "linux/amd64"` in `[{path}]`',
+        )
+    platform_text = _str(raw, "platform", path, f"linux/{arch}") or ""
+    parts = platform_text.split("/")
+    if len(parts) != 2 or parts[0] != "linux" or parts[1] not in _ARCHES:
+        raise ConfigError(
+            f"`{path}.platform` must be `linux/amd64` or `linux/arm64`, got {platform_text!r}",
+            hint='e.g. `platform = "linux/amd64"`',
+        )
+    default_python_ = defaults.python
+    if (
+        defaults.python_from != "config"
+        and recorded.python
+        and _python_allowed(recorded.python, project.requires_python)
+    ):
+        default_python_ = recorded.python
+    target_python = _python_version(_str(raw, "python", path, default_python_) or default_python_, f"{path}.python")
+    default_many = defaults.manylinux
+    if defaults.manylinux_from != "config" and recorded.manylinux and _MANYLINUX_RE.match(recorded.manylinux):
+        default_many = recorded.manylinux
+    manylinux = _manylinux(_str(raw, "manylinux", path, default_many) or default_many, f"{path}.manylinux")
+    extras = _str_list(raw, "extras", path)
+    _check_defined(extras, project.optional_dependencies, f"{path}.extras", "`project.optional-dependencies`")
+    groups = _str_list(raw, "groups", path)
+    _check_defined(groups, project.dependency_groups, f"{path}.groups", "`[dependency-groups]`")
+    accelerator = _str(raw, "accelerator", path, "cuda" if name == "cuda" else "none")
+    if accelerator not in ("none", "cuda"):
+        raise ConfigError(f'`{path}.accelerator` must be "none" or "cuda", got {accelerator!r}')
+    default_flags = _flags(tool, TOOL, ("python",))
+    flags = _flags(raw, path, default_flags)
+    binary_only = raw.get("binary-only", tool.get("binary-only", True))
+    _expect(binary_only, bool, f"{path}.binary-only", "a boolean")
+    layers = _layers(raw, path, _layers(tool, TOOL, LayerPolicy()))
+    env, env_unset = _env_map(raw, path)
+    bytecode = _str(raw, "bytecode", path, _str(tool, "bytecode", TOOL, "unchecked-hash"))
+    if bytecode not in ("none", "unchecked-hash"):
+        raise ConfigError(
+            f'`{path}.bytecode` must be "none" or "unchecked-hash", got {bytecode!r}',
+            hint='"unchecked-hash" ships PEP 552 .pyc files compiled for the in-image paths',
+        )
+    return Target(
+        name=name,
+        base=base,
+        python=target_python,
+        os=parts[0],
+        arch=parts[1],
+        manylinux=manylinux,
+        extras=extras,
+        groups=groups,
+        flags=flags,
+        env=MappingProxyType(env),
+        env_unset=env_unset,
+        seed=_seed(raw, path, _seed(tool, TOOL, None)),
+        switches=_switches(raw, path, _switches(tool, TOOL, Switches())),
+        files=_files(raw, path, _files(tool, TOOL, ())),
+        layers=layers,
+        accelerator=accelerator,  # type: ignore[arg-type]
+        binary_only=bool(binary_only),
+        bytecode=bytecode,  # type: ignore[arg-type]
+        smoke=_smoke(raw, path),
+    )
+
+
+def _smoke(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    smoke = _str_list(raw, "smoke", path)
+    if "smoke" in raw and (not smoke or not all(smoke)):
+        raise ConfigError(
+            f"`{path}.smoke` must be a non-empty list of non-empty strings (an argv), got {raw['smoke']!r}",
+            hint='e.g. `smoke = ["my-app", "--help"]`',
+        )
+    return smoke
+
+
+def _explicit_python(tool: Mapping[str, Any]) -> str | None:
+    """``[tool.repro-build] python``, validated, or None."""
+    value = _str(tool, "python", TOOL)
+    return None if value is None else _python_version(value, f"{TOOL}.python")
+
+
+def _complete_project(root: Path, data: Mapping[str, Any], project: ProjectMeta, python: str | None) -> ProjectMeta:
+    """``project`` with the backend's metadata where ``[project]`` does not give it statically."""
+    if (
+        "project" not in data
+        and project.build_backend.startswith("setuptools")
+        and not any((root / name).is_file() for name in LEGACY_PROJECT_FILES)
+    ):
+        raise ConfigError(
+            "pyproject.toml has no `[project]` table, and there is no setup.py or setup.cfg to hold the metadata",
+            hint='add PEP 621 metadata:\n\n    [project]\n    name = "my-app"\n    version = "0.1.0"',
+        )
+    if project.from_backend:
+        return _backend_project(root, project, python or default_python(None))
+    return project
+
+
+def load_config(root: Path) -> Config:
+    """Read ``root/pyproject.toml`` (and ``root/Dockerfile.base`` if present) into a :class:`Config`."""
+    root = root.resolve()
+    data = read_pyproject(root)
+    static_project = _project_meta(data)
+    tool_all = data.get("tool", {})
+    _expect(tool_all, dict, "tool", "a table")
+    explicit = "repro-build" in tool_all
+    tool = tool_all.get("repro-build", {})
+    _expect(tool, dict, TOOL, "a table")
+    _check_keys(tool, _TOP_KEYS, TOOL)
+
+    dockerfile_path = root / DOCKERFILE_BASE
+    dockerfile = parse_dockerfile_base(dockerfile_path) if dockerfile_path.is_file() else None
+
+    explicit_python = _explicit_python(tool)
+    project = _complete_project(root, data, static_project, explicit_python)
+    explicit_many = _str(tool, "manylinux", TOOL)
+    if explicit_many is not None:
+        explicit_many = _manylinux(explicit_many, f"{TOOL}.manylinux")
+    defaults = _project_defaults(
+        read_locked_defaults(root / "locks"), project.requires_python, explicit_python, explicit_many
+    )
+    python = defaults.python
+
+    epoch_raw = tool.get("source-date-epoch", "git")
+    if isinstance(epoch_raw, bool) or not (isinstance(epoch_raw, int) or epoch_raw == "git"):
+        raise ConfigError(
+            f'`{TOOL}.source-date-epoch` must be "git" or an integer, not {epoch_raw!r}',
+            hint='`source-date-epoch = "git"` uses the time of the HEAD commit',
+        )
+    if isinstance(epoch_raw, int) and epoch_raw < 0:
+        raise ConfigError(f"`{TOOL}.source-date-epoch` must not be negative")
+
+    exclude_newer = tool.get("exclude-newer")
+    if exclude_newer is not None:
+        exclude_newer = _exclude_newer(exclude_newer)
+
+    compression = _compression(tool)
+
+    debian_raw = tool.get("debian", {})
+    _expect(debian_raw, dict, f"{TOOL}.debian", "a table")
+    _check_keys(debian_raw, {"mirror", "packages"}, f"{TOOL}.debian")
+    debian = DebianSettings(
+        mirror=_str(debian_raw, "mirror", f"{TOOL}.debian"),
+        packages=_str_list(debian_raw, "packages", f"{TOOL}.debian"),
+    )
+
+    builder = _str(tool, "builder", TOOL)
+    if builder is not None and not (dockerfile and dockerfile.stage(builder)):
+        ref = parse_reference(builder, origin=f"`{TOOL}.builder`")
+        if not ref.pinned:
+            raise ConfigError(
+                f"`{TOOL}.builder`: {builder!r} has no digest",
+                hint=f"pin it (`{builder}@sha256:<64 hex>`) or name a stage of {DOCKERFILE_BASE}",
+            )
+
+    targets_raw = tool.get("targets")
+    if targets_raw is None:
+        targets_raw = {"cpu": {}}
+    _expect(targets_raw, dict, f"{TOOL}.targets", "a table of targets")
+    if not targets_raw:
+        raise ConfigError(
+            f"`{TOOL}.targets` is empty",
+            hint=f'add one:\n\n    [{TOOL}.targets.cpu]\n    base = "debian:{DEFAULT_DEBIAN_SUITE}"',
+        )
+    targets: dict[str, Target] = {}
+    for name, raw in targets_raw.items():
+        if name in {"build", "inputs", "base", "repro-build"}:
+            raise ConfigError(
+                f"`{TOOL}.targets.{name}`: {name!r} is reserved (it names a file in `locks/`)",
+                hint="pick another target name, e.g. `cpu` or `cuda`",
+            )
+        if not re.match(r"^[a-z0-9][a-z0-9_-]*$", name):
+            raise ConfigError(
+                f"`{TOOL}.targets.{name}`: target names are lowercase letters, digits, `-` and `_`",
+                hint="they become file names (`locks/<target>.txt`)",
+            )
+        targets[name] = _target(
+            name, raw, tool=tool, project=project, defaults=defaults, dockerfile=dockerfile, root=root
+        )
+
+    return Config(
+        root=root,
+        project=project,
+        python=python,
+        epoch_policy=epoch_raw,
+        exclude_newer=exclude_newer,
+        compression=compression,
+        entrypoint=_str_list(tool, "entrypoint", TOOL),
+        cmd=_str_list(tool, "cmd", TOOL),
+        env=MappingProxyType(_env_map(tool, TOOL)[0]),
+        env_unset=_env_map(tool, TOOL)[1],
+        workdir=_str(tool, "workdir", TOOL, "/") or "/",
+        user=_str(tool, "user", TOOL),
+        builder=builder,
+        debian=debian,
+        targets=MappingProxyType(targets),
+        dockerfile_base=dockerfile,
+        explicit=explicit,
+        defaults=MappingProxyType(defaults.record()),
+    )
+
+
+def _exclude_newer(value: object) -> str:
+    """RFC 3339 timestamp or local date, as uv accepts (TOML datetimes are converted too)."""
+    import datetime as dt
+
+    path = f"{TOOL}.exclude-newer"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ConfigError(f"`{path}` needs a time zone", hint="e.g. `exclude-newer = 2025-06-01T00:00:00Z`")
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    _expect(value, str, path, "an RFC 3339 timestamp", hint='e.g. `exclude-newer = "2025-06-01T00:00:00Z"`')
+    text = str(value)
+    try:
+        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ConfigError(
+            f"`{path}` is not an RFC 3339 timestamp or date: {text!r}",
+            hint='e.g. `exclude-newer = "2025-06-01T00:00:00Z"`',
+        ) from e
+    return text
+
+
+def _compression(tool: Mapping[str, Any]) -> Compression:
+    path = f"{TOOL}.compression"
+    raw = tool.get("compression", {})
+    if isinstance(raw, str):
+        raw = {"algorithm": raw}
+    _expect(raw, dict, path, 'a table, e.g. `{ algorithm = "gzip", level = 6 }`')
+    _check_keys(raw, {"algorithm", "level"}, path)
+    algorithm = _str(raw, "algorithm", path, "gzip")
+    if algorithm not in ("gzip", "zstd", "none"):
+        raise ConfigError(f'`{path}.algorithm` must be "gzip", "zstd" or "none", got {algorithm!r}')
+    default_level = {"gzip": 6, "zstd": 3, "none": 0}[algorithm]
+    level = raw.get("level", default_level)
+    _expect(level, int, f"{path}.level", "an integer")
+    # gzip: libdeflate's levels (10-12 are its slower near-optimal parsing).
+    bounds = {"gzip": (1, 12), "zstd": (1, 19), "none": (0, 0)}[algorithm]
+    if not bounds[0] <= level <= bounds[1]:
+        raise ConfigError(f"`{path}.level` for {algorithm} must be from {bounds[0]} to {bounds[1]}, got {level}")
+    return Compression(algorithm, level)  # type: ignore[arg-type]

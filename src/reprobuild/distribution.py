@@ -1,0 +1,48 @@
+"""repro-build's names: the distribution on the package index, the command, and how it was installed.
+
+The distribution is ``reprobuild`` (``repro-build`` on the index is another project); the command stays
+``repro-build`` and the import package ``reprobuild``. Every place that installs, looks up or records the
+distribution takes its name from :data:`DISTRIBUTION`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, distribution
+
+#: The name on the package index (``pip install reprobuild``).
+DISTRIBUTION = "reprobuild"
+#: The console command, and the key of repro-build's own version in a manifest's ``tools`` record.
+COMMAND = "repro-build"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the running repro-build was installed from.
+
+    ``from_index`` is true for an ordinary install from a package index (no PEP 610 ``direct_url.json``);
+    ``detail`` names the checkout, URL or editable path otherwise.
+    """
+
+    from_index: bool
+    detail: str
+
+
+def installed_origin() -> Origin:
+    """How the running repro-build was installed (PEP 610: ``direct_url.json`` marks a non-index install)."""
+    try:
+        dist = distribution(DISTRIBUTION)
+    except PackageNotFoundError:
+        return Origin(False, "a source tree that was never installed")
+    raw = dist.read_text("direct_url.json")
+    if raw is None:
+        return Origin(True, "a package index")
+    try:
+        direct = json.loads(raw)
+    except json.JSONDecodeError:
+        return Origin(False, "an unreadable direct_url.json")
+    url = direct.get("url") if isinstance(direct, dict) else None
+    editable = isinstance(direct, dict) and bool(direct.get("dir_info", {}).get("editable"))
+    where = str(url) if isinstance(url, str) else "a direct URL"
+    return Origin(False, f"{'an editable install of ' if editable else ''}{where}")

@@ -1,0 +1,537 @@
+"""``repro-build image``: assemble a target's OCI image from its lock, its base and the project wheel.
+
+No Docker engine is needed (images are assembled, never run): layers are written from verified wheel files by
+the canonical tar writer, the base's blobs are carried as they are, and the result is written as an
+OCI layout (``build/<target>/oci``) and one archive that is both an OCI layout and a ``docker load``
+archive (``build/<target>/image.tar``). Outputs are staged beside ``build/<target>`` and swapped in
+only when everything succeeded, so a failed build leaves the previous outputs untouched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprobuild import __version__
+from reprobuild.cache import cache_root, prepare_cache_root
+from reprobuild.config import Config, Target
+from reprobuild.determinism.cudapolicy import with_cuda
+from reprobuild.determinism.doctor import target_policy
+from reprobuild.determinism.policy import HOOK_MODULE, Policy, image_files
+from reprobuild.distribution import COMMAND
+from reprobuild.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
+from reprobuild.errors import ReproBuildError, StaleLockError
+from reprobuild.fsutil import exclusive_lock, make_output_dir, publish_dir
+from reprobuild.gitinfo import SourceInfo, source_info
+from reprobuild.image import imageconfig
+from reprobuild.image.base import DebianBuilder, ResolvedBase, resolve_base
+from reprobuild.image.baseinfo import BaseInfo, check_base
+from reprobuild.image.buildcache import LayerCache, cached_base_info, layer_key
+from reprobuild.image.bytecode import compile_distributions, compile_module
+from reprobuild.image.datafiles import DataFile, data_files, file_records, with_file_groups
+from reprobuild.image.interpreter import Interpreter, find_interpreter
+from reprobuild.image.ocilabels import standard_labels
+from reprobuild.image.plan import LayerGroup, plan_layers
+from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
+from reprobuild.image.sourcelabel import SourceLabel, source_label
+from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
+from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
+from reprobuild.lock import check_locks, target_lock_path
+from reprobuild.oci.archive import write_archive
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.digest import sha256_file
+from reprobuild.oci.image import Image, append_layers, with_annotations, with_config
+from reprobuild.oci.layer import Layer, write_layer
+from reprobuild.oci.layout import read_layout, write_layout
+from reprobuild.oci.mediatypes import oci_layer_type
+from reprobuild.oci.progress import NO_PROGRESS, Progress
+from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.validate import validate_image
+
+#: Builds or locates the project's wheel; returns (wheel path, the wheel step's record as a dict).
+ProjectWheel = Callable[[Config, Path], tuple[Path, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One layer of the result and what it holds."""
+
+    digest: str
+    diff_id: str
+    size: int
+    media_type: str
+    holds: str  # "base" or the group name
+    distributions: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "diff_id": self.diff_id,
+            "digest": self.digest,
+            "distributions": list(self.distributions),
+            "holds": self.holds,
+            "media_type": self.media_type,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Everything ``image`` produced and what the build manifest needs to record about it."""
+
+    target: str
+    image: Image
+    layout: Path
+    archive: Path
+    repo_tag: str
+    epoch: Epoch
+    base: dict[str, Any]
+    base_info: BaseInfo
+    wheels: tuple[tuple[WheelPin, int], ...]  # (wheel, index of its layer)
+    project_wheel: dict[str, Any] | None
+    layers: tuple[LayerRecord, ...]
+    compressor: dict[str, Any]
+    env: tuple[str, ...]
+    policy: Policy
+    source: SourceInfo
+    source_label: SourceLabel
+    bytecode: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    files: tuple[dict[str, Any], ...] = ()  # the data-file layers (image/datafiles.py)
+
+    @property
+    def digest(self) -> str:
+        return str(self.image.digest)
+
+
+def compressor_for(config: Config) -> Compressor:
+    c = config.compression
+    if c.algorithm == "gzip":
+        return Compressor.gzip(level=c.level)
+    if c.algorithm == "zstd":
+        return Compressor.zstd(level=c.level)
+    return Compressor.none()
+
+
+def _group_entries(group: LayerGroup, dists: dict[str, Distribution]) -> list[LayerEntry]:
+    entries: list[LayerEntry] = []
+    for name in group.distributions:
+        for f in dists[name].files:
+            entries.append(LayerEntry.file(f.image_path, source=f.source, mode=0o755 if f.executable else 0o644))
+    return entries
+
+
+def app_files(policy: Policy, site_packages: str, interpreter: Interpreter, scratch: Path) -> list[tuple[str, bytes]]:
+    """The hook layer's files: the hook, doctor and policy, plus the hook's own pyc.
+
+    The hook module runs at every interpreter start of an image whose policy covers a framework, so it
+    always ships compiled (``unchecked-hash``, for its in-image path, by ``interpreter``, one of the
+    image's ``X.Y``) whatever ``bytecode`` says: from source, without a writable cache, it would be
+    compiled anew at every start.
+    """
+    files = [(f"{site_packages}/{name}", data) for name, data in image_files(policy)]
+    hook = next((path, data) for path, data in files if path.endswith(f"/{HOOK_MODULE}.py"))
+    source = scratch / f"{HOOK_MODULE}.py"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(hook[1])
+    compiled = compile_module(source, hook[0], interpreter)
+    if compiled is None:
+        raise ReproBuildError(f"the determinism hook does not compile with Python {interpreter.version}")
+    files.append((compiled[0], compiled[1].read_bytes()))
+    return sorted(files)
+
+
+def _app_entries(policy: Policy, info: BaseInfo, interpreter: Interpreter, scratch: Path) -> list[LayerEntry]:
+    return [LayerEntry.file(path, data) for path, data in app_files(policy, info.site_packages, interpreter, scratch)]
+
+
+def _labels(
+    config: Config, target: Target, source: SourceInfo, label: SourceLabel, base: ResolvedBase, *, epoch: Epoch
+) -> dict[str, str]:
+    return standard_labels(
+        config,
+        target,
+        created=imageconfig.rfc3339(epoch.seconds),
+        revision=source.commit,
+        source=label.url,
+        base_digest=str(base.record.get("manifest_digest") or ""),
+    )
+
+
+def _check_lock(config: Config, target: Target) -> Path:
+    lock = target_lock_path(config, target.name)
+    problems = check_locks(config, only=[lock.name])
+    if problems:
+        raise StaleLockError(
+            f"the lock of target {target.name!r} is missing or stale:\n" + "\n".join(f"  {p}" for p in problems),
+            hint="run `repro-build lock` and commit `locks/`",
+        )
+    return lock
+
+
+def _locked_wheels(
+    config: Config, target: Target, lock: Path, *, pins: list[WheelPin] | None, offline: bool, progress: Progress
+) -> list[tuple[WheelPin, Path]]:
+    """Verified wheel files for the target: the files ``lock`` recorded, or exactly ``pins`` (a manifest's).
+
+    Each comes from the cache by sha256, else from where ``lock`` found it, else from the local
+    ``UV_FIND_LINKS`` directories (:mod:`reprobuild.image.wheelsources`); what is still missing is
+    selected by uv with this machine's index configuration and must be the very file pinned.
+    Without a record (a lock made before sources were recorded) uv selects every file.
+    """
+    cache = WheelCache()
+
+    def fetch(pin: WheelPin, url: str) -> Path:
+        return cache.fetch(pin, url, progress.task(f"wheel {pin.filename}", pin.size))
+
+    recorded = recorded_wheels(config, target, lock)
+    if pins is None:
+        if recorded is None:
+            if offline:
+                raise ReproBuildError(
+                    f"an offline build needs the wheel list of a build manifest, or a lock that records its "
+                    f"wheels ({lock.name} was made by an older repro-build)",
+                    hint="use `repro-build verify MANIFEST --offline`, or run `repro-build lock` again",
+                )
+            return [(pin, fetch(pin, url)) for pin, url in select_wheels(config.root, target, lock)]
+        pins = [w.pin for w in recorded]
+    if offline:
+        return list(zip(pins, cache.require(pins), strict=True))
+    sources = {w.pin.sha256: w for w in recorded or []}
+    found: dict[str, Path] = {}
+    tried: dict[str, list[str]] = {pin.sha256: [] for pin in pins}
+    for pin in pins:
+        wheel = sources.get(pin.sha256) or RecordedWheel(pin, {})
+        path = obtain(wheel, cache, config.root, fetch, tried[pin.sha256])
+        if path is not None:
+            found[pin.sha256] = path
+    missing = [pin for pin in pins if pin.sha256 not in found]
+    if missing:
+        try:
+            urls = {pin.sha256: url for pin, url in select_wheels(config.root, target, lock)}
+        except ReproBuildError as e:
+            urls = {}
+            for pin in missing:
+                tried[pin.sha256].append(f"uv's selection with this machine's configuration: {e.message}")
+        for pin in missing:
+            if pin.sha256 in urls:
+                found[pin.sha256] = fetch(pin, urls[pin.sha256])
+            elif urls:
+                tried[pin.sha256].append(
+                    f"uv's selection with this machine's configuration: not offered for {lock.name}"
+                )
+    still = [pin for pin in pins if pin.sha256 not in found]
+    if still:
+        lines = "\n".join(
+            f"  {pin.filename} (sha256 {pin.sha256}); looked in:\n" + "\n".join(f"    {t}" for t in tried[pin.sha256])
+            for pin in still
+        )
+        raise ReproBuildError(
+            f"{len(still)} wheel(s) of {lock.name} could not be found:\n{lines}",
+            hint="add the directory that holds them to UV_FIND_LINKS, configure the index they came from, "
+            f"or copy them into {cache.root}/<sha256>/",
+        )
+    return [(pin, found[pin.sha256]) for pin in pins]
+
+
+def _project_pin(config: Config, wheel: Path) -> WheelPin:
+    digest, size = sha256_file(wheel)
+    return WheelPin(config.project.normalized_name, config.project.version or "", wheel.name, digest.hex, size)
+
+
+@dataclass(frozen=True)
+class _Layers:
+    layers: list[Layer]
+    records: list[LayerRecord]
+    wheel_layers: list[tuple[WheelPin, int]]
+
+
+#: The mtime of every file in the third-party wheel layers and the hook layer: 1980-01-01, the earliest
+#: date a wheel (ZIP) can hold. A constant, so these layers depend only on the wheels' content and the
+#: in-image paths, not on the project's commit: a new commit re-pushes the project layer only. Jib and
+#: Nix use fixed mtimes for the same reason. Clamped to the epoch, which stays the upper bound.
+DEPENDENCY_MTIME = ZIP_EPOCH_FLOOR
+
+
+def layer_mtime(group: LayerGroup, epoch: Epoch) -> int:
+    """The project's epoch for the project layer; the fixed dependency mtime (clamped) for the others."""
+    return epoch.seconds if group.kind == "project" else min(DEPENDENCY_MTIME, epoch.seconds)
+
+
+def _write_layers(
+    groups: list[LayerGroup],
+    dists: dict[str, Distribution],
+    *,
+    base: Image,
+    policy: Policy,
+    info: BaseInfo,
+    interpreter: Interpreter,
+    epoch: Epoch,
+    compressor: Compressor,
+    store: BlobStore,
+    project_pin: WheelPin | None,
+    progress: Progress,
+    log: Callable[[str], None],
+    cache: LayerCache | None,
+    files: Sequence[DataFile] = (),
+) -> _Layers:
+    out = _Layers(
+        [], [LayerRecord(str(b.digest), str(b.diff_id), b.size, b.media_type, "base") for b in base.layers], []
+    )
+    for group in groups:
+        if group.kind == "file":
+            entries = [next(f.entry() for f in files if f.path == group.path)]
+        elif group.kind == "app":
+            entries = _app_entries(policy, info, interpreter, store.root.parent / "app")
+        else:
+            entries = _group_entries(group, dists)
+        mtime = layer_mtime(group, epoch)
+        key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache else ""
+        layer = (
+            cache.get(key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm))
+            if cache
+            else None
+        )
+        if layer is None:
+            layer = write_layer(
+                entries, epoch=mtime, compressor=compressor, store=store, progress=progress, description=group.name
+            )
+            if cache:
+                cache.put(key, layer)
+        index = len(out.records)
+        out.layers.append(layer)
+        out.records.append(
+            LayerRecord(
+                str(layer.digest), str(layer.diff_id), layer.size, layer.media_type, group.name, group.distributions
+            )
+        )
+        for name in group.distributions:
+            pin = dists[name].wheel
+            if pin is not None and pin != project_pin:
+                out.wheel_layers.append((pin, index))
+        log(f"layer {group.name}: {layer.size} bytes")
+    return out
+
+
+def _assemble(
+    base: ResolvedBase,
+    written: _Layers,
+    groups: list[LayerGroup],
+    *,
+    config: Config,
+    target: Target,
+    policy: Policy,
+    epoch: Epoch,
+    source: SourceInfo,
+    label: SourceLabel,
+) -> Image:
+    labels = _labels(config, target, source, label, base, epoch=epoch)
+    cfg = imageconfig.build_config(
+        base.image.config,
+        config=config,
+        target=target,
+        policy=policy,
+        epoch=epoch.seconds,
+        labels=labels,
+        history=[g.name for g in groups],
+    )
+    history = cfg.pop("history")
+    split = len(history) - len(groups)
+    image = with_config(base.image, {**cfg, "history": history[:split]})
+    image = append_layers(image, *written.layers, history=history[split:])
+    image = with_annotations(image, labels)
+    # Our layers' diff_ids were computed as they were written; the base's were checked by inspect_base.
+    validate_image(image, check_diff_ids=False)
+    return image
+
+
+def build_image(
+    config: Config,
+    target_name: str,
+    *,
+    out_dir: Path | None = None,
+    wheel: Path | None = None,
+    project_wheel: ProjectWheel | None = None,
+    pins: list[WheelPin] | None = None,
+    offline: bool = False,
+    base_manifest: str | None = None,
+    use_cache: bool = True,
+    debian: DebianBuilder | None = None,
+    progress: Progress = NO_PROGRESS,
+    log: Callable[[str], None] = lambda s: None,
+) -> ImageResult:
+    """Assemble ``target_name``'s image into ``out_dir/<target>``; see :func:`_build_image` for the options.
+
+    One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
+    dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
+    build (``.<target>-*`` work directories) are removed before the build starts.
+    """
+    target = config.target(target_name)
+    out_root = make_output_dir((out_dir or config.root / "build").resolve())
+    with exclusive_lock(out_root / f".{target.name}.lock"):
+        for leftover in out_root.glob(f".{target.name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return _build_image(
+            config,
+            target_name,
+            out_dir=out_root,
+            wheel=wheel,
+            project_wheel=project_wheel,
+            pins=pins,
+            offline=offline,
+            base_manifest=base_manifest,
+            use_cache=use_cache,
+            debian=debian,
+            progress=progress,
+            log=log,
+        )
+
+
+def _build_image(
+    config: Config,
+    target_name: str,
+    *,
+    out_dir: Path | None = None,
+    wheel: Path | None = None,
+    project_wheel: ProjectWheel | None = None,
+    pins: list[WheelPin] | None = None,
+    offline: bool = False,
+    base_manifest: str | None = None,
+    use_cache: bool = True,
+    debian: DebianBuilder | None = None,
+    progress: Progress = NO_PROGRESS,
+    log: Callable[[str], None] = lambda s: None,
+) -> ImageResult:
+    """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
+
+    ``wheel`` is the project wheel to install (else ``project_wheel`` builds it; else none is
+    installed). ``pins`` replaces wheel selection (``verify`` passes the manifest's); with ``offline``
+    every wheel and the base must already be in the cache (``base_manifest``: the platform manifest
+    digest a previous build recorded for a registry base). ``use_cache=False`` writes every layer anew
+    (``verify`` rebuilds that way).
+    """
+    target = config.target(target_name)
+    epoch = resolve_epoch(config.epoch_policy, config.root)
+    lock = _check_lock(config, target)
+    out_root = (out_dir or config.root / "build").resolve()
+    make_output_dir(out_root)
+    prepare_cache_root()
+    final = out_root / target.name
+    source = source_info(config.root)
+    label = source_label(config.project.urls, source.remote)
+    log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
+    compressor = compressor_for(config)
+    repo_tag = f"{config.project.normalized_name}:{target.name}"
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
+        work = Path(tmp)
+        log(f"base: {target.base.text}")
+        base = resolve_base(
+            config,
+            target,
+            BlobStore(cache_root()),
+            work / "base",
+            debian=debian,
+            offline=offline,
+            manifest_digest=base_manifest,
+        )
+        # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
+        info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
+        check_base(info, target, name=target.base.text)
+        log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
+        interpreter = find_interpreter(info.python_version)
+        log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
+        if interpreter.version != info.python_version:
+            log(
+                f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
+                f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
+            )
+
+        installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
+        policy = with_cuda(target_policy(config, target), [p for p, _ in installs], base.image.config, log)
+        wheel_record: dict[str, Any] | None = None
+        if wheel is None and project_wheel is not None:
+            wheel, wheel_record = project_wheel(config, work / "dist")
+        project_pin = _project_pin(config, wheel) if wheel is not None else None
+        if wheel is not None and project_pin is not None:
+            installs.append((project_pin, wheel))
+            wheel_record = wheel_record or {
+                "filename": wheel.name,
+                "sha256": f"sha256:{project_pin.sha256}",
+                "size": project_pin.size,
+            }
+        log(f"installing {len(installs)} wheel(s)")
+        staging = work / "site"
+        install_wheels(installs, target, staging, what=f"installing the wheels of target {target.name!r}")
+        collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in installs})
+        if target.bytecode == "unchecked-hash":
+            collected = compile_distributions(collected, interpreter=interpreter, site_packages=info.site_packages)
+        dists = {d.name: d for d in collected}
+        files = data_files(config, target)
+        groups = with_file_groups(
+            plan_layers(
+                list(dists.values()),
+                config.project.name if wheel else None,
+                target.layers,
+                len(base.image.layers) + len(files),  # each data file takes a layer of the budget
+            ),
+            files,
+        )
+        written = _write_layers(
+            groups,
+            dists,
+            base=base.image,
+            policy=policy,
+            info=info,
+            interpreter=interpreter,
+            epoch=epoch,
+            compressor=compressor,
+            store=BlobStore(work / "oci"),
+            project_pin=project_pin,
+            progress=progress,
+            log=log,
+            cache=LayerCache() if use_cache else None,
+            files=files,
+        )
+        image = _assemble(
+            base,
+            written,
+            groups,
+            config=config,
+            target=target,
+            policy=policy,
+            epoch=epoch,
+            source=source,
+            label=label,
+        )
+        staged = work / "out"
+        write_layout(staged / "oci", image, tag=target.name, progress=progress)
+        write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
+        publish_dir(staged, final)
+    # The new layers lived in the staging store; from now on the image reads them from the final layout.
+    result_image = read_layout(final / "oci", tag=target.name)
+    assert isinstance(result_image, Image)
+    return ImageResult(
+        target=target.name,
+        image=result_image,
+        layout=final / "oci",
+        archive=final / "image.tar",
+        repo_tag=repo_tag,
+        epoch=epoch,
+        base=base.record,
+        base_info=info,
+        wheels=tuple(sorted(written.wheel_layers, key=lambda w: w[0].name)),
+        project_wheel=wheel_record,
+        layers=tuple(written.records),
+        compressor=compressor.describe(),
+        env=tuple(result_image.config.get("config", {}).get("Env", [])),
+        policy=policy,
+        source=source,
+        bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
+        source_label=label,
+        extra={COMMAND: __version__},
+        files=tuple(file_records(files, [r.holds for r in written.records])),
+    )

@@ -1,0 +1,216 @@
+"""Caches that make repeated image builds fast without being trusted.
+
+Anything under the cache directory may have been rewritten by someone else (a cache restored from CI,
+a shared volume), so no entry is trusted because of a hash stored beside it:
+
+``<cache>/baseinfo/<manifest hex>.json``
+    what :func:`inspect_base` found in a base, keyed by the base's manifest digest (the base itself is
+    verified on every use). The facts can only be re-derived by inspecting the base again, so the
+    entry is sealed with an HMAC under a key kept outside the cache (:mod:`reprobuild.cachekey`)
+    that covers the facts and the base digest; an entry that does not verify is inspected anew.
+``<cache>/layers/<key>.json`` + ``<cache>/blobs``
+    a written layer, keyed by the sha256 of everything that decides its bytes: each entry's in-image
+    path, mode and content sha256, the epoch, the compressor's description and the tar format version.
+    Before reuse the diff_id is re-derived from the inputs (the canonical tar, hashed without
+    compressing) and the blob must hash to its digest and decompress to that diff_id.
+
+``verify`` uses neither cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from reprobuild.cache import cache_root
+from reprobuild.cachekey import seal, sealed_by_us
+from reprobuild.errors import ReproBuildError
+from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
+from reprobuild.image.baseinfo import BaseInfo, inspect_base
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.digest import Digest, sha256_file
+from reprobuild.oci.image import Image
+from reprobuild.oci.layer import Layer, diff_id_of, tar_diff_id
+from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.values import Descriptor
+
+log = logging.getLogger(__name__)
+
+#: Bump when the layer bytes for the same entries change (tar writer or entry rules), to retire old entries.
+LAYER_FORMAT = 1
+
+
+def _sealed(payload: dict[str, Any]) -> str:
+    body = canonical_json_bytes(payload)
+    return json.dumps({"payload": payload, "sha256": hashlib.sha256(body).hexdigest()}, sort_keys=True)
+
+
+def _unseal(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        payload = data["payload"]
+        if hashlib.sha256(canonical_json_bytes(payload)).hexdigest() != data["sha256"]:
+            return None
+        return dict(payload)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def cached_base_info(image: Image, *, name: str, root: Path | None = None, use_cache: bool = True) -> BaseInfo:
+    """:func:`inspect_base`, remembered per base manifest digest in an entry sealed with the cache key.
+
+    The facts cannot be checked without inspecting the base again, so an entry is used only when its
+    HMAC (:mod:`reprobuild.cachekey`, a key kept outside the cache) covers both the facts and this
+    base's manifest digest; anything else is evicted and the base inspected anew. ``use_cache=False``
+    (``verify``) always inspects.
+    """
+    path = (root or cache_root()) / "baseinfo" / f"{image.digest.hex}.json"
+    if use_cache:
+        info = _read_base_info(path, image)
+        if info is not None:
+            return info
+    info = inspect_base(image.layers, image.config, name=name)
+    payload = {
+        "base": str(image.digest),
+        "glibc": list(info.glibc) if info.glibc else None,
+        "interpreter": info.interpreter,
+        "os_release": dict(info.os_release),
+        "python_version": info.python_version,
+        "site_packages": info.site_packages,
+    }
+    tag = seal(canonical_json_bytes(payload))
+    if tag is not None:
+        atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+    return info
+
+
+def _read_base_info(path: Path, image: Image) -> BaseInfo | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        data = None
+    try:
+        payload = data["payload"]
+        if payload["base"] != str(image.digest) or not sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
+            raise ValueError("not sealed for this base by this machine's cache key")
+        glibc = payload["glibc"]
+        return BaseInfo(
+            str(payload["interpreter"]),
+            str(payload["python_version"]),
+            str(payload["site_packages"]),
+            (int(glibc[0]), int(glibc[1])) if glibc else None,
+            {str(k): str(v) for k, v in payload["os_release"].items()},
+        )
+    except (KeyError, TypeError, ValueError, IndexError):
+        log.warning("warning: base facts cache entry %s is not sealed by this machine; inspecting anew", path.name[:12])
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _content_sha(entry: LayerEntry) -> str:
+    content = entry.content
+    if content is None:
+        return ""
+    if isinstance(content, bytes):
+        return hashlib.sha256(content).hexdigest()
+    if isinstance(content, Path):
+        return sha256_file(content)[0].hex
+    raise TypeError(f"layer entry {entry.path}: cannot fingerprint {type(content).__name__} content")
+
+
+def layer_key(entries: list[LayerEntry], *, epoch: int, compressor: dict[str, Any]) -> str:
+    """The sha256 naming a layer's bytes before they are written (see the module docstring)."""
+    rows = [[e.path, e.kind, e.mode, e.target or "", _content_sha(e)] for e in sorted(entries, key=lambda e: e.path)]
+    payload = {"compressor": compressor, "entries": rows, "epoch": epoch, "format": LAYER_FORMAT}
+    return hashlib.sha256(canonical_json_bytes(payload)).hexdigest()
+
+
+class LayerCache:
+    """Previously written layers, reused only after their content is re-derived from the inputs.
+
+    An entry maps a layer key to a blob. Everything in the cache directory may have been rewritten
+    (a cache restored from CI, a shared volume), so the self-hash of an entry proves nothing. Before
+    a blob is reused, :meth:`get` recomputes the diff_id the layer's *inputs* give (the canonical tar
+    of the entries, hashed without compressing) and checks that the cached blob hashes to its digest
+    and decompresses to exactly that tar. A mismatch evicts the entry with a warning and the layer is
+    written anew; it is never used and never fatal. What is left to the cache is only the encoding of
+    the compressed bytes (see docs/explanation/threat-model.md).
+    """
+
+    def __init__(self, root: Path | None = None) -> None:
+        base = root or cache_root()
+        self.index = base / "layers"
+        self.store = BlobStore(base)
+
+    def _evict(self, key: str, path: Path | None, why: str) -> None:
+        log.warning("warning: layer cache entry %s is not what its inputs give (%s); rebuilding it", key[:12], why)
+        (self.index / f"{key}.json").unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def get(
+        self,
+        key: str,
+        *,
+        entries: list[LayerEntry],
+        epoch: int,
+        media_type: str,
+        preserve_metadata: bool = False,
+    ) -> Layer | None:
+        """The cached layer for ``key`` if its blob is exactly the tar of ``entries``; else ``None``.
+
+        ``media_type`` is the one the build's compressor gives: an entry of another type is evicted.
+        """
+        payload = _unseal(self.index / f"{key}.json")
+        if payload is None:
+            return None
+        try:
+            digest = Digest.parse(str(payload["digest"]))
+            diff_id = Digest.parse(str(payload["diff_id"]))
+            size = int(payload["size"])
+            recorded_type = str(payload["media_type"])
+        except (KeyError, TypeError, ValueError, ReproBuildError):
+            self._evict(key, None, "malformed entry")
+            return None
+        if recorded_type != media_type:
+            self._evict(key, None, f"media type {recorded_type}, this build writes {media_type}")
+            return None
+        path = self.store.path(digest)
+        if not path.is_file():
+            return None
+        expected = tar_diff_id(entries, epoch=epoch, preserve_metadata=preserve_metadata)
+        if diff_id != expected:
+            self._evict(key, None, f"it records diff_id {diff_id}, the inputs give {expected}")
+            return None
+        if sha256_file(path) != (digest, size):
+            self._evict(key, path, f"blob {digest} is corrupt")
+            return None
+        layer = Layer(Descriptor(media_type, digest, size), diff_id, path)
+        try:
+            actual = diff_id_of(layer) if layer.is_layer else None
+        except ReproBuildError:
+            actual = None
+        if actual != expected:
+            self._evict(key, path, f"blob {digest} decompresses to {actual}, the inputs give {expected}")
+            return None
+        return layer
+
+    def put(self, key: str, layer: Layer) -> None:
+        with layer.path.open("rb") as blob:
+            self.store.copy_from(blob, expected=layer.digest, size=layer.size, what="layer cache")
+        atomic_write_text(
+            self.index / f"{key}.json",
+            _sealed(
+                {
+                    "diff_id": str(layer.diff_id),
+                    "digest": str(layer.digest),
+                    "media_type": layer.media_type,
+                    "size": layer.size,
+                }
+            ),
+        )

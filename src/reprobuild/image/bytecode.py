@@ -1,0 +1,114 @@
+"""PEP 552 ``unchecked-hash`` byte-code for a target, compiled for the paths the files have in the image.
+
+``co_filename`` records the path given at compile time, so each ``.py`` is compiled with its in-image
+path as ``dfile`` (pip#8414 is what happens otherwise). Hash-based pycs carry a SipHash of the source
+instead of an mtime, so they do not depend on when the files were written; ``unchecked`` means the
+interpreter never re-reads the source to validate them. Compilation runs in one fresh process of an
+interpreter of the image's ``X.Y`` (:mod:`reprobuild.image.interpreter`; never the host's running Python:
+the pyc format and its cache tag are per minor version) with a fixed environment and
+``PYTHONHASHSEED=0`` (where marshal does not sort them, frozenset constants follow the hash seed), over
+the files in sorted order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import posixpath
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+from reprobuild.errors import ReproBuildError
+from reprobuild.image.interpreter import Interpreter
+from reprobuild.image.pyenv import Distribution, InstalledFile
+from reprobuild.wheel.record import record_hash
+
+_COMPILER = r"""
+import importlib.util, json, py_compile, sys
+done = []
+for src, dfile in json.load(sys.stdin):
+    cfile = importlib.util.cache_from_source(src)
+    try:
+        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError:
+        continue  # not valid Python for this version (templates, py2 test data): shipped as source only
+    done.append([src, cfile])
+json.dump(done, sys.stdout)
+"""
+
+
+#: The compiler's whole environment: nothing of the host's reaches it. ``-s -S`` keep user and site
+#: packages out; ``-E``/``-I`` are not used because they would drop ``PYTHONHASHSEED`` too.
+COMPILER_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8"}
+
+
+def _compile(jobs: list[list[str]], interpreter: Interpreter) -> dict[str, Path]:
+    """Compile ``[source path, in-image path]`` pairs in one fresh process; source -> pyc written."""
+    out = subprocess.run(
+        [str(interpreter.path), "-s", "-S", "-c", _COMPILER],
+        input=json.dumps(sorted(jobs, key=lambda j: j[1])),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=COMPILER_ENV,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise ReproBuildError(
+            f"compiling byte-code with Python {interpreter.version} failed: {out.stderr.strip()[-2000:]}"
+        )
+    return {src: Path(cfile) for src, cfile in json.loads(out.stdout)}
+
+
+def compile_module(source: Path, image_path: str, interpreter: Interpreter) -> tuple[str, Path] | None:
+    """``(in-image pyc path, pyc file)`` for one module, or None when it is not valid Python for the
+    interpreter's version (the module then runs from source)."""
+    cfile = _compile([[str(source), image_path]], interpreter).get(str(source))
+    if cfile is None:
+        return None
+    return f"{posixpath.dirname(image_path)}/{cfile.relative_to(source.parent).as_posix()}", cfile
+
+
+def compile_distributions(
+    dists: list[Distribution], *, interpreter: Interpreter, site_packages: str
+) -> list[Distribution]:
+    """Add an ``unchecked-hash`` pyc for every ``.py`` under site-packages; RECORDs list them too."""
+    jobs: list[list[str]] = []
+    for dist in dists:
+        for f in dist.files:
+            if f.image_path.endswith(".py") and f.image_path.startswith(site_packages + "/"):
+                jobs.append([str(f.source), f.image_path])
+    compiled = _compile(jobs, interpreter)
+    result = []
+    for dist in dists:
+        added: list[InstalledFile] = []
+        for f in dist.files:
+            cfile = compiled.get(str(f.source))
+            if cfile is None:
+                continue
+            rel = cfile.relative_to(f.source.parent)
+            added.append(InstalledFile(f"{posixpath.dirname(f.image_path)}/{rel.as_posix()}", cfile, False))
+        if not added:
+            result.append(dist)
+            continue
+        _extend_record(dist, added, site_packages)
+        result.append(replace(dist, files=tuple(sorted((*dist.files, *added), key=lambda f: f.image_path))))
+    return result
+
+
+def _extend_record(dist: Distribution, added: list[InstalledFile], site_packages: str) -> None:
+    record = next((f.source for f in dist.files if f.image_path.endswith(".dist-info/RECORD")), None)
+    if record is None:
+        return
+    rows = [r for r in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))) if r]
+    for f in added:
+        data = f.source.read_bytes()
+        rows.append([posixpath.relpath(f.image_path, site_packages), record_hash(data), str(len(data))])
+    last = [r for r in rows if r[0].endswith(".dist-info/RECORD")]
+    rows = sorted((r for r in rows if not r[0].endswith(".dist-info/RECORD")), key=lambda r: r[0]) + last
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    record.write_text(buf.getvalue(), encoding="utf-8")

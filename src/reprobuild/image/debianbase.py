@@ -1,0 +1,158 @@
+"""The embedded Debian base for ``base = "debian:SUITE"`` targets, built from the project's base lock.
+
+The lock is ``locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
+A built base depends only on that lock (its epoch is the Release date), so it is cached as an OCI
+layout under ``<cache>/bases/<key>/`` and reused, where the key is the sha256 of the lock's sha256 and
+the compressor's description (a new compressor version writes other bytes, so it must not find the
+old entry). Re-deriving the base from the lock costs
+most of building it (reading every ``.deb``), so the entry is instead sealed: ``sealed.json`` holds
+the image's manifest digest and an HMAC over the lock's sha256 and that digest under a key kept
+outside the cache (:mod:`reprobuild.cachekey`). On reuse the seal must verify, the layout must hold
+exactly that manifest, one layer, and every blob must hash to its name; anything else is evicted
+with a warning and the base is built again from the lock (never used, never fatal). ``verify``
+passes ``use_cache=False`` and always builds the base from the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reprobuild.base.debian.build import build_base
+from reprobuild.base.debian.fetch import DebCache
+from reprobuild.base.debian.lock import check_inputs, default_lock_path
+from reprobuild.cache import cache_root
+from reprobuild.cachekey import seal, sealed_by_us
+from reprobuild.config import Config, Target
+from reprobuild.errors import BaseImageError, ReproBuildError, StaleLockError
+from reprobuild.fsutil import atomic_write_text, publish_dir
+from reprobuild.lock.baselock import base_inputs
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.digest import sha256_file
+from reprobuild.oci.image import Image
+from reprobuild.oci.layout import read_layout, write_layout
+
+log = logging.getLogger(__name__)
+
+
+def base_lock_path(config: Config, target: Target) -> Path:
+    assert target.base.suite is not None
+    return default_lock_path(config.root, target.base.suite, target.arch)
+
+
+def debian_base(
+    config: Config,
+    target: Target,
+    staging: Path,
+    *,
+    offline: bool = False,
+    mirror: str | None = None,
+    use_cache: bool = True,
+) -> tuple[Image, dict[str, Any]]:
+    """The base image of ``target`` (a :data:`reprobuild.image.base.DebianBuilder`).
+
+    The ``.deb`` files come from the cache, else from ``mirror`` (``--mirror``), else the configured
+    ``[tool.repro-build.debian] mirror``, else the mirror the lock records, else this machine's apt
+    sources. Any of them gives the same base: every file is checked against the lock's sha256.
+    ``use_cache=False`` builds it from the lock even when a sealed copy is cached (and caches the result).
+    """
+    path = base_lock_path(config, target)
+    rel = path.relative_to(config.root).as_posix()
+    if not path.is_file():
+        raise StaleLockError(
+            f"target {target.name!r} uses {target.base.text}, but {rel} does not exist",
+            hint="run `repro-build lock` (it locks the Debian base too) and commit `locks/`",
+        )
+    try:
+        lock = check_inputs(path, base_inputs(config, target.base.suite or "", target.arch))
+    except StaleLockError as e:
+        raise StaleLockError(e.message, hint="run `repro-build lock` and commit `locks/`") from e
+    lock_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    record = {
+        "lock": rel,
+        "lock_sha256": f"sha256:{lock_sha}",
+        "release_sha256": lock.release.get("sha256"),
+        "snapshot": lock.snapshot,
+        "suite": target.base.suite,
+    }
+    # What every engine loads; named here so the cache key and the build use the same compressor.
+    compressor = Compressor.gzip()
+    cached = cache_root() / "bases" / _cache_key(lock_sha, compressor)
+    if use_cache:
+        reused = _cached_base(cached, lock_sha)
+        if reused is not None:
+            return reused, record
+    with tempfile.TemporaryDirectory(prefix=".base-", dir=staging.parent) as tmp:
+        built = build_base(
+            lock,
+            cache=DebCache(cache_root()),
+            store=BlobStore(Path(tmp) / "store"),
+            mirror=mirror or config.debian.mirror,
+            offline=offline,
+            compressor=compressor,
+        )
+        out = Path(tmp) / "final"
+        write_layout(out / "oci", built.image)
+        tag = seal(_seal_data(lock_sha, str(built.image.digest)))
+        if tag is not None:
+            atomic_write_text(
+                out / SEAL, json.dumps({"hmac": tag, "manifest_digest": str(built.image.digest)}, sort_keys=True)
+            )
+        publish_dir(out, cached)  # the build directory and the cache may be on different file systems
+    artifact = read_layout(cached / "oci")
+    if not isinstance(artifact, Image) or artifact.digest != built.image.digest:
+        raise BaseImageError(
+            f"the cached Debian base in {cached} changed while it was written", hint=f"remove {cached}"
+        )
+    return artifact, record
+
+
+def _cache_key(lock_sha: str, compressor: Compressor) -> str:
+    """The cache entry of a base: the lock and everything else its bytes depend on (the compressor)."""
+    described = json.dumps(compressor.describe(), sort_keys=True)
+    return hashlib.sha256(f"{lock_sha}\n{described}\n".encode()).hexdigest()
+
+
+#: The seal beside a cached base layout (see the module docstring).
+SEAL = "sealed.json"
+
+
+def _seal_data(lock_sha: str, manifest_digest: str) -> bytes:
+    return f"repro-build debian base\n{lock_sha}\n{manifest_digest}\n".encode()
+
+
+def _cached_base(cached: Path, lock_sha: str) -> Image | None:
+    """The cached base of the lock ``lock_sha`` if it is the one this machine built; else evict it."""
+    if not cached.exists():
+        return None
+    problem = None
+    try:
+        seal_record = json.loads((cached / SEAL).read_text(encoding="utf-8"))
+        digest = str(seal_record["manifest_digest"])
+        if not sealed_by_us(_seal_data(lock_sha, digest), seal_record["hmac"]):
+            problem = "its seal does not verify with this machine's cache key"
+        else:
+            artifact = read_layout(cached / "oci")
+            if not isinstance(artifact, Image) or str(artifact.digest) != digest:
+                problem = f"the layout holds {artifact.digest}, the seal names {digest}"
+            elif len(artifact.layers) != 1:
+                problem = f"it has {len(artifact.layers)} layers, a Debian base has one"
+            else:
+                for layer in artifact.layers:
+                    if sha256_file(layer.path) != (layer.digest, layer.size):
+                        problem = f"layer blob {layer.digest} is corrupt"
+                if problem is None:
+                    return artifact
+    except (OSError, ValueError, KeyError, TypeError, ReproBuildError) as e:
+        problem = f"it is unreadable ({e})"
+    log.warning(
+        "warning: the cached Debian base %s is not trusted (%s); building it again from the lock", cached, problem
+    )
+    shutil.rmtree(cached, ignore_errors=True)
+    return None

@@ -1,0 +1,121 @@
+"""The interpreter that writes an image's byte-code: one of the image's exact ``X.Y``, found by uv.
+
+A ``.pyc`` is only read by the minor version that wrote it (magic number and cache tag are per ``X.Y``),
+so the running interpreter of repro-build, whatever the host has, is never used. ``uv python find``
+locates one, with the discovery ``uv build --python X.Y`` uses to build the project wheel (uv-managed
+installations, ``python3.Y`` on ``PATH``); nothing is downloaded. The image's own version ``X.Y.Z`` is
+asked for first, then any ``X.Y``: the compiler's output can change between patch releases (measured:
+CPython 3.11.2 and 3.11.7 write different bytes for 11 of 1,682 modules of a typical environment), so
+the image's exact version gives the bytes the image's interpreter would write itself, on every host
+that has it. ``UV_PYTHON``, when set, is the request instead (a path or a version), and what it names
+must still be ``X.Y``.
+
+The full version used is recorded in the build manifest, so a rebuild with another patch release shows
+why a ``.pyc`` differs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from reprobuild.errors import ToolError
+from reprobuild.uvbin import find_uv
+
+_PROBE = (
+    "import json, sys; print(json.dumps({'version': '%d.%d.%d' % sys.version_info[:3], "
+    "'implementation': sys.implementation.name, 'cache_tag': sys.implementation.cache_tag}))"
+)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """A Python interpreter that compiles byte-code for one ``X.Y``."""
+
+    path: Path
+    version: str  # X.Y.Z
+    implementation: str  # "cpython"
+    cache_tag: str  # "cpython-311"
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+    def to_dict(self) -> dict[str, str]:
+        """What the manifest records (never the host path)."""
+        return {"cache_tag": self.cache_tag, "implementation": self.implementation, "version": self.version}
+
+
+def _hint(python: str) -> str:
+    minor = minor_of(python)
+    return (
+        f"install one with `uv python install {python}` (the image's own version; any {minor} works) where uv "
+        f"can download, put a `python{minor}` on `PATH`, or set `UV_PYTHON` to the path of a Python {minor} "
+        "interpreter"
+    )
+
+
+def minor_of(python: str) -> str:
+    """``X.Y`` of ``X.Y[.Z]``."""
+    return ".".join(python.split(".")[:2])
+
+
+def find_interpreter(python: str) -> Interpreter:
+    """An interpreter of ``python``'s ``X.Y``: ``python`` itself (``X.Y.Z``) if uv finds it, else any ``X.Y``."""
+    return _find(python, os.environ.get("UV_PYTHON") or None)
+
+
+def _uv_find(request: str) -> tuple[str | None, str]:
+    """(path, uv's last stderr line) for one ``uv python find`` request."""
+    env = {**os.environ, "NO_COLOR": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    env.pop("UV_PYTHON", None)
+    try:
+        out = subprocess.run(
+            [find_uv(), "python", "find", "--no-project", "--no-python-downloads", request],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+    except OSError as e:
+        return None, str(e)
+    lines = out.stdout.strip().splitlines()
+    detail = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "no output"
+    return (lines[-1] if out.returncode == 0 and lines else None), detail
+
+
+@functools.cache
+def _find(python: str, request: str | None) -> Interpreter:
+    minor = minor_of(python)
+    asked = [request] if request else list(dict.fromkeys([python, minor]))
+    path, detail = None, ""
+    for one in asked:
+        path, detail = _uv_find(one)
+        if path:
+            break
+    if not path:
+        where = f"`UV_PYTHON={request}`" if request else " or ".join(f"Python {a}" for a in asked)
+        raise ToolError(
+            f"no Python {minor} interpreter to compile the image's byte-code (uv looked for {where}: {detail})",
+            hint=_hint(python),
+        )
+    probe = subprocess.run(
+        [path, "-I", "-c", _PROBE], capture_output=True, text=True, env={"PATH": os.defpath}, check=False
+    )
+    if probe.returncode != 0:
+        raise ToolError(
+            f"the Python interpreter {path} does not run: {probe.stderr.strip()[-500:]}", hint=_hint(python)
+        )
+    facts = json.loads(probe.stdout)
+    found = Interpreter(Path(path), facts["version"], facts["implementation"], facts["cache_tag"])
+    if found.minor != minor or found.implementation != "cpython":
+        raise ToolError(
+            f"the image's byte-code needs CPython {minor}, but {'`UV_PYTHON`' if request else 'uv'} "
+            f"found {found.implementation} {found.version} at {path}",
+            hint=_hint(python),
+        )
+    return found

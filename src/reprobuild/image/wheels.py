@@ -1,0 +1,255 @@
+"""The exact wheel files a target installs: chosen by uv, fetched once, verified against the lock.
+
+uv picks the wheel of each locked version that fits the target (``uv pip compile --format pylock.toml``
+with the target's ``--python-version``/``--python-platform``, fed the lock itself so nothing can move).
+Each file is downloaded into a cache keyed by sha256 and checked, while streaming, against the hashes
+in ``locks/<target>.txt``; installs then run from the cache with no index. The build manifest records
+every wheel's file name and sha256 (never its URL, which may carry credentials), so ``verify`` can
+rebuild from the cache alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import tomllib
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from reprobuild.cache import cache_root
+from reprobuild.config import Target
+from reprobuild.errors import DigestMismatchError, LockError, ReproBuildError
+from reprobuild.fsutil import move_file
+from reprobuild.lock.reader import read_lock
+from reprobuild.oci.digest import sha256_file
+from reprobuild.urls import redact_text
+from reprobuild.uvbin import run_uv
+
+_CHUNK = 1 << 20
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+#: A wheel file name has no directory part and no `..` (the characters PEP 427 names can hold).
+_WHEEL_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl$")
+#: Attempts per wheel download; transient errors (connection reset, 5xx) are retried.
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class WheelPin:
+    """One wheel file: what the manifest records about it."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str  # hex
+    size: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "name": self.name,
+            "sha256": f"sha256:{self.sha256}",
+            "size": self.size,
+            "version": self.version,
+        }
+
+
+def select_wheels(root: Path, target: Target, lock: Path) -> list[tuple[WheelPin, str]]:
+    """``(pin, url)`` for every package of ``lock``, as uv selects them for ``target``."""
+    locked = read_lock(lock)
+    with tempfile.TemporaryDirectory(prefix="repro-build-pylock-") as tmp:
+        out = Path(tmp) / "pylock.toml"
+        run_uv(
+            [
+                "pip",
+                "compile",
+                "--format",
+                "pylock.toml",
+                "--no-header",
+                "--quiet",
+                "--only-binary",
+                ":all:",
+                *target.uv_platform_args,
+                "--output-file",
+                str(out),
+                str(lock),
+            ],
+            cwd=root,
+            what=f"selecting the wheels of {lock.name} for {target.python_platform}",
+        )
+        data = tomllib.loads(out.read_text(encoding="utf-8"))
+    result: list[tuple[WheelPin, str]] = []
+    for package in data.get("packages", []):
+        name = canonicalize_name(package["name"])
+        wheels = package.get("wheels", [])
+        if name not in locked:
+            raise LockError(f"uv selected {name}, which is not in {lock}", hint="run `repro-build lock`")
+        wheel = _best_wheel(wheels, target)
+        if wheel is None:
+            raise LockError(
+                f"{lock}: {name}=={package['version']} has no wheel for {target.python_platform} "
+                f"(Python {target.python})",
+                hint="check the target's `manylinux` and `python`, then run `repro-build lock`",
+            )
+        sha = wheel.get("hashes", {}).get("sha256", "")
+        if sha not in locked[name].hashes:
+            raise DigestMismatchError(
+                f"{wheel['url'].rsplit('/', 1)[-1]}: sha256 {sha} is not one of the hashes {lock} pins for {name}",
+                hint="the index serves a different file than when the lock was made; re-lock to accept it",
+            )
+        filename = wheel.get("name") or wheel["url"].rsplit("/", 1)[-1].split("#", 1)[0]
+        parse_wheel_filename(filename)  # rejects anything that is not a wheel name
+        pin = WheelPin(str(name), str(package["version"]), filename, sha, wheel.get("size"))
+        result.append((pin, str(wheel["url"])))
+    missing = set(locked) - {canonicalize_name(p.name) for p, _ in result}
+    if missing:
+        raise LockError(f"uv selected no wheel for {', '.join(sorted(missing))} from {lock}")
+    return sorted(result, key=lambda pu: canonicalize_name(pu[0].name))
+
+
+_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+
+
+def target_tags(target: Target) -> list[Tag]:
+    """Wheel tags the target accepts, most preferred first (as an installer on that platform ranks them)."""
+    arch = target.python_platform.split("-", 1)[0]
+    glibc_minor = int(target.manylinux.rsplit("_", 1)[1])
+    platforms: list[str] = []
+    for minor in range(glibc_minor, 4, -1):
+        platforms.append(f"manylinux_2_{minor}_{arch}")
+        if minor in _LEGACY_MANYLINUX:
+            platforms.append(f"{_LEGACY_MANYLINUX[minor]}_{arch}")
+    platforms.append(f"linux_{arch}")
+    major, minor = (int(x) for x in target.python.split(".")[:2])
+    version = (major, minor)
+    tags = list(cpython_tags(python_version=version, abis=[f"cp{major}{minor}"], platforms=platforms))
+    tags += list(compatible_tags(python_version=version, interpreter=f"cp{major}{minor}", platforms=platforms))
+    return tags
+
+
+def _best_wheel(wheels: list[dict[str, Any]], target: Target) -> dict[str, Any] | None:
+    rank = {tag: i for i, tag in enumerate(target_tags(target))}
+    best: tuple[int, dict[str, Any]] | None = None
+    for wheel in wheels:
+        filename = wheel.get("name") or wheel["url"].rsplit("/", 1)[-1].split("#", 1)[0]
+        _, _, _, tags = parse_wheel_filename(filename)
+        score = min((rank[t] for t in tags if t in rank), default=None)
+        if score is not None and (best is None or score < best[0]):
+            best = (score, wheel)
+    return best[1] if best else None
+
+
+def pin_from_dict(record: dict[str, Any]) -> WheelPin:
+    """A pin as a build manifest records it (``sha256:<hex>``; bare hex is accepted too)."""
+    sha = str(record["sha256"]).removeprefix("sha256:")
+    return WheelPin(str(record["name"]), str(record["version"]), str(record["filename"]), sha, record.get("size"))
+
+
+class WheelCache:
+    """``<cache>/wheels/sha256/<hex>/<filename>``; every read is verified."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or cache_root()) / "wheels" / "sha256"
+
+    def path(self, pin: WheelPin) -> Path:
+        """Where ``pin`` lives; a pin whose hash or file name is not a plain name is refused, never joined."""
+        if not _SHA256_HEX.match(pin.sha256) or not _WHEEL_NAME.match(pin.filename):
+            raise ReproBuildError(
+                f"wheel pin {pin.filename!r} (sha256 {pin.sha256!r}) is not a wheel file name and a sha256",
+                hint="the lock or manifest that named it was edited; re-lock, or use the manifest `image` wrote",
+            )
+        return self.root / pin.sha256 / pin.filename
+
+    def get(self, pin: WheelPin) -> Path | None:
+        """The cached file if present and intact; a corrupt entry is removed."""
+        path = self.path(pin)
+        if not path.is_file():
+            return None
+        if _sha256_file(path) != pin.sha256:
+            path.unlink()
+            return None
+        return path
+
+    def fetch(self, pin: WheelPin, url: str, progress: Callable[[int], None] | None = None) -> Path:
+        """Download ``url`` into the cache, verifying sha256 (and size) before it becomes visible."""
+        cached = self.get(pin)
+        if cached is not None:
+            return cached
+        dest = self.path(pin)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        last: Exception | None = None
+        for _attempt in range(_ATTEMPTS):
+            fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
+            tmp = Path(tmp_name)
+            try:
+                digest = hashlib.sha256()
+                size = 0
+                with os.fdopen(fd, "wb") as f:
+                    for chunk in _chunks(url):
+                        f.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                        if progress:
+                            progress(len(chunk))
+                    f.flush()
+                    os.fsync(f.fileno())
+                if digest.hexdigest() != pin.sha256 or (pin.size is not None and size != pin.size):
+                    raise DigestMismatchError(
+                        f"{pin.filename}: downloaded {size} bytes with sha256 {digest.hexdigest()}, "
+                        f"but the lock pins sha256 {pin.sha256}",
+                        hint="the index served different bytes; nothing was cached. Retry, or check the index",
+                    )
+                move_file(tmp, dest)
+                return dest
+            except DigestMismatchError:
+                tmp.unlink(missing_ok=True)
+                raise
+            except (requests.RequestException, OSError) as e:
+                tmp.unlink(missing_ok=True)
+                last = e
+        raise ReproBuildError(
+            f"downloading {pin.filename} failed after {_ATTEMPTS} attempts: {redact_text(str(last))}",
+            hint="check the network and the index configuration, or build with a warm cache",
+        )
+
+    def require(self, pins: Iterable[WheelPin]) -> list[Path]:
+        """Cached paths for ``pins`` with no network; an error lists every missing wheel."""
+        paths: list[Path] = []
+        missing: list[str] = []
+        for pin in pins:
+            path = self.get(pin)
+            if path is None:
+                missing.append(f"{pin.filename} (sha256 {pin.sha256})")
+            else:
+                paths.append(path)
+        if missing:
+            raise ReproBuildError(
+                "offline, and these wheels are not in the cache: " + ", ".join(missing),
+                hint=f"run once with network access, or copy them into {self.root}/<sha256>/",
+            )
+        return paths
+
+
+def _chunks(url: str) -> Iterator[bytes]:
+    """The bytes at ``url``: an index over HTTP(S), or a local find-links directory (``file://``)."""
+    if url.startswith("file://"):
+        with Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                yield chunk
+        return
+    with requests.get(url, stream=True, timeout=60) as response:
+        response.raise_for_status()
+        yield from response.iter_content(_CHUNK)
+
+
+def _sha256_file(path: Path) -> str:
+    return sha256_file(path)[0].hex

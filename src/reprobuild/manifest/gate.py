@@ -1,0 +1,247 @@
+"""``repro-build verify MANIFEST --image REF``: is this deployed image exactly the one the manifest describes?
+
+Registry references are checked by reading manifests only (a HEAD, or the index when a tag names one),
+so the gate takes well under a second whatever the image size. An OCI layout or archive is checked by
+its manifest digest *and* by re-hashing its blobs (a local file can be tampered with under a correct
+name). The engine cannot return a manifest: its image ID (the config digest) and its layers' diff_ids
+are compared instead. Exit-code contract (the CLI): 0 match, 1 mismatch, 2 error.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprobuild.errors import ReproBuildError
+from reprobuild.oci.archive import ArchiveDisagreementError, read_archive
+from reprobuild.oci.image import Image, parse_json_object
+from reprobuild.oci.index import Index
+from reprobuild.oci.layout import read_layout
+from reprobuild.oci.mediatypes import INDEX_TYPES
+from reprobuild.oci.transport import Location, parse_location
+from reprobuild.oci.validate import artifact_problems
+from reprobuild.oci.values import Descriptor, Platform
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What was compared and whether everything matched."""
+
+    reference: str
+    expected: dict[str, Any]
+    found: dict[str, Any]
+    problems: tuple[str, ...]
+
+    @property
+    def match(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "expected": self.expected,
+            "found": self.found,
+            "match": self.match,
+            "problems": list(self.problems),
+            "reference": self.reference,
+        }
+
+
+def _registry(loc: Location, expected: dict[str, Any]) -> dict[str, Any]:
+    from reprobuild.oci.registry import RegistryClient
+
+    ref = loc.reference
+    assert ref is not None
+    with RegistryClient(ref.api_host) as client:
+        data, media_type, digest = client.get_manifest(ref.repository, ref.ref)
+        obj = parse_json_object(data, f"manifest {ref}")
+        found: dict[str, Any] = {"manifest_digest": digest}
+        if str(obj.get("mediaType") or media_type) in INDEX_TYPES or "manifests" in obj:
+            found["index_digest"] = digest
+            platform = Platform.parse(expected["platform"]) if expected.get("platform") else None
+            children = [Descriptor.from_json(d, origin=f"index {ref}") for d in obj.get("manifests") or []]
+            chosen = next((d for d in children if platform and d.platform and platform.matches(d.platform)), None)
+            if chosen is None:
+                return {**found, "manifest_digest": None, "note": f"the index has no {expected.get('platform')} image"}
+            data, _, digest = client.get_manifest(ref.repository, str(chosen.digest))
+            obj = parse_json_object(data, f"manifest {ref}@{chosen.digest}")
+            found["manifest_digest"] = digest
+        found["config_digest"] = str((obj.get("config") or {}).get("digest"))
+        return found
+
+
+def _local(art: Image | Index, expected: dict[str, Any]) -> dict[str, Any]:
+    image = art
+    if isinstance(art, Index):
+        platform = Platform.parse(expected["platform"])
+        from reprobuild.oci.index import select_platform
+
+        image = select_platform(art, platform)
+    assert isinstance(image, Image)
+    # Re-hash every blob (a local file can be altered under a correct name), but decompress none: once
+    # the manifest digest matches and each blob hashes to its digest, the config's diff_ids and the
+    # layers' content are fixed by those digests, and a mismatch is already known without them. So a
+    # hostile archive cannot make the gate inflate a compression bomb.
+    problems = artifact_problems(image, check_diff_ids=False)
+    return {
+        "manifest_digest": str(image.digest),
+        "config_digest": str(image.config_digest),
+        "diff_ids": [str(d) for d in image.diff_ids],
+        "blob_problems": problems,
+    }
+
+
+def _engine(loc: Location) -> dict[str, Any]:
+    from reprobuild.oci import engine
+
+    client = engine.connect()
+    assert loc.name is not None
+    try:
+        attrs = client.images.get(loc.name).attrs
+    except Exception as e:
+        raise ReproBuildError(f"the engine has no image {loc.name}: {e}", hint="load it first (`docker load`)") from e
+    return {"image_id": attrs.get("Id"), "diff_ids": list((attrs.get("RootFS") or {}).get("Layers") or [])}
+
+
+def check_image(manifest: dict[str, Any], reference: str, *, source: Path | None = None) -> GateResult:
+    """Compare the image at ``reference`` with ``manifest`` (read from ``source``, named in errors);
+    raises only for errors (unreachable, missing, a malformed manifest)."""
+    from reprobuild.manifest.validate import gate_expectations
+
+    expected = gate_expectations(manifest, source or "the manifest")
+    loc = parse_location(reference)
+    problems: list[str] = []
+    if loc.kind == "registry":
+        found = _registry(loc, expected)
+        if loc.digest is not None and str(loc.digest) != found.get("index_digest", found["manifest_digest"]):
+            problems.append(f"the registry serves {found['manifest_digest']} for {reference}")
+    elif loc.kind == "docker-daemon":
+        found = _engine(loc)
+        if found["image_id"] != expected["config_digest"]:
+            problems.append(f"image ID {found['image_id']} != config digest {expected['config_digest']}")
+        if found["diff_ids"] != expected["diff_ids"]:
+            problems.append(
+                "layer diff_ids differ: "
+                + ", ".join(
+                    f"#{i}: {a} vs {b}"
+                    for i, (a, b) in enumerate(zip(found["diff_ids"], expected["diff_ids"], strict=False))
+                    if a != b
+                )
+                + (
+                    ""
+                    if len(found["diff_ids"]) == len(expected["diff_ids"])
+                    else f" ({len(found['diff_ids'])} layers vs {len(expected['diff_ids'])})"
+                )
+            )
+        return GateResult(reference, {k: expected[k] for k in ("config_digest", "diff_ids")}, found, tuple(problems))
+    else:
+        assert loc.path is not None
+        if not loc.path.exists():
+            raise ReproBuildError(f"{reference}: {loc.path} does not exist", hint="check the path of the image")
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                art = (
+                    read_layout(loc.path, tag=loc.tag, digest=loc.digest)
+                    if loc.kind == "oci-layout"
+                    else read_archive(loc.path, Path(tmp), tag=loc.tag)
+                )
+            except ArchiveDisagreementError:
+                raise  # two readings of one file: an error (exit 2), not a comparison result
+            except ReproBuildError as e:
+                return GateResult(reference, expected, {}, (f"unreadable or tampered: {e.message}",))
+            found = _local(art, expected)
+        problems.extend(f"blob check: {p}" for p in found.pop("blob_problems"))
+    if found.get("manifest_digest") != expected["manifest_digest"]:
+        problems.append(
+            f"manifest digest {found.get('manifest_digest')} != {expected['manifest_digest']}"
+            + (f" ({found['note']})" if "note" in found else "")
+        )
+    if found.get("config_digest") not in (None, "None") and found.get("config_digest") != expected["config_digest"]:
+        problems.append(f"config digest {found.get('config_digest')} != {expected['config_digest']}")
+    return GateResult(reference, {k: expected[k] for k in ("manifest_digest", "config_digest")}, found, tuple(problems))
+
+
+def inspect_image(reference: str) -> dict[str, Any]:
+    """Digests, layers with what they hold (from the config history), env: ``repro-build inspect``."""
+    loc = parse_location(reference)
+    with tempfile.TemporaryDirectory() as tmp:
+        if loc.kind == "registry":
+            from reprobuild.oci.registry import RegistryClient
+
+            ref = loc.reference
+            assert ref is not None
+            with RegistryClient(ref.api_host) as client:
+                data, _, digest = client.get_manifest(ref.repository, ref.ref)
+                obj = parse_json_object(data, f"manifest {ref}")
+                if "manifests" in obj:
+                    return {
+                        "reference": reference,
+                        "index_digest": digest,
+                        "manifests": [
+                            {"digest": d.get("digest"), "platform": d.get("platform")} for d in obj["manifests"]
+                        ],
+                    }
+                from reprobuild.oci.remote import read_config_blob
+
+                cfg_desc = obj.get("config") or {}
+                cfg = Descriptor.from_json(cfg_desc, origin=f"manifest {ref} config")
+                config = parse_json_object(read_config_blob(client, ref.repository, cfg, what=str(ref)), str(ref))
+                layers = obj.get("layers") or []
+                return _describe(
+                    reference,
+                    digest,
+                    str(cfg_desc.get("digest")),
+                    config,
+                    [(d.get("digest"), d.get("size"), d.get("mediaType")) for d in layers],
+                )
+        from reprobuild.oci.transport import read_location
+
+        art = read_location(loc, Path(tmp), platform=None)
+        if isinstance(art, Index):
+            return {
+                "reference": reference,
+                "index_digest": str(art.digest),
+                "manifests": [{"digest": str(d.digest), "platform": str(d.platform)} for d in art.manifests],
+            }
+        return _describe(
+            reference,
+            str(art.digest),
+            str(art.config_digest),
+            art.config,
+            [(str(layer.digest), layer.size, layer.media_type) for layer in art.layers],
+        )
+
+
+def _describe(
+    reference: str, digest: str, config_digest: str, config: dict[str, Any], layers: list[tuple[Any, Any, Any]]
+) -> dict[str, Any]:
+    history = [h for h in config.get("history") or [] if not h.get("empty_layer")]
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    runtime = config.get("config") or {}
+    return {
+        "reference": reference,
+        "manifest_digest": digest,
+        "config_digest": config_digest,
+        "platform": f"{config.get('os')}/{config.get('architecture')}",
+        "created": config.get("created"),
+        "entrypoint": runtime.get("Entrypoint"),
+        "cmd": runtime.get("Cmd"),
+        "env": runtime.get("Env") or [],
+        "labels": runtime.get("Labels") or {},
+        "layers": [
+            {
+                "digest": d,
+                "size": s,
+                "media_type": m,
+                "diff_id": diff_ids[i] if i < len(diff_ids) else None,
+                "holds": (history[i].get("created_by") if i < len(history) else None),
+            }
+            for i, (d, s, m) in enumerate(layers)
+        ],
+    }
+
+
+def git_available() -> bool:
+    return subprocess.run(["git", "--version"], capture_output=True, check=False).returncode == 0

@@ -1,0 +1,172 @@
+"""Everything ``verify`` takes from a build manifest is data: validated as a name before it is used.
+
+A manifest is input from whoever handed it over (a CI artifact, a pull request, a download), so no
+value in it may become a path, a command-line option or a directory outside the rebuild's own
+temporary tree. Each helper here checks one kind of value and raises :class:`ManifestError` naming
+the manifest, the field and the value (escaped), with a hint; :func:`check_manifest` runs them all
+before ``verify`` touches the repository, the cache or the network.
+
+- wheel file names: PEP 427 names (``packaging.utils.parse_wheel_filename``) made only of the
+  characters such names can hold, so never ``/``, ``..`` or an absolute path;
+- digests: ``sha256:`` + 64 lowercase hex (bare hex for the wheel pins written by older versions);
+- commits: 40 (SHA-1) or 64 (SHA-256) lowercase hex, never an option such as ``--orphan``;
+- targets: the config's target-name rule (``[a-z0-9][a-z0-9_-]*``);
+- the project path: relative, ``/``-separated, no ``..``; :func:`resolve_inside` then resolves it
+  (symlinks included) inside the checkout and refuses anything that lands outside.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from reprobuild.manifest.record import ManifestError
+
+#: Characters a wheel file name can hold: the escaped distribution name (``[A-Za-z0-9_.]``), a PEP 440
+#: version (adds ``+`` and ``!``), the build tag and the compatibility tags (``_``, ``.``), and ``-``.
+_WHEEL_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_TARGET = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+#: A path segment: not empty, ``.`` or ``..``; no control character or backslash (resolve_inside does the rest).
+_SEGMENT = re.compile(r"^(?!\.{1,2}$)[^\x00-\x1f\x7f\\]+$")
+_HINT = "the manifest was edited or is hostile; use the manifest `repro-build image` wrote"
+
+
+def _refuse(path: Path, field: str, value: object, rule: str) -> ManifestError:
+    return ManifestError(f"{path}: {field} is {value!r}, which is not {rule}", hint=_HINT)
+
+
+def wheel_filename(value: object, *, path: Path, field: str) -> str:
+    """``value`` if it is a plain wheel file name (no directory part), else :class:`ManifestError`."""
+    if not isinstance(value, str) or len(value) > 255 or not _WHEEL_CHARS.match(value) or ".." in value:
+        raise _refuse(path, field, value, "a wheel file name")
+    try:
+        parse_wheel_filename(value)
+    except InvalidWheelFilename as e:
+        raise _refuse(path, field, value, f"a wheel file name ({e})") from e
+    return value
+
+
+def sha256_hex(value: object, *, path: Path, field: str, prefixed: bool = True) -> str:
+    """The 64 hex digits of a ``sha256:<hex>`` value (bare hex too unless ``prefixed`` is required)."""
+    text = value if isinstance(value, str) else ""
+    hex_ = text.removeprefix("sha256:")
+    if not _SHA256_HEX.match(hex_) or (prefixed and hex_ == text):
+        raise _refuse(path, field, value, "a sha256 digest (`sha256:` and 64 lowercase hex digits)")
+    return hex_
+
+
+def commit_id(value: object, *, path: Path, field: str = "source.commit") -> str:
+    """A full git object id (what ``repro-build image`` records)."""
+    if not isinstance(value, str) or not _COMMIT.match(value):
+        raise _refuse(path, field, value, "a full git commit id (40 or 64 lowercase hex digits)")
+    return value
+
+
+def target_name(value: object, *, path: Path, field: str = "target") -> str:
+    """A target name as the config allows them."""
+    if not isinstance(value, str) or not _TARGET.match(value):
+        raise _refuse(path, field, value, "a target name (lowercase letters, digits, `-`, `_`)")
+    return value
+
+
+def project_path(value: object, *, path: Path, field: str = "project.path") -> PurePosixPath:
+    """The project directory relative to the repository root (``""`` is the root itself)."""
+    if value in (None, ""):
+        return PurePosixPath()
+    if not isinstance(value, str) or len(value) > 4096:
+        raise _refuse(path, field, value, "a relative directory")
+    parts = value.split("/")
+    if value.startswith("/") or not all(_SEGMENT.match(p) for p in parts):
+        raise _refuse(path, field, value, "a relative directory inside the repository (no `..`, no absolute path)")
+    return PurePosixPath(*parts)
+
+
+def resolve_inside(root: Path, relative: PurePosixPath, *, path: Path, field: str = "project.path") -> Path:
+    """``root / relative`` with symlinks resolved, refused unless it is ``root`` or below it."""
+    base = root.resolve()
+    resolved = (base / relative).resolve()
+    if resolved != base and not resolved.is_relative_to(base):
+        raise ManifestError(
+            f"{path}: {field} {relative.as_posix()!r} leads outside the checked-out commit (to {resolved})",
+            hint="a symlink in the commit points elsewhere; verify rebuilds only what the commit holds",
+        )
+    if not resolved.is_dir():
+        raise ManifestError(
+            f"{path}: {field} {relative.as_posix()!r} is not a directory in the recorded commit",
+            hint=_HINT,
+        )
+    return resolved
+
+
+def check_manifest(manifest: dict[str, Any], path: Path) -> None:
+    """Validate every value of an image manifest that ``verify`` would use as a name, id or path."""
+    target_name(manifest.get("target"), path=path)
+    source = manifest.get("source")
+    if not isinstance(source, dict):
+        raise _refuse(path, "source", source, "a table")
+    if source.get("commit") is not None:
+        commit_id(source.get("commit"), path=path)
+    remote = source.get("remote")
+    if remote is not None and (not isinstance(remote, str) or remote.startswith("-") or "\n" in remote):
+        raise _refuse(path, "source.remote", remote, "a repository URL")
+    project = manifest.get("project", {})
+    if not isinstance(project, dict):
+        raise _refuse(path, "project", project, "a table")
+    project_path(project.get("path"), path=path)
+    wheels = manifest.get("wheels")
+    if not isinstance(wheels, list):
+        raise _refuse(path, "wheels", wheels, "a list")
+    for i, wheel in enumerate(wheels):
+        field = f"wheels[{i}]"
+        if not isinstance(wheel, dict):
+            raise _refuse(path, field, wheel, "a table")
+        wheel_filename(wheel.get("filename"), path=path, field=f"{field}.filename")
+        sha256_hex(wheel.get("sha256"), path=path, field=f"{field}.sha256", prefixed=False)
+        for key in ("name", "version"):
+            if not isinstance(wheel.get(key), str):
+                raise _refuse(path, f"{field}.{key}", wheel.get(key), "a string")
+    base = manifest.get("base")
+    if not isinstance(base, dict):
+        raise _refuse(path, "base", base, "a table")
+    if base.get("manifest_digest") is not None:
+        sha256_hex(base["manifest_digest"], path=path, field="base.manifest_digest")
+    epoch = manifest.get("epoch")
+    if not isinstance(epoch, dict) or not isinstance(epoch.get("seconds"), int) or epoch["seconds"] < 0:
+        raise _refuse(
+            path,
+            "epoch.seconds",
+            (epoch or {}).get("seconds") if isinstance(epoch, dict) else epoch,
+            "a whole number of seconds",
+        )
+    outputs = manifest.get("outputs")
+    if not isinstance(outputs, dict) or not isinstance(outputs.get("layers", []), list):
+        raise _refuse(path, "outputs", outputs, "a table with a `layers` list")
+
+
+def gate_expectations(manifest: dict[str, Any], path: Path | str = "the manifest") -> dict[str, Any]:
+    """What ``verify --image`` compares, taken from a manifest's ``outputs`` after checking each field."""
+    where = Path(str(path))
+    outputs = manifest.get("outputs")
+    if not isinstance(outputs, dict):
+        raise _refuse(where, "outputs", outputs, "a table")
+    for key in ("manifest_digest", "config_digest"):
+        sha256_hex(outputs.get(key), path=where, field=f"outputs.{key}")
+    layers = outputs.get("layers", [])
+    if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+        raise _refuse(where, "outputs.layers", layers, "a list of tables")
+    for i, layer in enumerate(layers):
+        sha256_hex(layer.get("diff_id"), path=where, field=f"outputs.layers[{i}].diff_id")
+    platform = outputs.get("platform")
+    if platform is not None and not isinstance(platform, str):
+        raise _refuse(where, "outputs.platform", platform, "a string such as `linux/amd64`")
+    return {
+        "manifest_digest": outputs["manifest_digest"],
+        "config_digest": outputs["config_digest"],
+        "diff_ids": [layer["diff_id"] for layer in layers],
+        "platform": platform,
+    }

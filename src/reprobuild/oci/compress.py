@@ -1,0 +1,360 @@
+"""Layer compression as part of the output format.
+
+See docs/explanation/determinism.md, hazard 7 (compressor implementation and version).
+
+There is no canonical DEFLATE encoding, so the compressor is pinned and described, and it never comes
+from the host: Python's ``zlib`` links the system's libz (zlib 1.2.13 on Debian 12, 1.3.1 on Debian 13,
+zlib-ng on Fedora 40+), whose bytes differ between implementations and versions.
+
+``gzip``
+    libdeflate, from the ``deflate`` wheel that bundles it statically (pinned with ``==`` in
+    repro-build's dependencies; see :data:`PINNED_DEFLATE`). The input is cut into fixed 1 MiB blocks;
+    each block becomes one complete gzip member (RFC 1952 §2.2: a gzip file is a series of members)
+    made by ``libdeflate_gzip_compress`` at a fixed level: header with MTIME 0, XFL as libdeflate sets
+    it for the level, OS 255 "unknown"; raw DEFLATE; CRC-32 and ISIZE of the block. The members are
+    concatenated in input order. Blocks are compressed on a thread pool (the binding releases the GIL);
+    every block is compressed independently, so the bytes do not depend on the worker count. libdeflate
+    selects no code path by CPU feature when compressing (its SIMD code only fills and rebases match
+    tables and computes checksums, with the same results everywhere), so the bytes depend only on the
+    libdeflate version, the level and the block size, which :meth:`Compressor.describe` records.
+``zstd``
+    The ``zstandard`` library (which bundles libzstd statically; pinned with ``==`` too) in
+    multi-threaded mode (``threads >= 1``): zstd's job sizes follow the level and window, not the worker
+    count, so 1, 2 and N workers give the same frame (checked by the tests; single-thread mode,
+    ``threads=0``, gives different bytes and is never used).
+``none``
+    The tar as it is.
+
+Readers of multi-member gzip: :func:`open_decompressed` (Python's ``gzip`` reads every member, in
+bounded memory), Go's ``compress/gzip`` (multistream by default: Docker, containerd, skopeo, umoci) and
+GNU gzip. Python's ``tarfile`` in stream mode (``r|gz``) stops after the first member, so tar streams
+are always decompressed by :func:`open_decompressed` first and opened with ``r|``.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, BinaryIO, Protocol
+
+import zstandard
+
+from reprobuild.errors import OCIError
+from reprobuild.oci.mediatypes import Compression
+
+#: Block size of the parallel gzip: large enough that the 18-byte member header and trailer and the
+#: dictionary restart cost stay small (1 MiB blocks are 0.1 % larger than 16 MiB ones on a Debian
+#: rootfs tar), small enough that 2 workers get work from a 2 MiB file. Part of the format: changing it
+#: changes bytes.
+GZIP_BLOCK_SIZE = 1 << 20
+#: The usual speed/size trade-off (libdeflate's default level too).
+DEFAULT_GZIP_LEVEL = 6
+#: libdeflate's levels: 1-9 like zlib, 10-12 its slower near-optimal parsing.
+MAX_GZIP_LEVEL = 12
+#: zstd's default level.
+DEFAULT_ZSTD_LEVEL = 3
+#: What reading a corrupt or truncated stream from :func:`open_decompressed` raises. Python's ``zlib``
+#: only decodes here (inflate output is defined by RFC 1951, whatever the library), never encodes.
+DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError)
+#: The ``deflate`` wheel repro-build pins (pyproject ``dependencies``) and the libdeflate it bundles.
+#: The wheel does not report the C library's version at run time; this table does, from the binding's
+#: source: ``deflate`` 0.9.0's ``libdeflate`` git submodule is commit c8c56a20 = tag v1.25 (its
+#: CHANGELOG: "Updated bundled libdeflate to v1.25"). A new pin needs a new row and new golden digests.
+PINNED_DEFLATE = "0.9.0"
+LIBDEFLATE_OF_DEFLATE = {"0.9.0": "1.25"}
+
+
+def default_workers() -> int:
+    """The CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Sink(Protocol):
+    def write(self, data: bytes, /) -> int | None: ...
+
+
+def _package_version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError as e:
+        raise OCIError(
+            f"the compressor package {dist!r} is not installed",
+            hint="reinstall repro-build with its dependencies (`pip install repro-build`)",
+        ) from e
+
+
+def libdeflate_versions() -> tuple[str, str]:
+    """``(deflate package version, bundled libdeflate version)``; refuses a ``deflate`` other than the pin.
+
+    Another version would write other bytes without a way to say which libdeflate made them.
+    """
+    package = _package_version("deflate")
+    library = LIBDEFLATE_OF_DEFLATE.get(package)
+    if library is None:
+        raise OCIError(
+            f"deflate {package} is installed, but repro-build's gzip output is defined by deflate=={PINNED_DEFLATE}",
+            hint=f"install the pinned version: `pip install deflate=={PINNED_DEFLATE}` (or reinstall repro-build)",
+        )
+    return package, library
+
+
+def gzip_member(data: bytes, level: int) -> bytes:
+    """One complete gzip member (header, raw DEFLATE, CRC-32, ISIZE) of ``data`` made by libdeflate.
+
+    Header: MTIME 0, FLG 0, XFL 0 for levels 2-7 (4 below, 2 above), OS 255; nothing from the host.
+    """
+    import deflate
+
+    return bytes(deflate.gzip_compress(data, level))
+
+
+def raw_deflate(data: bytes, level: int) -> bytes:
+    """Raw DEFLATE (RFC 1951) of ``data`` by libdeflate: one stream ending in a final block."""
+    import deflate
+
+    return bytes(deflate.deflate_compress(data, level))
+
+
+@dataclass(frozen=True)
+class Compressor:
+    """A pinned compression format: algorithm, level and (gzip) block size. Worker count is not part of it."""
+
+    algorithm: Compression
+    level: int | None = None
+    block_size: int | None = None
+
+    @classmethod
+    def gzip(cls, level: int = DEFAULT_GZIP_LEVEL, block_size: int = GZIP_BLOCK_SIZE) -> Compressor:
+        if not 1 <= level <= MAX_GZIP_LEVEL:
+            raise OCIError(f"gzip level {level} is outside 1..{MAX_GZIP_LEVEL}")
+        return cls("gzip", level, block_size)
+
+    @classmethod
+    def zstd(cls, level: int = DEFAULT_ZSTD_LEVEL) -> Compressor:
+        if not 1 <= level <= 22:
+            raise OCIError(f"zstd level {level} is outside 1..22")
+        return cls("zstd", level, None)
+
+    @classmethod
+    def none(cls) -> Compressor:
+        return cls("none", None, None)
+
+    @classmethod
+    def parse(cls, name: str) -> Compressor:
+        """``gzip``, ``gzip:9``, ``zstd``, ``zstd:19`` or ``none``."""
+        algo, _, level = name.partition(":")
+        try:
+            if algo == "gzip":
+                return cls.gzip(int(level) if level else DEFAULT_GZIP_LEVEL)
+            if algo == "zstd":
+                return cls.zstd(int(level) if level else DEFAULT_ZSTD_LEVEL)
+        except ValueError as e:
+            raise OCIError(f"compression {name!r}: level {level!r} is not an integer") from e
+        if algo == "none" and not level:
+            return cls.none()
+        raise OCIError(f"unknown compression {name!r}", hint="use `gzip[:LEVEL]`, `zstd[:LEVEL]` or `none`")
+
+    def describe(self) -> dict[str, Any]:
+        """Everything the output bytes depend on, for the build manifest."""
+        if self.algorithm == "gzip":
+            package, library = libdeflate_versions()
+            return {
+                "algorithm": "gzip",
+                "implementation": "repro-build fixed-block parallel gzip (one gzip member per block, libdeflate)",
+                "library": "libdeflate",
+                "library_version": library,
+                "package": "deflate",
+                "package_version": package,
+                "level": self.level,
+                "block_size": self.block_size,
+            }
+        if self.algorithm == "zstd":
+            return {
+                "algorithm": "zstd",
+                "implementation": "python-zstandard multi-threaded mode",
+                "library": "zstandard",
+                "library_version": zstandard.__version__,
+                "c_library_version": ".".join(str(p) for p in zstandard.ZSTD_VERSION),
+                "level": self.level,
+                "block_size": None,
+            }
+        return {"algorithm": "none"}
+
+    def writer(self, dst: Sink, workers: int | None = None) -> CompressingWriter:
+        """A write-only stream that compresses into ``dst``; call ``close()`` to finish the stream."""
+        n = workers if workers is not None else default_workers()
+        if self.algorithm == "gzip":
+            assert self.level is not None and self.block_size is not None
+            libdeflate_versions()  # refuse an unpinned libdeflate before writing anything
+            return ParallelGzipWriter(dst, self.level, self.block_size, n)
+        if self.algorithm == "zstd":
+            assert self.level is not None
+            return ZstdWriter(dst, self.level, n)
+        return PlainWriter(dst)
+
+
+class CompressingWriter(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def close(self) -> None: ...
+
+
+class PlainWriter:
+    """``none``: bytes pass through."""
+
+    def __init__(self, dst: Sink) -> None:
+        self._dst = dst
+
+    def write(self, data: bytes, /) -> int:
+        self._dst.write(data)
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+class ParallelGzipWriter:
+    """Fixed-block parallel gzip (see the module docstring). Holds at most ``2 * workers`` blocks in flight."""
+
+    def __init__(self, dst: Sink, level: int, block_size: int, workers: int) -> None:
+        self._dst = dst
+        self._level = level
+        self._block_size = block_size
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="gzip")
+        self._max_pending = 2 * max(1, workers)
+        self._pending: deque[Future[bytes]] = deque()
+        self._buf = bytearray()
+        self._members = 0
+        self._closed = False
+
+    def write(self, data: bytes, /) -> int:
+        if self._closed:
+            raise ValueError("write to a closed gzip writer")
+        # Cut blocks straight from ``data`` (a memoryview, no copy of the rest), buffering only a tail.
+        mv = memoryview(data)
+        size = self._block_size
+        if self._buf:
+            take = size - len(self._buf)
+            self._buf += mv[:take]
+            mv = mv[take:]
+            if len(self._buf) < size:
+                return len(data)
+            self._submit(bytes(self._buf))
+            self._buf = bytearray()
+        while len(mv) >= size:
+            self._submit(bytes(mv[:size]))
+            mv = mv[size:]
+        self._buf += mv
+        return len(data)
+
+    def _submit(self, block: bytes) -> None:
+        self._members += 1
+        self._pending.append(self._pool.submit(gzip_member, block, self._level))
+        while len(self._pending) >= self._max_pending:
+            self._dst.write(self._pending.popleft().result())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            # Empty input still gives one (empty) member: a zero-byte file is not gzip.
+            if self._buf or self._members == 0:
+                self._submit(bytes(self._buf))
+                self._buf.clear()
+            while self._pending:
+                self._dst.write(self._pending.popleft().result())
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ZstdWriter:
+    """zstd in multi-threaded mode (worker-count independent output; see the module docstring)."""
+
+    def __init__(self, dst: Sink, level: int, workers: int) -> None:
+        # threads >= 1 selects zstd's multi-threaded encoder whose output does not depend on the count;
+        # no content size in the frame header because the stream length is not known up front.
+        self._cctx = zstandard.ZstdCompressor(level=level, threads=max(1, workers), write_checksum=True)
+        self._writer = self._cctx.stream_writer(dst, closefd=False)  # type: ignore[arg-type]
+        self._closed = False
+
+    def write(self, data: bytes, /) -> int:
+        self._writer.write(data)
+        return len(data)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.flush(zstandard.FLUSH_FRAME)
+        self._writer.close()  # type: ignore[no-untyped-call]
+
+
+def compress_bytes(data: bytes, compressor: Compressor, workers: int | None = None) -> bytes:
+    """Compress ``data`` in memory (small inputs and tests)."""
+    out = bytearray()
+
+    class _Buf:
+        def write(self, b: bytes, /) -> int:
+            out.extend(b)
+            return len(b)
+
+    w = compressor.writer(_Buf(), workers)
+    w.write(data)
+    w.close()
+    return bytes(out)
+
+
+def open_decompressed(f: BinaryIO, compression: Compression) -> BinaryIO:
+    """A readable stream of the decompressed bytes of ``f``, in bounded memory.
+
+    gzip: every member of a multi-member file is read (Python's ``gzip`` continues after each member's
+    trailer), so this reads layers written by :class:`ParallelGzipWriter` and by any other tool.
+    """
+    if compression == "gzip":
+        import gzip
+
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    if compression == "zstd":
+        reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+        return reader
+    return f
+
+
+#: Leading bytes of each compressed format (RFC 1952 ID1 ID2; RFC 8878 zstd frame magic).
+_MAGIC: tuple[tuple[bytes, Compression], ...] = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
+
+
+class _Prefixed:
+    """``head`` followed by the rest of ``f``: a stream whose first bytes were read to sniff its format."""
+
+    def __init__(self, head: bytes, f: BinaryIO) -> None:
+        self._head = head
+        self._f = f
+
+    def read(self, n: int = -1, /) -> bytes:
+        if not self._head:
+            return self._f.read(n)
+        if n < 0:
+            head, self._head = self._head, b""
+            return head + self._f.read()
+        head, self._head = self._head[:n], self._head[n:]
+        return head + (self._f.read(n - len(head)) if len(head) < n else b"")
+
+
+def open_sniffed(f: BinaryIO) -> BinaryIO:
+    """The decompressed stream of ``f``, whose format (gzip, zstd or a plain tar) is read from its first bytes."""
+    head = f.read(4)
+    while 0 < len(head) < 4:
+        more = f.read(4 - len(head))
+        if not more:
+            break
+        head += more
+    compression: Compression = next((c for magic, c in _MAGIC if head.startswith(magic)), "none")
+    return open_decompressed(_Prefixed(head, f), compression)  # type: ignore[arg-type]

@@ -1,0 +1,78 @@
+"""Content digests (OCI image-spec ``descriptor.md`` §Digests): ``sha256:<64 lowercase hex>``.
+
+Only sha256 is produced or accepted: it is the algorithm every registry and engine supports, and a
+second algorithm would be a second way to name the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from reprobuild.errors import DigestMismatchError, OCIError
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+#: Read size for hashing and copying files: large enough for hashlib to release the GIL.
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """A validated sha256 digest; ``str()`` gives ``sha256:<hex>``."""
+
+    hex: str
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{64}", self.hex):
+            raise OCIError(f"{self.hex!r} is not a sha256 hex digest", hint="64 lowercase hex digits")
+
+    @property
+    def algorithm(self) -> str:
+        return "sha256"
+
+    def __str__(self) -> str:
+        return f"sha256:{self.hex}"
+
+    @classmethod
+    def parse(cls, text: str, *, origin: str = "digest") -> Digest:
+        """Parse ``sha256:<hex>``; raise :class:`OCIError` naming ``origin`` otherwise."""
+        if not isinstance(text, str) or not _DIGEST_RE.match(text):
+            raise OCIError(
+                f"{origin}: {text!r} is not a sha256 digest",
+                hint="a digest is `sha256:` followed by 64 lowercase hex digits",
+            )
+        return cls(text[7:])
+
+    @classmethod
+    def of_bytes(cls, data: bytes) -> Digest:
+        return cls(hashlib.sha256(data).hexdigest())
+
+
+def sha256_stream(f: BinaryIO) -> tuple[Digest, int]:
+    """Digest and size of everything left in ``f``."""
+    h = hashlib.sha256()
+    size = 0
+    while chunk := f.read(CHUNK):
+        h.update(chunk)
+        size += len(chunk)
+    return Digest(h.hexdigest()), size
+
+
+def sha256_file(path: Path) -> tuple[Digest, int]:
+    """Digest and size of a file."""
+    with path.open("rb") as f:
+        return sha256_stream(f)
+
+
+def verify_bytes(data: bytes, expected: Digest, what: str) -> None:
+    """Raise :class:`DigestMismatchError` naming ``what`` when ``data`` does not hash to ``expected``."""
+    actual = Digest.of_bytes(data)
+    if actual != expected:
+        raise DigestMismatchError(
+            f"{what}: content has digest {actual}, expected {expected}",
+            hint="the source is corrupt or was tampered with; fetch it again from a trusted source",
+        )

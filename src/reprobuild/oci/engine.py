@@ -1,0 +1,90 @@
+"""The Docker engine as a sink (``docker load``) and a source (``docker save``), via the docker SDK.
+
+Load: the archive written by :mod:`reprobuild.oci.archive` is streamed to the engine; the engine's
+image ID must equal the config digest (checked). Save: an engine keeps layers *uncompressed* and
+cannot give back the original compressed blobs, so an image saved from an engine has uncompressed
+layers: its config (hence image ID) and every diff_id are preserved, but layer digests and the
+manifest digest differ from the image that was loaded. Pushing an engine image therefore yields a
+new manifest digest; copy from a layout, archive or registry to keep digests.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reprobuild.errors import EngineError, ReproBuildError
+from reprobuild.oci.archive import read_archive, write_archive
+from reprobuild.oci.image import Image
+from reprobuild.oci.index import Artifact
+
+
+def connect() -> Any:
+    """A docker SDK client from the environment (``DOCKER_HOST`` or the default socket)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except Exception as e:
+        raise EngineError(
+            f"cannot reach the Docker engine: {e}",
+            hint="start it (`dockerd`), or set `DOCKER_HOST`; building needs no engine, only loading does",
+        ) from e
+    return client
+
+
+def load_archive(client: Any, path: Path) -> str:
+    """``docker load`` the archive at ``path``; return the image ID the engine reports."""
+    try:
+        with path.open("rb") as f:
+            images = client.images.load(f)
+    except Exception as e:
+        raise EngineError(f"`docker load` of {path} failed: {e}", hint="is it a gzip or uncompressed archive?") from e
+    if not images:
+        raise EngineError(f"`docker load` of {path} reported no image")
+    return str(images[0].id)
+
+
+def load_image(client: Any, image: Image, repo_tag: str, staging: Path) -> str:
+    """Write ``image`` as an archive in ``staging`` and load it; check that image ID == config digest."""
+    if image.is_artifact:
+        raise EngineError(f"manifest {image.digest} is an artifact (e.g. an attestation), not a runnable image")
+    staging.mkdir(parents=True, exist_ok=True)
+    archive = staging / "load.tar"
+    write_archive(archive, image, repo_tags=[repo_tag])
+    try:
+        image_id = load_archive(client, archive)
+    finally:
+        archive.unlink(missing_ok=True)
+    try:
+        loaded = str(client.images.get(repo_tag).id)
+    except Exception as e:
+        raise EngineError(f"the engine has no {repo_tag} after loading it: {e}") from e
+    if image_id != str(image.config_digest) or loaded != image_id:
+        raise EngineError(
+            f"the engine reports image ID {loaded} for {repo_tag}, expected the config digest {image.config_digest}"
+        )
+    return image_id
+
+
+def save_image(client: Any, name: str, staging: Path) -> Artifact:
+    """``docker save`` ``name`` into ``staging`` and read it (uncompressed layers; see the module docstring)."""
+    staging.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=staging, prefix=".save-", suffix=".tar", delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+        try:
+            for chunk in client.api.get_image(name, chunk_size=1 << 20):
+                tmp.write(chunk)
+        except Exception as e:
+            tmp_path.unlink(missing_ok=True)
+            raise EngineError(
+                f"`docker save {name}` failed: {e}", hint=f"does `docker image inspect {name}` work?"
+            ) from e
+    try:
+        return read_archive(tmp_path, staging)
+    except ReproBuildError as e:
+        raise e.with_context(f"reading `docker save {name}`") from e
+    finally:
+        tmp_path.unlink(missing_ok=True)

@@ -1,0 +1,217 @@
+"""Layers: a compressed blob on disk, its descriptor, and its uncompressed identity (diff_id).
+
+``diff_id`` (sha256 of the uncompressed tar) is the first identity of a layer and the compressed
+digest the second (docs/explanation/determinism.md). :func:`write_layer` computes both in one streaming
+pass (tar -> hash -> compressor -> hash -> blob file), so a 1 GB layer is never held in memory.
+Existing blobs (base layers) enter through :func:`layer_from_blob` and are carried byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from reprobuild.epoch import Epoch
+from reprobuild.errors import OCIError
+from reprobuild.oci.blobstore import BlobStore, HashingWriter
+from reprobuild.oci.compress import DECOMPRESS_ERRORS, CompressingWriter, Compressor, open_decompressed
+from reprobuild.oci.digest import CHUNK, Digest
+from reprobuild.oci.mediatypes import layer_compression, oci_layer_type
+from reprobuild.oci.progress import NO_PROGRESS, Progress
+from reprobuild.oci.tarwriter import LayerEntry, write_tar
+from reprobuild.oci.values import Descriptor
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer blob stored at ``path`` with its descriptor and diff_id.
+
+    Blobs of artifact manifests (e.g. BuildKit's in-toto attestations in an index) are carried as
+    :class:`Layer` values too, so that copying an index keeps every byte; their media type is not a
+    layer type (:attr:`is_layer` is False) and their ``diff_id`` is their digest.
+    """
+
+    descriptor: Descriptor
+    diff_id: Digest
+    path: Path
+
+    @property
+    def media_type(self) -> str:
+        return self.descriptor.media_type
+
+    @property
+    def digest(self) -> Digest:
+        return self.descriptor.digest
+
+    @property
+    def size(self) -> int:
+        return self.descriptor.size
+
+    @property
+    def is_layer(self) -> bool:
+        """True for a filesystem layer (a tar), False for an opaque artifact blob."""
+        return layer_compression(self.media_type) is not None
+
+    @property
+    def compression(self) -> str:
+        return layer_compression(self.media_type) or "none"
+
+    def open_compressed(self) -> BinaryIO:
+        """The blob as stored (what registries and digests see)."""
+        try:
+            return self.path.open("rb")
+        except OSError as e:
+            raise OCIError(f"layer {self.digest}: cannot open its blob {self.path}: {e}") from e
+
+    def open_uncompressed(self) -> BinaryIO:
+        """The tar stream (what diff_id names); an artifact blob as it is."""
+        return open_decompressed(self.open_compressed(), layer_compression(self.media_type) or "none")
+
+
+class _TarSink:
+    """Where the tar goes: hashed for the diff_id, counted for progress, passed to the compressor."""
+
+    def __init__(self, compressor: CompressingWriter, advance: Callable[[int], None]) -> None:
+        self._cw = compressor
+        self._advance = advance
+        self._h = hashlib.sha256()
+        self._pos = 0
+
+    def write(self, data: bytes, /) -> int:
+        self._h.update(data)
+        self._cw.write(data)
+        self._pos += len(data)
+        self._advance(len(data))
+        return len(data)
+
+    def tell(self) -> int:  # tarfile asks for the start offset
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def diff_id(self) -> Digest:
+        return Digest(self._h.hexdigest())
+
+
+def write_layer(
+    entries: Iterable[LayerEntry],
+    *,
+    epoch: Epoch | int,
+    compressor: Compressor,
+    store: BlobStore,
+    workers: int | None = None,
+    preserve_metadata: bool = False,
+    progress: Progress = NO_PROGRESS,
+    description: str = "layer",
+) -> Layer:
+    """Write the canonical tar of ``entries``, compressed, into ``store``; return the :class:`Layer`.
+
+    The bytes depend only on the entries, ``epoch``, ``compressor`` and ``preserve_metadata``
+    (not on ``workers``, the host path, umask, TZ, locale or file-system order).
+    """
+    seconds = epoch.seconds if isinstance(epoch, Epoch) else int(epoch)
+    entries = list(entries)
+    advance = progress.task(f"compressing {description}", sum(e.size for e in entries) or None)
+    sinks: list[_TarSink] = []
+
+    def fill(blob: HashingWriter) -> None:
+        cw = compressor.writer(blob, workers)
+        try:
+            sink = _TarSink(cw, advance)
+            sinks.append(sink)
+            write_tar(entries, seconds, sink, preserve_metadata=preserve_metadata)  # type: ignore[arg-type]
+        finally:
+            cw.close()
+
+    digest, size = store.write(fill, what=f"{description} blob")
+    return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), sinks[0].diff_id, store.path(digest))
+
+
+def layer_from_tar(
+    tar_path: Path,
+    *,
+    compressor: Compressor,
+    store: BlobStore,
+    workers: int | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> Layer:
+    """Compress an existing uncompressed tar as it is (no re-canonicalisation) into a layer."""
+    advance = progress.task(f"compressing {tar_path.name}", tar_path.stat().st_size)
+    sinks: list[_TarSink] = []
+
+    def fill(blob: HashingWriter) -> None:
+        cw = compressor.writer(blob, workers)
+        try:
+            sink = _TarSink(cw, advance)
+            sinks.append(sink)
+            with tar_path.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    sink.write(chunk)
+        finally:
+            cw.close()
+
+    digest, size = store.write(fill, what=f"layer from {tar_path}")
+    return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), sinks[0].diff_id, store.path(digest))
+
+
+def layer_from_blob(store: BlobStore, descriptor: Descriptor, diff_id: Digest) -> Layer:
+    """An existing blob (e.g. a base layer) carried as it is; it must already be in ``store``."""
+    path = store.path(descriptor.digest)
+    if not path.is_file():
+        raise OCIError(f"layer {descriptor.digest} is not in {store.dir}", hint="pull or copy the base first")
+    return Layer(descriptor, diff_id, path)
+
+
+class _HashSink:
+    """A write-only sink that sha256-hashes a tar stream (tarfile asks for ``tell``)."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self._pos = 0
+
+    def write(self, data: bytes, /) -> int:
+        self._h.update(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def digest(self) -> Digest:
+        return Digest(self._h.hexdigest())
+
+
+def tar_diff_id(entries: Iterable[LayerEntry], *, epoch: Epoch | int, preserve_metadata: bool = False) -> Digest:
+    """The diff_id :func:`write_layer` would give ``entries``, without compressing (for checking a cache).
+
+    Writing the canonical tar into a hasher costs reading the entries' contents once; compression,
+    the expensive part of a layer, is skipped.
+    """
+    seconds = epoch.seconds if isinstance(epoch, Epoch) else int(epoch)
+    sink = _HashSink()
+    write_tar(list(entries), seconds, sink, preserve_metadata=preserve_metadata)  # type: ignore[arg-type]
+    return sink.digest
+
+
+def diff_id_of(layer: Layer) -> Digest:
+    """Recompute the diff_id by decompressing the blob (used by validation)."""
+    h = hashlib.sha256()
+    try:
+        with layer.open_uncompressed() as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+    except DECOMPRESS_ERRORS as e:
+        raise OCIError(
+            f"layer {layer.digest}: decompressing {layer.path} failed: {e}",
+            hint="the blob is truncated or corrupt; fetch the image again",
+        ) from e
+    return Digest(h.hexdigest())

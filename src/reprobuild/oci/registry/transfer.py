@@ -1,0 +1,189 @@
+"""The values a blob or manifest transfer carries along: what it is about (for error messages), the
+state of a download across resumed connections, an upload's expectations, and a request body that
+hashes what it sends. Private to :mod:`reprobuild.oci.registry`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import IO
+from urllib.parse import urlencode, urlsplit
+
+from reprobuild.errors import DigestMismatchError, RegistryError
+
+#: sha256 is what this tool writes; sha512 is the other algorithm the OCI image-spec registers.
+DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+
+
+def split_digest(digest: str, what: str) -> tuple[str, str]:
+    if not DIGEST_RE.match(digest):
+        raise RegistryError(
+            f"{what}: `{digest}` is not a digest",
+            "a digest is `sha256:` followed by 64 lowercase hex digits",
+        )
+    algorithm, _, hexdigest = digest.partition(":")
+    return algorithm, hexdigest
+
+
+def is_digest(reference: str) -> bool:
+    """True when ``reference`` is a content digest rather than a tag."""
+    return bool(DIGEST_RE.match(reference))
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request is about, for error messages: ``kind`` is manifest, blob, tags or upload."""
+
+    kind: str
+    repository: str
+    reference: str = ""
+
+    def describe(self, host: str) -> str:
+        if self.kind == "manifest":
+            sep = "@" if is_digest(self.reference) else ":"
+            return f"manifest `{host}/{self.repository}{sep}{self.reference}`"
+        if self.kind in {"blob", "upload"}:
+            return f"blob `{host}/{self.repository}@{self.reference}`"
+        return f"tags of `{host}/{self.repository}`"
+
+
+class Download:
+    """The state of one blob download across resumed connections: bytes so far and their hash."""
+
+    def __init__(
+        self, what: str, algorithm: str, dest: IO[bytes], size: int | None, progress: Callable[[int], None] | None
+    ) -> None:
+        self.what = what
+        self._algorithm = algorithm
+        self._dest = dest
+        self._start = dest.tell() if dest.seekable() else None
+        self._size = size
+        self._progress = progress
+        self.hasher = hashlib.new(algorithm)
+        self.received = 0
+
+    def restart(self) -> None:
+        """Discard what was received, when the server cannot resume; fail when ``dest`` cannot seek."""
+        if self._start is None:
+            raise RegistryError(
+                f"{self.what}: the connection dropped after {self.received} bytes and the server cannot "
+                "resume (it ignores Range requests)",
+                "try again; download into a seekable file to allow a restart",
+            )
+        self._dest.seek(self._start)
+        self._dest.truncate()
+        self.hasher, self.received = hashlib.new(self._algorithm), 0
+
+    def complete(self) -> bool:
+        return self._size is not None and self.received == self._size
+
+    def expect_total(self, total: int) -> None:
+        if self._size is not None and total != self._size:
+            raise DigestMismatchError(
+                f"{self.what}: the registry announces {total} bytes, expected {self._size}",
+                "the registry serves a different blob than the manifest describes; do not use it",
+            )
+
+    def write(self, chunk: bytes) -> None:
+        if self._size is not None and self.received + len(chunk) > self._size:
+            raise DigestMismatchError(
+                f"{self.what}: the registry sent more than the expected {self._size} bytes",
+                "the registry serves a different blob than the manifest describes; do not use it",
+            )
+        self.hasher.update(chunk)
+        self._dest.write(chunk)
+        self.received += len(chunk)
+        if self._progress is not None:
+            self._progress(len(chunk))
+
+    def finish(self, expected: str) -> None:
+        """Raise :class:`DigestMismatchError` unless the bytes have the expected size and digest."""
+        if self._size is not None and self.received != self._size:
+            raise DigestMismatchError(
+                f"{self.what}: the registry sent {self.received} bytes, expected {self._size}",
+                "the registry serves a truncated or different blob; do not use it",
+            )
+        if self.hasher.hexdigest() != expected:
+            raise DigestMismatchError(
+                f"{self.what}: the bytes served have digest {self._algorithm}:{self.hasher.hexdigest()}",
+                "the registry served corrupt or substituted content; do not use it",
+            )
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One blob upload: where it goes, what it must hash to, and whom to tell about progress."""
+
+    target: Target
+    digest: str
+    size: int
+    algorithm: str
+    expected: str
+    scopes: tuple[str, ...]
+    progress: Callable[[int], None] | None
+
+
+class HashingReader:
+    """A file-like body for ``requests`` that sends exactly ``size`` bytes and hashes them.
+
+    ``__len__`` makes ``requests`` send a ``Content-Length`` instead of chunked transfer encoding, which
+    distribution requires for a monolithic ``PUT``.
+    """
+
+    def __init__(self, source: IO[bytes], size: int, algorithm: str, progress: Callable[[int], None] | None) -> None:
+        self._source = source
+        self._remaining = size
+        self.hasher = hashlib.new(algorithm)
+        self._progress = progress
+        self.short = False
+
+    def __len__(self) -> int:
+        return self._remaining
+
+    def read(self, n: int = -1) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        want = self._remaining if n is None or n < 0 else min(n, self._remaining)
+        data = self._source.read(want)
+        if not data:
+            # The source ended before the declared size: stop the request rather than let the
+            # server wait for bytes that never come.
+            self.short = True
+            raise ShortBodyError
+        self._remaining -= len(data)
+        self.hasher.update(data)
+        if self._progress is not None:
+            self._progress(len(data))
+        return data
+
+
+class ShortBodyError(Exception):
+    """Raised inside a request body when the source is shorter than its declared size."""
+
+
+def with_query(url: str, params: Mapping[str, str]) -> str:
+    """``url`` with ``params`` appended, leaving the registry's own query (upload state) untouched."""
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
+
+
+def range_end(header: str | None) -> int | None:
+    """The last byte offset of a ``Range: 0-N`` upload status header (distribution's non-RFC form)."""
+    if not header:
+        return None
+    m = re.fullmatch(r"\s*(?:bytes=)?0-(\d+)\s*", header)
+    return int(m.group(1)) if m else None
+
+
+def read_exactly(source: IO[bytes], n: int) -> bytes:
+    parts: list[bytes] = []
+    remaining = n
+    while remaining > 0:
+        data = source.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)

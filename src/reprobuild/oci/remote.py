@@ -1,0 +1,205 @@
+"""Registry source and sink, over :class:`reprobuild.oci.registry.RegistryClient`.
+
+Pull: the manifest (verified against the digest asked for, or against the digest the registry names
+for a tag), then an index is resolved to one platform's image when a platform is given (else every
+child is pulled), then the config and every layer are streamed into a staging :class:`BlobStore`
+(temp, verify, rename; blobs already there were verified when they entered and are not fetched again).
+
+Push: the exact blobs (no recompression), skipping those the registry already has (the client HEADs
+first), then each manifest by digest, then the tags.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from reprobuild.errors import OCIError
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.digest import Digest
+from reprobuild.oci.image import Image, layers_from_manifest, parse_json_object
+from reprobuild.oci.index import Artifact, Index, WalkBudget, select_platform
+from reprobuild.oci.layer import Layer
+from reprobuild.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
+from reprobuild.oci.progress import NO_PROGRESS, Progress
+from reprobuild.oci.registry import RegistryClient
+from reprobuild.oci.values import Descriptor, Platform
+
+
+def _fetch_blob(
+    client: RegistryClient, repository: str, desc: Descriptor, *, store: BlobStore, what: str, progress: Progress
+) -> None:
+    if store.has(desc.digest):
+        return
+    advance = progress.task(f"pulling {desc.digest.hex[:12]}", desc.size)
+
+    def fill(f: BinaryIO) -> None:
+        client.get_blob(repository, str(desc.digest), f, size=desc.size, progress=advance)
+
+    store.fetch(fill, expected=desc.digest, size=desc.size, what=what)
+
+
+#: Largest image config read into memory. A config holds env, labels and history (a few KB; CUDA images
+#: tens of KB); a descriptor that declares more is refused before a byte is fetched.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+def read_config_blob(client: RegistryClient, repository: str, desc: Descriptor, *, what: str) -> bytes:
+    """The config blob ``desc`` names, bounded by its declared size and :data:`MAX_CONFIG_BYTES`."""
+    if desc.size > MAX_CONFIG_BYTES:
+        raise OCIError(
+            f"{what}: config blob {desc.digest} declares {desc.size} bytes (the limit is {MAX_CONFIG_BYTES})",
+            hint="the manifest is hostile or corrupt; an image config is a few KB",
+        )
+    buf = io.BytesIO()
+    client.get_blob(repository, str(desc.digest), buf, size=desc.size)
+    config = buf.getvalue()
+    if Digest.of_bytes(config) != desc.digest:
+        raise OCIError(f"{what}: config blob {desc.digest} was served with other bytes")
+    return config
+
+
+def pull(
+    client: RegistryClient,
+    repository: str,
+    reference: str,
+    store: BlobStore,
+    *,
+    platform: Platform | None = None,
+    progress: Progress = NO_PROGRESS,
+    budget: WalkBudget | None = None,
+    depth: int = 0,
+) -> Artifact:
+    """Pull ``repository:reference`` (tag or ``sha256:`` digest) into ``store``; index walks are bounded."""
+    budget = budget or WalkBudget(f"{client_host(client)}/{repository}:{reference}")
+    budget.enter(depth, reference)
+    data, media_type, digest = client.get_manifest(repository, reference)
+    actual = Digest.of_bytes(data)
+    if digest and Digest.parse(digest, origin=f"{repository}:{reference} manifest digest") != actual:
+        raise OCIError(f"{repository}:{reference}: manifest bytes hash to {actual}, the registry said {digest}")
+    if reference.startswith("sha256:") and Digest.parse(reference) != actual:
+        raise OCIError(f"{repository}@{reference}: the registry served a manifest with digest {actual}")
+    obj = parse_json_object(data, f"manifest {repository}@{actual}")
+    is_index = str(obj.get("mediaType") or media_type) in INDEX_TYPES or "manifests" in obj
+    if platform is not None and is_index:
+        # Resolve index -> platform manifest first, so other platforms' blobs are never fetched.
+        descs = [Descriptor.from_json(d, origin=f"index {repository}@{actual}") for d in obj.get("manifests") or []]
+        for d in descs:
+            if d.platform is not None and platform.matches(d.platform):
+                return pull(
+                    client,
+                    repository,
+                    str(d.digest),
+                    store,
+                    platform=platform,
+                    progress=progress,
+                    budget=budget,
+                    depth=depth + 1,
+                )
+        available = ", ".join(str(d.platform) for d in descs if d.platform) or "none declared"
+        raise OCIError(
+            f"image index {repository}@{actual} has no image for platform {platform}",
+            hint=f"available platforms: {available}",
+        )
+    art = _load(client, repository, data, media_type, store=store, progress=progress, budget=budget, depth=depth)
+    if platform is not None and isinstance(art, Index):
+        return select_platform(art, platform)
+    return art
+
+
+def _load(
+    client: RegistryClient,
+    repository: str,
+    data: bytes,
+    media_type: str,
+    *,
+    store: BlobStore,
+    progress: Progress,
+    budget: WalkBudget,
+    depth: int,
+) -> Artifact:
+    digest = Digest.of_bytes(data)
+    what = f"{client_host(client)}/{repository}@{digest}"
+    obj = parse_json_object(data, f"manifest {what}")
+    media_type = str(obj.get("mediaType") or media_type)
+    if media_type in INDEX_TYPES or "manifests" in obj:
+        children: list[Artifact] = []
+        idx_descs = [Descriptor.from_json(d, origin=f"index {what}") for d in obj.get("manifests") or []]
+        for d in idx_descs:
+            budget.enter(depth + 1, d.digest)
+            child, child_type, _ = client.get_manifest(repository, str(d.digest))
+            if Digest.of_bytes(child) != d.digest:
+                raise OCIError(f"index {what}: child manifest {d.digest} was served with other bytes")
+            if len(child) != d.size:
+                raise OCIError(
+                    f"index {what}: child manifest {d.digest} is {len(child)} bytes, the index says {d.size}"
+                )
+            children.append(
+                _load(
+                    client,
+                    repository,
+                    child,
+                    child_type,
+                    store=store,
+                    progress=progress,
+                    budget=budget,
+                    depth=depth + 1,
+                )
+            )
+        return Index(data, tuple(children))
+    if media_type not in MANIFEST_TYPES:
+        raise OCIError(f"{what}: unsupported manifest media type {media_type!r}")
+    cfg = Descriptor.from_json(obj.get("config"), origin=f"manifest {what} config")
+    config = read_config_blob(client, repository, cfg, what=what)
+
+    def fetch(d: Descriptor) -> Path:
+        _fetch_blob(client, repository, d, store=store, what=f"{what} layer {d.digest}", progress=progress)
+        return store.path(d.digest)
+
+    cfg_obj = parse_json_object(config, f"config of {what}")
+    return Image(data, config, layers_from_manifest(obj, cfg_obj, fetch, what=f"manifest {what}"))
+
+
+def client_host(client: RegistryClient) -> str:
+    return str(getattr(client, "host", "registry"))
+
+
+def push(
+    client: RegistryClient,
+    repository: str,
+    artifact: Artifact,
+    *,
+    tags: Sequence[str] = (),
+    chunk_size: int | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> Digest:
+    """Upload ``artifact`` (blobs, then manifests by digest, then ``tags``); return its digest."""
+    _push(client, repository, artifact, chunk_size, progress)
+    for tag in tags:
+        got = client.put_manifest(repository, tag, artifact.manifest_bytes, artifact.media_type)
+        if got != str(artifact.digest):
+            raise OCIError(f"pushing {repository}:{tag}: the registry stored digest {got}, expected {artifact.digest}")
+    return artifact.digest
+
+
+def _push(
+    client: RegistryClient, repository: str, artifact: Artifact, chunk_size: int | None, progress: Progress
+) -> None:
+    if isinstance(artifact, Index):
+        for child in artifact.children:
+            _push(client, repository, child, chunk_size, progress)
+    else:
+        for layer in artifact.layers:
+            advance = progress.task(f"pushing {layer.digest.hex[:12]}", layer.size)
+
+            def opener(layer: Layer = layer) -> BinaryIO:
+                return layer.open_compressed()
+
+            client.put_blob(repository, str(layer.digest), layer.size, opener, chunk_size=chunk_size, progress=advance)
+        config = artifact.config_bytes
+        client.put_blob(repository, str(artifact.config_digest), len(config), lambda: io.BytesIO(config))
+    got = client.put_manifest(repository, str(artifact.digest), artifact.manifest_bytes, artifact.media_type)
+    if got != str(artifact.digest):
+        raise OCIError(f"pushing {repository}@{artifact.digest}: the registry stored digest {got}")

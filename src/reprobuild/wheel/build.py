@@ -1,0 +1,489 @@
+"""Build a project's sdist and wheel through ``uv build`` in a normalised environment, then canonicalise.
+
+Pipeline (each step in the project's *build root*, a fixed path emptied before and removed after the build:
+:mod:`reprobuild.wheel.buildroot`)::
+
+    source snapshot ──export──▶ <root>/src ──uv build --sdist──▶ canonical sdist
+    canonical sdist ──extract──▶ <root>/unpack/<name>-<version> ──uv build --wheel──▶ canonical wheel
+
+The wheel is built **from the sdist**, as pypa/build and plain ``uv build`` do: it proves that the
+sdist is complete, and the wheel then depends only on the bytes that are shipped. (``wheel=True,
+sdist=False`` builds the wheel straight from the exported source.) Both steps run ``uv build`` with
+``--build-constraints locks/build.txt --require-hashes``, so the backend and everything it pulls are
+pinned by hash, in uv's default build isolation.
+
+The environment handed to the backend is a whitelist (:data:`PASSTHROUGH`: how to reach the index,
+never what to build), the caller's compiler flags (:data:`USER_FLAGS`, kept and recorded with the
+build), plus the normalised variables of :func:`normalised_env`.
+
+Flags are **added, never replaced**. setuptools (``_distutils/sysconfig.py: customize_compiler``)
+*replaces* the interpreter's ``CFLAGS`` (``-DNDEBUG -g -fwrapv -O3 -Wall``) with ``$CFLAGS`` when that
+is set, but *appends* ``$CPPFLAGS`` to the C and C++ compile and link commands; meson appends
+``CPPFLAGS`` to every C-family compile too, and autotools do. So repro-build never sets ``CFLAGS`` or
+``CXXFLAGS``: its one compiler addition, ``-ffile-prefix-map=<build root>=.``, goes after the caller's
+``CPPFLAGS``, and extensions are compiled with exactly the optimisation and ``NDEBUG`` of a plain
+``uv build``. The build root is the path that reaches compiler output (DWARF ``DW_AT_comp_dir``,
+``__FILE__``), so it is mapped to ``.``; ``RUSTFLAGS`` gets ``--remap-path-prefix`` after the
+caller's own. ``TMPDIR`` points inside the build root. uv's isolated environment also has a random
+path, but it only appears as an ``-I`` option, which GCC leaves out of the recorded command line;
+``tests/packages/setuptools_cext`` (built with ``-g``) checks both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import subprocess
+import tarfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+
+from reprobuild.config import Config
+from reprobuild.epoch import Epoch, resolve_epoch
+from reprobuild.errors import WheelError
+from reprobuild.fsutil import atomic_write_bytes, atomic_write_text, human_json_text, make_output_dir
+from reprobuild.lock import check_build_lock
+from reprobuild.uvbin import find_uv, uv_version
+from reprobuild.wheel.buildroot import fixed_build_root
+from reprobuild.wheel.canonical_sdist import canonicalize_sdist, gzip_compressor
+from reprobuild.wheel.canonical_zip import canonicalize_wheel, zip_compressor
+from reprobuild.wheel.outputs import (
+    Artifact,
+    Backend,
+    Builder,
+    WheelRecord,
+    backend_distribution,
+    read_build_pins,
+)
+from reprobuild.wheel.source import SourceTree, export, snapshot
+from reprobuild.wheel.vcs import commit_export, scm_environment, scm_version, uses_scm
+
+Step = Literal["sdist", "wheel"]
+Log = Callable[[str], None]
+
+#: Host variables passed to the build: where the index is and how to reach it; nothing that shapes output.
+PASSTHROUGH = ("PATH", "HOME", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NETRC")
+#: Prefixes of passed variables: proxies, and uv's index, cache and network settings. uv variables that
+#: change *what* is built (``UV_NO_BUILD_ISOLATION``, ``UV_CONSTRAINT``, ``UV_PYTHON``, …) are not passed.
+PASSTHROUGH_PREFIXES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "UV_INDEX",
+    "UV_DEFAULT_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_FIND_LINKS",
+    "UV_CACHE_DIR",
+    "UV_NO_CACHE",
+    "UV_OFFLINE",
+    "UV_NATIVE_TLS",
+    "UV_HTTP_TIMEOUT",
+    "UV_REQUEST_TIMEOUT",
+    "UV_INSECURE_HOST",
+    "UV_KEYRING_PROVIDER",
+    "UV_LINK_MODE",
+    "UV_CONCURRENT_",
+    "UV_PYTHON_INSTALL_DIR",
+    "UV_PYTHON_DOWNLOADS",
+    "UV_PYTHON_INSTALL_MIRROR",
+)
+#: uv's words when ``--offline`` needed something that is not in its cache.
+_OFFLINE_MISS = re.compile(r"network (connectivity )?(is|was) disabled|not found in the cache", re.IGNORECASE)
+#: Placeholder for the build root in the recorded environment (the real path is random).
+BUILD_ROOT_PLACEHOLDER = "<build-root>"
+#: umask of the backend process: 0644 files, 0755 directories, whatever the caller's umask is.
+BUILD_UMASK = 0o022
+
+
+#: Compiler and linker flags of the caller: kept (a user's ``-march`` or ``-O2`` is theirs to choose),
+#: passed to the backend and recorded with the build, so the record says what shaped the binary.
+USER_FLAGS = ("CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "RUSTFLAGS")
+
+
+def _join(*parts: str | None) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def user_flags(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's compiler flags (:data:`USER_FLAGS`) that are set and not blank."""
+    return {k: environ[k] for k in USER_FLAGS if environ.get(k, "").strip()}
+
+
+def normalised_env(build_root: str, epoch: Epoch, flags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables every backend gets: fixed values, the build root, the epoch, and the caller's
+    compiler ``flags`` with repro-build's additions appended (see the module docstring)."""
+    given = dict(flags or {})
+    return {
+        **given,
+        "TZ": "UTC",
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONNOUSERSITE": "1",
+        # No __pycache__ written into the source tree mid-build, where a later step could pick it up.
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "SOURCE_DATE_EPOCH": str(epoch.seconds),
+        "TMPDIR": f"{build_root}/tmp",
+        # Appended by setuptools, meson and autotools alike; CFLAGS would replace the interpreter's -O3.
+        "CPPFLAGS": _join(given.get("CPPFLAGS"), f"-ffile-prefix-map={build_root}=."),
+        "RUSTFLAGS": _join(given.get("RUSTFLAGS"), f"--remap-path-prefix={build_root}=."),
+        "NO_COLOR": "1",
+    }
+
+
+def recorded_env(epoch: Epoch, flags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The normalised environment as the build record shows it (build root as a placeholder)."""
+    return normalised_env(BUILD_ROOT_PLACEHOLDER, epoch, flags)
+
+
+def host_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The whitelisted part of ``environ`` (see :data:`PASSTHROUGH`)."""
+    return {k: v for k, v in environ.items() if k in PASSTHROUGH or k.startswith(PASSTHROUGH_PREFIXES)}
+
+
+class Runner(Protocol):
+    """Runs one ``uv build`` step: ``source`` (a directory under ``build_root``) into ``out_dir``."""
+
+    def build(self, step: Step, source: Path, out_dir: Path, build_root: Path, *, deps_cached: bool = False) -> None:
+        """``deps_cached``: an earlier step of this build installed the same locked build dependencies."""
+        ...
+
+    def builder(self) -> Builder | None: ...
+
+    def flags(self) -> Mapping[str, str]:
+        """The caller's compiler flags and the scm version variables this runner passes to the backend
+        beyond :func:`normalised_env`'s fixed values (recorded with the build)."""
+        ...
+
+
+@dataclass(frozen=True)
+class HostRunner:
+    """``uv build`` on this machine with the normalised environment and umask :data:`BUILD_UMASK`."""
+
+    lock: Path
+    python: str
+    epoch: Epoch
+    environ: Mapping[str, str]
+    #: Variables derived from the commit for the backend (``SETUPTOOLS_SCM_PRETEND_VERSION``); recorded.
+    scm: Mapping[str, str] = field(default_factory=dict)
+
+    def build(self, step: Step, source: Path, out_dir: Path, build_root: Path, *, deps_cached: bool = False) -> None:
+        env = {**host_env(self.environ), **normalised_env(str(build_root), self.epoch, self.flags())}
+        (build_root / "tmp").mkdir(exist_ok=True)
+        if deps_cached:
+            # The sdist step has just put the same hash-pinned build dependencies in uv's cache: skip
+            # the index round trips (about 0.4 s a step). uv still checks the hashes; if something
+            # is missing from the cache after all, fall back to a normal run.
+            proc = self._run(step, source, out_dir, build_root, env, offline=True)
+            if proc.returncode == 0:
+                return
+            if not _OFFLINE_MISS.search(proc.stderr + proc.stdout):
+                raise backend_failure(step, proc.stderr or proc.stdout, self.lock)
+        proc = self._run(step, source, out_dir, build_root, env, offline=False)
+        if proc.returncode != 0:
+            raise backend_failure(step, proc.stderr or proc.stdout, self.lock)
+
+    def _run(
+        self, step: Step, source: Path, out_dir: Path, build_root: Path, env: dict[str, str], *, offline: bool
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            find_uv(),
+            "build",
+            str(source),
+            f"--{step}",
+            "--out-dir",
+            str(out_dir),
+            "--build-constraints",
+            str(self.lock),
+            "--require-hashes",
+            "--python",
+            self.python,
+            "--no-create-gitignore",
+            "--no-progress",
+            "--color",
+            "never",
+            *(["--offline"] if offline else []),
+        ]
+        return subprocess.run(
+            cmd, env=env, cwd=build_root, capture_output=True, text=True, umask=BUILD_UMASK, check=False
+        )
+
+    def builder(self) -> Builder | None:
+        return None
+
+    def flags(self) -> Mapping[str, str]:
+        return {**user_flags(self.environ), **self.scm}
+
+
+def backend_failure(step: Step, output: str, lock: Path) -> WheelError:
+    """A :class:`WheelError` for a failed ``uv build`` step, with the hint that fits uv's message."""
+    tail = "\n".join(output.strip().splitlines()[-30:])
+    hint = "run `uv build` in the project to see the backend's full output"
+    if "hash" in output.lower() and ("constraint" in output.lower() or "require-hashes" in output.lower()):
+        hint = (
+            f"a build requirement is missing from {lock.name} or its hash does not match: "
+            "run `repro-build lock` and commit `locks/`"
+        )
+    return WheelError(f"building the {step} failed:\n{tail}", hint=hint)
+
+
+@dataclass(frozen=True)
+class Built:
+    """Canonical artifacts in a build root."""
+
+    sdist: Path | None
+    wheel: Path | None
+    wheel_from: Literal["sdist", "source"] | None
+
+
+def _single(out_dir: Path, suffix: str, step: Step) -> Path:
+    found = sorted(p for p in out_dir.iterdir() if p.name.endswith(suffix))
+    if len(found) != 1:
+        raise WheelError(
+            f"`uv build --{step}` left {len(found)} `*{suffix}` files in its output directory, expected one"
+        )
+    return found[0]
+
+
+def _safe_members(tar: tarfile.TarFile, origin: str) -> list[tarfile.TarInfo]:
+    """The members an sdist may hold: regular files and directories inside the destination.
+
+    For Pythons before 3.11.4, whose tarfile has no extraction filters (PEP 706); the ``data`` filter
+    is used where it exists.
+    """
+    members = tar.getmembers()
+    for m in members:
+        parts = m.name.split("/")
+        if m.name.startswith("/") or ".." in parts or not (m.isfile() or m.isdir()):
+            raise WheelError(f"{origin}: refusing member {m.name!r} (absolute, `..`, link or special file)")
+        m.mode = 0o755 if m.isdir() or m.mode & 0o111 else 0o644
+    return members
+
+
+def _extract_sdist(sdist: Path, dest: Path) -> Path:
+    """Unpack ``sdist`` into ``dest`` with tarfile's ``data`` filter; return its single top directory."""
+    dest.mkdir()
+    with tarfile.open(sdist, "r:gz") as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest, members=_safe_members(tar, sdist.name))
+    tops = sorted(dest.iterdir())
+    if len(tops) != 1 or not tops[0].is_dir():
+        raise WheelError(f"{sdist.name}: expected one top-level directory, found {[p.name for p in tops]}")
+    return tops[0]
+
+
+def build_in(
+    build_root: Path,
+    tree: SourceTree,
+    epoch: Epoch,
+    runner: Runner,
+    *,
+    sdist: bool = True,
+    wheel: bool = True,
+    reverse: bool = False,
+    log: Log | None = None,
+) -> Built:
+    """Export ``tree`` under ``build_root`` and build canonical artifacts into ``build_root/final``."""
+    say = log or (lambda _m: None)
+    export(tree, build_root / "src", epoch_seconds=epoch.seconds, reverse=reverse)
+    if tree.vcs == "git":
+        commit_export(build_root / "src", epoch.seconds)
+    out = build_root / "out"
+    final = build_root / "final"
+    out.mkdir()
+    final.mkdir()
+    sdist_path: Path | None = None
+    wheel_path: Path | None = None
+    if sdist:
+        say("building the sdist")
+        runner.build("sdist", build_root / "src", out / "sdist", build_root)
+        raw = _single(out / "sdist", ".tar.gz", "sdist")
+        _check_sdist_name(raw.name)
+        sdist_path = final / raw.name
+        sdist_path.write_bytes(canonicalize_sdist(raw.read_bytes(), epoch, raw.name, on_collapse=say))
+    if wheel:
+        source = _extract_sdist(sdist_path, build_root / "unpack") if sdist_path else build_root / "src"
+        say(f"building the wheel from the {'sdist' if sdist_path else 'source'}")
+        runner.build("wheel", source, out / "wheel", build_root, deps_cached=sdist_path is not None)
+        raw = _single(out / "wheel", ".whl", "wheel")
+        _check_wheel_name(raw.name)
+        wheel_path = final / raw.name
+        wheel_path.write_bytes(canonicalize_wheel(raw.read_bytes(), epoch, raw.name))
+    return Built(sdist_path, wheel_path, ("sdist" if sdist_path else "source") if wheel else None)
+
+
+def _check_sdist_name(name: str) -> tuple[str, str]:
+    try:
+        n, v = parse_sdist_filename(name)
+    except InvalidSdistFilename as e:
+        raise WheelError(f"the backend wrote an sdist with an invalid name: {e}") from e
+    return str(n), str(v)
+
+
+def _check_wheel_name(name: str) -> tuple[str, str]:
+    try:
+        n, v, _b, _t = parse_wheel_filename(name)
+    except InvalidWheelFilename as e:
+        raise WheelError(f"the backend wrote a wheel with an invalid name: {e}") from e
+    return str(n), str(v)
+
+
+def say_left_out(tree: SourceTree, log: Log | None) -> None:
+    """Name what a snapshot outside git left out (nothing is dropped silently)."""
+    if log is not None:
+        for entry in tree.left_out:
+            log(f"not in the source: {entry}")
+
+
+def scm_variables(config: Config, tree: SourceTree, lock: Path) -> dict[str, str]:
+    """``SETUPTOOLS_SCM_PRETEND_VERSION`` for a git checkout whose locked build requirements include
+    setuptools-scm or hatch-vcs (:mod:`reprobuild.wheel.vcs`); empty otherwise."""
+    if tree.vcs != "git" or not uses_scm({pin.name for pin in read_build_pins(lock)}):
+        return {}
+    from reprobuild.pep517 import Backend, hook_environment
+
+    backend = Backend(config.project.build_backend, config.project.backend_path, config.project.build_requires)
+    with hook_environment(config.python, backend, lock=lock) as env:
+        if not env.has_module("setuptools_scm"):
+            return {}
+        return scm_environment(scm_version(env, tree.root))
+
+
+@contextlib.contextmanager
+def open_runner(
+    config: Config, epoch: Epoch, lock: Path, in_container: bool | None, scm: Mapping[str, str] | None = None
+) -> Iterator[Runner]:
+    """The runner for this build: in the builder image when ``in_container`` is true, or when it is
+    None and the project names a builder (:mod:`reprobuild.wheel.container`); on the host otherwise."""
+    from reprobuild.wheel.container import builder_configured, container_runner
+
+    use_container = builder_configured(config) if in_container is None else in_container
+    if use_container:
+        with container_runner(config, epoch, lock, scm or {}) as runner:
+            yield runner
+    else:
+        yield HostRunner(lock, config.python, epoch, dict(os.environ), dict(scm or {}))
+
+
+def prepare(
+    config: Config, *, allow_dirty: bool, epoch: Epoch | None, out_dir: Path | None
+) -> tuple[Path, Epoch, SourceTree]:
+    """The checks every build starts with: a current build lock, the epoch, a clean (or allowed) tree."""
+    lock = check_build_lock(config)
+    resolved = epoch or resolve_epoch(config.epoch_policy, config.root)
+    tree = snapshot(config.root, allow_dirty=allow_dirty, outputs=out_dir)
+    return lock, resolved, tree
+
+
+def make_record(
+    config: Config,
+    built: Built,
+    *,
+    epoch: Epoch,
+    tree: SourceTree,
+    allow_dirty: bool,
+    lock: Path,
+    runner: Runner,
+    artifact_dir: Path,
+) -> WheelRecord:
+    """The :class:`WheelRecord` of ``built`` (artifacts read from ``artifact_dir``)."""
+    artifacts: list[Artifact] = []
+    name, version = config.project.name, config.project.version or ""
+    if built.sdist:
+        artifacts.append(Artifact.of("sdist", artifact_dir / built.sdist.name))
+        _n, version = _check_sdist_name(built.sdist.name)
+    if built.wheel:
+        artifacts.append(Artifact.of("wheel", artifact_dir / built.wheel.name))
+        _n, version = _check_wheel_name(built.wheel.name)
+    pins = read_build_pins(lock)
+    dist, dist_version = backend_distribution(config.project.build_backend, pins)
+    zc, gc = zip_compressor(), gzip_compressor()
+    return WheelRecord(
+        name=name,
+        version=version,
+        artifacts=tuple(artifacts),
+        epoch=epoch.seconds,
+        epoch_source=epoch.source,
+        vcs=tree.vcs,
+        commit=tree.commit,
+        dirty=tree.dirty,
+        allow_dirty=allow_dirty,
+        wheel_from=built.wheel_from,
+        backend=Backend(
+            entry_point=config.project.build_backend,
+            distribution=dist,
+            version=dist_version,
+            lock_sha256="sha256:" + hashlib.sha256(lock.read_bytes()).hexdigest(),
+            pins=pins,
+        ),
+        uv_version=uv_version(),
+        python=config.python,
+        environment=tuple(sorted(recorded_env(epoch, runner.flags()).items())),
+        compressors=(
+            ("sdist", gc.describe()),
+            ("wheel", zc.describe()),
+        ),
+        builder=runner.builder(),
+    )
+
+
+def build_wheel(
+    config: Config,
+    *,
+    out_dir: Path | None = None,
+    allow_dirty: bool = False,
+    in_container: bool | None = None,
+    epoch: Epoch | None = None,
+    sdist: bool = True,
+    wheel: bool = True,
+    log: Log | None = None,
+) -> WheelRecord:
+    """Build the project's canonical sdist and/or wheel into ``out_dir`` (default ``<project>/dist``).
+
+    Raises :class:`StaleLockError` for a missing/stale ``locks/build.txt``, :class:`ConfigError`
+    when no epoch can be found (outside git without one), :class:`WheelError` for a dirty tree
+    without ``allow_dirty`` or a failed build. Artifacts and ``<name>-<version>.build.json`` are
+    written atomically; on failure nothing is written to ``out_dir``.
+    """
+    if not (sdist or wheel):
+        raise WheelError("nothing to build: both the sdist and the wheel were switched off")
+    dest = (out_dir or config.root / "dist").resolve()
+    lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=dest)
+    say_left_out(tree, log)
+    with (
+        open_runner(config, resolved, lock, in_container, scm_variables(config, tree, lock)) as runner,
+        fixed_build_root(config.project.name) as root,
+    ):
+        built = build_in(root, tree, resolved, runner, sdist=sdist, wheel=wheel, log=log)
+        record = make_record(
+            config,
+            built,
+            epoch=resolved,
+            tree=tree,
+            allow_dirty=allow_dirty,
+            lock=lock,
+            runner=runner,
+            artifact_dir=root / "final",
+        )
+        make_output_dir(dest)  # only once the build succeeded: a failed one leaves no empty `dist/`
+        for path in (built.sdist, built.wheel):
+            if path is not None:
+                atomic_write_bytes(dest / path.name, path.read_bytes())
+    atomic_write_text(dest / record.record_filename, human_json_text(record.to_dict()))
+    return record
+
+
+__all__ = ["Built", "HostRunner", "Runner", "build_in", "build_wheel", "normalised_env", "user_flags"]
