@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from reprobuild.cli.output import data, log
+from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
-from reprobuild.oci.progress import progress_for_cli
 from reprobuild.oci.transport import copy_image, parse_location
 from reprobuild.oci.values import Platform
 

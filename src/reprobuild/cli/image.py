@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.cli.output import data, log
+from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import load_config
 from reprobuild.errors import ConfigError
@@ -23,7 +24,6 @@ from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.summary import image_record
 from reprobuild.manifest.record import MANIFEST_NAME, image_manifest, write_manifest
-from reprobuild.oci.progress import progress_for_cli
 from reprobuild.reference import parse_reference
 
 
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                 out_dir=args.out_dir,
                 wheel=args.wheel,
                 project_wheel=project_wheel,
-                debian=functools.partial(debian_base, mirror=args.mirror),
+                debian=functools.partial(debian_base, mirror=args.mirror, progress=progress),
                 progress=progress,
                 log=functools.partial(_log_for, name, args.quiet),
             )
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 from reprobuild.oci import engine
 
                 client = engine.connect()
-                image_id = engine.load_image(client, result.image, tag, result.layout.parent)
+                image_id = engine.load_image(client, result.image, tag, result.layout.parent, progress=progress)
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
             pushed = None
             if args.push:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from reprobuild.cli.output import data, log
+from reprobuild.cli.progress import progress_for_cli
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.image:
         from reprobuild.manifest.gate import check_image
 
-        gate = check_image(read_manifest(args.manifest), args.image, source=args.manifest)
+        with progress_for_cli(args.quiet) as progress:
+            gate = check_image(read_manifest(args.manifest), args.image, source=args.manifest, progress=progress)
         if args.json:
             data(json.dumps(gate.to_dict(), sort_keys=True, indent=2))
         elif gate.match:
@@ -59,14 +61,16 @@ def run(args: argparse.Namespace) -> int:
         return 0 if gate.match else 1
     from reprobuild.manifest.verify import verify_manifest
 
-    result = verify_manifest(
-        args.manifest,
-        repo=args.repo,
-        offline=args.offline,
-        mirror=args.mirror,
-        report=args.report,
-        log=lambda s: log(s, quiet=args.quiet),
-    )
+    with progress_for_cli(args.quiet) as progress:
+        result = verify_manifest(
+            args.manifest,
+            repo=args.repo,
+            offline=args.offline,
+            mirror=args.mirror,
+            report=args.report,
+            log=lambda s: log(s, quiet=args.quiet),
+            progress=progress,
+        )
     if args.json:
         data(json.dumps(result.to_dict(), sort_keys=True, indent=2))
     elif result.identical:

@@ -22,6 +22,7 @@ from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.index import Index, select_platform
 from reprobuild.oci.layout import load_manifest, read_layout
 from reprobuild.oci.mediatypes import INDEX_TYPES
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.values import Descriptor, Platform
 
 #: Builds the embedded Debian base for (config, target, staging); wired by :mod:`reprobuild.image.build`.
@@ -107,7 +108,7 @@ def _registry_offline(target: Target, store: BlobStore, manifest_digest: str | N
     )
 
 
-def _registry(target: Target, store: BlobStore) -> ResolvedBase:
+def _registry(target: Target, store: BlobStore, progress: Progress) -> ResolvedBase:
     from reprobuild.oci import remote
     from reprobuild.oci.registry import RegistryClient
 
@@ -122,9 +123,11 @@ def _registry(target: Target, store: BlobStore) -> ResolvedBase:
         manifest_digest = ref.digest
         if str(obj.get("mediaType") or media_type) in INDEX_TYPES or "manifests" in obj:
             index_digest = ref.digest
-            artifact = remote.pull(client, ref.repository, ref.digest, store, platform=_platform(target))
+            artifact = remote.pull(
+                client, ref.repository, ref.digest, store, platform=_platform(target), progress=progress
+            )
         else:
-            artifact = remote.pull(client, ref.repository, ref.digest, store)
+            artifact = remote.pull(client, ref.repository, ref.digest, store, progress=progress)
     except ReproBuildError as e:
         raise BaseImageError(f"pulling {what}: {e.message}", e.hint) from e
     finally:
@@ -157,6 +160,7 @@ def resolve_base(
     debian: DebianBuilder | None = None,
     offline: bool = False,
     manifest_digest: str | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> ResolvedBase:
     """Fetch or read ``target``'s base into ``store``/``staging`` and return it, verified.
 
@@ -165,7 +169,7 @@ def resolve_base(
     """
     spec = target.base
     if spec.kind == "registry":
-        resolved = _registry_offline(target, store, manifest_digest) if offline else _registry(target, store)
+        resolved = _registry_offline(target, store, manifest_digest) if offline else _registry(target, store, progress)
     elif spec.kind == "oci-layout":
         assert spec.path is not None and spec.digest is not None
         path = (config.root / spec.path).resolve()

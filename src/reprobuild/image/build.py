@@ -186,7 +186,7 @@ def _locked_wheels(
     cache = WheelCache()
 
     def fetch(pin: WheelPin, url: str) -> Path:
-        return cache.fetch(pin, url, progress.task(f"wheel {pin.filename}", pin.size))
+        return cache.fetch(pin, url, progress)
 
     recorded = recorded_wheels(config, target, lock)
     if pins is None:
@@ -437,6 +437,7 @@ def _build_image(
             debian=debian,
             offline=offline,
             manifest_digest=base_manifest,
+            progress=progress,
         )
         # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
         info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)

@@ -17,7 +17,7 @@ import tempfile
 import tomllib
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from reprobuild.errors import DigestMismatchError, LockError, ReproBuildError
 from reprobuild.fsutil import move_file
 from reprobuild.lock.reader import read_lock
 from reprobuild.oci.digest import sha256_file
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.urls import redact_text
 from reprobuild.uvbin import run_uv
 
@@ -179,47 +180,52 @@ class WheelCache:
             return None
         return path
 
-    def fetch(self, pin: WheelPin, url: str, progress: Callable[[int], None] | None = None) -> Path:
-        """Download ``url`` into the cache, verifying sha256 (and size) before it becomes visible."""
+    def fetch(self, pin: WheelPin, url: str, progress: Progress = NO_PROGRESS) -> Path:
+        """Download ``url`` into the cache, verifying sha256 (and size) before it becomes visible.
+
+        A download (not a cache hit) is a ``progress`` task named after the wheel's file name.
+        """
         cached = self.get(pin)
         if cached is not None:
             return cached
         dest = self.path(pin)
         dest.parent.mkdir(parents=True, exist_ok=True)
         last: Exception | None = None
-        for _attempt in range(_ATTEMPTS):
-            fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
-            tmp = Path(tmp_name)
-            try:
-                digest = hashlib.sha256()
-                size = 0
-                with os.fdopen(fd, "wb") as f:
-                    for chunk in _chunks(url):
-                        f.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                        if progress:
-                            progress(len(chunk))
-                    f.flush()
-                    os.fsync(f.fileno())
-                if digest.hexdigest() != pin.sha256 or (pin.size is not None and size != pin.size):
-                    raise DigestMismatchError(
-                        f"{pin.filename}: downloaded {size} bytes with sha256 {digest.hexdigest()}, "
-                        f"but the lock pins sha256 {pin.sha256}",
-                        hint="the index served different bytes; nothing was cached. Retry, or check the index",
-                    )
-                move_file(tmp, dest)
-                return dest
-            except DigestMismatchError:
-                tmp.unlink(missing_ok=True)
-                raise
-            except (requests.RequestException, OSError) as e:
-                tmp.unlink(missing_ok=True)
-                last = e
-        raise ReproBuildError(
-            f"downloading {pin.filename} failed after {_ATTEMPTS} attempts: {redact_text(str(last))}",
-            hint="check the network and the index configuration, or build with a warm cache",
-        )
+        source = "a local directory" if url.startswith("file://") else urllib.parse.urlsplit(url).hostname
+        with progress.task(f"downloading {pin.filename} from {source}", pin.size) as task:
+            for _attempt in range(_ATTEMPTS):
+                fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
+                tmp = Path(tmp_name)
+                task.restart()
+                try:
+                    digest = hashlib.sha256()
+                    size = 0
+                    with os.fdopen(fd, "wb") as f:
+                        for chunk in _chunks(url):
+                            f.write(chunk)
+                            digest.update(chunk)
+                            size += len(chunk)
+                            task(len(chunk))
+                        f.flush()
+                        os.fsync(f.fileno())
+                    if digest.hexdigest() != pin.sha256 or (pin.size is not None and size != pin.size):
+                        raise DigestMismatchError(
+                            f"{pin.filename}: downloaded {size} bytes with sha256 {digest.hexdigest()}, "
+                            f"but the lock pins sha256 {pin.sha256}",
+                            hint="the index served different bytes; nothing was cached. Retry, or check the index",
+                        )
+                    move_file(tmp, dest)
+                    return dest
+                except DigestMismatchError:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                except (requests.RequestException, OSError) as e:
+                    tmp.unlink(missing_ok=True)
+                    last = e
+            raise ReproBuildError(
+                f"downloading {pin.filename} failed after {_ATTEMPTS} attempts: {redact_text(str(last))}",
+                hint="check the network and the index configuration, or build with a warm cache",
+            )
 
     def require(self, pins: Iterable[WheelPin]) -> list[Path]:
         """Cached paths for ``pins`` with no network; an error lists every missing wheel."""

@@ -21,6 +21,7 @@ from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.index import Index
 from reprobuild.oci.layout import read_layout
 from reprobuild.oci.mediatypes import INDEX_TYPES
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.transport import Location, parse_location
 from reprobuild.oci.validate import artifact_problems
 from reprobuild.oci.values import Descriptor, Platform
@@ -49,13 +50,14 @@ class GateResult:
         }
 
 
-def _registry(loc: Location, expected: dict[str, Any]) -> dict[str, Any]:
+def _registry(loc: Location, expected: dict[str, Any], progress: Progress) -> dict[str, Any]:
     from reprobuild.oci.registry import RegistryClient
+    from reprobuild.oci.remote import fetch_manifest
 
     ref = loc.reference
     assert ref is not None
     with RegistryClient(ref.api_host) as client:
-        data, media_type, digest = client.get_manifest(ref.repository, ref.ref)
+        data, media_type, digest = fetch_manifest(client, ref.repository, ref.ref, progress)
         obj = parse_json_object(data, f"manifest {ref}")
         found: dict[str, Any] = {"manifest_digest": digest}
         if str(obj.get("mediaType") or media_type) in INDEX_TYPES or "manifests" in obj:
@@ -65,7 +67,7 @@ def _registry(loc: Location, expected: dict[str, Any]) -> dict[str, Any]:
             chosen = next((d for d in children if platform and d.platform and platform.matches(d.platform)), None)
             if chosen is None:
                 return {**found, "manifest_digest": None, "note": f"the index has no {expected.get('platform')} image"}
-            data, _, digest = client.get_manifest(ref.repository, str(chosen.digest))
+            data, _, digest = fetch_manifest(client, ref.repository, str(chosen.digest), progress)
             obj = parse_json_object(data, f"manifest {ref}@{chosen.digest}")
             found["manifest_digest"] = digest
         found["config_digest"] = str((obj.get("config") or {}).get("digest"))
@@ -105,16 +107,19 @@ def _engine(loc: Location) -> dict[str, Any]:
     return {"image_id": attrs.get("Id"), "diff_ids": list((attrs.get("RootFS") or {}).get("Layers") or [])}
 
 
-def check_image(manifest: dict[str, Any], reference: str, *, source: Path | None = None) -> GateResult:
+def check_image(
+    manifest: dict[str, Any], reference: str, *, source: Path | None = None, progress: Progress = NO_PROGRESS
+) -> GateResult:
     """Compare the image at ``reference`` with ``manifest`` (read from ``source``, named in errors);
-    raises only for errors (unreachable, missing, a malformed manifest)."""
+    raises only for errors (unreachable, missing, a malformed manifest). Each registry request is a
+    ``progress`` task."""
     from reprobuild.manifest.validate import gate_expectations
 
     expected = gate_expectations(manifest, source or "the manifest")
     loc = parse_location(reference)
     problems: list[str] = []
     if loc.kind == "registry":
-        found = _registry(loc, expected)
+        found = _registry(loc, expected, progress)
         if loc.digest is not None and str(loc.digest) != found.get("index_digest", found["manifest_digest"]):
             problems.append(f"the registry serves {found['manifest_digest']} for {reference}")
     elif loc.kind == "docker-daemon":

@@ -57,5 +57,6 @@ Sources and sinks
     ``transport.parse_location("oci-layout:PATH[:TAG|@sha256:…]" | "oci-archive:PATH" |
     "docker-daemon:NAME[:TAG]" | "docker://host/name:tag" | "host/name@sha256:…")``;
     ``transport.copy_image(src, dst, platform=None)`` -> ``"name@sha256:…"`` (``repro-build copy``).
-    ``progress.Progress`` / ``NO_PROGRESS`` / ``progress_for_cli(quiet)``: rich bars on a TTY only.
+    ``progress.Progress`` / ``NO_PROGRESS`` / ``Task``: named tasks (downloads, layers, pushes); the CLI shows them
+    (``reprobuild.cli.progress``: bars on a TTY, one line per start and end otherwise).
 """

@@ -20,8 +20,8 @@ from reprobuild.oci.blobstore import BlobStore, HashingWriter
 from reprobuild.oci.compress import DECOMPRESS_ERRORS, CompressingWriter, Compressor, open_decompressed
 from reprobuild.oci.digest import CHUNK, Digest
 from reprobuild.oci.mediatypes import layer_compression, oci_layer_type
-from reprobuild.oci.progress import NO_PROGRESS, Progress
-from reprobuild.oci.tarwriter import LayerEntry, write_tar
+from reprobuild.oci.progress import NO_PROGRESS, Progress, size_with_bytes
+from reprobuild.oci.tarwriter import LayerEntry, tar_size, write_tar
 from reprobuild.oci.values import Descriptor
 
 
@@ -71,6 +71,11 @@ class Layer:
         return open_decompressed(self.open_compressed(), layer_compression(self.media_type) or "none")
 
 
+def _compressed_note(size: int, compressor: Compressor) -> str:
+    kind = "uncompressed" if compressor.algorithm == "none" else compressor.algorithm
+    return f"{size_with_bytes(size)} {kind}"
+
+
 class _TarSink:
     """Where the tar goes: hashed for the diff_id, counted for progress, passed to the compressor."""
 
@@ -116,20 +121,23 @@ def write_layer(
     """
     seconds = epoch.seconds if isinstance(epoch, Epoch) else int(epoch)
     entries = list(entries)
-    advance = progress.task(f"compressing {description}", sum(e.size for e in entries) or None)
+    total = tar_size(entries, seconds, preserve_metadata=preserve_metadata)
     sinks: list[_TarSink] = []
+    with progress.task(f"compressing layer {description}", total) as task:
 
-    def fill(blob: HashingWriter) -> None:
-        cw = compressor.writer(blob, workers)
-        try:
-            sink = _TarSink(cw, advance)
-            sinks.append(sink)
-            write_tar(entries, seconds, sink, preserve_metadata=preserve_metadata)  # type: ignore[arg-type]
-        finally:
-            cw.close()
+        def fill(blob: HashingWriter) -> None:
+            cw = compressor.writer(blob, workers)
+            try:
+                task.restart()  # the store may call fill again after a failed attempt
+                sink = _TarSink(cw, task)
+                sinks.append(sink)
+                write_tar(entries, seconds, sink, preserve_metadata=preserve_metadata)  # type: ignore[arg-type]
+            finally:
+                cw.close()
 
-    digest, size = store.write(fill, what=f"{description} blob")
-    return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), sinks[0].diff_id, store.path(digest))
+        digest, size = store.write(fill, what=f"{description} blob")
+        task.note(_compressed_note(size, compressor))
+    return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), sinks[-1].diff_id, store.path(digest))
 
 
 def layer_from_tar(
@@ -141,22 +149,24 @@ def layer_from_tar(
     progress: Progress = NO_PROGRESS,
 ) -> Layer:
     """Compress an existing uncompressed tar as it is (no re-canonicalisation) into a layer."""
-    advance = progress.task(f"compressing {tar_path.name}", tar_path.stat().st_size)
     sinks: list[_TarSink] = []
+    with progress.task(f"compressing {tar_path.name}", tar_path.stat().st_size) as task:
 
-    def fill(blob: HashingWriter) -> None:
-        cw = compressor.writer(blob, workers)
-        try:
-            sink = _TarSink(cw, advance)
-            sinks.append(sink)
-            with tar_path.open("rb") as f:
-                while chunk := f.read(CHUNK):
-                    sink.write(chunk)
-        finally:
-            cw.close()
+        def fill(blob: HashingWriter) -> None:
+            cw = compressor.writer(blob, workers)
+            try:
+                task.restart()
+                sink = _TarSink(cw, task)
+                sinks.append(sink)
+                with tar_path.open("rb") as f:
+                    while chunk := f.read(CHUNK):
+                        sink.write(chunk)
+            finally:
+                cw.close()
 
-    digest, size = store.write(fill, what=f"layer from {tar_path}")
-    return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), sinks[0].diff_id, store.path(digest))
+        digest, size = store.write(fill, what=f"layer from {tar_path}")
+        task.note(_compressed_note(size, compressor))
+    return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), sinks[-1].diff_id, store.path(digest))
 
 
 def layer_from_blob(store: BlobStore, descriptor: Descriptor, diff_id: Digest) -> Layer:

@@ -19,26 +19,46 @@ from typing import BinaryIO
 from reprobuild.errors import OCIError
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.digest import Digest
-from reprobuild.oci.image import Image, layers_from_manifest, parse_json_object
+from reprobuild.oci.image import Image, describe_layer, layer_labels, layers_from_manifest, parse_json_object
 from reprobuild.oci.index import Artifact, Index, WalkBudget, select_platform
 from reprobuild.oci.layer import Layer
 from reprobuild.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
-from reprobuild.oci.progress import NO_PROGRESS, Progress
+from reprobuild.oci.progress import NO_PROGRESS, Progress, Task
 from reprobuild.oci.registry import RegistryClient
 from reprobuild.oci.values import Descriptor, Platform
 
 
 def _fetch_blob(
-    client: RegistryClient, repository: str, desc: Descriptor, *, store: BlobStore, what: str, progress: Progress
+    client: RegistryClient,
+    repository: str,
+    desc: Descriptor,
+    *,
+    store: BlobStore,
+    what: str,
+    progress: Progress,
+    name: str | None = None,
 ) -> None:
     if store.has(desc.digest):
         return
-    advance = progress.task(f"pulling {desc.digest.hex[:12]}", desc.size)
+    label = name or f"blob {desc.digest.algorithm}:{desc.digest.hex[:12]}"
+    with progress.task(f"pulling {label} from {client_host(client)}/{repository}", desc.size) as task:
 
-    def fill(f: BinaryIO) -> None:
-        client.get_blob(repository, str(desc.digest), f, size=desc.size, progress=advance)
+        def fill(f: BinaryIO) -> None:
+            task.restart()  # each attempt of the store counts from zero
+            client.get_blob(repository, str(desc.digest), f, size=desc.size, progress=task)
 
-    store.fetch(fill, expected=desc.digest, size=desc.size, what=what)
+        store.fetch(fill, expected=desc.digest, size=desc.size, what=what)
+
+
+def fetch_manifest(
+    client: RegistryClient, repository: str, reference: str, progress: Progress
+) -> tuple[bytes, str, str | None]:
+    """``client.get_manifest`` as a progress task (a slow or silent registry shows which request waits)."""
+    sep = "@" if reference.startswith("sha256:") else ":"
+    with progress.task(f"fetching manifest {client_host(client)}/{repository}{sep}{reference}") as task:
+        data, media_type, digest = client.get_manifest(repository, reference)
+        task(len(data))
+    return data, media_type, digest
 
 
 #: Largest image config read into memory. A config holds env, labels and history (a few KB; CUDA images
@@ -75,7 +95,7 @@ def pull(
     """Pull ``repository:reference`` (tag or ``sha256:`` digest) into ``store``; index walks are bounded."""
     budget = budget or WalkBudget(f"{client_host(client)}/{repository}:{reference}")
     budget.enter(depth, reference)
-    data, media_type, digest = client.get_manifest(repository, reference)
+    data, media_type, digest = fetch_manifest(client, repository, reference, progress)
     actual = Digest.of_bytes(data)
     if digest and Digest.parse(digest, origin=f"{repository}:{reference} manifest digest") != actual:
         raise OCIError(f"{repository}:{reference}: manifest bytes hash to {actual}, the registry said {digest}")
@@ -129,7 +149,7 @@ def _load(
         idx_descs = [Descriptor.from_json(d, origin=f"index {what}") for d in obj.get("manifests") or []]
         for d in idx_descs:
             budget.enter(depth + 1, d.digest)
-            child, child_type, _ = client.get_manifest(repository, str(d.digest))
+            child, child_type, _ = fetch_manifest(client, repository, str(d.digest), progress)
             if Digest.of_bytes(child) != d.digest:
                 raise OCIError(f"index {what}: child manifest {d.digest} was served with other bytes")
             if len(child) != d.size:
@@ -153,12 +173,16 @@ def _load(
         raise OCIError(f"{what}: unsupported manifest media type {media_type!r}")
     cfg = Descriptor.from_json(obj.get("config"), origin=f"manifest {what} config")
     config = read_config_blob(client, repository, cfg, what=what)
+    cfg_obj = parse_json_object(config, f"config of {what}")
+    labels = layer_labels(cfg_obj)
+    count = len(obj.get("layers") or [])
+    position = iter(range(count + 1))
 
     def fetch(d: Descriptor) -> Path:
-        _fetch_blob(client, repository, d, store=store, what=f"{what} layer {d.digest}", progress=progress)
+        name = describe_layer(next(position), count, d.digest, labels)
+        _fetch_blob(client, repository, d, store=store, what=f"{what} layer {d.digest}", progress=progress, name=name)
         return store.path(d.digest)
 
-    cfg_obj = parse_json_object(config, f"config of {what}")
     return Image(data, config, layers_from_manifest(obj, cfg_obj, fetch, what=f"manifest {what}"))
 
 
@@ -178,7 +202,9 @@ def push(
     """Upload ``artifact`` (blobs, then manifests by digest, then ``tags``); return its digest."""
     _push(client, repository, artifact, chunk_size, progress)
     for tag in tags:
-        got = client.put_manifest(repository, tag, artifact.manifest_bytes, artifact.media_type)
+        with progress.task(f"tagging {client_host(client)}/{repository}:{tag}") as task:
+            got = client.put_manifest(repository, tag, artifact.manifest_bytes, artifact.media_type)
+            task(len(artifact.manifest_bytes))
         if got != str(artifact.digest):
             raise OCIError(f"pushing {repository}:{tag}: the registry stored digest {got}, expected {artifact.digest}")
     return artifact.digest
@@ -191,15 +217,25 @@ def _push(
         for child in artifact.children:
             _push(client, repository, child, chunk_size, progress)
     else:
-        for layer in artifact.layers:
-            advance = progress.task(f"pushing {layer.digest.hex[:12]}", layer.size)
+        labels = layer_labels(artifact.config)
+        count = len(artifact.layers)
+        for i, layer in enumerate(artifact.layers):
+            name = describe_layer(i, count, layer.digest, labels)
+            with progress.task(f"pushing {name} to {client_host(client)}/{repository}", layer.size) as task:
 
-            def opener(layer: Layer = layer) -> BinaryIO:
-                return layer.open_compressed()
+                def opener(layer: Layer = layer, task: Task = task) -> BinaryIO:
+                    task.restart()  # the client opens the blob again for each attempt
+                    return layer.open_compressed()
 
-            client.put_blob(repository, str(layer.digest), layer.size, opener, chunk_size=chunk_size, progress=advance)
+                sent = client.put_blob(
+                    repository, str(layer.digest), layer.size, opener, chunk_size=chunk_size, progress=task
+                )
+                if not sent:
+                    task.note("already in the registry")
         config = artifact.config_bytes
         client.put_blob(repository, str(artifact.config_digest), len(config), lambda: io.BytesIO(config))
-    got = client.put_manifest(repository, str(artifact.digest), artifact.manifest_bytes, artifact.media_type)
+    with progress.task(f"pushing manifest {client_host(client)}/{repository}@{artifact.digest}") as task:
+        got = client.put_manifest(repository, str(artifact.digest), artifact.manifest_bytes, artifact.media_type)
+        task(len(artifact.manifest_bytes))
     if got != str(artifact.digest):
         raise OCIError(f"pushing {repository}@{artifact.digest}: the registry stored digest {got}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +19,13 @@ import requests
 from reprobuild.cache import cache_root
 from reprobuild.errors import BaseImageError, DigestMismatchError
 from reprobuild.fsutil import atomic_write_bytes
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.urls import redact
 
 #: Seconds to wait for a mirror to answer; a pinned build fails fast rather than hang.
 HTTP_TIMEOUT = 60
+#: Bytes read from a response at a time (progress is reported per chunk).
+_CHUNK = 1 << 16
 
 
 def default_cache_dir() -> Path:
@@ -34,17 +38,24 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def http_get(url: str, what: str) -> bytes:
-    """GET ``url`` (http, https or file) and return the body; errors name ``what`` and the redacted URL."""
+def http_get(url: str, what: str, progress: Callable[[int], None] | None = None) -> bytes:
+    """GET ``url`` (http, https or file) and return the body; errors name ``what`` and the redacted URL.
+
+    ``progress`` is told each number of bytes received.
+    """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "file":
         path = Path(urllib.parse.unquote(parts.path))
         try:
-            return path.read_bytes()
+            data = path.read_bytes()
         except OSError as e:
             raise BaseImageError(f"reading {what} from {path}: {e.strerror}") from e
+        if progress is not None:
+            progress(len(data))
+        return data
     try:
-        response = requests.get(url, timeout=HTTP_TIMEOUT)
+        with requests.get(url, timeout=HTTP_TIMEOUT, stream=True) as response:
+            body = _read_body(response, progress) if response.status_code == 200 else b""
     except requests.RequestException as e:
         raise BaseImageError(
             f"downloading {what} from {redact(url)}: {type(e).__name__}",
@@ -56,7 +67,16 @@ def http_get(url: str, what: str) -> bytes:
             f"downloading {what} from {redact(url)}: HTTP {response.status_code}",
             hint="check the mirror URL, the suite and the architecture",
         )
-    return response.content
+    return body
+
+
+def _read_body(response: requests.Response, progress: Callable[[int], None] | None) -> bytes:
+    parts: list[bytes] = []
+    for chunk in response.iter_content(_CHUNK):
+        parts.append(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return b"".join(parts)
 
 
 @dataclass(frozen=True)
@@ -77,7 +97,9 @@ class DebCache:
             return None
         return data if len(data) == size and sha256_hex(data) == sha256 else None
 
-    def get(self, sha256: str, size: int, url: str, what: str, *, offline: bool = False) -> bytes:
+    def get(
+        self, sha256: str, size: int, url: str, what: str, *, offline: bool = False, progress: Progress = NO_PROGRESS
+    ) -> bytes:
         """The verified bytes of the ``.deb`` pinned by ``sha256``/``size``.
 
         A cached entry is re-hashed before use; a mismatch deletes it and downloads again (or, when
@@ -103,7 +125,10 @@ class DebCache:
                 f"{what} is not in the cache ({entry}) and the build is offline",
                 hint="run `repro-build base build` once with network access to warm the cache",
             )
-        data = http_get(url, what)
+        name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+        host = urllib.parse.urlsplit(url).hostname or "a local directory"
+        with progress.task(f"downloading {name} from {host}", size) as task:
+            data = http_get(url, what, task)
         actual = sha256_hex(data)
         if actual != sha256 or len(data) != size:
             raise DigestMismatchError(

@@ -75,6 +75,8 @@ class Download:
             )
         self._dest.seek(self._start)
         self._dest.truncate()
+        if self._progress is not None and self.received:
+            self._progress(-self.received)  # the bytes are received again: count them once
         self.hasher, self.received = hashlib.new(self._algorithm), 0
 
     def complete(self) -> bool:
