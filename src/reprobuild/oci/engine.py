@@ -73,6 +73,19 @@ def load_image(client: Any, image: Image, repo_tag: str, staging: Path, *, progr
     return image_id
 
 
+def image_digests(client: Any, name: str) -> tuple[str, list[str]]:
+    """The engine's image ID of ``name`` and the manifest digests it records for it (``RepoDigests``:
+    those it was pulled or pushed by; none for an image that was only loaded or built)."""
+    try:
+        attrs = client.images.get(name).attrs
+    except Exception as e:
+        raise EngineError(
+            f"the engine has no image {name}: {e}", hint=f"does `docker image inspect {name}` work?"
+        ) from e
+    digests = [str(d).rpartition("@")[2] for d in attrs.get("RepoDigests") or [] if "@" in str(d)]
+    return str(attrs.get("Id")), sorted(set(digests))
+
+
 def save_image(client: Any, name: str, staging: Path, *, progress: Progress = NO_PROGRESS) -> Artifact:
     """``docker save`` ``name`` into ``staging`` and read it (uncompressed layers; see the module docstring)."""
     staging.mkdir(parents=True, exist_ok=True)
