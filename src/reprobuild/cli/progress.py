@@ -94,6 +94,7 @@ class RichProgress(Progress):
         task_id = self._ids.pop(id(task), None)
         if task_id is not None:
             self._bars.remove_task(task_id)
+            self._bars.refresh()  # redraw without the row now, not the last frame that still had it
         self._bars.console.print(self._clean(end_line(task, error)), markup=False, highlight=False)
 
 
