@@ -296,6 +296,7 @@ def _write_layers(
             if cache
             else None
         )
+        reused = layer is not None
         if layer is None:
             layer = write_layer(
                 entries, epoch=mtime, compressor=compressor, store=store, progress=progress, description=group.name
@@ -313,7 +314,7 @@ def _write_layers(
             pin = dists[name].wheel
             if pin is not None and pin != project_pin:
                 out.wheel_layers.append((pin, index))
-        log(f"layer {group.name}: {layer.size} bytes")
+        log(f"layer {group.name}: {layer.size} bytes" + (" (from the layer cache)" if reused else ""))
     return out
 
 
