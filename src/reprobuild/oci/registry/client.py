@@ -57,7 +57,7 @@ import requests
 from reprobuild.download import READ_SIZE, Failure, Receiver, Timeouts, receive
 from reprobuild.errors import DigestMismatchError, RegistryError, ReproBuildError
 from reprobuild.oci.mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
-from reprobuild.oci.registry.auth import Authenticator, is_loopback
+from reprobuild.oci.registry.auth import Authenticator, is_loopback, trusted_realms_from_environment
 from reprobuild.oci.registry.credentials import CredentialStore
 from reprobuild.oci.registry.transfer import (
     HashingReader,
@@ -153,6 +153,8 @@ class RegistryClient:
     blob gets one more second per 64 KiB of its size).
     ``backoff`` is the first wait between attempts (doubling each time); ``chunk_threshold`` the
     blob size above which :meth:`put_blob` uploads in chunks even without ``chunk_size``.
+    ``trusted_realms`` names token-server hosts that may receive the credentials although they are
+    outside the registry's domain (default ``$REPRO_BUILD_REGISTRY_TRUSTED_REALMS``; see :mod:`.auth`).
     """
 
     def __init__(
@@ -167,6 +169,7 @@ class RegistryClient:
         backoff: float = 0.5,
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
         session: requests.Session | None = None,
+        trusted_realms: Iterable[str] | None = None,
     ) -> None:
         if not host or "/" in host:
             raise RegistryError(f"`{host}` is not a registry host", "give `name[:port]`, e.g. `ghcr.io`")
@@ -196,6 +199,12 @@ class RegistryClient:
             allow_plain_http=bool(insecure),
             send=self._send_token_request,
             describe=self._describe,
+            api_host=urlsplit(self._base).netloc,
+            trusted_realms=(
+                trusted_realms_from_environment()
+                if trusted_realms is None
+                else frozenset(h.lower() for h in trusted_realms)
+            ),
         )
 
     def __repr__(self) -> str:
@@ -802,6 +811,8 @@ class RegistryClient:
                 f"{what}: the registry answered {detail} after {after} attempts",
                 "the registry is overloaded or rate-limiting; try again later",
             )
+        if status in {401, 403} and self._auth.withheld_from is not None:
+            return RegistryError(f"{what}: not authorized ({detail})", self._auth.withheld_hint())
         if status == 401:
             return RegistryError(
                 f"{what}: not authorized ({detail})",
