@@ -36,7 +36,7 @@ from typing import IO
 
 import requests
 
-from reprobuild.errors import DigestMismatchError, ReproBuildError
+from reprobuild.errors import DigestMismatchError, DownloadError, ReproBuildError
 from reprobuild.fsutil import move_file
 from reprobuild.retry import DEFAULT_POLICY, TRANSIENT_ERRORS, RetryPolicy, TransientError, is_transient_status
 from reprobuild.urls import redact, redact_text
@@ -81,7 +81,7 @@ class Timeouts:
 class Failure:
     """How to word an error about one download: the error class and the hints for its kinds of failure."""
 
-    error: type[ReproBuildError] = ReproBuildError
+    error: type[ReproBuildError] = DownloadError
     source: str = "the server"
     expected_by: str = "expected"
     mismatch_hint: str = "the server sent other bytes than the pinned ones; nothing was kept"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from reprobuild.download import Timeouts, fetch_bytes, fetch_file
-from reprobuild.errors import DigestMismatchError, ReproBuildError
+from reprobuild.errors import DigestMismatchError, DownloadError
 from reprobuild.image.wheels import WheelCache, WheelPin
 from reprobuild.retry import RetryPolicy, is_transient_status
 from tests.oci.registry.servers import serving
@@ -127,7 +127,7 @@ def test_429_waits_as_long_as_retry_after_says(tmp_path: Path) -> None:
 
 def test_persistent_5xx_is_bounded(tmp_path: Path) -> None:
     script = Script(faults=[500] * 10)
-    with faulty(script) as url, pytest.raises(ReproBuildError, match=r"HTTP 500.*after 4 attempts") as e:
+    with faulty(script) as url, pytest.raises(DownloadError, match=r"HTTP 500.*after 4 attempts") as e:
         fetch_file(url, tmp_path / "f", sha256=SHA, size=len(BODY), what="the file f", policy=_policy([]))
     assert len(script.seen) == 4 and "the file f" in e.value.message
     assert list(tmp_path.iterdir()) == []
@@ -137,7 +137,7 @@ def test_persistent_5xx_is_bounded(tmp_path: Path) -> None:
 def test_final_answers_are_not_retried(tmp_path: Path, status: int) -> None:
     script = Script(faults=[status] * 5)
     sleeps: list[float] = []
-    with faulty(script) as url, pytest.raises(ReproBuildError, match=f"HTTP {status}") as e:
+    with faulty(script) as url, pytest.raises(DownloadError, match=f"HTTP {status}") as e:
         fetch_file(url, tmp_path / "f", sha256=SHA, size=len(BODY), what="f", policy=_policy(sleeps))
     assert len(script.seen) == 1 and sleeps == []
     assert e.value.hint is not None and "not retried" in e.value.hint
@@ -147,7 +147,7 @@ def test_final_answers_are_not_retried(tmp_path: Path, status: int) -> None:
 def test_drip_feed_ends_at_the_deadline(tmp_path: Path) -> None:
     with faulty(Script(faults=["drip"] * 5)) as url:
         start = time.monotonic()
-        with pytest.raises(ReproBuildError, match="too slowly"):
+        with pytest.raises(DownloadError, match="too slowly"):
             fetch_file(
                 url,
                 tmp_path / "f",
@@ -202,7 +202,7 @@ def test_unreachable_server_is_retried_then_named(tmp_path: Path) -> None:
 
     sleeps: list[float] = []
     url = f"http://user:pw@127.0.0.1:{free_port()}/f"
-    with pytest.raises(ReproBuildError, match=r"cannot connect.*after 4 attempts") as e:
+    with pytest.raises(DownloadError, match=r"cannot connect.*after 4 attempts") as e:
         fetch_file(url, tmp_path / "f", sha256=SHA, size=1, what="f", policy=_policy(sleeps))
     assert sleeps == [0.01, 0.02, 0.04]
     assert "pw" not in e.value.message
@@ -211,7 +211,7 @@ def test_unreachable_server_is_retried_then_named(tmp_path: Path) -> None:
 def test_fetch_bytes_is_bounded(tmp_path: Path) -> None:
     with faulty(Script(faults=[503])) as url:
         assert fetch_bytes(url, "f", policy=_policy([])) == BODY
-        with pytest.raises(ReproBuildError, match="more than the 1000"):
+        with pytest.raises(DownloadError, match="more than the 1000"):
             fetch_bytes(url, "f", limit=1000, policy=_policy([]))
 
 
