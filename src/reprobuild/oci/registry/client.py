@@ -801,16 +801,11 @@ class RegistryClient:
     def _redact(self, text: str) -> str:
         return redact_text(text, self._secrets)
 
-    def _error(self, response: requests.Response, target: Target, *, after: int = 0) -> ReproBuildError:
+    def _error(self, response: requests.Response, target: Target) -> ReproBuildError:
         what = target.describe(self.host)
         status = response.status_code
         detail = self._describe(response)
         codes = detail.upper()
-        if after:
-            return RegistryError(
-                f"{what}: the registry answered {detail} after {after} attempts",
-                "the registry is overloaded or rate-limiting; try again later",
-            )
         if status in {401, 403} and self._auth.withheld_from is not None:
             return RegistryError(f"{what}: not authorized ({detail})", self._auth.withheld_hint())
         if status == 401:
