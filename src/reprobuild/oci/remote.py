@@ -72,7 +72,7 @@ def run_all(work: Sequence[Callable[[], None]], jobs: int) -> None:
 
 
 def _fetch_blob(
-    client: RegistryClient, repository: str, desc: Descriptor, *, store: BlobStore, what: str, progress: Progress
+    client: RegistryClient, repository: str, desc: Descriptor, *, store: BlobStore, progress: Progress
 ) -> Callable[[], None]:
     """The work of pulling one blob into ``store`` (its progress line is started now, in order)."""
     advance = progress.task(f"pulling {desc.digest.hex[:12]}", desc.size)
@@ -81,7 +81,8 @@ def _fetch_blob(
         client.get_blob(repository, str(desc.digest), f, size=desc.size, progress=advance)
 
     def work() -> None:
-        store.fetch(fill, expected=desc.digest, size=desc.size, what=what)
+        # get_blob checks digest and size while the bytes stream: no second read of the file.
+        store.receive(fill, expected=desc.digest)
 
     return work
 
@@ -215,10 +216,7 @@ def _load(
 
     cfg_obj = parse_json_object(config, f"config of {what}")
     layers = layers_from_manifest(obj, cfg_obj, later, what=f"manifest {what}")
-    work = [
-        _fetch_blob(client, repository, d, store=store, what=f"{what} layer {d.digest}", progress=progress)
-        for d in wanted.values()
-    ]
+    work = [_fetch_blob(client, repository, d, store=store, progress=progress) for d in wanted.values()]
     run_all(work, jobs)
     return Image(data, config, layers)
 
