@@ -171,7 +171,7 @@ def test_deb_download_is_a_named_line(tmp_path: Path) -> None:
     got = DebCache(tmp_path / "cache").get(
         hashlib.sha256(data).hexdigest(), len(data), deb.as_uri(), "hello 1.0", progress=LineProgress(stream)
     )
-    assert got == data
+    assert got.read_bytes() == data
     text = _lines(stream)
     assert (
         text.splitlines()[0] == f"downloading hello_1.0_amd64.deb from a local directory ({human_size(len(data))}) ..."
