@@ -27,9 +27,10 @@ from reprobuild.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from reprobuild.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from reprobuild.errors import ConfigError
 from reprobuild.lockdefaults import LockedDefaults, read_locked_defaults
+from reprobuild.oci.location import parse_location
+from reprobuild.oci.reference import Reference, parse_reference
 from reprobuild.platforms import ARCHES, host_arch
 from reprobuild.pyproject import ProjectMeta, complete_project, default_python, project_meta, read_pyproject
-from reprobuild.reference import DIGEST_RE, Reference, parse_reference
 from reprobuild.tomlvalues import check_defined, check_keys, did_you_mean, expect, get_str, str_list, str_map
 
 TOOL = "tool.repro-build"
@@ -45,6 +46,7 @@ _MANYLINUX_RE = re.compile(r"^manylinux_2_(\d+)$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Algorithm = Literal["gzip", "zstd", "none"]
+#: ``docker-archive`` is any archive (a ``docker save`` tar or an OCI archive: one reader takes both).
 BaseKind = Literal["registry", "oci-layout", "docker-archive", "debian"]
 Accelerator = Literal["none", "cuda"]
 #: ``none``: no .pyc in the image (but the hook's); ``unchecked-hash`` (the default, as pip compiles byte-code
@@ -81,6 +83,7 @@ class BaseSpec:
     digest: str | None = None
     suite: str | None = None
     stage: str | None = None  # the Dockerfile.base stage it came from
+    tag: str | None = None  # an archive's image, when it holds several
 
     @property
     def pin(self) -> str:
@@ -369,7 +372,8 @@ def _project_defaults(
 
 
 def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Path) -> BaseSpec:
-    """Interpret a target's ``base`` string (see the module docs for the accepted forms)."""
+    """Interpret a target's ``base`` string: ``debian:SUITE``, a stage of ``Dockerfile.base``, or an image
+    location (:mod:`reprobuild.oci.location`; paths relative to the project) pinned by digest."""
     key = path.rsplit(".", 1)[-1]
     snippet = f'`{key} = "cpu"` (a stage of {DOCKERFILE_BASE}) or `{key} = "debian:{DEFAULT_DEBIAN_SUITE}"`'
     if text.startswith("debian:") and "@" not in text:
@@ -377,43 +381,10 @@ def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Pa
         if not re.match(r"^[a-z][a-z0-9-]*$", suite):
             raise ConfigError(f"`{path}`: {text!r} does not name a Debian suite", hint=snippet)
         return BaseSpec("debian", text, suite=suite)
-    for prefix, kind in (("oci-layout:", "oci-layout"), ("docker-archive:", "docker-archive")):
-        if text.startswith(prefix):
-            rest = text[len(prefix) :]
-            digest: str | None = None
-            if "@" in rest:
-                rest, digest = rest.rsplit("@", 1)
-                if not DIGEST_RE.match(digest):
-                    raise ConfigError(f"`{path}`: malformed digest {digest!r} in {text!r}")
-            if kind == "oci-layout" and digest is None:
-                raise ConfigError(
-                    f"`{path}`: {text!r} has no digest",
-                    hint=f'pin the image in the layout: `"{prefix}{rest}@sha256:<64 hex>"`',
-                )
-            return BaseSpec(kind, text, path=rest, digest=digest)  # type: ignore[arg-type]
-    if dockerfile is not None:
-        stage = dockerfile.stage(text.lower())
-        if stage is not None:
-            resolved = dockerfile.resolved(stage.name)
-            if resolved.reference is None:
-                raise ConfigError(
-                    f"`{path}`: stage {text!r} of {DOCKERFILE_BASE} is `scratch`, which has no Python",
-                    hint="base a target on an image with a Python interpreter",
-                )
-            if not resolved.reference.pinned:
-                raise ConfigError(
-                    f"{DOCKERFILE_BASE}:{resolved.line}: stage {resolved.name!r} names "
-                    f"{resolved.image!r} without a digest",
-                    hint="run `repro-build lock --resolve-bases` to pin it, keeping the tag",
-                )
-            return BaseSpec(
-                "registry",
-                str(resolved.reference),
-                reference=resolved.reference,
-                digest=resolved.reference.digest,
-                stage=stage.name,
-            )
-    if "/" not in text and ":" not in text and "@" not in text:
+    stage = _stage_base(text, path, dockerfile)
+    if stage is not None:
+        return stage
+    if "/" not in text and ":" not in text and "@" not in text and not (root / text).exists():
         known = [s.name for s in dockerfile.stages] if dockerfile else []
         close = difflib.get_close_matches(text, known, n=1)
         where = f"{DOCKERFILE_BASE} has stages: {', '.join(known)}" if known else f"there is no {DOCKERFILE_BASE}"
@@ -423,14 +394,58 @@ def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Pa
             if close
             else f"add `FROM <image>@sha256:<64 hex> AS {text}` to {DOCKERFILE_BASE}, or use {snippet}",
         )
-    ref = parse_reference(text, origin=f"`{path}`")
-    if not ref.pinned:
+    loc = parse_location(text, relative_to=root, origin=f"`{path}` = {text!r}")
+    if loc.kind == "docker-daemon":
         raise ConfigError(
-            f"`{path}`: {text!r} has no digest, so the base could change under the same name",
-            hint=f"pin it: `{text}@sha256:<64 hex>`, or move it to {DOCKERFILE_BASE} as a stage and run "
-            "`repro-build lock --resolve-bases`",
+            f"`{path}`: {text!r} names an image in the Docker engine, which cannot be a base (the engine keeps "
+            "no compressed layers, so their digests are not the image's)",
+            hint=f"copy it out once (`repro-build copy {text} oci:vendor/base`) and use "
+            f'`{key} = "oci:vendor/base@sha256:…"` with the digest `copy` prints',
         )
-    return BaseSpec("registry", text, reference=ref, digest=ref.digest)
+    if loc.kind == "registry":
+        assert loc.reference is not None
+        if not loc.reference.pinned:
+            raise ConfigError(
+                f"`{path}`: {text!r} has no digest, so the base could change under the same name",
+                hint=f"pin it: `{text}@sha256:<64 hex>`, or move it to {DOCKERFILE_BASE} as a stage and run "
+                "`repro-build lock --resolve-bases`",
+            )
+        return BaseSpec("registry", text, reference=loc.reference, digest=loc.reference.digest)
+    assert loc.path is not None
+    digest = str(loc.digest) if loc.digest else None
+    if loc.kind == "oci-layout":
+        if digest is None:
+            raise ConfigError(
+                f"`{path}`: {text!r} has no digest",
+                hint=f'pin the image in the layout: `"oci:{loc.path}@sha256:<64 hex>"`',
+            )
+        return BaseSpec("oci-layout", text, path=str(loc.path), digest=digest)
+    return BaseSpec("docker-archive", text, path=str(loc.path), digest=digest, tag=loc.tag)
+
+
+def _stage_base(text: str, path: str, dockerfile: DockerfileBase | None) -> BaseSpec | None:
+    """The registry base a stage of ``Dockerfile.base`` named ``text`` pins, or None when there is none."""
+    stage = dockerfile.stage(text.lower()) if dockerfile is not None else None
+    if dockerfile is None or stage is None:
+        return None
+    resolved = dockerfile.resolved(stage.name)
+    if resolved.reference is None:
+        raise ConfigError(
+            f"`{path}`: stage {text!r} of {DOCKERFILE_BASE} is `scratch`, which has no Python",
+            hint="base a target on an image with a Python interpreter",
+        )
+    if not resolved.reference.pinned:
+        raise ConfigError(
+            f"{DOCKERFILE_BASE}:{resolved.line}: stage {resolved.name!r} names {resolved.image!r} without a digest",
+            hint="run `repro-build lock --resolve-bases` to pin it, keeping the tag",
+        )
+    return BaseSpec(
+        "registry",
+        str(resolved.reference),
+        reference=resolved.reference,
+        digest=resolved.reference.digest,
+        stage=stage.name,
+    )
 
 
 _TOP_KEYS = {

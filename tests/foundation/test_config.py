@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reprobuild.config import DEFAULT_MANYLINUX, load_config
-from reprobuild.errors import ConfigError
+from reprobuild.errors import ConfigError, ReproBuildError
 from tests.foundation.helpers import BASIC_PROJECT, write_project
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -194,6 +194,52 @@ def test_base_forms(tmp_path: Path) -> None:
     """
     config = load_config(write_project(tmp_path, tool=tool))
     a, b, c = (config.targets[n].base for n in "abc")
-    assert (a.kind, a.path, a.digest) == ("oci-layout", "./layout", DIGEST)
-    assert (b.kind, b.path) == ("docker-archive", "./img.tar")
+    assert (a.kind, a.path, a.digest) == ("oci-layout", "layout", DIGEST)
+    assert (b.kind, b.path) == ("docker-archive", "img.tar")
     assert (c.kind, c.suite) == ("debian", "trixie")
+
+
+def test_base_takes_every_local_location_form(tmp_path: Path) -> None:
+    """The base grammar is the image-location grammar, with paths relative to the project."""
+    tool = f"""
+    [tool.repro-build.targets.a]
+    base = "oci:vendor/layout@{DIGEST}"
+    [tool.repro-build.targets.b]
+    base = "vendor/layout@{DIGEST}"
+    [tool.repro-build.targets.c]
+    base = "oci-archive:vendor/base.tar:cpu"
+    [tool.repro-build.targets.d]
+    base = "vendor/base.tar"
+    [tool.repro-build.targets.e]
+    base = "docker://ghcr.io/org/py@{DIGEST}"
+    """
+    root = write_project(tmp_path, tool=tool)
+    (root / "vendor" / "layout").mkdir(parents=True)
+    (root / "vendor" / "layout" / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (root / "vendor" / "base.tar").write_bytes(b"")
+    config = load_config(root)
+    a, b, c, d, e = (config.targets[n].base for n in "abcde")
+    assert (a.kind, a.path, a.digest) == (b.kind, b.path, b.digest) == ("oci-layout", "vendor/layout", DIGEST)
+    assert (c.kind, c.path, c.tag, c.digest) == ("docker-archive", "vendor/base.tar", "cpu", None)
+    assert (d.kind, d.path) == ("docker-archive", "vendor/base.tar")
+    assert e.kind == "registry" and e.reference is not None and e.reference.name == "ghcr.io/org/py"
+
+
+@pytest.mark.parametrize(
+    ("base", "message", "hint"),
+    [
+        ("docker-daemon:app:cpu", "names an image in the Docker engine", "repro-build copy docker-daemon:app:cpu"),
+        ("vendor/layout", "has no digest", "@sha256:<64 hex>"),
+        ("./vendor/missing", "does not exist", "oci:"),
+        ("vendor", "not an OCI image layout", "docker://vendor"),
+        (f"oci:vendor/layout@sha512:{'ab' * 64}", "sha256 digests only", "sha256"),
+    ],
+)
+def test_base_location_errors(tmp_path: Path, base: str, message: str, hint: str) -> None:
+    root = write_project(tmp_path, tool=f'[tool.repro-build.targets.cpu]\nbase = "{base}"\n')
+    (root / "vendor" / "layout").mkdir(parents=True)
+    (root / "vendor" / "layout" / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    with pytest.raises(ReproBuildError) as err:
+        load_config(root)
+    assert message in err.value.message and "targets.cpu.base" in err.value.message
+    assert err.value.hint is not None and hint in err.value.hint

@@ -12,8 +12,9 @@ from typing import Any
 
 from reprobuild.cli.output import data, log
 from reprobuild.cli.results import add_json_flag, emit_json
+from reprobuild.oci.location import parse_location
 from reprobuild.oci.progress import progress_for_cli
-from reprobuild.oci.transport import copy_image, parse_location
+from reprobuild.oci.transport import copy_image
 from reprobuild.oci.values import Platform
 
 _LOCATIONS = (

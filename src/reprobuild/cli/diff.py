@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         return 1 if lines else 0
     from reprobuild.manifest.semdiff import diff_images
     from reprobuild.oci.image import Image
-    from reprobuild.oci.transport import parse_location, read_location
+    from reprobuild.oci.location import parse_location
+    from reprobuild.oci.transport import read_location
     from reprobuild.oci.values import Platform
 
     platform = Platform.parse(args.platform) if args.platform else None

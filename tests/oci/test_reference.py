@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reprobuild.errors import ConfigError
-from reprobuild.reference import parse_reference
+from reprobuild.oci.reference import parse_reference
 
 DIGEST = "sha256:" + "ab" * 32
 
