@@ -27,6 +27,7 @@ from reprobuild.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from reprobuild.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from reprobuild.errors import ConfigError
 from reprobuild.lockdefaults import LockedDefaults, read_locked_defaults
+from reprobuild.oci.compress import DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, MAX_GZIP_LEVEL, MAX_ZSTD_LEVEL
 from reprobuild.oci.location import parse_location
 from reprobuild.oci.reference import Reference, parse_reference
 from reprobuild.platforms import ARCHES, host_arch
@@ -779,11 +780,11 @@ def _compression(tool: Mapping[str, Any]) -> Compression:
     algorithm = get_str(raw, "algorithm", path, "gzip")
     if algorithm not in ("gzip", "zstd", "none"):
         raise ConfigError(f'`{path}.algorithm` must be "gzip", "zstd" or "none", got {algorithm!r}')
-    default_level = {"gzip": 6, "zstd": 3, "none": 0}[algorithm]
+    default_level = {"gzip": DEFAULT_GZIP_LEVEL, "zstd": DEFAULT_ZSTD_LEVEL, "none": 0}[algorithm]
     level = raw.get("level", default_level)
     expect(level, int, f"{path}.level", "an integer")
     # gzip: libdeflate's levels (10-12 are its slower near-optimal parsing).
-    bounds = {"gzip": (1, 12), "zstd": (1, 19), "none": (0, 0)}[algorithm]
+    bounds = {"gzip": (1, MAX_GZIP_LEVEL), "zstd": (1, MAX_ZSTD_LEVEL), "none": (0, 0)}[algorithm]
     if not bounds[0] <= level <= bounds[1]:
         raise ConfigError(f"`{path}.level` for {algorithm} must be from {bounds[0]} to {bounds[1]}, got {level}")
     return Compression(algorithm, level)  # type: ignore[arg-type]

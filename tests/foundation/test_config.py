@@ -243,3 +243,23 @@ def test_base_location_errors(tmp_path: Path, base: str, message: str, hint: str
         load_config(root)
     assert message in err.value.message and "targets.cpu.base" in err.value.message
     assert err.value.hint is not None and hint in err.value.hint
+
+
+def test_zstd_level_limit_is_the_compressors(tmp_path: Path) -> None:
+    """Config and compressor share one bound: level 19 (an 8 MiB window, RFC 8878's interoperable maximum)."""
+    from reprobuild.errors import OCIError
+    from reprobuild.oci.compress import MAX_ZSTD_LEVEL, Compressor
+
+    assert MAX_ZSTD_LEVEL == 19
+    root = write_project(tmp_path, tool='[tool.repro-build]\ncompression = { algorithm = "zstd", level = 19 }\n')
+    assert load_config(root).compression.level == 19
+    assert Compressor.zstd(19).level == 19
+    root.joinpath("pyproject.toml").write_text(
+        root.joinpath("pyproject.toml").read_text().replace("level = 19", "level = 20")
+    )
+    with pytest.raises(ConfigError, match="must be from 1 to 19, got 20"):
+        load_config(root)
+    with pytest.raises(OCIError, match=r"outside 1\.\.19"):
+        Compressor.zstd(20)
+    with pytest.raises(OCIError, match=r"outside 1\.\.19"):
+        Compressor.parse("zstd:22")
