@@ -22,7 +22,7 @@ from typing import Any, Literal
 from packaging.specifiers import SpecifierSet
 
 from reprobuild.determinism.flagsets import FLAG_SETS
-from reprobuild.determinism.policy import MAX_SEED, Switches
+from reprobuild.determinism.policy import MAX_SEED, Policy, Switches, effective_env
 from reprobuild.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from reprobuild.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from reprobuild.errors import ConfigError
@@ -118,6 +118,24 @@ class Target:
     seed: int | None = None  # `seed = N`; None for "off" or unset
     switches: Switches = field(default_factory=Switches)
     files: tuple[tuple[str, str], ...] = ()  # (project-relative path, absolute image path), sorted by image path
+    #: ``[tool.repro-build] env``: the project-wide layer under the target's own ``env`` (as ``env``/``env_unset``).
+    project_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    project_env_unset: tuple[str, ...] = ()
+
+    @property
+    def policy(self) -> Policy:
+        """The determinism policy an image of this target carries (before the CUDA facts of its wheels are
+        known: :func:`reprobuild.determinism.cudapolicy.with_cuda` adds them)."""
+        layers = [(self.project_env, self.project_env_unset), (self.env, self.env_unset)]
+        user_env, unset = effective_env(layers)
+        return Policy(
+            self.flags,
+            cuda=self.accelerator == "cuda",
+            seed=self.seed,
+            switches=self.switches,
+            user_env=user_env,
+            unset=unset,
+        )
 
     @property
     def platform(self) -> str:
@@ -598,6 +616,7 @@ def _target(
     expect(binary_only, bool, f"{path}.binary-only", "a boolean")
     layers = _layers(raw, path, _layers(tool, TOOL, LayerPolicy()))
     env, env_unset = _env_map(raw, path)
+    project_env, project_env_unset = _env_map(tool, TOOL)
     bytecode = get_str(raw, "bytecode", path, get_str(tool, "bytecode", TOOL, "unchecked-hash"))
     if bytecode not in ("none", "unchecked-hash"):
         raise ConfigError(
@@ -616,6 +635,8 @@ def _target(
         flags=flags,
         env=MappingProxyType(env),
         env_unset=env_unset,
+        project_env=MappingProxyType(project_env),
+        project_env_unset=project_env_unset,
         seed=_seed(raw, path, _seed(tool, TOOL, None)),
         switches=_switches(raw, path, _switches(tool, TOOL, Switches())),
         files=_files(raw, path, _files(tool, TOOL, ())),

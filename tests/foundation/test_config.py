@@ -263,3 +263,29 @@ def test_zstd_level_limit_is_the_compressors(tmp_path: Path) -> None:
         Compressor.zstd(20)
     with pytest.raises(OCIError, match=r"outside 1\.\.19"):
         Compressor.parse("zstd:22")
+
+
+def test_target_policy_layers_project_env_then_target_env(tmp_path: Path) -> None:
+    """`Target.policy`: the flag sets, the project's env and removals, then the target's (a later layer wins)."""
+    from reprobuild.image.imageconfig import image_env
+
+    tool = """
+    [tool.repro-build]
+    flags = ["python", "torch"]
+    env = { PYTHONHASHSEED = "7", KEEP = "a", GONE = false }
+    seed = 3
+    [tool.repro-build.targets.cpu]
+    env = { KEEP = "b", GONE = "back", CUBLAS_WORKSPACE_CONFIG = false }
+    [tool.repro-build.targets.cuda]
+    accelerator = "cuda"
+    seed = "off"
+    """
+    config = load_config(write_project(tmp_path, tool=tool))
+    cpu, cuda = config.targets["cpu"].policy, config.targets["cuda"].policy
+    assert cpu.sets == ("python", "torch") and not cpu.cuda and cpu.seed == 3
+    assert dict(cpu.user_env) == {"PYTHONHASHSEED": "7", "KEEP": "b", "GONE": "back"}
+    assert cpu.unset == ("CUBLAS_WORKSPACE_CONFIG",)
+    assert cpu.env["PYTHONHASHSEED"] == "7" and "CUBLAS_WORKSPACE_CONFIG" not in cpu.env
+    assert cuda.cuda and cuda.seed is None and cuda.unset == ("GONE",) and "NVIDIA_VISIBLE_DEVICES" in cuda.env
+    env = image_env(config, config.targets["cpu"], cpu, ["GONE=base", "CUBLAS_WORKSPACE_CONFIG=x"])
+    assert "GONE=back" in env and "KEEP=b" in env and not any(e.startswith("CUBLAS_WORKSPACE_CONFIG=") for e in env)
