@@ -24,6 +24,12 @@ from reprobuild.oci.digest import Digest
 from reprobuild.oci.reference import TAG_RE, Reference, parse_reference
 from reprobuild.urls import has_userinfo, redact_text
 
+#: The forms, for ``--help`` (one line each command shows the same way).
+FORMS = (
+    "oci:DIR[:TAG|@sha256:…], oci-archive:FILE[:TAG], docker-archive:FILE, docker-daemon:NAME[:TAG], "
+    "docker://HOST/NAME[:TAG|@sha256:…] or HOST/NAME[:TAG|@sha256:…], or an existing layout DIR or .tar FILE"
+)
+
 Kind = Literal["oci-layout", "oci-archive", "docker-archive", "docker-daemon", "registry"]
 
 #: Prefix -> kind, for the forms that name a file or a directory.
