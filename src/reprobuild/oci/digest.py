@@ -16,8 +16,10 @@ from typing import BinaryIO
 
 from reprobuild.errors import DigestMismatchError, OCIError
 
+#: The encoded part of a sha256 digest: 64 lowercase hex digits.
+SHA256_HEX_RE = re.compile(r"^[0-9a-f]{64}\Z")
 #: A digest in a registered algorithm (image-spec ``descriptor.md`` §"Registered algorithms").
-DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z")
 
 #: Read size for hashing and copying files: large enough for hashlib to release the GIL.
 CHUNK = 1 << 20
@@ -30,7 +32,7 @@ class Digest:
     hex: str
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[0-9a-f]{64}", self.hex):
+        if not isinstance(self.hex, str) or not SHA256_HEX_RE.match(self.hex):
             raise OCIError(f"{self.hex!r} is not a sha256 hex digest", hint="64 lowercase hex digits")
 
     @property

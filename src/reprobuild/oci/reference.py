@@ -22,11 +22,11 @@ DOCKER_HUB_ALIASES = frozenset({DEFAULT_REGISTRY, "index.docker.io", DEFAULT_REG
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 #: A repository name: lowercase path components separated by ``/`` (``distribution/reference/regexp.go``).
-REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
 #: The longest name (``host/repository``) a registry takes (``NameTotalLengthMax`` in distribution/reference).
 NAME_MAX = 255
-#: A tag: up to 128 word characters, ``.`` and ``-``, not starting with ``.`` or ``-``.
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+#: A tag: up to 128 ASCII letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``.
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
 
 
 def api_host(registry: str) -> str:
