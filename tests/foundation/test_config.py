@@ -183,36 +183,19 @@ def test_unpinned_stage_is_refused_with_resolve_bases_hint(tmp_path: Path) -> No
     assert err.value.hint and "--resolve-bases" in err.value.hint
 
 
-def test_base_forms(tmp_path: Path) -> None:
-    tool = f"""
-    [tool.repro-build.targets.a]
-    base = "oci-layout:./layout@{DIGEST}"
-    [tool.repro-build.targets.b]
-    base = "docker-archive:./img.tar"
-    [tool.repro-build.targets.c]
-    base = "debian:trixie"
-    """
-    config = load_config(write_project(tmp_path, tool=tool))
-    a, b, c = (config.targets[n].base for n in "abc")
-    assert (a.kind, a.path, a.digest) == ("oci-layout", "layout", DIGEST)
-    assert (b.kind, b.path) == ("docker-archive", "img.tar")
-    assert (c.kind, c.suite) == ("debian", "trixie")
-
-
 def test_base_takes_every_local_location_form(tmp_path: Path) -> None:
     """The base grammar is the image-location grammar, with paths relative to the project."""
-    tool = f"""
-    [tool.repro-build.targets.a]
-    base = "oci:vendor/layout@{DIGEST}"
-    [tool.repro-build.targets.b]
-    base = "vendor/layout@{DIGEST}"
-    [tool.repro-build.targets.c]
-    base = "oci-archive:vendor/base.tar:cpu"
-    [tool.repro-build.targets.d]
-    base = "vendor/base.tar"
-    [tool.repro-build.targets.e]
-    base = "docker://ghcr.io/org/py@{DIGEST}"
-    """
+    bases = {
+        "a": f"oci:vendor/layout@{DIGEST}",
+        "b": f"vendor/layout@{DIGEST}",
+        "c": "oci-archive:vendor/base.tar:cpu",
+        "d": "vendor/base.tar",
+        "e": f"docker://ghcr.io/org/py@{DIGEST}",
+        "f": f"oci-layout:./layout@{DIGEST}",
+        "g": "docker-archive:./img.tar",
+        "h": "debian:trixie",
+    }
+    tool = "".join(f'[tool.repro-build.targets.{name}]\nbase = "{base}"\n' for name, base in bases.items())
     root = write_project(tmp_path, tool=tool)
     (root / "vendor" / "layout").mkdir(parents=True)
     (root / "vendor" / "layout" / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
@@ -223,6 +206,11 @@ def test_base_takes_every_local_location_form(tmp_path: Path) -> None:
     assert (c.kind, c.path, c.tag, c.digest) == ("docker-archive", "vendor/base.tar", "cpu", None)
     assert (d.kind, d.path) == ("docker-archive", "vendor/base.tar")
     assert e.kind == "registry" and e.reference is not None and e.reference.name == "ghcr.io/org/py"
+    # A prefixed path is taken as written (checked when the image is built); a bare one must exist.
+    f, g, h = (config.targets[n].base for n in "fgh")
+    assert (f.kind, f.path, f.digest) == ("oci-layout", "layout", DIGEST)
+    assert (g.kind, g.path) == ("docker-archive", "img.tar")
+    assert (h.kind, h.suite) == ("debian", "trixie")
 
 
 @pytest.mark.parametrize(
