@@ -82,6 +82,13 @@ def test_a_path_that_is_no_image_is_refused_not_sent_to_a_registry(tmp_path: Pat
     with pytest.raises(ConfigError) as err:
         parse_location("notes", relative_to=tmp_path)
     assert "not a `.tar` archive" in err.value.message and err.value.hint and "oci-archive:notes" in err.value.hint
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    with pytest.raises(ConfigError, match="dangling"):
+        parse_location("dangling", relative_to=tmp_path)
+    with pytest.raises(ConfigError, match="home directory this machine does not have"):
+        parse_location("~no-such-user-repro-build/x", relative_to=tmp_path)
+    with pytest.raises(ConfigError, match="home directory this machine does not have"):
+        parse_location("oci:~no-such-user-repro-build/x")
     for missing in ("./nowhere", "../nowhere", "/nowhere/at/all", "~/nowhere-repro-build"):
         with pytest.raises(ConfigError, match="does not exist"):
             parse_location(missing, relative_to=tmp_path)

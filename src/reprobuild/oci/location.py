@@ -97,6 +97,14 @@ def _split_path_ref(text: str, origin: str) -> tuple[str, str | None, Digest | N
     return text, None, None
 
 
+def _path(text: str, origin: str) -> Path:
+    """``text`` as a path, ``~`` and ``~user`` expanded."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as e:  # `~user` of no user here
+        raise ConfigError(f"{origin}: {text!r} starts with a home directory this machine does not have") from e
+
+
 def _plainly_a_path(text: str) -> bool:
     return text.startswith(("/", "./", "../", "~")) or text in (".", "..")
 
@@ -108,7 +116,8 @@ def _bare_path(text: str, base: Path, origin: str) -> Location | None:
     if (tag or digest) and path:
         candidates.append((path, tag, digest))
     for name, tag_, digest_ in candidates:
-        where = base / Path(name).expanduser()
+        path_ = _path(name, origin)
+        where = base / path_
         try:
             where.lstat()
         except OSError:  # absent, or a name no file can have (too long, …): not a path here
@@ -119,7 +128,7 @@ def _bare_path(text: str, base: Path, origin: str) -> Location | None:
                     f"{origin}: {name!r} is a directory here but not an OCI image layout (it has no `oci-layout`)",
                     hint=f"name a layout directory, or write `docker://{text}` for the registry image",
                 )
-            return Location("oci-layout", Path(name).expanduser(), tag_, digest_)
+            return Location("oci-layout", path_, tag_, digest_)
         if where.is_file():
             if not name.endswith(".tar"):
                 raise ConfigError(
@@ -127,9 +136,8 @@ def _bare_path(text: str, base: Path, origin: str) -> Location | None:
                     hint=f"write `oci-archive:{name}` to read it as an archive, or `docker://{text}` for the "
                     "registry image",
                 )
-            return Location("oci-archive", Path(name).expanduser(), tag_, digest_)
-        if where.exists():
-            raise ConfigError(f"{origin}: {name!r} is neither a directory nor a file", hint=_HINT)
+            return Location("oci-archive", path_, tag_, digest_)
+        raise ConfigError(f"{origin}: {name!r} is neither a directory nor a file (a dangling link?)", hint=_HINT)
     return None
 
 
@@ -153,7 +161,7 @@ def parse_location(text: str, *, relative_to: Path | None = None, origin: str | 
             path, tag, digest = _split_path_ref(text[len(prefix) :], origin)
             if not path:
                 raise ConfigError(f"{origin} has no path", hint=f"e.g. `{prefix}build/cpu/oci`")
-            return Location(kind, Path(path).expanduser(), tag, digest)
+            return Location(kind, _path(path, origin), tag, digest)
     if text.startswith("docker-daemon:"):
         name = text[len("docker-daemon:") :]
         ref = parse_reference(name, origin=origin)
