@@ -20,7 +20,7 @@ from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
 from reprobuild.oci.image import Image
 from reprobuild.oci.layout import write_layout
-from reprobuild.oci.transport import parse_location
+from reprobuild.oci.location import parse_location
 from tests.oci.registry.test_progress_registry import _named_image
 from tests.testbed import Engine, Registry
 

@@ -24,7 +24,7 @@ from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.summary import image_record
 from reprobuild.manifest.record import MANIFEST_NAME, image_manifest, write_manifest
-from reprobuild.reference import parse_reference
+from reprobuild.oci.reference import parse_reference
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
             pushed = None
             if args.push:
-                from reprobuild.oci.transport import parse_location, write_location
+                from reprobuild.oci.location import parse_location
+                from reprobuild.oci.transport import write_location
 
                 location = parse_location(args.push.replace("{target}", name))
                 digest = write_location(location, result.image, result.layout.parent, progress=progress)

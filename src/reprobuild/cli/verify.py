@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reprobuild.cli.output import data, log
 from reprobuild.cli.progress import progress_for_cli
+from reprobuild.oci.location import FORMS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(exit 0 identical, 1 different, 2 error); with --image REF, check a deployed image instead.",
     )
     p.add_argument("manifest", type=Path, metavar="MANIFEST", help="build/<target>/manifest.json")
-    p.add_argument("--image", metavar="REF", help="registry ref, docker-daemon:NAME, oci-archive:PATH, oci-layout:PATH")
+    p.add_argument("--image", metavar="REF", help=f"the deployed image: {FORMS}")
     p.add_argument(
         "--repo",
         default=None,
