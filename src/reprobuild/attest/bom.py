@@ -61,11 +61,22 @@ class Bom:
     def image_purl(self) -> str:
         return purl("oci", self.image.name, self.image.digest, qualifiers={"arch": self.arch, "tag": self.image.target})
 
+    @property
+    def base_name(self) -> str:
+        """The base's short name: ``python`` for ``python:3.11-slim@sha256:…``, ``fakebase`` for
+        ``oci-layout:fakebase@sha256:…``, ``debian`` for ``debian:bookworm``."""
+        text = self.image.base_reference.split("@", 1)[0]
+        for prefix in ("oci-layout:", "oci-archive:", "docker-archive:", "docker-daemon:", "docker://"):
+            if text.startswith(prefix):
+                text = text[len(prefix) :].rstrip("/")
+                break
+        last = text.rsplit("/", 1)[-1]
+        return last.split(":", 1)[0] or "base"
+
     def base_purl(self) -> str | None:
         if not self.image.base_digest:
             return None
-        name = self.image.base_reference.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0] or "base"
-        return purl("oci", name, self.image.base_digest, qualifiers={"arch": self.arch})
+        return purl("oci", self.base_name, self.image.base_digest, qualifiers={"arch": self.arch})
 
     def deb_purl(self, name: str, version: str, arch: str) -> str:
         os_ = self.base.os

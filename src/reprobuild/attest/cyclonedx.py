@@ -39,8 +39,9 @@ def _component(
         out["hashes"] = [{"alg": "SHA-256", "content": sha256.removeprefix("sha256:")}]
     if license_expression:
         out["licenses"] = [{"expression": license_expression}]
-    if properties:
-        out["properties"] = [{"name": k, "value": v} for k, v in sorted(properties.items()) if v]
+    kept = [{"name": k, "value": v} for k, v in sorted((properties or {}).items()) if v]
+    if kept:
+        out["properties"] = kept
     return out
 
 
@@ -88,7 +89,7 @@ def cyclonedx_document(bom: Bom) -> dict[str, Any]:
             _component(
                 base_ref,
                 "container",
-                image.base_reference.split("@", 1)[0],
+                bom.base_name,
                 image.base_digest,
                 purl=base_ref,
                 properties={"reprobuild:base:reference": image.base_reference},

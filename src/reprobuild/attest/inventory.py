@@ -132,14 +132,18 @@ def read_base(layers: Sequence[Layer], *, lock: Mapping[str, Any] | None = None)
                 links.pop(e.path, None)
             elif wanted:
                 files.pop(e.path, None)
-    texts = [(f"/{p}", files[p].decode("utf-8", "replace")) for p in sorted(files) if p == _STATUS or _STATUS_D.match(p)]
+    texts = [
+        (f"/{p}", files[p].decode("utf-8", "replace")) for p in sorted(files) if p == _STATUS or _STATUS_D.match(p)
+    ]
     stanzas = _status_packages(texts)
     pinned = {(p["name"], p["version"], p["architecture"]): p for p in (lock or {}).get("packages", [])}
     packages = []
     for stanza in stanzas:
         name, version, arch = stanza["Package"], stanza["Version"], stanza.get("Architecture", "")
         copyright_text = _copyright(files, links, name)
-        licence = declared_license(copyright_text, origin=f"/usr/share/doc/{name}/copyright") if copyright_text else None
+        licence = (
+            declared_license(copyright_text, origin=f"/usr/share/doc/{name}/copyright") if copyright_text else None
+        )
         pin = pinned.get((name, version, arch))
         packages.append(
             DebPackage(

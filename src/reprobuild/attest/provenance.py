@@ -162,6 +162,8 @@ def manifest_from_statement(statement: object, image_digest: str, *, what: str) 
             raise ProvenanceError(f"{what}: the build manifest it carries is not base64 ({e})", hint=hint) from e
         digest = (product.get("digest") or {}).get("sha256") if isinstance(product.get("digest"), dict) else None
         if hashlib.sha256(data).hexdigest() != digest:
-            raise ProvenanceError(f"{what}: the build manifest it carries does not hash to its stated sha256", hint=hint)
+            raise ProvenanceError(
+                f"{what}: the build manifest it carries does not hash to its stated sha256", hint=hint
+            )
         return data
     raise ProvenanceError(f"{what} carries no build manifest (no {MANIFEST_MEDIA_TYPE} byproduct)", hint=hint)

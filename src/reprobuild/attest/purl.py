@@ -17,7 +17,12 @@ def _enc(text: str) -> str:
 
 
 def purl(
-    type_: str, name: str, version: str | None = None, *, namespace: str | None = None, qualifiers: Mapping[str, str] = {}
+    type_: str,
+    name: str,
+    version: str | None = None,
+    *,
+    namespace: str | None = None,
+    qualifiers: Mapping[str, str] | None = None,
 ) -> str:
     """One package URL; empty qualifiers are left out."""
     out = f"pkg:{type_}/"
@@ -26,7 +31,7 @@ def purl(
     out += _enc(name)
     if version:
         out += f"@{_enc(version)}"
-    kept = sorted((k, v) for k, v in qualifiers.items() if v)
+    kept = sorted((k, v) for k, v in (qualifiers or {}).items() if v)
     if kept:
         out += "?" + "&".join(f"{k}={_enc(v)}" for k, v in kept)
     return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild.errors import OCIError
 from reprobuild.fsutil import canonical_json_bytes
@@ -33,8 +33,10 @@ from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.layer import Layer
 from reprobuild.oci.layout import read_index_json, read_layout, write_layout
 from reprobuild.oci.mediatypes import OCI_EMPTY, OCI_INDEX, OCI_MANIFEST
-from reprobuild.oci.registry import RegistryClient
 from reprobuild.oci.values import Descriptor
+
+if TYPE_CHECKING:
+    from reprobuild.oci.registry import RegistryClient
 
 SPDX_JSON = "application/spdx+json"
 CYCLONEDX_JSON = "application/vnd.cyclonedx+json"

@@ -59,7 +59,9 @@ def make_bom(
     """Everything the SBOMs say about one image (reads the base's layers and the wheels' METADATA)."""
     lock = read_lock(base_lock) if base_lock is not None else None
     return Bom(
-        ImageFacts(project_name, target, str(image.digest), platform, created, tool_version, base_reference, base_digest),
+        ImageFacts(
+            project_name, target, str(image.digest), platform, created, tool_version, base_reference, base_digest
+        ),
         ProjectFacts(
             project_name,
             project_version,

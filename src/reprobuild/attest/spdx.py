@@ -64,7 +64,9 @@ def _package(
     if version:
         out["versionInfo"] = version
     if purl:
-        out["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": purl}]
+        out["externalRefs"] = [
+            {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": purl}
+        ]
     if sha256:
         out["checksums"] = [{"algorithm": "SHA256", "checksumValue": sha256.removeprefix("sha256:")}]
     if file_name:
@@ -113,11 +115,11 @@ def spdx_document(bom: Bom) -> dict[str, Any]:
     holder = image_id
     base_purl = bom.base_purl()
     if base_purl is not None and image.base_digest:
-        base_id = ids.make("base", image.base_reference.split("@", 1)[0])
+        base_id = ids.make("base", bom.base_name)
         packages.append(
             _package(
                 base_id,
-                image.base_reference.split("@", 1)[0],
+                bom.base_name,
                 image.base_digest,
                 purl=base_purl,
                 license_declared=None,

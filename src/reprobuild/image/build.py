@@ -510,10 +510,18 @@ def _build_image(
             label=label,
         )
         staged = work / "out"
-        write_layout(staged / "oci", image, tag=target.name, progress=progress)
-        write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
-        attestations = _attach_sboms(
-            config, target, image, base, installs, project_pin, epoch=epoch, staged=staged, log=log
+        attestations = _write_outputs(
+            config,
+            target,
+            image,
+            staged=staged,
+            repo_tag=repo_tag,
+            progress=progress,
+            log=log,
+            base=base,
+            installs=installs,
+            project_pin=project_pin,
+            epoch=epoch,
         )
         publish_dir(staged, final)
     # The new layers lived in the staging store; from now on the image reads them from the final layout.
@@ -543,17 +551,40 @@ def _build_image(
     )
 
 
+def _write_outputs(
+    config: Config,
+    target: Target,
+    image: Image,
+    *,
+    staged: Path,
+    repo_tag: str,
+    progress: Progress,
+    log: Callable[[str], None],
+    base: ResolvedBase,
+    installs: Sequence[tuple[WheelPin, Path]],
+    project_pin: WheelPin | None,
+    epoch: Epoch,
+) -> tuple[dict[str, Any], ...]:
+    """Write the OCI layout, the archive and the SBOMs (attached to the layout) into ``staged``."""
+    write_layout(staged / "oci", image, tag=target.name, progress=progress)
+    write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
+    attestations = _attach_sboms(
+        config, target, image, base=base, installs=installs, project_pin=project_pin, epoch=epoch, staged=staged
+    )
+    log(f"SBOMs: {', '.join(a['file'] for a in attestations)}, attached to the layout")
+    return attestations
+
+
 def _attach_sboms(
     config: Config,
     target: Target,
     image: Image,
+    *,
     base: ResolvedBase,
     installs: Sequence[tuple[WheelPin, Path]],
     project_pin: WheelPin | None,
-    *,
     epoch: Epoch,
     staged: Path,
-    log: Callable[[str], None],
 ) -> tuple[dict[str, Any], ...]:
     """Write the SPDX and CycloneDX SBOMs of ``image`` into ``staged`` and attach them to its layout."""
     from reprobuild.attest.referrers import artifact, attach_to_layout
@@ -588,5 +619,4 @@ def _attach_sboms(
         artifacts.append(attached)
         records.append(attestation_record(document, attached))
     attach_to_layout(staged / "oci", artifacts)
-    log(f"SBOMs: {len(bom.base.packages)} Debian packages, {len(bom.wheels)} wheels; attached to the layout")
     return tuple(records)

@@ -115,9 +115,8 @@ class Image:
 
     @property
     def descriptor(self) -> Descriptor:
-        return Descriptor(
-            self.media_type, self.digest, len(self.manifest_bytes), platform=self.platform, artifact_type=self.artifact_type
-        )
+        size = len(self.manifest_bytes)
+        return Descriptor(self.media_type, self.digest, size, platform=self.platform, artifact_type=self.artifact_type)
 
     @property
     def artifact_type(self) -> str | None:
