@@ -1,0 +1,201 @@
+"""SBOM parts without a build: Debian licences, the base inventory, purls, provenance checks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from packageurl import PackageURL
+
+from reprobuild.attest.debcopyright import declared_license, spdx_id, synopsis_expression
+from reprobuild.attest.inventory import read_base
+from reprobuild.attest.provenance import ProvenanceError, manifest_from_statement, provenance_statement
+from reprobuild.attest.purl import purl
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.layer import write_layer
+from reprobuild.oci.tarwriter import LayerEntry
+
+DEP5 = """\
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: demo
+
+Files: *
+Copyright: 2020 Someone
+License: GPL-2+ or Artistic
+
+Files: lib/*
+Copyright: 2021 Else
+License: Expat
+ Permission is hereby granted...
+
+License: Expat
+ The full text.
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "spdx"),
+    [
+        ("GPL-2", "GPL-2.0-only"),
+        ("GPL-2+", "GPL-2.0-or-later"),
+        ("LGPL-2.1+", "LGPL-2.1-or-later"),
+        ("AGPL-3", "AGPL-3.0-only"),
+        ("GFDL-1.3+", "GFDL-1.3-or-later"),
+        ("Expat", "MIT"),
+        ("BSD-3-clause", "BSD-3-Clause"),
+        ("Apache-2.0", "Apache-2.0"),
+        ("Zlib", "Zlib"),
+        ("public-domain", None),
+        ("permissive", None),
+        ("GPL", None),
+    ],
+)
+def test_debian_short_names_map_to_spdx_or_to_nothing(name: str, spdx: str | None) -> None:
+    assert spdx_id(name) == spdx
+
+
+def test_dep5_expressions() -> None:
+    assert synopsis_expression("GPL-2+ or Artistic") == "GPL-2.0-or-later OR Artistic-1.0"
+    assert synopsis_expression("GPL-3+ with GCC-exception-3.1") == "GPL-3.0-or-later WITH GCC-exception-3.1"
+    assert synopsis_expression("LGPL-2.1+ and BSD-3-clause") == "LGPL-2.1-or-later AND BSD-3-Clause"
+    assert synopsis_expression("MIT or public-domain") is None  # one unknown part: no claim at all
+
+
+def test_declared_licence_is_the_conjunction_of_the_files_stanzas() -> None:
+    assert declared_license(DEP5, origin="demo") == "(GPL-2.0-or-later OR Artistic-1.0) AND MIT"
+
+
+def test_free_text_copyright_files_assert_nothing() -> None:
+    assert declared_license("This is the Debian prepackaged version of demo.\n\nLicense: GPL\n", origin="x") is None
+    assert declared_license(DEP5.replace("Format:", "Formatted-by:"), origin="x") is None
+    assert (
+        declared_license(DEP5.replace("License: Expat\n Permission", "License: public-domain\n P"), origin="x") is None
+    )
+
+
+def _status(*packages: tuple[str, str, str]) -> bytes:
+    return "\n".join(
+        f"Package: {n}\nStatus: install ok installed\nVersion: {v}\nArchitecture: {a}\nSource: {n}-src (1.0)\n"
+        for n, v, a in packages
+    ).encode()
+
+
+def test_base_inventory_overlays_layers_and_follows_doc_symlinks(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    lower = write_layer(
+        [
+            LayerEntry.file(
+                "/var/lib/dpkg/status", _status(("libfoo1", "1:2.0-1+deb12u1", "amd64"), ("gone", "1", "all"))
+            ),
+            LayerEntry.file("/usr/share/doc/libfoo-common/copyright", DEP5.encode()),
+            LayerEntry.symlink("/usr/share/doc/libfoo1", "libfoo-common"),
+            LayerEntry.file("/usr/share/doc/gone/copyright", DEP5.encode()),
+            LayerEntry.file("/etc/os-release", b'ID=debian\nVERSION_CODENAME=bookworm\nPRETTY_NAME="Debian 12"\n'),
+        ],
+        epoch=0,
+        compressor=Compressor.gzip(6),
+        store=store,
+        workers=1,
+    )
+    upper = write_layer(
+        [
+            LayerEntry.file("/var/lib/dpkg/status", _status(("libfoo1", "1:2.0-1+deb12u1", "amd64"))),
+            LayerEntry.file("/usr/share/doc/.wh.gone", b""),
+        ],
+        epoch=0,
+        compressor=Compressor.gzip(6),
+        store=store,
+        workers=1,
+    )
+    lock = {
+        "packages": [
+            {
+                "name": "libfoo1",
+                "version": "1:2.0-1+deb12u1",
+                "architecture": "amd64",
+                "sha256": "ab" * 32,
+                "filename": "pool/main/libf/libfoo/libfoo1_2.0-1+deb12u1_amd64.deb",
+            }
+        ]
+    }
+    inventory = read_base([lower, upper], lock=lock)
+    assert inventory.os is not None and (inventory.os.id, inventory.os.version_codename) == ("debian", "bookworm")
+    [pkg] = inventory.packages
+    assert (pkg.name, pkg.version, pkg.architecture, pkg.source) == (
+        "libfoo1",
+        "1:2.0-1+deb12u1",
+        "amd64",
+        "libfoo1-src",
+    )
+    assert pkg.license == "(GPL-2.0-or-later OR Artistic-1.0) AND MIT"
+    assert pkg.sha256 == "ab" * 32 and pkg.filename is not None and pkg.filename.endswith(".deb")
+
+
+def test_purls_parse_back_with_packageurl_python() -> None:
+    text = purl(
+        "deb",
+        "libstdc++6",
+        "1:12.2.0-14+deb12u1",
+        namespace="debian",
+        qualifiers={"arch": "amd64", "distro": "bookworm"},
+    )
+    assert (
+        text
+        == PackageURL(
+            type="deb",
+            namespace="debian",
+            name="libstdc++6",
+            version="1:12.2.0-14+deb12u1",
+            qualifiers={"arch": "amd64", "distro": "bookworm"},
+        ).to_string()
+    )
+    parsed = PackageURL.from_string(text)
+    assert (parsed.name, parsed.version) == ("libstdc++6", "1:12.2.0-14+deb12u1")
+    assert purl("pypi", "golden-app", "1.0.0") == "pkg:pypi/golden-app@1.0.0"
+
+
+def _manifest() -> bytes:
+    return json.dumps(
+        {
+            "target": "cpu",
+            "project": {"name": "demo", "version": "1.0", "path": ""},
+            "source": {"commit": "a" * 40, "dirty": False, "label": {"url": "https://example.invalid/demo"}},
+            "epoch": {"seconds": 1700000000, "source": "config"},
+            "locks": {"locks/cpu.txt": "sha256:" + "1" * 64},
+            "base": {"reference": "debian:bookworm", "manifest_digest": "sha256:" + "2" * 64},
+            "wheels": [
+                {"name": "six", "version": "1.17.0", "filename": "six-1.17.0-py2.py3-none-any.whl", "sha256": "3" * 64}
+            ],
+            "tools": {"repro-build": "0.1.0", "uv": "0.9.0"},
+            "outputs": {"manifest_digest": "sha256:" + "4" * 64},
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def test_provenance_carries_the_manifest_and_names_the_image() -> None:
+    data = _manifest()
+    statement = provenance_statement(data)
+    assert statement["subject"][0]["digest"] == {"sha256": "4" * 64}
+    deps = {d["name"]: d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps["source"]["digest"] == {"gitCommit": "a" * 40}
+    assert deps["six-1.17.0-py2.py3-none-any.whl"]["uri"] == "pkg:pypi/six@1.17.0"
+    assert deps["base"]["digest"] == {"sha256": "2" * 64}
+    assert manifest_from_statement(statement, "sha256:" + "4" * 64, what="t") == data
+    assert provenance_statement(data) == statement  # no clock, no invocation id
+
+
+def test_provenance_of_another_image_or_with_altered_bytes_is_refused() -> None:
+    statement = provenance_statement(_manifest())
+    with pytest.raises(ProvenanceError, match="subject"):
+        manifest_from_statement(statement, "sha256:" + "5" * 64, what="t")
+    product = statement["predicate"]["runDetails"]["byproducts"][0]
+    product["content"] = base64.b64encode(b'{"outputs": {}}').decode()
+    with pytest.raises(ProvenanceError, match="does not hash"):
+        manifest_from_statement(statement, "sha256:" + "4" * 64, what="t")
+    product["digest"] = {"sha256": hashlib.sha256(b'{"outputs": {}}').hexdigest()}
+    assert manifest_from_statement(statement, "sha256:" + "4" * 64, what="t") == b'{"outputs": {}}'
