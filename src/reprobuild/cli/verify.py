@@ -33,13 +33,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="build/<target>/manifest.json; with --image it may be left out: the build manifest is then "
         "taken from the provenance attached to the image",
     )
+    p.add_argument("--image", metavar="REF", help="registry ref, docker-daemon:NAME, oci-archive:PATH, oci-layout:PATH")
     p.add_argument(
         "--save-manifest",
         type=Path,
         metavar="PATH",
         help="with --image and no MANIFEST: write the build manifest found in the provenance here",
     )
-    p.add_argument("--image", metavar="REF", help="registry ref, docker-daemon:NAME, oci-archive:PATH, oci-layout:PATH")
     p.add_argument(
         "--repo",
         default=None,
