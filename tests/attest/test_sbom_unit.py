@@ -199,3 +199,15 @@ def test_provenance_of_another_image_or_with_altered_bytes_is_refused() -> None:
         manifest_from_statement(statement, "sha256:" + "4" * 64, what="t")
     product["digest"] = {"sha256": hashlib.sha256(b'{"outputs": {}}').hexdigest()}
     assert manifest_from_statement(statement, "sha256:" + "4" * 64, what="t") == b'{"outputs": {}}'
+
+
+def test_a_base_with_too_many_copyright_bytes_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprobuild.attest import inventory
+    from reprobuild.errors import ReproBuildError
+
+    monkeypatch.setattr(inventory, "_MAX_COPYRIGHT_TOTAL", 4096)
+    entries = [LayerEntry.file(f"/usr/share/doc/p{i}/copyright", b"x" * 1024) for i in range(8)]
+    layer = write_layer(entries, epoch=0, compressor=Compressor.gzip(6), store=BlobStore(tmp_path), workers=1)
+    with pytest.raises(ReproBuildError, match="exceed") as e:
+        read_base([layer])
+    assert e.value.hint

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
-from packaging.utils import canonicalize_name
 
 from reprobuild.attest.debcopyright import declared_license
 from reprobuild.base.debian.deb822 import iter_stanzas
@@ -40,6 +39,11 @@ _COPYRIGHT = re.compile(r"^usr/share/doc/([^/]+)/copyright$")
 _DOC_DIR = re.compile(r"^usr/share/doc/[^/]+$")
 #: Largest file read into memory: dpkg status of a full desktop is ~5 MB; a copyright file rarely 1 MB.
 _MAX_FILE = 16 << 20
+#: Largest copyright file read (a larger one counts as missing: NOASSERTION) and the most bytes all of them
+#: may take together; Debian 12's whole archive has no copyright file above 1 MiB, and a hostile base with
+#: thousands of large ones must not exhaust memory.
+_MAX_COPYRIGHT = 1 << 20
+_MAX_COPYRIGHT_TOTAL = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ def read_base(layers: Sequence[Layer], *, lock: Mapping[str, Any] | None = None)
     """The Debian packages installed in the merged filesystem of ``layers`` (empty for a non-Debian base)."""
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
+    total = 0
     for layer in layers:
         for e in iter_layer(layer, allow_devices=True):
             parent, base = posixpath.split(e.path)
@@ -127,7 +132,14 @@ def read_base(layers: Sequence[Layer], *, lock: Mapping[str, Any] | None = None)
             if e.kind == "symlink" and e.target and (_DOC_DIR.match(e.path) or _COPYRIGHT.match(e.path)):
                 links[e.path] = e.target
                 files.pop(e.path, None)
-            elif wanted and e.kind == "file" and e.open is not None and e.size <= _MAX_FILE:
+            elif wanted and e.kind == "file" and e.open is not None and e.size <= _limit(e.path):
+                total += e.size
+                if total > _MAX_COPYRIGHT_TOTAL:
+                    raise ReproBuildError(
+                        f"the base's dpkg database and copyright files exceed {_MAX_COPYRIGHT_TOTAL >> 20} MiB "
+                        f"(at {e.path} in layer {layer.digest})",
+                        hint="the base is hostile or not a Debian system; use a base by digest that you trust",
+                    )
                 files[e.path] = e.open().read()
                 links.pop(e.path, None)
             elif wanted:
@@ -158,6 +170,10 @@ def read_base(layers: Sequence[Layer], *, lock: Mapping[str, Any] | None = None)
         )
     packages.sort(key=lambda p: (p.name, p.architecture, p.version))
     return BaseInventory(_os_info(files), tuple(packages))
+
+
+def _limit(path: str) -> int:
+    return _MAX_COPYRIGHT if _COPYRIGHT.match(path) else _MAX_FILE
 
 
 def _copyright(files: Mapping[str, bytes], links: Mapping[str, str], package: str) -> str | None:
@@ -223,7 +239,3 @@ def wheel_license(path: Path) -> str | None:
         return None
     metadata = email.parser.HeaderParser().parsestr(text)
     return spdx_or_none(metadata.get("License-Expression")) or spdx_or_none(metadata.get("License"))
-
-
-def normalized(name: str) -> str:
-    return str(canonicalize_name(name))
