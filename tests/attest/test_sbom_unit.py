@@ -16,8 +16,11 @@ from reprobuild.attest.provenance import ProvenanceError, manifest_from_statemen
 from reprobuild.attest.purl import purl
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
+from reprobuild.oci.digest import Digest
+from reprobuild.oci.image import Image
 from reprobuild.oci.layer import write_layer
 from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.values import Descriptor
 
 DEP5 = """\
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -211,3 +214,74 @@ def test_a_base_with_too_many_copyright_bytes_is_refused(tmp_path: Path, monkeyp
     with pytest.raises(ReproBuildError, match="exceed") as e:
         read_base([layer])
     assert e.value.hint
+
+
+class _FakeRegistry:
+    """Just the calls push_referrers makes: blobs and manifests by digest, tags, and the referrers endpoint."""
+
+    def __init__(self, *, referrers_api: bool) -> None:
+        self.referrers_api = referrers_api
+        self.blobs: dict[str, bytes] = {}
+        self.manifests: dict[str, bytes] = {}
+
+    def put_blob(self, repository: str, digest: str, size: int, opener: object, **_: object) -> bool:
+        with opener() as f:  # type: ignore[operator]
+            self.blobs[digest] = f.read()
+        return True
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        self.manifests[reference] = data
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def get_referrers(self, repository: str, digest: str) -> bytes | None:
+        return b'{"schemaVersion": 2, "manifests": []}' if self.referrers_api else None
+
+    def head_manifest(self, repository: str, reference: str) -> tuple[str, str, int] | None:
+        data = self.manifests.get(reference)
+        return None if data is None else ("sha256:" + hashlib.sha256(data).hexdigest(), "x", len(data))
+
+    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
+        data = self.manifests[reference]
+        return data, "application/vnd.oci.image.index.v1+json", "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _attachments(tmp_path: Path) -> tuple[Descriptor, list[Image]]:
+    from reprobuild.attest.referrers import SPDX_JSON, Document, artifact
+
+    subject = Descriptor("application/vnd.oci.image.manifest.v1+json", Digest.of_bytes(b"image"), 5)
+    arts = []
+    for name in ("a.json", "b.json"):
+        doc = Document(name, SPDX_JSON, name.encode(), {})
+        (tmp_path / name).write_bytes(doc.data)
+        arts.append(artifact(subject, doc, tmp_path / name, created="2023-11-14T22:13:20Z"))
+    return subject, arts
+
+
+def test_push_uses_the_referrers_api_when_the_registry_has_one(tmp_path: Path) -> None:
+    from reprobuild.attest.referrers import push_referrers
+
+    subject, arts = _attachments(tmp_path)
+    fake = _FakeRegistry(referrers_api=True)
+    assert push_referrers(fake, "r", subject, arts) == "referrers API"  # type: ignore[arg-type]
+    assert not any(ref.startswith("sha256-") for ref in fake.manifests)  # no fallback tag
+    assert {str(a.digest) for a in arts} <= set(fake.manifests)
+
+
+def test_fallback_tag_merges_with_what_others_listed(tmp_path: Path) -> None:
+    from reprobuild.attest.referrers import fallback_tag, push_referrers
+
+    subject, arts = _attachments(tmp_path)
+    fake = _FakeRegistry(referrers_api=False)
+    tag = fallback_tag(subject.digest)
+    other = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": "sha256:" + "e" * 64,
+        "size": 9,
+        "artifactType": "application/vnd.dev.cosign.simplesigning.v1+json",
+    }
+    fake.manifests[tag] = json.dumps({"schemaVersion": 2, "manifests": [other]}).encode()
+    for _ in range(2):
+        assert push_referrers(fake, "r", subject, arts) == f"tag {tag}"  # type: ignore[arg-type]
+    listed = json.loads(fake.manifests[tag])["manifests"]
+    assert [m["digest"] for m in listed] == [other["digest"], *(str(a.digest) for a in arts)]
+    assert all(m.get("artifactType") for m in listed)
