@@ -323,15 +323,21 @@ class RegistryClient:
         target = self._target("referrers", repository, digest)
         split_digest(digest, target.describe(self.host))
         url = f"{self._base}/v2/{repository}/referrers/{digest}"
-        response = self._request(
-            "GET", url, target, scopes=[f"repository:{repository}:pull"], headers={"Accept": OCI_INDEX}, stream=True
+        scopes = [f"repository:{repository}:pull"]
+        deadline = time.monotonic() + self._timeouts.overall
+
+        def attempt(_: int) -> bytes | None:
+            response = self._attempt("GET", url, target, scopes, headers={"Accept": OCI_INDEX}, stream=True)
+            with response:
+                if response.status_code == 404:
+                    return None
+                if response.status_code != 200:
+                    raise self._error(response, target)
+                return self._read_limited(response, target, deadline)
+
+        return self._policy.run(
+            attempt, deadline=deadline, exhausted=self._exhausted(target), what=target.describe(self.host)
         )
-        with response:
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                raise self._error(response, target)
-            return self._read_limited(response, target, time.monotonic() + self._deadline)
 
     def list_tags(self, repository: str) -> list[str]:
         """Every tag of ``repository``, following ``Link`` pagination, in the registry's order."""
