@@ -9,8 +9,8 @@ does its digest; the attachments point at it, not the other way round.
 Where they go:
 
 - **OCI layout** (``build/<target>/oci``): each attachment is an entry of ``index.json`` with its
-  ``artifactType`` and no ``org.opencontainers.image.ref.name`` (as ``oras attach --oci-layout`` writes
-  them); a bare ``oci-layout:PATH`` still names the image (:func:`reprobuild.oci.layout.read_layout`
+  ``artifactType`` and no ``org.opencontainers.image.ref.name`` (the image-spec does not yet define
+  referrers in a layout; opencontainers/image-spec#1171 proposes it); a bare ``oci-layout:PATH`` still names the image (:func:`reprobuild.oci.layout.read_layout`
   skips entries with an ``artifactType`` when an image is there).
 - **Registry** (``image --push``): each attachment is pushed by digest, then the referrers are made
   findable as distribution-spec 1.1 says: a registry with the referrers API
