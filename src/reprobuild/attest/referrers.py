@@ -10,8 +10,9 @@ Where they go:
 
 - **OCI layout** (``build/<target>/oci``): each attachment is an entry of ``index.json`` with its
   ``artifactType`` and no ``org.opencontainers.image.ref.name`` (the image-spec does not yet define
-  referrers in a layout; opencontainers/image-spec#1171 proposes it); a bare ``oci-layout:PATH`` still names the image (:func:`reprobuild.oci.layout.read_layout`
-  skips entries with an ``artifactType`` when an image is there).
+  referrers in a layout; opencontainers/image-spec#1171 proposes it); a bare ``oci-layout:PATH`` still
+  names the image (:func:`reprobuild.oci.layout.read_layout` skips entries with an ``artifactType`` when
+  an image is there).
 - **Registry** (``image --push``): each attachment is pushed by digest, then the referrers are made
   findable as distribution-spec 1.1 says: a registry with the referrers API
   (``GET /v2/<name>/referrers/<digest>`` answers) indexes them itself; for one without it (it answers
