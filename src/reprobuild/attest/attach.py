@@ -32,7 +32,7 @@ from reprobuild.fsutil import atomic_write_bytes, human_json_text
 from reprobuild.oci.digest import Digest
 from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.layout import read_layout
-from reprobuild.oci.transport import Location, parse_location
+from reprobuild.oci.location import Location, parse_location
 
 PROVENANCE_FILE = "provenance.json"
 #: Largest attached document read back (an SBOM of a CUDA image is a few hundred KB).

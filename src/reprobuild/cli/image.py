@@ -26,10 +26,10 @@ from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.summary import image_record
 from reprobuild.manifest.record import MANIFEST_NAME, image_manifest, write_manifest
 from reprobuild.oci.progress import progress_for_cli
-from reprobuild.reference import parse_reference
+from reprobuild.oci.reference import parse_reference
 
 if TYPE_CHECKING:
-    from reprobuild.oci.transport import Location
+    from reprobuild.oci.location import Location
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
             pushed = None
             location: Location | None = None
             if args.push:
-                from reprobuild.oci.transport import parse_location, write_location
+                from reprobuild.oci.location import parse_location
+                from reprobuild.oci.transport import write_location
 
                 location = parse_location(args.push.replace("{target}", name))
                 digest = write_location(location, result.image, result.layout.parent, progress=progress)

@@ -16,6 +16,7 @@ from typing import Any
 
 from reprobuild.cli.output import data, log
 from reprobuild.errors import ConfigError
+from reprobuild.oci.location import FORMS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="build/<target>/manifest.json; with --image it may be left out: the build manifest is then "
         "taken from the provenance attached to the image",
     )
-    p.add_argument("--image", metavar="REF", help="registry ref, docker-daemon:NAME, oci-archive:PATH, oci-layout:PATH")
+    p.add_argument("--image", metavar="REF", help=f"the deployed image: {FORMS}")
     p.add_argument(
         "--save-manifest",
         type=Path,

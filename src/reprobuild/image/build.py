@@ -20,7 +20,6 @@ from reprobuild import __version__
 from reprobuild.cache import cache_root, prepare_cache_root
 from reprobuild.config import Config, Target
 from reprobuild.determinism.cudapolicy import with_cuda
-from reprobuild.determinism.doctor import target_policy
 from reprobuild.determinism.policy import HOOK_MODULE, Policy, image_files
 from reprobuild.distribution import COMMAND
 from reprobuild.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
@@ -453,7 +452,7 @@ def _build_image(
             )
 
         installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
-        policy = with_cuda(target_policy(config, target), [p for p, _ in installs], base.image.config, log)
+        policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
         wheel_record: dict[str, Any] | None = None
         if wheel is None and project_wheel is not None:
             wheel, wheel_record = project_wheel(config, work / "dist")

@@ -13,9 +13,7 @@ from typing import IO
 from urllib.parse import urlencode, urlsplit
 
 from reprobuild.errors import RegistryError
-
-#: sha256 is what this tool writes; sha512 is the other algorithm the OCI image-spec registers.
-DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+from reprobuild.oci.digest import DIGEST_RE
 
 
 def split_digest(digest: str, what: str) -> tuple[str, str]:
