@@ -308,6 +308,30 @@ class RegistryClient:
             )
         return digest
 
+    def get_referrers(self, repository: str, digest: str) -> bytes | None:
+        """The referrers index of the manifest ``digest`` (distribution-spec 1.1, ``GET
+        /v2/<name>/referrers/<digest>``), or ``None`` when the registry has no referrers API: such a
+        registry answers 404, which one with the API never does (it lists no referrers instead).
+        Callers then use the ``sha256-<hex>`` tag schema. Answers larger than 4 MiB are refused."""
+        target = self._target("referrers", repository, digest)
+        split_digest(digest, target.describe(self.host))
+        url = f"{self._base}/v2/{repository}/referrers/{digest}"
+        scopes = [f"repository:{repository}:pull"]
+        deadline = time.monotonic() + self._timeouts.overall
+
+        def attempt(_: int) -> bytes | None:
+            response = self._attempt("GET", url, target, scopes, headers={"Accept": OCI_INDEX}, stream=True)
+            with response:
+                if response.status_code == 404:
+                    return None
+                if response.status_code != 200:
+                    raise self._error(response, target)
+                return self._read_limited(response, target, deadline)
+
+        return self._policy.run(
+            attempt, deadline=deadline, exhausted=self._exhausted(target), what=target.describe(self.host)
+        )
+
     def list_tags(self, repository: str) -> list[str]:
         """Every tag of ``repository``, following ``Link`` pagination, in the registry's order."""
         target = self._target("tags", repository)

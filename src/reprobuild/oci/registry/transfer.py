@@ -33,7 +33,7 @@ def is_digest(reference: str) -> bool:
 
 @dataclass(frozen=True)
 class Target:
-    """What a request is about, for error messages: ``kind`` is manifest, blob, tags or upload."""
+    """What a request is about, for error messages: ``kind`` is manifest, blob, tags, referrers or upload."""
 
     kind: str
     repository: str
@@ -45,6 +45,8 @@ class Target:
             return f"manifest `{host}/{self.repository}{sep}{self.reference}`"
         if self.kind in {"blob", "upload"}:
             return f"blob `{host}/{self.repository}@{self.reference}`"
+        if self.kind == "referrers":
+            return f"referrers of `{host}/{self.repository}@{self.reference}`"
         return f"tags of `{host}/{self.repository}`"
 
 
