@@ -13,8 +13,11 @@ a shared volume), so no entry is trusted because of a hash stored beside it:
     path, mode and content sha256, the epoch, the compressor's description and the tar format version.
     Before reuse the diff_id is re-derived from the inputs (the canonical tar, hashed without
     compressing) and the blob must hash to its digest and decompress to that diff_id.
+``<cache>/layers/<key>.json`` with an ``hmac``
+    a target's third-party layers as a whole, found by their inputs without installing a wheel
+    (:mod:`reprobuild.image.depcache`); sealed like the base facts.
 
-``verify`` uses neither cache.
+``verify`` uses none of these caches.
 """
 
 from __future__ import annotations
