@@ -5,7 +5,9 @@ machine, the tool versions, the exact command and the full output of each. Bench
 ten minutes in all on 2 cores) and need the Docker engine, the Debian tools and network access to the
 package index and the Debian mirror, like the test suite.
 
-    python benchmarks/run_all.py [--only NAME ...]
+    python benchmarks/run_all.py [--only NAME ...] [--machine 'busy: what else ran']
+
+``--only`` reruns some scripts and keeps the other sections of RESULTS.md as they were.
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ ROOT = HERE.parent
 #: (title, script, arguments): one section of RESULTS.md each, in this order.
 BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Layer compression: pinned libdeflate gzip vs single-thread zlib-6", "bench_compress.py", ("--rounds", "3")),
-    ("Whole-image write vs skopeo copy", "bench_image_write.py", ("--rounds", "2")),
+    ("Whole-image write vs skopeo copy", "bench_image_write.py", ("--rounds", "3")),
     ("Registry client: push/pull vs skopeo", "registry_transfer.py", ("--mib", "256", "--rounds", "3")),
-    ("Debian base vs mmdebstrap", "bench_debian_base.py", ("--runs", "2")),
+    ("Debian base vs mmdebstrap", "bench_debian_base.py", ("--runs", "3")),
     ("Wheel: repro-build wheel vs uv build (C extension)", "bench_wheel.py", ("--rounds", "5")),
     ("C extension speed: msgpack built by repro-build vs uv build", "bench_cext_speed.py", ("--rounds", "5")),
     ("Real-world sdist corpus: plain uv build vs repro-build", "bench_corpus.py", ("--jobs", "2")),
-    ("Image: repro-build image vs docker build + push", "bench_image.py", ()),
+    (
+        "Image: repro-build image vs docker build + push, and container start-up",
+        "bench_image.py",
+        ("--rounds", "3", "--startup-runs", "5"),
+    ),
     ("Verify: the gate vs a pull, the rebuild vs the build", "bench_verify.py", ("--gib", "1")),
     ("Determinism hook: interpreter start-up", "bench_hook.py", ("--runs", "200")),
     ("Byte-code: container start-up with and without .pyc", "bench_bytecode.py", ("--runs", "15")),
@@ -88,19 +94,43 @@ def _machine() -> list[str]:
     ]
 
 
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (1 min) / {five:.1f} (5 min)"
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The ``## title`` sections of an existing RESULTS.md, by title (the notes excluded)."""
+    found: dict[str, str] = {}
+    for chunk in text.split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        if title != "Notes":
+            found[title] = f"## {title}\n{body}".rstrip() + "\n"
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", default=None, help="script names to run (default: all)")
+    parser.add_argument(
+        "--machine",
+        default=None,
+        help="how quiet the machine was, in words, recorded with every section run (e.g. 'quiet', "
+        "'busy: other test suites ran on the same cores and engine')",
+    )
     args = parser.parse_args()
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results = HERE / "RESULTS.md"
+    # With --only, the sections of the scripts not run are kept as they were (each says when it ran).
+    kept = _sections(results.read_text()) if args.only and results.exists() else {}
     lines = [
         "# Benchmark results",
         "",
         "Written by `nox -s bench` (`python benchmarks/run_all.py`); every benchmark runs its peer in the same",
-        "run and reports ratios. Each section gives the exact command and its full output; what is measured and",
-        "why is in the docstring of each script.",
+        "run and reports ratios. Each section gives the exact command, when it ran, the machine's load average",
+        "before and after, and its full output; what is measured and why is in the docstring of each script.",
         "",
-        f"Run on {now}:",
+        f"Last written on {now}:",
         "",
         *_machine(),
         "",
@@ -108,9 +138,12 @@ def main() -> int:
     failures = 0
     for title, script, extra in BENCHMARKS:
         if args.only and script not in args.only and script.removesuffix(".py") not in args.only:
+            if title in kept:
+                lines += [kept[title]]
             continue
         command = ["python", f"benchmarks/{script}", *extra]
         print(f"== {title}: {' '.join(command)}", flush=True)
+        before = _load()
         start = time.monotonic()
         out = subprocess.run(
             [sys.executable, str(HERE / script), *extra], cwd=ROOT, capture_output=True, text=True, check=False
@@ -121,8 +154,20 @@ def main() -> int:
             failures += 1
             body += f"\n\nFAILED with exit code {out.returncode}:\n{out.stderr.strip()[-3000:]}"
         print(body, flush=True)
-        lines += [f"## {title}", "", f"Command: `{' '.join(command)}` ({took:.0f} s)", "", "```", body, "```", ""]
-    (HERE / "RESULTS.md").write_text("\n".join(lines) + NOTES)
+        ran = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        machine = f"; machine: {args.machine}" if args.machine else ""
+        lines += [
+            f"## {title}",
+            "",
+            f"Command: `{' '.join(command)}` ({took:.0f} s, finished {ran}; load average on "
+            f"{os.cpu_count()} CPUs before {before}, after {_load()}{machine})",
+            "",
+            "```",
+            body,
+            "```",
+            "",
+        ]
+    results.write_text("\n".join(lines) + NOTES)
     return 1 if failures else 0
 
 

@@ -21,6 +21,7 @@ from reprobuild.errors import ConfigError
 from reprobuild.image.build import build_image
 from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
+from reprobuild.image.registrycache import cache_reference
 from reprobuild.image.summary import image_record
 from reprobuild.manifest.record import MANIFEST_NAME, image_manifest, write_manifest
 from reprobuild.oci.progress import progress_for_cli
@@ -58,6 +59,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="download the Debian base's packages from this mirror (default: [tool.repro-build.debian] mirror, "
         "else the lock's, else this machine's apt sources); the lock's hashes decide the bytes",
     )
+    p.add_argument(
+        "--cache",
+        metavar="REF",
+        help="share built layers through this registry repository, e.g. `host/team/build-cache` (default: "
+        "[tool.repro-build] cache); every layer read from it is checked against its inputs",
+    )
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -81,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.tag:
         parse_reference(args.tag.replace("{target}", targets[0]), origin="--tag")
+    cache_ref = args.cache or config.cache
+    if cache_ref:
+        cache_reference(cache_ref)  # a bad reference is an error before anything is built
     if args.smoke:
         for name in targets:
             if not config.target(name).smoke:
@@ -100,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 out_dir=args.out_dir,
                 wheel=args.wheel,
                 project_wheel=project_wheel,
+                cache_ref=cache_ref,
                 debian=functools.partial(debian_base, mirror=args.mirror),
                 progress=progress,
                 log=functools.partial(_log_for, name, args.quiet),

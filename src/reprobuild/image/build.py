@@ -38,6 +38,7 @@ from reprobuild.image.interpreter import Interpreter, find_interpreter
 from reprobuild.image.ocilabels import standard_labels
 from reprobuild.image.plan import LayerGroup, plan_layers
 from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
+from reprobuild.image.registrycache import RegistryLayers, cache_reference
 from reprobuild.image.sourcelabel import SourceLabel, source_label
 from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
@@ -356,6 +357,12 @@ def _write_layers(
     return out
 
 
+def _layer_cache(use_cache: bool, cache_ref: str | None) -> LayerCache | None:
+    if not use_cache:
+        return None
+    return LayerCache(remote=RegistryLayers(cache_reference(cache_ref)) if cache_ref else None)
+
+
 def _layers(
     config: Config,
     target: Target,
@@ -370,14 +377,14 @@ def _layers(
     compressor: Compressor,
     files: Sequence[DataFile],
     work: Path,
-    use_cache: bool,
+    layer_cache: LayerCache | None,
     progress: Progress,
     log: Callable[[str], None],
 ) -> tuple[list[LayerGroup], _Layers]:
     """The layer groups above the base and their layers: the third-party ones reused as a whole when their
     inputs are unchanged (image/depcache.py), else installed and written (or found layer by layer)."""
     base_layers = len(base.layers) + len(files)  # each data file takes a layer of the budget
-    deps_cache = DependencyCache() if use_cache else None
+    deps_cache = DependencyCache() if layer_cache else None
     deps_key = (
         dependency_key(
             [p for p, _ in installs if p != project_pin],
@@ -443,7 +450,7 @@ def _layers(
         project_pin=project_pin,
         progress=progress,
         log=log,
-        cache=LayerCache() if use_cache else None,
+        cache=layer_cache,
         files=files,
     )
     if deps_cache and reused is None:
@@ -500,6 +507,7 @@ def build_image(
     offline: bool = False,
     base_manifest: str | None = None,
     use_cache: bool = True,
+    cache_ref: str | None = None,
     debian: DebianBuilder | None = None,
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
@@ -525,6 +533,7 @@ def build_image(
             offline=offline,
             base_manifest=base_manifest,
             use_cache=use_cache,
+            cache_ref=cache_ref,
             debian=debian,
             progress=progress,
             log=log,
@@ -542,6 +551,7 @@ def _build_image(
     offline: bool = False,
     base_manifest: str | None = None,
     use_cache: bool = True,
+    cache_ref: str | None = None,
     debian: DebianBuilder | None = None,
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
@@ -552,7 +562,8 @@ def _build_image(
     installed). ``pins`` replaces wheel selection (``verify`` passes the manifest's); with ``offline``
     every wheel and the base must already be in the cache (``base_manifest``: the platform manifest
     digest a previous build recorded for a registry base). ``use_cache=False`` writes every layer anew
-    (``verify`` rebuilds that way).
+    (``verify`` rebuilds that way). ``cache_ref`` names a registry repository whose layers are shared
+    (read, checked, written) beside the local layer cache (``image --cache REF``).
     """
     target = config.target(target_name)
     epoch = resolve_epoch(config.epoch_policy, config.root)
@@ -617,7 +628,7 @@ def _build_image(
             compressor=compressor,
             files=files,
             work=work,
-            use_cache=use_cache,
+            layer_cache=_layer_cache(use_cache, cache_ref),
             progress=progress,
             log=log,
         )
