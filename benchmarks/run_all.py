@@ -38,6 +38,11 @@ BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "bench_image.py",
         ("--rounds", "3", "--startup-runs", "5"),
     ),
+    (
+        "Registry cache: an empty layer cache with `--cache REF` vs without",
+        "bench_registry_cache.py",
+        ("--rounds", "3"),
+    ),
     ("Verify: the gate vs a pull, the rebuild vs the build", "bench_verify.py", ("--gib", "1")),
     ("Determinism hook: interpreter start-up", "bench_hook.py", ("--runs", "200")),
     ("Byte-code: container start-up with and without .pyc", "bench_bytecode.py", ("--runs", "15")),
