@@ -16,6 +16,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -71,6 +72,14 @@ NOTES = """## Notes
 - Image: the peer is the Dockerfile `repro-build dockerfile` renders, built with BuildKit `--network none`
   from the same wheels; `docker push` recompresses every layer, the base's included. Both sides start
   with the wheels on disk; "cold" means no build outputs, no layer cache and a pruned builder cache.
+  Rounds are interleaved (who goes first alternates) and each measure is read as the median of the
+  per-round ratios, with their spread. After a one-line app change repro-build reuses the third-party
+  layers as a whole and installs only the project wheel; the rest of that time is mostly the project
+  wheel's build (the backend runs in a fresh process) and the push. Start-up: the first line of the
+  service's output after `docker run`, the same entrypoint in both images.
+- Registry cache: both builds start with no layer cache; with `--cache REF` the layers still have their
+  inputs installed and their tar hashed (that is how a layer read from a registry is checked), but none
+  is compressed.
 - Verify: the gate reads manifests only, so its time does not grow with the image; the rebuild skips the
   layer cache and checks out the recorded commit.
 - Hook: `python -c pass` in a venv holding exactly the hook layer of an image (the hook ships as an
@@ -128,7 +137,15 @@ def main() -> int:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     results = HERE / "RESULTS.md"
     # With --only, the sections of the scripts not run are kept as they were (each says when it ran).
-    kept = _sections(results.read_text()) if args.only and results.exists() else {}
+    previous = results.read_text() if args.only and results.exists() else ""
+    kept = _sections(previous)
+    full = re.search(r"^(?:Run on|Full run on) ([0-9-]+ [0-9:]+ UTC)", previous, re.MULTILINE)
+    when = (
+        f"Full run on {full.group(1) if full else 'an earlier date'}; sections rerun alone say when they finished "
+        f"(last on {now}):"
+        if args.only
+        else f"Full run on {now}:"
+    )
     lines = [
         "# Benchmark results",
         "",
@@ -136,7 +153,7 @@ def main() -> int:
         "run and reports ratios. Each section gives the exact command, when it ran, the machine's load average",
         "before and after, and its full output; what is measured and why is in the docstring of each script.",
         "",
-        f"Last written on {now}:",
+        when,
         "",
         *_machine(),
         "",
