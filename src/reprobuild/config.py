@@ -768,7 +768,7 @@ def load_config(root: Path) -> Config:
         dockerfile_base=dockerfile,
         explicit=explicit,
         defaults=MappingProxyType(defaults.record()),
-        cache=_str(tool, "cache", TOOL),
+        cache=get_str(tool, "cache", TOOL),
     )
 
 

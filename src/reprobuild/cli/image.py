@@ -91,9 +91,8 @@ def _attach(name: str, result: ImageResult, location: Location | None, *, quiet:
     return {"count": count, "how": how}
 
 
-def run(args: argparse.Namespace) -> int:
-    config = load_config(args.project)
-    targets = args.targets or list(config.targets)
+def _check_names(args: argparse.Namespace, targets: list[str]) -> None:
+    """``--push`` and ``--tag`` name one image per target."""
     if args.push and len(targets) > 1 and "{target}" not in args.push:
         raise ConfigError(
             f"--push {args.push} would push {len(targets)} targets to one name",
@@ -106,9 +105,20 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.tag:
         parse_reference(args.tag.replace("{target}", targets[0]), origin="--tag")
-    cache_ref = args.cache or config.cache
-    if cache_ref:
-        cache_reference(cache_ref)  # a bad reference is an error before anything is built
+
+
+def _cache_ref(text: str | None) -> str | None:
+    """The registry cache's reference, checked before anything is built."""
+    if text:
+        cache_reference(text)
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.project)
+    targets = args.targets or list(config.targets)
+    _check_names(args, targets)
+    cache_ref = _cache_ref(args.cache or config.cache)
     if args.smoke:
         for name in targets:
             if not config.target(name).smoke:

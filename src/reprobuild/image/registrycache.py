@@ -30,9 +30,9 @@ import requests
 from reprobuild.errors import ReproBuildError
 from reprobuild.oci.digest import Digest
 from reprobuild.oci.layer import Layer
+from reprobuild.oci.reference import Reference, parse_reference
 from reprobuild.oci.registry import RegistryClient
 from reprobuild.oci.values import Descriptor
-from reprobuild.reference import Reference, parse_reference
 from reprobuild.urls import redact_text
 
 if TYPE_CHECKING:
