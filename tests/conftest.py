@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +56,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def other_fs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """An empty directory on a file system other than ``tmp_path``'s (a tmpfs or loop mount)."""
     yield from mount_other_fs(tmp_path_factory.mktemp("otherfs") / "mnt")
+
+
+@pytest.fixture(scope="session")
+def built_golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The golden project in a git repository (its fake base committed too), built once with `image`
+    by the CLI in a separate process; the project root. Tests copy what they change."""
+    from tests.foundation.helpers import git_commit
+    from tests.image.conftest import GOLDEN_PROJECT
+    from tests.image.fakebase import fake_base
+
+    dest = tmp_path_factory.mktemp("built") / "golden"
+    shutil.copytree(GOLDEN_PROJECT, dest)
+    fake_base(dest / "fakebase")
+    (dest / ".gitignore").write_text("build/\ndist/\n")
+    git_commit(dest)
+    out = subprocess.run(
+        [sys.executable, "-m", "reprobuild", "image", "--project", str(dest), "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ),
+    )
+    assert out.returncode == 0, out.stderr
+    return dest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _written_manifests_match_the_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every build manifest the session wrote (``build/<target>/manifest.json``, and the rebuilt one of
+    ``verify --report``) is valid under the published JSON Schema and round-trips byte for byte."""
+    yield
+    from tests.manifest.schemacheck import check_manifest_file
+
+    root = tmp_path_factory.getbasetemp()
+    for dirpath, _dirs, files in os.walk(root):
+        path = Path(dirpath)
+        if "manifest.json" in files and path.parent.name == "build":
+            check_manifest_file(path / "manifest.json")
+        if "manifest.rebuilt.json" in files:
+            check_manifest_file(path / "manifest.rebuilt.json")

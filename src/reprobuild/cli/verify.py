@@ -42,12 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reprobuild.manifest.record import read_manifest
+    from reprobuild.manifest.schema import read_manifest
 
     if args.image:
         from reprobuild.manifest.gate import check_image
 
-        gate = check_image(read_manifest(args.manifest), args.image, source=args.manifest)
+        gate = check_image(read_manifest(args.manifest), args.image)
         if args.json:
             data(json.dumps(gate.to_dict(), sort_keys=True, indent=2))
         elif gate.match:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.errors import ReproBuildError
+from reprobuild.manifest.schema import Manifest
 from reprobuild.oci.archive import ArchiveDisagreementError, read_archive
 from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.index import Index
@@ -105,12 +106,21 @@ def _engine(loc: Location) -> dict[str, Any]:
     return {"image_id": attrs.get("Id"), "diff_ids": list((attrs.get("RootFS") or {}).get("Layers") or [])}
 
 
-def check_image(manifest: dict[str, Any], reference: str, *, source: Path | None = None) -> GateResult:
-    """Compare the image at ``reference`` with ``manifest`` (read from ``source``, named in errors);
-    raises only for errors (unreachable, missing, a malformed manifest)."""
-    from reprobuild.manifest.validate import gate_expectations
+def expectations(manifest: Manifest) -> dict[str, Any]:
+    """What ``verify --image`` compares: the digests and diff_ids of the manifest's outputs."""
+    outputs = manifest.outputs
+    return {
+        "manifest_digest": outputs.manifest_digest,
+        "config_digest": outputs.config_digest,
+        "diff_ids": [layer.diff_id for layer in outputs.layers],
+        "platform": outputs.platform,
+    }
 
-    expected = gate_expectations(manifest, source or "the manifest")
+
+def check_image(manifest: Manifest, reference: str) -> GateResult:
+    """Compare the image at ``reference`` with ``manifest`` (checked when it was read); raises only for
+    errors (unreachable, missing)."""
+    expected = expectations(manifest)
     loc = parse_location(reference)
     problems: list[str] = []
     if loc.kind == "registry":
