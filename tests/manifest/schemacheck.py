@@ -17,6 +17,14 @@ import jsonschema
 from reprobuild.manifest.schema import Manifest, manifest_text
 
 SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "reference" / "manifest.schema.json"
+#: A manifest `repro-build image` wrote for the golden project (tests/image/golden-project), unedited.
+SAMPLE = Path(__file__).with_name("sample-manifest.json")
+
+
+def sample() -> dict[str, Any]:
+    """A fresh copy of :data:`SAMPLE`'s JSON, to edit."""
+    data: dict[str, Any] = json.loads(SAMPLE.read_text())
+    return data
 
 
 @functools.cache

@@ -7,7 +7,7 @@ import dataclasses
 from reprobuild.manifest.schema import JsonObject, Manifest
 from reprobuild.manifest.verify import drift_warnings
 from reprobuild.oci.compress import Compressor
-from tests.manifest.test_schema import sample
+from tests.manifest.schemacheck import sample
 
 #: The compressor object a repro-build before libdeflate wrote (docs/reference/manifest.md history).
 ZLIB_ERA: JsonObject = {

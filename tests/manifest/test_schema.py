@@ -19,10 +19,7 @@ import pytest
 from reprobuild.manifest import schema as m
 from reprobuild.manifest.schema import Manifest, manifest_text, read_manifest
 from reprobuild.manifest.validate import ManifestError
-from tests.manifest.schemacheck import check_manifest_file, published_schema, schema_problems
-
-#: A manifest `repro-build image` wrote for the golden project (tests/image/golden-project).
-SAMPLE = Path(__file__).with_name("sample-manifest.json")
+from tests.manifest.schemacheck import SAMPLE, check_manifest_file, published_schema, sample, schema_problems
 
 #: Where each dataclass is described in the published schema (a path of keys from its root).
 WHERE: dict[type, tuple[str, ...]] = {
@@ -70,11 +67,6 @@ def _reachable(cls: type, seen: set[type]) -> set[type]:
             elif get_origin(h) in (Union, types.UnionType, tuple, dict):
                 stack.extend(get_args(h))
     return seen
-
-
-def sample() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(SAMPLE.read_text())
-    return data
 
 
 def test_every_dataclass_has_its_place_in_the_schema() -> None:

@@ -304,7 +304,7 @@ def test_drift_of_the_byte_code_compiler_and_of_target_defaults_is_warned() -> N
 
     from reprobuild.manifest.schema import Manifest
     from reprobuild.manifest.verify import bytecode_drift, target_drift
-    from tests.manifest.test_schema import sample
+    from tests.manifest.schemacheck import sample
 
     data = sample()
     data["bytecode"]["compiler"]["version"] = "3.11.2"
