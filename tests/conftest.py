@@ -1,4 +1,5 @@
-"""Shared fixtures: a clean environment, the Docker engine, and a loopback registry."""
+"""Shared fixtures: a clean environment, the Docker engine, a loopback registry, golden values and the
+golden project built once; and the markers a test gets from the fixtures it uses."""
 
 from __future__ import annotations
 
@@ -11,7 +12,27 @@ from pathlib import Path
 
 import pytest
 
+from tests.golden import Golden, updating
 from tests.testbed import Engine, Registry, connect_engine, mount_other_fs, start_registry
+
+#: Markers a test gets from the fixtures it uses, directly or through other fixtures, so that
+#: ``-m "not registry"`` deselects every test that starts the registry, however it asks for it.
+FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
+    "engine": ("engine",),
+    "registry": ("registry",),
+    "golden": ("golden",),
+    "built_golden": ("network", "slow"),  # `image` of the golden project: its wheel comes from the index
+    "locked_base": ("network",),  # tests/base: a Debian lock made against the mirror
+    "debian_rootfs_tar": ("network", "slow"),  # tests/oci: mmdebstrap
+}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Add the :data:`FIXTURE_MARKERS` of every fixture ``item`` uses."""
+    for fixture in getattr(item, "fixturenames", ()):
+        for marker in FIXTURE_MARKERS.get(fixture, ()):
+            if item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +46,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def engine() -> Iterator[Engine]:
     """The Docker engine (fails under CI when it is not running)."""
     yield from connect_engine()
+
+
+@pytest.fixture(scope="session")
+def golden() -> Golden:
+    """Golden values to compare with (tests/golden.py); ``nox -s golden`` refreshes them."""
+    return Golden(update=updating())
 
 
 @pytest.fixture(scope="session")
