@@ -65,6 +65,19 @@ def test_offline_with_empty_cache_says_what_is_missing(built: Path, tmp_path: Pa
     assert "not in the cache" in out.stderr and "six-1.17.0-py2.py3-none-any.whl" in out.stderr
 
 
+def test_offline_with_a_warm_cache_reproduces_without_a_network(built: Path) -> None:
+    """`--offline` reaches every step (wheels and base from the cache, the project wheel's build backend from
+    uv's cache): with every connection sent to a proxy that refuses it, the rebuild still succeeds, and the
+    same rebuild without `--offline` fails reaching the index."""
+    nowhere = "http://127.0.0.1:9"  # the discard port: nothing answers
+    proxies = dict.fromkeys(("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"), nowhere)
+    out = run_cli("verify", str(manifest_of(built)), "--offline", env={**proxies, "NO_PROXY": "", "no_proxy": ""})
+    assert out.returncode == 0, out.stderr
+    assert "artifacts identical" in out.stdout
+    online = run_cli("verify", str(manifest_of(built)), env={**proxies, "NO_PROXY": "", "no_proxy": ""})
+    assert online.returncode == 2 and "building the wheel failed" in online.stderr, online.stderr
+
+
 def _edited(built: Path, tmp_path: Path, edit: object) -> Path:
     data = json.loads(manifest_of(built).read_text())
     edit(data)  # type: ignore[operator]

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             data(json.dumps(gate.to_dict(), sort_keys=True, indent=2))
         elif gate.match:
-            data(f"match: {args.image} is {gate.expected.get('manifest_digest') or gate.expected['config_digest']}")
+            data(f"match: {args.image} is {gate.expected.manifest_digest or gate.expected.config_digest}")
         else:
             data(f"MISMATCH: {args.image}")
             for problem in gate.problems:

@@ -76,7 +76,7 @@ def _remote(value: Any, path: Path, where: str) -> None:
 
 def _not_negative(value: Any, path: Path, where: str) -> None:
     if value is not None and value < 0:
-        raise refuse(path, where, value, "a whole number of seconds or bytes (0 or more)")
+        raise refuse(path, where, value, "a whole number, 0 or more")
 
 
 def _not_empty(value: Any, path: Path, where: str) -> None:
