@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +87,7 @@ def other_fs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def built_golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The golden project in a git repository (its fake base committed too), built once with `image`
     by the CLI in a separate process; the project root. Tests copy what they change."""
+    from tests.cli import run_cli
     from tests.foundation.helpers import git_commit
     from tests.image.conftest import GOLDEN_PROJECT
     from tests.image.fakebase import fake_base
@@ -98,13 +97,7 @@ def built_golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fake_base(dest / "fakebase")
     (dest / ".gitignore").write_text("build/\ndist/\n")
     git_commit(dest)
-    out = subprocess.run(
-        [sys.executable, "-m", "reprobuild", "image", "--project", str(dest), "-q"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=dict(os.environ),
-    )
+    out = run_cli("image", "--project", str(dest), "-q")
     assert out.returncode == 0, out.stderr
     return dest
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,20 +13,12 @@ import pytest
 from reprobuild.cli.main import main
 from reprobuild.oci.image import Image, with_config
 from reprobuild.oci.layout import read_layout, write_layout
+from tests.cli import run_cli
 from tests.image.conftest import copy_project
 from tests.image.fakebase import fake_base
 from tests.testbed import Engine, Registry
 
 pytestmark = pytest.mark.network
-CLI = (sys.executable, "-m", "reprobuild")
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}, cwd=cwd
-    )
 
 
 @pytest.fixture
