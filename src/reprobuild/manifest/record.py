@@ -19,6 +19,7 @@ from reprobuild.lock import target_lock_path
 from reprobuild.lock.inputs import BUILD_LOCK, INPUTS_FILE
 from reprobuild.manifest.schema import (
     SCHEMA,
+    Attestation,
     Bytecode,
     ConfigRecord,
     Epoch,
@@ -101,6 +102,7 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
         determinism=result.policy.to_dict(),
         cuda=cuda_record(result),
         files=tuple(read_section(FileRecord, f, written, "files") for f in result.files),
+        attestations=tuple(read_section(Attestation, a, written, "attestations") for a in result.attestations),
         outputs=Outputs(
             manifest_digest=str(image.digest),
             manifest_media_type=image.media_type,

@@ -48,9 +48,10 @@ Check = Callable[[Any, Path, str], object]
 _LOCK_KEY = re.compile(r"^locks/[^/\x00-\x1f]+$")
 
 
-def _meta(*, key: str | None = None, check: Check | None = None) -> dict[str, object]:
-    """A field's metadata: its JSON key (default: the field's name) and the check its value must pass."""
-    return {"key": key, "check": check}
+def _meta(*, key: str | None = None, check: Check | None = None, optional: bool = False) -> dict[str, object]:
+    """A field's metadata: its JSON key (default: the field's name), the check its value must pass, and
+    whether the key may be absent (a section added to the schema later: ``None`` in the dataclass)."""
+    return {"key": key, "check": check, "optional": optional}
 
 
 def _digest(value: Any, path: Path, where: str) -> None:
@@ -232,6 +233,17 @@ class FileRecord:
 
 
 @dataclass(frozen=True)
+class Attestation:
+    """An SBOM written beside the image and attached to it as an OCI artifact."""
+
+    artifact_manifest: str = field(metadata=_meta(check=_digest))
+    file: Literal["sbom.spdx.json", "sbom.cdx.json"]
+    media_type: Literal["application/spdx+json", "application/vnd.cyclonedx+json"]
+    sha256: str = field(metadata=_meta(check=_digest))
+    size: int = field(metadata=_meta(check=_not_negative))
+
+
+@dataclass(frozen=True)
 class Layer:
     digest: str = field(metadata=_meta(check=_digest))
     diff_id: str = field(metadata=_meta(check=_digest))
@@ -279,6 +291,8 @@ class Manifest:
     cuda: JsonObject | None
     files: tuple[FileRecord, ...]
     outputs: Outputs
+    #: None: a manifest written before SBOMs existed (the key is absent).
+    attestations: tuple[Attestation, ...] | None = field(default=None, metadata=_meta(optional=True))
 
     def to_json(self) -> JsonObject:
         """The manifest as JSON values (:func:`write_manifest` writes them canonically)."""
@@ -316,7 +330,11 @@ def _key(f: Any) -> str:
 
 def _dump(value: object) -> JsonValue:
     if is_dataclass(value) and not isinstance(value, type):
-        return {_key(f): _dump(getattr(value, f.name)) for f in fields(value)}
+        return {
+            _key(f): _dump(getattr(value, f.name))
+            for f in fields(value)
+            if not (f.metadata.get("optional") and getattr(value, f.name) is None)
+        }
     if isinstance(value, tuple | list):
         return [_dump(v) for v in value]
     if isinstance(value, dict):
@@ -344,7 +362,11 @@ def read_section(cls: type[T], data: object, path: Path, where: str = "") -> T:
         raise ManifestError(f"{path}: missing field(s) {names}", hint=HINT)
     values = {}
     for key, f in by_key.items():
+        if key not in data:
+            continue  # an optional field (checked above): its default
         name = _join(where, key)
+        if f.metadata.get("optional") and data[key] is None:
+            raise refuse(path, name, None, "present, or absent altogether")
         value = _read(hints[f.name], data[key], path, name)
         check: Check | None = f.metadata.get("check")
         if check is not None:
@@ -417,12 +439,21 @@ def _read_variant(options: tuple[Any, ...], data: object, path: Path, where: str
 def read_manifest(path: Path) -> Manifest:
     """Read ``path`` and check every field (see the module docstring)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError as e:
         raise ManifestError(f"{path} does not exist", hint="build first: `repro-build image`") from e
-    except (OSError, ValueError) as e:
-        raise ManifestError(f"{path} is not valid JSON: {e}", hint="was it edited by hand?") from e
-    return Manifest.from_json(data, path)
+    except OSError as e:
+        raise ManifestError(f"{path} cannot be read: {e}", hint="check the path and its permissions") from e
+    return parse_manifest(data, path)
+
+
+def parse_manifest(data: bytes, where: Path | str) -> Manifest:
+    """A manifest from its bytes (``where`` names it in errors: a file, or where the bytes came from)."""
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ManifestError(f"{where} is not valid JSON: {e}", hint="was it edited by hand?") from e
+    return Manifest.from_json(parsed, where)
 
 
 def manifest_text(manifest: Manifest) -> str:

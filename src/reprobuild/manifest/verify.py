@@ -181,6 +181,7 @@ def compare_manifests(recorded: Manifest, rebuilt: Manifest) -> tuple[int, list[
         else:
             hazard = "base changed" if x_layer is not None and x_layer.holds == "base" else "content"
             out.append(Divergence(label, hazard, (f"diff_id {x_diff} vs {y_diff}",)))
+    compared += _compare_attestations(recorded, rebuilt, out)
     for name, a_digest, b_digest in (
         ("config", oa.config_digest, ob.config_digest),
         ("image manifest", oa.manifest_digest, ob.manifest_digest),
@@ -189,6 +190,43 @@ def compare_manifests(recorded: Manifest, rebuilt: Manifest) -> tuple[int, list[
         if a_digest != b_digest:
             out.append(Divergence(name, "digest", (f"{a_digest} vs {b_digest}",)))
     return compared, out
+
+
+def _compare_attestations(recorded: Manifest, rebuilt: Manifest, out: list[Divergence]) -> int:
+    """The SBOMs (``attestations``) by file name: same bytes, same artifact manifest. A manifest written
+    before SBOMs existed records none, and then nothing is compared."""
+    if recorded.attestations is None:
+        return 0
+    ra = {a.file: a for a in recorded.attestations}
+    rb = {a.file: a for a in rebuilt.attestations or ()}
+    for name in sorted(set(ra) | set(rb)):
+        a, b = ra.get(name), rb.get(name)
+        if (a and (a.sha256, a.artifact_manifest)) != (b and (b.sha256, b.artifact_manifest)):
+            out.append(
+                Divergence(
+                    f"attestation {name}",
+                    "content",
+                    (f"{a and a.sha256} vs {b and b.sha256}", "compare the two files to see which entries differ"),
+                )
+            )
+    return len(set(ra) | set(rb))
+
+
+def provenance_problem(path: Path) -> Divergence | None:
+    """Whether ``provenance.json`` beside the manifest ``path`` is the one derived from it (None if absent)."""
+    from reprobuild.attest.attach import PROVENANCE_FILE, provenance_document
+
+    beside = path.parent / PROVENANCE_FILE
+    if not beside.is_file():
+        return None
+    expected = provenance_document(path.read_bytes())
+    if beside.read_bytes() == expected.data:
+        return None
+    return Divergence(
+        PROVENANCE_FILE,
+        "content",
+        (f"it is not the provenance derived from {path.name} (expected sha256 {expected.digest})",),
+    )
 
 
 def verify_manifest(
@@ -244,6 +282,10 @@ def verify_manifest(
                 log(f"warning: {w}")
                 warnings.append(w)
             compared, divergences = compare_manifests(manifest, rebuilt)
+            provenance = provenance_problem(path)
+            compared += int((path.parent / "provenance.json").is_file())
+            if provenance is not None:
+                divergences.append(provenance)
             original = _original(path)
             if divergences and original is not None:
                 names = [layer.holds for layer in manifest.outputs.layers]
