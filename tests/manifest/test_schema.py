@@ -127,6 +127,15 @@ DEBIAN_BASE = {
 }
 
 
+ATTESTATION = {
+    "artifact_manifest": "sha256:" + "f" * 64,
+    "file": "sbom.spdx.json",
+    "media_type": "application/spdx+json",
+    "sha256": "sha256:" + "1" * 64,
+    "size": 1234,
+}
+
+
 def _variant(edit: dict[str, Any]) -> dict[str, Any]:
     data = sample()
     for dotted, value in edit.items():
@@ -161,6 +170,7 @@ def _rebased(base: dict[str, Any]) -> dict[str, Any]:
             _variant({"source.commit": None, "source.dirty": None, "source.remote": "https://git.example.org/o/a"}),
             id="outside-git",
         ),
+        pytest.param(_variant({"attestations": [ATTESTATION]}), id="with-sboms"),
     ],
 )
 def test_shapes_the_schema_allows_read_and_write_back(data: dict[str, Any]) -> None:
@@ -193,6 +203,8 @@ def test_shapes_the_schema_allows_read_and_write_back(data: dict[str, Any]) -> N
         ({"source.remote": "--upload-pack=touch /tmp/x"}, r"source\.remote"),
         ({"target": "../cpu"}, r"target is '\.\./cpu'"),
         ({"project.path": "../elsewhere"}, r"project\.path"),
+        ({"attestations": None}, r"attestations is None, which is not present, or absent altogether"),
+        ({"attestations": [{**ATTESTATION, "file": "../../etc/passwd"}]}, r"attestations\[0\]\.file"),
     ],
 )
 def test_the_reader_names_the_field_that_does_not_fit(edit: dict[str, Any], message: str) -> None:
