@@ -26,7 +26,8 @@ from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.registrycache import cache_reference
 from reprobuild.image.summary import image_record
-from reprobuild.manifest.record import MANIFEST_NAME, image_manifest, write_manifest
+from reprobuild.manifest.record import image_manifest
+from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
 from reprobuild.oci.reference import parse_reference
 
 if TYPE_CHECKING:

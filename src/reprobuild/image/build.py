@@ -359,6 +359,20 @@ def _write_layers(
     return out
 
 
+def _own_wheel(
+    config: Config, wheel: Path | None, project_wheel: ProjectWheel | None, dist: Path
+) -> tuple[Path | None, WheelPin | None, dict[str, Any] | None]:
+    """The project's wheel (``wheel`` as given, else built by ``project_wheel``; else none), its pin, and
+    what the manifest records about it: the wheel step's record, or the given file's name, hash and size."""
+    if wheel is None and project_wheel is not None:
+        built, record = project_wheel(config, dist)
+        return built, _project_pin(config, built), record
+    if wheel is None:
+        return None, None, None
+    pin = _project_pin(config, wheel)
+    return wheel, pin, {"filename": wheel.name, "sha256": f"sha256:{pin.sha256}", "size": pin.size}
+
+
 def _layer_cache(use_cache: bool, cache_ref: str | None) -> LayerCache | None:
     if not use_cache:
         return None
@@ -503,50 +517,7 @@ def build_image(
     target_name: str,
     *,
     out_dir: Path | None = None,
-    wheel: Path | None = None,
-    project_wheel: ProjectWheel | None = None,
-    pins: list[WheelPin] | None = None,
-    offline: bool = False,
-    base_manifest: str | None = None,
-    use_cache: bool = True,
-    cache_ref: str | None = None,
-    debian: DebianBuilder | None = None,
-    progress: Progress = NO_PROGRESS,
-    log: Callable[[str], None] = lambda s: None,
-) -> ImageResult:
-    """Assemble ``target_name``'s image into ``out_dir/<target>``; see :func:`_build_image` for the options.
-
-    One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
-    dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
-    build (``.<target>-*`` work directories) are removed before the build starts.
-    """
-    target = config.target(target_name)
-    out_root = make_output_dir((out_dir or config.root / "build").resolve())
-    with exclusive_lock(out_root / f".{target.name}.lock"):
-        for leftover in out_root.glob(f".{target.name}-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        return _build_image(
-            config,
-            target_name,
-            out_dir=out_root,
-            wheel=wheel,
-            project_wheel=project_wheel,
-            pins=pins,
-            offline=offline,
-            base_manifest=base_manifest,
-            use_cache=use_cache,
-            cache_ref=cache_ref,
-            debian=debian,
-            progress=progress,
-            log=log,
-        )
-
-
-def _build_image(
-    config: Config,
-    target_name: str,
-    *,
-    out_dir: Path | None = None,
+    epoch: Epoch | None = None,
     wheel: Path | None = None,
     project_wheel: ProjectWheel | None = None,
     pins: list[WheelPin] | None = None,
@@ -560,132 +531,131 @@ def _build_image(
 ) -> ImageResult:
     """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
 
-    ``wheel`` is the project wheel to install (else ``project_wheel`` builds it; else none is
-    installed). ``pins`` replaces wheel selection (``verify`` passes the manifest's); with ``offline``
-    every wheel and the base must already be in the cache (``base_manifest``: the platform manifest
-    digest a previous build recorded for a registry base). ``use_cache=False`` writes every layer anew
-    (``verify`` rebuilds that way). ``cache_ref`` names a registry repository whose layers are shared
-    (read, checked, written) beside the local layer cache (``image --cache REF``).
+    ``epoch`` is the source date (default: ``SOURCE_DATE_EPOCH``, else the project's policy; ``verify``
+    passes the recorded one). ``wheel`` is the project wheel to install (else ``project_wheel`` builds
+    it; else none is installed). ``pins`` replaces wheel selection (``verify`` passes the manifest's);
+    with ``offline`` every wheel and the base must already be in the cache (``base_manifest``: the
+    platform manifest digest a previous build recorded for a registry base). ``use_cache=False`` writes
+    every layer anew (``verify`` rebuilds that way). ``cache_ref`` names a registry repository whose
+    layers are shared (read, checked, written) beside the local layer cache (``image --cache REF``).
+
+    One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
+    dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
+    build (``.<target>-*`` work directories) are removed before the build starts.
     """
     target = config.target(target_name)
-    epoch = resolve_epoch(config.epoch_policy, config.root)
-    lock = _check_lock(config, target)
-    out_root = (out_dir or config.root / "build").resolve()
-    make_output_dir(out_root)
-    prepare_cache_root()
-    final = out_root / target.name
-    source = source_info(config.root)
-    label = source_label(config.project.urls, source.remote)
-    log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
-    compressor = compressor_for(config)
-    repo_tag = f"{config.project.normalized_name}:{target.name}"
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
-        work = Path(tmp)
-        log(f"base: {target.base.text}")
-        base = resolve_base(
-            config,
-            target,
-            BlobStore(cache_root()),
-            work / "base",
-            debian=debian,
-            offline=offline,
-            manifest_digest=base_manifest,
-            progress=progress,
-        )
-        # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
-        info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
-        check_base(info, target, name=target.base.text)
-        log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
-        interpreter = find_interpreter(info.python_version)
-        log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
-        if interpreter.version != info.python_version:
-            log(
-                f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
-                f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
+    out_root = make_output_dir((out_dir or config.root / "build").resolve())
+    with exclusive_lock(out_root / f".{target.name}.lock"):
+        for leftover in out_root.glob(f".{target.name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        epoch = epoch or resolve_epoch(config.epoch_policy, config.root)
+        lock = _check_lock(config, target)
+        prepare_cache_root()
+        final = out_root / target.name
+        source = source_info(config.root)
+        label = source_label(config.project.urls, source.remote)
+        log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
+        compressor = compressor_for(config)
+        repo_tag = f"{config.project.normalized_name}:{target.name}"
+        with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
+            work = Path(tmp)
+            log(f"base: {target.base.text}")
+            base = resolve_base(
+                config,
+                target,
+                BlobStore(cache_root()),
+                work / "base",
+                debian=debian,
+                offline=offline,
+                manifest_digest=base_manifest,
+                progress=progress,
             )
+            # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
+            info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
+            check_base(info, target, name=target.base.text)
+            log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
+            interpreter = find_interpreter(info.python_version)
+            log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
+            if interpreter.version != info.python_version:
+                log(
+                    f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
+                    f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
+                )
 
-        installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
-        policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
-        wheel_record: dict[str, Any] | None = None
-        if wheel is None and project_wheel is not None:
-            wheel, wheel_record = project_wheel(config, work / "dist")
-        project_pin = _project_pin(config, wheel) if wheel is not None else None
-        if wheel is not None and project_pin is not None:
-            installs.append((project_pin, wheel))
-            wheel_record = wheel_record or {
-                "filename": wheel.name,
-                "sha256": f"sha256:{project_pin.sha256}",
-                "size": project_pin.size,
-            }
-        files = data_files(config, target)
-        groups, written = _layers(
-            config,
-            target,
-            installs,
-            project_pin,
-            base=base.image,
-            info=info,
-            interpreter=interpreter,
-            policy=policy,
-            epoch=epoch,
-            compressor=compressor,
-            files=files,
-            work=work,
-            layer_cache=_layer_cache(use_cache, cache_ref),
-            progress=progress,
-            log=log,
-        )
-        image = _assemble(
-            base,
-            written,
-            groups,
-            config=config,
-            target=target,
-            policy=policy,
-            epoch=epoch,
-            source=source,
-            label=label,
-        )
-        staged = work / "out"
-        attestations = _write_outputs(
-            config,
-            target,
-            image,
-            staged=staged,
+            installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
+            policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
+            wheel, project_pin, wheel_record = _own_wheel(config, wheel, project_wheel, work / "dist")
+            if wheel is not None and project_pin is not None:
+                installs.append((project_pin, wheel))
+            files = data_files(config, target)
+            groups, written = _layers(
+                config,
+                target,
+                installs,
+                project_pin,
+                base=base.image,
+                info=info,
+                interpreter=interpreter,
+                policy=policy,
+                epoch=epoch,
+                compressor=compressor,
+                files=files,
+                work=work,
+                layer_cache=_layer_cache(use_cache, cache_ref),
+                progress=progress,
+                log=log,
+            )
+            image = _assemble(
+                base,
+                written,
+                groups,
+                config=config,
+                target=target,
+                policy=policy,
+                epoch=epoch,
+                source=source,
+                label=label,
+            )
+            staged = work / "out"
+            attestations = _write_outputs(
+                config,
+                target,
+                image,
+                staged=staged,
+                repo_tag=repo_tag,
+                progress=progress,
+                log=log,
+                base=base,
+                installs=installs,
+                project_pin=project_pin,
+                epoch=epoch,
+            )
+            publish_dir(staged, final)
+        # The new layers lived in the staging store; from now on the image reads them from the final layout.
+        result_image = read_layout(final / "oci", tag=target.name)
+        assert isinstance(result_image, Image)
+        return ImageResult(
+            target=target.name,
+            image=result_image,
+            layout=final / "oci",
+            archive=final / "image.tar",
             repo_tag=repo_tag,
-            progress=progress,
-            log=log,
-            base=base,
-            installs=installs,
-            project_pin=project_pin,
             epoch=epoch,
+            base=base.record,
+            base_info=info,
+            wheels=tuple(sorted(written.wheel_layers, key=lambda w: w[0].name)),
+            project_wheel=wheel_record,
+            layers=tuple(written.records),
+            compressor=compressor.describe(),
+            env=tuple(result_image.config.get("config", {}).get("Env", [])),
+            policy=policy,
+            source=source,
+            bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
+            source_label=label,
+            extra={COMMAND: __version__},
+            files=tuple(file_records(files, [r.holds for r in written.records])),
+            attestations=attestations,
         )
-        publish_dir(staged, final)
-    # The new layers lived in the staging store; from now on the image reads them from the final layout.
-    result_image = read_layout(final / "oci", tag=target.name)
-    assert isinstance(result_image, Image)
-    return ImageResult(
-        target=target.name,
-        image=result_image,
-        layout=final / "oci",
-        archive=final / "image.tar",
-        repo_tag=repo_tag,
-        epoch=epoch,
-        base=base.record,
-        base_info=info,
-        wheels=tuple(sorted(written.wheel_layers, key=lambda w: w[0].name)),
-        project_wheel=wheel_record,
-        layers=tuple(written.records),
-        compressor=compressor.describe(),
-        env=tuple(result_image.config.get("config", {}).get("Env", [])),
-        policy=policy,
-        source=source,
-        bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
-        source_label=label,
-        extra={COMMAND: __version__},
-        files=tuple(file_records(files, [r.holds for r in written.records])),
-        attestations=attestations,
-    )
 
 
 def _write_outputs(
