@@ -187,7 +187,7 @@ def repro_builds(archive: Path, work: Path, version: str) -> Side:
         return side
     for src in checkouts:
         if src != checkouts[0]:
-            shutil.copytree(checkouts[0] / "locks", src / "locks")
+            shutil.copytree(checkouts[0] / "repro-locks", src / "repro-locks")
         _git(src, "add", "-A", "-f")
         _git(src, "commit", "-q", "--no-gpg-sign", "-m", "lock")
         _git(src, "tag", "-f", f"v{version}")

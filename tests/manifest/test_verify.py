@@ -96,15 +96,15 @@ def test_manifest_edited_by_hand_fails_naming_the_artifact(built: Path, tmp_path
 
 def test_edited_lock_is_named(built: Path, tmp_path: Path) -> None:
     def edit(m: dict) -> None:  # type: ignore[type-arg]
-        m["locks"]["locks/cpu.txt"] = "sha256:" + "1" * 64
+        m["locks"]["repro-locks/cpu.txt"] = "sha256:" + "1" * 64
 
     out = run_cli("verify", str(_edited(built, tmp_path, edit)), "--repo", str(built), "--json")
     assert out.returncode == 1
     result = json.loads(out.stdout)
     assert result["divergences"][0] == {
-        "artifact": "locks/cpu.txt",
+        "artifact": "repro-locks/cpu.txt",
         "hazard": "lock changed",
-        "details": [f"sha256:{'1' * 64} vs {json.loads(manifest_of(built).read_text())['locks']['locks/cpu.txt']}"],
+        "details": [f"sha256:{'1' * 64} vs {json.loads(manifest_of(built).read_text())['locks']['repro-locks/cpu.txt']}"],
     }
 
 
@@ -300,7 +300,7 @@ def test_diff_names_a_different_base(built: Path, tmp_path: Path) -> None:
     old = pyproject.read_text().split('base = "', 1)[1].split('"', 1)[0]
     new = text.replace(f"{other}/", "")
     pyproject.write_text(pyproject.read_text().replace(old, new))
-    inputs = other / "locks" / "inputs.json"
+    inputs = other / "repro-locks" / "inputs.json"
     inputs.write_text(inputs.read_text().replace(old, new))
     out = run_cli("image", "--project", str(other), "-q")
     assert out.returncode == 0, out.stderr

@@ -15,7 +15,8 @@ Files (all under ``locks/``):
 
 from reprobuild.lock.check import Staleness, check_build_lock, check_locks
 from reprobuild.lock.compile import LockResult, lock_project
-from reprobuild.lock.inputs import BUILD_LOCK, INPUTS_FILE, build_lock_path, target_lock_path
+from reprobuild.lock.inputs import build_lock_path, target_lock_path
+from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE
 
 __all__ = [
     "BUILD_LOCK",

@@ -10,9 +10,8 @@ from typing import Any
 from reprobuild.config import Config, Target
 from reprobuild.errors import LockError
 from reprobuild.fsutil import human_json_text
+from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE
 
-BUILD_LOCK = "build.txt"
-INPUTS_FILE = "inputs.json"
 #: Version of the inputs.json layout; bump when its meaning changes.
 INPUTS_SCHEMA = 1
 

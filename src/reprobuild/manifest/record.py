@@ -22,7 +22,7 @@ from reprobuild.errors import ReproBuildError
 from reprobuild.fsutil import atomic_write_text, human_json_text
 from reprobuild.image.build import ImageResult
 from reprobuild.lock import target_lock_path
-from reprobuild.lock.inputs import BUILD_LOCK, INPUTS_FILE
+from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE
 from reprobuild.uvbin import uv_version
 
 SCHEMA = "repro-build.manifest/v1"
@@ -55,7 +55,9 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
     """The manifest of one image build."""
     target = config.target(result.target)
     lock = target_lock_path(config, target.name)
-    locks = {f"locks/{name}": _sha256(config.locks_dir / name) for name in sorted({lock.name, BUILD_LOCK, INPUTS_FILE})}
+    rel = config.locks_dir.relative_to(config.root).as_posix()
+    names = sorted({lock.name, BUILD_LOCK, INPUTS_FILE})
+    locks = {f"{rel}/{name}": _sha256(config.locks_dir / name) for name in names}
     image = result.image
     return {
         "schema": SCHEMA,
