@@ -182,9 +182,10 @@ def project_hooks(
 ) -> Iterator[tuple[HookEnvironment, Path]]:
     """A :class:`HookEnvironment` for the project at ``root`` and an export of its source (tracked plus
     untracked, not ignored files) to run the hooks on. For a git checkout whose backend uses
-    setuptools-scm, the hooks get the version it derives from the commit (:mod:`reprobuild.wheel.vcs`)."""
+    setuptools-scm, the hooks get the version it derives from the commit; for one that uses versioningit,
+    the export carries the commit's history (:mod:`reprobuild.wheel.vcs`)."""
     from reprobuild.wheel.source import export, snapshot
-    from reprobuild.wheel.vcs import scm_environment, scm_version
+    from reprobuild.wheel.vcs import carry_history, scm_environment, scm_version
 
     tree = snapshot(root, allow_dirty=True)
     with hook_environment(python, backend, lock=lock) as env:
@@ -192,6 +193,8 @@ def project_hooks(
             env.extra_env.update(scm_environment(scm_version(env, tree.root)))
         source = env.root / "src"
         export(tree, source, epoch_seconds=0)
+        if tree.vcs == "git" and tree.commit and env.has_module("versioningit"):
+            carry_history(source, tree.root, tree.commit, 0)
         yield env, source
 
 
