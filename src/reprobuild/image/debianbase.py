@@ -1,6 +1,6 @@
 """The embedded Debian base for ``base = "debian:SUITE"`` targets, built from the project's base lock.
 
-The lock is ``locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
+The lock is ``repro-locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
 A built base depends only on that lock (its epoch is the Release date), so it is cached as an OCI
 layout under ``<cache>/bases/<key>/`` and reused, where the key is the sha256 of the lock's sha256 and
 the compressor's description (a new compressor version writes other bytes, so it must not find the

@@ -9,7 +9,7 @@ Pipeline (each step in the project's *build root*, a fixed path emptied before a
 The wheel is built **from the sdist**, as pypa/build and plain ``uv build`` do: it proves that the
 sdist is complete, and the wheel then depends only on the bytes that are shipped. (``wheel=True,
 sdist=False`` builds the wheel straight from the exported source.) Both steps run ``uv build`` with
-``--build-constraints locks/build.txt --require-hashes``, so the backend and everything it pulls are
+``--build-constraints repro-locks/build.txt --require-hashes``, so the backend and everything it pulls are
 pinned by hash, in uv's default build isolation.
 
 The environment handed to the backend is a whitelist (:data:`PASSTHROUGH`: how to reach the index,
@@ -470,7 +470,7 @@ def build_wheel(
 ) -> WheelRecord:
     """Build the project's canonical sdist and/or wheel into ``out_dir`` (default ``<project>/dist``).
 
-    Raises :class:`StaleLockError` for a missing/stale ``locks/build.txt``, :class:`ConfigError`
+    Raises :class:`StaleLockError` for a missing/stale ``repro-locks/build.txt``, :class:`ConfigError`
     when no epoch can be found (outside git without one), :class:`WheelError` for a dirty tree
     without ``allow_dirty`` or a failed build. Artifacts and ``<name>-<version>.build.json`` are
     written atomically; on failure nothing is written to ``out_dir``.

@@ -2,7 +2,7 @@
 
 setuptools-scm (and hatch-vcs, which uses it) derive the version from the git repository: the nearest
 tag, the distance to it, the commit. The build runs on an export, so repro-build asks setuptools-scm
-itself — the version the project locked in ``locks/build.txt``, run with ``python -m setuptools_scm`` in
+itself — the version the project locked in ``repro-locks/build.txt``, run with ``python -m setuptools_scm`` in
 the project's real work tree, which reads ``[tool.setuptools_scm]`` — and hands the answer to the backend
 through the variable the tool documents for this, ``SETUPTOOLS_SCM_PRETEND_VERSION``. The variable is part
 of the recorded build environment, so the build record (and an image's manifest) names the version.

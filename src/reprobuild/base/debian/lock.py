@@ -1,6 +1,6 @@
 """The base lock: every input and every resolved ``.deb`` of a Debian base, pinned by sha256.
 
-File: ``locks/base-<suite>-<arch>.json`` (human JSON: sorted keys, indented, trailing newline). It
+File: ``repro-locks/base-<suite>-<arch>.json`` (human JSON: sorted keys, indented, trailing newline). It
 records the inputs (suite, architecture, component, the configured mirror without credentials or
 null for "this machine's apt sources", packages asked for, exclusions) with their checksum, the
 mirror actually used and its snapshot time stamp if any, the ``InRelease``
