@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from reprobuild.cli.main import main
+from reprobuild.manifest.verify import compare_manifests
 from reprobuild.oci.image import Image, with_config
 from reprobuild.oci.layout import read_layout, write_layout
 from tests.image.conftest import GOLDEN_PROJECT, copy_project
@@ -101,11 +102,23 @@ def test_edited_lock_is_named(built: Path, tmp_path: Path) -> None:
     out = run_cli("verify", str(_edited(built, tmp_path, edit)), "--repo", str(built), "--json")
     assert out.returncode == 1
     result = json.loads(out.stdout)
+    rebuilt = json.loads(manifest_of(built).read_text())["locks"]["repro-locks/cpu.txt"]
     assert result["divergences"][0] == {
         "artifact": "repro-locks/cpu.txt",
         "hazard": "lock changed",
-        "details": [f"sha256:{'1' * 64} vs {json.loads(manifest_of(built).read_text())['locks']['repro-locks/cpu.txt']}"],
+        "details": [f"sha256:{'1' * 64} vs {rebuilt}"],
     }
+
+
+def test_locks_recorded_under_the_old_directory_compare_by_file_name() -> None:
+    """A manifest recorded while the locks lived in `locks/` verifies against a rebuild from `repro-locks/`."""
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    same = {"locks": {"locks/cpu.txt": a, "locks/build.txt": b}, "outputs": {}}
+    moved = {"locks": {"repro-locks/cpu.txt": a, "repro-locks/build.txt": b}, "outputs": {}}
+    assert [d for d in compare_manifests(same, moved)[1] if d.hazard == "lock changed"] == []
+    moved["locks"]["repro-locks/cpu.txt"] = "sha256:" + "c" * 64
+    changed = [d for d in compare_manifests(same, moved)[1] if d.hazard == "lock changed"]
+    assert [d.artifact for d in changed] == ["repro-locks/cpu.txt"]
 
 
 def test_dirty_manifest_is_refused(built: Path, tmp_path: Path) -> None:
