@@ -185,7 +185,7 @@ def resolve_base(
     elif spec.kind == "docker-archive":
         assert spec.path is not None
         path = (config.root / spec.path).resolve()
-        artifact = read_archive(path, staging / "base-archive")
+        artifact = read_archive(path, staging / "base-archive", tag=spec.tag)
         image, index_digest = _pick(artifact, target, f"base {spec.text}")
         if spec.digest is not None and spec.digest not in (str(image.digest), index_digest):
             raise BaseImageError(

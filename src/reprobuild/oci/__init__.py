@@ -47,15 +47,17 @@ Sources and sinks
     ``engine.connect()``, ``engine.load_image(client, image, "name:tag", staging)`` -> image ID (checked ==
     config digest), ``engine.load_archive(client, path)``, ``engine.save_image(client, name, staging)``
     (an engine cannot return the original compressed blobs: layer digests change, diff_ids do not).
-    ``remote.pull(client, repository, reference, store, platform=None)`` -> Image | Index;
-    ``remote.push(client, repository, image_or_index, tags=[])`` -> digest (client: ``registry.RegistryClient``).
+    ``remote.pull(client, repository, reference, store, platform=None, jobs=4)`` -> Image | Index;
+    ``remote.push(client, repository, image_or_index, tags=[], jobs=4)`` -> digest (client:
+    ``registry.RegistryClient``); blobs move ``jobs`` at a time, manifests and tags are written last, in order.
     ``validate.validate(img)`` (= ``validate_image``) / ``validate.validate_layout(path)``: digests, sizes,
     diff_ids, media types; ``validate.image_problems(img)`` -> list of messages.
     ``safetar.iter_layer(layer)`` / ``safetar.iter_layer_entries(fileobj, artifact=…)``: safe reader for
     inspecting base layers (rejects ``..``, absolute paths, escaping symlinks, dangling hardlinks, device
     nodes; flags whiteouts); ``safetar.read_files(layers, ["/etc/os-release"])`` overlays layers.
-    ``transport.parse_location("oci-layout:PATH[:TAG|@sha256:…]" | "oci-archive:PATH" |
-    "docker-daemon:NAME[:TAG]" | "docker://host/name:tag" | "host/name@sha256:…")``;
+    ``location.parse_location("oci:DIR[:TAG|@sha256:…]" | "oci-archive:FILE" | "docker-archive:FILE" |
+    "docker-daemon:NAME[:TAG]" | "docker://host/name:tag" | "host/name@sha256:…" | an existing DIR or .tar)``;
+    ``transport.read_location(loc, staging, platform=None)`` / ``transport.write_location(loc, artifact, staging)``;
     ``transport.copy_image(src, dst, platform=None)`` -> ``"name@sha256:…"`` (``repro-build copy``).
     ``progress.Progress`` / ``NO_PROGRESS`` / ``progress_for_cli(quiet)``: rich bars on a TTY only.
 """

@@ -57,6 +57,10 @@ DEFAULT_GZIP_LEVEL = 6
 MAX_GZIP_LEVEL = 12
 #: zstd's default level.
 DEFAULT_ZSTD_LEVEL = 3
+#: The highest zstd level whose frames need a window of at most 8 MiB: RFC 8878 §3.1.1.1.2 (the format the
+#: OCI ``tar+zstd`` media type names) asks encoders not to exceed 8 MiB, which decoders must support. With
+#: libzstd 1.5.7 (zstandard 0.25.0) level 19 uses window log 23 (8 MiB), 20 uses 25, 22 uses 27 (128 MiB).
+MAX_ZSTD_LEVEL = 19
 #: What reading a corrupt or truncated stream from :func:`open_decompressed` raises. Python's ``zlib``
 #: only decodes here (inflate output is defined by RFC 1951, whatever the library), never encodes.
 DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError)
@@ -138,8 +142,11 @@ class Compressor:
 
     @classmethod
     def zstd(cls, level: int = DEFAULT_ZSTD_LEVEL) -> Compressor:
-        if not 1 <= level <= 22:
-            raise OCIError(f"zstd level {level} is outside 1..22")
+        if not 1 <= level <= MAX_ZSTD_LEVEL:
+            raise OCIError(
+                f"zstd level {level} is outside 1..{MAX_ZSTD_LEVEL}",
+                hint="higher levels need a window over 8 MiB, which RFC 8878 asks encoders not to use",
+            )
         return cls("zstd", level, None)
 
     @classmethod

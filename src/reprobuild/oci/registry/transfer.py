@@ -1,6 +1,6 @@
-"""The values a blob or manifest transfer carries along: what it is about (for error messages), the
-state of a download across resumed connections, an upload's expectations, and a request body that
-hashes what it sends. Private to :mod:`reprobuild.oci.registry`.
+"""The values a blob or manifest transfer carries along: what it is about (for error messages), an
+upload's expectations, and a request body that hashes what it sends (a download's state is
+:class:`reprobuild.download.Receiver`). Private to :mod:`reprobuild.oci.registry`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlencode, urlsplit
 
-from reprobuild.errors import DigestMismatchError, RegistryError
-
-#: sha256 is what this tool writes; sha512 is the other algorithm the OCI image-spec registers.
-DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+from reprobuild.errors import RegistryError
+from reprobuild.oci.digest import DIGEST_RE
 
 
 def split_digest(digest: str, what: str) -> tuple[str, str]:
@@ -35,7 +33,7 @@ def is_digest(reference: str) -> bool:
 
 @dataclass(frozen=True)
 class Target:
-    """What a request is about, for error messages: ``kind`` is manifest, blob, tags or upload."""
+    """What a request is about, for error messages: ``kind`` is manifest, blob, tags, referrers or upload."""
 
     kind: str
     repository: str
@@ -47,70 +45,9 @@ class Target:
             return f"manifest `{host}/{self.repository}{sep}{self.reference}`"
         if self.kind in {"blob", "upload"}:
             return f"blob `{host}/{self.repository}@{self.reference}`"
+        if self.kind == "referrers":
+            return f"referrers of `{host}/{self.repository}@{self.reference}`"
         return f"tags of `{host}/{self.repository}`"
-
-
-class Download:
-    """The state of one blob download across resumed connections: bytes so far and their hash."""
-
-    def __init__(
-        self, what: str, algorithm: str, dest: IO[bytes], size: int | None, progress: Callable[[int], None] | None
-    ) -> None:
-        self.what = what
-        self._algorithm = algorithm
-        self._dest = dest
-        self._start = dest.tell() if dest.seekable() else None
-        self._size = size
-        self._progress = progress
-        self.hasher = hashlib.new(algorithm)
-        self.received = 0
-
-    def restart(self) -> None:
-        """Discard what was received, when the server cannot resume; fail when ``dest`` cannot seek."""
-        if self._start is None:
-            raise RegistryError(
-                f"{self.what}: the connection dropped after {self.received} bytes and the server cannot "
-                "resume (it ignores Range requests)",
-                "try again; download into a seekable file to allow a restart",
-            )
-        self._dest.seek(self._start)
-        self._dest.truncate()
-        self.hasher, self.received = hashlib.new(self._algorithm), 0
-
-    def complete(self) -> bool:
-        return self._size is not None and self.received == self._size
-
-    def expect_total(self, total: int) -> None:
-        if self._size is not None and total != self._size:
-            raise DigestMismatchError(
-                f"{self.what}: the registry announces {total} bytes, expected {self._size}",
-                "the registry serves a different blob than the manifest describes; do not use it",
-            )
-
-    def write(self, chunk: bytes) -> None:
-        if self._size is not None and self.received + len(chunk) > self._size:
-            raise DigestMismatchError(
-                f"{self.what}: the registry sent more than the expected {self._size} bytes",
-                "the registry serves a different blob than the manifest describes; do not use it",
-            )
-        self.hasher.update(chunk)
-        self._dest.write(chunk)
-        self.received += len(chunk)
-        if self._progress is not None:
-            self._progress(len(chunk))
-
-    def finish(self, expected: str) -> None:
-        """Raise :class:`DigestMismatchError` unless the bytes have the expected size and digest."""
-        if self._size is not None and self.received != self._size:
-            raise DigestMismatchError(
-                f"{self.what}: the registry sent {self.received} bytes, expected {self._size}",
-                "the registry serves a truncated or different blob; do not use it",
-            )
-        if self.hasher.hexdigest() != expected:
-            raise DigestMismatchError(
-                f"{self.what}: the bytes served have digest {self._algorithm}:{self.hasher.hexdigest()}",
-                "the registry served corrupt or substituted content; do not use it",
-            )
 
 
 @dataclass(frozen=True)
