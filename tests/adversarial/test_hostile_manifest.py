@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from reprobuild.manifest.record import ManifestError
-from reprobuild.manifest.validate import project_path, resolve_inside, wheel_filename
-from tests.adversarial.conftest import run_cli
+from reprobuild.manifest.validate import ManifestError, project_path, resolve_inside, wheel_filename
+from tests.cli import run_cli
 from tests.foundation.helpers import git_commit
 
 VICTIM = b"precious data that verify must never touch\n"
