@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from reprobuild.manifest.record import ManifestError
+from reprobuild.errors import ManifestError
 from reprobuild.manifest.validate import project_path, resolve_inside, wheel_filename
 from tests.adversarial.conftest import run_cli
 from tests.foundation.helpers import git_commit

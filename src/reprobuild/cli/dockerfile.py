@@ -8,7 +8,7 @@ from pathlib import Path
 from reprobuild.cli.output import data, log
 from reprobuild.config import load_config
 from reprobuild.dockerfile import prepare_context, render_dockerfile, wheels_from_dir
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import UsageError
 
 _DESCRIPTION = """\
 Print the equivalent Dockerfile of a target on stdout: the same base, the wheels of locks/<target>.txt
@@ -52,19 +52,19 @@ def run(args: argparse.Namespace) -> int:
     target = args.target
     if target is None:
         if len(config.targets) != 1:
-            raise ReproBuildError(
+            raise UsageError(
                 "this project has several targets", hint=f"pick one: --target {{{','.join(config.targets)}}}"
             )
         target = next(iter(config.targets))
     if args.context is None:
         if args.wheels_dir is not None or args.project_wheel is not None:
-            raise ReproBuildError(
+            raise UsageError(
                 "--wheels-dir and --project-wheel only make sense with --context", hint="add `--context DIR`"
             )
         data(render_dockerfile(config, target, base_image=args.base_image))
         return 0
     if args.wheels_dir is None or args.project_wheel is None:
-        raise ReproBuildError(
+        raise UsageError(
             "--context needs --wheels-dir and --project-wheel",
             hint="build the project wheel with `repro-build wheel`; the locked wheels are in repro-build's cache",
         )

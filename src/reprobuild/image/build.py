@@ -24,7 +24,7 @@ from reprobuild.determinism.doctor import target_policy
 from reprobuild.determinism.policy import HOOK_MODULE, Policy, image_files
 from reprobuild.distribution import COMMAND
 from reprobuild.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
-from reprobuild.errors import ReproBuildError, StaleLockError
+from reprobuild.errors import ImageError, ReproBuildError, StaleLockError
 from reprobuild.fsutil import exclusive_lock, make_output_dir, publish_dir
 from reprobuild.gitinfo import SourceInfo, source_info
 from reprobuild.image import imageconfig
@@ -140,7 +140,7 @@ def app_files(policy: Policy, site_packages: str, interpreter: Interpreter, scra
     source.write_bytes(hook[1])
     compiled = compile_module(source, hook[0], interpreter)
     if compiled is None:
-        raise ReproBuildError(f"the determinism hook does not compile with Python {interpreter.version}")
+        raise ImageError(f"the determinism hook does not compile with Python {interpreter.version}")
     files.append((compiled[0], compiled[1].read_bytes()))
     return sorted(files)
 
@@ -192,7 +192,7 @@ def _locked_wheels(
     if pins is None:
         if recorded is None:
             if offline:
-                raise ReproBuildError(
+                raise ImageError(
                     f"an offline build needs the wheel list of a build manifest, or a lock that records its "
                     f"wheels ({lock.name} was made by an older repro-build)",
                     hint="use `repro-build verify MANIFEST --offline`, or run `repro-build lock` again",
@@ -230,7 +230,7 @@ def _locked_wheels(
             f"  {pin.filename} (sha256 {pin.sha256}); looked in:\n" + "\n".join(f"    {t}" for t in tried[pin.sha256])
             for pin in still
         )
-        raise ReproBuildError(
+        raise ImageError(
             f"{len(still)} wheel(s) of {lock.name} could not be found:\n{lines}",
             hint="add the directory that holds them to UV_FIND_LINKS, configure the index they came from, "
             f"or copy them into {cache.root}/<sha256>/",

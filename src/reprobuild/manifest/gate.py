@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import EngineError, ManifestError, ReproBuildError
 from reprobuild.oci.archive import ArchiveDisagreementError, read_archive
 from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.index import Index
@@ -94,14 +94,18 @@ def _local(art: Image | Index, expected: dict[str, Any]) -> dict[str, Any]:
 
 
 def _engine(loc: Location) -> dict[str, Any]:
+    import docker.errors
+
     from reprobuild.oci import engine
 
     client = engine.connect()
     assert loc.name is not None
     try:
         attrs = client.images.get(loc.name).attrs
-    except Exception as e:
-        raise ReproBuildError(f"the engine has no image {loc.name}: {e}", hint="load it first (`docker load`)") from e
+    except docker.errors.ImageNotFound as e:
+        raise EngineError(f"the engine has no image {loc.name}", hint="load it first (`docker load`)") from e
+    except engine.ENGINE_ERRORS as e:
+        raise EngineError(f"asking the engine for the image {loc.name} failed: {e}") from e
     return {"image_id": attrs.get("Id"), "diff_ids": list((attrs.get("RootFS") or {}).get("Layers") or [])}
 
 
@@ -139,7 +143,7 @@ def check_image(manifest: dict[str, Any], reference: str, *, source: Path | None
     else:
         assert loc.path is not None
         if not loc.path.exists():
-            raise ReproBuildError(f"{reference}: {loc.path} does not exist", hint="check the path of the image")
+            raise ManifestError(f"{reference}: {loc.path} does not exist", hint="check the path of the image")
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 art = (

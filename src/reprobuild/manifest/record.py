@@ -18,7 +18,7 @@ from reprobuild import __version__
 from reprobuild.config import Config
 from reprobuild.determinism.cuda import cuda_facts
 from reprobuild.distribution import COMMAND
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import ManifestError
 from reprobuild.fsutil import atomic_write_text, human_json_text
 from reprobuild.image.build import ImageResult
 from reprobuild.lock import target_lock_path
@@ -27,10 +27,6 @@ from reprobuild.uvbin import uv_version
 
 SCHEMA = "repro-build.manifest/v1"
 MANIFEST_NAME = "manifest.json"
-
-
-class ManifestError(ReproBuildError):
-    """A manifest is unreadable, of an unknown schema, or inconsistent."""
 
 
 def _sha256(path: Path) -> str | None:

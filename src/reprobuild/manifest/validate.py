@@ -23,7 +23,7 @@ from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from reprobuild.manifest.record import ManifestError
+from reprobuild.errors import ManifestError
 
 #: Characters a wheel file name can hold: the escaped distribution name (``[A-Za-z0-9_.]``), a PEP 440
 #: version (adds ``+`` and ``!``), the build tag and the compatibility tags (``_``, ``.``), and ``-``.

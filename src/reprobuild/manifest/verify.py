@@ -22,12 +22,12 @@ from typing import Any
 from reprobuild import __version__
 from reprobuild.config import load_config
 from reprobuild.distribution import COMMAND
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import ManifestError, ReproBuildError, ToolError
 from reprobuild.image.build import build_image, compressor_for
 from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.wheels import pin_from_dict
-from reprobuild.manifest.record import ManifestError, image_manifest, read_manifest
+from reprobuild.manifest.record import image_manifest, read_manifest
 from reprobuild.manifest.repo import repository_for
 from reprobuild.manifest.semdiff import Divergence, diff_images
 from reprobuild.manifest.validate import check_manifest, project_path, resolve_inside
@@ -117,10 +117,10 @@ def checkout(repo: Path, commit: str, remote: str | None) -> Iterator[Path]:
             check=False,
         )
         if out.returncode != 0:
-            raise ReproBuildError(f"cloning {repo} for the rebuild failed: {out.stderr.strip()}")
+            raise ToolError(f"cloning {repo} for the rebuild failed: {out.stderr.strip()}")
         checked = _git(src, "checkout", "-q", "--detach", commit)
         if checked.returncode != 0:
-            raise ReproBuildError(f"checking out {commit} failed: {checked.stderr.strip()}")
+            raise ToolError(f"checking out {commit} failed: {checked.stderr.strip()}")
         _git(src, "remote", "remove", "origin")
         if remote:
             _git(src, "remote", "add", "--", "origin", remote)
