@@ -158,7 +158,7 @@ def _labels(
         created=imageconfig.rfc3339(epoch.seconds),
         revision=source.commit,
         source=label.url,
-        base_digest=str(base.record.get("manifest_digest") or ""),
+        base_digest=base.record.manifest_digest,
     )
 
 
@@ -521,7 +521,7 @@ def _build_image(
         archive=final / "image.tar",
         repo_tag=repo_tag,
         epoch=epoch,
-        base=base.record,
+        base=base.record.to_dict(),
         base_info=info,
         wheels=tuple(sorted(written.wheel_layers, key=lambda w: w[0].name)),
         project_wheel=wheel_record,

@@ -1,0 +1,125 @@
+"""The base-image seam: one source per kind, one registry, one record shape, errors that keep their class."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from reprobuild.config import BaseKind, BaseSpec, Config, Target, load_config
+from reprobuild.errors import BaseImageError, DigestMismatchError
+from reprobuild.image.base import resolve_base
+from reprobuild.image.basesource import BaseRecord, BaseRequest, BaseSource, ResolvedBase
+from reprobuild.image.basesources import BASE_SOURCES, LayoutSource, with_debian
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.image import Image
+from reprobuild.oci.layout import read_layout
+from reprobuild.oci.registry import CredentialStore, RegistryClient
+from reprobuild.oci.remote import push
+from reprobuild.reference import parse_reference
+from tests.oci.registry.servers import Exchange, Upstream, _ProxyHandler, is_blob_get, proxy_to
+from tests.testbed import Registry
+
+
+def _golden(golden_project: Path) -> tuple[Config, Target]:
+    config = load_config(golden_project)
+    return config, config.target("cpu")
+
+
+def test_every_configurable_kind_has_exactly_one_source() -> None:
+    assert set(BASE_SOURCES) == set(get_args(BaseKind))
+    assert all(kind == source.kind for kind, source in BASE_SOURCES.items())
+
+
+def test_layout_base_record_has_the_common_shape(golden_project: Path, tmp_path: Path) -> None:
+    config, target = _golden(golden_project)
+    resolved = resolve_base(config, target, BlobStore(tmp_path / "store"), tmp_path / "staging")
+    record = resolved.record.to_dict()
+    assert record == {
+        "kind": "oci-layout",
+        "reference": target.base.text,
+        "platform": "linux/amd64",
+        "manifest_digest": str(resolved.image.digest),
+        "digest": target.base.digest,
+        "index_digest": None,
+    }
+
+
+def test_resolve_base_dispatches_through_the_given_sources(golden_project: Path, tmp_path: Path) -> None:
+    """A source plugged in for a kind is the one used, and its record is what the build records."""
+    config, target = _golden(golden_project)
+    asked: list[BaseRequest] = []
+
+    class Counting:
+        kind = "oci-layout"
+
+        def resolve(self, request: BaseRequest) -> ResolvedBase:
+            asked.append(request)
+            inner = LayoutSource().resolve(request)
+            extra = {**inner.record.origin, "seen": len(asked)}
+            return ResolvedBase(inner.image, dataclasses.replace(inner.record, origin=extra))
+
+    source: BaseSource = Counting()
+    resolved = resolve_base(config, target, BlobStore(tmp_path / "s"), tmp_path / "st", sources={"oci-layout": source})
+    assert [r.target.name for r in asked] == ["cpu"]
+    assert resolved.record.to_dict()["seen"] == 1
+
+
+def test_a_kind_without_a_source_is_a_clear_error(golden_project: Path, tmp_path: Path) -> None:
+    config, target = _golden(golden_project)
+    with pytest.raises(BaseImageError, match="no source of 'oci-layout' bases") as e:
+        resolve_base(config, target, BlobStore(tmp_path / "s"), tmp_path / "st", sources={})
+    assert e.value.hint is not None
+
+
+def test_debian_without_a_builder_says_so(golden_project: Path, tmp_path: Path) -> None:
+    config, target = _golden(golden_project)
+    debian = dataclasses.replace(target, base=BaseSpec("debian", "debian:bookworm", suite="bookworm"))
+    with pytest.raises(BaseImageError, match="embedded Debian base is not available"):
+        resolve_base(config, debian, BlobStore(tmp_path / "s"), tmp_path / "st")
+    built: list[str] = []
+
+    def builder(config: Config, target: Target, staging: Path) -> tuple[Image, dict[str, object]]:
+        built.append(target.name)
+        image = read_layout(golden_project / "fakebase", tag="base")
+        assert isinstance(image, Image)
+        return image, {"suite": "bookworm", "lock": "locks/base-bookworm-amd64.json"}
+
+    resolved = resolve_base(config, debian, BlobStore(tmp_path / "s"), tmp_path / "st", debian=builder)
+    assert built == ["cpu"]
+    assert resolved.record == BaseRecord(
+        "debian", "debian:bookworm", "linux/amd64", str(resolved.image.digest), resolved.record.origin
+    )
+    assert resolved.record.to_dict()["lock"] == "locks/base-bookworm-amd64.json"
+    assert with_debian(None) is BASE_SOURCES
+
+
+@pytest.mark.registry
+def test_a_corrupt_registry_base_stays_a_digest_mismatch(
+    registry: Registry, golden_project: Path, tmp_path: Path
+) -> None:
+    """The registry serves other bytes for a base layer: the error says so as a DigestMismatchError
+    (not rewrapped into a generic base error), naming the base."""
+    config, target = _golden(golden_project)
+    image = read_layout(golden_project / "fakebase", tag="base")
+    repo = f"test/base-{uuid.uuid4().hex[:8]}"
+    digest = push(RegistryClient(registry.host, credentials=CredentialStore.anonymous()), repo, image)
+
+    def flip(handler: _ProxyHandler, exchange: Exchange, upstream: Upstream) -> Upstream | None:
+        if is_blob_get(exchange) and upstream.status == 200:
+            body = bytearray(upstream.body)
+            body[len(body) // 2] ^= 0xFF
+            return Upstream(200, upstream.headers, bytes(body))
+        return None
+
+    with proxy_to(registry.host, flip) as proxy:
+        text = f"{proxy.host}/{repo}@{digest}"
+        ref = parse_reference(text, origin="test")
+        pulled = dataclasses.replace(target, base=BaseSpec("registry", text, reference=ref, digest=str(digest)))
+        with pytest.raises(DigestMismatchError) as e:
+            resolve_base(config, pulled, BlobStore(tmp_path / "store"), tmp_path / "staging")
+    assert e.value.message.startswith(f"pulling base {text}: ")
+    assert not any((tmp_path / "store").rglob("*.tmp*"))
