@@ -32,6 +32,7 @@ from reprobuild.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from reprobuild.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from reprobuild.errors import ConfigError
 from reprobuild.lockdefaults import LockedDefaults, read_locked_defaults
+from reprobuild.oci.compress import LEVELS, Compressor
 from reprobuild.reference import DIGEST_RE, Reference, parse_reference
 
 TOOL = "tool.repro-build"
@@ -51,7 +52,6 @@ _PYTHON_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _MANYLINUX_RE = re.compile(r"^manylinux_2_(\d+)$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-Algorithm = Literal["gzip", "zstd", "none"]
 BaseKind = Literal["registry", "oci-layout", "docker-archive", "debian"]
 Accelerator = Literal["none", "cuda"]
 #: ``none``: no .pyc in the image (but the hook's); ``unchecked-hash`` (the default, as pip compiles byte-code
@@ -84,14 +84,6 @@ class ProjectMeta:
     @property
     def normalized_name(self) -> str:
         return canonicalize_name(self.name)
-
-
-@dataclass(frozen=True)
-class Compression:
-    """How new layers are compressed; part of the output format, recorded in the manifest."""
-
-    algorithm: Algorithm = "gzip"
-    level: int = 6
 
 
 @dataclass(frozen=True)
@@ -180,7 +172,7 @@ class Config:
     python: str
     epoch_policy: str | int
     exclude_newer: str | None
-    compression: Compression
+    compression: Compressor  # how new layers are compressed; part of the output format
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...]
     env: Mapping[str, str]
@@ -1089,21 +1081,25 @@ def _exclude_newer(value: object) -> str:
     return text
 
 
-def _compression(tool: Mapping[str, Any]) -> Compression:
+def _compression(tool: Mapping[str, Any]) -> Compressor:
+    """``compression``: an algorithm of :data:`reprobuild.oci.compress.LEVELS` and one of its levels."""
     path = f"{TOOL}.compression"
     raw = tool.get("compression", {})
     if isinstance(raw, str):
         raw = {"algorithm": raw}
     _expect(raw, dict, path, 'a table, e.g. `{ algorithm = "gzip", level = 6 }`')
     _check_keys(raw, {"algorithm", "level"}, path)
-    algorithm = _str(raw, "algorithm", path, "gzip")
-    if algorithm not in ("gzip", "zstd", "none"):
-        raise ConfigError(f'`{path}.algorithm` must be "gzip", "zstd" or "none", got {algorithm!r}')
-    default_level = {"gzip": 6, "zstd": 3, "none": 0}[algorithm]
-    level = raw.get("level", default_level)
-    _expect(level, int, f"{path}.level", "an integer")
-    # gzip: libdeflate's levels (10-12 are its slower near-optimal parsing).
-    bounds = {"gzip": (1, 12), "zstd": (1, 19), "none": (0, 0)}[algorithm]
-    if not bounds[0] <= level <= bounds[1]:
-        raise ConfigError(f"`{path}.level` for {algorithm} must be from {bounds[0]} to {bounds[1]}, got {level}")
-    return Compression(algorithm, level)  # type: ignore[arg-type]
+    algorithm = _str(raw, "algorithm", path, "gzip") or "gzip"
+    if algorithm not in LEVELS:
+        raise ConfigError(
+            f"`{path}.algorithm` must be one of {', '.join(map(repr, LEVELS))}, got {algorithm!r}",
+            hint=_did_you_mean(algorithm, LEVELS, "algorithms"),
+        )
+    levels = LEVELS[algorithm]
+    level = raw.get("level")
+    if level is not None:
+        _expect(level, int, f"{path}.level", "an integer")
+        if levels is None or not levels.low <= level <= levels.high:
+            allowed = "none" if levels is None else f"from {levels.low} to {levels.high}"
+            raise ConfigError(f"`{path}.level` for {algorithm} must be {allowed}, got {level}")
+    return Compressor.of(algorithm, level)

@@ -108,15 +108,6 @@ class ImageResult:
         return str(self.image.digest)
 
 
-def compressor_for(config: Config) -> Compressor:
-    c = config.compression
-    if c.algorithm == "gzip":
-        return Compressor.gzip(level=c.level)
-    if c.algorithm == "zstd":
-        return Compressor.zstd(level=c.level)
-    return Compressor.none()
-
-
 def _group_entries(group: LayerGroup, dists: dict[str, Distribution]) -> list[LayerEntry]:
     entries: list[LayerEntry] = []
     for name in group.distributions:
@@ -424,7 +415,7 @@ def _build_image(
     source = source_info(config.root)
     label = source_label(config.project.urls, source.remote)
     log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
-    compressor = compressor_for(config)
+    compressor = config.compression
     repo_tag = f"{config.project.normalized_name}:{target.name}"
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
         work = Path(tmp)

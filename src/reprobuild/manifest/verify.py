@@ -23,7 +23,7 @@ from reprobuild import __version__
 from reprobuild.config import load_config
 from reprobuild.distribution import COMMAND
 from reprobuild.errors import ManifestError, ReproBuildError, ToolError
-from reprobuild.image.build import build_image, compressor_for
+from reprobuild.image.build import build_image
 from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.wheels import pin_from_dict
@@ -263,7 +263,7 @@ def verify_manifest(
         relative = project_path(manifest.get("project", {}).get("path"), path=path)
         project = resolve_inside(src, relative, path=path)
         config = load_config(project)
-        warnings = drift_warnings(manifest, compressor_for(config).describe())
+        warnings = drift_warnings(manifest, config.compression.describe())
         warnings += target_drift(manifest, config.to_dict()["targets"].get(manifest["target"], {}))
         for w in warnings:
             log(f"warning: {w}")
