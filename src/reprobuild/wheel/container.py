@@ -43,7 +43,7 @@ from reprobuild.epoch import Epoch
 from reprobuild.errors import ConfigError, EngineError, ToolError
 from reprobuild.reference import parse_reference
 from reprobuild.uvbin import find_uv
-from reprobuild.wheel.build import BUILD_UMASK, Step, backend_failure, normalised_env, user_flags
+from reprobuild.wheel.buildenv import BUILD_UMASK, Step, backend_failure, normalised_env, user_flags
 from reprobuild.wheel.outputs import Builder
 
 #: The fixed uid:gid of the build (distroless "nonroot"); see the module docstring.
