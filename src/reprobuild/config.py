@@ -52,7 +52,7 @@ _PYTHON_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _MANYLINUX_RE = re.compile(r"^manylinux_2_(\d+)$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-BaseKind = Literal["registry", "oci-layout", "docker-archive", "debian"]
+BaseKind = Literal["registry", "oci-layout", "docker-archive", "docker-daemon", "debian"]
 Accelerator = Literal["none", "cuda"]
 #: ``none``: no .pyc in the image (but the hook's); ``unchecked-hash`` (the default, as pip compiles byte-code
 #: by default): PEP 552 hash-based .pyc compiled for the in-image path, never re-validated against the source
@@ -97,7 +97,7 @@ class LayerPolicy:
 
 @dataclass(frozen=True)
 class BaseSpec:
-    """A target's base: a registry reference, a local layout/archive, or the embedded Debian base."""
+    """A target's base: a registry reference, a local layout/archive, an engine image, or the embedded Debian base."""
 
     kind: BaseKind
     text: str
@@ -688,6 +688,15 @@ def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Pa
         if not re.match(r"^[a-z][a-z0-9-]*$", suite):
             raise ConfigError(f"`{path}`: {text!r} does not name a Debian suite", hint=snippet)
         return BaseSpec("debian", text, suite=suite)
+    if text.startswith("docker-daemon:"):
+        image_id = text.removeprefix("docker-daemon:")
+        if not DIGEST_RE.match(image_id):
+            raise ConfigError(
+                f"`{path}`: {text!r} does not pin an image of the Docker engine by its ID",
+                hint='use `"docker-daemon:sha256:<64 hex>"` with the ID `docker image inspect --format {{.Id}} NAME` '
+                "prints",
+            )
+        return BaseSpec("docker-daemon", text, digest=image_id)
     for prefix, kind in (("oci-layout:", "oci-layout"), ("docker-archive:", "docker-archive")):
         if text.startswith(prefix):
             rest = text[len(prefix) :]

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import uuid
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 
-from reprobuild.config import BaseKind, BaseSpec, Config, Target, load_config
-from reprobuild.errors import BaseImageError, DigestMismatchError
+from reprobuild.config import BaseKind, BaseSpec, Config, Target, load_config, parse_base
+from reprobuild.errors import BaseImageError, ConfigError, DigestMismatchError, EngineError
 from reprobuild.image.base import resolve_base
 from reprobuild.image.basesource import BaseRecord, BaseRequest, BaseSource, ResolvedBase
-from reprobuild.image.basesources import BASE_SOURCES, LayoutSource, with_debian
+from reprobuild.image.basesources import BASE_SOURCES, LayoutSource, _uncompressed, with_debian
+from reprobuild.oci import engine as engine_io
 from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.digest import Digest
 from reprobuild.oci.image import Image
+from reprobuild.oci.layer import write_layer
 from reprobuild.oci.layout import read_layout
+from reprobuild.oci.mediatypes import OCI_LAYER
 from reprobuild.oci.registry import CredentialStore, RegistryClient
 from reprobuild.oci.remote import push
+from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.reference import parse_reference
 from tests.oci.registry.servers import Exchange, Upstream, _ProxyHandler, is_blob_get, proxy_to
-from tests.testbed import Registry
+from tests.testbed import Engine, Registry
 
 
 def _golden(golden_project: Path) -> tuple[Config, Target]:
@@ -123,3 +130,63 @@ def test_a_corrupt_registry_base_stays_a_digest_mismatch(
             resolve_base(config, pulled, BlobStore(tmp_path / "store"), tmp_path / "staging")
     assert e.value.message.startswith(f"pulling base {text}: ")
     assert not any((tmp_path / "store").rglob("*.tmp*"))
+
+
+@pytest.mark.parametrize("text", ["docker-daemon:python:3.11", "docker-daemon:sha256:abc", "docker-daemon:"])
+def test_an_engine_base_must_name_an_image_id(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="by its ID") as e:
+        parse_base(text, "tool.repro-build.targets.cpu.base", None, tmp_path)
+    assert e.value.hint is not None and "docker-daemon:sha256:" in e.value.hint
+
+
+@pytest.mark.engine
+def test_engine_base_is_the_pinned_config_with_uncompressed_layers(
+    engine: Engine, golden_project: Path, tmp_path: Path
+) -> None:
+    """The base is read back from the engine by its image ID; its bytes depend on the ID alone: the
+    config is the engine's, every layer is its uncompressed tar (digest = diff_id), the manifest ours."""
+    config, target = _golden(golden_project)
+    fake = read_layout(golden_project / "fakebase", tag="base")
+    assert isinstance(fake, Image)
+    tag = f"repro-build-test/engine-base:{uuid.uuid4().hex[:8]}"
+    client: Any = engine.client
+    image_id = engine_io.load_image(client, fake, tag, tmp_path / "load")
+    try:
+        text = f"docker-daemon:{image_id}"
+        spec = parse_base(text, "tool.repro-build.targets.cpu.base", None, golden_project)
+        pinned = dataclasses.replace(target, base=spec)
+        first = resolve_base(config, pinned, BlobStore(tmp_path / "s1"), tmp_path / "st1")
+        again = resolve_base(config, pinned, BlobStore(tmp_path / "s2"), tmp_path / "st2")
+    finally:
+        client.images.remove(tag)
+    image = first.image
+    assert image.digest == again.image.digest
+    assert str(image.config_digest) == image_id and image.config_bytes == fake.config_bytes
+    assert image.diff_ids == fake.diff_ids
+    assert [(layer.media_type, layer.digest) for layer in image.layers] == [(OCI_LAYER, d) for d in fake.diff_ids]
+    assert first.record.to_dict() == {
+        "kind": "docker-daemon",
+        "reference": text,
+        "platform": "linux/amd64",
+        "manifest_digest": str(image.digest),
+        "digest": image_id,
+    }
+    absent = "sha256:" + hashlib.sha256(uuid.uuid4().bytes).hexdigest()  # an ID the engine has no image for
+    missing = dataclasses.replace(target, base=BaseSpec("docker-daemon", f"docker-daemon:{absent}", digest=absent))
+    with pytest.raises(EngineError, match=absent):
+        resolve_base(config, missing, BlobStore(tmp_path / "s3"), tmp_path / "st3")
+
+
+def test_engine_layers_given_compressed_are_carried_uncompressed(tmp_path: Path) -> None:
+    """What an engine with the containerd store saves (the pulled, compressed blobs) becomes the same
+    uncompressed layer as what the classic store saves; a blob that does not decompress to its diff_id is refused."""
+    store = BlobStore(tmp_path / "store")
+    entries = [LayerEntry.file("/etc/motd", b"hello\n")]
+    gz = write_layer(entries, epoch=0, compressor=Compressor.gzip(), store=store, workers=1)
+    plain = write_layer(entries, epoch=0, compressor=Compressor.none(), store=store, workers=1)
+    carried = _uncompressed(gz, BlobStore(tmp_path / "out"), "base test")
+    assert (carried.media_type, carried.digest, carried.diff_id) == (OCI_LAYER, gz.diff_id, gz.diff_id)
+    assert carried.path.read_bytes() == plain.path.read_bytes()
+    lying = dataclasses.replace(gz, diff_id=Digest.of_bytes(b"other"))
+    with pytest.raises(DigestMismatchError, match="not its diff_id"):
+        _uncompressed(lying, BlobStore(tmp_path / "out2"), "base test")

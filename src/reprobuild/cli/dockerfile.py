@@ -22,8 +22,9 @@ With --context DIR, lay out a complete build context in DIR (a new directory) in
   DIR/project/ (--project-wheel, pinned by sha256), DIR/app/ (the determinism hook files).
 Then: DOCKER_BUILDKIT=1 docker build --network none -t IMAGE DIR
 
-The base is the target's registry base by digest. A `debian:SUITE`, `oci-layout:` or `docker-archive:`
-base has no reference a Dockerfile can pull: load it into the engine and pass its name with --base-image."""
+The base is the target's registry base by digest. A `debian:SUITE`, `oci-layout:`, `docker-archive:` or
+`docker-daemon:` base has no reference a Dockerfile can pull: have it in the engine (`docker load`; a
+`docker-daemon:` base is there already) and pass its name or ID with --base-image."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,6 +7,9 @@
     ``oci-layout:PATH@sha256:…``, read from a local OCI image layout.
 ``docker-archive``
     ``docker-archive:PATH[@sha256:…]``, read from a ``docker save`` archive.
+``docker-daemon``
+    ``docker-daemon:sha256:…``, an image of the local Docker engine pinned by its ID (skopeo's form);
+    carried with uncompressed layers (see :class:`EngineSource`).
 ``debian``
     ``debian:SUITE``, the embedded Debian base built from locked ``.deb`` files by a builder that
     :mod:`reprobuild.image.build` is given (:data:`DebianBuilder`).
@@ -24,13 +27,16 @@ from types import MappingProxyType
 from typing import Any
 
 from reprobuild.config import Config, Target
-from reprobuild.errors import BaseImageError, ReproBuildError
+from reprobuild.errors import BaseImageError, DigestMismatchError, ReproBuildError
 from reprobuild.image.basesource import BaseRecord, BaseRequest, BaseSource, ResolvedBase, pick_platform
 from reprobuild.oci.archive import read_archive
-from reprobuild.oci.digest import Digest
-from reprobuild.oci.image import Image, parse_json_object
+from reprobuild.oci.blobstore import BlobStore, HashingWriter
+from reprobuild.oci.compress import DECOMPRESS_ERRORS
+from reprobuild.oci.digest import CHUNK, Digest
+from reprobuild.oci.image import Image, image_from_config_bytes, parse_json_object
+from reprobuild.oci.layer import Layer
 from reprobuild.oci.layout import load_manifest, read_layout
-from reprobuild.oci.mediatypes import INDEX_TYPES
+from reprobuild.oci.mediatypes import INDEX_TYPES, OCI_CONFIG, OCI_LAYER
 from reprobuild.oci.values import Descriptor
 
 #: Builds the embedded Debian base for (config, target, staging): the image and the lock it was built from.
@@ -152,6 +158,58 @@ class ArchiveSource:
         return ResolvedBase(image, _record(request, self.kind, image, digest=spec.digest, index_digest=index_digest))
 
 
+class EngineSource:
+    """A base in the local Docker engine, pinned by its image ID: ``docker-daemon:sha256:…``.
+
+    An engine does not keep the compressed blobs it pulled, and what ``docker save`` gives back depends
+    on its version and storage (uncompressed tars from the classic store, the original blobs from the
+    containerd store; a manifest of its own making). So only what the image ID pins is taken: the
+    config bytes (the ID is their digest) and, through the config's diff_ids, every layer's tar. The
+    layers are carried uncompressed (their digest is their diff_id) under a manifest written here, so
+    the base's bytes do not depend on the engine. Pushing the result keeps the layers uncompressed;
+    use a registry, layout or archive base to keep compressed base layers.
+    """
+
+    kind = "docker-daemon"
+
+    def resolve(self, request: BaseRequest) -> ResolvedBase:
+        from reprobuild.oci import engine
+
+        spec = request.target.base
+        assert spec.digest is not None  # config refuses an engine base without an image ID
+        saved = engine.save_image(engine.connect(), spec.digest, request.staging / "base-engine")
+        image, _ = pick_platform(saved, request, request.what)
+        if str(image.config_digest) != spec.digest:
+            raise BaseImageError(
+                f"{request.what}: the engine saved the image {image.config_digest}, not the pinned {spec.digest}",
+                hint="pin the image ID `docker image inspect --format {{.Id}} NAME` prints",
+            )
+        layers = [_uncompressed(layer, request.store, request.what) for layer in image.layers]
+        image = image_from_config_bytes(image.config_bytes, layers, OCI_CONFIG)
+        return ResolvedBase(image, _record(request, self.kind, image, digest=spec.digest))
+
+
+def _uncompressed(layer: Layer, store: BlobStore, what: str) -> Layer:
+    """``layer`` as an uncompressed OCI layer whose digest is its diff_id (decompressed into ``store`` if needed)."""
+    if layer.compression == "none" and layer.digest == layer.diff_id:
+        return Layer(Descriptor(OCI_LAYER, layer.digest, layer.size), layer.diff_id, layer.path)
+
+    def fill(blob: HashingWriter) -> None:
+        with layer.open_uncompressed() as f:
+            while chunk := f.read(CHUNK):
+                blob.write(chunk)
+
+    try:
+        digest, size = store.write(fill, what=f"{what} layer {layer.diff_id}")
+    except DECOMPRESS_ERRORS as e:
+        raise BaseImageError(f"{what}: the engine's layer {layer.digest} does not decompress: {e}") from e
+    if digest != layer.diff_id:
+        raise DigestMismatchError(
+            f"{what}: the engine's layer {layer.digest} decompresses to {digest}, not its diff_id {layer.diff_id}"
+        )
+    return Layer(Descriptor(OCI_LAYER, digest, size), digest, store.path(digest))
+
+
 @dataclass(frozen=True)
 class DebianSource:
     """The embedded Debian base, built from the ``.deb`` files its lock pins by ``builder``."""
@@ -169,7 +227,10 @@ class DebianSource:
 #: Every kind of base, by the kind ``config`` parses a ``base`` into. The Debian entry builds nothing
 #: until :func:`with_debian` gives it a builder (the image build does).
 BASE_SOURCES: Mapping[str, BaseSource] = MappingProxyType(
-    {source.kind: source for source in (RegistrySource(), LayoutSource(), ArchiveSource(), DebianSource())}
+    {
+        source.kind: source
+        for source in (RegistrySource(), LayoutSource(), ArchiveSource(), EngineSource(), DebianSource())
+    }
 )
 
 
