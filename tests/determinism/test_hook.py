@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -379,3 +380,28 @@ def test_real_torch_seed_doctor_and_selftest(tmp_path: Path) -> None:
     finally:
         for name, _ in image_files(policy):
             (Path(site) / name).unlink()
+
+
+def test_hook_applies_in_a_virtualenv_made_environment(tmp_path: Path) -> None:
+    """virtualenv 20's ``_virtualenv.pth`` puts a finder class named ``_Finder`` on ``sys.meta_path`` first.
+
+    The hook used to recognise itself by that class name, took virtualenv's finder for its own and installed
+    nothing: on a GPU machine whose torch lived in such an environment, ``index_add_`` on CUDA varied run to run.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "virtualenv", "-q", "--no-periodic-update", str(venv)], check=True
+    )
+    site = next(venv.glob("lib/python3.*/site-packages"))
+    assert (site / "_virtualenv.pth").is_file(), "virtualenv no longer writes its .pth: this test tests nothing"
+    for name, data in image_files(Policy(("python", "torch"))):
+        (site / name).write_bytes(data)
+    (site / "torch").mkdir()
+    (site / "torch" / "__init__.py").write_text(FAKE_TORCH)
+    python = venv / "bin" / "python"
+    code = "import sys, torch; print([type(f).__name__ for f in sys.meta_path].count('_Finder'), torch.calls)"
+    out = run(python, code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1 [('use_deterministic_algorithms', True, False)]"
+    doctor = run(python, "import _repro_build_determinism_doctor as d; raise SystemExit(d.main(['--json']))")
+    assert json.loads(doctor.stdout)["frameworks"]["torch"]["use_deterministic_algorithms"] is True

@@ -38,6 +38,8 @@ MODULE = "_repro_build_determinism"
 ENV_SWITCH = "REPRO_BUILD_DETERMINISM"
 SEED_ENV = "REPRO_BUILD_SEED"
 WATCHED = ("torch", "tensorflow")
+#: The attribute that marks this hook's finder on ``sys.meta_path`` (the doctor looks for it too).
+FINDER_MARKER = "_repro_build_determinism_finder"
 #: Modules seeded at their first import, in no particular order (each is seeded on its own).
 SEEDED_MODULES = ("random", "numpy.random", "torch", "tensorflow")
 #: deterministic_algorithms, cudnn_benchmark, warn_only: the defaults when the .pth line gives none.
@@ -126,7 +128,7 @@ def apply(name: str, module: object, *, switches: bool = True) -> None:
 class _Loader:
     """Delegates to the real loader, then configures the module once it has executed."""
 
-    def __init__(self, loader: object, name: str, finder: "_Finder") -> None:
+    def __init__(self, loader: object, name: str, finder: "_DeterminismFinder") -> None:
         self._loader = loader
         self._name = name
         self._finder = finder
@@ -143,8 +145,19 @@ class _Loader:
         return getattr(self._loader, attr)
 
 
-class _Finder:
-    """A ``sys.meta_path`` entry that only reacts to the first import of a watched module."""
+def is_ours(finder: object) -> bool:
+    """Whether a ``sys.meta_path`` entry is this hook's finder (from this copy of the module or another)."""
+    return getattr(finder, FINDER_MARKER, False) is True
+
+
+class _DeterminismFinder:
+    """A ``sys.meta_path`` entry that only reacts to the first import of a watched module.
+
+    Recognised by its marker attribute, never by its class name: virtualenv's ``_virtualenv.pth`` puts a finder
+    class called ``_Finder`` on ``sys.meta_path`` of every environment it creates.
+    """
+
+    _repro_build_determinism_finder = True
 
     def __init__(self, frameworks: "tuple[str, ...]", watched: "tuple[str, ...]") -> None:
         self.frameworks = frameworks
@@ -158,7 +171,7 @@ class _Finder:
         # `pending` shrinks only when the module really executes: importlib.util.find_spec() also asks.
         spec = None
         for finder in sys.meta_path:
-            if type(finder).__name__ == "_Finder" or not hasattr(finder, "find_spec"):
+            if is_ours(finder) or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None:
@@ -180,7 +193,7 @@ def install(
     """
     if mode() == "off":
         return False
-    if any(type(f).__name__ == "_Finder" for f in sys.meta_path):
+    if any(is_ours(f) for f in sys.meta_path):
         return True
     global _installed_seed, _switches  # noqa: PLW0603  # set once, by the .pth line
     _installed_seed = seed_value
@@ -198,5 +211,5 @@ def install(
         if name in sys.modules:
             apply(name, sys.modules[name], switches=name in frameworks)
     # First in line: the path finder would otherwise answer before this finder is asked.
-    sys.meta_path.insert(0, _Finder(frameworks, tuple(n for n in watched if n not in sys.modules)))
+    sys.meta_path.insert(0, _DeterminismFinder(frameworks, tuple(n for n in watched if n not in sys.modules)))
     return True

@@ -134,7 +134,7 @@ def doctor(
             problems.append(f"env {key}={have!r} (want {want!r})")
     # Under `python -m`, this file runs as __main__; what the hook did lives in the imported copy.
     applied = getattr(sys.modules.get(MODULE), "APPLIED", _hook.APPLIED)
-    hook_on = any(type(f).__name__ == "_Finder" for f in sys.meta_path) or bool(applied)
+    hook_on = any(_hook.is_ours(f) for f in sys.meta_path) or bool(applied)
     current_mode = mode()
     frameworks: dict[str, dict[str, object]] = {}
     runtime = policy.get("runtime", list(WATCHED))
