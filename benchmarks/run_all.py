@@ -27,6 +27,7 @@ BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Layer compression: pinned libdeflate gzip vs single-thread zlib-6", "bench_compress.py", ("--rounds", "3")),
     ("Whole-image write vs skopeo copy", "bench_image_write.py", ("--rounds", "2")),
     ("Registry client: push/pull vs skopeo", "registry_transfer.py", ("--mib", "256", "--rounds", "3")),
+    ("Registry client: blobs four at a time vs one at a time", "bench_parallel_push.py", ("--rounds", "5")),
     ("Debian base vs mmdebstrap", "bench_debian_base.py", ("--runs", "2")),
     ("Wheel: repro-build wheel vs uv build (C extension)", "bench_wheel.py", ("--rounds", "5")),
     ("C extension speed: msgpack built by repro-build vs uv build", "bench_cext_speed.py", ("--rounds", "5")),

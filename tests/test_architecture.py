@@ -33,6 +33,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "reprobuild.templates",
             "reprobuild.cache",
             "reprobuild.cachekey",
+            "reprobuild.retry",
+            "reprobuild.download",
             "reprobuild.lockdefaults",
             "reprobuild.dockerfile_base",
         ],
@@ -137,11 +139,13 @@ GRAPH = {module: sorted(set(_imports(module, path)) - {module}) for module, path
 
 
 def _layer(module: str) -> tuple[int, str]:
-    """(index, prefix) of the layer ``module`` belongs to, by its longest matching prefix."""
+    """(index, prefix) of the layer ``module`` belongs to, by its longest matching prefix (the package
+    itself, ``reprobuild``, stands only for its ``__init__``: a new module must be placed)."""
     best: tuple[int, str] | None = None
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[1])):
+            matches = module == prefix or (prefix != PACKAGE and module.startswith(prefix + "."))
+            if matches and (best is None or len(prefix) > len(best[1])):
                 best = (index, prefix)
     assert best is not None, f"{module} is in no layer: add it to LAYERS and to docs/explanation/architecture.md"
     return best

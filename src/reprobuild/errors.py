@@ -63,6 +63,10 @@ class DigestMismatchError(ReproBuildError):
     """Bytes from outside did not match the digest they were pinned by."""
 
 
+class DownloadError(ReproBuildError):
+    """Downloading a pinned file (a wheel, a ``.deb``, an index) failed: unreachable, refused or too slow."""
+
+
 class OCIError(ReproBuildError):
     """Reading, writing or validating an OCI artifact failed."""
 

@@ -150,3 +150,79 @@ def test_terminal_escapes_in_messages_are_neutralised(capsys: pytest.CaptureFixt
     out = capsys.readouterr()
     assert "\x1b" not in out.err + out.out and "\x9b" not in out.err and "\r" not in out.out
     assert "\\x1b]0;pwned\\x07name" in out.err and "next line\ttab" in out.out
+
+
+# ------------------------------------------------------------------ a token realm on another host
+
+
+def test_which_realms_may_receive_credentials() -> None:
+    from reprobuild.oci.registry.auth import realm_may_receive_credentials as may
+
+    # Docker Hub: the API is registry-1.docker.io, its token service auth.docker.io (one registrable domain).
+    assert may("registry-1.docker.io", "https://auth.docker.io/token")
+    assert may("registry.gitlab.com", "https://gitlab.com/jwt/auth")
+    assert may("ghcr.io", "https://ghcr.io/token")
+    assert may("127.0.0.1:5000", "http://127.0.0.1:5001/token")  # same host name, another port
+    assert not may("registry.example.com", "http://auth.example.com/token")  # same domain, but plain http
+    assert not may("registry.co.uk", "https://evil.co.uk/token")  # co.uk is a public suffix
+    assert not may("alice.github.io", "https://mallory.github.io/token")  # so is github.io
+    assert not may("ghcr.io", "https://collector.example/token")
+    assert not may("127.0.0.1:5000", "http://localhost:5001/token")  # another name, even for the same machine
+    assert not may("10.0.0.1", "https://10.0.0.2/token")
+    assert may("ghcr.io", "https://collector.example/token", frozenset({"collector.example"}))
+
+
+class _ForeignRealm(http.server.BaseHTTPRequestHandler):
+    """A registry whose bearer challenge names a token server on another host; it grants nothing."""
+
+    realm = ""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = b'{"errors":[{"code":"DENIED","message":"no"}]}'
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", f'Bearer realm="{self.realm}",service="evil"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_foreign_token_realm_never_gets_the_credentials() -> None:
+    seen: list[str | None] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            body = json.dumps({"token": "anonymous-token"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with serving(Collector) as collector:
+        port = collector.rsplit(":", 1)[1]
+        handler = type("Handler", (_ForeignRealm,), {"realm": f"http://localhost:{port}/token"})
+        with serving(handler) as host:
+            creds = CredentialStore.static({host: Credentials("user", PASSWORD)})
+            client = RegistryClient(host, credentials=creds, timeout=(2, 2), deadline=5, retries=0, trusted_realms=())
+            with pytest.raises(RegistryError) as e:
+                client.get_manifest("x", "latest")
+            assert seen == [None]  # asked anonymously
+            text = f"{e.value.message} {e.value.hint}"
+            assert "not authorized" in text and "localhost" in text and "REPRO_BUILD_REGISTRY_TRUSTED_REALMS" in text
+            assert PASSWORD not in text
+
+            # Trusted by the user: the same server now receives them.
+            trusting = RegistryClient(
+                host, credentials=creds, timeout=(2, 2), deadline=5, retries=0, trusted_realms=["localhost"]
+            )
+            with pytest.raises(RegistryError):
+                trusting.get_manifest("x", "latest")
+            basic = "Basic " + base64.b64encode(f"user:{PASSWORD}".encode()).decode()
+            assert seen[1:] == [basic]

@@ -33,10 +33,10 @@ def _no_apt_sources(root: Path = Path("/")) -> list[sources.AptSource]:
 def other_mirror(locked_base: LockedBase, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A second mirror: the locked .deb files at their pool paths, as a file:// URL."""
     root = tmp_path_factory.mktemp("mirror")
-    for deb, data in fetch_debs(locked_base.lock, locked_base.cache):
+    for deb, entry in fetch_debs(locked_base.lock, locked_base.cache):
         dest = root / deb.filename
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
+        shutil.copyfile(entry, dest)
     return root.as_uri()
 
 

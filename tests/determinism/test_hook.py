@@ -389,9 +389,7 @@ def test_hook_applies_in_a_virtualenv_made_environment(tmp_path: Path) -> None:
     nothing: on a GPU machine whose torch lived in such an environment, ``index_add_`` on CUDA varied run to run.
     """
     venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "virtualenv", "-q", "--no-periodic-update", str(venv)], check=True
-    )
+    subprocess.run([sys.executable, "-m", "virtualenv", "-q", "--no-periodic-update", str(venv)], check=True)
     site = next(venv.glob("lib/python3.*/site-packages"))
     assert (site / "_virtualenv.pth").is_file(), "virtualenv no longer writes its .pth: this test tests nothing"
     for name, data in image_files(Policy(("python", "torch"))):

@@ -21,7 +21,7 @@ def test_file_url_is_verified_and_cached(tmp_path: Path) -> None:
     got = cache.fetch(pin, wheel.as_uri())
     assert got.read_bytes() == wheel.read_bytes() and got.parent.name == sha
     wrong = WheelPin("demo", "1.0", wheel.name, "0" * 64, None)
-    with pytest.raises(DigestMismatchError, match="the lock pins sha256 0000"):
+    with pytest.raises(DigestMismatchError, match="the lock pins sha256:0000"):
         cache.fetch(wrong, wheel.as_uri())
     assert not cache.path(wrong).exists()
     # A cached file that no longer matches its name is dropped, not used.

@@ -10,37 +10,36 @@ rebuild from the cache alone.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import tempfile
 import tomllib
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from reprobuild.cache import cache_root
 from reprobuild.config import Target
+from reprobuild.download import Failure, fetch_file
 from reprobuild.errors import DigestMismatchError, ImageError, LockError
-from reprobuild.fsutil import move_file
 from reprobuild.lock.reader import read_lock
 from reprobuild.oci.digest import sha256_file
-from reprobuild.urls import redact_text
 from reprobuild.uvbin import run_uv
 
 _CHUNK = 1 << 20
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 #: A wheel file name has no directory part and no `..` (the characters PEP 427 names can hold).
 _WHEEL_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl$")
-#: Attempts per wheel download; transient errors (connection reset, 5xx) are retried.
-_ATTEMPTS = 3
+#: How wheel downloads word their errors.
+_INDEX = Failure(
+    source="the index",
+    expected_by="the lock pins",
+    mismatch_hint="the index served different bytes; nothing was cached. Retry, or check the index",
+    slow_hint="check the network and the index configuration, or build with a warm cache",
+)
 
 
 @dataclass(frozen=True)
@@ -180,45 +179,16 @@ class WheelCache:
         return path
 
     def fetch(self, pin: WheelPin, url: str, progress: Callable[[int], None] | None = None) -> Path:
-        """Download ``url`` into the cache, verifying sha256 (and size) before it becomes visible."""
+        """Download ``url`` into the cache, verifying sha256 (and size) before it becomes visible.
+
+        Through :func:`reprobuild.download.fetch_file`: streamed, retried on transient failures (never
+        on a ``404``), and published only once it matches the lock's hash.
+        """
         cached = self.get(pin)
         if cached is not None:
             return cached
-        dest = self.path(pin)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        last: Exception | None = None
-        for _attempt in range(_ATTEMPTS):
-            fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
-            tmp = Path(tmp_name)
-            try:
-                digest = hashlib.sha256()
-                size = 0
-                with os.fdopen(fd, "wb") as f:
-                    for chunk in _chunks(url):
-                        f.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                        if progress:
-                            progress(len(chunk))
-                    f.flush()
-                    os.fsync(f.fileno())
-                if digest.hexdigest() != pin.sha256 or (pin.size is not None and size != pin.size):
-                    raise DigestMismatchError(
-                        f"{pin.filename}: downloaded {size} bytes with sha256 {digest.hexdigest()}, "
-                        f"but the lock pins sha256 {pin.sha256}",
-                        hint="the index served different bytes; nothing was cached. Retry, or check the index",
-                    )
-                move_file(tmp, dest)
-                return dest
-            except DigestMismatchError:
-                tmp.unlink(missing_ok=True)
-                raise
-            except (requests.RequestException, OSError) as e:
-                tmp.unlink(missing_ok=True)
-                last = e
-        raise ImageError(
-            f"downloading {pin.filename} failed after {_ATTEMPTS} attempts: {redact_text(str(last))}",
-            hint="check the network and the index configuration, or build with a warm cache",
+        return fetch_file(
+            url, self.path(pin), sha256=pin.sha256, size=pin.size, what=pin.filename, failure=_INDEX, progress=progress
         )
 
     def require(self, pins: Iterable[WheelPin]) -> list[Path]:
@@ -237,18 +207,6 @@ class WheelCache:
                 hint=f"run once with network access, or copy them into {self.root}/<sha256>/",
             )
         return paths
-
-
-def _chunks(url: str) -> Iterator[bytes]:
-    """The bytes at ``url``: an index over HTTP(S), or a local find-links directory (``file://``)."""
-    if url.startswith("file://"):
-        with Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                yield chunk
-        return
-    with requests.get(url, stream=True, timeout=60) as response:
-        response.raise_for_status()
-        yield from response.iter_content(_CHUNK)
 
 
 def _sha256_file(path: Path) -> str:

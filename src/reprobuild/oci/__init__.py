@@ -50,8 +50,9 @@ Sources and sinks
     ``engine.connect()``, ``engine.load_image(client, image, "name:tag", staging)`` -> image ID (checked ==
     config digest), ``engine.load_archive(client, path)``, ``engine.save_image(client, name, staging)``
     (an engine cannot return the original compressed blobs: layer digests change, diff_ids do not).
-    ``remote.pull(client, repository, reference, store, platform=None)`` -> Image | Index;
-    ``remote.push(client, repository, image_or_index, tags=[])`` -> digest (client: ``registry.RegistryClient``).
+    ``remote.pull(client, repository, reference, store, platform=None, jobs=4)`` -> Image | Index;
+    ``remote.push(client, repository, image_or_index, tags=[], jobs=4)`` -> digest (client:
+    ``registry.RegistryClient``); blobs move ``jobs`` at a time, manifests and tags are written last, in order.
     ``validate.validate(img)`` (= ``validate_image``) / ``validate.validate_layout(path)``: digests, sizes,
     diff_ids, media types; ``validate.image_problems(img)`` -> list of messages.
     ``safetar.iter_layer(layer)`` / ``safetar.iter_layer_entries(fileobj, artifact=…)``: safe reader for

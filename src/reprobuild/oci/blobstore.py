@@ -1,8 +1,9 @@
 """A content-addressed blob directory (``blobs/sha256/<hex>``, the OCI image layout's shape).
 
 Nothing enters under its digest name unverified: content is written to a temp file in the same
-directory, hashed while written, compared with the expected digest (when known) and only then renamed
-into place, so a crash or a wrong byte never leaves a corrupt entry behind (verify on read, write atomically).
+directory, hashed while written (here, or by the verified download that fills it: :meth:`BlobStore.receive`),
+compared with the expected digest (when known) and only then renamed into place, so a crash or a wrong
+byte never leaves a corrupt entry behind (verify on read, write atomically).
 """
 
 from __future__ import annotations
@@ -101,11 +102,11 @@ class BlobStore:
         self._commit(tmp, actual)
         return actual, w.size
 
-    def fetch(
-        self, fill: Callable[[BinaryIO], None], *, expected: Digest, size: int | None = None, what: str = "blob"
-    ) -> Path:
-        """Store what ``fill`` writes into a real (seekable) temp file, e.g. a download that may restart;
-        the file is hashed after ``fill`` returns and renamed into place only when it matches ``expected``.
+    def receive(self, fill: Callable[[BinaryIO], None], *, expected: Digest) -> Path:
+        """Store what ``fill`` writes into a real (seekable) temp file when ``fill`` itself checks the bytes
+        against ``expected`` as they stream and raises otherwise (:meth:`RegistryClient.get_blob
+        <reprobuild.oci.registry.RegistryClient.get_blob>` does, through :mod:`reprobuild.download`): the
+        file is renamed into place without being read a second time. Skips a present blob.
         """
         if self.has(expected):
             return self.path(expected)
@@ -113,20 +114,6 @@ class BlobStore:
             fill(f)
             f.flush()
             os.fsync(f.fileno())
-            f.seek(0)
-            h = hashlib.sha256()
-            n = 0
-            with tmp.open("rb") as r:
-                while chunk := r.read(CHUNK):
-                    h.update(chunk)
-                    n += len(chunk)
-            actual = Digest(h.hexdigest())
-            if actual != expected or (size is not None and n != size):
-                tmp.unlink(missing_ok=True)
-                raise DigestMismatchError(
-                    f"{what}: received {n} bytes with digest {actual}, expected {expected}",
-                    hint="the source is corrupt or serves wrong bytes; nothing was stored",
-                )
         return self._commit(tmp, expected)
 
     def put_bytes(self, data: bytes, *, expected: Digest | None = None, what: str = "blob") -> Digest:

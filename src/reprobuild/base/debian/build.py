@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.base.debian.deb import Deb, read_deb
-from reprobuild.base.debian.fetch import DebCache
+from reprobuild.base.debian.fetch import DebCache, sha256_hex
 from reprobuild.base.debian.lock import BaseLock, LockedDeb
 from reprobuild.base.debian.rootfs import assemble_rootfs
-from reprobuild.errors import BaseImageError, ReproBuildError
+from reprobuild.errors import BaseImageError, DigestMismatchError, ReproBuildError
 from reprobuild.fsutil import atomic_write_text, human_json_text
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor, default_workers
@@ -78,13 +78,13 @@ class BaseBuild:
 
 def fetch_debs(
     lock: BaseLock, cache: DebCache, *, mirror: str | None = None, offline: bool = False
-) -> list[tuple[LockedDeb, bytes]]:
-    """The verified bytes of every locked ``.deb``: from the cache, else from the mirror of its suite
-    (``mirror`` replaces the main suite's, e.g. to add credentials the lock never holds).
+) -> list[tuple[LockedDeb, Path]]:
+    """The verified cache entry of every locked ``.deb``: from the cache, else downloaded from the mirror
+    of its suite (``mirror`` replaces the main suite's, e.g. to add credentials the lock never holds).
     """
     main = str(lock.inputs["suite"])
 
-    def get(deb: LockedDeb) -> tuple[LockedDeb, bytes]:
+    def get(deb: LockedDeb) -> tuple[LockedDeb, Path]:
         what = f"{deb.name} {deb.version} ({deb.filename})"
         cached = cache.peek(deb.sha256, deb.size)
         if cached is not None:  # a warm cache needs no mirror, not even this machine's apt sources
@@ -116,9 +116,16 @@ def build_base(
     """
     seconds = lock.release_epoch if epoch is None else epoch
 
-    def read(item: tuple[LockedDeb, bytes]) -> tuple[str, Deb]:
-        locked, data = item
+    def read(item: tuple[LockedDeb, Path]) -> tuple[str, Deb]:
+        locked, path = item
         try:
+            # One .deb in memory per worker at a time, checked again as read: the cache is shared.
+            data = path.read_bytes()
+            if sha256_hex(data) != locked.sha256:
+                raise DigestMismatchError(
+                    f"the cached file {path} changed after it was verified",
+                    hint="another process is writing the cache; build again",
+                )
             return locked.name, read_deb(data, f"{locked.name}_{locked.version}.deb")
         except ReproBuildError as e:
             raise e.with_context(f"reading {locked.filename}") from e

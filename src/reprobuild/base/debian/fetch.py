@@ -1,27 +1,35 @@
 """Downloads, and the sha256-keyed cache of ``.deb`` files and indexes.
 
 Cache layout: ``$REPRO_BUILD_CACHE/debs/<sha256>.deb`` (default ``~/.cache/repro-build``). An entry
-is named by the sha256 the lock pins, is written atomically (temp file + fsync + rename), and is
-re-hashed on *every* use: a tampered or truncated entry is deleted and fetched again, or refused
-when the mirror cannot be reached. With a warm cache a build makes no network request at all.
+is named by the sha256 the lock pins and is re-hashed on *every* use: a tampered or truncated entry
+is deleted and fetched again, or refused when the mirror cannot be reached. Downloads go through
+:func:`reprobuild.download.fetch_file` (streamed to a temporary file beside the entry, hashed while
+streaming, checked against the lock, retried on transient failures, renamed into place), so neither
+a download nor a cache hit holds a whole file in memory. With a warm cache a build makes no network
+request at all.
 """
 
 from __future__ import annotations
 
 import hashlib
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from reprobuild.cache import cache_root
+from reprobuild.download import Failure, fetch_bytes, fetch_file
 from reprobuild.errors import BaseImageError, DigestMismatchError
-from reprobuild.fsutil import atomic_write_bytes
-from reprobuild.urls import redact
+from reprobuild.oci.digest import sha256_file
 
-#: Seconds to wait for a mirror to answer; a pinned build fails fast rather than hang.
-HTTP_TIMEOUT = 60
+#: How mirror downloads word their errors.
+MIRROR = Failure(
+    error=BaseImageError,
+    source="the mirror",
+    expected_by="the lock pins",
+    mismatch_hint="the mirror serves different bytes than the lock pins; use a snapshot mirror "
+    "or refresh the lock with `repro-build base lock`",
+    slow_hint="check the mirror URL and the network; with a warm cache and a lock, "
+    "`repro-build base build` needs no network",
+)
 
 
 def default_cache_dir() -> Path:
@@ -35,28 +43,19 @@ def sha256_hex(data: bytes) -> str:
 
 
 def http_get(url: str, what: str) -> bytes:
-    """GET ``url`` (http, https or file) and return the body; errors name ``what`` and the redacted URL."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "file":
-        path = Path(urllib.parse.unquote(parts.path))
-        try:
-            return path.read_bytes()
-        except OSError as e:
-            raise BaseImageError(f"reading {what} from {path}: {e.strerror}") from e
+    """The body at ``url`` (http, https or file) when no digest pins it yet (a signed InRelease file),
+    retried and bounded (:func:`reprobuild.download.fetch_bytes`); errors name ``what`` and the redacted URL."""
+    return fetch_bytes(url, what, failure=MIRROR)
+
+
+def intact(path: Path, sha256: str, size: int) -> bool:
+    """True when the file at ``path`` has ``size`` bytes and sha256 ``sha256`` (read in chunks)."""
     try:
-        response = requests.get(url, timeout=HTTP_TIMEOUT)
-    except requests.RequestException as e:
-        raise BaseImageError(
-            f"downloading {what} from {redact(url)}: {type(e).__name__}",
-            hint="check the mirror URL and the network; with a warm cache and a lock, "
-            "`repro-build base build` needs no network",
-        ) from e
-    if response.status_code != 200:
-        raise BaseImageError(
-            f"downloading {what} from {redact(url)}: HTTP {response.status_code}",
-            hint="check the mirror URL, the suite and the architecture",
-        )
-    return response.content
+        if path.stat().st_size != size:
+            return False
+        return sha256_file(path)[0].hex == sha256
+    except FileNotFoundError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -69,29 +68,22 @@ class DebCache:
         """Where the entry for ``sha256`` lives."""
         return self.root / "debs" / f"{sha256}.deb"
 
-    def peek(self, sha256: str, size: int) -> bytes | None:
-        """The cached bytes pinned by ``sha256``/``size`` if present and intact (nothing is downloaded)."""
-        try:
-            data = self.path(sha256).read_bytes()
-        except FileNotFoundError:
-            return None
-        return data if len(data) == size and sha256_hex(data) == sha256 else None
+    def peek(self, sha256: str, size: int) -> Path | None:
+        """The cached entry pinned by ``sha256``/``size`` if present and intact (nothing is downloaded)."""
+        entry = self.path(sha256)
+        return entry if intact(entry, sha256, size) else None
 
-    def get(self, sha256: str, size: int, url: str, what: str, *, offline: bool = False) -> bytes:
-        """The verified bytes of the ``.deb`` pinned by ``sha256``/``size``.
+    def get(self, sha256: str, size: int, url: str, what: str, *, offline: bool = False) -> Path:
+        """The verified cache entry of the ``.deb`` pinned by ``sha256``/``size``, downloaded if needed.
 
         A cached entry is re-hashed before use; a mismatch deletes it and downloads again (or, when
-        ``offline``, raises :class:`DigestMismatchError`). Downloaded bytes are verified before they
-        are written to the cache.
+        ``offline``, raises :class:`DigestMismatchError`). A download is verified before it takes the
+        entry's name.
         """
         entry = self.path(sha256)
-        try:
-            data = entry.read_bytes()
-        except FileNotFoundError:
-            data = None
-        if data is not None:
-            if len(data) == size and sha256_hex(data) == sha256:
-                return data
+        if intact(entry, sha256, size):
+            return entry
+        if entry.exists():
             entry.unlink(missing_ok=True)
             if offline:
                 raise DigestMismatchError(
@@ -103,14 +95,4 @@ class DebCache:
                 f"{what} is not in the cache ({entry}) and the build is offline",
                 hint="run `repro-build base build` once with network access to warm the cache",
             )
-        data = http_get(url, what)
-        actual = sha256_hex(data)
-        if actual != sha256 or len(data) != size:
-            raise DigestMismatchError(
-                f"{what} from {redact(url)}: sha256 {actual} ({len(data)} bytes) does not match "
-                f"the lock's {sha256} ({size} bytes)",
-                hint="the mirror serves different bytes than the lock pins; use a snapshot mirror "
-                "or refresh the lock with `repro-build base lock`",
-            )
-        atomic_write_bytes(entry, data)
-        return data
+        return fetch_file(url, entry, sha256=sha256, size=size, what=what, failure=MIRROR)

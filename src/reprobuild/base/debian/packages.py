@@ -11,14 +11,14 @@ import gzip
 import lzma
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reprobuild.base.debian.deb822 import iter_stanzas
-from reprobuild.base.debian.fetch import DebCache, http_get, sha256_hex
+from reprobuild.base.debian.fetch import MIRROR, DebCache, intact, sha256_hex
 from reprobuild.base.debian.release import Release
 from reprobuild.base.debian.version import compare_versions
+from reprobuild.download import fetch_file
 from reprobuild.errors import BaseImageError, DigestMismatchError
-from reprobuild.fsutil import atomic_write_bytes
 
 _RELATION_RE = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9+.\-]*)(?::(?P<arch>[a-z0-9\-]+))?"
@@ -207,17 +207,19 @@ def fetch_packages(
     if parsed is not None:  # content-addressed, so reusing the parse within one process is exact
         return VerifiedIndex(path, entry.sha256, entry.size, parsed)
     cached = cache.root / "indexes" / f"{entry.sha256}{suffix}"
-    data: bytes | None = cached.read_bytes() if cached.is_file() else None
-    if data is None or sha256_hex(data) != entry.sha256:
+    if not intact(cached, entry.sha256, entry.size):
         url = f"{mirror.rstrip('/')}/dists/{suite}/{path}"
-        data = http_get(url, f"the Packages index {path}")
-        actual = sha256_hex(data)
-        if actual != entry.sha256 or len(data) != entry.size:
-            raise DigestMismatchError(
-                f"the Packages index {path} has sha256 {actual}, but the Release file lists {entry.sha256}",
-                hint="the mirror is inconsistent or being updated; retry, or use a snapshot mirror",
-            )
-        atomic_write_bytes(cached, data)
+        hint = "the mirror is inconsistent or being updated; retry, or use a snapshot mirror"
+        failure = replace(MIRROR, expected_by="the Release file lists", mismatch_hint=hint)
+        fetch_file(
+            url, cached, sha256=entry.sha256, size=entry.size, what=f"the Packages index {path}", failure=failure
+        )
+    data = cached.read_bytes()
+    if sha256_hex(data) != entry.sha256:
+        raise DigestMismatchError(
+            f"the cached Packages index {cached} changed after it was verified",
+            hint="another process is writing the cache; run the command again",
+        )
     try:
         text = decompress(data).decode("utf-8")
     except (lzma.LZMAError, OSError, UnicodeDecodeError) as e:

@@ -10,19 +10,42 @@ Tokens are cached per scope set until shortly before they expire.
 
 A ``Basic`` challenge is answered with the credentials directly. Once a host has asked for a scheme,
 later requests present it up front, saving a round trip per request.
+
+Where credentials may go (:func:`realm_may_receive_credentials`). The realm is chosen by the registry,
+so a hostile or compromised registry could name any server as its token service and collect the
+user's password for another registry. Credentials (basic or an identity token) are therefore sent to
+a realm only when it is
+
+* on the registry's own host name (any port), or
+* ``https`` and in the same registrable domain as the registry (the Public Suffix List's
+  "private suffix", so ``auth.docker.io`` serves ``registry-1.docker.io`` and ``gitlab.com`` serves
+  ``registry.gitlab.com``, while ``evil.co.uk`` never serves ``registry.co.uk`` and two
+  ``*.github.io`` sites never serve each other), or
+* a host the user named in ``trusted_realms`` (``$REPRO_BUILD_REGISTRY_TRUSTED_REALMS``).
+
+Any other realm is asked for an anonymous token (enough for public pulls); when the registry then
+refuses, the error says that credentials were withheld and how to trust the realm. Docker and
+containerd send credentials to whatever realm a registry names; go-containerregistry (``bearer.go``
+``validateRealmURL``) binds the realm to the registry's domain by its last two labels, which this
+rule refines with the Public Suffix List and the opt-in list.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
+import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from urllib.parse import urlsplit
 
 import requests
+from publicsuffixlist import PublicSuffixList
 
 from reprobuild.errors import RegistryError
 from reprobuild.oci.registry.credentials import Credentials
@@ -33,6 +56,10 @@ _DEFAULT_TOKEN_LIFETIME_S = 60
 _TOKEN_MARGIN_S = 10
 #: Identifies us to the token server in the OAuth2 flow (the spec requires a client_id).
 CLIENT_ID = "repro-build"
+#: Comma-separated token-server hosts the user trusts with the registry's credentials.
+TRUSTED_REALMS_ENV = "REPRO_BUILD_REGISTRY_TRUSTED_REALMS"
+
+log = logging.getLogger(__name__)
 
 # A challenge parameter: key=token or key="quoted string" (RFC 9110 §11.2 auth-param).
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*,?')
@@ -84,6 +111,54 @@ def is_loopback(host: str) -> bool:
     return name.lower() in {"127.0.0.1", "localhost", "::1"}
 
 
+@cache
+def _public_suffix_list() -> PublicSuffixList:
+    """The list bundled with the pinned ``publicsuffixlist`` wheel (never fetched: no host dependence)."""
+    return PublicSuffixList()
+
+
+def _hostname(netloc: str) -> str:
+    """``netloc`` without userinfo and port, lowercase, without a trailing dot or IPv6 brackets."""
+    host = netloc.rsplit("@", 1)[-1]
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.lower().rstrip(".")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def trusted_realms_from_environment() -> frozenset[str]:
+    """Host names in ``$REPRO_BUILD_REGISTRY_TRUSTED_REALMS`` (comma-separated, ports ignored)."""
+    text = os.environ.get(TRUSTED_REALMS_ENV, "")
+    return frozenset(_hostname(item.strip()) for item in text.split(",") if item.strip())
+
+
+def realm_may_receive_credentials(registry: str, realm: str, trusted: frozenset[str] = frozenset()) -> bool:
+    """Whether the token server at URL ``realm`` may be sent the credentials of ``registry`` (the host
+    the client talks to, ``name[:port]``): same host name, or ``https`` within the same registrable
+    domain, or a host in ``trusted``."""
+    parts = urlsplit(realm)
+    realm_host = _hostname(parts.netloc)
+    registry_host = _hostname(registry)
+    if not realm_host:
+        return False
+    if realm_host == registry_host or realm_host in trusted:
+        return True
+    if parts.scheme != "https" or _is_ip(realm_host) or _is_ip(registry_host):
+        return False
+    psl = _public_suffix_list()
+    domain = psl.privatesuffix(realm_host)
+    return domain is not None and domain == psl.privatesuffix(registry_host)
+
+
 def basic_header(credentials: Credentials) -> str:
     token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode("ascii")
     return f"Basic {token}"
@@ -110,8 +185,14 @@ class Authenticator:
         allow_plain_http: bool,
         send: Callable[..., requests.Response],
         describe: Callable[[requests.Response], str],
+        api_host: str | None = None,
+        trusted_realms: frozenset[str] = frozenset(),
     ) -> None:
         self._host = host
+        self._api_host = api_host or host
+        self._trusted_realms = trusted_realms
+        #: The realm host credentials were withheld from, for the error when access is then refused.
+        self.withheld_from: str | None = None
         self._credentials = credentials
         self._allow_plain_http = allow_plain_http
         self._send = send
@@ -174,6 +255,16 @@ class Authenticator:
                 "the registry is misconfigured; report it to its operator",
             )
         creds = self._credentials
+        if creds is not None and not realm_may_receive_credentials(self._api_host, realm, self._trusted_realms):
+            # Never hand the registry's credentials to a token server the registry merely names.
+            if self.withheld_from is None:
+                log.warning(
+                    "registry `%s` names token server `%s`, outside its domain: asking it anonymously",
+                    self._host,
+                    _hostname(parts.netloc),
+                )
+            self.withheld_from = _hostname(parts.netloc)
+            creds = None
         if parts.scheme == "http" and creds is not None and not (self._allow_plain_http or is_loopback(parts.netloc)):
             # Never send a password in clear text to a server the user did not mark as insecure.
             raise RegistryError(
@@ -200,6 +291,12 @@ class Authenticator:
                 headers["Authorization"] = basic_header(creds)
             response = self._send("GET", realm, params=params, headers=headers)
         if response.status_code in {401, 403}:
+            if self.withheld_from is not None and creds is None:
+                raise RegistryError(
+                    f"the token server of `{self._host}` refused an anonymous token ({response.status_code}) for "
+                    f"{' '.join(scope_list) or 'the registry'}",
+                    self.withheld_hint(),
+                )
             raise RegistryError(
                 f"the token server of `{self._host}` refused the credentials "
                 f"({response.status_code}) for {' '.join(scope_list) or 'the registry'}",
@@ -226,3 +323,11 @@ class Authenticator:
         with self._lock:
             self._tokens[cache_as if cache_as is not None else scopes] = _Token(value, expires)
         return f"Bearer {value}"
+
+    def withheld_hint(self) -> str:
+        """What to do when access failed because credentials were withheld from a foreign realm."""
+        return (
+            f"the registry named the token server `{self.withheld_from}`, which is neither its own host nor in "
+            f"its domain, so the credentials for `{self._host}` were not sent there; if you trust that server, "
+            f"set {TRUSTED_REALMS_ENV}={self.withheld_from}"
+        )

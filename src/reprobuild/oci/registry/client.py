@@ -8,10 +8,14 @@ Contracts:
   blobs to a temporary file and rename it only after :meth:`RegistryClient.get_blob` returns.
 * Manifests are uploaded as the exact bytes given and their digest is computed locally; the
   registry's ``Docker-Content-Digest`` must agree.
-* Transient failures (connection errors, ``429``, ``502``/``503``/``504``) are retried with exponential
-  backoff, a bounded number of times; ``Retry-After`` is honoured up to a cap. Other ``4xx`` answers
-  become a :class:`~reprobuild.errors.RegistryError` naming the host, repository and reference,
-  with a hint.
+* One retry policy (:class:`reprobuild.retry.RetryPolicy`) for every call: connection errors,
+  dropped bodies, ``408``, ``429`` and ``5xx`` (but ``501``/``505``) are retried with a deterministic
+  exponential backoff, a bounded number of times and never past the call's deadline; ``Retry-After``
+  is honoured up to a cap. A blob download resumes where it dropped; an upload starts a new session.
+  Other ``4xx`` answers are not retried: they become a :class:`~reprobuild.errors.RegistryError`
+  naming the host, repository and reference, with a hint.
+* Blob bytes stream through :mod:`reprobuild.download` (the same verified-download path as every
+  other fetch), never held in memory.
 * Credentials (see :mod:`.credentials`) never reach a log line, an error message or a file.
   ``requests`` drops the ``Authorization`` header when a blob download is redirected to another host
   (object storage), so a registry token never leaks to a CDN.
@@ -49,14 +53,13 @@ from typing import IO, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
-import urllib3.exceptions
 
+from reprobuild.download import READ_SIZE, Failure, Receiver, Timeouts, receive
 from reprobuild.errors import DigestMismatchError, RegistryError, ReproBuildError
 from reprobuild.oci.mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
-from reprobuild.oci.registry.auth import Authenticator, is_loopback
+from reprobuild.oci.registry.auth import Authenticator, is_loopback, trusted_realms_from_environment
 from reprobuild.oci.registry.credentials import CredentialStore
 from reprobuild.oci.registry.transfer import (
-    Download,
     HashingReader,
     ShortBodyError,
     Target,
@@ -67,6 +70,7 @@ from reprobuild.oci.registry.transfer import (
     split_digest,
     with_query,
 )
+from reprobuild.retry import TRANSIENT_ERRORS, RetryPolicy, TransientError, is_transient_status
 from reprobuild.urls import redact_text
 
 __all__ = [
@@ -89,27 +93,10 @@ ALL_MANIFEST_TYPES: tuple[str, ...] = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_
 #: (``spec.md`` "Pushing Manifests", 4 MiB); bigger answers are refused before they are read.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
-#: Answers worth retrying: rate limiting and the proxy/overload family (distribution-spec leaves
-#: 5xx semantics to HTTP; 500 is not retried because distribution uses it for storage bugs).
-_TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
-#: Exceptions that mean the connection, not the request, failed.
-_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    urllib3.exceptions.ProtocolError,
-    urllib3.exceptions.ReadTimeoutError,
-    urllib3.exceptions.IncompleteRead,
-    ConnectionError,
-)
-#: Longest single wait between attempts (also caps ``Retry-After``), so a build never sleeps for minutes.
-_MAX_BACKOFF_S = 30.0
 #: Chunked uploads use this chunk size when the caller asks for chunking by size threshold only.
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 #: Blobs above this size are uploaded in chunks: some registries and proxies cap request bodies.
 DEFAULT_CHUNK_THRESHOLD = 1024 * 1024 * 1024
-#: Read size while streaming a blob (large enough to keep the hashing loop cheap).
-_READ_SIZE = 1024 * 1024
 #: Default seconds to open a connection, and to wait for each read; ``REPRO_BUILD_REGISTRY_CONNECT_TIMEOUT``
 #: and ``REPRO_BUILD_REGISTRY_READ_TIMEOUT`` override them.
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -118,8 +105,6 @@ DEFAULT_READ_TIMEOUT = 30.0
 #: blob); ``REPRO_BUILD_REGISTRY_DEADLINE`` overrides it. A read timeout alone never ends a server that
 #: sends one byte every few seconds.
 DEFAULT_DEADLINE = 120.0
-#: Slowest average transfer rate a blob may take beyond the deadline: a 1 GB layer gets 4.5 more hours.
-_MIN_RATE = 64 * 1024
 
 
 def _seconds_from_env(name: str, default: float) -> float:
@@ -135,19 +120,14 @@ def _seconds_from_env(name: str, default: float) -> float:
     return value
 
 
-def _body_chunks(response: requests.Response, deadline: float, what: str, *, decode: bool) -> Iterable[bytes]:
-    """The body as it arrives (one socket read at a time), stopped when ``deadline`` (monotonic) passes."""
-    while True:
-        if time.monotonic() > deadline:
-            raise RegistryError(
-                f"{what}: the registry is sending too slowly; gave up at the deadline",
-                "check the network, or raise REPRO_BUILD_REGISTRY_DEADLINE (seconds)",
-            )
-        chunk = response.raw.read1(_READ_SIZE, decode_content=decode)
-        if not chunk:
-            return
-        yield chunk
-
+_SLOW_HINT = "check the network, or raise REPRO_BUILD_REGISTRY_DEADLINE (seconds)"
+#: How a blob download words its errors (see :class:`reprobuild.download.Failure`).
+_BLOB_FAILURE = Failure(
+    error=RegistryError,
+    source="the registry",
+    mismatch_hint="the registry serves a different blob than the manifest describes; do not use it",
+    slow_hint=_SLOW_HINT,
+)
 
 #: Upper bound on tag list pages, so a registry that loops its ``Link`` header cannot hang us.
 _MAX_TAG_PAGES = 10_000
@@ -173,6 +153,8 @@ class RegistryClient:
     blob gets one more second per 64 KiB of its size).
     ``backoff`` is the first wait between attempts (doubling each time); ``chunk_threshold`` the
     blob size above which :meth:`put_blob` uploads in chunks even without ``chunk_size``.
+    ``trusted_realms`` names token-server hosts that may receive the credentials although they are
+    outside the registry's domain (default ``$REPRO_BUILD_REGISTRY_TRUSTED_REALMS``; see :mod:`.auth`).
     """
 
     def __init__(
@@ -187,6 +169,7 @@ class RegistryClient:
         backoff: float = 0.5,
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
         session: requests.Session | None = None,
+        trusted_realms: Iterable[str] | None = None,
     ) -> None:
         if not host or "/" in host:
             raise RegistryError(f"`{host}` is not a registry host", "give `name[:port]`, e.g. `ghcr.io`")
@@ -194,19 +177,17 @@ class RegistryClient:
         api_host = "registry-1.docker.io" if host in {"docker.io", "index.docker.io"} else host
         plain = is_loopback(host) if insecure is None else insecure
         self._base = f"{'http' if plain else 'https'}://{api_host}"
-        self._retries = max(retries, 0)
-        self._timeout: float | tuple[float, float] = (
-            timeout
-            if timeout is not None
-            else (
-                _seconds_from_env("REPRO_BUILD_REGISTRY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
-                _seconds_from_env("REPRO_BUILD_REGISTRY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
-            )
-        )
-        self._deadline = (
+        if timeout is None:
+            connect = _seconds_from_env("REPRO_BUILD_REGISTRY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+            read = _seconds_from_env("REPRO_BUILD_REGISTRY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
+        else:
+            connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        overall = (
             deadline if deadline is not None else _seconds_from_env("REPRO_BUILD_REGISTRY_DEADLINE", DEFAULT_DEADLINE)
         )
-        self._backoff = backoff
+        self._timeouts = Timeouts(connect, read, overall)
+        self._timeout = self._timeouts.requests_timeout
+        self._policy = RetryPolicy(retries=max(retries, 0), backoff=backoff)
         self._chunk_threshold = chunk_threshold
         self._session = session or requests.Session()
         store = credentials if credentials is not None else CredentialStore.from_environment()
@@ -218,6 +199,12 @@ class RegistryClient:
             allow_plain_http=bool(insecure),
             send=self._send_token_request,
             describe=self._describe,
+            api_host=urlsplit(self._base).netloc,
+            trusted_realms=(
+                trusted_realms_from_environment()
+                if trusted_realms is None
+                else frozenset(h.lower() for h in trusted_realms)
+            ),
         )
 
     def __repr__(self) -> str:
@@ -247,16 +234,22 @@ class RegistryClient:
         target = self._manifest_target(repository, reference)
         url = f"{self._base}/v2/{repository}/manifests/{reference}"
         headers = {"Accept": ", ".join(accept)}
-        response = self._request(
-            "GET", url, target, scopes=[f"repository:{repository}:pull"], headers=headers, stream=True
+        scopes = [f"repository:{repository}:pull"]
+        deadline = time.monotonic() + self._timeouts.overall
+
+        def attempt(_: int) -> tuple[bytes, requests.Response]:
+            response = self._attempt("GET", url, target, scopes, headers=headers, stream=True)
+            with response:
+                if response.status_code != 200:
+                    raise self._error(response, target)
+                declared = response.headers.get("Content-Length")
+                if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
+                    raise self._too_large(target)
+                return self._read_limited(response, target, deadline), response
+
+        data, response = self._policy.run(
+            attempt, deadline=deadline, exhausted=self._exhausted(target), what=target.describe(self.host)
         )
-        with response:
-            if response.status_code != 200:
-                raise self._error(response, target)
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-                raise self._too_large(target)
-            data = self._read_limited(response, target, time.monotonic() + self._deadline)
         media_type = _media_type(response.headers.get("Content-Type"), data)
         digest = self._check_manifest_digest(target, data, response.headers.get("Docker-Content-Digest"))
         return data, media_type, digest
@@ -386,54 +379,18 @@ class RegistryClient:
         what = target.describe(self.host)
         algorithm, expected = split_digest(digest, what)
         url = f"{self._base}/v2/{repository}/blobs/{digest}"
-        state = Download(what, algorithm, dest, size, progress)
-        deadline = time.monotonic() + self._deadline + (size or 0) / _MIN_RATE
-        failures = 0
-        while True:
-            headers = {"Accept-Encoding": "identity"}
-            if state.received:
-                headers["Range"] = f"bytes={state.received}-"
-            response = self._request(
-                "GET", url, target, scopes=[f"repository:{repository}:pull"], headers=headers, stream=True
-            )
-            try:
-                self._receive(response, target, state, deadline)
-                break
-            except _TRANSIENT_ERRORS as e:
-                failures += 1
-                if failures > self._retries:
-                    raise RegistryError(
-                        f"{what}: the connection dropped after {state.received} bytes, {failures} times "
-                        f"({type(e).__name__})",
-                        "check the network and try again",
-                    ) from None
-                log.debug("blob download from %s dropped at byte %d; resuming", self.host, state.received)
-                self._sleep(failures - 1, None)
-            finally:
-                response.close()
-        state.finish(expected)
-
-    def _receive(self, response: requests.Response, target: Target, state: Download, deadline: float) -> None:
-        """Check one GET answer against the download so far and stream its body into ``state``."""
-        if state.received and response.status_code == 416 and state.complete():
-            return  # everything had arrived before the connection dropped
-        if state.received and response.status_code == 200:
-            state.restart()  # the server ignored Range: start over (or fail when we cannot)
-        elif state.received and response.status_code == 206:
-            content_range = response.headers.get("Content-Range", "")
-            if not content_range.startswith(f"bytes {state.received}-"):
-                raise RegistryError(
-                    f"{state.what}: asked to resume at byte {state.received}, the server sent "
-                    f"`Content-Range: {content_range}`",
-                    "try again later",
-                )
-        elif response.status_code != 200:
-            raise self._error(response, target)
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit():
-            state.expect_total(state.received + int(length))
-        for chunk in _body_chunks(response, deadline, state.what, decode=False):
-            state.write(chunk)
+        scopes = [f"repository:{repository}:pull"]
+        state = Receiver(
+            what, dest, algorithm=algorithm, expected=expected, size=size, progress=progress, failure=_BLOB_FAILURE
+        )
+        receive(
+            lambda headers: self._attempt("GET", url, target, scopes, headers=headers, stream=True),
+            state,
+            policy=self._policy,
+            deadline=self._timeouts.deadline(size),
+            refuse=lambda response: self._error(response, target),
+            exhausted=self._exhausted(target),
+        )
 
     def put_blob(
         self,
@@ -476,33 +433,29 @@ class RegistryClient:
         if mount_from is not None and mount_from != repository:
             scopes.append(f"repository:{mount_from}:pull")
         upload = Upload(target, digest, size, algorithm, expected, tuple(scopes), progress)
-        failures = 0
-        while True:
-            try:
-                location = self._start_upload(upload, mount_from)
-                if location is None:
-                    return True
-                with opener() as source:
-                    if chunk_size is None:
-                        self._put_monolithic(upload, location, source)
-                    else:
-                        self._put_chunked(upload, location, source, chunk_size)
+
+        def attempt(_: int) -> bool:
+            location = self._start_upload(upload, mount_from)
+            if location is None:
                 return True
-            except _RetryUploadError as e:
-                failures += 1
-                if failures > self._retries:
-                    raise RegistryError(
-                        f"{what}: upload failed {failures} times ({e})", "check the network and try again"
-                    ) from None
-                log.debug("blob upload to %s failed (%s); starting over", self.host, e)
-                self._sleep(failures - 1, e.response)
+            with opener() as source:
+                if chunk_size is None:
+                    self._put_monolithic(upload, location, source)
+                else:
+                    self._put_chunked(upload, location, source, chunk_size)
+            return True
+
+        # A failed step leaves the upload session in an unknown state: every try starts a new session.
+        return self._policy.run(
+            attempt, deadline=self._timeouts.deadline(size), exhausted=self._exhausted(target), what=what
+        )
 
     def _start_upload(self, upload: Upload, mount_from: str | None) -> str | None:
         """``POST`` an upload session; the session URL, or None when a mount made the blob appear."""
         url = f"{self._base}/v2/{upload.target.repository}/blobs/uploads/"
         if mount_from is not None:
             url += "?" + urlencode({"mount": upload.digest, "from": mount_from})
-        response = self._request("POST", url, upload.target, scopes=upload.scopes)
+        response = self._attempt("POST", url, upload.target, list(upload.scopes))
         if response.status_code == 201 and mount_from is not None:
             return None
         if response.status_code != 202:
@@ -590,17 +543,9 @@ class RegistryClient:
     def _send_upload(
         self, upload: Upload, method: str, url: str, headers: dict[str, str], body: bytes | HashingReader
     ) -> requests.Response:
-        """One upload request, not retried on its own: the whole upload restarts instead, because
-        a half-sent body leaves the upload session in an unknown state."""
-        try:
-            response = self._request(
-                method, url, upload.target, scopes=upload.scopes, headers=headers, data=body, attempts=1
-            )
-        except _TransientError as e:
-            raise _RetryUploadError(str(e), e.response) from None
-        if response.status_code in _TRANSIENT_STATUS:
-            raise _RetryUploadError(self._describe(response), response)
-        return response
+        """One upload request, never retried on its own: its :class:`TransientError` restarts the whole
+        upload (in :meth:`put_blob`), because a half-sent body leaves the session in an unknown state."""
+        return self._attempt(method, url, upload.target, list(upload.scopes), headers=headers, data=body)
 
     # ------------------------------------------------------------------ HTTP core
 
@@ -614,62 +559,79 @@ class RegistryClient:
         headers: Mapping[str, str] | None = None,
         data: Any = None,
         params: Any = None,
-        stream: bool = False,
-        attempts: int | None = None,
     ) -> requests.Response:
-        """Send with auth and retries. Returns the final response whatever its status, except that a
-        401 the credentials cannot answer raises, and so does exhausting the retries."""
+        """:meth:`_attempt` under the retry policy: the first answer that is not transient, whatever its
+        status. Raises when the credentials cannot answer a 401, and when the tries or the time run out."""
         scope_list = list(scopes)
-        limit = self._retries + 1 if attempts is None else attempts
-        last: requests.Response | None = None
-        give_up = time.monotonic() + self._deadline
-        for attempt in range(limit):
-            try:
+        return self._policy.run(
+            lambda _: self._attempt(method, url, target, scope_list, headers=headers, data=data, params=params),
+            deadline=time.monotonic() + self._timeouts.overall,
+            exhausted=self._exhausted(target),
+            what=f"{method} {_loggable(url)}",
+        )
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        target: Target,
+        scopes: list[str],
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: Any = None,
+        params: Any = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """One try with auth (a 401 is answered once, with the challenge's credentials or token). Returns
+        the answer unless it is transient; a connection failure or a transient answer raises
+        :class:`TransientError` for the caller's retry policy."""
+        try:
+            response = self._send(method, url, scopes=scopes, headers=headers, data=data, params=params, stream=stream)
+            if response.status_code == 401:
+                answer = self._auth.answer(response, scopes)
+                if answer is None:
+                    raise self._error(response, target)
+                response.close()
+                if isinstance(data, HashingReader):
+                    # A streamed body is spent: the upload restarts, now with the renewed auth.
+                    raise TransientError("the authorization was renewed mid-upload")
                 response = self._send(
-                    method, url, scopes=scope_list, headers=headers, data=data, params=params, stream=stream
+                    method,
+                    url,
+                    scopes=scopes,
+                    headers=headers,
+                    data=data,
+                    params=params,
+                    stream=stream,
+                    authorization=answer,
                 )
                 if response.status_code == 401:
-                    answer = self._auth.answer(response, scope_list)
-                    if answer is None:
-                        raise self._error(response, target)
-                    response.close()
-                    if isinstance(data, HashingReader):
-                        # A streamed body is spent: the upload restarts, now with the renewed auth.
-                        raise _TransientError("authorization renewed mid-upload", None)
-                    response = self._send(
-                        method,
-                        url,
-                        scopes=scope_list,
-                        headers=headers,
-                        data=data,
-                        params=params,
-                        stream=stream,
-                        authorization=answer,
-                    )
-                    if response.status_code == 401:
-                        raise self._error(response, target)
-            except _TRANSIENT_ERRORS as e:
-                if attempt + 1 >= limit or time.monotonic() > give_up:
-                    if attempts == 1:
-                        raise _TransientError(type(e).__name__, None) from None
-                    raise RegistryError(
-                        f"{target.describe(self.host)}: cannot reach {self.host} ({type(e).__name__}) after "
-                        f"{attempt + 1} attempts",
-                        f"check that `{self.host}` is up and reachable, and the proxy settings",
-                    ) from None
-                log.debug("%s %s: %s, retrying", method, _loggable(url), type(e).__name__)
-                self._sleep(attempt, None)
-                continue
-            out_of_time = time.monotonic() > give_up
-            if response.status_code not in _TRANSIENT_STATUS or attempt + 1 >= limit or out_of_time:
-                if response.status_code in _TRANSIENT_STATUS and attempts is None:
-                    raise self._error(response, target, after=attempt + 1)
-                return response
-            log.debug("%s %s: %d, retrying", method, _loggable(url), response.status_code)
-            last = response
+                    raise self._error(response, target)
+        except TRANSIENT_ERRORS as e:
+            raise TransientError(f"cannot reach {self.host} ({type(e).__name__})") from None
+        if is_transient_status(response.status_code):
+            detail = self._describe(response)
             response.close()
-            self._sleep(attempt, last)
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+            raise TransientError(
+                f"the registry answered {detail}",
+                retry_after=response.headers.get("Retry-After"),
+                status=response.status_code,
+            )
+        return response
+
+    def _exhausted(self, target: Target) -> Callable[[TransientError, int], RegistryError]:
+        """How a call on ``target`` fails once its tries (or its time) are used up."""
+
+        def error(e: TransientError, tries: int) -> RegistryError:
+            hint = (
+                "the registry is overloaded or rate-limiting; try again later"
+                if e.status is not None
+                else f"check that `{self.host}` is up and reachable, and the proxy settings"
+            )
+            plural = "s" if tries != 1 else ""
+            return RegistryError(f"{target.describe(self.host)}: {e.reason} after {tries} attempt{plural}", hint)
+
+        return error
 
     def _send(
         self,
@@ -701,30 +663,30 @@ class RegistryClient:
         )
 
     def _send_token_request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """The token server, with the same retry policy and without the registry's auth header."""
-        limit = self._retries + 1
-        for attempt in range(limit):
+        """The token server, under the same retry policy and without the registry's auth header."""
+
+        def attempt(_: int) -> requests.Response:
             try:
                 response = self._session.request(method, url, timeout=self._timeout, auth=_as_given, **kwargs)
-            except _TRANSIENT_ERRORS as e:
-                if attempt + 1 >= limit:
-                    raise RegistryError(
-                        f"cannot reach the token server of `{self.host}` ({type(e).__name__})",
-                        "check the network and try again",
-                    ) from None
-                self._sleep(attempt, None)
-                continue
-            if response.status_code not in _TRANSIENT_STATUS or attempt + 1 >= limit:
-                return response
-            self._sleep(attempt, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            except TRANSIENT_ERRORS as e:
+                raise TransientError(f"cannot reach the token server of `{self.host}` ({type(e).__name__})") from None
+            if is_transient_status(response.status_code):
+                response.close()
+                raise TransientError(
+                    f"the token server of `{self.host}` answered {response.status_code}",
+                    retry_after=response.headers.get("Retry-After"),
+                    status=response.status_code,
+                )
+            return response
 
-    def _sleep(self, attempt: int, response: requests.Response | None) -> None:
-        delay = min(self._backoff * (2**attempt), _MAX_BACKOFF_S)
-        retry_after = response.headers.get("Retry-After") if response is not None else None
-        if retry_after is not None and retry_after.strip().isdigit():
-            delay = min(max(delay, float(retry_after.strip())), _MAX_BACKOFF_S)
-        time.sleep(delay)
+        def exhausted(e: TransientError, tries: int) -> RegistryError:
+            return RegistryError(
+                f"{e.reason} after {tries} attempt{'s' if tries != 1 else ''}", "check the network and try again"
+            )
+
+        return self._policy.run(
+            attempt, deadline=time.monotonic() + self._timeouts.overall, exhausted=exhausted, what="token request"
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -798,20 +760,25 @@ class RegistryClient:
         )
 
     def _read_limited(self, response: requests.Response, target: Target, deadline: float) -> bytes:
+        """The (content-decoded) body, refused beyond :data:`MAX_MANIFEST_BYTES`; a drop is transient."""
         chunks: list[bytes] = []
         total = 0
+        what = target.describe(self.host)
         try:
-            for chunk in _body_chunks(response, deadline, target.describe(self.host), decode=True):
+            while True:
+                if time.monotonic() > deadline:
+                    raise RegistryError(
+                        f"{what}: the registry is sending too slowly; gave up at the deadline", _SLOW_HINT
+                    )
+                chunk = response.raw.read1(READ_SIZE, decode_content=True)
+                if not chunk:
+                    return b"".join(chunks)
                 total += len(chunk)
                 if total > MAX_MANIFEST_BYTES:
                     raise self._too_large(target)
                 chunks.append(chunk)
-        except _TRANSIENT_ERRORS as e:
-            raise RegistryError(
-                f"{target.describe(self.host)}: the connection dropped while reading ({type(e).__name__})",
-                "try again",
-            ) from None
-        return b"".join(chunks)
+        except TRANSIENT_ERRORS as e:
+            raise TransientError(f"the connection dropped while reading ({type(e).__name__})") from None
 
     def _describe(self, response: requests.Response) -> str:
         """``STATUS reason`` plus the registry's error codes and messages, secrets redacted."""
@@ -834,16 +801,13 @@ class RegistryClient:
     def _redact(self, text: str) -> str:
         return redact_text(text, self._secrets)
 
-    def _error(self, response: requests.Response, target: Target, *, after: int = 0) -> ReproBuildError:
+    def _error(self, response: requests.Response, target: Target) -> ReproBuildError:
         what = target.describe(self.host)
         status = response.status_code
         detail = self._describe(response)
         codes = detail.upper()
-        if after:
-            return RegistryError(
-                f"{what}: the registry answered {detail} after {after} attempts",
-                "the registry is overloaded or rate-limiting; try again later",
-            )
+        if status in {401, 403} and self._auth.withheld_from is not None:
+            return RegistryError(f"{what}: not authorized ({detail})", self._auth.withheld_hint())
         if status == 401:
             return RegistryError(
                 f"{what}: not authorized ({detail})",
@@ -888,16 +852,6 @@ class RegistryClient:
             f"{what}: the registry failed ({detail})",
             "try again later; if it persists, report it to the registry's operator",
         )
-
-
-class _TransientError(Exception):
-    def __init__(self, message: str, response: requests.Response | None) -> None:
-        super().__init__(message)
-        self.response = response
-
-
-class _RetryUploadError(_TransientError):
-    """An upload step failed transiently: start a new upload session."""
 
 
 def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:

@@ -1,6 +1,6 @@
-"""The values a blob or manifest transfer carries along: what it is about (for error messages), the
-state of a download across resumed connections, an upload's expectations, and a request body that
-hashes what it sends. Private to :mod:`reprobuild.oci.registry`.
+"""The values a blob or manifest transfer carries along: what it is about (for error messages), an
+upload's expectations, and a request body that hashes what it sends (a download's state is
+:class:`reprobuild.download.Receiver`). Private to :mod:`reprobuild.oci.registry`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlencode, urlsplit
 
-from reprobuild.errors import DigestMismatchError, RegistryError
+from reprobuild.errors import RegistryError
 
 #: sha256 is what this tool writes; sha512 is the other algorithm the OCI image-spec registers.
 DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
@@ -48,69 +48,6 @@ class Target:
         if self.kind in {"blob", "upload"}:
             return f"blob `{host}/{self.repository}@{self.reference}`"
         return f"tags of `{host}/{self.repository}`"
-
-
-class Download:
-    """The state of one blob download across resumed connections: bytes so far and their hash."""
-
-    def __init__(
-        self, what: str, algorithm: str, dest: IO[bytes], size: int | None, progress: Callable[[int], None] | None
-    ) -> None:
-        self.what = what
-        self._algorithm = algorithm
-        self._dest = dest
-        self._start = dest.tell() if dest.seekable() else None
-        self._size = size
-        self._progress = progress
-        self.hasher = hashlib.new(algorithm)
-        self.received = 0
-
-    def restart(self) -> None:
-        """Discard what was received, when the server cannot resume; fail when ``dest`` cannot seek."""
-        if self._start is None:
-            raise RegistryError(
-                f"{self.what}: the connection dropped after {self.received} bytes and the server cannot "
-                "resume (it ignores Range requests)",
-                "try again; download into a seekable file to allow a restart",
-            )
-        self._dest.seek(self._start)
-        self._dest.truncate()
-        self.hasher, self.received = hashlib.new(self._algorithm), 0
-
-    def complete(self) -> bool:
-        return self._size is not None and self.received == self._size
-
-    def expect_total(self, total: int) -> None:
-        if self._size is not None and total != self._size:
-            raise DigestMismatchError(
-                f"{self.what}: the registry announces {total} bytes, expected {self._size}",
-                "the registry serves a different blob than the manifest describes; do not use it",
-            )
-
-    def write(self, chunk: bytes) -> None:
-        if self._size is not None and self.received + len(chunk) > self._size:
-            raise DigestMismatchError(
-                f"{self.what}: the registry sent more than the expected {self._size} bytes",
-                "the registry serves a different blob than the manifest describes; do not use it",
-            )
-        self.hasher.update(chunk)
-        self._dest.write(chunk)
-        self.received += len(chunk)
-        if self._progress is not None:
-            self._progress(len(chunk))
-
-    def finish(self, expected: str) -> None:
-        """Raise :class:`DigestMismatchError` unless the bytes have the expected size and digest."""
-        if self._size is not None and self.received != self._size:
-            raise DigestMismatchError(
-                f"{self.what}: the registry sent {self.received} bytes, expected {self._size}",
-                "the registry serves a truncated or different blob; do not use it",
-            )
-        if self.hasher.hexdigest() != expected:
-            raise DigestMismatchError(
-                f"{self.what}: the bytes served have digest {self._algorithm}:{self.hasher.hexdigest()}",
-                "the registry served corrupt or substituted content; do not use it",
-            )
 
 
 @dataclass(frozen=True)
