@@ -13,33 +13,29 @@ from __future__ import annotations
 import difflib
 import platform as host_platform
 import re
-import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-import tomlkit
-import tomlkit.exceptions
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.specifiers import SpecifierSet
 
 from reprobuild.determinism.flagsets import FLAG_SETS
-from reprobuild.determinism.policy import MAX_SEED, Switches
+from reprobuild.determinism.policy import MAX_SEED, Policy, Switches, effective_env
 from reprobuild.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from reprobuild.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from reprobuild.errors import ConfigError
 from reprobuild.lockdefaults import LockedDefaults, read_locked_defaults
 from reprobuild.oci.compress import LEVELS, Compressor
-from reprobuild.reference import DIGEST_RE, Reference, parse_reference
+from reprobuild.oci.digest import DIGEST_RE
+from reprobuild.oci.location import parse_location
+from reprobuild.oci.reference import Reference, parse_reference
+from reprobuild.platforms import ARCHES, host_arch
+from reprobuild.pyproject import ProjectMeta, complete_project, default_python, project_meta, read_pyproject
+from reprobuild.tomlvalues import check_defined, check_keys, did_you_mean, expect, get_str, str_list, str_map
 
 TOOL = "tool.repro-build"
-
-#: PEP 517 §"build-system table": what a frontend assumes when pyproject.toml has no build-system.
-PEP517_DEFAULT_REQUIRES = ("setuptools>=40.8.0",)
-PEP517_DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
 
 DEFAULT_DEBIAN_SUITE = "bookworm"
 #: glibc 2.28 (manylinux_2_28) is older than every supported Debian/Ubuntu base; the image step
@@ -47,43 +43,17 @@ DEFAULT_DEBIAN_SUITE = "bookworm"
 DEFAULT_MANYLINUX = "manylinux_2_28"
 DEFAULT_SPLIT = ("torch", "nvidia-*", "triton", "tensorflow*", "jaxlib")
 
-_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 _PYTHON_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _MANYLINUX_RE = re.compile(r"^manylinux_2_(\d+)$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+#: ``docker-archive`` is any archive (a ``docker save`` tar or an OCI archive: one reader takes both).
 BaseKind = Literal["registry", "oci-layout", "docker-archive", "docker-daemon", "debian"]
 Accelerator = Literal["none", "cuda"]
 #: ``none``: no .pyc in the image (but the hook's); ``unchecked-hash`` (the default, as pip compiles byte-code
 #: by default): PEP 552 hash-based .pyc compiled for the in-image path, never re-validated against the source
 #: at run time. Measured on the bundled example: a container prints its first line about 1.4x sooner with it.
 Bytecode = Literal["none", "unchecked-hash"]
-
-
-@dataclass(frozen=True)
-class ProjectMeta:
-    """What ``[project]`` and ``[build-system]`` say (PEP 621, PEP 517/518, PEP 735)."""
-
-    name: str
-    version: str | None  # None when dynamic
-    requires_python: str | None
-    dependencies: tuple[str, ...]
-    optional_dependencies: Mapping[str, tuple[str, ...]]
-    dependency_groups: Mapping[str, tuple[str, ...]]  # entries as written; include-groups as `include-group:<name>`
-    build_requires: tuple[str, ...]
-    build_backend: str
-    build_system_declared: bool
-    urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # `project.urls`, as written
-    description: str | None = None  # `project.description`
-    license: str | None = None  # `project.license`: the PEP 639 expression, or a legacy table's `text`
-    backend_path: tuple[str, ...] = ()
-    #: True when name/version/dependencies came from the backend's metadata (PEP 517
-    #: ``prepare_metadata_for_build_wheel``), not from a static ``[project]`` table.
-    from_backend: bool = False
-
-    @property
-    def normalized_name(self) -> str:
-        return canonicalize_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -106,6 +76,7 @@ class BaseSpec:
     digest: str | None = None
     suite: str | None = None
     stage: str | None = None  # the Dockerfile.base stage it came from
+    tag: str | None = None  # an archive's image, when it holds several
 
     @property
     def pin(self) -> str:
@@ -139,6 +110,24 @@ class Target:
     seed: int | None = None  # `seed = N`; None for "off" or unset
     switches: Switches = field(default_factory=Switches)
     files: tuple[tuple[str, str], ...] = ()  # (project-relative path, absolute image path), sorted by image path
+    #: ``[tool.repro-build] env``: the project-wide layer under the target's own ``env`` (as ``env``/``env_unset``).
+    project_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    project_env_unset: tuple[str, ...] = ()
+
+    @property
+    def policy(self) -> Policy:
+        """The determinism policy an image of this target carries (before the CUDA facts of its wheels are
+        known: :func:`reprobuild.determinism.cudapolicy.with_cuda` adds them)."""
+        layers = [(self.project_env, self.project_env_unset), (self.env, self.env_unset)]
+        user_env, unset = effective_env(layers)
+        return Policy(
+            self.flags,
+            cuda=self.accelerator == "cuda",
+            seed=self.seed,
+            switches=self.switches,
+            user_env=user_env,
+            unset=unset,
+        )
 
     @property
     def platform(self) -> str:
@@ -147,7 +136,7 @@ class Target:
     @property
     def python_platform(self) -> str:
         """uv's ``--python-platform`` triple, e.g. ``x86_64-manylinux_2_28``."""
-        return f"{_ARCHES[self.arch]}-{self.manylinux}"
+        return f"{ARCHES[self.arch]}-{self.manylinux}"
 
     @property
     def uv_platform_args(self) -> list[str]:
@@ -269,59 +258,16 @@ def _target_dict(t: Target) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# Validation helpers: each takes the TOML path of the value so errors can name it.
-
-
-def _type_name(value: object) -> str:
-    return {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "a table"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _expect(value: object, kind: type, path: str, expected: str, hint: str | None = None) -> None:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"`{path}` must be {expected}, not {_type_name(value)}", hint=hint)
-
-
-def _str(table: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str | None:
-    if key not in table:
-        return default
-    value = table[key]
-    _expect(value, str, f"{path}.{key}", "a string")
-    return str(value)
-
-
-def _str_list(table: Mapping[str, Any], key: str, path: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-    if key not in table:
-        return default
-    value = table[key]
-    _expect(value, list, f"{path}.{key}", "an array of strings", hint=f'e.g. `{key} = ["a", "b"]`')
-    for i, item in enumerate(value):
-        _expect(item, str, f"{path}.{key}[{i}]", "a string")
-    return tuple(value)
-
-
-def _str_map(table: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
-    if key not in table:
-        return {}
-    value = table[key]
-    _expect(value, dict, f"{path}.{key}", "a table of strings", hint=f'e.g. `{key} = {{ NAME = "value" }}`')
-    out: dict[str, str] = {}
-    for k, v in value.items():
-        _expect(v, str, f"{path}.{key}.{k}", "a string")
-        if key == "env" and not _ENV_NAME_RE.match(k):
-            raise ConfigError(f"`{path}.{key}.{k}` is not a valid environment variable name")
-        out[str(k)] = str(v)
-    return out
-
-
 def _env_map(table: Mapping[str, Any], path: str) -> tuple[dict[str, str], tuple[str, ...]]:
     """``env``: ``NAME = "value"`` sets a variable, ``NAME = false`` removes it (from the flag sets and the base)."""
     raw = table.get("env", {})
-    _expect(raw, dict, f"{path}.env", "a table of strings", hint='e.g. `env = { NAME = "value", MKL_CBWR = false }`')
+    expect(raw, dict, f"{path}.env", "a table of strings", hint='e.g. `env = { NAME = "value", MKL_CBWR = false }`')
     removed = tuple(sorted(k for k, v in raw.items() if v is False))
-    return _str_map({"env": {k: v for k, v in raw.items() if v is not False}}, "env", path), removed
+    values = str_map({"env": {k: v for k, v in raw.items() if v is not False}}, "env", path)
+    for name in values:
+        if not _ENV_NAME_RE.match(name):
+            raise ConfigError(f"`{path}.env.{name}` is not a valid environment variable name")
+    return values, removed
 
 
 def _seed(table: Mapping[str, Any], path: str, default: int | None) -> int | None:
@@ -345,10 +291,10 @@ def _files(table: Mapping[str, Any], path: str, default: tuple[tuple[str, str], 
         return default
     raw = table["files"]
     hint = 'e.g. `files = { "models/weights.bin" = "/opt/models/weights.bin" }`'
-    _expect(raw, dict, f"{path}.files", "a table of strings", hint=hint)
+    expect(raw, dict, f"{path}.files", "a table of strings", hint=hint)
     out: dict[str, str] = {}
     for source, dest in raw.items():
-        _expect(dest, str, f"{path}.files.{source}", "a string (an absolute path in the image)", hint=hint)
+        expect(dest, str, f"{path}.files.{source}", "a string (an absolute path in the image)", hint=hint)
         parts = str(source).replace("\\", "/").split("/")
         if str(source).startswith("/") or ".." in parts or not source:
             raise ConfigError(
@@ -375,257 +321,14 @@ def _switches(table: Mapping[str, Any], path: str, default: Switches) -> Switche
     if "determinism" not in table:
         return default
     raw = table["determinism"]
-    _expect(raw, dict, f"{path}.determinism", "a table", hint="e.g. `determinism = { warn_only = true }`")
-    _check_keys(raw, set(_SWITCH_KEYS), f"{path}.determinism")
+    expect(raw, dict, f"{path}.determinism", "a table", hint="e.g. `determinism = { warn_only = true }`")
+    check_keys(raw, set(_SWITCH_KEYS), f"{path}.determinism")
     values = {}
     for key in _SWITCH_KEYS:
         value = raw.get(key, getattr(default, key))
-        _expect(value, bool, f"{path}.determinism.{key}", "a boolean")
+        expect(value, bool, f"{path}.determinism.{key}", "a boolean")
         values[key] = value
     return Switches(**values)
-
-
-def _did_you_mean(name: str, known: Iterable[str], what: str) -> str:
-    """A hint: the closest known name, else the list of known names."""
-    names = sorted(known)
-    close = difflib.get_close_matches(name, names, n=1)
-    return f"did you mean `{close[0]}`?" if close else f"{what}: {', '.join(names) or '(none)'}"
-
-
-def _check_defined(values: Sequence[str], known: Iterable[str], path: str, where: str) -> None:
-    """Each of ``values`` (the array at ``path``) must name an entry of ``where``."""
-    names = set(known)
-    for i, value in enumerate(values):
-        if value not in names:
-            raise ConfigError(
-                f"`{path}[{i}]`: {value!r} is not in {where}", hint=_did_you_mean(value, names, f"defined in {where}")
-            )
-
-
-def _check_keys(table: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"unknown key `{path}.{key}`", hint=_did_you_mean(str(key), allowed, "known keys"))
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-#: Files that make a directory a Python project when it has no pyproject.toml (PEP 517's default backend).
-LEGACY_PROJECT_FILES = ("setup.py", "setup.cfg")
-
-#: PEP 621 fields whose values repro-build reads; when one is dynamic (or ``[project]`` is absent) they all
-#: come from the backend's metadata. A dynamic version alone does not need the backend.
-_METADATA_FIELDS = {"dependencies", "optional-dependencies", "requires-python"}
-
-
-def read_pyproject(root: Path) -> dict[str, Any]:
-    """Parse ``root/pyproject.toml`` with tomlkit into plain Python data.
-
-    A project with only ``setup.py``/``setup.cfg`` reads as an empty pyproject (PEP 517 then names
-    setuptools' legacy backend).
-    """
-    path = root / "pyproject.toml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        if any((root / name).is_file() for name in LEGACY_PROJECT_FILES):
-            return {}
-        raise ConfigError(
-            f"no pyproject.toml, setup.py or setup.cfg in {root}",
-            hint="run repro-build in a Python project, or pass `--project DIR`",
-        ) from e
-    try:
-        doc = tomlkit.parse(text)
-    except tomlkit.exceptions.ParseError as e:
-        raise ConfigError(
-            f"pyproject.toml is not valid TOML: {e}", hint="fix the syntax at the line and column shown"
-        ) from e
-    data: dict[str, Any] = doc.unwrap()
-    return data
-
-
-def _project_meta(data: Mapping[str, Any]) -> ProjectMeta:
-    """``[project]`` + ``[build-system]``; with no ``[project]`` (or dynamic dependency fields) the
-    metadata fields are left for :func:`_backend_project` to fill in."""
-    project = data.get("project")
-    if project is None:
-        project = {"name": "", "dynamic": ["version", *sorted(_METADATA_FIELDS)]}
-    _expect(project, dict, "project", "a table")
-    if "name" not in project and "name" in project.get("dynamic", []):
-        raise ConfigError("`project.name` must not be dynamic (PEP 621)", hint='set it: `name = "my-app"`')
-    name = project.get("name")
-    dynamic = _str_list(project, "dynamic", "project")
-    if not isinstance(name, str) or not (name or data.get("project") is None):
-        raise ConfigError("`project.name` must be a non-empty string", hint='e.g. `name = "my-app"`')
-    version = _str(project, "version", "project")
-    if version is None and "version" not in dynamic:
-        raise ConfigError(
-            "`project.version` is missing and not listed in `project.dynamic`",
-            hint='add `version = "0.1.0"` to `[project]`',
-        )
-    requires_python = _str(project, "requires-python", "project")
-    if requires_python is not None:
-        try:
-            SpecifierSet(requires_python)
-        except InvalidSpecifier as e:
-            raise ConfigError(f"`project.requires-python` is not a valid specifier: {e}") from e
-    deps = _str_list(project, "dependencies", "project")
-    for i, dep in enumerate(deps):
-        _check_requirement(dep, f"project.dependencies[{i}]")
-    optional: dict[str, tuple[str, ...]] = {}
-    raw_opt = project.get("optional-dependencies", {})
-    _expect(raw_opt, dict, "project.optional-dependencies", "a table of arrays")
-    for extra in raw_opt:
-        optional[str(extra)] = _str_list(raw_opt, extra, "project.optional-dependencies")
-        for i, dep in enumerate(optional[str(extra)]):
-            _check_requirement(dep, f"project.optional-dependencies.{extra}[{i}]")
-    groups_raw = data.get("dependency-groups", {})
-    _expect(groups_raw, dict, "dependency-groups", "a table")
-    build = data.get("build-system")
-    if build is None:
-        build_requires: tuple[str, ...] = PEP517_DEFAULT_REQUIRES
-        backend, declared = PEP517_DEFAULT_BACKEND, False
-    else:
-        _expect(build, dict, "build-system", "a table")
-        if "requires" not in build:
-            raise ConfigError(
-                "`build-system.requires` is missing",
-                hint='e.g. `requires = ["hatchling"]` (PEP 518 makes it mandatory in `[build-system]`)',
-            )
-        build_requires = _str_list(build, "requires", "build-system")
-        for i, dep in enumerate(build_requires):
-            _check_requirement(dep, f"build-system.requires[{i}]")
-        backend = _str(build, "build-backend", "build-system") or PEP517_DEFAULT_BACKEND
-        declared = True
-    backend_path = _str_list(build, "backend-path", "build-system") if build is not None else ()
-    return ProjectMeta(
-        name=name,
-        version=version,
-        requires_python=requires_python,
-        dependencies=deps,
-        optional_dependencies=MappingProxyType(optional),
-        dependency_groups=MappingProxyType(_groups(groups_raw)),
-        build_requires=build_requires,
-        build_backend=backend,
-        build_system_declared=declared,
-        urls=MappingProxyType(_str_map(project, "urls", "project")),
-        description=_str(project, "description", "project"),
-        license=_license(project.get("license")),
-        backend_path=backend_path,
-        from_backend=data.get("project") is None or bool(_METADATA_FIELDS & set(dynamic)),
-    )
-
-
-def _license(raw: Any) -> str | None:
-    """PEP 639 ``license = "EXPR"``, or the ``text`` of a legacy ``license = {text = ...}`` table."""
-    if isinstance(raw, str):
-        return raw
-    if isinstance(raw, dict) and isinstance(raw.get("text"), str):
-        return str(raw["text"])
-    return None
-
-
-def _backend_project(root: Path, project: ProjectMeta, python: str) -> ProjectMeta:
-    """``project`` with name, version, dependencies, extras and Requires-Python from the backend's
-    metadata (:mod:`reprobuild.pep517`), as a frontend would see them."""
-    from reprobuild.pep517 import Backend, project_hooks
-    from reprobuild.wheel.source import snapshot
-
-    backend = Backend(project.build_backend, project.backend_path, project.build_requires)
-    tree = snapshot(root, allow_dirty=True)
-    lock = root / "locks" / "build.txt"
-    key = (str(root), python, tree.commit, backend, project.name, _stat_key(root, [f.path for f in tree.files]))
-    if key in _BACKEND_CACHE:
-        return _BACKEND_CACHE[key]
-    with project_hooks(root, python, backend, lock=lock) as (env, source):
-        _sdist_reqs, wheel_reqs = env.requires(source)
-        env.install(wheel_reqs)
-        meta = env.metadata(source)
-    optional: dict[str, tuple[str, ...]] = dict.fromkeys(meta.provides_extra, ())
-    if project.name and canonicalize_name(project.name) != canonicalize_name(meta.name):
-        raise ConfigError(
-            f"`project.name = {project.name!r}` but the backend `{project.build_backend}` names the project "
-            f"{meta.name!r}",
-            hint="make the two agree",
-        )
-    _BACKEND_CACHE[key] = replace(
-        project,
-        name=project.name or meta.name,
-        version=project.version or meta.version,
-        requires_python=meta.requires_python,
-        # Requires-Dist as the backend wrote it: extras are `extra == "…"` markers, which the lock
-        # step hands to uv unchanged (the extra's own list stays empty).
-        dependencies=meta.requires_dist,
-        optional_dependencies=MappingProxyType(optional),
-    )
-    return _BACKEND_CACHE[key]
-
-
-#: Backend metadata already read in this process, by project, Python, commit and file sizes/mtimes.
-_BACKEND_CACHE: dict[tuple[object, ...], ProjectMeta] = {}
-
-
-def _stat_key(root: Path, paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
-    out = []
-    for rel in [*paths, "locks/build.txt"]:
-        try:
-            st = (root / rel).lstat()
-        except OSError:
-            continue
-        out.append((rel, st.st_size, st.st_mtime_ns))
-    return tuple(out)
-
-
-def _groups(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    """PEP 735 groups: requirement strings or ``{include-group = "name"}`` tables."""
-    out: dict[str, tuple[str, ...]] = {}
-    for name, items in raw.items():
-        path = f"dependency-groups.{name}"
-        _expect(items, list, path, "an array")
-        entries: list[str] = []
-        for i, item in enumerate(items):
-            if isinstance(item, dict) and set(item) == {"include-group"} and isinstance(item["include-group"], str):
-                if item["include-group"] not in raw:
-                    raise ConfigError(f"`{path}[{i}]` includes an undefined group {item['include-group']!r}")
-                entries.append(f"include-group:{item['include-group']}")
-                continue
-            _expect(item, str, f"{path}[{i}]", 'a requirement string or `{include-group = "name"}`')
-            _check_requirement(item, f"{path}[{i}]")
-            entries.append(item)
-        out[str(name)] = tuple(entries)
-    return out
-
-
-def _check_requirement(text: str, path: str) -> None:
-    try:
-        Requirement(text)
-    except InvalidRequirement as e:
-        raise ConfigError(f"`{path}` is not a valid PEP 508 requirement: {text!r} ({e})") from e
-
-
-def default_python(requires_python: str | None) -> str:
-    """The running interpreter's ``X.Y`` if ``requires-python`` allows it, else the lowest allowed minor."""
-    running = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if requires_python is None:
-        return running
-    spec = SpecifierSet(requires_python)
-    if spec.contains(f"{running}.0", prereleases=True) or spec.contains(running, prereleases=True):
-        return running
-    for minor in range(8, 20):
-        candidate = f"3.{minor}"
-        if spec.contains(f"{candidate}.0", prereleases=True) or spec.contains(candidate, prereleases=True):
-            return candidate
-    raise ConfigError(
-        f"`project.requires-python = {requires_python!r}` allows no Python 3 version",
-        hint=f'set the version explicitly: `[{TOOL}] python = "3.11"`',
-    )
-
-
-def host_arch() -> str | None:
-    """The OCI architecture name of this machine (``amd64``/``arm64``), None for any other machine."""
-    machine = host_platform.machine().lower()
-    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
 
 
 def _python_allowed(python: str, requires_python: str | None) -> bool:
@@ -669,7 +372,7 @@ def _project_defaults(
         python, python_from = locked.any_python, "lock"
     else:
         python, python_from = default_python(requires_python), "host"
-    arch, arch_from = (locked.any_arch, "lock") if locked.any_arch in _ARCHES else (host_arch(), "host")
+    arch, arch_from = (locked.any_arch, "lock") if locked.any_arch in ARCHES else (host_arch(), "host")
     if explicit_many is not None:
         many, many_from = explicit_many, "config"
     elif locked.manylinux and _MANYLINUX_RE.match(locked.manylinux):
@@ -680,7 +383,8 @@ def _project_defaults(
 
 
 def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Path) -> BaseSpec:
-    """Interpret a target's ``base`` string (see the module docs for the accepted forms)."""
+    """Interpret a target's ``base`` string: ``debian:SUITE``, a stage of ``Dockerfile.base``, or an image
+    location (:mod:`reprobuild.oci.location`; paths relative to the project) pinned by digest."""
     key = path.rsplit(".", 1)[-1]
     snippet = f'`{key} = "cpu"` (a stage of {DOCKERFILE_BASE}) or `{key} = "debian:{DEFAULT_DEBIAN_SUITE}"`'
     if text.startswith("debian:") and "@" not in text:
@@ -688,52 +392,10 @@ def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Pa
         if not re.match(r"^[a-z][a-z0-9-]*$", suite):
             raise ConfigError(f"`{path}`: {text!r} does not name a Debian suite", hint=snippet)
         return BaseSpec("debian", text, suite=suite)
-    if text.startswith("docker-daemon:"):
-        image_id = text.removeprefix("docker-daemon:")
-        if not DIGEST_RE.match(image_id):
-            raise ConfigError(
-                f"`{path}`: {text!r} does not pin an image of the Docker engine by its ID",
-                hint='use `"docker-daemon:sha256:<64 hex>"` with the ID `docker image inspect --format {{.Id}} NAME` '
-                "prints",
-            )
-        return BaseSpec("docker-daemon", text, digest=image_id)
-    for prefix, kind in (("oci-layout:", "oci-layout"), ("docker-archive:", "docker-archive")):
-        if text.startswith(prefix):
-            rest = text[len(prefix) :]
-            digest: str | None = None
-            if "@" in rest:
-                rest, digest = rest.rsplit("@", 1)
-                if not DIGEST_RE.match(digest):
-                    raise ConfigError(f"`{path}`: malformed digest {digest!r} in {text!r}")
-            if kind == "oci-layout" and digest is None:
-                raise ConfigError(
-                    f"`{path}`: {text!r} has no digest",
-                    hint=f'pin the image in the layout: `"{prefix}{rest}@sha256:<64 hex>"`',
-                )
-            return BaseSpec(kind, text, path=rest, digest=digest)  # type: ignore[arg-type]
-    if dockerfile is not None:
-        stage = dockerfile.stage(text.lower())
-        if stage is not None:
-            resolved = dockerfile.resolved(stage.name)
-            if resolved.reference is None:
-                raise ConfigError(
-                    f"`{path}`: stage {text!r} of {DOCKERFILE_BASE} is `scratch`, which has no Python",
-                    hint="base a target on an image with a Python interpreter",
-                )
-            if not resolved.reference.pinned:
-                raise ConfigError(
-                    f"{DOCKERFILE_BASE}:{resolved.line}: stage {resolved.name!r} names "
-                    f"{resolved.image!r} without a digest",
-                    hint="run `repro-build lock --resolve-bases` to pin it, keeping the tag",
-                )
-            return BaseSpec(
-                "registry",
-                str(resolved.reference),
-                reference=resolved.reference,
-                digest=resolved.reference.digest,
-                stage=stage.name,
-            )
-    if "/" not in text and ":" not in text and "@" not in text:
+    stage = _stage_base(text, path, dockerfile)
+    if stage is not None:
+        return stage
+    if "/" not in text and ":" not in text and "@" not in text and not (root / text).exists():
         known = [s.name for s in dockerfile.stages] if dockerfile else []
         close = difflib.get_close_matches(text, known, n=1)
         where = f"{DOCKERFILE_BASE} has stages: {', '.join(known)}" if known else f"there is no {DOCKERFILE_BASE}"
@@ -743,14 +405,62 @@ def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Pa
             if close
             else f"add `FROM <image>@sha256:<64 hex> AS {text}` to {DOCKERFILE_BASE}, or use {snippet}",
         )
-    ref = parse_reference(text, origin=f"`{path}`")
-    if not ref.pinned:
+    loc = parse_location(text, relative_to=root, origin=f"`{path}` = {text!r}")
+    if loc.kind == "docker-daemon":
+        # Only its image ID pins an engine's image (a name can be re-tagged); the engine keeps no compressed
+        # layers, so the base is carried with uncompressed ones (reprobuild.image.basesources.EngineSource).
+        if loc.name is None or not DIGEST_RE.match(loc.name) or not loc.name.startswith("sha256:"):
+            raise ConfigError(
+                f"`{path}`: {text!r} does not pin an image of the Docker engine by its ID",
+                hint='use `"docker-daemon:sha256:<64 hex>"` with the ID `docker image inspect --format {{.Id}} NAME` '
+                f"prints, or copy it out once (`repro-build copy {text} oci:vendor/base`) and use "
+                f'`{key} = "oci:vendor/base@sha256:…"` to keep its compressed layers',
+            )
+        return BaseSpec("docker-daemon", text, digest=loc.name)
+    if loc.kind == "registry":
+        assert loc.reference is not None
+        if not loc.reference.pinned:
+            raise ConfigError(
+                f"`{path}`: {text!r} has no digest, so the base could change under the same name",
+                hint=f"pin it: `{text}@sha256:<64 hex>`, or move it to {DOCKERFILE_BASE} as a stage and run "
+                "`repro-build lock --resolve-bases`",
+            )
+        return BaseSpec("registry", text, reference=loc.reference, digest=loc.reference.digest)
+    assert loc.path is not None
+    digest = str(loc.digest) if loc.digest else None
+    if loc.kind == "oci-layout":
+        if digest is None:
+            raise ConfigError(
+                f"`{path}`: {text!r} has no digest",
+                hint=f'pin the image in the layout: `"oci:{loc.path}@sha256:<64 hex>"`',
+            )
+        return BaseSpec("oci-layout", text, path=str(loc.path), digest=digest)
+    return BaseSpec("docker-archive", text, path=str(loc.path), digest=digest, tag=loc.tag)
+
+
+def _stage_base(text: str, path: str, dockerfile: DockerfileBase | None) -> BaseSpec | None:
+    """The registry base a stage of ``Dockerfile.base`` named ``text`` pins, or None when there is none."""
+    stage = dockerfile.stage(text.lower()) if dockerfile is not None else None
+    if dockerfile is None or stage is None:
+        return None
+    resolved = dockerfile.resolved(stage.name)
+    if resolved.reference is None:
         raise ConfigError(
-            f"`{path}`: {text!r} has no digest, so the base could change under the same name",
-            hint=f"pin it: `{text}@sha256:<64 hex>`, or move it to {DOCKERFILE_BASE} as a stage and run "
-            "`repro-build lock --resolve-bases`",
+            f"`{path}`: stage {text!r} of {DOCKERFILE_BASE} is `scratch`, which has no Python",
+            hint="base a target on an image with a Python interpreter",
         )
-    return BaseSpec("registry", text, reference=ref, digest=ref.digest)
+    if not resolved.reference.pinned:
+        raise ConfigError(
+            f"{DOCKERFILE_BASE}:{resolved.line}: stage {resolved.name!r} names {resolved.image!r} without a digest",
+            hint="run `repro-build lock --resolve-bases` to pin it, keeping the tag",
+        )
+    return BaseSpec(
+        "registry",
+        str(resolved.reference),
+        reference=resolved.reference,
+        digest=resolved.reference.digest,
+        stage=stage.name,
+    )
 
 
 _TOP_KEYS = {
@@ -800,13 +510,13 @@ def _layers(table: Mapping[str, Any], path: str, default: LayerPolicy) -> LayerP
     if "layers" not in table:
         return default
     raw = table["layers"]
-    _expect(raw, dict, f"{path}.layers", "a table", hint='e.g. `layers = { split = ["torch"], budget = 32 }`')
-    _check_keys(raw, _LAYER_KEYS, f"{path}.layers")
-    split = _str_list(raw, "split", f"{path}.layers", default.split)
+    expect(raw, dict, f"{path}.layers", "a table", hint='e.g. `layers = { split = ["torch"], budget = 32 }`')
+    check_keys(raw, _LAYER_KEYS, f"{path}.layers")
+    split = str_list(raw, "split", f"{path}.layers", default.split)
     threshold = raw.get("threshold-mb", default.threshold_mb)
-    _expect(threshold, int, f"{path}.layers.threshold-mb", "an integer (megabytes)")
+    expect(threshold, int, f"{path}.layers.threshold-mb", "an integer (megabytes)")
     budget = raw.get("budget", default.budget)
-    _expect(budget, int, f"{path}.layers.budget", "an integer")
+    expect(budget, int, f"{path}.layers.budget", "an integer")
     if not 2 <= budget <= 127:
         raise ConfigError(
             f"`{path}.layers.budget` must be between 2 and 127, got {budget}",
@@ -818,11 +528,11 @@ def _layers(table: Mapping[str, Any], path: str, default: LayerPolicy) -> LayerP
 
 
 def _flags(table: Mapping[str, Any], path: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    flags = _str_list(table, "flags", path, default)
+    flags = str_list(table, "flags", path, default)
     for i, name in enumerate(flags):
         if name not in FLAG_SETS:
             raise ConfigError(
-                f"`{path}.flags[{i}]`: unknown flag set {name!r}", hint=_did_you_mean(name, FLAG_SETS, "known sets")
+                f"`{path}.flags[{i}]`: unknown flag set {name!r}", hint=did_you_mean(name, FLAG_SETS, "known sets")
             )
     return flags
 
@@ -854,9 +564,9 @@ def _target(
     root: Path,
 ) -> Target:
     path = f"{TOOL}.targets.{name}"
-    _expect(raw, dict, path, "a table", hint=f'e.g.\n\n    [{path}]\n    base = "debian:{DEFAULT_DEBIAN_SUITE}"')
-    _check_keys(raw, _TARGET_KEYS, path)
-    base_text = _str(raw, "base", path)
+    expect(raw, dict, path, "a table", hint=f'e.g.\n\n    [{path}]\n    base = "debian:{DEFAULT_DEBIAN_SUITE}"')
+    check_keys(raw, _TARGET_KEYS, path)
+    base_text = get_str(raw, "base", path)
     if base_text is None:
         if dockerfile is not None and dockerfile.stage(name) is not None:
             base_text = name
@@ -864,15 +574,15 @@ def _target(
             base_text = f"debian:{DEFAULT_DEBIAN_SUITE}"
     base = parse_base(base_text, f"{path}.base", dockerfile, root)
     recorded = defaults.locked.target(name)
-    arch = recorded.arch if recorded.arch in _ARCHES else defaults.arch
+    arch = recorded.arch if recorded.arch in ARCHES else defaults.arch
     if "platform" not in raw and arch is None:
         raise ConfigError(
             f"`{path}.platform` is not set, and this machine ({host_platform.machine()!r}) is neither amd64 nor arm64",
             hint=f'set it: `platform = "linux/amd64"` in `[{path}]`',
         )
-    platform_text = _str(raw, "platform", path, f"linux/{arch}") or ""
+    platform_text = get_str(raw, "platform", path, f"linux/{arch}") or ""
     parts = platform_text.split("/")
-    if len(parts) != 2 or parts[0] != "linux" or parts[1] not in _ARCHES:
+    if len(parts) != 2 or parts[0] != "linux" or parts[1] not in ARCHES:
         raise ConfigError(
             f"`{path}.platform` must be `linux/amd64` or `linux/arm64`, got {platform_text!r}",
             hint='e.g. `platform = "linux/amd64"`',
@@ -884,25 +594,26 @@ def _target(
         and _python_allowed(recorded.python, project.requires_python)
     ):
         default_python_ = recorded.python
-    target_python = _python_version(_str(raw, "python", path, default_python_) or default_python_, f"{path}.python")
+    target_python = _python_version(get_str(raw, "python", path, default_python_) or default_python_, f"{path}.python")
     default_many = defaults.manylinux
     if defaults.manylinux_from != "config" and recorded.manylinux and _MANYLINUX_RE.match(recorded.manylinux):
         default_many = recorded.manylinux
-    manylinux = _manylinux(_str(raw, "manylinux", path, default_many) or default_many, f"{path}.manylinux")
-    extras = _str_list(raw, "extras", path)
-    _check_defined(extras, project.optional_dependencies, f"{path}.extras", "`project.optional-dependencies`")
-    groups = _str_list(raw, "groups", path)
-    _check_defined(groups, project.dependency_groups, f"{path}.groups", "`[dependency-groups]`")
-    accelerator = _str(raw, "accelerator", path, "cuda" if name == "cuda" else "none")
+    manylinux = _manylinux(get_str(raw, "manylinux", path, default_many) or default_many, f"{path}.manylinux")
+    extras = str_list(raw, "extras", path)
+    check_defined(extras, project.optional_dependencies, f"{path}.extras", "`project.optional-dependencies`")
+    groups = str_list(raw, "groups", path)
+    check_defined(groups, project.dependency_groups, f"{path}.groups", "`[dependency-groups]`")
+    accelerator = get_str(raw, "accelerator", path, "cuda" if name == "cuda" else "none")
     if accelerator not in ("none", "cuda"):
         raise ConfigError(f'`{path}.accelerator` must be "none" or "cuda", got {accelerator!r}')
     default_flags = _flags(tool, TOOL, ("python",))
     flags = _flags(raw, path, default_flags)
     binary_only = raw.get("binary-only", tool.get("binary-only", True))
-    _expect(binary_only, bool, f"{path}.binary-only", "a boolean")
+    expect(binary_only, bool, f"{path}.binary-only", "a boolean")
     layers = _layers(raw, path, _layers(tool, TOOL, LayerPolicy()))
     env, env_unset = _env_map(raw, path)
-    bytecode = _str(raw, "bytecode", path, _str(tool, "bytecode", TOOL, "unchecked-hash"))
+    project_env, project_env_unset = _env_map(tool, TOOL)
+    bytecode = get_str(raw, "bytecode", path, get_str(tool, "bytecode", TOOL, "unchecked-hash"))
     if bytecode not in ("none", "unchecked-hash"):
         raise ConfigError(
             f'`{path}.bytecode` must be "none" or "unchecked-hash", got {bytecode!r}',
@@ -920,6 +631,8 @@ def _target(
         flags=flags,
         env=MappingProxyType(env),
         env_unset=env_unset,
+        project_env=MappingProxyType(project_env),
+        project_env_unset=project_env_unset,
         seed=_seed(raw, path, _seed(tool, TOOL, None)),
         switches=_switches(raw, path, _switches(tool, TOOL, Switches())),
         files=_files(raw, path, _files(tool, TOOL, ())),
@@ -932,7 +645,7 @@ def _target(
 
 
 def _smoke(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:
-    smoke = _str_list(raw, "smoke", path)
+    smoke = str_list(raw, "smoke", path)
     if "smoke" in raw and (not smoke or not all(smoke)):
         raise ConfigError(
             f"`{path}.smoke` must be a non-empty list of non-empty strings (an argv), got {raw['smoke']!r}",
@@ -943,44 +656,28 @@ def _smoke(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:
 
 def _explicit_python(tool: Mapping[str, Any]) -> str | None:
     """``[tool.repro-build] python``, validated, or None."""
-    value = _str(tool, "python", TOOL)
+    value = get_str(tool, "python", TOOL)
     return None if value is None else _python_version(value, f"{TOOL}.python")
-
-
-def _complete_project(root: Path, data: Mapping[str, Any], project: ProjectMeta, python: str | None) -> ProjectMeta:
-    """``project`` with the backend's metadata where ``[project]`` does not give it statically."""
-    if (
-        "project" not in data
-        and project.build_backend.startswith("setuptools")
-        and not any((root / name).is_file() for name in LEGACY_PROJECT_FILES)
-    ):
-        raise ConfigError(
-            "pyproject.toml has no `[project]` table, and there is no setup.py or setup.cfg to hold the metadata",
-            hint='add PEP 621 metadata:\n\n    [project]\n    name = "my-app"\n    version = "0.1.0"',
-        )
-    if project.from_backend:
-        return _backend_project(root, project, python or default_python(None))
-    return project
 
 
 def load_config(root: Path) -> Config:
     """Read ``root/pyproject.toml`` (and ``root/Dockerfile.base`` if present) into a :class:`Config`."""
     root = root.resolve()
     data = read_pyproject(root)
-    static_project = _project_meta(data)
+    static_project = project_meta(data)
     tool_all = data.get("tool", {})
-    _expect(tool_all, dict, "tool", "a table")
+    expect(tool_all, dict, "tool", "a table")
     explicit = "repro-build" in tool_all
     tool = tool_all.get("repro-build", {})
-    _expect(tool, dict, TOOL, "a table")
-    _check_keys(tool, _TOP_KEYS, TOOL)
+    expect(tool, dict, TOOL, "a table")
+    check_keys(tool, _TOP_KEYS, TOOL)
 
     dockerfile_path = root / DOCKERFILE_BASE
     dockerfile = parse_dockerfile_base(dockerfile_path) if dockerfile_path.is_file() else None
 
     explicit_python = _explicit_python(tool)
-    project = _complete_project(root, data, static_project, explicit_python)
-    explicit_many = _str(tool, "manylinux", TOOL)
+    project = complete_project(root, data, static_project, explicit_python)
+    explicit_many = get_str(tool, "manylinux", TOOL)
     if explicit_many is not None:
         explicit_many = _manylinux(explicit_many, f"{TOOL}.manylinux")
     defaults = _project_defaults(
@@ -1004,14 +701,14 @@ def load_config(root: Path) -> Config:
     compression = _compression(tool)
 
     debian_raw = tool.get("debian", {})
-    _expect(debian_raw, dict, f"{TOOL}.debian", "a table")
-    _check_keys(debian_raw, {"mirror", "packages"}, f"{TOOL}.debian")
+    expect(debian_raw, dict, f"{TOOL}.debian", "a table")
+    check_keys(debian_raw, {"mirror", "packages"}, f"{TOOL}.debian")
     debian = DebianSettings(
-        mirror=_str(debian_raw, "mirror", f"{TOOL}.debian"),
-        packages=_str_list(debian_raw, "packages", f"{TOOL}.debian"),
+        mirror=get_str(debian_raw, "mirror", f"{TOOL}.debian"),
+        packages=str_list(debian_raw, "packages", f"{TOOL}.debian"),
     )
 
-    builder = _str(tool, "builder", TOOL)
+    builder = get_str(tool, "builder", TOOL)
     if builder is not None and not (dockerfile and dockerfile.stage(builder)):
         ref = parse_reference(builder, origin=f"`{TOOL}.builder`")
         if not ref.pinned:
@@ -1023,7 +720,7 @@ def load_config(root: Path) -> Config:
     targets_raw = tool.get("targets")
     if targets_raw is None:
         targets_raw = {"cpu": {}}
-    _expect(targets_raw, dict, f"{TOOL}.targets", "a table of targets")
+    expect(targets_raw, dict, f"{TOOL}.targets", "a table of targets")
     if not targets_raw:
         raise ConfigError(
             f"`{TOOL}.targets` is empty",
@@ -1052,12 +749,12 @@ def load_config(root: Path) -> Config:
         epoch_policy=epoch_raw,
         exclude_newer=exclude_newer,
         compression=compression,
-        entrypoint=_str_list(tool, "entrypoint", TOOL),
-        cmd=_str_list(tool, "cmd", TOOL),
+        entrypoint=str_list(tool, "entrypoint", TOOL),
+        cmd=str_list(tool, "cmd", TOOL),
         env=MappingProxyType(_env_map(tool, TOOL)[0]),
         env_unset=_env_map(tool, TOOL)[1],
-        workdir=_str(tool, "workdir", TOOL, "/") or "/",
-        user=_str(tool, "user", TOOL),
+        workdir=get_str(tool, "workdir", TOOL, "/") or "/",
+        user=get_str(tool, "user", TOOL),
         builder=builder,
         debian=debian,
         targets=MappingProxyType(targets),
@@ -1078,7 +775,7 @@ def _exclude_newer(value: object) -> str:
         return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, dt.date):
         return value.isoformat()
-    _expect(value, str, path, "an RFC 3339 timestamp", hint='e.g. `exclude-newer = "2025-06-01T00:00:00Z"`')
+    expect(value, str, path, "an RFC 3339 timestamp", hint='e.g. `exclude-newer = "2025-06-01T00:00:00Z"`')
     text = str(value)
     try:
         dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -1096,18 +793,18 @@ def _compression(tool: Mapping[str, Any]) -> Compressor:
     raw = tool.get("compression", {})
     if isinstance(raw, str):
         raw = {"algorithm": raw}
-    _expect(raw, dict, path, 'a table, e.g. `{ algorithm = "gzip", level = 6 }`')
-    _check_keys(raw, {"algorithm", "level"}, path)
-    algorithm = _str(raw, "algorithm", path, "gzip") or "gzip"
+    expect(raw, dict, path, 'a table, e.g. `{ algorithm = "gzip", level = 6 }`')
+    check_keys(raw, {"algorithm", "level"}, path)
+    algorithm = get_str(raw, "algorithm", path, "gzip") or "gzip"
     if algorithm not in LEVELS:
         raise ConfigError(
             f"`{path}.algorithm` must be one of {', '.join(map(repr, LEVELS))}, got {algorithm!r}",
-            hint=_did_you_mean(algorithm, LEVELS, "algorithms"),
+            hint=did_you_mean(algorithm, LEVELS, "algorithms"),
         )
     levels = LEVELS[algorithm]
     level = raw.get("level")
     if level is not None:
-        _expect(level, int, f"{path}.level", "an integer")
+        expect(level, int, f"{path}.level", "an integer")
         if levels is None or not levels.low <= level <= levels.high:
             allowed = "none" if levels is None else f"from {levels.low} to {levels.high}"
             raise ConfigError(f"`{path}.level` for {algorithm} must be {allowed}, got {level}")

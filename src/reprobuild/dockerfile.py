@@ -27,12 +27,12 @@ from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_n
 from packaging.version import Version
 
 from reprobuild.config import Config, Target
-from reprobuild.determinism.cudapolicy import locked_cuda_policy
 from reprobuild.determinism.policy import image_files
 from reprobuild.errors import ConfigError, DigestMismatchError, DockerfileError, LockError
 from reprobuild.fsutil import atomic_write_text, make_output_dir, publish_dir
 from reprobuild.image import imageconfig, ocilabels
 from reprobuild.lock import target_lock_path
+from reprobuild.lock.cuda import locked_cuda_policy
 from reprobuild.lock.reader import LockedPackage, read_lock
 from reprobuild.oci.digest import sha256_file
 from reprobuild.templates import render

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprobuild.errors import ConfigError
-from reprobuild.reference import Reference, parse_reference
+from reprobuild.oci.reference import Reference, parse_reference
 
 FILENAME = "Dockerfile.base"
 _FROM_RE = re.compile(

@@ -87,6 +87,10 @@ class BaseImageError(ReproBuildError):
     """Resolving, fetching or building a base image failed."""
 
 
+class AttestError(ReproBuildError):
+    """Making, attaching or reading an SBOM or a provenance statement failed."""
+
+
 class ImageError(ReproBuildError):
     """Assembling an image from a base, wheels and project files failed."""
 

@@ -35,12 +35,13 @@ import tomlkit
 import tomlkit.exceptions
 from packaging.utils import canonicalize_name
 
-from reprobuild.config import LEGACY_PROJECT_FILES, TOOL, default_python, load_config
+from reprobuild.config import TOOL, load_config
 from reprobuild.distribution import DISTRIBUTION
 from reprobuild.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from reprobuild.errors import ConfigError, ReproBuildError
 from reprobuild.fsutil import atomic_write_bytes, atomic_write_text
 from reprobuild.lock.toollock import TOOL_LOCK
+from reprobuild.pyproject import LEGACY_PROJECT_FILES, default_python
 from reprobuild.templates import render
 from reprobuild.wheel.source import export, snapshot
 

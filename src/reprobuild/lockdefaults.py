@@ -21,8 +21,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from reprobuild.platforms import ARCHES
+
 #: uv's ``--python-platform`` architecture names -> OCI architecture names.
-_ARCH_OF_TRIPLE = {"x86_64": "amd64", "aarch64": "arm64"}
+_ARCH_OF_TRIPLE = {machine: arch for arch, machine in ARCHES.items()}
 
 
 @dataclass(frozen=True)

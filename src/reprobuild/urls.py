@@ -15,7 +15,7 @@ import urllib.parse
 _URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 #: ``user:password@`` in front of a registry host (no scheme): what a reference must never carry. The
 #: ``@`` of a digest (``name:tag@sha256:…``) is not userinfo.
-_USERINFO_RE = re.compile(r"(?<![\w.@/:+-])[^\s/@:'\"<>]+:[^\s/@'\"<>]*@(?!sha256:)(?=[A-Za-z0-9\[])")
+_USERINFO_RE = re.compile(r"(?<![\w.@/:+-])[^\s/@:'\"<>]+:[^\s/@'\"<>]*@(?!sha(?:256|512):)(?=[A-Za-z0-9\[])")
 #: An ``Authorization`` value as a server might echo it: the scheme stays, the credential goes.
 _AUTH_VALUE_RE = re.compile(r"\b(Basic|Bearer)(\s+|%20)[A-Za-z0-9+/=._~-]{4,}", re.IGNORECASE)
 HIDDEN = "<hidden>"

@@ -8,9 +8,10 @@ import pytest
 
 from reprobuild.config import load_config
 from reprobuild.determinism.cuda import cuda_facts
-from reprobuild.determinism.cudapolicy import lock_warnings, with_cuda
+from reprobuild.determinism.cudapolicy import with_cuda
 from reprobuild.determinism.policy import Policy
 from reprobuild.image.wheels import WheelPin
+from reprobuild.lock.cuda import lock_warnings
 from tests.foundation.helpers import write_project
 
 CU12 = [

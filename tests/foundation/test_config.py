@@ -9,7 +9,7 @@ import pytest
 import zstandard
 
 from reprobuild.config import DEFAULT_MANYLINUX, load_config
-from reprobuild.errors import ConfigError
+from reprobuild.errors import ConfigError, ReproBuildError
 from reprobuild.oci.compress import Compressor
 from tests.foundation.helpers import BASIC_PROJECT, write_project
 
@@ -188,17 +188,97 @@ def test_unpinned_stage_is_refused_with_resolve_bases_hint(tmp_path: Path) -> No
     assert err.value.hint and "--resolve-bases" in err.value.hint
 
 
-def test_base_forms(tmp_path: Path) -> None:
-    tool = f"""
-    [tool.repro-build.targets.a]
-    base = "oci-layout:./layout@{DIGEST}"
-    [tool.repro-build.targets.b]
-    base = "docker-archive:./img.tar"
-    [tool.repro-build.targets.c]
-    base = "debian:trixie"
+def test_base_takes_every_local_location_form(tmp_path: Path) -> None:
+    """The base grammar is the image-location grammar, with paths relative to the project."""
+    bases = {
+        "a": f"oci:vendor/layout@{DIGEST}",
+        "b": f"vendor/layout@{DIGEST}",
+        "c": "oci-archive:vendor/base.tar:cpu",
+        "d": "vendor/base.tar",
+        "e": f"docker://ghcr.io/org/py@{DIGEST}",
+        "f": f"oci-layout:./layout@{DIGEST}",
+        "g": "docker-archive:./img.tar",
+        "h": "debian:trixie",
+    }
+    tool = "".join(f'[tool.repro-build.targets.{name}]\nbase = "{base}"\n' for name, base in bases.items())
+    root = write_project(tmp_path, tool=tool)
+    (root / "vendor" / "layout").mkdir(parents=True)
+    (root / "vendor" / "layout" / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (root / "vendor" / "base.tar").write_bytes(b"")
+    config = load_config(root)
+    a, b, c, d, e = (config.targets[n].base for n in "abcde")
+    assert (a.kind, a.path, a.digest) == (b.kind, b.path, b.digest) == ("oci-layout", "vendor/layout", DIGEST)
+    assert (c.kind, c.path, c.tag, c.digest) == ("docker-archive", "vendor/base.tar", "cpu", None)
+    assert (d.kind, d.path) == ("docker-archive", "vendor/base.tar")
+    assert e.kind == "registry" and e.reference is not None and e.reference.name == "ghcr.io/org/py"
+    # A prefixed path is taken as written (checked when the image is built); a bare one must exist.
+    f, g, h = (config.targets[n].base for n in "fgh")
+    assert (f.kind, f.path, f.digest) == ("oci-layout", "layout", DIGEST)
+    assert (g.kind, g.path) == ("docker-archive", "img.tar")
+    assert (h.kind, h.suite) == ("debian", "trixie")
+
+
+@pytest.mark.parametrize(
+    ("base", "message", "hint"),
+    [
+        ("docker-daemon:app:cpu", "does not pin an image of the Docker engine by its ID", "docker-daemon:sha256:"),
+        ("vendor/layout", "has no digest", "@sha256:<64 hex>"),
+        ("./vendor/missing", "does not exist", "oci:"),
+        ("vendor", "not an OCI image layout", "docker://vendor"),
+        (f"oci:vendor/layout@sha512:{'ab' * 64}", "sha256 digests only", "sha256"),
+    ],
+)
+def test_base_location_errors(tmp_path: Path, base: str, message: str, hint: str) -> None:
+    root = write_project(tmp_path, tool=f'[tool.repro-build.targets.cpu]\nbase = "{base}"\n')
+    (root / "vendor" / "layout").mkdir(parents=True)
+    (root / "vendor" / "layout" / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    with pytest.raises(ReproBuildError) as err:
+        load_config(root)
+    assert message in err.value.message and "targets.cpu.base" in err.value.message
+    assert err.value.hint is not None and hint in err.value.hint
+
+
+def test_zstd_level_limit_is_the_compressors(tmp_path: Path) -> None:
+    """Config and compressor share one bound: level 19 (an 8 MiB window, RFC 8878's interoperable maximum)."""
+    from reprobuild.errors import OCIError
+    from reprobuild.oci.compress import MAX_ZSTD_LEVEL, Compressor
+
+    assert MAX_ZSTD_LEVEL == 19
+    root = write_project(tmp_path, tool='[tool.repro-build]\ncompression = { algorithm = "zstd", level = 19 }\n')
+    assert load_config(root).compression.level == 19
+    assert Compressor.zstd(19).level == 19
+    root.joinpath("pyproject.toml").write_text(
+        root.joinpath("pyproject.toml").read_text().replace("level = 19", "level = 20")
+    )
+    with pytest.raises(ConfigError, match="must be from 1 to 19, got 20"):
+        load_config(root)
+    with pytest.raises(OCIError, match=r"outside 1\.\.19"):
+        Compressor.zstd(20)
+    with pytest.raises(OCIError, match=r"outside 1\.\.19"):
+        Compressor.parse("zstd:22")
+
+
+def test_target_policy_layers_project_env_then_target_env(tmp_path: Path) -> None:
+    """`Target.policy`: the flag sets, the project's env and removals, then the target's (a later layer wins)."""
+    from reprobuild.image.imageconfig import image_env
+
+    tool = """
+    [tool.repro-build]
+    flags = ["python", "torch"]
+    env = { PYTHONHASHSEED = "7", KEEP = "a", GONE = false }
+    seed = 3
+    [tool.repro-build.targets.cpu]
+    env = { KEEP = "b", GONE = "back", CUBLAS_WORKSPACE_CONFIG = false }
+    [tool.repro-build.targets.cuda]
+    accelerator = "cuda"
+    seed = "off"
     """
     config = load_config(write_project(tmp_path, tool=tool))
-    a, b, c = (config.targets[n].base for n in "abc")
-    assert (a.kind, a.path, a.digest) == ("oci-layout", "./layout", DIGEST)
-    assert (b.kind, b.path) == ("docker-archive", "./img.tar")
-    assert (c.kind, c.suite) == ("debian", "trixie")
+    cpu, cuda = config.targets["cpu"].policy, config.targets["cuda"].policy
+    assert cpu.sets == ("python", "torch") and not cpu.cuda and cpu.seed == 3
+    assert dict(cpu.user_env) == {"PYTHONHASHSEED": "7", "KEEP": "b", "GONE": "back"}
+    assert cpu.unset == ("CUBLAS_WORKSPACE_CONFIG",)
+    assert cpu.env["PYTHONHASHSEED"] == "7" and "CUBLAS_WORKSPACE_CONFIG" not in cpu.env
+    assert cuda.cuda and cuda.seed is None and cuda.unset == ("GONE",) and "NVIDIA_VISIBLE_DEVICES" in cuda.env
+    env = image_env(config, config.targets["cpu"], cpu, ["GONE=base", "CUBLAS_WORKSPACE_CONFIG=x"])
+    assert "GONE=back" in env and "KEEP=b" in env and not any(e.startswith("CUBLAS_WORKSPACE_CONFIG=") for e in env)

@@ -72,7 +72,7 @@ def test_no_broad_except_outside_the_allowed_places() -> None:
 
 def test_every_package_error_keeps_the_hint_and_exit_code_of_the_hierarchy() -> None:
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, ReproBuildError)]
-    assert {"ImageError", "ManifestError", "DockerfileError", "TemplateError", "UsageError"} <= {
+    assert {"AttestError", "ImageError", "ManifestError", "DockerfileError", "TemplateError", "UsageError"} <= {
         c.__name__ for c in classes
     }
     for cls in classes:

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from reprobuild.config import load_config
-from reprobuild.determinism.doctor import target_policy
 from reprobuild.determinism.policy import image_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +24,7 @@ def prepare(out: Path, project: Path, target_name: str) -> None:
     target = config.target(target_name)
     if target.accelerator != "cuda":
         raise SystemExit(f"error: target {target_name!r} of {project} is not a cuda target")
-    policy = target_policy(config, target)
+    policy = target.policy
     site = out / "site"
     site.mkdir(parents=True, exist_ok=True)
     for name, data in image_files(policy):

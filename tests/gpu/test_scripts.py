@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from reprobuild.config import load_config
-from reprobuild.determinism.doctor import target_policy
 from reprobuild.determinism.policy import image_files
 
 HERE = Path(__file__).resolve().parent
@@ -19,7 +18,7 @@ EXAMPLE = HERE.parents[1] / "examples" / "hello-ml"
 def test_prepare_writes_the_image_files_and_env(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(HERE / "prepare.py"), str(tmp_path)], check=True, capture_output=True)
     config = load_config(EXAMPLE)
-    policy = target_policy(config, config.target("cuda"))
+    policy = config.target("cuda").policy
     for name, data in image_files(policy):
         assert (tmp_path / "site" / name).read_bytes() == data
     env = json.loads((tmp_path / "env.json").read_text())

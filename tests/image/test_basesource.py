@@ -23,10 +23,10 @@ from reprobuild.oci.image import Image
 from reprobuild.oci.layer import write_layer
 from reprobuild.oci.layout import read_layout
 from reprobuild.oci.mediatypes import OCI_LAYER
+from reprobuild.oci.reference import parse_reference
 from reprobuild.oci.registry import CredentialStore, RegistryClient
 from reprobuild.oci.remote import push
 from reprobuild.oci.tarwriter import LayerEntry
-from reprobuild.reference import parse_reference
 from tests.oci.registry.servers import Exchange, Upstream, _ProxyHandler, is_blob_get, proxy_to
 from tests.testbed import Engine, Registry
 
@@ -132,7 +132,7 @@ def test_a_corrupt_registry_base_stays_a_digest_mismatch(
     assert not any((tmp_path / "store").rglob("*.tmp*"))
 
 
-@pytest.mark.parametrize("text", ["docker-daemon:python:3.11", "docker-daemon:sha256:abc", "docker-daemon:"])
+@pytest.mark.parametrize("text", ["docker-daemon:python:3.11", "docker-daemon:sha256:abc", f"docker-daemon:{'0' * 64}"])
 def test_an_engine_base_must_name_an_image_id(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError, match="by its ID") as e:
         parse_base(text, "tool.repro-build.targets.cpu.base", None, tmp_path)

@@ -208,10 +208,23 @@ def test_no_repository_anywhere_names_what_was_tried(built: Path, tmp_path: Path
 
 def test_gate_on_layout_and_archive(built: Path) -> None:
     manifest = str(manifest_of(built))
-    for ref in (f"oci-layout:{built}/build/cpu/oci", f"oci-archive:{built}/build/cpu/image.tar"):
+    refs = (
+        f"oci-layout:{built}/build/cpu/oci",
+        f"oci:{built}/build/cpu/oci",
+        f"oci-archive:{built}/build/cpu/image.tar",
+        f"docker-archive:{built}/build/cpu/image.tar",
+    )
+    for ref in refs:
         out = run_cli("verify", manifest, "--image", ref)
         assert out.returncode == 0, out.stdout + out.stderr
         assert out.stdout.startswith("match:")
+    # Bare paths that exist are the layout and the archive, read here, never looked up in a registry.
+    for ref in ("build/cpu/oci", "build/cpu/image.tar"):
+        out = run_cli("verify", manifest, "--image", ref, "--json", cwd=built)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert json.loads(out.stdout)["match"] is True
+    missing = run_cli("verify", manifest, "--image", "./build/cpu/nowhere", cwd=built)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
 def test_gate_catches_a_flipped_byte_in_a_layer_blob(built: Path, tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
 from reprobuild.oci.image import default_config, new_image
 from reprobuild.oci.layer import write_layer
+from reprobuild.oci.location import parse_location
 from reprobuild.oci.tarwriter import LayerEntry
-from reprobuild.oci.transport import copy_image, parse_location
+from reprobuild.oci.transport import copy_image
 from reprobuild.oci.values import Platform
 
 

@@ -12,7 +12,7 @@ import pytest
 from reprobuild.cli.main import main
 from reprobuild.errors import ConfigError
 from reprobuild.oci.digest import Digest
-from reprobuild.oci.transport import parse_location
+from reprobuild.oci.location import parse_location
 from reprobuild.oci.validate import validate_layout
 from tests.oci.conftest import DebianImage
 from tests.testbed import Engine, Registry, unavailable

@@ -9,7 +9,6 @@ Defaults come from ``[tool.repro-build.debian]`` when the project has a pyprojec
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 
 from reprobuild.base.debian.build import build_base, write_outputs
@@ -28,17 +27,15 @@ from reprobuild.base.debian.release import DEFAULT_KEYRING
 from reprobuild.base.debian.sources import default_mirror
 from reprobuild.cli.output import data, log
 from reprobuild.epoch import parse_epoch
-from reprobuild.errors import ConfigError
 from reprobuild.fsutil import make_output_dir
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
 from reprobuild.oci.progress import progress_for_cli
+from reprobuild.platforms import require_host_arch
 from reprobuild.urls import redact
 
 #: The suite used when neither the command line nor the project names one.
 DEFAULT_SUITE = "bookworm"
-#: Host machine -> Debian architecture (the default ``--arch``).
-_HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,11 +108,8 @@ def _project_defaults(project: Path) -> tuple[str | None, str | None, tuple[str,
 
 def _suite_arch(args: argparse.Namespace, project_suite: str | None) -> tuple[str, str]:
     suite = args.suite or project_suite or DEFAULT_SUITE
-    arch = args.arch or _HOST_ARCH.get(platform.machine())
-    if arch is None:
-        raise ConfigError(
-            f"no Debian architecture is known for this machine ({platform.machine()})", hint="pass `--arch`"
-        )
+    # Debian's names for these two machines are the OCI ones.
+    arch = args.arch or require_host_arch(hint="pass the Debian architecture: `--arch amd64` or `--arch arm64`")
     return suite, arch
 
 

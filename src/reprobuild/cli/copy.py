@@ -12,21 +12,17 @@ from typing import Any
 
 from reprobuild.cli.output import data, log
 from reprobuild.cli.results import add_json_flag, emit_json
+from reprobuild.oci.location import FORMS, parse_location
 from reprobuild.oci.progress import progress_for_cli
-from reprobuild.oci.transport import copy_image, parse_location
+from reprobuild.oci.transport import copy_image
 from reprobuild.oci.values import Platform
-
-_LOCATIONS = (
-    "oci-layout:PATH[:TAG|@sha256:…], oci-archive:PATH[:TAG], docker-daemon:NAME[:TAG], "
-    "docker://HOST/NAME[:TAG|@sha256:…] or HOST/NAME[:TAG|@sha256:…]"
-)
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "copy",
         help="copy an image between layouts, archives, the engine and registries, keeping digests",
-        description=f"Copy an image. Locations: {_LOCATIONS}. Prints DST pinned by digest.",
+        description=f"Copy an image. Locations: {FORMS}. Prints DST pinned by digest.",
     )
     p.add_argument("src", metavar="SRC", help="where to read the image")
     p.add_argument("dst", metavar="DST", help="where to write it")

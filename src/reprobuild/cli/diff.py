@@ -8,17 +8,16 @@ import tempfile
 from pathlib import Path
 
 from reprobuild.cli.output import data
+from reprobuild.oci.location import FORMS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "diff",
         help="explain how two images, archives, layouts or wheels differ",
-        description="Semantic diff naming the first divergent artifact and the hazard class.",
+        description=f"Semantic diff naming the first divergent artifact and the hazard class. Images: {FORMS}.",
     )
-    p.add_argument(
-        "a", metavar="A", help="a .whl, oci-layout:PATH, oci-archive:PATH, docker-daemon:NAME or registry ref"
-    )
+    p.add_argument("a", metavar="A", help="a .whl, or an image location (above)")
     p.add_argument("b", metavar="B")
     p.add_argument("--platform", metavar="OS/ARCH", default=None, help="pick one platform from an index")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -39,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         return 1 if lines else 0
     from reprobuild.manifest.semdiff import diff_images
     from reprobuild.oci.image import Image
-    from reprobuild.oci.transport import parse_location, read_location
+    from reprobuild.oci.location import parse_location
+    from reprobuild.oci.transport import read_location
     from reprobuild.oci.values import Platform
 
     platform = Platform.parse(args.platform) if args.platform else None

@@ -13,7 +13,7 @@ from pathlib import Path
 from reprobuild.cli.output import data
 from reprobuild.config import load_config
 from reprobuild.determinism import hookdoctor
-from reprobuild.determinism.doctor import run_doctor, target_policy
+from reprobuild.determinism.doctor import run_doctor
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.project)
         name = args.target or next(iter(config.targets))
-        report = run_doctor(target_policy(config, config.target(name)), selftest=args.selftest)
+        report = run_doctor(config.target(name).policy, selftest=args.selftest)
     data(json.dumps(report, sort_keys=True, indent=2, default=str) if args.json else hookdoctor.render(report))
     return 0 if report["ok"] else 1

@@ -1,8 +1,10 @@
 """``repro-build image``: assemble each target's image; the digest goes to stdout.
 
 Writes ``build/<target>/oci`` (OCI layout), ``build/<target>/image.tar`` (OCI layout + ``docker load``
-archive in one file) and ``build/<target>/manifest.json`` (the build manifest). ``--load`` loads the
-archive into the Docker engine; ``--push REF`` uploads exactly the blobs that were built.
+archive in one file), ``build/<target>/manifest.json`` (the build manifest), the SBOMs
+(``sbom.spdx.json``, ``sbom.cdx.json``) and ``provenance.json``, the last three attached to the image in
+the layout. ``--load`` loads the archive into the Docker engine; ``--push REF`` uploads exactly the
+blobs that were built, then the attachments.
 """
 
 from __future__ import annotations
@@ -12,19 +14,22 @@ import functools
 import shlex
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild.cli.output import data, log
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import load_config
 from reprobuild.errors import ConfigError
-from reprobuild.image.build import build_image
+from reprobuild.image.build import ImageResult, build_image
 from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.summary import image_record
 from reprobuild.manifest.record import MANIFEST_NAME, image_manifest, write_manifest
 from reprobuild.oci.progress import progress_for_cli
-from reprobuild.reference import parse_reference
+from reprobuild.oci.reference import parse_reference
+
+if TYPE_CHECKING:
+    from reprobuild.oci.location import Location
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,6 +69,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _log_for(target: str, quiet: bool, message: str) -> None:
     log(f"{target}: {message}", quiet=quiet)
+
+
+def _attach(name: str, result: ImageResult, location: Location | None, *, quiet: bool) -> dict[str, Any] | None:
+    """Derive the provenance from the manifest just written and attach it; after a push, push every
+    attachment (SBOMs and provenance) to the same repository. The image's digest is not touched."""
+    from reprobuild.attest.attach import attach_provenance, push_attachments
+
+    attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
+    if location is None:
+        return None
+    count, how = push_attachments(location, result.layout, result.image)
+    log(f"{name}: {count} attachments (SBOMs, provenance) pushed; found through the {how}", quiet=quiet)
+    return {"count": count, "how": how}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,16 +131,20 @@ def run(args: argparse.Namespace) -> int:
                 image_id = engine.load_image(client, result.image, tag, result.layout.parent)
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
             pushed = None
+            location: Location | None = None
             if args.push:
-                from reprobuild.oci.transport import parse_location, write_location
+                from reprobuild.oci.location import parse_location
+                from reprobuild.oci.transport import write_location
 
                 location = parse_location(args.push.replace("{target}", name))
                 digest = write_location(location, result.image, result.layout.parent, progress=progress)
                 pushed = location.pinned(digest)
         manifest = image_manifest(config, result, image_id=image_id)
         write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
+        attached = _attach(name, result, location, quiet=args.quiet)
         log(f"{name}: {result.layout.parent}", quiet=args.quiet)
         record = image_record(result, seconds=time.monotonic() - start, image_id=image_id, tag=tag, pushed=pushed)
+        record["attachments"] = attached
         results.append(record)
         if args.smoke:
             # After the manifest: the image is built and recorded; the smoke test says whether it starts.

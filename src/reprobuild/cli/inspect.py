@@ -6,17 +6,16 @@ import argparse
 import json
 
 from reprobuild.cli.output import data
+from reprobuild.oci.location import FORMS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "inspect",
         help="show an image's digests, layers and env",
-        description="Show an image's digests, its layers with what they hold, and its env.",
+        description=f"Show an image's digests, its layers with what they hold, and its env. REF: {FORMS}.",
     )
-    p.add_argument(
-        "reference", metavar="REF", help="registry ref, docker-daemon:NAME, oci-archive:PATH, oci-layout:PATH"
-    )
+    p.add_argument("reference", metavar="REF", help="an image location (above)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 

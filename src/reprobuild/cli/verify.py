@@ -1,17 +1,22 @@
 """``repro-build verify MANIFEST``: rebuild from the manifest and compare (exit 0 identical, 1 different).
 
 With ``--image REF`` it is the pre-deploy gate instead: is the image at REF exactly the one the
-manifest describes? Exit codes: 0 match, 1 mismatch, 2 error (unreadable manifest, unreachable
-registry, missing image).
+manifest describes? MANIFEST may then be left out: it is taken from the SLSA provenance attached to
+the image (registry or OCI layout; :func:`reprobuild.attest.attach.manifest_from_image`). Exit
+codes: 0 match, 1 mismatch, 2 error (unreadable manifest, unreachable registry, missing image).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from reprobuild.cli.output import data, log
+from reprobuild.errors import ConfigError
+from reprobuild.oci.location import FORMS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,8 +26,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Rebuild the image a manifest describes from its inputs alone and compare every digest "
         "(exit 0 identical, 1 different, 2 error); with --image REF, check a deployed image instead.",
     )
-    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="build/<target>/manifest.json")
-    p.add_argument("--image", metavar="REF", help="registry ref, docker-daemon:NAME, oci-archive:PATH, oci-layout:PATH")
+    p.add_argument(
+        "manifest",
+        type=Path,
+        metavar="MANIFEST",
+        nargs="?",
+        help="build/<target>/manifest.json; with --image it may be left out: the build manifest is then "
+        "taken from the provenance attached to the image",
+    )
+    p.add_argument("--image", metavar="REF", help=f"the deployed image: {FORMS}")
+    p.add_argument(
+        "--save-manifest",
+        type=Path,
+        metavar="PATH",
+        help="with --image and no MANIFEST: write the build manifest found in the provenance here",
+    )
     p.add_argument(
         "--repo",
         default=None,
@@ -41,13 +59,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+def _manifest_from_image(image: str, save: Path | None, *, quiet: bool) -> tuple[dict[str, Any], Path]:
+    """The build manifest carried by the provenance attached to ``image``, read and checked like a file."""
+    from reprobuild.attest.attach import manifest_from_image
+    from reprobuild.fsutil import atomic_write_bytes
+    from reprobuild.manifest.record import read_manifest
+
+    data, where = manifest_from_image(image)
+    log(f"build manifest: from {where}", quiet=quiet)
+    if save is not None:
+        atomic_write_bytes(save, data)
+        return read_manifest(save), save
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "manifest.json"
+        path.write_bytes(data)
+        return read_manifest(path), Path(f"the provenance of {image}")
+
+
 def run(args: argparse.Namespace) -> int:
     from reprobuild.manifest.record import read_manifest
 
+    if args.manifest is None and not args.image:
+        raise ConfigError(
+            "verify needs a build manifest, or `--image REF`",
+            hint="`repro-build verify build/<target>/manifest.json`, or `repro-build verify --image REF`",
+        )
+    if args.save_manifest is not None and (args.manifest is not None or not args.image):
+        raise ConfigError("--save-manifest goes with `--image REF` and no MANIFEST", hint="drop MANIFEST or the option")
     if args.image:
         from reprobuild.manifest.gate import check_image
 
-        gate = check_image(read_manifest(args.manifest), args.image, source=args.manifest)
+        if args.manifest is None:
+            manifest, source = _manifest_from_image(args.image, args.save_manifest, quiet=args.quiet)
+        else:
+            manifest, source = read_manifest(args.manifest), args.manifest
+        gate = check_image(manifest, args.image, source=source)
         if args.json:
             data(json.dumps(gate.to_dict(), sort_keys=True, indent=2))
         elif gate.match:

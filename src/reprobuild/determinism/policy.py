@@ -172,7 +172,3 @@ def image_files(policy: Policy) -> list[tuple[str, bytes]]:
     if line is not None:
         files.append((PTH_NAME, line.encode()))
     return sorted(files)
-
-
-def policy_for(sets: Iterable[str], *, cuda: bool) -> Policy:
-    return Policy(tuple(sets), cuda)

@@ -148,7 +148,7 @@ class ArchiveSource:
     def resolve(self, request: BaseRequest) -> ResolvedBase:
         spec = request.target.base
         assert spec.path is not None
-        artifact = read_archive((request.root / spec.path).resolve(), request.staging / "base-archive")
+        artifact = read_archive((request.root / spec.path).resolve(), request.staging / "base-archive", tag=spec.tag)
         image, index_digest = pick_platform(artifact, request, request.what)
         if spec.digest is not None and spec.digest not in (str(image.digest), index_digest):
             raise BaseImageError(

@@ -20,12 +20,11 @@ from reprobuild import __version__
 from reprobuild.cache import cache_root, prepare_cache_root
 from reprobuild.config import Config, Target
 from reprobuild.determinism.cudapolicy import with_cuda
-from reprobuild.determinism.doctor import target_policy
 from reprobuild.determinism.policy import HOOK_MODULE, Policy, image_files
 from reprobuild.distribution import COMMAND
 from reprobuild.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from reprobuild.errors import ImageError, ReproBuildError, StaleLockError
-from reprobuild.fsutil import exclusive_lock, make_output_dir, publish_dir
+from reprobuild.fsutil import atomic_write_bytes, exclusive_lock, make_output_dir, publish_dir
 from reprobuild.gitinfo import SourceInfo, source_info
 from reprobuild.image import imageconfig
 from reprobuild.image.base import DebianBuilder, ResolvedBase, resolve_base
@@ -102,6 +101,8 @@ class ImageResult:
     bytecode: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     files: tuple[dict[str, Any], ...] = ()  # the data-file layers (image/datafiles.py)
+    #: The SBOMs written beside the image and attached to it (reprobuild.attest.sbom.attestation_record).
+    attestations: tuple[dict[str, Any], ...] = ()
 
     @property
     def digest(self) -> str:
@@ -442,7 +443,7 @@ def _build_image(
             )
 
         installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
-        policy = with_cuda(target_policy(config, target), [p for p, _ in installs], base.image.config, log)
+        policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
         wheel_record: dict[str, Any] | None = None
         if wheel is None and project_wheel is not None:
             wheel, wheel_record = project_wheel(config, work / "dist")
@@ -499,8 +500,19 @@ def _build_image(
             label=label,
         )
         staged = work / "out"
-        write_layout(staged / "oci", image, tag=target.name, progress=progress)
-        write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
+        attestations = _write_outputs(
+            config,
+            target,
+            image,
+            staged=staged,
+            repo_tag=repo_tag,
+            progress=progress,
+            log=log,
+            base=base,
+            installs=installs,
+            project_pin=project_pin,
+            epoch=epoch,
+        )
         publish_dir(staged, final)
     # The new layers lived in the staging store; from now on the image reads them from the final layout.
     result_image = read_layout(final / "oci", tag=target.name)
@@ -525,4 +537,76 @@ def _build_image(
         source_label=label,
         extra={COMMAND: __version__},
         files=tuple(file_records(files, [r.holds for r in written.records])),
+        attestations=attestations,
     )
+
+
+def _write_outputs(
+    config: Config,
+    target: Target,
+    image: Image,
+    *,
+    staged: Path,
+    repo_tag: str,
+    progress: Progress,
+    log: Callable[[str], None],
+    base: ResolvedBase,
+    installs: Sequence[tuple[WheelPin, Path]],
+    project_pin: WheelPin | None,
+    epoch: Epoch,
+) -> tuple[dict[str, Any], ...]:
+    """Write the OCI layout, the archive and the SBOMs (attached to the layout) into ``staged``."""
+    write_layout(staged / "oci", image, tag=target.name, progress=progress)
+    write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
+    attestations = _attach_sboms(
+        config, target, image, base=base, installs=installs, project_pin=project_pin, epoch=epoch, staged=staged
+    )
+    log(f"SBOMs: {', '.join(a['file'] for a in attestations)}, attached to the layout")
+    return attestations
+
+
+def _attach_sboms(
+    config: Config,
+    target: Target,
+    image: Image,
+    *,
+    base: ResolvedBase,
+    installs: Sequence[tuple[WheelPin, Path]],
+    project_pin: WheelPin | None,
+    epoch: Epoch,
+    staged: Path,
+) -> tuple[dict[str, Any], ...]:
+    """Write the SPDX and CycloneDX SBOMs of ``image`` into ``staged`` and attach them to its layout."""
+    from reprobuild.attest.referrers import artifact, attach_to_layout
+    from reprobuild.attest.sbom import WheelFile, attestation_record, make_bom, sbom_documents
+
+    def wheel_file(pin: WheelPin, path: Path) -> WheelFile:
+        return WheelFile(pin.name, pin.version, pin.filename, pin.sha256, path)
+
+    lock = base.record.origin.get("lock")
+    bom = make_bom(
+        image=image,
+        project_name=config.project.normalized_name,
+        project_version=config.project.version,
+        project_license=config.project.license,
+        target=target.name,
+        platform=target.platform,
+        created=imageconfig.rfc3339(epoch.seconds),
+        tool_version=__version__,
+        base=base.image,
+        base_reference=target.base.text,
+        base_digest=base.record.manifest_digest,
+        base_lock=config.root / str(lock) if isinstance(lock, str) else None,
+        wheels=[wheel_file(pin, path) for pin, path in installs if pin != project_pin],
+        project_wheel=next((wheel_file(p, path) for p, path in installs if p == project_pin), None),
+    )
+    records, artifacts = [], []
+    created = imageconfig.rfc3339(epoch.seconds)
+    for document in sbom_documents(bom):
+        path = staged / document.name
+        atomic_write_bytes(path, document.data)
+        attached = artifact(image.descriptor, document, path, created=created)
+        artifacts.append(attached)
+        records.append(attestation_record(document, attached))
+    attach_to_layout(staged / "oci", artifacts)
+    return tuple(records)

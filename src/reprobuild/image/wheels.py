@@ -26,11 +26,10 @@ from reprobuild.config import Target
 from reprobuild.download import Failure, fetch_file
 from reprobuild.errors import DigestMismatchError, ImageError, LockError
 from reprobuild.lock.reader import read_lock
-from reprobuild.oci.digest import sha256_file
+from reprobuild.oci.digest import SHA256_HEX_RE, sha256_file
 from reprobuild.uvbin import run_uv
 
 _CHUNK = 1 << 20
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 #: A wheel file name has no directory part and no `..` (the characters PEP 427 names can hold).
 _WHEEL_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl$")
 #: How wheel downloads word their errors.
@@ -161,7 +160,7 @@ class WheelCache:
 
     def path(self, pin: WheelPin) -> Path:
         """Where ``pin`` lives; a pin whose hash or file name is not a plain name is refused, never joined."""
-        if not _SHA256_HEX.match(pin.sha256) or not _WHEEL_NAME.match(pin.filename):
+        if not SHA256_HEX_RE.match(pin.sha256) or not _WHEEL_NAME.match(pin.filename):
             raise LockError(
                 f"wheel pin {pin.filename!r} (sha256 {pin.sha256!r}) is not a wheel file name and a sha256",
                 hint="the lock or manifest that named it was edited; re-lock, or use the manifest `image` wrote",

@@ -20,8 +20,8 @@ from reprobuild.oci.archive import ArchiveDisagreementError, read_archive
 from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.index import Index
 from reprobuild.oci.layout import read_layout
+from reprobuild.oci.location import Location, parse_location
 from reprobuild.oci.mediatypes import INDEX_TYPES
-from reprobuild.oci.transport import Location, parse_location
 from reprobuild.oci.validate import artifact_problems
 from reprobuild.oci.values import Descriptor, Platform
 

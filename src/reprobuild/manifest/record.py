@@ -79,6 +79,7 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
         "determinism": result.policy.to_dict(),
         "cuda": cuda_record(result),
         "files": list(result.files),
+        "attestations": list(result.attestations),
         "outputs": {
             "manifest_digest": str(image.digest),
             "manifest_media_type": image.media_type,

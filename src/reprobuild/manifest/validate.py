@@ -24,11 +24,11 @@ from typing import Any
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from reprobuild.errors import ManifestError
+from reprobuild.oci.digest import SHA256_HEX_RE
 
 #: Characters a wheel file name can hold: the escaped distribution name (``[A-Za-z0-9_.]``), a PEP 440
 #: version (adds ``+`` and ``!``), the build tag and the compatibility tags (``_``, ``.``), and ``-``.
 _WHEEL_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl$")
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _TARGET = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: A path segment: not empty, ``.`` or ``..``; no control character or backslash (resolve_inside does the rest).
@@ -55,7 +55,7 @@ def sha256_hex(value: object, *, path: Path, field: str, prefixed: bool = True) 
     """The 64 hex digits of a ``sha256:<hex>`` value (bare hex too unless ``prefixed`` is required)."""
     text = value if isinstance(value, str) else ""
     hex_ = text.removeprefix("sha256:")
-    if not _SHA256_HEX.match(hex_) or (prefixed and hex_ == text):
+    if not SHA256_HEX_RE.match(hex_) or (prefixed and hex_ == text):
         raise _refuse(path, field, value, "a sha256 digest (`sha256:` and 64 lowercase hex digits)")
     return hex_
 

@@ -211,6 +211,7 @@ def compare_manifests(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> tupl
                     (f"diff_id {x.get('diff_id')} vs {y.get('diff_id')}",),
                 )
             )
+    compared += _compare_attestations(recorded, rebuilt, out)
     for key in ("config_digest", "manifest_digest"):
         compared += 1
         if oa.get(key) != ob.get(key):
@@ -222,6 +223,43 @@ def compare_manifests(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> tupl
                 )
             )
     return compared, out
+
+
+def _compare_attestations(recorded: dict[str, Any], rebuilt: dict[str, Any], out: list[Divergence]) -> int:
+    """The SBOMs (``attestations``) by file name: same bytes, same artifact manifest. A manifest written
+    before SBOMs existed records none, and then nothing is compared."""
+    if "attestations" not in recorded:
+        return 0
+    ra = {a.get("file"): a for a in recorded.get("attestations") or [] if isinstance(a, dict)}
+    rb = {a.get("file"): a for a in rebuilt.get("attestations") or [] if isinstance(a, dict)}
+    for name in sorted(set(ra) | set(rb), key=str):
+        a, b = ra.get(name) or {}, rb.get(name) or {}
+        if (a.get("sha256"), a.get("artifact_manifest")) != (b.get("sha256"), b.get("artifact_manifest")):
+            out.append(
+                Divergence(
+                    f"attestation {name}",
+                    "content",
+                    (f"{a.get('sha256')} vs {b.get('sha256')}", "compare the two files to see which entries differ"),
+                )
+            )
+    return len(set(ra) | set(rb))
+
+
+def provenance_problem(path: Path) -> Divergence | None:
+    """Whether ``provenance.json`` beside the manifest ``path`` is the one derived from it (None if absent)."""
+    from reprobuild.attest.attach import PROVENANCE_FILE, provenance_document
+
+    beside = path.parent / PROVENANCE_FILE
+    if not beside.is_file():
+        return None
+    expected = provenance_document(path.read_bytes())
+    if beside.read_bytes() == expected.data:
+        return None
+    return Divergence(
+        PROVENANCE_FILE,
+        "content",
+        (f"it is not the provenance derived from {path.name} (expected sha256 {expected.digest})",),
+    )
 
 
 def _artifact_sha(record: dict[str, Any]) -> str | None:
@@ -293,6 +331,10 @@ def verify_manifest(
                 log(f"warning: {w}")
                 warnings.append(w)
             compared, divergences = compare_manifests(manifest, rebuilt)
+            provenance = provenance_problem(path)
+            compared += int((path.parent / "provenance.json").is_file())
+            if provenance is not None:
+                divergences.append(provenance)
             original = _original(path)
             if divergences and original is not None:
                 names = [layer.get("holds", "") for layer in manifest["outputs"].get("layers", [])]

@@ -58,8 +58,9 @@ Sources and sinks
     ``safetar.iter_layer(layer)`` / ``safetar.iter_layer_entries(fileobj, artifact=…)``: safe reader for
     inspecting base layers (rejects ``..``, absolute paths, escaping symlinks, dangling hardlinks, device
     nodes; flags whiteouts); ``safetar.read_files(layers, ["/etc/os-release"])`` overlays layers.
-    ``transport.parse_location("oci-layout:PATH[:TAG|@sha256:…]" | "oci-archive:PATH" |
-    "docker-daemon:NAME[:TAG]" | "docker://host/name:tag" | "host/name@sha256:…")``;
+    ``location.parse_location("oci:DIR[:TAG|@sha256:…]" | "oci-archive:FILE" | "docker-archive:FILE" |
+    "docker-daemon:NAME[:TAG]" | "docker://host/name:tag" | "host/name@sha256:…" | an existing DIR or .tar)``;
+    ``transport.read_location(loc, staging, platform=None)`` / ``transport.write_location(loc, artifact, staging)``;
     ``transport.copy_image(src, dst, platform=None)`` -> ``"name@sha256:…"`` (``repro-build copy``).
     ``progress.Progress`` / ``NO_PROGRESS`` / ``progress_for_cli(quiet)``: rich bars on a TTY only.
 """

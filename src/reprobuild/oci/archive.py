@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 from reprobuild.errors import OCIError
 from reprobuild.fsutil import atomic_writer, canonical_json_bytes
 from reprobuild.oci.blobstore import BlobStore
-from reprobuild.oci.digest import CHUNK, Digest, sha256_file
+from reprobuild.oci.digest import CHUNK, SHA256_HEX_RE, Digest, sha256_file
 from reprobuild.oci.image import Image, image_from_config_bytes, parse_json_object
 from reprobuild.oci.index import Artifact, Index
 from reprobuild.oci.layer import Layer
@@ -351,7 +351,7 @@ def _read_docker_save(
     config_name = str(entry.get("Config", ""))
     config = read_member(config_name)
     hex_ = PurePosixPath(config_name).name.removesuffix(".json")
-    if re.fullmatch(r"[0-9a-f]{64}", hex_) and Digest.of_bytes(config).hex != hex_:
+    if SHA256_HEX_RE.match(hex_) and Digest.of_bytes(config).hex != hex_:
         raise OCIError(f"archive {path}: config {config_name} does not match its name")
     cfg = parse_json_object(config, f"archive {path} config")
     diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []

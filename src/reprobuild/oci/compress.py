@@ -57,7 +57,9 @@ DEFAULT_GZIP_LEVEL = 6
 MAX_GZIP_LEVEL = 12
 #: zstd's default level.
 DEFAULT_ZSTD_LEVEL = 3
-#: The highest zstd level (see :data:`LEVELS`).
+#: The highest zstd level whose frames need a window of at most 8 MiB: RFC 8878 §3.1.1.1.2 (the format the
+#: OCI ``tar+zstd`` media type names) asks encoders not to exceed 8 MiB, which decoders must support. With
+#: libzstd 1.5.7 (zstandard 0.25.0) level 19 uses window log 23 (8 MiB), 20 uses 25, 22 uses 27 (128 MiB).
 MAX_ZSTD_LEVEL = 19
 #: What reading a corrupt or truncated stream from :func:`open_decompressed` raises. Python's ``zlib``
 #: only decodes here (inflate output is defined by RFC 1951, whatever the library), never encodes.
@@ -113,7 +115,12 @@ def _check_level(algorithm: str, level: int) -> None:
     if isinstance(level, bool) or not isinstance(level, int) or not levels.low <= level <= levels.high:
         raise OCIError(
             f"{algorithm} level {level!r} is outside {levels.low}..{levels.high}",
-            hint=f"{algorithm} takes levels {levels.low} to {levels.high} (default {levels.default})",
+            hint=f"{algorithm} takes levels {levels.low} to {levels.high} (default {levels.default})"
+            + (
+                "; higher levels need a window over 8 MiB, which RFC 8878 asks encoders not to use"
+                if algorithm == "zstd"
+                else ""
+            ),
         )
 
 
@@ -148,8 +155,7 @@ class Levels:
 LEVELS: dict[str, Levels | None] = {
     # libdeflate's levels: 1-9 like zlib, 10-12 its slower near-optimal parsing.
     "gzip": Levels(1, MAX_GZIP_LEVEL, DEFAULT_GZIP_LEVEL),
-    # zstd's regular levels; 20-22 are its "ultra" levels (its own CLI wants `--ultra` for them), whose
-    # windows of up to 128 MiB every reader of the layer would then have to allocate.
+    # Up to the window RFC 8878 asks encoders to stay within (see MAX_ZSTD_LEVEL).
     "zstd": Levels(1, MAX_ZSTD_LEVEL, DEFAULT_ZSTD_LEVEL),
     "none": None,
 }

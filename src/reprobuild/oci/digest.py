@@ -1,7 +1,9 @@
 """Content digests (OCI image-spec ``descriptor.md`` §Digests): ``sha256:<64 lowercase hex>``.
 
-Only sha256 is produced or accepted: it is the algorithm every registry and engine supports, and a
-second algorithm would be a second way to name the same bytes.
+:data:`DIGEST_RE` is the syntax of a digest in any algorithm the image-spec registers (sha256 and
+sha512): what a reference or a registry may carry. :class:`Digest` is what repro-build produces and
+checks, sha256 only: it is the algorithm every registry and engine supports, and a second algorithm
+would be a second way to name the same bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import BinaryIO
 
 from reprobuild.errors import DigestMismatchError, OCIError
 
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: The encoded part of a sha256 digest: 64 lowercase hex digits.
+SHA256_HEX_RE = re.compile(r"^[0-9a-f]{64}\Z")
+#: A digest in a registered algorithm (image-spec ``descriptor.md`` §"Registered algorithms").
+DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z")
 
 #: Read size for hashing and copying files: large enough for hashlib to release the GIL.
 CHUNK = 1 << 20
@@ -27,7 +32,7 @@ class Digest:
     hex: str
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[0-9a-f]{64}", self.hex):
+        if not isinstance(self.hex, str) or not SHA256_HEX_RE.match(self.hex):
             raise OCIError(f"{self.hex!r} is not a sha256 hex digest", hint="64 lowercase hex digits")
 
     @property
@@ -40,7 +45,12 @@ class Digest:
     @classmethod
     def parse(cls, text: str, *, origin: str = "digest") -> Digest:
         """Parse ``sha256:<hex>``; raise :class:`OCIError` naming ``origin`` otherwise."""
-        if not isinstance(text, str) or not _DIGEST_RE.match(text):
+        if isinstance(text, str) and DIGEST_RE.match(text) and not text.startswith("sha256:"):
+            raise OCIError(
+                f"{origin}: {text!r} is a sha512 digest; repro-build produces and checks sha256 digests only",
+                hint="name the image by its sha256 digest",
+            )
+        if not isinstance(text, str) or not DIGEST_RE.match(text):
             raise OCIError(
                 f"{origin}: {text!r} is not a sha256 digest",
                 hint="a digest is `sha256:` followed by 64 lowercase hex digits",

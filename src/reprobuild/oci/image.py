@@ -115,7 +115,22 @@ class Image:
 
     @property
     def descriptor(self) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, len(self.manifest_bytes), platform=self.platform)
+        size = len(self.manifest_bytes)
+        return Descriptor(self.media_type, self.digest, size, platform=self.platform, artifact_type=self.artifact_type)
+
+    @property
+    def artifact_type(self) -> str | None:
+        """The manifest's ``artifactType`` (image-spec 1.1), set on artifacts such as an attached SBOM."""
+        value = self._manifest.get("artifactType")
+        return value if isinstance(value, str) else None
+
+    @property
+    def subject(self) -> Descriptor | None:
+        """The manifest's ``subject`` (image-spec 1.1): the image an attached artifact refers to."""
+        value = self._manifest.get("subject")
+        if value is None:
+            return None
+        return Descriptor.from_json(value, origin=f"image manifest {self.digest} subject")
 
     @property
     def config_descriptor(self) -> Descriptor:

@@ -133,7 +133,9 @@ def read_layout(path: Path, *, tag: str | None = None, digest: Digest | None = N
             tags = sorted({d.annotations[REF_NAME] for d in entries if REF_NAME in d.annotations})
             raise OCIError(f"{what} has no image tagged {tag!r}", hint=f"tags present: {', '.join(tags) or 'none'}")
     else:
-        chosen = entries
+        # Attachments (SBOMs, provenance: artifact manifests whose `subject` is an image, listed with an
+        # `artifactType`) are not what a bare layout path names when an image is there too.
+        chosen = [d for d in entries if d.artifact_type is None] or entries
         if len(chosen) != 1:
             raise OCIError(
                 f"{what} holds {len(chosen)} images; name one",

@@ -15,6 +15,9 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 OCI_LAYER_NONDIST_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+#: The empty descriptor's type (image-spec 1.1 ``manifest.md`` "Guidance for an Empty Descriptor"): the
+#: config of an artifact manifest that has no config of its own; the blob is the two bytes ``{}``.
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -25,7 +28,8 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
+#: OCI_EMPTY is the config of artifact manifests (an SBOM attached to an image), read and written too.
+CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG, OCI_EMPTY})
 
 Compression = Literal["gzip", "zstd", "none"]
 

@@ -1,11 +1,10 @@
-"""Image locations for ``repro-build copy`` (skopeo's transport names) and the copy itself.
+"""Reading and writing an image at a :class:`~reprobuild.oci.location.Location`, and ``repro-build copy``.
 
-- ``oci-layout:PATH[:TAG|@sha256:…]``: an OCI image layout directory.
-- ``oci-archive:PATH[:TAG]``: our single tar that is an OCI layout and a ``docker load`` archive.
-- ``docker-daemon:NAME[:TAG]``: the Docker engine (load as a sink; save as a source, which cannot keep
-  layer digests: see :mod:`reprobuild.oci.engine`).
-- ``docker://HOST/NAME[:TAG|@sha256:…]`` or plain ``HOST/NAME[:TAG|@sha256:…]``: a registry.
-  127.0.0.1, localhost and [::1] are spoken to over plain HTTP (the client's rule).
+- a layout directory and an archive (``oci-archive:`` and ``docker-archive:`` alike: one tar that is an OCI
+  layout and a ``docker load`` archive is written, and either kind is read);
+- the Docker engine (load as a sink; save as a source, which cannot keep layer digests: see
+  :mod:`reprobuild.oci.engine`);
+- a registry; 127.0.0.1, localhost and [::1] are spoken to over plain HTTP (the client's rule).
 
 Digests are preserved for layout, archive and registry sinks: blobs and manifests are copied byte for
 byte and verified on the way.
@@ -13,11 +12,8 @@ byte and verified on the way.
 
 from __future__ import annotations
 
-import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from reprobuild.errors import ConfigError, OCIError
 from reprobuild.oci.archive import read_archive, write_archive
@@ -26,94 +22,9 @@ from reprobuild.oci.digest import Digest
 from reprobuild.oci.image import Image
 from reprobuild.oci.index import Artifact, Index, select_platform
 from reprobuild.oci.layout import read_layout, write_layout
+from reprobuild.oci.location import Location, parse_location
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.values import Platform
-from reprobuild.reference import Reference, parse_reference
-from reprobuild.urls import has_userinfo, redact_text
-
-Kind = Literal["oci-layout", "oci-archive", "docker-daemon", "registry"]
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-
-
-@dataclass(frozen=True)
-class Location:
-    """A parsed copy endpoint."""
-
-    kind: Kind
-    path: Path | None = None
-    tag: str | None = None
-    digest: Digest | None = None
-    reference: Reference | None = None
-    name: str | None = None  # docker-daemon NAME[:TAG]
-
-    def __str__(self) -> str:
-        if self.kind == "registry":
-            assert self.reference is not None
-            return str(self.reference)
-        if self.kind == "docker-daemon":
-            return f"docker-daemon:{self.name}"
-        out = f"{self.kind}:{self.path}"
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
-
-    def pinned(self, digest: Digest) -> str:
-        """What ``copy`` prints: the destination name pinned to ``digest``."""
-        if self.kind == "registry":
-            assert self.reference is not None
-            return f"{self.reference.name}@{digest}"
-        if self.kind == "docker-daemon":
-            return f"docker-daemon:{self.name}@{digest}"
-        return f"{self.kind}:{self.path}@{digest}"
-
-
-def _split_path_ref(text: str, origin: str) -> tuple[str, str | None, Digest | None]:
-    if "@sha256:" in text:
-        path, _, d = text.rpartition("@")
-        return path, None, Digest.parse(d, origin=origin)
-    path, sep, tag = text.rpartition(":")
-    if sep and path and "/" not in tag and _TAG_RE.match(tag):
-        return path, tag, None
-    return text, None, None
-
-
-def parse_location(text: str) -> Location:
-    """Parse a copy source or destination; raise :class:`ConfigError` naming it when malformed."""
-    origin = f"image location {text!r}"
-    for prefix in ("oci-layout:", "oci:"):
-        if text.startswith(prefix):
-            path, tag, digest = _split_path_ref(text[len(prefix) :], origin)
-            if not path:
-                raise ConfigError(f"{origin} has no path", hint="e.g. `oci-layout:./out:latest`")
-            return Location("oci-layout", Path(path), tag, digest)
-    if text.startswith("oci-archive:"):
-        path, tag, digest = _split_path_ref(text[len("oci-archive:") :], origin)
-        if not path:
-            raise ConfigError(
-                f"{origin}: an archive takes a path, and a tag or a digest", hint="e.g. `oci-archive:img.tar`"
-            )
-        return Location("oci-archive", Path(path), tag, digest)
-    if text.startswith("docker-daemon:"):
-        name = text[len("docker-daemon:") :]
-        ref = parse_reference(name, origin=origin)
-        if ref.digest:
-            raise ConfigError(f"{origin}: the engine is addressed by name:tag, not by digest")
-        return Location("docker-daemon", name=name if ref.tag else f"{name}:latest")
-    body = text.removeprefix("docker://")
-    if has_userinfo(text):
-        raise ConfigError(
-            f"image location {redact_text(text)!r} carries credentials (`user:password@`); a reference never does",
-            hint="log in with `docker login HOST`, or set REPRO_BUILD_REGISTRY_USERNAME and "
-            "REPRO_BUILD_REGISTRY_PASSWORD",
-        )
-    if ":" in body.split("/", 1)[0] and "/" not in body:
-        raise ConfigError(
-            f"{origin} is not a known transport", hint="use oci-layout:, oci-archive:, docker-daemon: or docker://"
-        )
-    ref = parse_reference(body, origin=origin)
-    return Location("registry", reference=ref, tag=ref.tag, digest=Digest.parse(ref.digest) if ref.digest else None)
 
 
 def read_location(
@@ -124,7 +35,7 @@ def read_location(
     if loc.kind == "oci-layout":
         assert loc.path is not None
         art = read_layout(loc.path, tag=loc.tag, digest=loc.digest)
-    elif loc.kind == "oci-archive":
+    elif loc.is_archive:
         assert loc.path is not None
         if not loc.path.is_file():
             raise OCIError(f"archive {loc.path} does not exist")
@@ -166,7 +77,7 @@ def write_location(loc: Location, art: Artifact, staging: Path, *, progress: Pro
             raise ConfigError(f"{loc}: a destination takes a tag, not a digest")
         write_layout(loc.path, art, tag=loc.tag, progress=progress)
         return art.digest
-    if loc.kind == "oci-archive":
+    if loc.is_archive:
         assert loc.path is not None
         if loc.digest is not None:
             raise ConfigError(f"{loc}: a destination takes a tag, not a digest")

@@ -59,13 +59,15 @@ class Platform:
 
 @dataclass(frozen=True)
 class Descriptor:
-    """A typed reference to content: media type, digest and size (+ optional annotations, platform)."""
+    """A typed reference to content: media type, digest and size (+ optional annotations, platform, and the
+    ``artifactType`` of an artifact manifest, image-spec 1.1 ``descriptor.md``)."""
 
     media_type: str
     digest: Digest
     size: int
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     platform: Platform | None = None
+    artifact_type: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "annotations", _frozen_map(self.annotations))
@@ -78,6 +80,8 @@ class Descriptor:
             out["annotations"] = dict(self.annotations)
         if self.platform is not None:
             out["platform"] = self.platform.to_json()
+        if self.artifact_type is not None:
+            out["artifactType"] = self.artifact_type
         return out
 
     @classmethod
@@ -92,16 +96,20 @@ class Descriptor:
         if not isinstance(annotations, Mapping):
             raise OCIError(f"{origin}: `annotations` is not an object")
         platform = obj.get("platform")
+        artifact_type = obj.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise OCIError(f"{origin}: `artifactType` is not a string")
         return cls(
             media_type,
             Digest.parse(str(digest), origin=origin),
             size,
             {str(k): str(v) for k, v in annotations.items()},
             Platform.from_json(platform) if isinstance(platform, Mapping) else None,
+            artifact_type,
         )
 
     def with_annotations(self, annotations: Mapping[str, str]) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, self.size, annotations, self.platform)
+        return Descriptor(self.media_type, self.digest, self.size, annotations, self.platform, self.artifact_type)
 
     def with_platform(self, platform: Platform | None) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, self.size, self.annotations, platform)
+        return Descriptor(self.media_type, self.digest, self.size, self.annotations, platform, self.artifact_type)

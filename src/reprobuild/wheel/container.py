@@ -41,7 +41,7 @@ from typing import Any
 from reprobuild.config import Config
 from reprobuild.epoch import Epoch
 from reprobuild.errors import ConfigError, EngineError, ToolError
-from reprobuild.reference import parse_reference
+from reprobuild.oci.reference import parse_reference
 from reprobuild.uvbin import find_uv
 from reprobuild.wheel.buildenv import BUILD_UMASK, Step, backend_failure, normalised_env, user_flags
 from reprobuild.wheel.outputs import Builder

@@ -46,7 +46,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
@@ -57,6 +56,7 @@ import requests
 from reprobuild.download import READ_SIZE, Failure, Receiver, Timeouts, receive
 from reprobuild.errors import DigestMismatchError, RegistryError, ReproBuildError
 from reprobuild.oci.mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from reprobuild.oci.reference import REPOSITORY_RE, TAG_RE, api_host
 from reprobuild.oci.registry.auth import Authenticator, is_loopback, trusted_realms_from_environment
 from reprobuild.oci.registry.credentials import CredentialStore
 from reprobuild.oci.registry.transfer import (
@@ -132,12 +132,6 @@ _BLOB_FAILURE = Failure(
 #: Upper bound on tag list pages, so a registry that loops its ``Link`` header cannot hang us.
 _MAX_TAG_PAGES = 10_000
 
-# Repository names and tags: the grammar of distribution's reference package
-# (``distribution/reference/regexp.go``), also used by :mod:`reprobuild.reference`.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-
 
 class RegistryClient:
     """One registry host. Thread-safe for parallel blob transfers.
@@ -174,9 +168,8 @@ class RegistryClient:
         if not host or "/" in host:
             raise RegistryError(f"`{host}` is not a registry host", "give `name[:port]`, e.g. `ghcr.io`")
         self.host = host
-        api_host = "registry-1.docker.io" if host in {"docker.io", "index.docker.io"} else host
         plain = is_loopback(host) if insecure is None else insecure
-        self._base = f"{'http' if plain else 'https'}://{api_host}"
+        self._base = f"{'http' if plain else 'https'}://{api_host(host)}"
         if timeout is None:
             connect = _seconds_from_env("REPRO_BUILD_REGISTRY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
             read = _seconds_from_env("REPRO_BUILD_REGISTRY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
@@ -314,6 +307,30 @@ class RegistryClient:
                 "the registry rewrote the manifest; push to a registry that keeps manifest bytes",
             )
         return digest
+
+    def get_referrers(self, repository: str, digest: str) -> bytes | None:
+        """The referrers index of the manifest ``digest`` (distribution-spec 1.1, ``GET
+        /v2/<name>/referrers/<digest>``), or ``None`` when the registry has no referrers API: such a
+        registry answers 404, which one with the API never does (it lists no referrers instead).
+        Callers then use the ``sha256-<hex>`` tag schema. Answers larger than 4 MiB are refused."""
+        target = self._target("referrers", repository, digest)
+        split_digest(digest, target.describe(self.host))
+        url = f"{self._base}/v2/{repository}/referrers/{digest}"
+        scopes = [f"repository:{repository}:pull"]
+        deadline = time.monotonic() + self._timeouts.overall
+
+        def attempt(_: int) -> bytes | None:
+            response = self._attempt("GET", url, target, scopes, headers={"Accept": OCI_INDEX}, stream=True)
+            with response:
+                if response.status_code == 404:
+                    return None
+                if response.status_code != 200:
+                    raise self._error(response, target)
+                return self._read_limited(response, target, deadline)
+
+        return self._policy.run(
+            attempt, deadline=deadline, exhausted=self._exhausted(target), what=target.describe(self.host)
+        )
 
     def list_tags(self, repository: str) -> list[str]:
         """Every tag of ``repository``, following ``Link`` pagination, in the registry's order."""
@@ -698,7 +715,7 @@ class RegistryClient:
         target = self._target("manifest", repository, reference)
         if reference.startswith(("sha256:", "sha512:")) or ":" in reference:
             split_digest(reference, target.describe(self.host))
-        elif not _TAG_RE.match(reference):
+        elif not TAG_RE.match(reference):
             raise RegistryError(
                 f"`{reference}` is neither a tag nor a digest (repository `{self.host}/{repository}`)",
                 "a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
@@ -706,7 +723,7 @@ class RegistryClient:
         return target
 
     def _check_repository(self, repository: str) -> None:
-        if not _REPOSITORY_RE.match(repository):
+        if not REPOSITORY_RE.match(repository):
             raise RegistryError(
                 f"`{repository}` is not a valid repository name on `{self.host}`",
                 "use lowercase path components separated by `/`, e.g. `team/app`",

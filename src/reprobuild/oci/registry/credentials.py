@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.errors import RegistryError
+from reprobuild.oci.reference import DOCKER_HUB_ALIASES
 
 #: Environment variables for CI, where a docker login is awkward.
 ENV_USERNAME = "REPRO_BUILD_REGISTRY_USERNAME"
@@ -37,7 +38,6 @@ ENV_HOST = "REPRO_BUILD_REGISTRY_HOST"
 
 #: Docker Hub keeps its credentials under this legacy key (the Docker CLI's ``IndexServer``).
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
-_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 #: The helper protocol's marker for an identity token in the ``Username`` field.
 _TOKEN_USERNAME = "<token>"
@@ -74,7 +74,7 @@ def normalize_host(host: str) -> str:
         if text.startswith(prefix):
             text = text[len(prefix) :]
     text = text.split("/", 1)[0].lower()
-    return "index.docker.io" if text in _DOCKER_HUB_ALIASES else text
+    return "index.docker.io" if text in DOCKER_HUB_ALIASES else text
 
 
 def server_url(host: str) -> str:

@@ -13,9 +13,7 @@ from typing import IO
 from urllib.parse import urlencode, urlsplit
 
 from reprobuild.errors import RegistryError
-
-#: sha256 is what this tool writes; sha512 is the other algorithm the OCI image-spec registers.
-DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+from reprobuild.oci.digest import DIGEST_RE
 
 
 def split_digest(digest: str, what: str) -> tuple[str, str]:
@@ -35,7 +33,7 @@ def is_digest(reference: str) -> bool:
 
 @dataclass(frozen=True)
 class Target:
-    """What a request is about, for error messages: ``kind`` is manifest, blob, tags or upload."""
+    """What a request is about, for error messages: ``kind`` is manifest, blob, tags, referrers or upload."""
 
     kind: str
     repository: str
@@ -47,6 +45,8 @@ class Target:
             return f"manifest `{host}/{self.repository}{sep}{self.reference}`"
         if self.kind in {"blob", "upload"}:
             return f"blob `{host}/{self.repository}@{self.reference}`"
+        if self.kind == "referrers":
+            return f"referrers of `{host}/{self.repository}@{self.reference}`"
         return f"tags of `{host}/{self.repository}`"
 
 

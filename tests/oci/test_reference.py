@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reprobuild.errors import ConfigError
-from reprobuild.reference import parse_reference
+from reprobuild.oci.reference import parse_reference
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -49,3 +49,25 @@ def test_str_round_trips(name: str, tag: str | None) -> None:
     text = name + (f":{tag}" if tag else "") + f"@{DIGEST}"
     ref = parse_reference(text)
     assert parse_reference(str(ref)) == ref
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ghcr.io/a/b:1\n", "invalid tag"),
+        (f"ghcr.io/a/b@{DIGEST}\n", "malformed digest"),
+        ("ghcr.io/a/b\n", "not a valid image name"),
+        ("ghcr.io/a/b:v\u00e9", "invalid tag"),
+        ("ghcr.io/" + "a" * 250, "longer than 255"),
+    ],
+)
+def test_hostile_references_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_reference(text)
+
+
+def test_a_sha512_digest_is_a_valid_reference() -> None:
+    """The image-spec registers sha512 too; a reference may carry one (repro-build's Digest is sha256 only)."""
+    digest = "sha512:" + "cd" * 64
+    assert parse_reference(f"ghcr.io/a/b@{digest}").digest == digest
+    assert parse_reference("ghcr.io/" + "a" * 240).repository == "a" * 240

@@ -12,15 +12,26 @@ import re
 from dataclasses import dataclass
 
 from reprobuild.errors import ConfigError
+from reprobuild.oci.digest import DIGEST_RE
 
 #: Docker's default registry and the API host behind it (the conventional normalisation of short names).
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_REGISTRY_API = "registry-1.docker.io"
+#: Every name Docker Hub goes by: in references, in ``docker login``'s config and as its API host.
+DOCKER_HUB_ALIASES = frozenset({DEFAULT_REGISTRY, "index.docker.io", DEFAULT_REGISTRY_API})
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: A repository name: lowercase path components separated by ``/`` (``distribution/reference/regexp.go``).
+REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
+#: The longest name (``host/repository``) a registry takes (``NameTotalLengthMax`` in distribution/reference).
+NAME_MAX = 255
+#: A tag: up to 128 ASCII letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``.
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
+
+
+def api_host(registry: str) -> str:
+    """The host a registry's distribution API is served from (Docker Hub's differs from its name)."""
+    return DEFAULT_REGISTRY_API if registry in DOCKER_HUB_ALIASES else registry
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,7 @@ class Reference:
     @property
     def api_host(self) -> str:
         """The host the distribution API is served from."""
-        return DEFAULT_REGISTRY_API if self.registry == DEFAULT_REGISTRY else self.registry
+        return api_host(self.registry)
 
     @property
     def name(self) -> str:
@@ -77,25 +88,27 @@ def parse_reference(text: str, *, origin: str = "image reference") -> Reference:
         if not DIGEST_RE.match(digest):
             raise ConfigError(
                 f"{origin}: {original!r} has a malformed digest {digest!r}",
-                hint="a digest is `sha256:` followed by 64 lowercase hex digits",
+                hint="a digest is `sha256:` followed by 64 lowercase hex digits (or `sha512:` and 128)",
             )
     tag: str | None = None
     last_slash = text.rfind("/")
     colon = text.rfind(":")
     if colon > last_slash:
         text, tag = text[:colon], text[colon + 1 :]
-        if not _TAG_RE.match(tag):
+        if not TAG_RE.match(tag):
             raise ConfigError(f"{origin}: {original!r} has an invalid tag {tag!r}")
     parts = text.split("/", 1)
     if len(parts) == 2 and _looks_like_host(parts[0]):
         registry, repository = parts[0], parts[1]
     else:
         registry, repository = DEFAULT_REGISTRY, text
-    if registry in {"index.docker.io", DEFAULT_REGISTRY_API}:
+    if registry in DOCKER_HUB_ALIASES:
         registry = DEFAULT_REGISTRY
     if registry == DEFAULT_REGISTRY and "/" not in repository:
         repository = f"library/{repository}"
-    if not repository or not _NAME_RE.match(repository):
+    if len(f"{registry}/{repository}") > NAME_MAX:
+        raise ConfigError(f"{origin}: {original[:80]!r}… is not a valid image name: longer than {NAME_MAX} characters")
+    if not repository or not REPOSITORY_RE.match(repository):
         raise ConfigError(
             f"{origin}: {original!r} is not a valid image name",
             hint="names are lowercase, e.g. `python:3.11-slim@sha256:<64 hex>`",

@@ -1,0 +1,163 @@
+"""Attaching SBOMs and provenance to an image as OCI 1.1 artifacts, without touching the image.
+
+An attachment is an image manifest (image-spec 1.1 ``manifest.md`` "Guidelines for Artifact Usage")
+with an ``artifactType`` (the document's media type), the empty config (``application/vnd.oci.empty.v1+json``,
+the two bytes ``{}``), one blob (the document, with an ``org.opencontainers.image.title``), and a
+``subject``: the descriptor of the image manifest. The image's own bytes never change, so neither
+does its digest; the attachments point at it, not the other way round.
+
+Where they go:
+
+- **OCI layout** (``build/<target>/oci``): each attachment is an entry of ``index.json`` with its
+  ``artifactType`` and no ``org.opencontainers.image.ref.name`` (the image-spec does not yet define
+  referrers in a layout; opencontainers/image-spec#1171 proposes it); a bare ``oci-layout:PATH`` still
+  names the image (:func:`reprobuild.oci.layout.read_layout` skips entries with an ``artifactType`` when
+  an image is there).
+- **Registry** (``image --push``): each attachment is pushed by digest, then the referrers are made
+  findable as distribution-spec 1.1 says: a registry with the referrers API
+  (``GET /v2/<name>/referrers/<digest>`` answers) indexes them itself; for one without it (it answers
+  404), the *referrers tag schema*: the index tagged ``sha256-<hex of the image digest>`` lists the
+  descriptors of all referrers, read first and merged so that attachments pushed by others survive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reprobuild.errors import OCIError
+from reprobuild.fsutil import canonical_json_bytes
+from reprobuild.oci.digest import Digest
+from reprobuild.oci.image import Image, parse_json_object
+from reprobuild.oci.layer import Layer
+from reprobuild.oci.layout import read_index_json, read_layout, write_layout
+from reprobuild.oci.mediatypes import OCI_EMPTY, OCI_INDEX, OCI_MANIFEST
+from reprobuild.oci.values import Descriptor
+
+if TYPE_CHECKING:
+    from reprobuild.oci.registry import RegistryClient
+
+SPDX_JSON = "application/spdx+json"
+CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
+IN_TOTO_JSON = "application/vnd.in-toto+json"
+#: The config blob of every artifact manifest (image-spec 1.1 "Guidance for an Empty Descriptor").
+EMPTY_CONFIG = b"{}"
+TITLE = "org.opencontainers.image.title"
+CREATED = "org.opencontainers.image.created"
+PREDICATE = "in-toto.io/predicate-type"
+#: Largest referrers index read (the registry client's manifest limit is the same 4 MiB).
+MAX_REFERRERS = 4096
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document to attach: its file name, media type, bytes and extra manifest annotations."""
+
+    name: str
+    media_type: str
+    data: bytes
+    annotations: Mapping[str, str]
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of_bytes(self.data)
+
+
+def artifact(subject: Descriptor, document: Document, blob: Path, *, created: str) -> Image:
+    """The artifact manifest attaching ``document`` (stored at ``blob``) to ``subject``."""
+    config = Descriptor(OCI_EMPTY, Digest.of_bytes(EMPTY_CONFIG), len(EMPTY_CONFIG))
+    layer = Descriptor(document.media_type, document.digest, len(document.data), {TITLE: document.name})
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": document.media_type,
+        "config": config.to_json(),
+        "layers": [layer.to_json()],
+        "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_json(),
+        "annotations": {CREATED: created, **document.annotations},
+    }
+    return Image(canonical_json_bytes(manifest), EMPTY_CONFIG, (Layer(layer, layer.digest, blob),))
+
+
+def attach_to_layout(layout: Path, artifacts: Sequence[Image]) -> None:
+    """Add ``artifacts`` to the layout's ``index.json`` (each once; the image entries are kept)."""
+    for art in artifacts:
+        write_layout(layout, art)
+
+
+def layout_referrers(layout: Path, subject: Digest) -> list[Image]:
+    """The artifacts in the layout whose ``subject`` is ``subject``, in ``index.json`` order."""
+    out = []
+    for desc in read_index_json(layout):
+        if desc.artifact_type is None:
+            continue
+        art = read_layout(layout, digest=desc.digest)
+        if isinstance(art, Image) and art.subject is not None and art.subject.digest == subject:
+            out.append(art)
+    return out
+
+
+def fallback_tag(subject: Digest) -> str:
+    """The referrers tag schema's tag for ``subject`` (distribution-spec 1.1 ``spec.md``)."""
+    return f"{subject.algorithm}-{subject.hex}"
+
+
+def _descriptor(art: Image) -> dict[str, Any]:
+    desc = art.descriptor.to_json()
+    desc.pop("platform", None)
+    annotations = art.manifest.get("annotations")
+    if isinstance(annotations, dict) and annotations:
+        desc["annotations"] = annotations
+    return desc
+
+
+def _listed(data: bytes, what: str) -> list[dict[str, Any]]:
+    obj = parse_json_object(data, what)
+    manifests = obj.get("manifests")
+    if not isinstance(manifests, list) or not all(isinstance(m, dict) for m in manifests):
+        raise OCIError(f"{what}: `manifests` is not a list of descriptors")
+    if len(manifests) > MAX_REFERRERS:
+        raise OCIError(f"{what} lists {len(manifests)} referrers (the limit is {MAX_REFERRERS})")
+    for i, m in enumerate(manifests):
+        Descriptor.from_json(m, origin=f"{what} manifests[{i}]")
+    return list(manifests)
+
+
+def registry_referrers(client: RegistryClient, repository: str, subject: Digest) -> tuple[list[Descriptor], str]:
+    """The referrers of ``subject``: from the referrers API, else the fallback tag's index; and which."""
+    data = client.get_referrers(repository, str(subject))
+    if data is not None:
+        listed = _listed(data, f"referrers of {repository}@{subject}")
+        how = "referrers API"
+    else:
+        tag = fallback_tag(subject)
+        if client.head_manifest(repository, tag) is None:
+            return [], f"tag {tag} (absent)"
+        data, _, _ = client.get_manifest(repository, tag)
+        listed = _listed(data, f"{repository}:{tag}")
+        how = f"tag {tag}"
+    return [Descriptor.from_json(m, origin=f"referrers of {subject}") for m in listed], how
+
+
+def push_referrers(client: RegistryClient, repository: str, subject: Descriptor, artifacts: Sequence[Image]) -> str:
+    """Push ``artifacts`` (which refer to ``subject``) and make them findable; return how (see module doc)."""
+    from reprobuild.oci.remote import push
+
+    for art in artifacts:
+        if art.subject is None or art.subject.digest != subject.digest:
+            raise OCIError(f"artifact {art.digest} does not refer to {subject.digest}")
+        push(client, repository, art)
+    if client.get_referrers(repository, str(subject.digest)) is not None:
+        return "referrers API"
+    tag = fallback_tag(subject.digest)
+    listed: list[dict[str, Any]] = []
+    if client.head_manifest(repository, tag) is not None:
+        data, _, _ = client.get_manifest(repository, tag)
+        listed = _listed(data, f"{repository}:{tag}")
+    known = {str(m.get("digest")) for m in listed}
+    listed += [_descriptor(a) for a in artifacts if str(a.digest) not in known]
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}
+    client.put_manifest(repository, tag, canonical_json_bytes(index), OCI_INDEX)
+    return f"tag {tag}"

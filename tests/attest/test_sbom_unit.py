@@ -1,0 +1,287 @@
+"""SBOM parts without a build: Debian licences, the base inventory, purls, provenance checks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from packageurl import PackageURL
+
+from reprobuild.attest.debcopyright import declared_license, spdx_id, synopsis_expression
+from reprobuild.attest.inventory import read_base
+from reprobuild.attest.provenance import ProvenanceError, manifest_from_statement, provenance_statement
+from reprobuild.attest.purl import purl
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.compress import Compressor
+from reprobuild.oci.digest import Digest
+from reprobuild.oci.image import Image
+from reprobuild.oci.layer import write_layer
+from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.values import Descriptor
+
+DEP5 = """\
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: demo
+
+Files: *
+Copyright: 2020 Someone
+License: GPL-2+ or Artistic
+
+Files: lib/*
+Copyright: 2021 Else
+License: Expat
+ Permission is hereby granted...
+
+License: Expat
+ The full text.
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "spdx"),
+    [
+        ("GPL-2", "GPL-2.0-only"),
+        ("GPL-2+", "GPL-2.0-or-later"),
+        ("LGPL-2.1+", "LGPL-2.1-or-later"),
+        ("AGPL-3", "AGPL-3.0-only"),
+        ("GFDL-1.3+", "GFDL-1.3-or-later"),
+        ("Expat", "MIT"),
+        ("BSD-3-clause", "BSD-3-Clause"),
+        ("Apache-2.0", "Apache-2.0"),
+        ("Zlib", "Zlib"),
+        ("public-domain", None),
+        ("permissive", None),
+        ("GPL", None),
+    ],
+)
+def test_debian_short_names_map_to_spdx_or_to_nothing(name: str, spdx: str | None) -> None:
+    assert spdx_id(name) == spdx
+
+
+def test_dep5_expressions() -> None:
+    assert synopsis_expression("GPL-2+ or Artistic") == "GPL-2.0-or-later OR Artistic-1.0"
+    assert synopsis_expression("GPL-3+ with GCC-exception-3.1") == "GPL-3.0-or-later WITH GCC-exception-3.1"
+    assert synopsis_expression("LGPL-2.1+ and BSD-3-clause") == "LGPL-2.1-or-later AND BSD-3-Clause"
+    assert synopsis_expression("MIT or public-domain") is None  # one unknown part: no claim at all
+
+
+def test_declared_licence_is_the_conjunction_of_the_files_stanzas() -> None:
+    assert declared_license(DEP5, origin="demo") == "(GPL-2.0-or-later OR Artistic-1.0) AND MIT"
+
+
+def test_free_text_copyright_files_assert_nothing() -> None:
+    assert declared_license("This is the Debian prepackaged version of demo.\n\nLicense: GPL\n", origin="x") is None
+    assert declared_license(DEP5.replace("Format:", "Formatted-by:"), origin="x") is None
+    assert (
+        declared_license(DEP5.replace("License: Expat\n Permission", "License: public-domain\n P"), origin="x") is None
+    )
+
+
+def _status(*packages: tuple[str, str, str]) -> bytes:
+    return "\n".join(
+        f"Package: {n}\nStatus: install ok installed\nVersion: {v}\nArchitecture: {a}\nSource: {n}-src (1.0)\n"
+        for n, v, a in packages
+    ).encode()
+
+
+def test_base_inventory_overlays_layers_and_follows_doc_symlinks(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    lower = write_layer(
+        [
+            LayerEntry.file(
+                "/var/lib/dpkg/status", _status(("libfoo1", "1:2.0-1+deb12u1", "amd64"), ("gone", "1", "all"))
+            ),
+            LayerEntry.file("/usr/share/doc/libfoo-common/copyright", DEP5.encode()),
+            LayerEntry.symlink("/usr/share/doc/libfoo1", "libfoo-common"),
+            LayerEntry.file("/usr/share/doc/gone/copyright", DEP5.encode()),
+            LayerEntry.file("/etc/os-release", b'ID=debian\nVERSION_CODENAME=bookworm\nPRETTY_NAME="Debian 12"\n'),
+        ],
+        epoch=0,
+        compressor=Compressor.gzip(6),
+        store=store,
+        workers=1,
+    )
+    upper = write_layer(
+        [
+            LayerEntry.file("/var/lib/dpkg/status", _status(("libfoo1", "1:2.0-1+deb12u1", "amd64"))),
+            LayerEntry.file("/usr/share/doc/.wh.gone", b""),
+        ],
+        epoch=0,
+        compressor=Compressor.gzip(6),
+        store=store,
+        workers=1,
+    )
+    lock = {
+        "packages": [
+            {
+                "name": "libfoo1",
+                "version": "1:2.0-1+deb12u1",
+                "architecture": "amd64",
+                "sha256": "ab" * 32,
+                "filename": "pool/main/libf/libfoo/libfoo1_2.0-1+deb12u1_amd64.deb",
+            }
+        ]
+    }
+    inventory = read_base([lower, upper], lock=lock)
+    assert inventory.os is not None and (inventory.os.id, inventory.os.version_codename) == ("debian", "bookworm")
+    [pkg] = inventory.packages
+    assert (pkg.name, pkg.version, pkg.architecture, pkg.source) == (
+        "libfoo1",
+        "1:2.0-1+deb12u1",
+        "amd64",
+        "libfoo1-src",
+    )
+    assert pkg.license == "(GPL-2.0-or-later OR Artistic-1.0) AND MIT"
+    assert pkg.sha256 == "ab" * 32 and pkg.filename is not None and pkg.filename.endswith(".deb")
+
+
+def test_purls_parse_back_with_packageurl_python() -> None:
+    text = purl(
+        "deb",
+        "libstdc++6",
+        "1:12.2.0-14+deb12u1",
+        namespace="debian",
+        qualifiers={"arch": "amd64", "distro": "bookworm"},
+    )
+    assert (
+        text
+        == PackageURL(
+            type="deb",
+            namespace="debian",
+            name="libstdc++6",
+            version="1:12.2.0-14+deb12u1",
+            qualifiers={"arch": "amd64", "distro": "bookworm"},
+        ).to_string()
+    )
+    parsed = PackageURL.from_string(text)
+    assert (parsed.name, parsed.version) == ("libstdc++6", "1:12.2.0-14+deb12u1")
+    assert purl("pypi", "golden-app", "1.0.0") == "pkg:pypi/golden-app@1.0.0"
+
+
+def _manifest() -> bytes:
+    return json.dumps(
+        {
+            "target": "cpu",
+            "project": {"name": "demo", "version": "1.0", "path": ""},
+            "source": {"commit": "a" * 40, "dirty": False, "label": {"url": "https://example.invalid/demo"}},
+            "epoch": {"seconds": 1700000000, "source": "config"},
+            "locks": {"locks/cpu.txt": "sha256:" + "1" * 64},
+            "base": {"reference": "debian:bookworm", "manifest_digest": "sha256:" + "2" * 64},
+            "wheels": [
+                {"name": "six", "version": "1.17.0", "filename": "six-1.17.0-py2.py3-none-any.whl", "sha256": "3" * 64}
+            ],
+            "tools": {"repro-build": "0.1.0", "uv": "0.9.0"},
+            "outputs": {"manifest_digest": "sha256:" + "4" * 64},
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def test_provenance_carries_the_manifest_and_names_the_image() -> None:
+    data = _manifest()
+    statement = provenance_statement(data)
+    assert statement["subject"][0]["digest"] == {"sha256": "4" * 64}
+    deps = {d["name"]: d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps["source"]["digest"] == {"gitCommit": "a" * 40}
+    assert deps["six-1.17.0-py2.py3-none-any.whl"]["uri"] == "pkg:pypi/six@1.17.0"
+    assert deps["base"]["digest"] == {"sha256": "2" * 64}
+    assert manifest_from_statement(statement, "sha256:" + "4" * 64, what="t") == data
+    assert provenance_statement(data) == statement  # no clock, no invocation id
+
+
+def test_provenance_of_another_image_or_with_altered_bytes_is_refused() -> None:
+    statement = provenance_statement(_manifest())
+    with pytest.raises(ProvenanceError, match="subject"):
+        manifest_from_statement(statement, "sha256:" + "5" * 64, what="t")
+    product = statement["predicate"]["runDetails"]["byproducts"][0]
+    product["content"] = base64.b64encode(b'{"outputs": {}}').decode()
+    with pytest.raises(ProvenanceError, match="does not hash"):
+        manifest_from_statement(statement, "sha256:" + "4" * 64, what="t")
+    product["digest"] = {"sha256": hashlib.sha256(b'{"outputs": {}}').hexdigest()}
+    assert manifest_from_statement(statement, "sha256:" + "4" * 64, what="t") == b'{"outputs": {}}'
+
+
+def test_a_base_with_too_many_copyright_bytes_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprobuild.attest import inventory
+    from reprobuild.errors import ReproBuildError
+
+    monkeypatch.setattr(inventory, "_MAX_COPYRIGHT_TOTAL", 4096)
+    entries = [LayerEntry.file(f"/usr/share/doc/p{i}/copyright", b"x" * 1024) for i in range(8)]
+    layer = write_layer(entries, epoch=0, compressor=Compressor.gzip(6), store=BlobStore(tmp_path), workers=1)
+    with pytest.raises(ReproBuildError, match="exceed") as e:
+        read_base([layer])
+    assert e.value.hint
+
+
+class _FakeRegistry:
+    """Just the calls push_referrers makes: blobs and manifests by digest, tags, and the referrers endpoint."""
+
+    def __init__(self, *, referrers_api: bool) -> None:
+        self.referrers_api = referrers_api
+        self.blobs: dict[str, bytes] = {}
+        self.manifests: dict[str, bytes] = {}
+
+    def put_blob(self, repository: str, digest: str, size: int, opener: object, **_: object) -> bool:
+        with opener() as f:  # type: ignore[operator]
+            self.blobs[digest] = f.read()
+        return True
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        self.manifests[reference] = data
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def get_referrers(self, repository: str, digest: str) -> bytes | None:
+        return b'{"schemaVersion": 2, "manifests": []}' if self.referrers_api else None
+
+    def head_manifest(self, repository: str, reference: str) -> tuple[str, str, int] | None:
+        data = self.manifests.get(reference)
+        return None if data is None else ("sha256:" + hashlib.sha256(data).hexdigest(), "x", len(data))
+
+    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
+        data = self.manifests[reference]
+        return data, "application/vnd.oci.image.index.v1+json", "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _attachments(tmp_path: Path) -> tuple[Descriptor, list[Image]]:
+    from reprobuild.attest.referrers import SPDX_JSON, Document, artifact
+
+    subject = Descriptor("application/vnd.oci.image.manifest.v1+json", Digest.of_bytes(b"image"), 5)
+    arts = []
+    for name in ("a.json", "b.json"):
+        doc = Document(name, SPDX_JSON, name.encode(), {})
+        (tmp_path / name).write_bytes(doc.data)
+        arts.append(artifact(subject, doc, tmp_path / name, created="2023-11-14T22:13:20Z"))
+    return subject, arts
+
+
+def test_push_uses_the_referrers_api_when_the_registry_has_one(tmp_path: Path) -> None:
+    from reprobuild.attest.referrers import push_referrers
+
+    subject, arts = _attachments(tmp_path)
+    fake = _FakeRegistry(referrers_api=True)
+    assert push_referrers(fake, "r", subject, arts) == "referrers API"  # type: ignore[arg-type]
+    assert not any(ref.startswith("sha256-") for ref in fake.manifests)  # no fallback tag
+    assert {str(a.digest) for a in arts} <= set(fake.manifests)
+
+
+def test_fallback_tag_merges_with_what_others_listed(tmp_path: Path) -> None:
+    from reprobuild.attest.referrers import fallback_tag, push_referrers
+
+    subject, arts = _attachments(tmp_path)
+    fake = _FakeRegistry(referrers_api=False)
+    tag = fallback_tag(subject.digest)
+    other = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": "sha256:" + "e" * 64,
+        "size": 9,
+        "artifactType": "application/vnd.dev.cosign.simplesigning.v1+json",
+    }
+    fake.manifests[tag] = json.dumps({"schemaVersion": 2, "manifests": [other]}).encode()
+    for _ in range(2):
+        assert push_referrers(fake, "r", subject, arts) == f"tag {tag}"  # type: ignore[arg-type]
+    listed = json.loads(fake.manifests[tag])["manifests"]
+    assert [m["digest"] for m in listed] == [other["digest"], *(str(a.digest) for a in arts)]
+    assert all(m.get("artifactType") for m in listed)
