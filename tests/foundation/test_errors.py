@@ -15,7 +15,7 @@ from reprobuild.errors import EngineError, ReproBuildError
 from reprobuild.image.smoke import SmokeTestError, run_smoke
 from reprobuild.manifest import gate
 from reprobuild.oci import engine
-from reprobuild.oci.transport import parse_location
+from reprobuild.oci.location import parse_location
 from tests.testbed import Engine
 
 SRC = Path(__file__).parents[2] / "src" / "reprobuild"
