@@ -125,19 +125,15 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def golden(session: nox.Session) -> None:
-    """Refresh the golden digests after an intended change of output.
+    """Refresh every golden value after an intended change of output, then review `git diff`.
 
-    tests/image/golden.json (the golden image) and tests/oci/golden-compress.json (layer, wheel and sdist
-    bytes, keyed by the pinned compressor versions that produced them).
+    Runs the tests that use the `golden` fixture (marker `golden`; tests/golden.py) with
+    `REPRO_BUILD_UPDATE_GOLDEN=1`: the golden image (tests/image/golden.json), the canonical tar, layers
+    and image (tests/oci/golden-*.json), the compressed samples and the rendered Dockerfiles. Digests are
+    keyed by the compressor versions that produced them, so a new pin adds an entry beside the old ones.
     """
     _install(session, "test")
-    session.run(
-        "pytest",
-        "-q",
-        "tests/image/test_image.py::test_golden_digest",
-        "tests/oci/test_compress_host.py::test_golden_digests_keyed_by_compressor_version",
-        env={"REPRO_BUILD_UPDATE_GOLDEN": "1"},
-    )
+    session.run("pytest", "-q", "-m", "golden", *session.posargs, env={"REPRO_BUILD_UPDATE_GOLDEN": "1"})
 
 
 @nox.session(default=False, venv_backend="virtualenv")

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.foundation.helpers import git_commit  # noqa: E402
+from tests.manifest.schemacheck import sample  # noqa: E402
 from tests.testbed import start_registry  # noqa: E402
 
 from reprobuild.oci.blobstore import BlobStore  # noqa: E402
@@ -64,22 +65,15 @@ def gate(work: Path, gib: float) -> list[str]:
     )
     image = new_image(default_config(Platform("linux", "amd64"), 0), [layer])
     write_layout(work / "layout", image, tag="big")
-    manifest = {
-        "outputs": {
-            "manifest_digest": str(image.digest),
-            "config_digest": str(image.config_digest),
-            "layers": [{"diff_id": str(layer.diff_id), "digest": str(layer.digest)}],
-            "platform": "linux/amd64",
-        },
-        "schema": "repro-build.manifest/v1",
-        "kind": "image",
-        "target": "big",
-        "source": {},
-        "epoch": {},
-        "wheels": [],
-        "base": {},
-        "compressor": {},
-    }
+    # The golden project's manifest, its outputs replaced by this image's: the gate reads only those.
+    manifest = sample()
+    manifest["outputs"].update(
+        manifest_digest=str(image.digest),
+        config_digest=str(image.config_digest),
+        image_id=str(image.config_digest),
+        layers=[{**manifest["outputs"]["layers"][0], "diff_id": str(layer.diff_id), "digest": str(layer.digest)}],
+        platform="linux/amd64",
+    )
     (work / "manifest.json").write_text(json.dumps(manifest))
     registry = start_registry()
     try:

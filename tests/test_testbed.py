@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 import requests
 
+from tests.conftest import FIXTURE_MARKERS
+from tests.golden import Golden
 from tests.testbed import Engine, Registry
 
 
@@ -38,3 +41,11 @@ def test_engine_answers(engine: Engine) -> None:
     client = engine.client
     info = client.version()  # type: ignore[attr-defined]
     assert info["ApiVersion"]
+
+
+def test_markers_come_from_the_fixtures_a_test_uses(request: pytest.FixtureRequest, golden: Golden) -> None:
+    """This test asks for no marker; using the `golden` fixture gives it one (tests/conftest.py)."""
+    assert request.node.get_closest_marker("golden") is not None
+    assert request.node.get_closest_marker("registry") is None
+    registered = {line.split(":")[0] for line in request.config.getini("markers")}
+    assert {m for markers in FIXTURE_MARKERS.values() for m in markers} <= registered

@@ -36,6 +36,14 @@ def unavailable(what: str, hint: str) -> NoReturn:
     pytest.skip(message)
 
 
+def require_tool(tool: str, hint: str) -> str:
+    """The path of the command ``tool``; when it is not installed, fail under CI and skip elsewhere."""
+    path = shutil.which(tool)
+    if path is None:
+        unavailable(f"`{tool}`", hint)
+    return path
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -176,6 +176,7 @@ class Config:
     #: each ``{"value": ..., "from": "lock" | "host" | "repro-build"}``; ``lock`` records the values.
     defaults: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     env_unset: tuple[str, ...] = ()  # top-level `env = { NAME = false }`
+    cache: str | None = None  # a registry repository sharing built layers (`image --cache REF`)
 
     @property
     def pyproject(self) -> Path:
@@ -222,6 +223,7 @@ class Config:
             "workdir": self.workdir,
             "user": self.user,
             "builder": self.builder,
+            "cache": self.cache,
             "debian": {"mirror": self.debian.mirror, "packages": list(self.debian.packages)},
             "targets": {name: _target_dict(t) for name, t in self.targets.items()},
         }
@@ -465,6 +467,7 @@ def _stage_base(text: str, path: str, dockerfile: DockerfileBase | None) -> Base
 
 _TOP_KEYS = {
     "python",
+    "cache",
     "source-date-epoch",
     "exclude-newer",
     "compression",
@@ -761,6 +764,7 @@ def load_config(root: Path) -> Config:
         dockerfile_base=dockerfile,
         explicit=explicit,
         defaults=MappingProxyType(defaults.record()),
+        cache=get_str(tool, "cache", TOOL),
     )
 
 

@@ -17,14 +17,13 @@ class SourceInfo:
     dirty: bool | None
     remote: str | None
 
-    def to_dict(self) -> dict[str, object]:
-        """The manifest's ``source``: the remote only when it is a network URL, never a host path.
+    def recorded_remote(self) -> str | None:
+        """The remote as the manifest records it: only a network URL, never a host path.
 
         A local path or ``file://`` remote names a directory of the machine that built, which means
         nothing to a verifier elsewhere (and differs between two clones of one commit).
         """
-        remote = self.remote if self.remote and repository_url(self.remote) is not None else None
-        return {"commit": self.commit, "dirty": self.dirty, "remote": remote}
+        return self.remote if self.remote and repository_url(self.remote) is not None else None
 
 
 def _git(root: Path, *args: str) -> str | None:

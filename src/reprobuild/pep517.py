@@ -70,15 +70,19 @@ def _hook_env(extra: Mapping[str, str]) -> dict[str, str]:
 class HookEnvironment:
     """A virtual environment holding one project's build backend, and a caller for its hooks."""
 
-    def __init__(self, root: Path, python: str, backend: Backend, extra_env: Mapping[str, str]) -> None:
+    def __init__(
+        self, root: Path, python: str, backend: Backend, extra_env: Mapping[str, str], *, offline: bool = False
+    ) -> None:
         self.root = root
         self.python = python
         self.backend = backend
         self.venv = root / "venv"
         self.extra_env = dict(extra_env)
+        #: For uv itself: ``offline`` takes the backend from uv's cache only.
+        self.uv_env = _hook_env({"UV_OFFLINE": "1"} if offline else {})
         run_uv(
             ["venv", "--quiet", "--python", python, str(self.venv)],
-            env=_hook_env({}),
+            env=self.uv_env,
             what=f"creating an environment for the build backend (Python {python})",
         )
 
@@ -102,7 +106,7 @@ class HookEnvironment:
     def _install(self, args: list[str], what: str) -> None:
         run_uv(
             ["pip", "install", "--quiet", "--python", str(self.interpreter), *args],
-            env=_hook_env({}),
+            env=self.uv_env,
             what=what,
         )
 
@@ -164,11 +168,17 @@ def parse_metadata(data: bytes, origin: str) -> CoreMetadata:
 
 @contextlib.contextmanager
 def hook_environment(
-    python: str, backend: Backend, *, lock: Path | None, extra_env: Mapping[str, str] | None = None
+    python: str,
+    backend: Backend,
+    *,
+    lock: Path | None,
+    extra_env: Mapping[str, str] | None = None,
+    offline: bool = False,
 ) -> Iterator[HookEnvironment]:
-    """A :class:`HookEnvironment` with the backend installed (from ``lock`` when given), removed afterwards."""
+    """A :class:`HookEnvironment` with the backend installed (from ``lock`` when given; from uv's cache
+    only when ``offline``), removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="repro-build-hooks-") as tmp:
-        env = HookEnvironment(Path(tmp), python, backend, extra_env or {})
+        env = HookEnvironment(Path(tmp), python, backend, extra_env or {}, offline=offline)
         if lock is not None and lock.is_file():
             env.install_lock(lock)
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial.conftest import CLI
+from tests.cli import CLI
 
 
 @pytest.mark.network

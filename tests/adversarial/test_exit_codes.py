@@ -11,19 +11,9 @@ from typing import Any
 import pytest
 
 from reprobuild.cli import main as cli_main
+from tests.manifest.schemacheck import sample
 
 CLI = (sys.executable, "-m", "reprobuild")
-GOOD: dict[str, Any] = {
-    "schema": "repro-build.manifest/v1",
-    "kind": "image",
-    "target": "cpu",
-    "source": {},
-    "epoch": {"seconds": 0},
-    "outputs": {"manifest_digest": "sha256:" + "a" * 64, "config_digest": "sha256:" + "b" * 64, "layers": []},
-    "wheels": [],
-    "base": {},
-    "compressor": {},
-}
 
 
 @pytest.mark.parametrize(
@@ -37,7 +27,7 @@ GOOD: dict[str, Any] = {
     ],
 )
 def test_gate_with_a_malformed_manifest_is_an_error(tmp_path: Path, edit: Any, field: str) -> None:
-    data = json.loads(json.dumps(GOOD))
+    data = sample()  # a whole manifest: the edit is its one flaw
     edit(data)
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(data))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from reprobuild.oci.archive import ArchiveDisagreementError, read_archive, write_archive
 from reprobuild.oci.image import Image
+from tests.manifest.schemacheck import sample
 from tests.oci.helpers import small_image
 
 CLI = (sys.executable, "-m", "reprobuild")
@@ -121,49 +121,28 @@ def test_honest_archive_still_reads(tmp_path: Path, images: tuple[Image, Image])
 
 
 def _gate_manifest(tmp_path: Path, img: Image) -> Path:
-    """The parts of a build manifest the gate reads, describing ``img``."""
+    """A whole build manifest (the golden project's) whose outputs describe ``img``."""
     path = tmp_path / "manifest.json"
-    outputs = {
-        "manifest_digest": str(img.digest),
-        "config_digest": str(img.config_digest),
-        "layers": [{"digest": str(x.digest), "diff_id": str(x.diff_id)} for x in img.layers],
-    }
-    path.write_text(
-        json.dumps(
+    data = sample()
+    data["outputs"].update(
+        manifest_digest=str(img.digest),
+        config_digest=str(img.config_digest),
+        image_id=str(img.config_digest),
+        platform=f"{img.config['os']}/{img.config['architecture']}",
+        layers=[
             {
-                "schema": "repro-build.manifest/v1",
-                "kind": "image",
-                "target": "cpu",
-                "source": {},
-                "epoch": {"seconds": 0},
-                "outputs": outputs,
-                "wheels": [],
-                "base": {},
-                "compressor": {},
+                "digest": str(x.digest),
+                "diff_id": str(x.diff_id),
+                "size": x.size,
+                "media_type": x.media_type,
+                "holds": "app",
+                "distributions": [],
             }
-        )
+            for x in img.layers
+        ],
     )
+    path.write_text(json.dumps(data))
     return path
-
-
-@pytest.mark.parametrize("command", ["verify", "inspect", "copy", "diff"])
-def test_every_command_refuses_the_disagreeing_archive(
-    tmp_path: Path, images: tuple[Image, Image], command: str
-) -> None:
-    good, evil = images
-    hostile = _disagreeing(tmp_path, good, evil)
-    ref = f"oci-archive:{hostile}"
-    args = {
-        "verify": ["verify", str(_gate_manifest(tmp_path, good)), "--image", ref],
-        "inspect": ["inspect", ref],
-        "copy": ["copy", ref, f"oci-layout:{tmp_path / 'copied'}"],
-        "diff": ["diff", ref, ref],
-    }[command]
-    out = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert "error:" in out.stderr and "Traceback" not in out.stderr
-    assert str(evil.config_digest) in out.stderr and str(good.config_digest) in out.stderr
-    assert not (tmp_path / "copied").exists()
 
 
 def test_gate_never_decompresses_layers(
@@ -173,6 +152,7 @@ def test_gate_never_decompresses_layers(
     import reprobuild.oci.layer
     import reprobuild.oci.validate
     from reprobuild.manifest.gate import check_image
+    from reprobuild.manifest.schema import read_manifest
 
     good, evil = images
     archive = tmp_path / "evil.tar"
@@ -183,7 +163,7 @@ def test_gate_never_decompresses_layers(
 
     monkeypatch.setattr(reprobuild.oci.validate, "diff_id_of", refuse)
     monkeypatch.setattr(reprobuild.oci.layer, "diff_id_of", refuse)
-    manifest = json.loads(_gate_manifest(tmp_path, good).read_text())
+    manifest = read_manifest(_gate_manifest(tmp_path, good))
     result = check_image(manifest, f"oci-archive:{archive}")
     assert not result.match and any(str(evil.digest) in p for p in result.problems)
     honest = tmp_path / "good.tar"

@@ -19,7 +19,7 @@ import pytest
 
 from reprobuild.errors import ManifestError
 from reprobuild.manifest.validate import project_path, resolve_inside, wheel_filename
-from tests.adversarial.conftest import run_cli
+from tests.cli import run_cli
 from tests.foundation.helpers import git_commit
 
 VICTIM = b"precious data that verify must never touch\n"

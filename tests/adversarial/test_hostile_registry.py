@@ -15,6 +15,7 @@ import pytest
 from reprobuild.errors import RegistryError
 from reprobuild.oci.registry.client import RegistryClient
 from reprobuild.oci.registry.credentials import Credentials, CredentialStore
+from tests.manifest.schemacheck import sample
 from tests.oci.registry.servers import serving
 
 CLI = (sys.executable, "-m", "reprobuild")
@@ -118,21 +119,7 @@ def test_registry_echoing_the_authorization_header_is_redacted() -> None:
 
 def test_credentials_in_a_reference_are_refused_and_never_echoed(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "schema": "repro-build.manifest/v1",
-                "kind": "image",
-                "target": "cpu",
-                "source": {},
-                "epoch": {"seconds": 0},
-                "outputs": {"manifest_digest": "sha256:" + "a" * 64, "config_digest": "sha256:" + "b" * 64},
-                "wheels": [],
-                "base": {},
-                "compressor": {},
-            }
-        )
-    )
+    manifest.write_text(json.dumps(sample()))
     for ref in (f"user:{PASSWORD}@127.0.0.1:1/x:y", f"docker://user:{PASSWORD}@127.0.0.1:1/x:y"):
         for args in (["verify", str(manifest), "--image", ref], ["inspect", ref], ["copy", ref, "oci-layout:out"]):
             out = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False, cwd=tmp_path)

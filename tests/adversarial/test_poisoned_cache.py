@@ -21,7 +21,7 @@ from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
 from reprobuild.oci.layer import Layer, write_layer
 from reprobuild.oci.tarwriter import LayerEntry
-from tests.adversarial.conftest import run_cli
+from tests.cli import run_cli
 from tests.foundation.helpers import git_commit
 from tests.image.conftest import EXAMPLE, GOLDEN_PROJECT
 from tests.image.fakebase import fake_base

@@ -8,7 +8,6 @@ matches our policy of following Depends and Pre-Depends only.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -18,11 +17,11 @@ import pytest
 from reprobuild.base.debian.lock import make_lock, packages_with_defaults
 from reprobuild.base.debian.sources import default_mirror
 from tests.base.conftest import ARCH, SUITE, LockedBase
+from tests.testbed import require_tool
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
-@pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
 @pytest.mark.parametrize(
     ("extra", "suites"),
     [
@@ -35,6 +34,7 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 def test_closure_matches_apt(
     locked_base: LockedBase, tmp_path: Path, extra: tuple[str, ...], suites: tuple[str, ...]
 ) -> None:
+    require_tool("apt-get", "apt (`.ci/run` runs on Debian)")
     root = tmp_path / "aptroot"
     for sub in ("etc/apt/sources.list.d", "etc/apt/preferences.d", "var/lib/apt/lists/partial", "var/lib/dpkg"):
         (root / sub).mkdir(parents=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from reprobuild.base.debian.rootfs import NONROOT_ID, assemble_rootfs
 from reprobuild.errors import BaseImageError
 from reprobuild.oci.tarwriter import LayerEntry
 from tests.base.debs import FakeDeb, Item, ar, make_deb
+from tests.testbed import require_tool
 
 EPOCH = 1_700_000_000
 
@@ -38,9 +38,9 @@ def test_read_deb_each_compression(compression: str) -> None:
     assert files["./usr/bin/tool"] == b"#!/bin/true\n"
 
 
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
 @pytest.mark.parametrize("compressor", ["xz", "zstd", "gzip"])
 def test_reads_what_dpkg_deb_builds(tmp_path: Path, compressor: str) -> None:
+    require_tool("dpkg-deb", "`apt-get install -y dpkg` (Debian has it; `.ci/run` runs on Debian)")
     root = tmp_path / "pkg"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(
@@ -62,8 +62,8 @@ def test_reads_what_dpkg_deb_builds(tmp_path: Path, compressor: str) -> None:
     assert members["./usr/lib/link"].info.linkname == "data.txt"
 
 
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
 def test_dpkg_deb_accepts_the_test_helper(tmp_path: Path) -> None:
+    require_tool("dpkg-deb", "`apt-get install -y dpkg` (Debian has it; `.ci/run` runs on Debian)")
     path = tmp_path / "simple.deb"
     path.write_bytes(make_deb(SIMPLE))
     out = subprocess.run(["dpkg-deb", "--contents", str(path)], check=True, capture_output=True, text=True)

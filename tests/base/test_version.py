@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import shutil
 import subprocess
 
 import pytest
 
 from reprobuild.base.debian.version import DebVersion, compare_versions, satisfies
 from reprobuild.errors import BaseImageError
+from tests.testbed import require_tool
 
 VERSIONS = [
     "0", "1.0", "1.0-1", "1.0-0", "1.0~rc1", "1.0~~", "1.0~", "1.0a", "1.0+b1", "1.0.1", "1:0.9",
@@ -18,8 +18,8 @@ VERSIONS = [
 ]  # fmt: skip
 
 
-@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is not installed")
 def test_order_matches_dpkg() -> None:
+    require_tool("dpkg", "`apt-get install -y dpkg` (Debian has it; `.ci/run` runs on Debian)")
     wrong = []
     for a, b in itertools.product(VERSIONS, VERSIONS):
         ours = compare_versions(a, b)

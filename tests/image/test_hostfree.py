@@ -14,6 +14,7 @@ from reprobuild.image.build import build_image
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.lock import check_locks
 from reprobuild.manifest.record import image_manifest
+from reprobuild.manifest.schema import Label
 from reprobuild.oci.image import Image
 from tests.foundation.helpers import git_commit
 
@@ -74,11 +75,9 @@ def test_clones_by_ssh_https_and_path_give_one_digest(golden_project: Path, tmp_
         config = load_config(clone)
         result = build_image(config, "cpu", project_wheel=wheel_step())
         assert _labels(result.image)[SOURCE] == "https://git.example.org/org/golden"
-        assert image_manifest(config, result)["source"]["label"] == {
-            "from": "project.urls.Repository",
-            "note": None,
-            "url": "https://git.example.org/org/golden",
-        }
+        assert image_manifest(config, result).source.label == Label(
+            url="https://git.example.org/org/golden", origin="project.urls.Repository", note=None
+        )
         digests[name] = result.digest
     assert len(set(digests.values())) == 1, digests
 
@@ -102,5 +101,5 @@ def test_without_project_urls_the_origin_is_normalised_and_a_path_is_never_a_lab
     assert SOURCE not in _labels(local.image)
     config_blob = json.dumps(local.image.config)
     assert str(tmp_path) not in config_blob and str(base) not in config_blob
-    label = image_manifest(config, local)["source"]["label"]
-    assert label["url"] is None and "local path" in label["note"]
+    label = image_manifest(config, local).source.label
+    assert label.url is None and label.note is not None and "local path" in label.note

@@ -15,6 +15,7 @@ from reprobuild.config import load_config
 from reprobuild.errors import BaseImageError
 from reprobuild.image.build import ImageResult, build_image
 from reprobuild.image.projectwheel import wheel_step
+from tests.golden import Golden, compressor_key
 from tests.image.conftest import GOLDEN_PROJECT, copy_project
 from tests.image.fakebase import fake_base
 
@@ -35,12 +36,17 @@ def summary(result: ImageResult) -> dict[str, object]:
     }
 
 
-def test_golden_digest(golden_project: Path) -> None:
+def golden_key(result: ImageResult) -> str:
+    """The versions the golden image's bytes depend on beyond its locked inputs: the compressors, and the
+    interpreter that compiled its .pyc files (`uv python find` picks it on this machine)."""
+    compiler = result.bytecode["compiler"]
+    return f"{compressor_key()}; pyc: {compiler['implementation']} {compiler['version']}"
+
+
+def test_golden_digest(golden_project: Path, golden: Golden) -> None:
     """The whole image is pinned by one digest; refresh it only with `nox -s golden`."""
-    got = summary(build(golden_project))
-    if os.environ.get("REPRO_BUILD_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-    assert got == json.loads(GOLDEN.read_text())
+    result = build(golden_project)
+    golden.digests(GOLDEN, summary(result), key=golden_key(result))
 
 
 def test_layers_config_and_hook(golden_project: Path) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from reprobuild.manifest.schema import JsonObject, Manifest
 from reprobuild.manifest.verify import drift_warnings
 from reprobuild.oci.compress import Compressor
+from tests.manifest.schemacheck import sample
 
 #: The compressor object a repro-build before libdeflate wrote (docs/reference/manifest.md history).
-ZLIB_ERA = {
+ZLIB_ERA: JsonObject = {
     "algorithm": "gzip",
     "block_size": 1048576,
     "implementation": "repro-build fixed-block parallel gzip (Python zlib)",
@@ -16,16 +20,17 @@ ZLIB_ERA = {
 }
 
 
-def _compressor_warnings(manifest: dict[str, object]) -> list[str]:
+def _compressor_warnings(compressor: JsonObject) -> list[str]:
+    manifest = dataclasses.replace(Manifest.from_json(sample()), compressor=compressor)
     return [w for w in drift_warnings(manifest, Compressor.gzip().describe()) if w.startswith("compressor ")]
 
 
 def test_same_compressor_gives_no_warning() -> None:
-    assert _compressor_warnings({"compressor": Compressor.gzip().describe()}) == []
+    assert _compressor_warnings(Compressor.gzip().describe()) == []
 
 
 def test_a_zlib_era_manifest_names_every_difference() -> None:
-    warnings = _compressor_warnings({"compressor": ZLIB_ERA})
+    warnings = _compressor_warnings(ZLIB_ERA)
     keys = sorted(w.split(":", 1)[0].removeprefix("compressor ") for w in warnings)
     assert keys == ["implementation", "library", "library_version", "package", "package_version"]
     assert "compressor library: the manifest has 'zlib', this build uses 'libdeflate'" in warnings
@@ -33,7 +38,7 @@ def test_a_zlib_era_manifest_names_every_difference() -> None:
 
 def test_another_libdeflate_version_is_named() -> None:
     older = {**Compressor.gzip().describe(), "library_version": "1.24", "package_version": "0.8.1"}
-    assert _compressor_warnings({"compressor": older}) == [
+    assert _compressor_warnings(older) == [
         "compressor library_version: the manifest has '1.24', this build uses '1.25'",
         "compressor package_version: the manifest has '0.8.1', this build uses '0.9.0'",
     ]

@@ -32,15 +32,19 @@ from reprobuild.oci.compress import (
 from reprobuild.oci.safetar import iter_layer_entries
 from tests.oci.compress_samples import corpus
 
-DATA = corpus(24 << 20)
+
+@pytest.fixture(scope="module")
+def sample() -> bytes:
+    """24 MiB of sample data (many 1 MiB gzip blocks), made once for the tests that use it, never at import."""
+    return corpus(24 << 20)
 
 
 @pytest.mark.parametrize("compressor", [Compressor.gzip(), Compressor.zstd()], ids=["gzip", "zstd"])
-def test_bytes_do_not_depend_on_worker_count(compressor: Compressor) -> None:
-    outs = {w: compress_bytes(DATA, compressor, workers=w) for w in (1, 2, 4)}
+def test_bytes_do_not_depend_on_worker_count(compressor: Compressor, sample: bytes) -> None:
+    outs = {w: compress_bytes(sample, compressor, workers=w) for w in (1, 2, 4)}
     assert outs[1] == outs[2] == outs[4]
     # More than one gzip block / zstd job was involved.
-    assert len(DATA) > 8 * (1 << 20)
+    assert len(sample) > 8 * (1 << 20)
 
 
 def _members(out: bytes) -> list[bytes]:
@@ -54,41 +58,41 @@ def _members(out: bytes) -> list[bytes]:
     return members
 
 
-def test_gzip_is_one_member_per_block_decoded_by_gzip_binary_and_python(tmp_path: Path) -> None:
-    out = compress_bytes(DATA, Compressor.gzip(), workers=2)
-    assert gzip.decompress(out) == DATA
+def test_gzip_is_one_member_per_block_decoded_by_gzip_binary_and_python(tmp_path: Path, sample: bytes) -> None:
+    out = compress_bytes(sample, Compressor.gzip(), workers=2)
+    assert gzip.decompress(out) == sample
     members = _members(out)
-    assert len(members) == -(-len(DATA) // (1 << 20))
-    assert all(len(m) == 1 << 20 for m in members[:-1]) and b"".join(members) == DATA
+    assert len(members) == -(-len(sample) // (1 << 20))
+    assert all(len(m) == 1 << 20 for m in members[:-1]) and b"".join(members) == sample
     f = tmp_path / "x.gz"
     f.write_bytes(out)
     binary = shutil.which("gzip")
     assert binary, "gzip is part of every Debian system"
     got = subprocess.run([binary, "-dc", str(f)], capture_output=True, check=True).stdout
-    assert hashlib.sha256(got).digest() == hashlib.sha256(DATA).digest()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(sample).digest()
     subprocess.run([binary, "-t", str(f)], check=True)
 
 
-def test_zstd_is_decoded_by_zstd_binary(tmp_path: Path) -> None:
-    out = compress_bytes(DATA, Compressor.zstd(), workers=2)
+def test_zstd_is_decoded_by_zstd_binary(tmp_path: Path, sample: bytes) -> None:
+    out = compress_bytes(sample, Compressor.zstd(), workers=2)
     f = tmp_path / "x.zst"
     f.write_bytes(out)
     binary = shutil.which("zstd")
     if binary is None:
         pytest.fail("zstd binary missing: `apt-get install -y zstd`")
     got = subprocess.run([binary, "-dc", str(f)], capture_output=True, check=True).stdout
-    assert got == DATA
-    assert zstandard.ZstdDecompressor().stream_reader(out).read() == DATA
+    assert got == sample
+    assert zstandard.ZstdDecompressor().stream_reader(out).read() == sample
 
 
-def test_gzip_header_is_fixed_and_overhead_small() -> None:
-    out = compress_bytes(DATA, Compressor.gzip(), workers=2)
+def test_gzip_header_is_fixed_and_overhead_small(sample: bytes) -> None:
+    out = compress_bytes(sample, Compressor.gzip(), workers=2)
     header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # magic, deflate, no flags, mtime 0, XFL 0, OS 255
     assert out[:10] == header
-    assert out.count(header) >= len(DATA) >> 20  # every member has the same fixed header
+    assert out.count(header) >= len(sample) >> 20  # every member has the same fixed header
     # Against one zlib-6 stream over everything (no block restarts): not larger, with the member overhead.
     single = zlib.compressobj(6, zlib.DEFLATED, 31)
-    reference = single.compress(DATA) + single.flush()
+    reference = single.compress(sample) + single.flush()
     assert len(out) < len(reference) * 1.01
 
 

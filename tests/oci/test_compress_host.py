@@ -8,7 +8,7 @@ own ``zlib`` output is printed as a control that the swap took effect.
 
 Golden digests live in ``golden-compress.json``, keyed by the compressor versions that produced them
 (what the build manifest records): a new pinned compressor needs a new entry, written by
-``nox -s golden`` (``REPRO_BUILD_UPDATE_GOLDEN=1``); nothing else may move them.
+``nox -s golden`` (tests/golden.py); nothing else may move them.
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ from typing import Any
 
 import pytest
 
-from reprobuild.oci.compress import Compressor
-from reprobuild.wheel.canonical_sdist import gzip_compressor
-from reprobuild.wheel.canonical_zip import zip_compressor
+from tests.golden import Golden, compressor_key
 from tests.oci import hostzlib
 from tests.oci.compress_samples import digests
 
@@ -32,16 +30,6 @@ GOLDEN = Path(__file__).with_name("golden-compress.json")
 ROOT = Path(__file__).resolve().parents[2]
 #: Outputs that must never depend on the host's libz.
 PINNED = ("gzip_1mib", "zstd_1mib", "layer_gzip", "layer_zstd", "layer_diff_id", "wheel", "sdist")
-
-
-def compressor_key() -> str:
-    """Every version the pinned outputs depend on, as the build manifest and wheel record name them."""
-    g, z = Compressor.gzip().describe(), Compressor.zstd().describe()
-    return (
-        f"gzip: {g['library']} {g['library_version']} ({g['package']} {g['package_version']}) level {g['level']} "
-        f"block {g['block_size']}; zstd: {z['library']} {z['library_version']} (libzstd {z['c_library_version']}) "
-        f"level {z['level']}; wheel: {zip_compressor().describe()}; sdist: {gzip_compressor().describe()}"
-    )
 
 
 def _in_subprocess(libdir: Path | None) -> dict[str, str]:
@@ -61,15 +49,8 @@ def _in_subprocess(libdir: Path | None) -> dict[str, str]:
     return result
 
 
-def test_golden_digests_keyed_by_compressor_version() -> None:
-    key = compressor_key()
-    golden: dict[str, Any] = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
-    got = {k: v for k, v in digests().items() if k in PINNED}
-    if os.environ.get("REPRO_BUILD_UPDATE_GOLDEN") == "1":
-        golden[key] = got
-        GOLDEN.write_text(json.dumps(golden, indent=2, sort_keys=True) + "\n")
-    assert key in golden, f"no golden digests for {key!r}: a new compressor pin needs `nox -s golden`"
-    assert got == golden[key]
+def test_golden_digests_keyed_by_compressor_version(golden: Golden) -> None:
+    golden.digests(GOLDEN, {k: v for k, v in digests().items() if k in PINNED})
 
 
 @pytest.mark.network

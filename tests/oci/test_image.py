@@ -17,14 +17,13 @@ from reprobuild.oci.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI
 from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.oci.validate import validate_image
 from reprobuild.oci.values import Platform
+from tests.golden import Golden
 
 EPOCH = 1700000000
 
-#: Produced once by printing ``_golden_image(store).digest`` / ``.config_digest`` (see the test);
-#: they pin the canonical JSON of config + manifest and the golden layers of test_tarwriter.
-GOLDEN_IMAGE = "sha256:080218b74b42fd482f8d1b91e45197d8bd2b757d6fa599f0a4876768a8545d88"
-GOLDEN_CONFIG = "sha256:eca6e98b6fd9e894c7a5e4b653db43a10f8cdb9c52ab16075097bc75bb476c92"
-GOLDEN_INDEX = "sha256:ca925fc4fbb04b62e0e31be4b599a8bc13cb81aea569db6cf8077ad3572c723f"
+#: The golden image's manifest, config and index digests, keyed by the compressor versions (tests/golden.py):
+#: they pin the canonical JSON of config + manifest and the gzip layers.
+GOLDEN = Path(__file__).with_name("golden-image.json")
 
 
 def _layers(store: BlobStore) -> tuple[Layer, Layer]:
@@ -45,12 +44,10 @@ def _golden_image(store: BlobStore) -> Image:
     return append_layers(new_image(cfg, [a]), b)
 
 
-def test_golden_image_digests(tmp_path: Path) -> None:
+def test_golden_image_digests(tmp_path: Path, golden: Golden) -> None:
     img = _golden_image(BlobStore(tmp_path))
-    assert str(img.digest) == GOLDEN_IMAGE
-    assert str(img.config_digest) == GOLDEN_CONFIG
     idx = new_index([(img, None)])
-    assert str(idx.digest) == GOLDEN_INDEX
+    golden.digests(GOLDEN, {"image": str(img.digest), "config": str(img.config_digest), "index": str(idx.digest)})
     validate_image(img)
     validate_image(idx)
 

@@ -19,6 +19,7 @@ from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
 from reprobuild.oci.layer import diff_id_of, write_layer
 from reprobuild.oci.tarwriter import LayerEntry, entries_from_tree, tar_bytes
+from tests.golden import Golden
 
 EPOCH = 1700000000
 
@@ -36,25 +37,19 @@ def fixed_entries() -> list[LayerEntry]:
     ]
 
 
-#: Produced once with ``python -c "from tests.oci.test_tarwriter import *; ..."`` printing
-#: sha256(tar_bytes(fixed_entries(), EPOCH)) and the layer digests below (CPython 3.11 tarfile; gzip by
-#: libdeflate 1.25 from deflate 0.9.0, zstd by zstandard 0.25.0). A change here means the canonical form
-#: or a pinned compressor changed: that is a format break.
-GOLDEN_TAR = "71d960b6347ca9531ff6dcede22bfe51ff02cc1fc936e760e8e7010b97292a96"
-GOLDEN_GZIP_LAYER = "7e3bc32c6aab658ef4fc100a7b6a58909fe8a9f74ec3024f4e5de452ba363d89"
-GOLDEN_ZSTD_LAYER = "a834f18e21ffa6a19313af4c306b808cc332fd8cd91622b05386ac939b4aa972"
+#: The tar's and layers' digests, keyed by the compressor versions (tests/golden.py). A change means the
+#: canonical form or a pinned compressor changed: that is a format break.
+GOLDEN = Path(__file__).with_name("golden-tarwriter.json")
 
 
-def test_golden_tar_and_layers(tmp_path: Path) -> None:
-    assert hashlib.sha256(tar_bytes(fixed_entries(), EPOCH)).hexdigest() == GOLDEN_TAR
+def test_golden_tar_and_layers(tmp_path: Path, golden: Golden) -> None:
+    tar = hashlib.sha256(tar_bytes(fixed_entries(), EPOCH)).hexdigest()
     store = BlobStore(tmp_path)
     gz = write_layer(fixed_entries(), epoch=EPOCH, compressor=Compressor.gzip(), store=store)
     zst = write_layer(fixed_entries(), epoch=EPOCH, compressor=Compressor.zstd(), store=store)
     none = write_layer(fixed_entries(), epoch=EPOCH, compressor=Compressor.none(), store=store)
-    assert gz.diff_id.hex == zst.diff_id.hex == none.diff_id.hex == GOLDEN_TAR
-    assert none.digest.hex == GOLDEN_TAR
-    assert gz.digest.hex == GOLDEN_GZIP_LAYER
-    assert zst.digest.hex == GOLDEN_ZSTD_LAYER
+    assert gz.diff_id.hex == zst.diff_id.hex == none.diff_id.hex == none.digest.hex == tar
+    golden.digests(GOLDEN, {"tar": tar, "gzip_layer": gz.digest.hex, "zstd_layer": zst.digest.hex})
     for layer in (gz, zst, none):
         assert diff_id_of(layer) == layer.diff_id
         assert layer.path.read_bytes() and hashlib.sha256(layer.path.read_bytes()).hexdigest() == layer.digest.hex

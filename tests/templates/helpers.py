@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hello-ml"
+#: Expected outputs of `repro-build dockerfile`, compared through the `golden` fixture (tests/golden.py).
 GOLDEN = Path(__file__).parent / "golden"
 #: The name a test gives a base it loaded into the engine (`--base-image`); part of the golden output.
 LOADED_BASE = "repro-build/debian:bookworm"
-
-
-def check_golden(name: str, text: str) -> None:
-    """Compare ``text`` with ``golden/<name>``; ``UPDATE_GOLDEN=1`` rewrites the file instead.
-
-    Refresh after an intended change with `UPDATE_GOLDEN=1 pytest tests/templates` and review the diff.
-    """
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text, encoding="utf-8")
-    assert path.is_file(), f"{path} is missing: run `UPDATE_GOLDEN=1 pytest tests/templates` and review it"
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file (UPDATE_GOLDEN=1 refreshes)"
 
 
 def pinned_project(dest: Path) -> Path:

@@ -11,18 +11,19 @@ from reprobuild.config import load_config
 from reprobuild.dockerfile import image_env, render_dockerfile
 from reprobuild.errors import ConfigError, ReproBuildError
 from reprobuild.templates import render, template_text, templates_root
-from tests.templates.helpers import EXAMPLE, LOADED_BASE, check_golden, pinned_project
+from tests.golden import Golden
+from tests.templates.helpers import EXAMPLE, GOLDEN, LOADED_BASE, pinned_project
 
 
 @pytest.mark.parametrize("target", ["cpu", "cuda"])
-def test_example_golden(target: str) -> None:
+def test_example_golden(target: str, golden: Golden) -> None:
     config = load_config(EXAMPLE)
     text = render_dockerfile(config, target, base_image=LOADED_BASE)
-    check_golden(f"hello-ml-{target}.Dockerfile", text)
+    golden.text(GOLDEN / f"hello-ml-{target}.Dockerfile", text)
     assert text == render_dockerfile(load_config(EXAMPLE), target, base_image=LOADED_BASE)
 
 
-def test_registry_base_golden(tmp_path: Path) -> None:
+def test_registry_base_golden(tmp_path: Path, golden: Golden) -> None:
     config = load_config(pinned_project(tmp_path / "p"))
     base = config.target("slim").base
     assert base.kind == "registry" and base.digest
@@ -30,7 +31,7 @@ def test_registry_base_golden(tmp_path: Path) -> None:
     # FROM names the base by digest; the digest itself comes from Dockerfile.base, so it is masked for the golden.
     assert f"\nFROM {base.reference}\n" in text
     assert "@" + base.digest in text
-    check_golden("pinned-slim.Dockerfile", text.replace(base.digest, "<digest of stage slim>"))
+    golden.text(GOLDEN / "pinned-slim.Dockerfile", text.replace(base.digest, "<digest of stage slim>"))
 
 
 def test_env_is_sorted_and_layered(tmp_path: Path) -> None:

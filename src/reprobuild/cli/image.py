@@ -23,8 +23,10 @@ from reprobuild.errors import ConfigError
 from reprobuild.image.build import ImageResult, build_image
 from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
+from reprobuild.image.registrycache import cache_reference
 from reprobuild.image.summary import image_record
-from reprobuild.manifest.record import MANIFEST_NAME, image_manifest, write_manifest
+from reprobuild.manifest.record import image_manifest
+from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
 from reprobuild.oci.progress import progress_for_cli
 from reprobuild.oci.reference import parse_reference
 
@@ -63,6 +65,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="download the Debian base's packages from this mirror (default: [tool.repro-build.debian] mirror, "
         "else the lock's, else this machine's apt sources); the lock's hashes decide the bytes",
     )
+    p.add_argument(
+        "--cache",
+        metavar="REF",
+        help="share built layers through this registry repository, e.g. `host/team/build-cache` (default: "
+        "[tool.repro-build] cache); every layer read from it is checked against its inputs",
+    )
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -84,9 +92,8 @@ def _attach(name: str, result: ImageResult, location: Location | None, *, quiet:
     return {"count": count, "how": how}
 
 
-def run(args: argparse.Namespace) -> int:
-    config = load_config(args.project)
-    targets = args.targets or list(config.targets)
+def _check_names(args: argparse.Namespace, targets: list[str]) -> None:
+    """``--push`` and ``--tag`` name one image per target."""
     if args.push and len(targets) > 1 and "{target}" not in args.push:
         raise ConfigError(
             f"--push {args.push} would push {len(targets)} targets to one name",
@@ -99,6 +106,20 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.tag:
         parse_reference(args.tag.replace("{target}", targets[0]), origin="--tag")
+
+
+def _cache_ref(text: str | None) -> str | None:
+    """The registry cache's reference, checked before anything is built."""
+    if text:
+        cache_reference(text)
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.project)
+    targets = args.targets or list(config.targets)
+    _check_names(args, targets)
+    cache_ref = _cache_ref(args.cache or config.cache)
     if args.smoke:
         for name in targets:
             if not config.target(name).smoke:
@@ -118,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 out_dir=args.out_dir,
                 wheel=args.wheel,
                 project_wheel=project_wheel,
+                cache_ref=cache_ref,
                 debian=functools.partial(debian_base, mirror=args.mirror),
                 progress=progress,
                 log=functools.partial(_log_for, name, args.quiet),

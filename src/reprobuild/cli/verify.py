@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reprobuild.cli.output import data, log
 from reprobuild.errors import ConfigError
 from reprobuild.oci.location import FORMS
+
+if TYPE_CHECKING:
+    from reprobuild.manifest.schema import Manifest
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,25 +61,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _manifest_from_image(image: str, save: Path | None, *, quiet: bool) -> tuple[dict[str, Any], Path]:
-    """The build manifest carried by the provenance attached to ``image``, read and checked like a file."""
+def _manifest_from_image(image: str, save: Path | None, *, quiet: bool) -> Manifest:
+    """The build manifest carried by the provenance attached to ``image``, read and checked like a file
+    (errors name ``save``, else the provenance of ``image``)."""
     from reprobuild.attest.attach import manifest_from_image
     from reprobuild.fsutil import atomic_write_bytes
-    from reprobuild.manifest.record import read_manifest
+    from reprobuild.manifest.schema import parse_manifest
 
     data, where = manifest_from_image(image)
     log(f"build manifest: from {where}", quiet=quiet)
     if save is not None:
         atomic_write_bytes(save, data)
-        return read_manifest(save), save
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "manifest.json"
-        path.write_bytes(data)
-        return read_manifest(path), Path(f"the provenance of {image}")
+    return parse_manifest(data, save or f"the provenance of {image}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from reprobuild.manifest.record import read_manifest
+    from reprobuild.manifest.schema import read_manifest
 
     if args.manifest is None and not args.image:
         raise ConfigError(
@@ -90,14 +89,14 @@ def run(args: argparse.Namespace) -> int:
         from reprobuild.manifest.gate import check_image
 
         if args.manifest is None:
-            manifest, source = _manifest_from_image(args.image, args.save_manifest, quiet=args.quiet)
+            manifest = _manifest_from_image(args.image, args.save_manifest, quiet=args.quiet)
         else:
-            manifest, source = read_manifest(args.manifest), args.manifest
-        gate = check_image(manifest, args.image, source=source)
+            manifest = read_manifest(args.manifest)
+        gate = check_image(manifest, args.image)
         if args.json:
             data(json.dumps(gate.to_dict(), sort_keys=True, indent=2))
         elif gate.match:
-            data(f"match: {args.image} is {gate.expected.get('manifest_digest') or gate.expected['config_digest']}")
+            data(f"match: {args.image} is {gate.expected.manifest_digest or gate.expected.config_digest}")
         else:
             data(f"MISMATCH: {args.image}")
             for problem in gate.problems:

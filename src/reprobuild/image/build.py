@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +32,12 @@ from reprobuild.image.baseinfo import BaseInfo, check_base
 from reprobuild.image.buildcache import LayerCache, cached_base_info, layer_key
 from reprobuild.image.bytecode import compile_distributions, compile_module
 from reprobuild.image.datafiles import DataFile, data_files, file_records, with_file_groups
+from reprobuild.image.depcache import DEPENDENCY_KINDS, DependencyCache, DependencyLayers, dependency_key
 from reprobuild.image.interpreter import Interpreter, find_interpreter
 from reprobuild.image.ocilabels import standard_labels
 from reprobuild.image.plan import LayerGroup, plan_layers
 from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
+from reprobuild.image.registrycache import RegistryLayers, cache_reference
 from reprobuild.image.sourcelabel import SourceLabel, source_label
 from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
@@ -235,6 +237,40 @@ def _project_pin(config: Config, wheel: Path) -> WheelPin:
     return WheelPin(config.project.normalized_name, config.project.version or "", wheel.name, digest.hex, size)
 
 
+def _distributions(
+    installs: list[tuple[WheelPin, Path]],
+    project_pin: WheelPin | None,
+    reused: DependencyLayers | None,
+    *,
+    target: Target,
+    info: BaseInfo,
+    interpreter: Interpreter,
+    staging: Path,
+    log: Callable[[str], None],
+) -> dict[str, Distribution] | None:
+    """The installed distributions to write layers from, by name; with ``reused`` only the project's.
+
+    With ``reused`` (the third-party layers, found by their inputs) only the project wheel is installed
+    and compiled; ``None`` when one of its files is a file a dependency's layer holds too (the caller
+    then installs everything, as which copy wins is the full install's to say).
+    """
+    wanted = installs if reused is None else [(p, w) for p, w in installs if p == project_pin]
+    if reused is None:
+        log(f"installing {len(installs)} wheel(s)")
+    else:
+        log(f"installing {len(wanted)} wheel(s); {len(installs) - len(wanted)} reused as layers from the cache")
+    install_wheels(wanted, target, staging, what=f"installing the wheels of target {target.name!r}")
+    collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in wanted})
+    if reused is not None:
+        clash = sorted(f.image_path for d in collected for f in d.files if f.image_path in reused.paths)
+        if clash:
+            log(f"the project wheel holds {clash[0]}, which a dependency holds too: installing every wheel")
+            return None
+    if target.bytecode == "unchecked-hash":
+        collected = compile_distributions(collected, interpreter=interpreter, site_packages=info.site_packages)
+    return {d.name: d for d in collected}
+
+
 @dataclass(frozen=True)
 class _Layers:
     layers: list[Layer]
@@ -258,6 +294,7 @@ def _write_layers(
     groups: list[LayerGroup],
     dists: dict[str, Distribution],
     *,
+    pins: Mapping[str, WheelPin],
     base: Image,
     policy: Policy,
     info: BaseInfo,
@@ -270,24 +307,27 @@ def _write_layers(
     log: Callable[[str], None],
     cache: LayerCache | None,
     files: Sequence[DataFile] = (),
+    reuse: Mapping[LayerGroup, Layer] | None = None,
 ) -> _Layers:
+    """Write (or find) each group's layer; a group in ``reuse`` takes that layer as it is (image/depcache.py)."""
     out = _Layers(
         [], [LayerRecord(str(b.digest), str(b.diff_id), b.size, b.media_type, "base") for b in base.layers], []
     )
+    reuse = reuse or {}
     for group in groups:
-        if group.kind == "file":
+        if group in reuse:
+            entries = []
+        elif group.kind == "file":
             entries = [next(f.entry() for f in files if f.path == group.path)]
         elif group.kind == "app":
             entries = _app_entries(policy, info, interpreter, store.root.parent / "app")
         else:
             entries = _group_entries(group, dists)
         mtime = layer_mtime(group, epoch)
-        key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache else ""
-        layer = (
-            cache.get(key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm))
-            if cache
-            else None
-        )
+        layer = reuse.get(group)
+        key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache and layer is None else ""
+        if cache and layer is None:
+            layer = cache.get(key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm))
         if layer is None:
             layer = write_layer(
                 entries, epoch=mtime, compressor=compressor, store=store, progress=progress, description=group.name
@@ -302,11 +342,132 @@ def _write_layers(
             )
         )
         for name in group.distributions:
-            pin = dists[name].wheel
+            pin = pins.get(name)
             if pin is not None and pin != project_pin:
                 out.wheel_layers.append((pin, index))
         log(f"layer {group.name}: {layer.size} bytes")
     return out
+
+
+def _own_wheel(
+    config: Config, wheel: Path | None, project_wheel: ProjectWheel | None, dist: Path
+) -> tuple[Path | None, WheelPin | None, dict[str, Any] | None]:
+    """The project's wheel (``wheel`` as given, else built by ``project_wheel``; else none), its pin, and
+    what the manifest records about it: the wheel step's record, or the given file's name, hash and size."""
+    if wheel is None and project_wheel is not None:
+        built, record = project_wheel(config, dist)
+        return built, _project_pin(config, built), record
+    if wheel is None:
+        return None, None, None
+    pin = _project_pin(config, wheel)
+    return wheel, pin, {"filename": wheel.name, "sha256": f"sha256:{pin.sha256}", "size": pin.size}
+
+
+def _layer_cache(use_cache: bool, cache_ref: str | None) -> LayerCache | None:
+    if not use_cache:
+        return None
+    return LayerCache(remote=RegistryLayers(cache_reference(cache_ref)) if cache_ref else None)
+
+
+def _layers(
+    config: Config,
+    target: Target,
+    installs: list[tuple[WheelPin, Path]],
+    project_pin: WheelPin | None,
+    *,
+    base: Image,
+    info: BaseInfo,
+    interpreter: Interpreter,
+    policy: Policy,
+    epoch: Epoch,
+    compressor: Compressor,
+    files: Sequence[DataFile],
+    work: Path,
+    layer_cache: LayerCache | None,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> tuple[list[LayerGroup], _Layers]:
+    """The layer groups above the base and their layers: the third-party ones reused as a whole when their
+    inputs are unchanged (image/depcache.py), else installed and written (or found layer by layer)."""
+    base_layers = len(base.layers) + len(files)  # each data file takes a layer of the budget
+    deps_cache = DependencyCache() if layer_cache else None
+    deps_key = (
+        dependency_key(
+            [p for p, _ in installs if p != project_pin],
+            target=target,
+            paths=info.paths(),
+            interpreter=interpreter,
+            policy=target.layers,
+            base_layers=base_layers,
+            has_project=project_pin is not None,
+            compressor=compressor.describe(),
+            media_type=oci_layer_type(compressor.algorithm),
+            mtime=min(DEPENDENCY_MTIME, epoch.seconds),
+        )
+        if deps_cache
+        else ""
+    )
+    reused = deps_cache.get(deps_key) if deps_cache else None
+    dists = _distributions(
+        installs,
+        project_pin,
+        reused,
+        target=target,
+        info=info,
+        interpreter=interpreter,
+        staging=work / "site",
+        log=log,
+    )
+    if reused is not None and dists is None:
+        reused = None  # the project's files overlap a dependency's: only the full install says which wins
+        dists = _distributions(
+            installs,
+            project_pin,
+            None,
+            target=target,
+            info=info,
+            interpreter=interpreter,
+            staging=work / "full",
+            log=log,
+        )
+    assert dists is not None
+    groups = with_file_groups(
+        [
+            *(reused.groups if reused else ()),
+            *plan_layers(
+                list(dists.values()), config.project.name if project_pin else None, target.layers, base_layers
+            ),
+        ],
+        files,
+    )
+    pins = {p.name: p for p, _ in installs}
+    written = _write_layers(
+        groups,
+        dists,
+        pins=pins,
+        reuse=reused.by_group() if reused else None,
+        base=base,
+        policy=policy,
+        info=info,
+        interpreter=interpreter,
+        epoch=epoch,
+        compressor=compressor,
+        store=BlobStore(work / "oci"),
+        project_pin=project_pin,
+        progress=progress,
+        log=log,
+        cache=layer_cache,
+        files=files,
+    )
+    if deps_cache and reused is None:
+        deps = [(g, layer) for g, layer in zip(groups, written.layers, strict=True) if g.kind in DEPENDENCY_KINDS]
+        deps_cache.put(
+            deps_key,
+            [g for g, _ in deps],
+            [layer for _, layer in deps],
+            (f.image_path for g, _ in deps for name in g.distributions for f in dists[name].files),
+        )
+    return groups, written
 
 
 def _assemble(
@@ -346,17 +507,27 @@ def build_image(
     target_name: str,
     *,
     out_dir: Path | None = None,
+    epoch: Epoch | None = None,
     wheel: Path | None = None,
     project_wheel: ProjectWheel | None = None,
     pins: list[WheelPin] | None = None,
     offline: bool = False,
     base_manifest: str | None = None,
     use_cache: bool = True,
+    cache_ref: str | None = None,
     debian: DebianBuilder | None = None,
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
 ) -> ImageResult:
-    """Assemble ``target_name``'s image into ``out_dir/<target>``; see :func:`_build_image` for the options.
+    """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
+
+    ``epoch`` is the source date (default: ``SOURCE_DATE_EPOCH``, else the project's policy; ``verify``
+    passes the recorded one). ``wheel`` is the project wheel to install (else ``project_wheel`` builds
+    it; else none is installed). ``pins`` replaces wheel selection (``verify`` passes the manifest's);
+    with ``offline`` every wheel and the base must already be in the cache (``base_manifest``: the
+    platform manifest digest a previous build recorded for a registry base). ``use_cache=False`` writes
+    every layer anew (``verify`` rebuilds that way). ``cache_ref`` names a registry repository whose
+    layers are shared (read, checked, written) beside the local layer cache (``image --cache REF``).
 
     One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
     dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
@@ -367,178 +538,113 @@ def build_image(
     with exclusive_lock(out_root / f".{target.name}.lock"):
         for leftover in out_root.glob(f".{target.name}-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        return _build_image(
-            config,
-            target_name,
-            out_dir=out_root,
-            wheel=wheel,
-            project_wheel=project_wheel,
-            pins=pins,
-            offline=offline,
-            base_manifest=base_manifest,
-            use_cache=use_cache,
-            debian=debian,
-            progress=progress,
-            log=log,
-        )
-
-
-def _build_image(
-    config: Config,
-    target_name: str,
-    *,
-    out_dir: Path | None = None,
-    wheel: Path | None = None,
-    project_wheel: ProjectWheel | None = None,
-    pins: list[WheelPin] | None = None,
-    offline: bool = False,
-    base_manifest: str | None = None,
-    use_cache: bool = True,
-    debian: DebianBuilder | None = None,
-    progress: Progress = NO_PROGRESS,
-    log: Callable[[str], None] = lambda s: None,
-) -> ImageResult:
-    """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
-
-    ``wheel`` is the project wheel to install (else ``project_wheel`` builds it; else none is
-    installed). ``pins`` replaces wheel selection (``verify`` passes the manifest's); with ``offline``
-    every wheel and the base must already be in the cache (``base_manifest``: the platform manifest
-    digest a previous build recorded for a registry base). ``use_cache=False`` writes every layer anew
-    (``verify`` rebuilds that way).
-    """
-    target = config.target(target_name)
-    epoch = resolve_epoch(config.epoch_policy, config.root)
-    lock = _check_lock(config, target)
-    out_root = (out_dir or config.root / "build").resolve()
-    make_output_dir(out_root)
-    prepare_cache_root()
-    final = out_root / target.name
-    source = source_info(config.root)
-    label = source_label(config.project.urls, source.remote)
-    log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
-    compressor = config.compression
-    repo_tag = f"{config.project.normalized_name}:{target.name}"
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
-        work = Path(tmp)
-        log(f"base: {target.base.text}")
-        base = resolve_base(
-            config,
-            target,
-            BlobStore(cache_root()),
-            work / "base",
-            debian=debian,
-            offline=offline,
-            manifest_digest=base_manifest,
-        )
-        # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
-        info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
-        check_base(info, target, name=target.base.text)
-        log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
-        interpreter = find_interpreter(info.python_version)
-        log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
-        if interpreter.version != info.python_version:
-            log(
-                f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
-                f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
+        epoch = epoch or resolve_epoch(config.epoch_policy, config.root)
+        lock = _check_lock(config, target)
+        prepare_cache_root()
+        final = out_root / target.name
+        source = source_info(config.root)
+        label = source_label(config.project.urls, source.remote)
+        log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
+        compressor = config.compression
+        repo_tag = f"{config.project.normalized_name}:{target.name}"
+        with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
+            work = Path(tmp)
+            log(f"base: {target.base.text}")
+            base = resolve_base(
+                config,
+                target,
+                BlobStore(cache_root()),
+                work / "base",
+                debian=debian,
+                offline=offline,
+                manifest_digest=base_manifest,
             )
+            # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
+            info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
+            check_base(info, target, name=target.base.text)
+            log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
+            interpreter = find_interpreter(info.python_version)
+            log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
+            if interpreter.version != info.python_version:
+                log(
+                    f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
+                    f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
+                )
 
-        installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
-        policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
-        wheel_record: dict[str, Any] | None = None
-        if wheel is None and project_wheel is not None:
-            wheel, wheel_record = project_wheel(config, work / "dist")
-        project_pin = _project_pin(config, wheel) if wheel is not None else None
-        if wheel is not None and project_pin is not None:
-            installs.append((project_pin, wheel))
-            wheel_record = wheel_record or {
-                "filename": wheel.name,
-                "sha256": f"sha256:{project_pin.sha256}",
-                "size": project_pin.size,
-            }
-        log(f"installing {len(installs)} wheel(s)")
-        staging = work / "site"
-        install_wheels(installs, target, staging, what=f"installing the wheels of target {target.name!r}")
-        collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in installs})
-        if target.bytecode == "unchecked-hash":
-            collected = compile_distributions(collected, interpreter=interpreter, site_packages=info.site_packages)
-        dists = {d.name: d for d in collected}
-        files = data_files(config, target)
-        groups = with_file_groups(
-            plan_layers(
-                list(dists.values()),
-                config.project.name if wheel else None,
-                target.layers,
-                len(base.image.layers) + len(files),  # each data file takes a layer of the budget
-            ),
-            files,
-        )
-        written = _write_layers(
-            groups,
-            dists,
-            base=base.image,
-            policy=policy,
-            info=info,
-            interpreter=interpreter,
-            epoch=epoch,
-            compressor=compressor,
-            store=BlobStore(work / "oci"),
-            project_pin=project_pin,
-            progress=progress,
-            log=log,
-            cache=LayerCache() if use_cache else None,
-            files=files,
-        )
-        image = _assemble(
-            base,
-            written,
-            groups,
-            config=config,
-            target=target,
-            policy=policy,
-            epoch=epoch,
-            source=source,
-            label=label,
-        )
-        staged = work / "out"
-        attestations = _write_outputs(
-            config,
-            target,
-            image,
-            staged=staged,
+            installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
+            policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
+            wheel, project_pin, wheel_record = _own_wheel(config, wheel, project_wheel, work / "dist")
+            if wheel is not None and project_pin is not None:
+                installs.append((project_pin, wheel))
+            files = data_files(config, target)
+            groups, written = _layers(
+                config,
+                target,
+                installs,
+                project_pin,
+                base=base.image,
+                info=info,
+                interpreter=interpreter,
+                policy=policy,
+                epoch=epoch,
+                compressor=compressor,
+                files=files,
+                work=work,
+                layer_cache=_layer_cache(use_cache, cache_ref),
+                progress=progress,
+                log=log,
+            )
+            image = _assemble(
+                base,
+                written,
+                groups,
+                config=config,
+                target=target,
+                policy=policy,
+                epoch=epoch,
+                source=source,
+                label=label,
+            )
+            staged = work / "out"
+            attestations = _write_outputs(
+                config,
+                target,
+                image,
+                staged=staged,
+                repo_tag=repo_tag,
+                progress=progress,
+                log=log,
+                base=base,
+                installs=installs,
+                project_pin=project_pin,
+                epoch=epoch,
+            )
+            publish_dir(staged, final)
+        # The new layers lived in the staging store; from now on the image reads them from the final layout.
+        result_image = read_layout(final / "oci", tag=target.name)
+        assert isinstance(result_image, Image)
+        return ImageResult(
+            target=target.name,
+            image=result_image,
+            layout=final / "oci",
+            archive=final / "image.tar",
             repo_tag=repo_tag,
-            progress=progress,
-            log=log,
-            base=base,
-            installs=installs,
-            project_pin=project_pin,
             epoch=epoch,
+            base=base.record.to_dict(),
+            base_info=info,
+            wheels=tuple(sorted(written.wheel_layers, key=lambda w: w[0].name)),
+            project_wheel=wheel_record,
+            layers=tuple(written.records),
+            compressor=compressor.describe(),
+            env=tuple(result_image.config.get("config", {}).get("Env", [])),
+            policy=policy,
+            source=source,
+            bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
+            source_label=label,
+            extra={COMMAND: __version__},
+            files=tuple(file_records(files, [r.holds for r in written.records])),
+            attestations=attestations,
         )
-        publish_dir(staged, final)
-    # The new layers lived in the staging store; from now on the image reads them from the final layout.
-    result_image = read_layout(final / "oci", tag=target.name)
-    assert isinstance(result_image, Image)
-    return ImageResult(
-        target=target.name,
-        image=result_image,
-        layout=final / "oci",
-        archive=final / "image.tar",
-        repo_tag=repo_tag,
-        epoch=epoch,
-        base=base.record.to_dict(),
-        base_info=info,
-        wheels=tuple(sorted(written.wheel_layers, key=lambda w: w[0].name)),
-        project_wheel=wheel_record,
-        layers=tuple(written.records),
-        compressor=compressor.describe(),
-        env=tuple(result_image.config.get("config", {}).get("Env", [])),
-        policy=policy,
-        source=source,
-        bytecode={"mode": target.bytecode, "compiler": interpreter.to_dict()},
-        source_label=label,
-        extra={COMMAND: __version__},
-        files=tuple(file_records(files, [r.holds for r in written.records])),
-        attestations=attestations,
-    )
 
 
 def _write_outputs(

@@ -13,8 +13,11 @@ a shared volume), so no entry is trusted because of a hash stored beside it:
     path, mode and content sha256, the epoch, the compressor's description and the tar format version.
     Before reuse the diff_id is re-derived from the inputs (the canonical tar, hashed without
     compressing) and the blob must hash to its digest and decompress to that diff_id.
+``<cache>/layers/<key>.json`` with an ``hmac``
+    a target's third-party layers as a whole, found by their inputs without installing a wheel
+    (:mod:`reprobuild.image.depcache`); sealed like the base facts.
 
-``verify`` uses neither cache.
+``verify`` uses none of these caches.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild.cache import cache_root
 from reprobuild.cachekey import seal, sealed_by_us
@@ -36,6 +39,9 @@ from reprobuild.oci.image import Image
 from reprobuild.oci.layer import Layer, diff_id_of, tar_diff_id
 from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.oci.values import Descriptor
+
+if TYPE_CHECKING:
+    from reprobuild.image.registrycache import RegistryLayers
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +148,11 @@ class LayerCache:
     the compressed bytes (see docs/explanation/threat-model.md).
     """
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, remote: RegistryLayers | None = None) -> None:
         base = root or cache_root()
         self.index = base / "layers"
         self.store = BlobStore(base)
+        self.remote = remote  # layers shared through a registry (image/registrycache.py)
 
     def _evict(self, key: str, path: Path | None, why: str) -> None:
         log.warning("warning: layer cache entry %s is not what its inputs give (%s); rebuilding it", key[:12], why)
@@ -165,7 +172,32 @@ class LayerCache:
         """The cached layer for ``key`` if its blob is exactly the tar of ``entries``; else ``None``.
 
         ``media_type`` is the one the build's compressor gives: an entry of another type is evicted.
+        Without a local entry, the registry cache's (``remote``) is taken in and checked the same way;
+        a local hit is shared with the registry cache.
         """
+        args: dict[str, Any] = {
+            "entries": entries,
+            "epoch": epoch,
+            "media_type": media_type,
+            "preserve_metadata": preserve_metadata,
+        }
+        if not (self.index / f"{key}.json").is_file() and self.remote is not None:
+            fetched = self.remote.fetch(key, self.store, media_type)
+            if fetched is None:
+                return None
+            self._record(key, fetched)
+            layer = self._get(key, **args)
+            if layer is None:
+                log.warning("warning: registry cache %s: entry %s was not used", self.remote.ref.name, key[:12])
+            return layer
+        layer = self._get(key, **args)
+        if layer is not None and self.remote is not None:
+            self.remote.push(key, layer)
+        return layer
+
+    def _get(
+        self, key: str, *, entries: list[LayerEntry], epoch: int, media_type: str, preserve_metadata: bool
+    ) -> Layer | None:
         payload = _unseal(self.index / f"{key}.json")
         if payload is None:
             return None
@@ -201,8 +233,14 @@ class LayerCache:
         return layer
 
     def put(self, key: str, layer: Layer) -> None:
+        """Remember ``layer`` under ``key`` (and share it through the registry cache, if any)."""
         with layer.path.open("rb") as blob:
             self.store.copy_from(blob, expected=layer.digest, size=layer.size, what="layer cache")
+        self._record(key, layer)
+        if self.remote is not None:
+            self.remote.push(key, layer)
+
+    def _record(self, key: str, layer: Layer) -> None:
         atomic_write_text(
             self.index / f"{key}.json",
             _sealed(

@@ -16,9 +16,11 @@ why a ``.pyc`` differs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,10 @@ def _uv_find(request: str) -> tuple[str | None, str]:
 @functools.cache
 def _find(python: str, request: str | None) -> Interpreter:
     minor = minor_of(python)
+    if request is None:
+        known = _recall(python)
+        if known is not None:
+            return known
     asked = [request] if request else list(dict.fromkeys([python, minor]))
     path, detail = None, ""
     for one in asked:
@@ -112,6 +118,8 @@ def _find(python: str, request: str | None) -> Interpreter:
         )
     facts = json.loads(probe.stdout)
     found = Interpreter(Path(path), facts["version"], facts["implementation"], facts["cache_tag"])
+    if request is None and found.version == python and found.implementation == "cpython":
+        _remember(python, found)
     if found.minor != minor or found.implementation != "cpython":
         raise ToolError(
             f"the image's byte-code needs CPython {minor}, but {'`UV_PYTHON`' if request else 'uv'} "
@@ -119,3 +127,58 @@ def _find(python: str, request: str | None) -> Interpreter:
             hint=_hint(python),
         )
     return found
+
+
+# ------------------------------------------------------------------ remembered between runs
+
+#: ``uv python find`` probes every interpreter it can see, which takes from a fraction of a second to
+#: seconds; what it found for an exact ``X.Y.Z`` is remembered in ``<cache>/interpreters/<X.Y.Z>.json``.
+#: The entry names a program to run, so it is sealed with the cache key (:mod:`reprobuild.cachekey`),
+#: and it is used only when the program still reports exactly that CPython version: any CPython of
+#: that version writes the same byte-code, which is what uv's first request would have given.
+_EXACT = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+def _entry(python: str) -> Path | None:
+    from reprobuild.cache import cache_root
+
+    return cache_root() / "interpreters" / f"{python}.json" if _EXACT.match(python) else None
+
+
+def _remember(python: str, found: Interpreter) -> None:
+    from reprobuild.cachekey import seal
+    from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
+
+    path = _entry(python)
+    payload = {"path": str(found.path), "python": python}
+    tag = seal(canonical_json_bytes(payload))
+    if path is None or tag is None:
+        return
+    with contextlib.suppress(OSError):  # remembering only saves time
+        atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+
+
+def _recall(python: str) -> Interpreter | None:
+    from reprobuild.cachekey import sealed_by_us
+    from reprobuild.fsutil import canonical_json_bytes
+
+    entry = _entry(python)
+    if entry is None:
+        return None
+    try:
+        data = json.loads(entry.read_text(encoding="utf-8"))
+        payload = data["payload"]
+        if payload["python"] != python or not sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
+            return None
+        program = Path(str(payload["path"]))
+        if not program.is_absolute():
+            return None
+        probe = subprocess.run(
+            [str(program), "-I", "-c", _PROBE], capture_output=True, text=True, env={"PATH": os.defpath}, check=False
+        )
+        facts = json.loads(probe.stdout) if probe.returncode == 0 else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if facts.get("version") != python or facts.get("implementation") != "cpython":
+        return None
+    return Interpreter(program, python, "cpython", str(facts["cache_tag"]))

@@ -6,16 +6,21 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.config import Config
+from reprobuild.epoch import Epoch
 from reprobuild.image.build import ProjectWheel
 
 
-def wheel_step(*, allow_dirty: bool = False) -> ProjectWheel:
-    """A :data:`ProjectWheel` that runs ``repro-build wheel`` (wheel only) into the staging directory."""
+def wheel_step(*, allow_dirty: bool = False, epoch: Epoch | None = None, offline: bool = False) -> ProjectWheel:
+    """A :data:`ProjectWheel` that runs ``repro-build wheel`` (wheel only) into the staging directory.
+
+    ``epoch``: the source date (else the project's policy decides); ``offline``: the build backend comes
+    from uv's cache only (``verify --offline``).
+    """
 
     def build(config: Config, dest: Path) -> tuple[Path, dict[str, Any]]:
         from reprobuild.wheel.build import build_wheel
 
-        record = build_wheel(config, out_dir=dest, allow_dirty=allow_dirty, sdist=False)
+        record = build_wheel(config, out_dir=dest, allow_dirty=allow_dirty, epoch=epoch, offline=offline, sdist=False)
         artifact = record.artifact("wheel")
         assert artifact is not None  # the wheel was asked for
         return dest / artifact.filename, record.to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reprobuild.image.build import ImageResult
-from reprobuild.manifest.record import MANIFEST_NAME
+from reprobuild.manifest.schema import MANIFEST_NAME
 
 
 def image_record(

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from reprobuild.errors import EngineError, ManifestError, ReproBuildError
+from reprobuild.manifest.schema import Manifest
 from reprobuild.oci.archive import ArchiveDisagreementError, read_archive
 from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.index import Index
@@ -27,29 +28,51 @@ from reprobuild.oci.values import Descriptor, Platform
 
 
 @dataclass(frozen=True)
+class Facts:
+    """Digests of one image: what the manifest records or what the gate read at the reference. ``None``:
+    not known there (the engine has no manifest digest; a registry index without the platform has no image)."""
+
+    manifest_digest: str | None = None
+    config_digest: str | None = None
+    index_digest: str | None = None
+    image_id: str | None = None
+    diff_ids: tuple[str, ...] | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The known facts (``None`` ones left out), as ``verify --image --json`` prints them."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass(frozen=True)
 class GateResult:
     """What was compared and whether everything matched."""
 
     reference: str
-    expected: dict[str, Any]
-    found: dict[str, Any]
+    expected: Facts
+    found: Facts
     problems: tuple[str, ...]
 
     @property
     def match(self) -> bool:
         return not self.problems
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
-            "expected": self.expected,
-            "found": self.found,
+            "expected": self.expected.to_dict(),
+            "found": self.found.to_dict(),
             "match": self.match,
             "problems": list(self.problems),
             "reference": self.reference,
         }
 
 
-def _registry(loc: Location, expected: dict[str, Any]) -> dict[str, Any]:
+def _registry(loc: Location, platform: str) -> Facts:
     from reprobuild.oci.registry import RegistryClient
 
     ref = loc.reference
@@ -57,43 +80,47 @@ def _registry(loc: Location, expected: dict[str, Any]) -> dict[str, Any]:
     with RegistryClient(ref.api_host) as client:
         data, media_type, digest = client.get_manifest(ref.repository, ref.ref)
         obj = parse_json_object(data, f"manifest {ref}")
-        found: dict[str, Any] = {"manifest_digest": digest}
+        index_digest = None
         if str(obj.get("mediaType") or media_type) in INDEX_TYPES or "manifests" in obj:
-            found["index_digest"] = digest
-            platform = Platform.parse(expected["platform"]) if expected.get("platform") else None
+            index_digest = digest
+            wanted = Platform.parse(platform)
             children = [Descriptor.from_json(d, origin=f"index {ref}") for d in obj.get("manifests") or []]
-            chosen = next((d for d in children if platform and d.platform and platform.matches(d.platform)), None)
+            chosen = next((d for d in children if d.platform and wanted.matches(d.platform)), None)
             if chosen is None:
-                return {**found, "manifest_digest": None, "note": f"the index has no {expected.get('platform')} image"}
+                return Facts(index_digest=digest, note=f"the index has no {platform} image")
             data, _, digest = client.get_manifest(ref.repository, str(chosen.digest))
             obj = parse_json_object(data, f"manifest {ref}@{chosen.digest}")
-            found["manifest_digest"] = digest
-        found["config_digest"] = str((obj.get("config") or {}).get("digest"))
-        return found
+        config = obj.get("config")
+        config_digest = config.get("digest") if isinstance(config, dict) else None
+        return Facts(
+            manifest_digest=digest,
+            config_digest=None if config_digest is None else str(config_digest),
+            index_digest=index_digest,
+        )
 
 
-def _local(art: Image | Index, expected: dict[str, Any]) -> dict[str, Any]:
+def _local(art: Image | Index, platform: str) -> tuple[Facts, list[str]]:
+    """The image's digests and the problems re-hashing its blobs found."""
     image = art
     if isinstance(art, Index):
-        platform = Platform.parse(expected["platform"])
         from reprobuild.oci.index import select_platform
 
-        image = select_platform(art, platform)
+        image = select_platform(art, Platform.parse(platform))
     assert isinstance(image, Image)
     # Re-hash every blob (a local file can be altered under a correct name), but decompress none: once
     # the manifest digest matches and each blob hashes to its digest, the config's diff_ids and the
     # layers' content are fixed by those digests, and a mismatch is already known without them. So a
     # hostile archive cannot make the gate inflate a compression bomb.
     problems = artifact_problems(image, check_diff_ids=False)
-    return {
-        "manifest_digest": str(image.digest),
-        "config_digest": str(image.config_digest),
-        "diff_ids": [str(d) for d in image.diff_ids],
-        "blob_problems": problems,
-    }
+    found = Facts(
+        manifest_digest=str(image.digest),
+        config_digest=str(image.config_digest),
+        diff_ids=tuple(str(d) for d in image.diff_ids),
+    )
+    return found, problems
 
 
-def _engine(loc: Location) -> dict[str, Any]:
+def _engine(loc: Location) -> Facts:
     import docker.errors
 
     from reprobuild.oci import engine
@@ -106,40 +133,40 @@ def _engine(loc: Location) -> dict[str, Any]:
         raise EngineError(f"the engine has no image {loc.name}", hint="load it first (`docker load`)") from e
     except engine.ENGINE_ERRORS as e:
         raise EngineError(f"asking the engine for the image {loc.name} failed: {e}") from e
-    return {"image_id": attrs.get("Id"), "diff_ids": list((attrs.get("RootFS") or {}).get("Layers") or [])}
+    image_id = attrs.get("Id")
+    return Facts(
+        image_id=None if image_id is None else str(image_id),
+        diff_ids=tuple(str(d) for d in (attrs.get("RootFS") or {}).get("Layers") or []),
+    )
 
 
-def check_image(manifest: dict[str, Any], reference: str, *, source: Path | None = None) -> GateResult:
-    """Compare the image at ``reference`` with ``manifest`` (read from ``source``, named in errors);
-    raises only for errors (unreachable, missing, a malformed manifest)."""
-    from reprobuild.manifest.validate import gate_expectations
+def _diff_id_problem(found: tuple[str, ...], expected: tuple[str, ...]) -> str:
+    pairs = ", ".join(f"#{i}: {a} vs {b}" for i, (a, b) in enumerate(zip(found, expected, strict=False)) if a != b)
+    counts = "" if len(found) == len(expected) else f" ({len(found)} layers vs {len(expected)})"
+    return f"layer diff_ids differ: {pairs}{counts}"
 
-    expected = gate_expectations(manifest, source or "the manifest")
+
+def check_image(manifest: Manifest, reference: str) -> GateResult:
+    """Compare the image at ``reference`` with ``manifest`` (checked when it was read); raises only for
+    errors (unreachable, missing)."""
+    outputs = manifest.outputs
+    digests = Facts(manifest_digest=outputs.manifest_digest, config_digest=outputs.config_digest)
     loc = parse_location(reference)
     problems: list[str] = []
     if loc.kind == "registry":
-        found = _registry(loc, expected)
-        if loc.digest is not None and str(loc.digest) != found.get("index_digest", found["manifest_digest"]):
-            problems.append(f"the registry serves {found['manifest_digest']} for {reference}")
+        found = _registry(loc, outputs.platform)
+        if loc.digest is not None and str(loc.digest) != (found.index_digest or found.manifest_digest):
+            problems.append(f"the registry serves {found.manifest_digest} for {reference}")
     elif loc.kind == "docker-daemon":
         found = _engine(loc)
-        if found["image_id"] != expected["config_digest"]:
-            problems.append(f"image ID {found['image_id']} != config digest {expected['config_digest']}")
-        if found["diff_ids"] != expected["diff_ids"]:
-            problems.append(
-                "layer diff_ids differ: "
-                + ", ".join(
-                    f"#{i}: {a} vs {b}"
-                    for i, (a, b) in enumerate(zip(found["diff_ids"], expected["diff_ids"], strict=False))
-                    if a != b
-                )
-                + (
-                    ""
-                    if len(found["diff_ids"]) == len(expected["diff_ids"])
-                    else f" ({len(found['diff_ids'])} layers vs {len(expected['diff_ids'])})"
-                )
-            )
-        return GateResult(reference, {k: expected[k] for k in ("config_digest", "diff_ids")}, found, tuple(problems))
+        diff_ids = tuple(layer.diff_id for layer in outputs.layers)
+        if found.image_id != outputs.config_digest:
+            problems.append(f"image ID {found.image_id} != config digest {outputs.config_digest}")
+        if found.diff_ids != diff_ids:
+            problems.append(_diff_id_problem(found.diff_ids or (), diff_ids))
+        return GateResult(
+            reference, Facts(config_digest=outputs.config_digest, diff_ids=diff_ids), found, tuple(problems)
+        )
     else:
         assert loc.path is not None
         if not loc.path.exists():
@@ -154,17 +181,15 @@ def check_image(manifest: dict[str, Any], reference: str, *, source: Path | None
             except ArchiveDisagreementError:
                 raise  # two readings of one file: an error (exit 2), not a comparison result
             except ReproBuildError as e:
-                return GateResult(reference, expected, {}, (f"unreadable or tampered: {e.message}",))
-            found = _local(art, expected)
-        problems.extend(f"blob check: {p}" for p in found.pop("blob_problems"))
-    if found.get("manifest_digest") != expected["manifest_digest"]:
-        problems.append(
-            f"manifest digest {found.get('manifest_digest')} != {expected['manifest_digest']}"
-            + (f" ({found['note']})" if "note" in found else "")
-        )
-    if found.get("config_digest") not in (None, "None") and found.get("config_digest") != expected["config_digest"]:
-        problems.append(f"config digest {found.get('config_digest')} != {expected['config_digest']}")
-    return GateResult(reference, {k: expected[k] for k in ("manifest_digest", "config_digest")}, found, tuple(problems))
+                return GateResult(reference, digests, Facts(), (f"unreadable or tampered: {e.message}",))
+            found, blob_problems = _local(art, outputs.platform)
+        problems.extend(f"blob check: {p}" for p in blob_problems)
+    if found.manifest_digest != outputs.manifest_digest:
+        note = f" ({found.note})" if found.note else ""
+        problems.append(f"manifest digest {found.manifest_digest} != {outputs.manifest_digest}{note}")
+    if found.config_digest is not None and found.config_digest != outputs.config_digest:
+        problems.append(f"config digest {found.config_digest} != {outputs.config_digest}")
+    return GateResult(reference, digests, found, tuple(problems))
 
 
 def inspect_image(reference: str) -> dict[str, Any]:

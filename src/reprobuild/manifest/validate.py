@@ -3,8 +3,9 @@
 A manifest is input from whoever handed it over (a CI artifact, a pull request, a download), so no
 value in it may become a path, a command-line option or a directory outside the rebuild's own
 temporary tree. Each helper here checks one kind of value and raises :class:`ManifestError` naming
-the manifest, the field and the value (escaped), with a hint; :func:`check_manifest` runs them all
-before ``verify`` touches the repository, the cache or the network.
+the manifest, the field and the value (escaped), with a hint; :mod:`reprobuild.manifest.schema` runs
+them on every field they fit while it reads a manifest, before ``verify`` touches the repository, the
+cache or the network.
 
 - wheel file names: PEP 427 names (``packaging.utils.parse_wheel_filename``) made only of the
   characters such names can hold, so never ``/``, ``..`` or an absolute path;
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -33,21 +33,21 @@ _COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _TARGET = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: A path segment: not empty, ``.`` or ``..``; no control character or backslash (resolve_inside does the rest).
 _SEGMENT = re.compile(r"^(?!\.{1,2}$)[^\x00-\x1f\x7f\\]+$")
-_HINT = "the manifest was edited or is hostile; use the manifest `repro-build image` wrote"
+HINT = "the manifest was edited or is hostile; use the manifest `repro-build image` wrote"
 
 
-def _refuse(path: Path, field: str, value: object, rule: str) -> ManifestError:
-    return ManifestError(f"{path}: {field} is {value!r}, which is not {rule}", hint=_HINT)
+def refuse(path: Path, field: str, value: object, rule: str) -> ManifestError:
+    return ManifestError(f"{path}: {field} is {value!r}, which is not {rule}", hint=HINT)
 
 
 def wheel_filename(value: object, *, path: Path, field: str) -> str:
     """``value`` if it is a plain wheel file name (no directory part), else :class:`ManifestError`."""
     if not isinstance(value, str) or len(value) > 255 or not _WHEEL_CHARS.match(value) or ".." in value:
-        raise _refuse(path, field, value, "a wheel file name")
+        raise refuse(path, field, value, "a wheel file name")
     try:
         parse_wheel_filename(value)
     except InvalidWheelFilename as e:
-        raise _refuse(path, field, value, f"a wheel file name ({e})") from e
+        raise refuse(path, field, value, f"a wheel file name ({e})") from e
     return value
 
 
@@ -56,21 +56,21 @@ def sha256_hex(value: object, *, path: Path, field: str, prefixed: bool = True) 
     text = value if isinstance(value, str) else ""
     hex_ = text.removeprefix("sha256:")
     if not SHA256_HEX_RE.match(hex_) or (prefixed and hex_ == text):
-        raise _refuse(path, field, value, "a sha256 digest (`sha256:` and 64 lowercase hex digits)")
+        raise refuse(path, field, value, "a sha256 digest (`sha256:` and 64 lowercase hex digits)")
     return hex_
 
 
 def commit_id(value: object, *, path: Path, field: str = "source.commit") -> str:
     """A full git object id (what ``repro-build image`` records)."""
     if not isinstance(value, str) or not _COMMIT.match(value):
-        raise _refuse(path, field, value, "a full git commit id (40 or 64 lowercase hex digits)")
+        raise refuse(path, field, value, "a full git commit id (40 or 64 lowercase hex digits)")
     return value
 
 
 def target_name(value: object, *, path: Path, field: str = "target") -> str:
     """A target name as the config allows them."""
     if not isinstance(value, str) or not _TARGET.match(value):
-        raise _refuse(path, field, value, "a target name (lowercase letters, digits, `-`, `_`)")
+        raise refuse(path, field, value, "a target name (lowercase letters, digits, `-`, `_`)")
     return value
 
 
@@ -79,10 +79,10 @@ def project_path(value: object, *, path: Path, field: str = "project.path") -> P
     if value in (None, ""):
         return PurePosixPath()
     if not isinstance(value, str) or len(value) > 4096:
-        raise _refuse(path, field, value, "a relative directory")
+        raise refuse(path, field, value, "a relative directory")
     parts = value.split("/")
     if value.startswith("/") or not all(_SEGMENT.match(p) for p in parts):
-        raise _refuse(path, field, value, "a relative directory inside the repository (no `..`, no absolute path)")
+        raise refuse(path, field, value, "a relative directory inside the repository (no `..`, no absolute path)")
     return PurePosixPath(*parts)
 
 
@@ -98,75 +98,6 @@ def resolve_inside(root: Path, relative: PurePosixPath, *, path: Path, field: st
     if not resolved.is_dir():
         raise ManifestError(
             f"{path}: {field} {relative.as_posix()!r} is not a directory in the recorded commit",
-            hint=_HINT,
+            hint=HINT,
         )
     return resolved
-
-
-def check_manifest(manifest: dict[str, Any], path: Path) -> None:
-    """Validate every value of an image manifest that ``verify`` would use as a name, id or path."""
-    target_name(manifest.get("target"), path=path)
-    source = manifest.get("source")
-    if not isinstance(source, dict):
-        raise _refuse(path, "source", source, "a table")
-    if source.get("commit") is not None:
-        commit_id(source.get("commit"), path=path)
-    remote = source.get("remote")
-    if remote is not None and (not isinstance(remote, str) or remote.startswith("-") or "\n" in remote):
-        raise _refuse(path, "source.remote", remote, "a repository URL")
-    project = manifest.get("project", {})
-    if not isinstance(project, dict):
-        raise _refuse(path, "project", project, "a table")
-    project_path(project.get("path"), path=path)
-    wheels = manifest.get("wheels")
-    if not isinstance(wheels, list):
-        raise _refuse(path, "wheels", wheels, "a list")
-    for i, wheel in enumerate(wheels):
-        field = f"wheels[{i}]"
-        if not isinstance(wheel, dict):
-            raise _refuse(path, field, wheel, "a table")
-        wheel_filename(wheel.get("filename"), path=path, field=f"{field}.filename")
-        sha256_hex(wheel.get("sha256"), path=path, field=f"{field}.sha256", prefixed=False)
-        for key in ("name", "version"):
-            if not isinstance(wheel.get(key), str):
-                raise _refuse(path, f"{field}.{key}", wheel.get(key), "a string")
-    base = manifest.get("base")
-    if not isinstance(base, dict):
-        raise _refuse(path, "base", base, "a table")
-    if base.get("manifest_digest") is not None:
-        sha256_hex(base["manifest_digest"], path=path, field="base.manifest_digest")
-    epoch = manifest.get("epoch")
-    if not isinstance(epoch, dict) or not isinstance(epoch.get("seconds"), int) or epoch["seconds"] < 0:
-        raise _refuse(
-            path,
-            "epoch.seconds",
-            (epoch or {}).get("seconds") if isinstance(epoch, dict) else epoch,
-            "a whole number of seconds",
-        )
-    outputs = manifest.get("outputs")
-    if not isinstance(outputs, dict) or not isinstance(outputs.get("layers", []), list):
-        raise _refuse(path, "outputs", outputs, "a table with a `layers` list")
-
-
-def gate_expectations(manifest: dict[str, Any], path: Path | str = "the manifest") -> dict[str, Any]:
-    """What ``verify --image`` compares, taken from a manifest's ``outputs`` after checking each field."""
-    where = Path(str(path))
-    outputs = manifest.get("outputs")
-    if not isinstance(outputs, dict):
-        raise _refuse(where, "outputs", outputs, "a table")
-    for key in ("manifest_digest", "config_digest"):
-        sha256_hex(outputs.get(key), path=where, field=f"outputs.{key}")
-    layers = outputs.get("layers", [])
-    if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
-        raise _refuse(where, "outputs.layers", layers, "a list of tables")
-    for i, layer in enumerate(layers):
-        sha256_hex(layer.get("diff_id"), path=where, field=f"outputs.layers[{i}].diff_id")
-    platform = outputs.get("platform")
-    if platform is not None and not isinstance(platform, str):
-        raise _refuse(where, "outputs.platform", platform, "a string such as `linux/amd64`")
-    return {
-        "manifest_digest": outputs["manifest_digest"],
-        "config_digest": outputs["config_digest"],
-        "diff_ids": [layer["diff_id"] for layer in layers],
-        "platform": platform,
-    }

@@ -10,27 +10,27 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reprobuild import __version__
 from reprobuild.config import load_config
 from reprobuild.distribution import COMMAND
+from reprobuild.epoch import Epoch
 from reprobuild.errors import ManifestError, ReproBuildError, ToolError
 from reprobuild.image.build import build_image
 from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
-from reprobuild.image.wheels import pin_from_dict
-from reprobuild.manifest.record import image_manifest, read_manifest
+from reprobuild.image.wheels import WheelPin
+from reprobuild.manifest.record import image_manifest
 from reprobuild.manifest.repo import repository_for
+from reprobuild.manifest.schema import JsonObject, JsonValue, Layer, Manifest, Wheel, manifest_text, read_manifest
 from reprobuild.manifest.semdiff import Divergence, diff_images
-from reprobuild.manifest.validate import check_manifest, project_path, resolve_inside
+from reprobuild.manifest.validate import project_path, resolve_inside
 from reprobuild.oci.image import Image
 from reprobuild.oci.layout import read_layout, write_layout
 from reprobuild.uvbin import uv_version
@@ -43,13 +43,13 @@ class VerifyResult:
     compared: int
     divergences: tuple[Divergence, ...]
     warnings: tuple[str, ...] = ()
-    rebuilt: dict[str, Any] = field(default_factory=dict)
+    rebuilt: Manifest | None = None
 
     @property
     def identical(self) -> bool:
         return not self.divergences
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "compared": self.compared,
             "divergences": [d.to_dict() for d in self.divergences],
@@ -58,41 +58,40 @@ class VerifyResult:
         }
 
 
-def drift_warnings(manifest: dict[str, Any], compressor: dict[str, Any]) -> list[str]:
+def drift_warnings(manifest: Manifest, compressor: Mapping[str, JsonValue]) -> list[str]:
     """Tool and compressor facts that differ between the manifest and what this machine would use."""
-    tools = manifest.get("tools", {})
     warnings = []
-    for name, installed in ((COMMAND, __version__), ("uv", uv_version())):
-        if tools.get(name) not in (None, installed):
-            warnings.append(f"{name} {installed} is installed; the manifest was built with {tools[name]}")
-    recorded = manifest.get("compressor", {})
-    for key in sorted(set(recorded) | set(compressor)):
-        if recorded.get(key) != compressor.get(key):
-            warnings.append(
-                f"compressor {key}: the manifest has {recorded.get(key)!r}, this build uses {compressor.get(key)!r}"
-            )
+    for name, recorded, installed in (
+        (COMMAND, manifest.tools.repro_build, __version__),
+        ("uv", manifest.tools.uv, uv_version()),
+    ):
+        if recorded != installed:
+            warnings.append(f"{name} {installed} is installed; the manifest was built with {recorded}")
+    warnings += _differences("compressor ", manifest.compressor, compressor, "this build uses")
     return warnings
 
 
-def bytecode_drift(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
+def bytecode_drift(recorded: Manifest, rebuilt: Manifest) -> list[str]:
     """A warning when the byte-code compiler's version differs: a patch release may change pyc bytes."""
-    old = recorded.get("bytecode", {}).get("compiler", {}).get("version")
-    new = rebuilt.get("bytecode", {}).get("compiler", {}).get("version")
-    if old is None or old == new:
+    old, new = recorded.bytecode.compiler.version, rebuilt.bytecode.compiler.version
+    if old == new:
         return []
     return [f"byte-code compiler: the manifest has Python {old}, this rebuild used Python {new}"]
 
 
-def target_drift(recorded: dict[str, Any], effective: dict[str, Any]) -> list[str]:
+def target_drift(recorded: Manifest, effective: Mapping[str, JsonValue]) -> list[str]:
     """Effective target settings that differ from the recorded ones, for the same commit: a default of
     this repro-build differs from the one that built the image (e.g. ``bytecode``)."""
-    old = recorded.get("config", {}).get("target")
-    if not isinstance(old, dict):
-        return []
+    return _differences("target setting ", recorded.config.target, effective, "this repro-build uses")
+
+
+def _differences(
+    what: str, recorded: Mapping[str, JsonValue], current: Mapping[str, JsonValue], uses: str
+) -> list[str]:
     return [
-        f"target setting {key}: the manifest has {old.get(key)!r}, this repro-build uses {effective.get(key)!r}"
-        for key in sorted(set(old) | set(effective))
-        if old.get(key) != effective.get(key)
+        f"{what}{key}: the manifest has {recorded.get(key)!r}, {uses} {current.get(key)!r}"
+        for key in sorted(set(recorded) | set(current))
+        if recorded.get(key) != current.get(key)
     ]
 
 
@@ -127,119 +126,87 @@ def checkout(repo: Path, commit: str, remote: str | None) -> Iterator[Path]:
         yield src
 
 
-@contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    """Set environment variables for the rebuild (the build steps read them), then restore them."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def compare_manifests(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> tuple[int, list[Divergence]]:
+def compare_manifests(recorded: Manifest, rebuilt: Manifest) -> tuple[int, list[Divergence]]:
     """Artifact-by-artifact comparison of two image manifests: (number compared, divergences)."""
     out: list[Divergence] = []
     compared = 0
-    for name in sorted(set(recorded.get("locks", {})) | set(rebuilt.get("locks", {}))):
+    for name in sorted(set(recorded.locks) | set(rebuilt.locks)):
         compared += 1
-        a, b = recorded.get("locks", {}).get(name), rebuilt.get("locks", {}).get(name)
+        a, b = recorded.locks.get(name), rebuilt.locks.get(name)
         if a != b:
             out.append(Divergence(name, "lock changed", (f"{a} vs {b}",)))
-    rb, bb = recorded.get("base", {}), rebuilt.get("base", {})
+    rb, bb = recorded.base, rebuilt.base
     compared += 1
-    if rb.get("manifest_digest") != bb.get("manifest_digest"):
+    if rb.manifest_digest != bb.manifest_digest:
         out.append(
-            Divergence(
-                f"base {rb.get('reference')}",
-                "base changed",
-                (f"{rb.get('manifest_digest')} vs {bb.get('manifest_digest')}",),
-            )
+            Divergence(f"base {rb.reference}", "base changed", (f"{rb.manifest_digest} vs {bb.manifest_digest}",))
         )
-    wa = {w["name"]: w for w in recorded.get("wheels", [])}
-    wb = {w["name"]: w for w in rebuilt.get("wheels", [])}
+    wa: dict[str, Wheel] = {w.name: w for w in recorded.wheels}
+    wb: dict[str, Wheel] = {w.name: w for w in rebuilt.wheels}
     for name in sorted(set(wa) | set(wb)):
         compared += 1
-        if (wa.get(name) or {}).get("sha256") != (wb.get(name) or {}).get("sha256"):
-            out.append(
-                Divergence(
-                    f"wheel {name}",
-                    "lock changed",
-                    (f"{(wa.get(name) or {}).get('filename')} vs {(wb.get(name) or {}).get('filename')}",),
-                )
-            )
-    pa, pb = recorded.get("project_wheel") or {}, rebuilt.get("project_wheel") or {}
-    if pa or pb:
+        x, y = wa.get(name), wb.get(name)
+        if (x and x.sha256) != (y and y.sha256):
+            out.append(Divergence(f"wheel {name}", "lock changed", (f"{x and x.filename} vs {y and y.filename}",)))
+    if recorded.project_wheel or rebuilt.project_wheel:
         compared += 1
-        if _artifact_sha(pa) != _artifact_sha(pb):
+        pa, pb = recorded.project_wheel_sha256(), rebuilt.project_wheel_sha256()
+        if pa != pb:
             out.append(
                 Divergence(
                     "project wheel",
                     "content",
-                    (
-                        f"{_artifact_sha(pa)} vs {_artifact_sha(pb)}",
-                        "run `repro-build wheel --check` to see which members differ",
-                    ),
+                    (f"{pa} vs {pb}", "run `repro-build wheel --check` to see which members differ"),
                 )
             )
-    oa, ob = recorded["outputs"], rebuilt["outputs"]
-    la, lb = oa.get("layers", []), ob.get("layers", [])
+    oa, ob = recorded.outputs, rebuilt.outputs
+    la, lb = oa.layers, ob.layers
     for i in range(max(len(la), len(lb))):
         compared += 1
-        x, y = (la[i] if i < len(la) else {}), (lb[i] if i < len(lb) else {})
-        if x.get("digest") == y.get("digest"):
+        x_layer: Layer | None = la[i] if i < len(la) else None
+        y_layer: Layer | None = lb[i] if i < len(lb) else None
+        if x_layer is not None and y_layer is not None and x_layer.digest == y_layer.digest:
             continue
-        label = f"layer {i} ({x.get('holds') or y.get('holds')})"
-        if x.get("diff_id") and x.get("diff_id") == y.get("diff_id"):
+        holds = (x_layer.holds if x_layer else "") or (y_layer.holds if y_layer else "")
+        label = f"layer {i} ({holds})"
+        x_diff, y_diff = x_layer and x_layer.diff_id, y_layer and y_layer.diff_id
+        if x_diff and x_diff == y_diff:
             out.append(
                 Divergence(
                     label,
                     "compression only",
-                    (f"same diff_id {x['diff_id']}", f"{x.get('digest')} vs {y.get('digest')}"),
+                    (f"same diff_id {x_diff}", f"{x_layer and x_layer.digest} vs {y_layer and y_layer.digest}"),
                 )
             )
         else:
-            out.append(
-                Divergence(
-                    label,
-                    "content" if x.get("holds") != "base" else "base changed",
-                    (f"diff_id {x.get('diff_id')} vs {y.get('diff_id')}",),
-                )
-            )
+            hazard = "base changed" if x_layer is not None and x_layer.holds == "base" else "content"
+            out.append(Divergence(label, hazard, (f"diff_id {x_diff} vs {y_diff}",)))
     compared += _compare_attestations(recorded, rebuilt, out)
-    for key in ("config_digest", "manifest_digest"):
+    for name, a_digest, b_digest in (
+        ("config", oa.config_digest, ob.config_digest),
+        ("image manifest", oa.manifest_digest, ob.manifest_digest),
+    ):
         compared += 1
-        if oa.get(key) != ob.get(key):
-            out.append(
-                Divergence(
-                    key.replace("_digest", "").replace("_", " ") if key != "manifest_digest" else "image manifest",
-                    "digest",
-                    (f"{oa.get(key)} vs {ob.get(key)}",),
-                )
-            )
+        if a_digest != b_digest:
+            out.append(Divergence(name, "digest", (f"{a_digest} vs {b_digest}",)))
     return compared, out
 
 
-def _compare_attestations(recorded: dict[str, Any], rebuilt: dict[str, Any], out: list[Divergence]) -> int:
+def _compare_attestations(recorded: Manifest, rebuilt: Manifest, out: list[Divergence]) -> int:
     """The SBOMs (``attestations``) by file name: same bytes, same artifact manifest. A manifest written
     before SBOMs existed records none, and then nothing is compared."""
-    if "attestations" not in recorded:
+    if recorded.attestations is None:
         return 0
-    ra = {a.get("file"): a for a in recorded.get("attestations") or [] if isinstance(a, dict)}
-    rb = {a.get("file"): a for a in rebuilt.get("attestations") or [] if isinstance(a, dict)}
-    for name in sorted(set(ra) | set(rb), key=str):
-        a, b = ra.get(name) or {}, rb.get(name) or {}
-        if (a.get("sha256"), a.get("artifact_manifest")) != (b.get("sha256"), b.get("artifact_manifest")):
+    ra = {a.file: a for a in recorded.attestations}
+    rb = {a.file: a for a in rebuilt.attestations or ()}
+    for name in sorted(set(ra) | set(rb)):
+        a, b = ra.get(name), rb.get(name)
+        if (a and (a.sha256, a.artifact_manifest)) != (b and (b.sha256, b.artifact_manifest)):
             out.append(
                 Divergence(
                     f"attestation {name}",
                     "content",
-                    (f"{a.get('sha256')} vs {b.get('sha256')}", "compare the two files to see which entries differ"),
+                    (f"{a and a.sha256} vs {b and b.sha256}", "compare the two files to see which entries differ"),
                 )
             )
     return len(set(ra) | set(rb))
@@ -262,15 +229,6 @@ def provenance_problem(path: Path) -> Divergence | None:
     )
 
 
-def _artifact_sha(record: dict[str, Any]) -> str | None:
-    if "sha256" in record:
-        return str(record["sha256"])
-    for artifact in record.get("artifacts", []):
-        if artifact.get("kind") == "wheel":
-            return str(artifact.get("sha256"))
-    return None
-
-
 def verify_manifest(
     path: Path,
     *,
@@ -281,47 +239,40 @@ def verify_manifest(
     log: Callable[[str], None] = lambda s: None,
 ) -> VerifyResult:
     """Rebuild the image ``path`` describes and compare; see the module docstring."""
-    manifest = read_manifest(path)
-    if manifest.get("kind") != "image":
-        raise ManifestError(f"{path} describes a {manifest.get('kind')!r}, not an image")
-    check_manifest(manifest, path)  # nothing from the manifest is a path or an option until checked
-    source = manifest["source"]
-    if source.get("dirty"):
+    manifest = read_manifest(path)  # every field checked: nothing from it is a path or an option until then
+    source = manifest.source
+    if source.dirty:
         raise ManifestError(
             f"{path} records a build from a dirty work tree: no commit holds what was built",
             hint="build from a clean tree (commit first), then verify that manifest",
         )
-    if not source.get("commit"):
+    if not source.commit:
         raise ManifestError(f"{path} records no git commit", hint="build inside a git repository to make it verifiable")
-    pins = [pin_from_dict(w) for w in manifest["wheels"]]
+    pins = [WheelPin(w.name, w.version, w.filename, w.sha256.removeprefix("sha256:"), w.size) for w in manifest.wheels]
+    epoch = Epoch(manifest.epoch.seconds, manifest.epoch.source)  # the recorded epoch, passed to every step
     with (
-        repository_for(path, source["commit"], repo=repo, remote=source.get("remote"), log=log) as found,
-        checkout(found, source["commit"], source.get("remote")) as src,
+        repository_for(path, source.commit, repo=repo, remote=source.remote, log=log) as found,
+        checkout(found, source.commit, source.remote) as src,
     ):
-        relative = project_path(manifest.get("project", {}).get("path"), path=path)
+        relative = project_path(manifest.project.path, path=path)
         project = resolve_inside(src, relative, path=path)
         config = load_config(project)
         warnings = drift_warnings(manifest, config.compression.describe())
-        warnings += target_drift(manifest, config.to_dict()["targets"].get(manifest["target"], {}))
+        warnings += target_drift(manifest, config.to_dict()["targets"].get(manifest.target, {}))
         for w in warnings:
             log(f"warning: {w}")
-        log(f"rebuilding {manifest['target']} of {config.project.name} at {source['commit'][:12]}")
-        with (
-            _environ(
-                SOURCE_DATE_EPOCH=str(int(manifest["epoch"]["seconds"])),
-                # Offline, the project wheel's build backend must come from uv's cache too.
-                **({"UV_OFFLINE": "1"} if offline else {}),
-            ),
-            tempfile.TemporaryDirectory() as out_dir,
-        ):
+        log(f"rebuilding {manifest.target} of {config.project.name} at {source.commit[:12]}")
+        with tempfile.TemporaryDirectory() as out_dir:
             result = build_image(
                 config,
-                manifest["target"],
+                manifest.target,
                 out_dir=Path(out_dir),
-                project_wheel=wheel_step(),
+                epoch=epoch,
+                # Offline, the project wheel's build backend must come from uv's cache too.
+                project_wheel=wheel_step(epoch=epoch, offline=offline),
                 pins=pins,
                 offline=offline,
-                base_manifest=manifest["base"].get("manifest_digest"),
+                base_manifest=manifest.base.manifest_digest,
                 use_cache=False,
                 debian=functools.partial(debian_base, offline=offline, mirror=mirror, use_cache=False),
                 log=log,
@@ -337,7 +288,7 @@ def verify_manifest(
                 divergences.append(provenance)
             original = _original(path)
             if divergences and original is not None:
-                names = [layer.get("holds", "") for layer in manifest["outputs"].get("layers", [])]
+                names = [layer.holds for layer in manifest.outputs.layers]
                 bases = sum(1 for n in names if n == "base")
                 detailed = diff_images(original, result.image, layer_names=names, base_layers=bases)
                 divergences = _merge(divergences, detailed)
@@ -369,9 +320,9 @@ def _merge(summary: list[Divergence], detailed: list[Divergence]) -> list[Diverg
 
 
 def _write_report(
-    report: Path, original: Image | None, rebuilt: Image, recorded: dict[str, Any], rebuilt_manifest: dict[str, Any]
+    report: Path, original: Image | None, rebuilt: Image, recorded: Manifest, rebuilt_manifest: Manifest
 ) -> None:
-    from reprobuild.fsutil import atomic_write_text, human_json_text, make_output_dir
+    from reprobuild.fsutil import atomic_write_text, make_output_dir
 
     make_output_dir(report)
     shutil.rmtree(report / "rebuilt", ignore_errors=True)
@@ -379,5 +330,5 @@ def _write_report(
     if original is not None:
         shutil.rmtree(report / "original", ignore_errors=True)
         write_layout(report / "original", original)
-    atomic_write_text(report / "manifest.recorded.json", human_json_text(recorded))
-    atomic_write_text(report / "manifest.rebuilt.json", human_json_text(rebuilt_manifest))
+    atomic_write_text(report / "manifest.recorded.json", manifest_text(recorded))
+    atomic_write_text(report / "manifest.rebuilt.json", manifest_text(rebuilt_manifest))

@@ -76,11 +76,13 @@ class HostRunner:
     environ: Mapping[str, str]
     #: Variables derived from the commit for the backend (``SETUPTOOLS_SCM_PRETEND_VERSION``); recorded.
     scm: Mapping[str, str] = field(default_factory=dict)
+    #: The build dependencies come from uv's cache only (``verify --offline``).
+    offline: bool = False
 
     def build(self, step: Step, source: Path, out_dir: Path, build_root: Path, *, deps_cached: bool = False) -> None:
         env = {**host_env(self.environ), **normalised_env(str(build_root), self.epoch, self.flags())}
         (build_root / "tmp").mkdir(exist_ok=True)
-        if deps_cached:
+        if deps_cached and not self.offline:
             # The sdist step has just put the same hash-pinned build dependencies in uv's cache: skip
             # the index round trips (about 0.4 s a step). uv still checks the hashes; if something
             # is missing from the cache after all, fall back to a normal run.
@@ -89,7 +91,7 @@ class HostRunner:
                 return
             if not _OFFLINE_MISS.search(proc.stderr + proc.stdout):
                 raise backend_failure(step, proc.stderr or proc.stdout, self.lock)
-        proc = self._run(step, source, out_dir, build_root, env, offline=False)
+        proc = self._run(step, source, out_dir, build_root, env, offline=self.offline)
         if proc.returncode != 0:
             raise backend_failure(step, proc.stderr or proc.stdout, self.lock)
 
@@ -235,15 +237,16 @@ def say_left_out(tree: SourceTree, log: Log | None) -> None:
             log(f"not in the source: {entry}")
 
 
-def scm_variables(config: Config, tree: SourceTree, lock: Path) -> dict[str, str]:
+def scm_variables(config: Config, tree: SourceTree, lock: Path, *, offline: bool = False) -> dict[str, str]:
     """``SETUPTOOLS_SCM_PRETEND_VERSION`` for a git checkout whose locked build requirements include
-    setuptools-scm or hatch-vcs (:mod:`reprobuild.wheel.vcs`); empty otherwise."""
+    setuptools-scm or hatch-vcs (:mod:`reprobuild.wheel.vcs`); empty otherwise. ``offline``: the
+    backend is installed from uv's cache only."""
     if tree.vcs != "git" or not uses_scm({pin.name for pin in read_build_pins(lock)}):
         return {}
     from reprobuild.pep517 import Backend, hook_environment
 
     backend = Backend(config.project.build_backend, config.project.backend_path, config.project.build_requires)
-    with hook_environment(config.python, backend, lock=lock) as env:
+    with hook_environment(config.python, backend, lock=lock, offline=offline) as env:
         if not env.has_module("setuptools_scm"):
             return {}
         return scm_environment(scm_version(env.interpreter, tree.root))
@@ -251,10 +254,18 @@ def scm_variables(config: Config, tree: SourceTree, lock: Path) -> dict[str, str
 
 @contextlib.contextmanager
 def open_runner(
-    config: Config, epoch: Epoch, lock: Path, in_container: bool | None, scm: Mapping[str, str] | None = None
+    config: Config,
+    epoch: Epoch,
+    lock: Path,
+    in_container: bool | None,
+    scm: Mapping[str, str] | None = None,
+    *,
+    offline: bool = False,
 ) -> Iterator[Runner]:
     """The runner for this build: in the builder image when ``in_container`` is true, or when it is
-    None and the project names a builder (:mod:`reprobuild.wheel.container`); on the host otherwise."""
+    None and the project names a builder (:mod:`reprobuild.wheel.container`); on the host otherwise.
+    ``offline``: a host build takes the build dependencies from uv's cache only (the builder image
+    always installs them from the hash-checked wheelhouse it is given, never from an index)."""
     from reprobuild.wheel.container import builder_configured, container_runner
 
     use_container = builder_configured(config) if in_container is None else in_container
@@ -262,7 +273,7 @@ def open_runner(
         with container_runner(config, epoch, lock, scm or {}) as runner:
             yield runner
     else:
-        yield HostRunner(lock, config.python, epoch, dict(os.environ), dict(scm or {}))
+        yield HostRunner(lock, config.python, epoch, dict(os.environ), dict(scm or {}), offline=offline)
 
 
 def prepare(
@@ -336,6 +347,7 @@ def build_wheel(
     epoch: Epoch | None = None,
     sdist: bool = True,
     wheel: bool = True,
+    offline: bool = False,
     log: Log | None = None,
 ) -> WheelRecord:
     """Build the project's canonical sdist and/or wheel into ``out_dir`` (default ``<project>/dist``).
@@ -343,7 +355,9 @@ def build_wheel(
     Raises :class:`StaleLockError` for a missing/stale ``locks/build.txt``, :class:`ConfigError`
     when no epoch can be found (outside git without one), :class:`WheelError` for a dirty tree
     without ``allow_dirty`` or a failed build. Artifacts and ``<name>-<version>.build.json`` are
-    written atomically; on failure nothing is written to ``out_dir``.
+    written atomically; on failure nothing is written to ``out_dir``. ``epoch`` overrides the project's
+    source date (``verify`` passes the recorded one); ``offline`` installs the build backend from uv's
+    cache only.
     """
     if not (sdist or wheel):
         raise WheelError("nothing to build: both the sdist and the wheel were switched off")
@@ -351,7 +365,9 @@ def build_wheel(
     lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=dest)
     say_left_out(tree, log)
     with (
-        open_runner(config, resolved, lock, in_container, scm_variables(config, tree, lock)) as runner,
+        open_runner(
+            config, resolved, lock, in_container, scm_variables(config, tree, lock, offline=offline), offline=offline
+        ) as runner,
         fixed_build_root(config.project.name) as root,
     ):
         built = build_in(root, tree, resolved, runner, sdist=sdist, wheel=wheel, log=log)

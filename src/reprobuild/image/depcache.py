@@ -1,0 +1,178 @@
+"""The third-party layers of a target, reused without installing anything when their inputs are unchanged.
+
+Writing a target's wheel layers needs the wheels installed into a staging tree, their byte-code
+compiled and the tree removed again; for a one-line change of the project's own code none of that
+can change those layers. So once they are written, the layer groups (which distributions went
+into which layer, and their installed sizes) and the layers' descriptors are remembered under one
+key, the sha256 of every input that decides them (:func:`dependency_key`): the third-party wheels'
+file names and sha256, the target's Python version and platform, where the base keeps Python, the
+byte-code mode and the compiling interpreter, the layer policy and budget, the compressor, the
+dependency mtime, the tar format, uv's and repro-build's versions.
+
+The entry lives at ``<cache>/layers/<key>.json`` beside the per-layer entries of
+:class:`~reprobuild.image.buildcache.LayerCache`. Its layers cannot be re-derived without installing
+the wheels again (which is the cost it saves), so, like the base facts, the entry is sealed with an
+HMAC under the machine's cache key, kept outside the cache (:mod:`reprobuild.cachekey`), which
+covers the key and everything the entry says. An entry that does not verify, or whose blob does
+not hash to the digest it names, is evicted with a warning and the layers are built the full way;
+it is never used and never fatal. ``verify`` does not read it (``use_cache=False``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprobuild import __version__
+from reprobuild.cache import cache_root
+from reprobuild.cachekey import seal, sealed_by_us
+from reprobuild.config import LayerPolicy, Target
+from reprobuild.errors import ReproBuildError
+from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
+from reprobuild.image.buildcache import LAYER_FORMAT
+from reprobuild.image.interpreter import Interpreter
+from reprobuild.image.plan import LayerGroup
+from reprobuild.image.pyenv import ImagePaths
+from reprobuild.image.wheels import WheelPin
+from reprobuild.oci.blobstore import BlobStore
+from reprobuild.oci.digest import Digest, sha256_file
+from reprobuild.oci.layer import Layer
+from reprobuild.oci.values import Descriptor
+from reprobuild.uvbin import uv_version
+
+log = logging.getLogger(__name__)
+
+#: The group kinds an entry holds: the third-party layers (the project, app and data-file layers are
+#: rebuilt, or found by their own content, on every build).
+DEPENDENCY_KINDS = ("wheel", "wheels")
+
+
+@dataclass(frozen=True)
+class DependencyLayers:
+    """The third-party layer groups of a target, bottom first, each with its written layer."""
+
+    groups: tuple[LayerGroup, ...]
+    layers: tuple[Layer, ...]
+    paths: frozenset[str]  # every in-image path the layers hold
+
+    def by_group(self) -> dict[LayerGroup, Layer]:
+        return dict(zip(self.groups, self.layers, strict=True))
+
+
+def dependency_key(
+    wheels: Iterable[WheelPin],
+    *,
+    target: Target,
+    paths: ImagePaths,
+    interpreter: Interpreter,
+    policy: LayerPolicy,
+    base_layers: int,
+    has_project: bool,
+    compressor: dict[str, Any],
+    media_type: str,
+    mtime: int,
+) -> str:
+    """The sha256 of everything that decides the third-party layer groups and their bytes."""
+    payload = {
+        "kind": "dependency-layers",
+        "format": LAYER_FORMAT,
+        "repro-build": __version__,
+        "uv": uv_version(),
+        "wheels": sorted([w.name, w.filename, w.sha256] for w in wheels),
+        "platform": target.uv_platform_args,
+        "paths": [paths.interpreter, paths.site_packages, paths.bin_dir],
+        "bytecode": target.bytecode,
+        "compiler": interpreter.to_dict() if target.bytecode == "unchecked-hash" else None,
+        "layers": {"budget": policy.budget, "split": list(policy.split), "threshold_mb": policy.threshold_mb},
+        "base_layers": base_layers,
+        "project": has_project,
+        "compressor": compressor,
+        "media_type": media_type,
+        "mtime": mtime,
+    }
+    return hashlib.sha256(canonical_json_bytes(payload)).hexdigest()
+
+
+class DependencyCache:
+    """``<cache>/layers/<key>.json`` entries sealed with the cache key; see the module docstring."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        base = root or cache_root()
+        self.index = base / "layers"
+        self.store = BlobStore(base)
+
+    def _evict(self, key: str, why: str, blob: Path | None = None) -> None:
+        log.warning("warning: layer cache entry %s is not what its inputs give (%s); rebuilding it", key[:12], why)
+        (self.index / f"{key}.json").unlink(missing_ok=True)
+        if blob is not None:
+            blob.unlink(missing_ok=True)
+
+    def get(self, key: str) -> DependencyLayers | None:
+        """The entry for ``key`` if it is sealed by this machine's key and every blob is intact; else ``None``."""
+        path = self.index / f"{key}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            self._evict(key, "unreadable")
+            return None
+        try:
+            payload = data["payload"]
+            if payload["key"] != key or not sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
+                raise ValueError("not sealed")
+        except (KeyError, TypeError, ValueError):
+            self._evict(key, "not sealed by this machine's cache key")
+            return None
+        try:
+            groups, layers = [], []
+            for item in payload["groups"]:
+                kind = str(item["kind"])
+                if kind not in DEPENDENCY_KINDS:
+                    raise ValueError(kind)
+                groups.append(LayerGroup(kind, tuple(str(d) for d in item["distributions"]), int(item["size"])))  # type: ignore[arg-type]
+                layer = item["layer"]
+                digest = Digest.parse(str(layer["digest"]))
+                descriptor = Descriptor(str(layer["media_type"]), digest, int(layer["size"]))
+                layers.append(Layer(descriptor, Digest.parse(str(layer["diff_id"])), self.store.path(digest)))
+            paths = frozenset(str(p) for p in payload["paths"])
+        except (KeyError, TypeError, ValueError, ReproBuildError):
+            self._evict(key, "malformed entry")
+            return None
+        for layer in layers:
+            if not layer.path.is_file():
+                self._evict(key, f"blob {layer.digest} is missing")
+                return None
+            if sha256_file(layer.path) != (layer.digest, layer.size):
+                self._evict(key, f"blob {layer.digest} is corrupt", layer.path)
+                return None
+        return DependencyLayers(tuple(groups), tuple(layers), paths)
+
+    def put(self, key: str, groups: Sequence[LayerGroup], layers: Sequence[Layer], paths: Iterable[str]) -> None:
+        """Remember ``groups`` and their ``layers`` (their blobs are copied into the cache's store)."""
+        items: list[dict[str, Any]] = []
+        for group, layer in zip(groups, layers, strict=True):
+            with layer.path.open("rb") as blob:
+                self.store.copy_from(blob, expected=layer.digest, size=layer.size, what="layer cache")
+            items.append(
+                {
+                    "distributions": list(group.distributions),
+                    "kind": group.kind,
+                    "layer": {
+                        "diff_id": str(layer.diff_id),
+                        "digest": str(layer.digest),
+                        "media_type": layer.media_type,
+                        "size": layer.size,
+                    },
+                    "size": group.size,
+                }
+            )
+        payload = {"groups": items, "key": key, "paths": sorted(set(paths))}
+        tag = seal(canonical_json_bytes(payload))
+        if tag is not None:
+            atomic_write_text(self.index / f"{key}.json", json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
