@@ -15,6 +15,7 @@ from reprobuild.errors import BaseImageError, ConfigError, DigestMismatchError, 
 from reprobuild.image.base import resolve_base
 from reprobuild.image.basesource import BaseRecord, BaseRequest, BaseSource, ResolvedBase
 from reprobuild.image.basesources import BASE_SOURCES, LayoutSource, _uncompressed, with_debian
+from reprobuild.manifest.schema import EngineBase, read_base
 from reprobuild.oci import engine as engine_io
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
@@ -171,6 +172,9 @@ def test_engine_base_is_the_pinned_config_with_uncompressed_layers(
         "manifest_digest": str(image.digest),
         "digest": image_id,
     }
+    python = {"glibc": "2.36", "interpreter": "/usr/bin/python3", "os": None, "python": "3.11.2", "site-packages": "/x"}
+    recorded = read_base({**first.record.to_dict(), "python": python}, tmp_path / "manifest.json")
+    assert isinstance(recorded, EngineBase) and recorded.digest == image_id  # the manifest's typed shape
     absent = "sha256:" + hashlib.sha256(uuid.uuid4().bytes).hexdigest()  # an ID the engine has no image for
     missing = dataclasses.replace(target, base=BaseSpec("docker-daemon", f"docker-daemon:{absent}", digest=absent))
     with pytest.raises(EngineError, match=absent):

@@ -193,6 +193,14 @@ class LocalBase(_Base):
 
 
 @dataclass(frozen=True)
+class EngineBase(_Base):
+    KINDS: ClassVar[tuple[str, ...]] = ("docker-daemon",)
+
+    #: The pinned image ID (the config digest).
+    digest: str = field(metadata=_meta(check=_digest))
+
+
+@dataclass(frozen=True)
 class DebianBase(_Base):
     KINDS: ClassVar[tuple[str, ...]] = ("debian",)
 
@@ -204,7 +212,7 @@ class DebianBase(_Base):
     suite: str
 
 
-Base: TypeAlias = RegistryBase | LocalBase | DebianBase
+Base: TypeAlias = RegistryBase | LocalBase | EngineBase | DebianBase
 
 
 @dataclass(frozen=True)
