@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "reprobuild.platforms",
             "reprobuild.tomlvalues",
             "reprobuild.lockdefaults",
+            "reprobuild.lockdir",
         ],
     ),
     ("oci", ["reprobuild.oci"]),

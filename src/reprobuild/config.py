@@ -27,6 +27,7 @@ from reprobuild.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from reprobuild.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from reprobuild.errors import ConfigError
 from reprobuild.lockdefaults import LockedDefaults, read_locked_defaults
+from reprobuild.lockdir import LOCKS_DIR, locks_dir, write_dir
 from reprobuild.oci.compress import LEVELS, Compressor
 from reprobuild.oci.digest import DIGEST_RE
 from reprobuild.oci.location import parse_location
@@ -184,7 +185,13 @@ class Config:
 
     @property
     def locks_dir(self) -> Path:
-        return self.root / "locks"
+        """Where the locks are read from (:func:`reprobuild.lockdir.locks_dir`)."""
+        return locks_dir(self.root)
+
+    @property
+    def locks_write_dir(self) -> Path:
+        """Where ``repro-build lock`` writes them (:func:`reprobuild.lockdir.write_dir`)."""
+        return write_dir(self.root)
 
     def target(self, name: str) -> Target:
         if name not in self.targets:
@@ -684,7 +691,7 @@ def load_config(root: Path) -> Config:
     if explicit_many is not None:
         explicit_many = _manylinux(explicit_many, f"{TOOL}.manylinux")
     defaults = _project_defaults(
-        read_locked_defaults(root / "locks"), project.requires_python, explicit_python, explicit_many
+        read_locked_defaults(locks_dir(root)), project.requires_python, explicit_python, explicit_many
     )
     python = defaults.python
 
@@ -733,13 +740,13 @@ def load_config(root: Path) -> Config:
     for name, raw in targets_raw.items():
         if name in {"build", "inputs", "base", "repro-build"}:
             raise ConfigError(
-                f"`{TOOL}.targets.{name}`: {name!r} is reserved (it names a file in `locks/`)",
+                f"`{TOOL}.targets.{name}`: {name!r} is reserved (it names a file in `{LOCKS_DIR}/`)",
                 hint="pick another target name, e.g. `cpu` or `cuda`",
             )
         if not re.match(r"^[a-z0-9][a-z0-9_-]*$", name):
             raise ConfigError(
                 f"`{TOOL}.targets.{name}`: target names are lowercase letters, digits, `-` and `_`",
-                hint="they become file names (`locks/<target>.txt`)",
+                hint=f"they become file names (`{LOCKS_DIR}/<target>.txt`)",
             )
         targets[name] = _target(
             name, raw, tool=tool, project=project, defaults=defaults, dockerfile=dockerfile, root=root

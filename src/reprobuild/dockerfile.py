@@ -1,7 +1,7 @@
 """The equivalent Dockerfile of a target (``templates/Dockerfile.tmpl``) and the build context it expects.
 
 The Dockerfile is what ``repro-build image`` would assemble, written the way a person would write it:
-same base, the wheels of ``locks/<target>.txt`` installed with ``uv pip install --require-hashes
+same base, the wheels of ``repro-locks/<target>.txt`` installed with ``uv pip install --require-hashes
 --no-deps`` (uv, because the bases repro-build targets, the embedded Debian one included, have no pip),
 the project wheel, the determinism hook files and the same env/entrypoint. It is the peer in the
 benchmarks and a starting point for people who want to own a Dockerfile; it is *not* reproducible,
@@ -216,7 +216,7 @@ def _match_lock(
         if pin is None:
             raise LockError(
                 f"{wheel.name}: {name} is not pinned by {lock_path.name}",
-                hint=f"pass only the wheels of `locks/{target}.txt`, or run `repro-build lock`",
+                hint=f"pass only the wheels of `repro-locks/{target}.txt`, or run `repro-build lock`",
             )
         if Version(pin.version) != version:
             raise LockError(f"{wheel.name}: {lock_path.name} pins {name}=={pin.version}, not {version}")
@@ -249,7 +249,7 @@ def prepare_context(
 ) -> list[ContextFile]:
     """Lay out the build context of the equivalent Dockerfile of ``target`` in ``dest`` (a new directory).
 
-    ``wheels`` must be exactly the wheel files ``locks/<target>.txt`` pins for the target (one per locked
+    ``wheels`` must be exactly the wheel files ``repro-locks/<target>.txt`` pins for the target (one per locked
     distribution, each with a sha256 the lock allows); ``project_wheel`` is the project's wheel. Every
     file is hashed as it is copied and checked before the context becomes visible: on any error
     ``dest`` is not created. Returns the files written, sorted by path. See ``templates/Dockerfile.tmpl``
@@ -315,7 +315,7 @@ def _sha256_file(path: Path) -> str:
 
 
 def wheels_from_dir(config: Config, target: str, directory: Path) -> list[Path]:
-    """The wheel files under ``directory`` (searched recursively) that ``locks/<target>.txt`` pins for ``target``.
+    """The wheel files under ``directory`` (searched recursively) that ``repro-locks/<target>.txt`` pins for ``target``.
 
     A file is taken when its name and version are locked, its tags fit the target (the most preferred
     tag wins, as an installer ranks them) and its sha256 is one the lock allows. Works on a plain folder

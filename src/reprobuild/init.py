@@ -41,6 +41,7 @@ from reprobuild.dockerfile_base import FILENAME as DOCKERFILE_BASE
 from reprobuild.errors import ConfigError, ReproBuildError
 from reprobuild.fsutil import atomic_write_bytes, atomic_write_text
 from reprobuild.lock.toollock import TOOL_LOCK
+from reprobuild.lockdir import LOCKS_DIR
 from reprobuild.pyproject import LEGACY_PROJECT_FILES, default_python
 from reprobuild.templates import render
 from reprobuild.wheel.source import export, snapshot
@@ -171,7 +172,7 @@ def _workflow(project: dict[str, Any], python: str, targets: list[str]) -> str:
             "image_name": canonicalize_name(str(project["name"])),
             "python": python,
             "distribution": DISTRIBUTION,
-            "tool_lock": f"locks/{TOOL_LOCK}",
+            "tool_lock": f"{LOCKS_DIR}/{TOOL_LOCK}",
             "push_outputs": outputs,
             "push_lines": push,
             "gate_lines": gate,
@@ -182,7 +183,7 @@ def _workflow(project: dict[str, Any], python: str, targets: list[str]) -> str:
 
 def nox_session_text() -> str:
     """The ``build`` session to paste into an existing noxfile."""
-    return render("init/nox-session.py.tmpl", {"distribution": DISTRIBUTION, "tool_lock": f"locks/{TOOL_LOCK}"})
+    return render("init/nox-session.py.tmpl", {"distribution": DISTRIBUTION, "tool_lock": f"{LOCKS_DIR}/{TOOL_LOCK}"})
 
 
 def plan_init(root: Path, *, force: bool = False) -> tuple[list[PlannedFile], list[str]]:

@@ -2,7 +2,7 @@
 
 A project need not say which Python, architecture or manylinux tag its images are for; the first
 ``repro-build lock`` takes them from the running host (or repro-build's defaults) and records them in
-``locks/inputs.json``: per lock (``python``, ``python-platform``) and for the project (``defaults``).
+``repro-locks/inputs.json``: per lock (``python``, ``python-platform``) and for the project (``defaults``).
 From then on every command on any host (``lock --check``, ``image``, ``verify``, and ``lock`` itself)
 reads them back from there, so a project locked on a Python 3.11 amd64 machine stays a Python 3.11
 amd64 project on a Python 3.13 or arm64 one. Only an explicit setting in ``[tool.repro-build]`` wins
@@ -29,7 +29,7 @@ _ARCH_OF_TRIPLE = {machine: arch for arch, machine in ARCHES.items()}
 
 @dataclass(frozen=True)
 class LockedTarget:
-    """What one ``locks/<target>.txt`` was resolved for."""
+    """What one ``repro-locks/<target>.txt`` was resolved for."""
 
     python: str | None
     arch: str | None  # OCI name: amd64 / arm64

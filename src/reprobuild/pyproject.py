@@ -21,6 +21,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from reprobuild.errors import ConfigError
+from reprobuild.lockdir import BUILD_LOCK, LOCKS_DIR, OLD_LOCKS_DIR, locks_dir
 from reprobuild.tomlvalues import expect, get_str, str_list, str_map
 
 #: PEP 517 §"build-system table": what a frontend assumes when pyproject.toml has no build-system.
@@ -177,7 +178,7 @@ def _backend_project(root: Path, project: ProjectMeta, python: str) -> ProjectMe
 
     backend = Backend(project.build_backend, project.backend_path, project.build_requires)
     tree = snapshot(root, allow_dirty=True)
-    lock = root / "locks" / "build.txt"
+    lock = locks_dir(root) / BUILD_LOCK
     key = (str(root), python, tree.commit, backend, project.name, _stat_key(root, [f.path for f in tree.files]))
     if key in _BACKEND_CACHE:
         return _BACKEND_CACHE[key]
@@ -211,7 +212,7 @@ _BACKEND_CACHE: dict[tuple[object, ...], ProjectMeta] = {}
 
 def _stat_key(root: Path, paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
     out = []
-    for rel in [*paths, "locks/build.txt"]:
+    for rel in [*paths, f"{LOCKS_DIR}/{BUILD_LOCK}", f"{OLD_LOCKS_DIR}/{BUILD_LOCK}"]:
         try:
             st = (root / rel).lstat()
         except OSError:

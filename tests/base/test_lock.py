@@ -108,7 +108,7 @@ def test_cli_check_exit_codes(locked_base: LockedBase, tmp_path: Path, capsys: p
 
 
 def test_cli_writes_the_same_lock(locked_base: LockedBase, tmp_path: Path) -> None:
-    out = tmp_path / "locks" / "base-bookworm-amd64.json"
+    out = tmp_path / "repro-locks" / "base-bookworm-amd64.json"
     args = ["base", "lock", "--project", str(tmp_path), "--cache", str(locked_base.cache.root)]
     assert main([*args, "--suite", "bookworm", "--arch", "amd64"]) == 0
     assert out.read_text() == locked_base.path.read_text()

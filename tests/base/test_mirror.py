@@ -119,7 +119,7 @@ def test_image_and_verify_take_a_mirror(
     (project / "pyproject.toml").write_text(textwrap.dedent(PYPROJECT))
     (project / ".gitignore").write_text("build/\ndist/\n")
     assert main(["lock", "--project", str(project), "-q"]) == 0  # the base from this machine's apt sources
-    assert json.loads((project / "locks" / "base-bookworm-amd64.json").read_text())["inputs"]["mirror"] is None
+    assert json.loads((project / "repro-locks" / "base-bookworm-amd64.json").read_text())["inputs"]["mirror"] is None
     git_commit(project)
     monkeypatch.setenv("REPRO_BUILD_CACHE", str(tmp_path / "c1"))
     assert main(["image", "--project", str(project), "-q"]) == 0

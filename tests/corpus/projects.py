@@ -1,9 +1,10 @@
 """The real-world corpus: released sdists across the common build backends, pinned by sha256.
 
 Each pin is the sha256 the package index this machine uses gave on 2026-11-27 in uv's PEP 751 answer
-(``uv pip compile --no-deps --no-binary :all: --format pylock.toml``); for all but levenshtein, siphash24 and
-meson-python it was checked with ``pip download --no-deps --no-binary :all: NAME==VERSION`` and
-``sha256sum`` of the ``.tar.gz`` (same value).
+(``uv pip compile --no-deps --no-binary :all: --format pylock.toml``); for all but siphash24 and meson-python
+it was checked with ``pip download --no-deps --no-binary :all: NAME==VERSION`` and
+``sha256sum`` of the ``.tar.gz`` (same value). levenshtein 0.27.5 (the scikit-build-core project; 0.26.1
+was refused by today's scikit-build-core) was checked the same way.
 Chosen to cover each backend and kind while keeping the whole corpus (four builds each) under about ten
 minutes on two cores: small pure-Python projects, and C/Cython/C++ extensions that compile in seconds.
 """
@@ -75,8 +76,8 @@ CORPUS: tuple[Project, ...] = (
     # scikit-build-core (CMake)
     _p(
         "levenshtein",
-        "0.26.1",
-        "0d19ba22330d50609b2349021ec3cf7d905c6fe21195a2d0d876a146e7ed2575",
+        "0.27.5",
+        "22021caf5867a46fae5ab927bbdcb430599d7e5ee3898449cbbe430ff07b7d08",
         "scikit-build-core",
         "Cython, C++",
     ),

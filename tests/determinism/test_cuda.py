@@ -64,15 +64,15 @@ def test_only_cuda_targets_get_nvidia_require_cuda() -> None:
 
 def test_lock_warns_about_mixed_cuda_majors(tmp_path: Path) -> None:
     write_project(tmp_path, tool="[tool.repro-build.targets.cuda]\n")
-    (tmp_path / "locks").mkdir()
+    (tmp_path / "repro-locks").mkdir()
     pin = "{} \\\n    --hash=sha256:" + "0" * 64 + "\n"
     lock = "".join(pin.format(p) for p in ("nvidia-cuda-runtime-cu12==12.9.79", "nvidia-cudnn-cu13==9.13.0.50"))
-    (tmp_path / "locks" / "cuda.txt").write_text(lock)
+    (tmp_path / "repro-locks" / "cuda.txt").write_text(lock)
     warnings = lock_warnings(load_config(tmp_path))
     assert len(warnings) == 1 and warnings[0].startswith(
         "target cuda: the locked nvidia-* wheels are built for CUDA 12 and 13"
     )
-    (tmp_path / "locks" / "cuda.txt").write_text(pin.format("nvidia-cuda-runtime-cu12==12.9.79"))
+    (tmp_path / "repro-locks" / "cuda.txt").write_text(pin.format("nvidia-cuda-runtime-cu12==12.9.79"))
     assert lock_warnings(load_config(tmp_path)) == []
 
 

@@ -48,7 +48,7 @@ def test_lock_then_check_then_stale(tmp_path: Path, capsys: pytest.CaptureFixtur
     pyproject.write_text(pyproject.read_text().replace('"idna==3.10"', '"idna==3.10", "six"'))
     assert main(["lock", "--check", "--project", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "locks/cpu.txt: dependencies: added 'six'" in err
+    assert "repro-locks/cpu.txt: dependencies: added 'six'" in err
     assert "hint: run `repro-build lock`" in err
 
 

@@ -46,7 +46,7 @@ def test_verbose_logs_external_commands_quiet_silences(tmp_path: Path, capsys: p
     assert main(["lock", "--project", str(root), "-v", "--target", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "debug: resolving target 'cpu': `uv pip compile" in err and "exited 0 in" in err
-    assert "locked locks/cpu.txt" in err
+    assert "locked repro-locks/cpu.txt" in err
     git_commit(root)
     # ... and each git command of the source snapshot.
     assert main(["wheel", "--project", str(root), "-v", "--no-container", "--out-dir", str(tmp_path / "d1")]) == 0
@@ -55,5 +55,5 @@ def test_verbose_logs_external_commands_quiet_silences(tmp_path: Path, capsys: p
     assert capsys.readouterr().err == ""  # -q wins
     assert main(["lock", "--project", str(root), "--target", "cpu"]) == 0
     err = capsys.readouterr().err
-    assert "debug:" not in err and "locked locks/cpu.txt" in err
+    assert "debug:" not in err and "locked repro-locks/cpu.txt" in err
     assert logging.getLogger("reprobuild").level == logging.WARNING

@@ -36,10 +36,10 @@ def zero_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_first_lock_records_the_hosts_defaults(zero_config: Path) -> None:
-    inputs = json.loads((zero_config / "locks" / "inputs.json").read_text())
+    inputs = json.loads((zero_config / "repro-locks" / "inputs.json").read_text())
     assert inputs["defaults"] == {"manylinux": "manylinux_2_28", "platform": "linux/amd64", "python": "3.11"}
     assert inputs["locks"]["cpu.txt"]["inputs"]["python"] == "3.11"
-    header = (zero_config / "locks" / "cpu.txt").read_text().splitlines()[2]
+    header = (zero_config / "repro-locks" / "cpu.txt").read_text().splitlines()[2]
     assert header == "# Target 'cpu': Python 3.11, x86_64-manylinux_2_28, wheels only."
 
 
@@ -61,17 +61,17 @@ def test_another_host_reads_the_lock_and_finds_it_current(zero_config: Path, mon
 def test_relocking_on_another_host_keeps_the_recorded_values(
     zero_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = {p.name: p.read_bytes() for p in (zero_config / "locks").iterdir()}
+    before = {p.name: p.read_bytes() for p in (zero_config / "repro-locks").iterdir()}
     other_host(monkeypatch)
     lock_project(load_config(zero_config))
-    assert {p.name: p.read_bytes() for p in (zero_config / "locks").iterdir()} == before
+    assert {p.name: p.read_bytes() for p in (zero_config / "repro-locks").iterdir()} == before
 
 
 def test_a_lock_without_recorded_defaults_is_read_from_its_targets(
     zero_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Locks written before `defaults` existed: each target's inputs still say what it was locked for."""
-    path = zero_config / "locks" / "inputs.json"
+    path = zero_config / "repro-locks" / "inputs.json"
     data = json.loads(path.read_text())
     del data["defaults"]
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -82,14 +82,14 @@ def test_a_lock_without_recorded_defaults_is_read_from_its_targets(
 @pytest.mark.parametrize(
     ("tool", "expected"),
     [
-        ('[tool.repro-build]\npython = "3.12"\n', "locks/cpu.txt: python: '3.11' -> '3.12'"),
+        ('[tool.repro-build]\npython = "3.12"\n', "repro-locks/cpu.txt: python: '3.11' -> '3.12'"),
         (
             '[tool.repro-build.targets.cpu]\nplatform = "linux/arm64"\n',
-            "locks/cpu.txt: python-platform: 'x86_64-manylinux_2_28' -> 'aarch64-manylinux_2_28'",
+            "repro-locks/cpu.txt: python-platform: 'x86_64-manylinux_2_28' -> 'aarch64-manylinux_2_28'",
         ),
         (
             '[tool.repro-build]\nmanylinux = "manylinux_2_34"\n',
-            "locks/cpu.txt: python-platform: 'x86_64-manylinux_2_28' -> 'x86_64-manylinux_2_34'",
+            "repro-locks/cpu.txt: python-platform: 'x86_64-manylinux_2_28' -> 'x86_64-manylinux_2_34'",
         ),
     ],
 )
@@ -108,7 +108,7 @@ def test_a_recorded_python_outside_requires_python_is_not_used(
     other_host(monkeypatch)
     config = load_config(zero_config)
     assert config.python == "3.13" and config.defaults["python"]["from"] == "host"
-    assert "locks/cpu.txt: python: '3.11' -> '3.13'" in [str(p) for p in check_locks(config)]
+    assert "repro-locks/cpu.txt: python: '3.11' -> '3.13'" in [str(p) for p in check_locks(config)]
 
 
 def test_an_unknown_machine_without_a_lock_must_name_the_platform(

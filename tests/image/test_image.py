@@ -139,7 +139,7 @@ def _with_base(root: Path, base: str) -> Path:
     text = pyproject.read_text()
     old = text.split('base = "', 1)[1].split('"', 1)[0]
     pyproject.write_text(text.replace(old, base.replace(f"{root}/", "")))
-    inputs = root / "locks" / "inputs.json"
+    inputs = root / "repro-locks" / "inputs.json"
     data = json.loads(inputs.read_text())
     data["locks"]["cpu.txt"]["inputs"]["base"] = base.replace(f"{root}/", "")
     inputs.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

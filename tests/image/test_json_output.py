@@ -53,8 +53,8 @@ def test_every_command_prints_one_json_document(tmp_path: Path) -> None:
 
     lock = _json(root, "lock")
     assert lock["command"] == "lock" and lock["check"] is False
-    assert lock["locks"]["locks/cpu.txt"]["pins"] == 1
-    assert Path(lock["locks"]["locks/build.txt"]["path"]).is_file()
+    assert lock["locks"]["repro-locks/cpu.txt"]["pins"] == 1
+    assert Path(lock["locks"]["repro-locks/build.txt"]["path"]).is_file()
     assert lock["seconds"] > 0
     git_commit(root)
     assert _json(root, "lock", "--check") == {

@@ -70,7 +70,7 @@ def local_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _project(tmp_path: Path, links: Path, wheel: Path) -> Path:
     project = tmp_path / "app"
-    shutil.copytree(GOLDEN_PROJECT, project, ignore=shutil.ignore_patterns("build", "dist", "locks"))
+    shutil.copytree(GOLDEN_PROJECT, project, ignore=shutil.ignore_patterns("build", "dist", "repro-locks"))
     fake_base(project / "fakebase")
     text = (project / "pyproject.toml").read_text()
     text = text.replace('dependencies = ["six==1.17.0"]', 'dependencies = ["six==1.17.0", "flit-pure==1.0.0"]')
@@ -82,7 +82,7 @@ def _project(tmp_path: Path, links: Path, wheel: Path) -> Path:
 
 
 def _wheels_record(project: Path) -> dict[str, dict[str, Any]]:
-    inputs = json.loads((project / "locks" / "inputs.json").read_text())
+    inputs = json.loads((project / "repro-locks" / "inputs.json").read_text())
     return {w["name"]: w for w in inputs["locks"]["cpu.txt"]["wheels"]}
 
 
@@ -97,7 +97,7 @@ def test_find_links_in_the_project_rebuilds_with_no_environment(tmp_path: Path, 
     six = wheels["six"]["source"]
     assert set(six) == {"index", "url"} and six["url"].endswith("/six-1.17.0-py2.py3-none-any.whl")
     for name in ("cpu.txt", "inputs.json"):
-        assert str(tmp_path) not in (project / "locks" / name).read_text(), name  # no host path
+        assert str(tmp_path) not in (project / "repro-locks" / name).read_text(), name  # no host path
     git_commit(project)  # the wheels directory is committed with the project
 
     # No UV_FIND_LINKS, an empty wheel cache: the recorded sources are enough.
@@ -124,7 +124,7 @@ def test_find_links_outside_the_repository_is_not_recorded(tmp_path: Path, local
     locked = run_cli("lock", "--project", str(project), "-q", env={"UV_FIND_LINKS": str(links)})
     assert locked.returncode == 0, locked.stderr
     assert _wheels_record(project)["flit-pure"]["source"] == {"find-links": None}
-    assert str(links) not in (project / "locks" / "inputs.json").read_text()
+    assert str(links) not in (project / "repro-locks" / "inputs.json").read_text()
     git_commit(project)
 
     # The lock does not say where this host keeps it: without it cached or configured, the error says where it looked.

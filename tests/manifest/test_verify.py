@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from reprobuild.cli.main import main
+from reprobuild.manifest.schema import read_manifest
+from reprobuild.manifest.verify import compare_manifests
 from reprobuild.oci.image import Image, with_config
 from reprobuild.oci.layout import read_layout, write_layout
 from tests.cli import run_cli
@@ -90,16 +93,30 @@ def test_manifest_edited_by_hand_fails_naming_the_artifact(built: Path, tmp_path
 
 def test_edited_lock_is_named(built: Path, tmp_path: Path) -> None:
     def edit(m: dict) -> None:  # type: ignore[type-arg]
-        m["locks"]["locks/cpu.txt"] = "sha256:" + "1" * 64
+        m["locks"]["repro-locks/cpu.txt"] = "sha256:" + "1" * 64
 
     out = run_cli("verify", str(_edited(built, tmp_path, edit)), "--repo", str(built), "--json")
     assert out.returncode == 1
     result = json.loads(out.stdout)
+    rebuilt = json.loads(manifest_of(built).read_text())["locks"]["repro-locks/cpu.txt"]
     assert result["divergences"][0] == {
-        "artifact": "locks/cpu.txt",
+        "artifact": "repro-locks/cpu.txt",
         "hazard": "lock changed",
-        "details": [f"sha256:{'1' * 64} vs {json.loads(manifest_of(built).read_text())['locks']['locks/cpu.txt']}"],
+        "details": [f"sha256:{'1' * 64} vs {rebuilt}"],
     }
+
+
+def test_locks_recorded_under_the_old_directory_compare_by_file_name() -> None:
+    """A manifest recorded while the locks lived in `locks/` verifies against a rebuild from `repro-locks/`."""
+    old = read_manifest(Path(__file__).parent / "sample-manifest.json")
+    assert all(key.startswith("locks/") for key in old.locks)
+    moved = dataclasses.replace(old, locks={f"repro-{key}": value for key, value in old.locks.items()})
+    assert [d for d in compare_manifests(old, moved)[1] if d.hazard == "lock changed"] == []
+    edited = dict(moved.locks, **{"repro-locks/cpu.txt": "sha256:" + "c" * 64})
+    changed = [
+        d for d in compare_manifests(old, dataclasses.replace(moved, locks=edited))[1] if d.hazard == "lock changed"
+    ]
+    assert [d.artifact for d in changed] == ["repro-locks/cpu.txt"]
 
 
 def test_dirty_manifest_is_refused(built: Path, tmp_path: Path) -> None:
@@ -307,7 +324,7 @@ def test_diff_names_a_different_base(built: Path, tmp_path: Path) -> None:
     old = pyproject.read_text().split('base = "', 1)[1].split('"', 1)[0]
     new = text.replace(f"{other}/", "")
     pyproject.write_text(pyproject.read_text().replace(old, new))
-    inputs = other / "locks" / "inputs.json"
+    inputs = other / "repro-locks" / "inputs.json"
     inputs.write_text(inputs.read_text().replace(old, new))
     out = run_cli("image", "--project", str(other), "-q")
     assert out.returncode == 0, out.stderr

@@ -129,7 +129,7 @@ def test_example_cpu_image(reprotest_ready: None, build_area: Path, tmp_path: Pa
 def test_setuptools_c_extension_cpu_image(reprotest_ready: None, build_area: Path, tmp_path: Path) -> None:
     """The zero-config `cpu` image of a compiled project: its wheel is built inside `image` under every variation."""
     config = make_repo("setuptools_cext", tmp_path / "cext")
-    assert (config.root / "locks" / "cpu.txt").is_file()  # make_repo locked every target, base included
+    assert (config.root / "repro-locks" / "cpu.txt").is_file()  # make_repo locked every target, base included
     out = reprotest(
         config.root, "repro-build image --target cpu", "build/cpu/image.tar", tmpdir=build_area, store=tmp_path / "out"
     )

@@ -87,7 +87,7 @@ def locked_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     config = load_config(EXAMPLE)
     target = config.target("cpu")
     try:
-        pins = select_wheels(EXAMPLE, target, EXAMPLE / "locks" / "cpu.txt")
+        pins = select_wheels(EXAMPLE, target, EXAMPLE / "repro-locks" / "cpu.txt")
         cache = WheelCache()
         return [cache.fetch(pin, url) for pin, url in pins]
     except ReproBuildError as e:

@@ -54,7 +54,7 @@ def test_init_plain_project(tmp_path: Path) -> None:
 
 def _installs_only_hash_pinned(noxfile: str, workflow: str) -> None:
     """repro-build is installed from the hashed tool lock (or REPRO_BUILD_SPEC), never by a bare name."""
-    lock = f"locks/{TOOL_LOCK}"
+    lock = f"repro-locks/{TOOL_LOCK}"
     assert f'session.install("--require-hashes", "-r", "{lock}")' in noxfile
     assert "session.install(spec)" in noxfile and 'os.environ.get("REPRO_BUILD_SPEC")' in noxfile
     installs = [line.strip() for line in workflow.splitlines() if "pip install" in line]
@@ -165,5 +165,5 @@ def test_lock_works_after_init(tmp_path: Path) -> None:
     init_project(root)
     config = load_config(root)
     lock_project(config)
-    assert "packaging==" in (root / "locks" / "cpu.txt").read_text()
+    assert "packaging==" in (root / "repro-locks" / "cpu.txt").read_text()
     assert check_locks(load_config(root)) == []

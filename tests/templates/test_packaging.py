@@ -38,7 +38,7 @@ def test_wheel_contains_and_serves_the_templates(tmp_path: Path) -> None:
     out = tmp_path / "dist"
     subprocess.run(
         [find_uv(), "build", "--wheel", "--quiet", "--out-dir", str(out), "--build-constraint",
-         str(ROOT / "locks" / "build.txt"), "--require-hashes", str(ROOT)],
+         str(ROOT / "repro-locks" / "build.txt"), "--require-hashes", str(ROOT)],
         check=True,
     )  # fmt: skip
     # The distribution is `reprobuild` (the index's `repro-build` is another project); the command stays.

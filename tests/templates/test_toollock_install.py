@@ -1,4 +1,4 @@
-"""`locks/repro-build.txt` installs repro-build with `--require-hashes`, as the generated session and workflow do.
+"""`repro-locks/repro-build.txt` installs repro-build with `--require-hashes`, as the generated session and workflow do.
 
 `reprobuild` is not on the index this suite uses, so its wheel is built from this checkout and offered through
 `UV_FIND_LINKS` (as a local index would); its dependencies come from the configured index.
@@ -30,7 +30,7 @@ def test_tool_lock_pins_the_wheel_and_installs_with_require_hashes(
     wheels = tmp_path / "wheels"
     subprocess.run(
         [find_uv(), "build", "--wheel", "--quiet", "--out-dir", str(wheels), "--build-constraint",
-         str(ROOT / "locks" / "build.txt"), "--require-hashes", str(ROOT)],
+         str(ROOT / "repro-locks" / "build.txt"), "--require-hashes", str(ROOT)],
         check=True,
     )  # fmt: skip
     (wheel,) = wheels.glob(f"{DISTRIBUTION}-{__version__}-*.whl")
@@ -42,7 +42,7 @@ def test_tool_lock_pins_the_wheel_and_installs_with_require_hashes(
     block = re.search(rf"^{DISTRIBUTION}=={re.escape(__version__)} \\\n((?:    --hash=.*\n)+)", text, re.MULTILINE)
     assert block, text
     assert f"--hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}" in block.group(1)
-    # What the generated session does (`session.install("--require-hashes", "-r", "locks/repro-build.txt")`).
+    # What the generated session does (`session.install("--require-hashes", "-r", "repro-locks/repro-build.txt")`).
     venv = tmp_path / "venv"
     subprocess.run([find_uv(), "venv", "--quiet", str(venv)], check=True)
     subprocess.run(

@@ -48,7 +48,7 @@ def test_backend_metadata_change_makes_the_lock_stale(fresh_project: Callable[..
     cfg.write_text(cfg.read_text().replace("packaging>=23", "packaging>=23\n    idna>=3"))
     commit_all(config.root, "add a dependency")
     problems = [str(p) for p in check_locks(load_config(config.root))]
-    assert "locks/cpu.txt: dependencies: added 'idna>=3'" in problems
+    assert "repro-locks/cpu.txt: dependencies: added 'idna>=3'" in problems
 
 
 def test_poetry_project_locks_and_builds_reproducibly(fresh_project: Callable[..., Config]) -> None:
@@ -93,6 +93,26 @@ def test_version_from_the_git_tag(
     head = git(config.root, "rev-parse", "--short", "HEAD").strip()
     later = build_wheel(load_config(config.root), out_dir=tmp_path / "later")
     assert later.version.startswith("1.2.4.dev1+g") and head[:7] in later.version
+
+
+def test_versioningit_version_from_the_git_tag(fresh_project: Callable[..., Config], tmp_path: Path) -> None:
+    """versioningit takes no version from a variable: the export carries the commit's history and tags,
+    so `git describe` (and versioningit) answer as in the checkout."""
+    config = fresh_project("versioningit_demo")
+    git(config.root, "tag", "v1.2.3")
+    record = build_wheel(config, out_dir=tmp_path / "tagged")
+    assert [a.filename for a in record.artifacts] == ["vgit_demo-1.2.3.tar.gz", "vgit_demo-1.2.3-py3-none-any.whl"]
+    assert "Version: 1.2.3" in _metadata(tmp_path / "tagged" / record.artifacts[1].filename)
+    # Two commits after the tag: versioningit's default `{base_version}.post{distance}+{vcs}{rev}`.
+    for n in (1, 2):
+        (config.root / "CHANGES.txt").write_text(f"change {n}\n")
+        commit_all(config.root, f"change {n}")
+    head = git(config.root, "rev-parse", "--short=7", "HEAD").strip()
+    later = build_wheel(load_config(config.root), out_dir=tmp_path / "later")
+    assert later.version == f"1.2.3.post2+g{head}"
+    with tarfile.open(tmp_path / "later" / later.artifacts[0].filename) as tar:
+        assert not any("/.git/" in n or n.endswith("/.git") for n in tar.getnames())
+    assert check_wheel(load_config(config.root)).identical
 
 
 def test_setuptools_scm_sdist_holds_the_committed_files(fresh_project: Callable[..., Config], tmp_path: Path) -> None:

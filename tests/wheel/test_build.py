@@ -112,7 +112,7 @@ def test_build_writes_artifacts_and_record(
     )
     assert record["backend"]["entry-point"] == "setuptools.build_meta"
     assert record["backend"]["distribution"] == "setuptools"
-    assert record["backend"]["version"] in (config.root / "locks" / "build.txt").read_text()
+    assert record["backend"]["version"] in (config.root / "repro-locks" / "build.txt").read_text()
     assert record["environment"]["SOURCE_DATE_EPOCH"] == str(COMMIT_EPOCH)
     assert record["environment"]["CPPFLAGS"] == "-ffile-prefix-map=<build-root>=."
     assert "CFLAGS" not in record["environment"]  # it would replace the interpreter's -O3 -DNDEBUG
@@ -209,7 +209,7 @@ def test_project_without_build_system_uses_pep517_default(projects: Projects) ->
     assert not config.project.build_system_declared
     result = projects.check("no_build_system")
     assert result.identical
-    assert "setuptools" in (config.root / "locks" / "build.txt").read_text()
+    assert "setuptools" in (config.root / "repro-locks" / "build.txt").read_text()
 
 
 def test_wheel_step_falls_back_online_when_the_cache_lacks_the_backend(

@@ -31,5 +31,5 @@ def test_backend_build_requires_are_locked_and_checked(fresh_project: Callable[.
     (config.root / "build-requires.txt").write_text("six\nidna\n")
     commit_all(config.root, "the backend needs idna too")
     changed = load_config(config.root)
-    assert [str(p) for p in check_locks(changed)] == ["locks/build.txt: backend-build-requires: added 'idna'"]
+    assert [str(p) for p in check_locks(changed)] == ["repro-locks/build.txt: backend-build-requires: added 'idna'"]
     check_build_lock(changed)  # the quick check before a build trusts the recorded answer

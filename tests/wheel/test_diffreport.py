@@ -84,6 +84,37 @@ def test_elf_difference_names_the_sections(tmp_path: Path) -> None:
     assert ".text" not in detail
 
 
+def _gcc(tmp_path: Path, rel: str, root: Path) -> bytes:
+    work = tmp_path / rel
+    work.mkdir(parents=True)
+    (work / "m.c").write_text("int f(void) { return 42; }\n")
+    cmd = ["gcc", "-g", "-O2", "-fPIC", "-shared", f"-ffile-prefix-map={root}=.", "-o", "m.so", "m.c"]
+    subprocess.run(cmd, cwd=work, check=True)
+    return (work / "m.so").read_bytes()
+
+
+def test_random_directory_under_tmpdir_is_named_as_the_cause(tmp_path: Path) -> None:
+    """What frozenlist's backend does: compile in tempfile.mkdtemp() under TMPDIR (<build root>/tmp), a
+    random name the build root's prefix map leaves in DW_AT_comp_dir and the line table."""
+    if shutil.which("gcc") is None or shutil.which("readelf") is None:
+        unavailable("gcc and readelf", "`apt-get install -y gcc binutils` (`.ci/run` does this)")
+    a = _gcc(tmp_path, "a/tmp/.tmp-demo-l_iu6pel/src", tmp_path / "a")
+    b = _gcc(tmp_path, "b/tmp/.tmp-demo-u021b6s_/src", tmp_path / "b")
+    detail = describe_content(a, b)
+    assert "./tmp/.tmp-demo-l_iu6pel/src" in detail and "./tmp/.tmp-demo-u021b6s_/src" in detail
+    assert "randomly named directory under TMPDIR" in detail and "CPPFLAGS=-g0" in detail
+
+
+def test_other_dwarf_paths_are_shown_without_the_tmpdir_cause(tmp_path: Path) -> None:
+    if shutil.which("gcc") is None or shutil.which("readelf") is None:
+        unavailable("gcc and readelf", "`apt-get install -y gcc binutils` (`.ci/run` does this)")
+    a = _gcc(tmp_path, "a/src/one", tmp_path / "a")
+    b = _gcc(tmp_path, "b/src/other", tmp_path / "b")
+    detail = describe_content(a, b)
+    assert "DWARF strings differ: ['./src/one'] vs ['./src/other']" in detail
+    assert "TMPDIR" not in detail
+
+
 def test_offsets_across_block_boundaries() -> None:
     a = bytes(10000)
     b = bytearray(a)

@@ -1,6 +1,6 @@
 """``repro-build base lock|build``: the embedded Debian base (``base = "debian:<suite>"``).
 
-``base lock`` resolves the package set against the mirror and writes ``locks/base-<suite>-<arch>.json``;
+``base lock`` resolves the package set against the mirror and writes ``repro-locks/base-<suite>-<arch>.json``;
 ``--check`` exits 1 naming what changed. ``base build`` turns the lock into an OCI layout and a
 ``docker load`` archive under ``build/base/`` (or ``--output``), with no registry and no Docker.
 Defaults come from ``[tool.repro-build.debian]`` when the project has a pyproject.toml.
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         q.add_argument("--project", type=Path, default=Path(), help="project directory (default: .)")
         q.add_argument("--suite", help=f"Debian suite (default: the project's debian base, else {DEFAULT_SUITE})")
         q.add_argument("--arch", help="Debian architecture (default: this machine's)")
-        q.add_argument("--lock", type=Path, help="lock file (default: locks/base-<suite>-<arch>.json)")
+        q.add_argument("--lock", type=Path, help="lock file (default: repro-locks/base-<suite>-<arch>.json)")
         q.add_argument(
             "--cache", type=Path, help="download cache (default: $REPRO_BUILD_CACHE or ~/.cache/repro-build)"
         )

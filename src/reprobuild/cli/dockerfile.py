@@ -11,7 +11,7 @@ from reprobuild.dockerfile import prepare_context, render_dockerfile, wheels_fro
 from reprobuild.errors import UsageError
 
 _DESCRIPTION = """\
-Print the equivalent Dockerfile of a target on stdout: the same base, the wheels of locks/<target>.txt
+Print the equivalent Dockerfile of a target on stdout: the same base, the wheels of repro-locks/<target>.txt
 installed with `uv pip install --require-hashes --no-deps`, the project wheel, the determinism hook, env
 and entrypoint. It is for reading or owning, and the peer in benchmarks; `docker build` of it is not
 reproducible (repro-build's own `image` is).

@@ -11,19 +11,21 @@ from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import load_config
 from reprobuild.lock import check_locks, lock_project
 from reprobuild.lock.cuda import lock_warnings
+from reprobuild.lockdir import LOCKS_DIR, OLD_LOCKS_DIR, RELOCK_HINT
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "lock",
-        help="resolve locks/<target>.txt, locks/build.txt and locks/repro-build.txt with hashes (uv)",
-        description="Resolve hashed constraints for every target and the build backend.",
+        help=f"resolve {LOCKS_DIR}/<target>.txt, build.txt and repro-build.txt with hashes (uv)",
+        description=f"Resolve hashed constraints for every target and the build backend into {LOCKS_DIR}/. Locks "
+        f"still in {OLD_LOCKS_DIR}/ (where earlier versions kept them) are moved to {LOCKS_DIR}/ first.",
     )
     p.add_argument("--project", type=Path, default=Path(), help="project directory (default: .)")
     p.add_argument("--check", action="store_true", help="exit 1 if any lock is stale, naming what changed")
     p.add_argument("--target", action="append", dest="targets", help="lock only this target (repeatable)")
     p.add_argument(
-        "--build-only", action="store_true", help="lock only locks/build.txt (all `repro-build wheel` needs)"
+        "--build-only", action="store_true", help=f"lock only {LOCKS_DIR}/build.txt (all `repro-build wheel` needs)"
     )
     p.add_argument("-U", "--upgrade", action="store_true", help="ignore existing pins, take the newest versions")
     p.add_argument("-P", "--upgrade-package", action="append", default=[], metavar="NAME", help="upgrade one package")
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             log("locks are stale:")
             for p in problems:
                 log(f"  {p}")
-            log("\nhint: run `repro-build lock` and commit `locks/`")
+            log(f"\nhint: {RELOCK_HINT}")
             return 1
         data(f"locks are current ({len(config.targets)} target(s) + build)")
         return 0
@@ -72,8 +74,11 @@ def run(args: argparse.Namespace) -> int:
         upgrade_packages=tuple(args.upgrade_package),
         build_only=args.build_only,
     )
+    for message in result.migration.messages():
+        log(f"warning: {message}")
+    rel = config.locks_write_dir.relative_to(config.root).as_posix()
     for name, count in sorted(result.counts.items()):
-        log(f"locked locks/{name}: {count} distribution(s)", quiet=args.quiet)
+        log(f"locked {rel}/{name}: {count} distribution(s)", quiet=args.quiet)
     for warning in lock_warnings(config):
         log(f"warning: {warning}")
     tool_lock = None
@@ -84,10 +89,19 @@ def run(args: argparse.Namespace) -> int:
         log(tool_lock.message, quiet=args.quiet)
     if args.json:
         locks = {
-            f"locks/{name}": {"path": str(config.locks_dir / name), "pins": count}
+            f"{rel}/{name}": {"path": str(config.locks_write_dir / name), "pins": count}
             for name, count in result.counts.items()
         }
         if tool_lock is not None and tool_lock.path is not None:
-            locks[f"locks/{tool_lock.path.name}"] = {"path": str(tool_lock.path), "pins": tool_lock.pins}
-        emit_json({"command": "lock", "check": False, "locks": locks, "seconds": round(time.monotonic() - start, 3)})
+            locks[f"{rel}/{tool_lock.path.name}"] = {"path": str(tool_lock.path), "pins": tool_lock.pins}
+        moved = [f"{OLD_LOCKS_DIR}/{name}" for name in result.migration.moved]
+        emit_json(
+            {
+                "command": "lock",
+                "check": False,
+                "locks": locks,
+                "moved": moved,
+                "seconds": round(time.monotonic() - start, 3),
+            }
+        )
     return 0

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "wheel",
         help="build a bit-for-bit reproducible sdist and wheel (any PEP 517 backend, via uv)",
         description=(
-            "Build the sdist, then the wheel from it, with `uv build` pinned by locks/build.txt, in a normalised "
+            "Build the sdist, then the wheel from it, with `uv build` pinned by repro-locks/build.txt, in a normalised "
             "environment, and canonicalise both archives. Prints each artifact's path and sha256."
         ),
     )

@@ -42,6 +42,7 @@ from reprobuild.image.sourcelabel import SourceLabel, source_label
 from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
 from reprobuild.lock import check_locks, target_lock_path
+from reprobuild.lockdir import RELOCK_HINT
 from reprobuild.oci.archive import write_archive
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
@@ -162,7 +163,7 @@ def _check_lock(config: Config, target: Target) -> Path:
     if problems:
         raise StaleLockError(
             f"the lock of target {target.name!r} is missing or stale:\n" + "\n".join(f"  {p}" for p in problems),
-            hint="run `repro-build lock` and commit `locks/`",
+            hint=RELOCK_HINT,
         )
     return lock
 

@@ -1,6 +1,6 @@
 """The embedded Debian base for ``base = "debian:SUITE"`` targets, built from the project's base lock.
 
-The lock is ``locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
+The lock is ``repro-locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
 A built base depends only on that lock (its epoch is the Release date), so it is cached as an OCI
 layout under ``<cache>/bases/<key>/`` and reused, where the key is the sha256 of the lock's sha256 and
 the compressor's description (a new compressor version writes other bytes, so it must not find the
@@ -32,6 +32,7 @@ from reprobuild.config import Config, Target
 from reprobuild.errors import BaseImageError, ReproBuildError, StaleLockError
 from reprobuild.fsutil import atomic_write_text, publish_dir
 from reprobuild.lock.baselock import base_inputs
+from reprobuild.lockdir import RELOCK_HINT
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
 from reprobuild.oci.digest import sha256_file
@@ -67,12 +68,12 @@ def debian_base(
     if not path.is_file():
         raise StaleLockError(
             f"target {target.name!r} uses {target.base.text}, but {rel} does not exist",
-            hint="run `repro-build lock` (it locks the Debian base too) and commit `locks/`",
+            hint=f"{RELOCK_HINT} (it locks the Debian base too)",
         )
     try:
         lock = check_inputs(path, base_inputs(config, target.base.suite or "", target.arch))
     except StaleLockError as e:
-        raise StaleLockError(e.message, hint="run `repro-build lock` and commit `locks/`") from e
+        raise StaleLockError(e.message, hint=RELOCK_HINT) from e
     lock_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     record = {
         "lock": rel,

@@ -3,7 +3,7 @@
 uv picks the wheel of each locked version that fits the target (``uv pip compile --format pylock.toml``
 with the target's ``--python-version``/``--python-platform``, fed the lock itself so nothing can move).
 Each file is downloaded into a cache keyed by sha256 and checked, while streaming, against the hashes
-in ``locks/<target>.txt``; installs then run from the cache with no index. The build manifest records
+in ``repro-locks/<target>.txt``; installs then run from the cache with no index. The build manifest records
 every wheel's file name and sha256 (never its URL, which may carry credentials), so ``verify`` can
 rebuild from the cache alone.
 """

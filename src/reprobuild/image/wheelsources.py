@@ -2,7 +2,7 @@
 
 ``repro-build lock`` asks uv, for each target, which file of each pinned version the target installs
 (the selection ``image`` makes, :func:`reprobuild.image.wheels.select_wheels`) and where uv found
-it (``--emit-index-annotation``, ``--emit-find-links``), and records both in ``locks/inputs.json``
+it (``--emit-index-annotation``, ``--emit-find-links``), and records both in ``repro-locks/inputs.json``
 under the target's lock::
 
     {"filename", "name", "version", "sha256", "size", "source"}

@@ -1,13 +1,13 @@
 """``repro-build lock``: hashed constraints per target (uv) and a hashed build-constraints file.
 
-Files (all under ``locks/``):
+Files (all under ``repro-locks/``):
 
 ``<target>.txt``
     ``uv pip compile --generate-hashes`` for the target's exact Python and ``--python-platform``;
     accepted by ``uv pip install --require-hashes``.
 ``build.txt``
     the project's ``build-system.requires``, resolved universally (any build host) with hashes, for
-    ``uv build --build-constraint locks/build.txt --require-hashes``.
+    ``uv build --build-constraint repro-locks/build.txt --require-hashes``.
 ``inputs.json``
     every input that affects each lock and each lock file's sha256, so ``lock --check`` can say
     *what* changed (apko's ``config.checksum`` idea, with the inputs kept so the diff is explainable).
@@ -15,7 +15,8 @@ Files (all under ``locks/``):
 
 from reprobuild.lock.check import Staleness, check_build_lock, check_locks
 from reprobuild.lock.compile import LockResult, lock_project
-from reprobuild.lock.inputs import BUILD_LOCK, INPUTS_FILE, build_lock_path, target_lock_path
+from reprobuild.lock.inputs import build_lock_path, target_lock_path
+from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE
 
 __all__ = [
     "BUILD_LOCK",

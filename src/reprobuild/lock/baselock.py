@@ -1,6 +1,6 @@
 """The embedded Debian bases of a project's targets, locked and checked with the Python locks.
 
-``repro-build lock`` writes ``locks/base-<suite>-<arch>.json`` for every ``debian:SUITE`` target (the
+``repro-build lock`` writes ``repro-locks/base-<suite>-<arch>.json`` for every ``debian:SUITE`` target (the
 Debian base issue's lock: Release sha256 and every ``.deb`` by sha256). ``lock --check`` compares the
 lock's recorded inputs with the configuration, offline, as it does for the Python locks: a newer
 Release on the mirror is not a change of the project (``repro-build base lock --check`` asks the

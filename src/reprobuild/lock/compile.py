@@ -10,7 +10,7 @@ import hashlib
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,6 @@ from reprobuild.errors import LockError, ReproBuildError, ToolError
 from reprobuild.fsutil import atomic_write_text
 from reprobuild.lock.buildreqs import dynamic_build_requires
 from reprobuild.lock.inputs import (
-    BUILD_LOCK,
-    INPUTS_FILE,
     build_inputs,
     checksum,
     read_inputs_file,
@@ -31,6 +29,7 @@ from reprobuild.lock.inputs import (
     render_inputs_file,
     target_inputs,
 )
+from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE, LOCKS_DIR, Migration, migrate
 from reprobuild.uvbin import run_uv, uv_version
 
 if TYPE_CHECKING:
@@ -54,6 +53,8 @@ class LockResult:
 
     root: Path
     counts: dict[str, int]
+    #: Lock files moved from the old ``locks/`` directory first (:func:`reprobuild.lockdir.migrate`).
+    migration: Migration = field(default_factory=lambda: Migration((), ()))
 
 
 def _header(lines: list[str]) -> str:
@@ -178,7 +179,7 @@ def _wheel_record(
 def _lock_build(
     config: Config, tmpdir: Path, uv: str, upgrade: bool, upgrade_packages: tuple[str, ...]
 ) -> tuple[str, dict[str, Any]]:
-    """The text of ``locks/build.txt`` and its inputs record.
+    """The text of ``repro-locks/build.txt`` and its inputs record.
 
     Universal, so `uv build` can use it on any build host or builder image. First
     ``build-system.requires``; then what the backend adds at build time (``get_requires_for_build_*``),
@@ -190,7 +191,7 @@ def _lock_build(
             config,
             ["--universal"],
             tmpdir / BUILD_LOCK,
-            config.locks_dir / BUILD_LOCK,
+            config.locks_write_dir / BUILD_LOCK,
             stdin_requirements="".join(f"{r}\n" for r in requirements),
             what="resolving the build requirements (`build-system.requires`)",
             upgrade=upgrade,
@@ -223,8 +224,10 @@ def lock_project(
     upgrade_packages: tuple[str, ...] = (),
     build_only: bool = False,
 ) -> LockResult:
-    """Resolve ``locks/build.txt`` and ``locks/<target>.txt`` for the selected (default: all) targets;
-    with ``build_only``, only ``locks/build.txt`` (what ``repro-build wheel`` needs)."""
+    """Resolve ``repro-locks/build.txt`` and ``repro-locks/<target>.txt`` for the selected (default: all)
+    targets; with ``build_only``, only ``repro-locks/build.txt`` (what ``repro-build wheel`` needs).
+
+    Locks still in the old ``locks/`` directory are moved to ``repro-locks/`` first (``migration``)."""
     # Lazily: reprobuild.image imports this package.
     from reprobuild.image.wheelsources import split_uv_annotations
 
@@ -232,7 +235,8 @@ def lock_project(
     if build_only:
         selected, targets = [], []
     uv = uv_version()
-    locks_dir = config.locks_dir
+    migration = migrate(config.root)
+    locks_dir = config.locks_write_dir
     locks_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     staged: dict[str, str] = {}
@@ -264,7 +268,7 @@ def lock_project(
                 [
                     f"Target {target.name!r}: Python {target.python}, {target.python_platform}"
                     f"{', wheels only' if target.binary_only else ''}.",
-                    f"Install with `uv pip install --require-hashes --no-deps -r locks/{name}`.",
+                    f"Install with `uv pip install --require-hashes --no-deps -r {LOCKS_DIR}/{name}`.",
                     f"Inputs checksum: {checksum(t_inputs)}",
                 ]
             )
@@ -298,4 +302,4 @@ def lock_project(
 
         for path in lock_bases(config):
             counts[path.name] = len(read_base_lock(path).packages)
-    return LockResult(config.root, counts)
+    return LockResult(config.root, counts, migration)

@@ -10,20 +10,19 @@ from typing import Any
 from reprobuild.config import Config, Target
 from reprobuild.errors import LockError
 from reprobuild.fsutil import human_json_text
+from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE
 
-BUILD_LOCK = "build.txt"
-INPUTS_FILE = "inputs.json"
 #: Version of the inputs.json layout; bump when its meaning changes.
 INPUTS_SCHEMA = 1
 
 
 def build_lock_path(config: Config) -> Path:
-    """``locks/build.txt``: the hashed build constraints for ``uv build``."""
+    """``repro-locks/build.txt``: the hashed build constraints for ``uv build``."""
     return config.locks_dir / BUILD_LOCK
 
 
 def target_lock_path(config: Config, target: str) -> Path:
-    """``locks/<target>.txt``."""
+    """``repro-locks/<target>.txt``."""
     return config.locks_dir / f"{target}.txt"
 
 
@@ -42,7 +41,7 @@ def _group_closure(config: Config, groups: tuple[str, ...]) -> dict[str, list[st
 
 
 def target_inputs(config: Config, target: Target, uv_version: str) -> dict[str, Any]:
-    """Everything that changes ``locks/<target>.txt`` when it changes."""
+    """Everything that changes ``repro-locks/<target>.txt`` when it changes."""
     return {
         "base": target.base.pin,
         "binary-only": target.binary_only,
@@ -60,7 +59,7 @@ def target_inputs(config: Config, target: Target, uv_version: str) -> dict[str, 
 
 
 def build_inputs(config: Config, uv_version: str, dynamic: list[str] | None = None) -> dict[str, Any]:
-    """Everything that changes ``locks/build.txt`` when it changes; ``dynamic``: what the backend's
+    """Everything that changes ``repro-locks/build.txt`` when it changes; ``dynamic``: what the backend's
     ``get_requires_for_build_*`` hooks add (left out when not asked, see :mod:`reprobuild.lock.buildreqs`)."""
     inputs: dict[str, Any] = {
         "build-backend": config.project.build_backend,
@@ -85,7 +84,7 @@ def file_sha256(path: Path) -> str:
 
 
 def read_inputs_file(config: Config) -> dict[str, Any] | None:
-    """The recorded ``locks/inputs.json``, or None if there is none."""
+    """The recorded ``repro-locks/inputs.json``, or None if there is none."""
     path = config.locks_dir / INPUTS_FILE
     if not path.exists():
         return None
@@ -108,7 +107,7 @@ def recorded_defaults(config: Config) -> dict[str, str]:
 
 
 def render_inputs_file(locks: dict[str, dict[str, Any]], defaults: dict[str, str] | None = None) -> str:
-    """The text of ``locks/inputs.json`` for ``{lock file name: {"inputs", "checksum", "sha256"}}``."""
+    """The text of ``repro-locks/inputs.json`` for ``{lock file name: {"inputs", "checksum", "sha256"}}``."""
     data: dict[str, Any] = {
         "generated-by": "repro-build lock; do not edit. `repro-build lock --check` compares it with the project.",
         "locks": locks,

@@ -1,4 +1,4 @@
-"""Reading ``locks/<target>.txt``: each pinned distribution with the hashes it may have."""
+"""Reading ``repro-locks/<target>.txt``: each pinned distribution with the hashes it may have."""
 
 from __future__ import annotations
 

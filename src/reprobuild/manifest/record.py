@@ -16,7 +16,7 @@ from reprobuild.config import Config
 from reprobuild.determinism.cuda import cuda_facts
 from reprobuild.image.build import ImageResult
 from reprobuild.lock import target_lock_path
-from reprobuild.lock.inputs import BUILD_LOCK, INPUTS_FILE
+from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE
 from reprobuild.manifest.schema import (
     SCHEMA,
     Attestation,
@@ -61,6 +61,7 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
     """The manifest of one image build."""
     target = config.target(result.target)
     lock = target_lock_path(config, target.name)
+    rel = config.locks_dir.relative_to(config.root).as_posix()
     image = result.image
     written = Path("the new manifest")  # names the manifest if a section made elsewhere does not fit it
     return Manifest(
@@ -84,7 +85,7 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
             target=config.to_dict()["targets"][target.name],
         ),
         locks={
-            f"locks/{name}": _sha256(config.locks_dir / name) for name in sorted({lock.name, BUILD_LOCK, INPUTS_FILE})
+            f"{rel}/{name}": _sha256(config.locks_dir / name) for name in sorted({lock.name, BUILD_LOCK, INPUTS_FILE})
         },
         base=read_base({**result.base, "python": result.base_info.to_dict()}, written, "base"),
         wheels=tuple(

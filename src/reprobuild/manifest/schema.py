@@ -45,7 +45,8 @@ JsonObject: TypeAlias = dict[str, JsonValue]
 
 #: Checks a value once its type is right: ``(value, manifest path, field name)``; raises ManifestError.
 Check = Callable[[Any, Path, str], object]
-_LOCK_KEY = re.compile(r"^locks/[^/\x00-\x1f]+$")
+#: ``repro-locks/<file>``, or ``locks/<file>`` for a project still read from the old directory.
+_LOCK_KEY = re.compile(r"^(repro-)?locks/[^/\x00-\x1f]+$")
 
 
 def _meta(*, key: str | None = None, check: Check | None = None, optional: bool = False) -> dict[str, object]:
@@ -88,7 +89,7 @@ def _not_empty(value: Any, path: Path, where: str) -> None:
 def _locks(value: Any, path: Path, where: str) -> None:
     for name, digest in value.items():
         if not _LOCK_KEY.match(name):
-            raise refuse(path, f"{where} key", name, "a file under `locks/`")
+            raise refuse(path, f"{where} key", name, "a file under `repro-locks/` (or the old `locks/`)")
         _digest(digest, path, f"{where}[{name!r}]")
 
 

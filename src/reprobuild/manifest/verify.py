@@ -126,13 +126,22 @@ def checkout(repo: Path, commit: str, remote: str | None) -> Iterator[Path]:
         yield src
 
 
+def _by_file_name(locks: Mapping[str, str | None]) -> dict[str, tuple[str, str | None]]:
+    """``{file name: (recorded key, sha256)}`` of a manifest's ``locks`` (keys are ``<dir>/<file>``)."""
+    return {key.rsplit("/", 1)[-1]: (key, value) for key, value in locks.items()}
+
+
 def compare_manifests(recorded: Manifest, rebuilt: Manifest) -> tuple[int, list[Divergence]]:
     """Artifact-by-artifact comparison of two image manifests: (number compared, divergences)."""
     out: list[Divergence] = []
     compared = 0
-    for name in sorted(set(recorded.locks) | set(rebuilt.locks)):
+    # Keyed by file name: a manifest recorded while the locks lived in `locks/` compares with one
+    # rebuilt from `repro-locks/` (the directory's name is no input of the image).
+    rec_locks, new_locks = _by_file_name(recorded.locks), _by_file_name(rebuilt.locks)
+    for file_name in sorted(set(rec_locks) | set(new_locks)):
         compared += 1
-        a, b = recorded.locks.get(name), rebuilt.locks.get(name)
+        (name_a, a), (name_b, b) = rec_locks.get(file_name, ("", None)), new_locks.get(file_name, ("", None))
+        name = name_b or name_a
         if a != b:
             out.append(Divergence(name, "lock changed", (f"{a} vs {b}",)))
     rb, bb = recorded.base, rebuilt.base

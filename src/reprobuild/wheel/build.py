@@ -9,7 +9,7 @@ Pipeline (each step in the project's *build root*, a fixed path emptied before a
 The wheel is built **from the sdist**, as pypa/build and plain ``uv build`` do: it proves that the
 sdist is complete, and the wheel then depends only on the bytes that are shipped. (``wheel=True,
 sdist=False`` builds the wheel straight from the exported source.) Both steps run ``uv build`` with
-``--build-constraints locks/build.txt --require-hashes``, so the backend and everything it pulls are
+``--build-constraints repro-locks/build.txt --require-hashes``, so the backend and everything it pulls are
 pinned by hash, in uv's default build isolation.
 
 The environment handed to the backend (:mod:`reprobuild.wheel.buildenv`) is a whitelist of the
@@ -60,7 +60,14 @@ from reprobuild.wheel.outputs import (
     read_build_pins,
 )
 from reprobuild.wheel.source import SourceTree, export, snapshot
-from reprobuild.wheel.vcs import commit_export, scm_environment, scm_version, uses_scm
+from reprobuild.wheel.vcs import (
+    carry_history,
+    commit_export,
+    needs_history,
+    scm_environment,
+    scm_version,
+    uses_scm,
+)
 
 #: uv's words when ``--offline`` needed something that is not in its cache.
 _OFFLINE_MISS = re.compile(r"network (connectivity )?(is|was) disabled|not found in the cache", re.IGNORECASE)
@@ -184,11 +191,18 @@ def build_in(
     wheel: bool = True,
     reverse: bool = False,
     log: Log | None = None,
+    history: bool = False,
 ) -> Built:
-    """Export ``tree`` under ``build_root`` and build canonical artifacts into ``build_root/final``."""
+    """Export ``tree`` under ``build_root`` and build canonical artifacts into ``build_root/final``.
+
+    In git, the export is a repository too: one commit of its files, or with ``history`` (a backend that
+    reads the version from git itself, :func:`reprobuild.wheel.vcs.needs_history`) the commit's own
+    history and tags."""
     say = log or (lambda _m: None)
     export(tree, build_root / "src", epoch_seconds=epoch.seconds, reverse=reverse)
-    if tree.vcs == "git":
+    if tree.vcs == "git" and history and tree.commit:
+        carry_history(build_root / "src", tree.root, tree.commit, epoch.seconds)
+    elif tree.vcs == "git":
         commit_export(build_root / "src", epoch.seconds)
     out = build_root / "out"
     final = build_root / "final"
@@ -250,6 +264,11 @@ def scm_variables(config: Config, tree: SourceTree, lock: Path, *, offline: bool
         if not env.has_module("setuptools_scm"):
             return {}
         return scm_environment(scm_version(env.interpreter, tree.root))
+
+
+def history_needed(tree: SourceTree, lock: Path) -> bool:
+    """Whether the export needs the commit's git history (versioningit in the locked build requirements)."""
+    return tree.vcs == "git" and needs_history({pin.name for pin in read_build_pins(lock)})
 
 
 @contextlib.contextmanager
@@ -352,7 +371,7 @@ def build_wheel(
 ) -> WheelRecord:
     """Build the project's canonical sdist and/or wheel into ``out_dir`` (default ``<project>/dist``).
 
-    Raises :class:`StaleLockError` for a missing/stale ``locks/build.txt``, :class:`ConfigError`
+    Raises :class:`StaleLockError` for a missing/stale ``repro-locks/build.txt``, :class:`ConfigError`
     when no epoch can be found (outside git without one), :class:`WheelError` for a dirty tree
     without ``allow_dirty`` or a failed build. Artifacts and ``<name>-<version>.build.json`` are
     written atomically; on failure nothing is written to ``out_dir``. ``epoch`` overrides the project's
@@ -370,7 +389,9 @@ def build_wheel(
         ) as runner,
         fixed_build_root(config.project.name) as root,
     ):
-        built = build_in(root, tree, resolved, runner, sdist=sdist, wheel=wheel, log=log)
+        built = build_in(
+            root, tree, resolved, runner, sdist=sdist, wheel=wheel, log=log, history=history_needed(tree, lock)
+        )
         record = make_record(
             config,
             built,

@@ -26,6 +26,7 @@ from typing import Literal, Protocol
 
 from reprobuild.epoch import Epoch
 from reprobuild.errors import WheelError
+from reprobuild.lockdir import RELOCK_HINT
 from reprobuild.wheel.outputs import Builder
 
 Step = Literal["sdist", "wheel"]
@@ -134,8 +135,5 @@ def backend_failure(step: Step, output: str, lock: Path) -> WheelError:
     tail = "\n".join(output.strip().splitlines()[-30:])
     hint = "run `uv build` in the project to see the backend's full output"
     if "hash" in output.lower() and ("constraint" in output.lower() or "require-hashes" in output.lower()):
-        hint = (
-            f"a build requirement is missing from {lock.name} or its hash does not match: "
-            "run `repro-build lock` and commit `locks/`"
-        )
+        hint = f"a build requirement is missing from {lock.name} or its hash does not match: " + RELOCK_HINT
     return WheelError(f"building the {step} failed:\n{tail}", hint=hint)

@@ -36,6 +36,7 @@ from reprobuild.wheel.build import (
     Built,
     HostRunner,
     build_in,
+    history_needed,
     open_runner,
     prepare,
     say_left_out,
@@ -180,6 +181,7 @@ def check_wheel(
     say = log or (lambda _m: None)
     say_left_out(tree, say)
     pair = variants()
+    history = history_needed(tree, lock)
     builds: list[tuple[Built, Path]] = []
     with contextlib.ExitStack() as stack:
         runner = stack.enter_context(
@@ -192,7 +194,9 @@ def check_wheel(
                 r = replace(runner, environ=_variant_environ(runner.environ, v))
             with fixed_build_root(config.project.name) as root, _umask(v.umask):
                 say(f"build {v.label} in {root}")
-                built = build_in(root, tree, resolved, r, sdist=sdist, wheel=wheel, reverse=v.reverse, log=say)
+                built = build_in(
+                    root, tree, resolved, r, sdist=sdist, wheel=wheel, reverse=v.reverse, log=say, history=history
+                )
                 built = _move_out(built, keep)
             builds.append((built, keep))
         comparisons = []

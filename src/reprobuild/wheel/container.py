@@ -8,11 +8,11 @@ names a builder (``[tool.repro-build] builder = "<ref>@sha256:…"`` or a ``Dock
 How one step runs (through the docker SDK, never a shell ``docker run``):
 
 * the build dependencies are downloaded **on the host** once per build: ``pip download --no-deps
-  --require-hashes -r locks/build.txt`` (pip checks every file against its hash), into a wheelhouse
+  --require-hashes -r repro-locks/build.txt`` (pip checks every file against its hash), into a wheelhouse
   mounted read-only at ``/wheels``; inside, uv installs them with ``--offline --no-index
   --find-links /wheels`` and checks the same hashes again (``--require-hashes``);
 * the host's uv binary (:func:`reprobuild.uvbin.find_uv`) is mounted read-only at ``/opt/uv/uv``,
-  so the container needs no network and no uv of its own; ``locks/`` is mounted read-only at ``/locks``;
+  so the container needs no network and no uv of its own; ``repro-locks/`` is mounted read-only at ``/locks``;
 * the step's input directory is mounted read-only at ``/src``, copied to ``/build/work`` (backends
   such as setuptools write into the source tree), and built into ``/build/out``;
 * ``--network none``; user ``65532:65532`` (the distroless "nonroot" id: no host user leaks into the

@@ -122,14 +122,47 @@ def _elf_detail(a: bytes, b: bytes, ranges: list[tuple[int, int]]) -> str:
         changed = sorted({n for n, _o, s in sa} ^ {n for n, _o, s in sb}) or sorted(
             n for (n, _o, s), (_m, _p, t) in zip(sa, sb, strict=False) if s != t
         )
-        return f"ELF section layout differs (sections {', '.join(changed) or '?'}); {_offsets_text(ranges)}"
+        cause = _dwarf_cause(a, b, sa, sb) if any(n.startswith(".debug") for n in changed) else ""
+        return f"ELF section layout differs (sections {', '.join(changed) or '?'}); {_offsets_text(ranges)}{cause}"
     hit: dict[str, int] = {}
     for start, end in ranges:
         for offset in range(start, end):
             name = next((n for n, o, s in sa if o <= offset < o + s), "(ELF headers or section table)")
             hit[name] = hit.get(name, 0) + 1
     listed = ", ".join(f"{n or '(unnamed)'} ({c} byte{'s' if c != 1 else ''})" for n, c in sorted(hit.items()))
-    return f"ELF sections differ: {listed}"
+    cause = _dwarf_cause(a, b, sa, sb) if any(n.startswith(".debug") for n in hit) else ""
+    return f"ELF sections differ: {listed}{cause}"
+
+
+#: DWARF string sections: file and directory names (``DW_AT_comp_dir``, the line table) live here.
+_DWARF_STRINGS = (".debug_line_str", ".debug_str")
+#: ``TMPDIR`` of a build (``<build root>/tmp``) as it appears in DWARF once the build root is mapped to
+#: ``.`` (:func:`reprobuild.wheel.build.normalised_env`).
+_MAPPED_TMPDIR = "./tmp/"
+
+
+def _strings(data: bytes, sections: list[tuple[str, int, int]]) -> set[str]:
+    out: set[str] = set()
+    for name, offset, size in sections:
+        if name in _DWARF_STRINGS:
+            out |= {s.decode("utf-8", "replace") for s in data[offset : offset + size].split(b"\0") if s}
+    return out
+
+
+def _dwarf_cause(a: bytes, b: bytes, sa: list[tuple[str, int, int]], sb: list[tuple[str, int, int]]) -> str:
+    """The DWARF strings only one build has (paths, mostly), and the cause when they name a directory
+    the backend made under ``TMPDIR``: a random name (Python's ``tempfile``) that no prefix map can name."""
+    only_a, only_b = sorted(_strings(a, sa) - _strings(b, sb)), sorted(_strings(b, sb) - _strings(a, sa))
+    if not only_a and not only_b:
+        return ""
+    shown = f"; DWARF strings differ: {only_a[:2]!r} vs {only_b[:2]!r}"
+    if any(s.startswith(_MAPPED_TMPDIR) for s in only_a + only_b):
+        shown += (
+            " (the backend compiled in a randomly named directory under TMPDIR, e.g. with Python's tempfile; "
+            "its path reaches DW_AT_comp_dir and the line table, and no -ffile-prefix-map can name a random "
+            "directory: have the backend build in place, or build without debug info with CPPFLAGS=-g0)"
+        )
+    return shown
 
 
 def _text(data: bytes) -> str | None:

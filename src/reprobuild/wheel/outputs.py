@@ -42,7 +42,7 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Pin:
-    """One ``name==version`` line of ``locks/build.txt`` (a universal lock may pin a name twice, by marker)."""
+    """One ``name==version`` line of ``repro-locks/build.txt`` (a universal lock may pin a name twice, by marker)."""
 
     name: str
     version: str

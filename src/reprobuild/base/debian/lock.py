@@ -1,6 +1,6 @@
 """The base lock: every input and every resolved ``.deb`` of a Debian base, pinned by sha256.
 
-File: ``locks/base-<suite>-<arch>.json`` (human JSON: sorted keys, indented, trailing newline). It
+File: ``repro-locks/base-<suite>-<arch>.json`` (human JSON: sorted keys, indented, trailing newline). It
 records the inputs (suite, architecture, component, the configured mirror without credentials or
 null for "this machine's apt sources", packages asked for, exclusions) with their checksum, the
 mirror actually used and its snapshot time stamp if any, the ``InRelease``
@@ -343,8 +343,10 @@ def check_lock(path: Path, inputs: BaseInputs, cache: DebCache, keyring: Path = 
 
 
 def default_lock_path(project_dir: Path, suite: str, arch: str) -> Path:
-    """``<project>/locks/base-<suite>-<arch>.json``."""
-    return project_dir / "locks" / f"base-{suite}-{arch}.json"
+    """``<project>/repro-locks/base-<suite>-<arch>.json`` (:func:`reprobuild.lockdir.locks_dir`)."""
+    from reprobuild.lockdir import locks_dir
+
+    return locks_dir(project_dir) / f"base-{suite}-{arch}.json"
 
 
 def packages_with_defaults(extra: Sequence[str]) -> tuple[str, ...]:

@@ -1,0 +1,1 @@
+"""Fixture: a package whose version versioningit derives from git."""
