@@ -35,7 +35,8 @@ from reprobuild.config import load_config
 from reprobuild.epoch import Epoch
 from reprobuild.lock import lock_project
 from reprobuild.uvbin import find_uv
-from reprobuild.wheel.build import USER_FLAGS, build_wheel
+from reprobuild.wheel.build import build_wheel
+from reprobuild.wheel.buildenv import USER_FLAGS
 
 #: sha256 from `pip download --no-deps --no-binary :all: msgpack==1.1.0` + `sha256sum` (PyPI's sdist).
 MSGPACK = Sdist("msgpack", "1.1.0", "dd432ccc2c72b914e4cb77afce64aab761c1137cc698be3984eee260bcb2896e")

@@ -28,7 +28,8 @@ from reprobuild.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from reprobuild.errors import ConfigError
 from reprobuild.lockdefaults import LockedDefaults, read_locked_defaults
 from reprobuild.lockdir import LOCKS_DIR, locks_dir, write_dir
-from reprobuild.oci.compress import DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, MAX_GZIP_LEVEL, MAX_ZSTD_LEVEL
+from reprobuild.oci.compress import LEVELS, Compressor
+from reprobuild.oci.digest import DIGEST_RE
 from reprobuild.oci.location import parse_location
 from reprobuild.oci.reference import Reference, parse_reference
 from reprobuild.platforms import ARCHES, host_arch
@@ -47,22 +48,13 @@ _PYTHON_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _MANYLINUX_RE = re.compile(r"^manylinux_2_(\d+)$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-Algorithm = Literal["gzip", "zstd", "none"]
 #: ``docker-archive`` is any archive (a ``docker save`` tar or an OCI archive: one reader takes both).
-BaseKind = Literal["registry", "oci-layout", "docker-archive", "debian"]
+BaseKind = Literal["registry", "oci-layout", "docker-archive", "docker-daemon", "debian"]
 Accelerator = Literal["none", "cuda"]
 #: ``none``: no .pyc in the image (but the hook's); ``unchecked-hash`` (the default, as pip compiles byte-code
 #: by default): PEP 552 hash-based .pyc compiled for the in-image path, never re-validated against the source
 #: at run time. Measured on the bundled example: a container prints its first line about 1.4x sooner with it.
 Bytecode = Literal["none", "unchecked-hash"]
-
-
-@dataclass(frozen=True)
-class Compression:
-    """How new layers are compressed; part of the output format, recorded in the manifest."""
-
-    algorithm: Algorithm = "gzip"
-    level: int = 6
 
 
 @dataclass(frozen=True)
@@ -76,7 +68,7 @@ class LayerPolicy:
 
 @dataclass(frozen=True)
 class BaseSpec:
-    """A target's base: a registry reference, a local layout/archive, or the embedded Debian base."""
+    """A target's base: a registry reference, a local layout/archive, an engine image, or the embedded Debian base."""
 
     kind: BaseKind
     text: str
@@ -170,7 +162,7 @@ class Config:
     python: str
     epoch_policy: str | int
     exclude_newer: str | None
-    compression: Compression
+    compression: Compressor  # how new layers are compressed; part of the output format
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...]
     env: Mapping[str, str]
@@ -424,12 +416,16 @@ def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Pa
         )
     loc = parse_location(text, relative_to=root, origin=f"`{path}` = {text!r}")
     if loc.kind == "docker-daemon":
-        raise ConfigError(
-            f"`{path}`: {text!r} names an image in the Docker engine, which cannot be a base (the engine keeps "
-            "no compressed layers, so their digests are not the image's)",
-            hint=f"copy it out once (`repro-build copy {text} oci:vendor/base`) and use "
-            f'`{key} = "oci:vendor/base@sha256:…"` with the digest `copy` prints',
-        )
+        # Only its image ID pins an engine's image (a name can be re-tagged); the engine keeps no compressed
+        # layers, so the base is carried with uncompressed ones (reprobuild.image.basesources.EngineSource).
+        if loc.name is None or not DIGEST_RE.match(loc.name) or not loc.name.startswith("sha256:"):
+            raise ConfigError(
+                f"`{path}`: {text!r} does not pin an image of the Docker engine by its ID",
+                hint='use `"docker-daemon:sha256:<64 hex>"` with the ID `docker image inspect --format {{.Id}} NAME` '
+                f"prints, or copy it out once (`repro-build copy {text} oci:vendor/base`) and use "
+                f'`{key} = "oci:vendor/base@sha256:…"` to keep its compressed layers',
+            )
+        return BaseSpec("docker-daemon", text, digest=loc.name)
     if loc.kind == "registry":
         assert loc.reference is not None
         if not loc.reference.pinned:
@@ -802,21 +798,25 @@ def _exclude_newer(value: object) -> str:
     return text
 
 
-def _compression(tool: Mapping[str, Any]) -> Compression:
+def _compression(tool: Mapping[str, Any]) -> Compressor:
+    """``compression``: an algorithm of :data:`reprobuild.oci.compress.LEVELS` and one of its levels."""
     path = f"{TOOL}.compression"
     raw = tool.get("compression", {})
     if isinstance(raw, str):
         raw = {"algorithm": raw}
     expect(raw, dict, path, 'a table, e.g. `{ algorithm = "gzip", level = 6 }`')
     check_keys(raw, {"algorithm", "level"}, path)
-    algorithm = get_str(raw, "algorithm", path, "gzip")
-    if algorithm not in ("gzip", "zstd", "none"):
-        raise ConfigError(f'`{path}.algorithm` must be "gzip", "zstd" or "none", got {algorithm!r}')
-    default_level = {"gzip": DEFAULT_GZIP_LEVEL, "zstd": DEFAULT_ZSTD_LEVEL, "none": 0}[algorithm]
-    level = raw.get("level", default_level)
-    expect(level, int, f"{path}.level", "an integer")
-    # gzip: libdeflate's levels (10-12 are its slower near-optimal parsing).
-    bounds = {"gzip": (1, MAX_GZIP_LEVEL), "zstd": (1, MAX_ZSTD_LEVEL), "none": (0, 0)}[algorithm]
-    if not bounds[0] <= level <= bounds[1]:
-        raise ConfigError(f"`{path}.level` for {algorithm} must be from {bounds[0]} to {bounds[1]}, got {level}")
-    return Compression(algorithm, level)  # type: ignore[arg-type]
+    algorithm = get_str(raw, "algorithm", path, "gzip") or "gzip"
+    if algorithm not in LEVELS:
+        raise ConfigError(
+            f"`{path}.algorithm` must be one of {', '.join(map(repr, LEVELS))}, got {algorithm!r}",
+            hint=did_you_mean(algorithm, LEVELS, "algorithms"),
+        )
+    levels = LEVELS[algorithm]
+    level = raw.get("level")
+    if level is not None:
+        expect(level, int, f"{path}.level", "an integer")
+        if levels is None or not levels.low <= level <= levels.high:
+            allowed = "none" if levels is None else f"from {levels.low} to {levels.high}"
+            raise ConfigError(f"`{path}.level` for {algorithm} must be {allowed}, got {level}")
+    return Compressor.of(algorithm, level)

@@ -28,7 +28,7 @@ from packaging.version import Version
 
 from reprobuild.config import Config, Target
 from reprobuild.determinism.policy import image_files
-from reprobuild.errors import ConfigError, DigestMismatchError, LockError, ReproBuildError
+from reprobuild.errors import ConfigError, DigestMismatchError, DockerfileError, LockError
 from reprobuild.fsutil import atomic_write_text, make_output_dir, publish_dir
 from reprobuild.image import imageconfig, ocilabels
 from reprobuild.lock import target_lock_path
@@ -195,7 +195,7 @@ def _wheel_identity(path: Path, what: str) -> tuple[NormalizedName, Version]:
     try:
         name, version, _build, _tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename as e:
-        raise ReproBuildError(f"{what} {path.name!r} is not a wheel file name: {e}") from e
+        raise DockerfileError(f"{what} {path.name!r} is not a wheel file name: {e}") from e
     return name, version
 
 
@@ -221,7 +221,7 @@ def _match_lock(
         if Version(pin.version) != version:
             raise LockError(f"{wheel.name}: {lock_path.name} pins {name}=={pin.version}, not {version}")
         if name in by_name:
-            raise ReproBuildError(f"two wheels for {name}: {by_name[name].name} and {wheel.name}")
+            raise DockerfileError(f"two wheels for {name}: {by_name[name].name} and {wheel.name}")
         by_name[name] = wheel
     missing = sorted(set(locked) - set(by_name))
     if missing:
@@ -231,7 +231,7 @@ def _match_lock(
         )
     project_name, _ = _wheel_identity(project_wheel, "project wheel")
     if project_name != canonicalize_name(config.project.name):
-        raise ReproBuildError(
+        raise DockerfileError(
             f"project wheel {project_wheel.name!r} is not a wheel of {config.project.name!r}",
             hint="pass the wheel `repro-build wheel` built for this project",
         )
@@ -257,7 +257,7 @@ def prepare_context(
     """
     spec = config.target(target)
     if dest.exists():
-        raise ReproBuildError(f"build context {dest} already exists", hint="remove it or choose another directory")
+        raise DockerfileError(f"build context {dest} already exists", hint="remove it or choose another directory")
     dockerfile = render_dockerfile(config, target, base_image=base_image)
     lock_path = target_lock_path(config, target)
     locked = read_lock(lock_path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reprobuild.errors import ConfigError, ReproBuildError
+from reprobuild.errors import ConfigError, ToolError
 
 #: ZIP stores DOS times, which start at 1980-01-01 00:00:00 UTC; earlier epochs are floored to this.
 ZIP_EPOCH_FLOOR = 315532800
@@ -58,7 +58,7 @@ def git_commit_time(repo: Path, rev: str = "HEAD") -> int:
             check=False,
         )
     except FileNotFoundError as e:
-        raise ReproBuildError(
+        raise ToolError(
             "git is not installed, so the source date cannot be taken from the last commit",
             hint="install git, or set `source-date-epoch = <seconds>` in `[tool.repro-build]`",
         ) from e

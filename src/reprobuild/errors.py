@@ -9,6 +9,12 @@ Only the CLI prints or exits. Library code raises a :class:`ReproBuildError` (or
 
 and exits with :attr:`ReproBuildError.exit_code` (2 = bad input or environment; 1 is reserved for a
 check that ran and found a difference, e.g. ``lock --check`` or ``verify``).
+
+Each package raises its own subclass (``config`` :class:`ConfigError`, ``lock`` :class:`LockError`,
+``oci`` :class:`OCIError`, ``image`` :class:`ImageError`, ``manifest`` :class:`ManifestError`, …), or
+the class of what actually failed (a tool, the engine, a digest); the bare :class:`ReproBuildError` is
+never raised. A library's exceptions are caught by their real types at the call that can raise them,
+so a bug in repro-build surfaces as a traceback instead of being reported as bad input.
 """
 
 from __future__ import annotations
@@ -79,3 +85,27 @@ class WheelError(ReproBuildError):
 
 class BaseImageError(ReproBuildError):
     """Resolving, fetching or building a base image failed."""
+
+
+class AttestError(ReproBuildError):
+    """Making, attaching or reading an SBOM or a provenance statement failed."""
+
+
+class ImageError(ReproBuildError):
+    """Assembling an image from a base, wheels and project files failed."""
+
+
+class ManifestError(ReproBuildError):
+    """A build manifest is unreadable, of an unknown schema or inconsistent, or checking against it failed."""
+
+
+class DockerfileError(ReproBuildError):
+    """Writing a Dockerfile or a Docker build context for a target failed."""
+
+
+class TemplateError(ReproBuildError):
+    """repro-build's own file templates are missing or do not match the code that fills them."""
+
+
+class UsageError(ReproBuildError):
+    """The command line combines options that do not go together."""

@@ -200,7 +200,7 @@ def project_hooks(
     tree = snapshot(root, allow_dirty=True)
     with hook_environment(python, backend, lock=lock) as env:
         if tree.vcs == "git" and env.has_module("setuptools_scm"):
-            env.extra_env.update(scm_environment(scm_version(env, tree.root)))
+            env.extra_env.update(scm_environment(scm_version(env.interpreter, tree.root)))
         source = env.root / "src"
         export(tree, source, epoch_seconds=0)
         if tree.vcs == "git" and tree.commit and env.has_module("versioningit"):

@@ -21,7 +21,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import TemplateError
 
 #: The directory name inside the package (wheel) and at the repository root (checkout).
 TEMPLATES_DIR = "templates"
@@ -42,7 +42,7 @@ def templates_root() -> Traversable:
     checkout = Path(__file__).resolve().parent.parent.parent / TEMPLATES_DIR
     if checkout.is_dir():
         return checkout
-    raise ReproBuildError(
+    raise TemplateError(
         "repro-build's templates are missing from this installation",
         hint="reinstall repro-build; in a source checkout the top-level `templates/` directory must exist",
     )
@@ -54,7 +54,7 @@ def template_text(name: str) -> str:
     for part in name.split("/"):
         node = node.joinpath(part)
     if not node.is_file():
-        raise ReproBuildError(
+        raise TemplateError(
             f"template `{TEMPLATES_DIR}/{name}` is missing",
             hint="reinstall repro-build; the installation is incomplete",
         )
@@ -65,12 +65,12 @@ def render(name: str, values: Mapping[str, str]) -> str:
     """Fill ``templates/<name>`` with ``values``; every placeholder must have a value and vice versa."""
     template = _Template(template_text(name))
     if not template.is_valid():
-        raise ReproBuildError(f"template `{TEMPLATES_DIR}/{name}` has a malformed `@@` placeholder")
+        raise TemplateError(f"template `{TEMPLATES_DIR}/{name}` has a malformed `@@` placeholder")
     wanted = set(template.get_identifiers())
     missing = sorted(wanted - set(values))
     unused = sorted(set(values) - wanted)
     if missing or unused:
-        raise ReproBuildError(
+        raise TemplateError(
             f"template `{TEMPLATES_DIR}/{name}` does not match its renderer "
             f"(no value for: {', '.join(missing) or '-'}; no placeholder for: {', '.join(unused) or '-'})",
             hint="this is a bug in repro-build: the template and the code that fills it disagree",

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from reprobuild.manifest.validate import ManifestError, project_path, resolve_inside, wheel_filename
+from reprobuild.errors import ManifestError
+from reprobuild.manifest.validate import project_path, resolve_inside, wheel_filename
 from tests.cli import run_cli
 from tests.foundation.helpers import git_commit
 

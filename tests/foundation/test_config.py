@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from reprobuild.config import DEFAULT_MANYLINUX, load_config
 from reprobuild.errors import ConfigError, ReproBuildError
+from reprobuild.oci.compress import Compressor
 from tests.foundation.helpers import BASIC_PROJECT, write_project
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -91,7 +93,8 @@ def test_full_configuration(tmp_path: Path) -> None:
     assert cuda.python_platform == "aarch64-manylinux_2_34"
     assert cuda.layers.split == ("torch",) and cuda.layers.budget == 16
     assert config.exclude_newer == "2025-01-01T00:00:00Z"
-    assert config.compression.algorithm == "zstd"
+    assert config.compression == Compressor.zstd(9)  # made once here, with its library versions, and passed down
+    assert config.compression.describe()["library_version"] == zstandard.__version__
     assert config.epoch_policy == 1700000000
     assert config.to_dict()["targets"]["cuda"]["platform"] == "linux/arm64"
 
@@ -113,6 +116,8 @@ def test_full_configuration(tmp_path: Path) -> None:
         ('[tool.repro-build]\npython = "3"\n', "tool.repro-build.python", None),
         ('[tool.repro-build]\ncompression = { algorithm = "brotli" }\n', "compression.algorithm", None),
         ("[tool.repro-build]\ncompression = { level = 13 }\n", "compression.level", None),
+        ('[tool.repro-build]\ncompression = { algorithm = "zstd", level = 20 }\n', "compression.level", None),
+        ('[tool.repro-build]\ncompression = { algorithm = "none", level = 1 }\n', "compression.level", None),
         ('[tool.repro-build]\nexclude-newer = "last week-ish"\n', "exclude-newer", None),
         ("[tool.repro-build.targets.build]\n", "targets.build", None),
         ("[tool.repro-build.targets.cpu]\nlayers = { budget = 500 }\n", "layers.budget", "127"),
@@ -216,7 +221,7 @@ def test_base_takes_every_local_location_form(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("base", "message", "hint"),
     [
-        ("docker-daemon:app:cpu", "names an image in the Docker engine", "repro-build copy docker-daemon:app:cpu"),
+        ("docker-daemon:app:cpu", "does not pin an image of the Docker engine by its ID", "docker-daemon:sha256:"),
         ("vendor/layout", "has no digest", "@sha256:<64 hex>"),
         ("./vendor/missing", "does not exist", "oci:"),
         ("vendor", "not an OCI image layout", "docker://vendor"),

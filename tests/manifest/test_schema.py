@@ -16,9 +16,9 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
 
+from reprobuild.errors import ManifestError
 from reprobuild.manifest import schema as m
 from reprobuild.manifest.schema import Manifest, manifest_text, read_manifest
-from reprobuild.manifest.validate import ManifestError
 from tests.manifest.schemacheck import SAMPLE, check_manifest_file, published_schema, sample, schema_problems
 
 #: Where each dataclass is described in the published schema (a path of keys from its root).
@@ -40,7 +40,7 @@ WHERE: dict[type, tuple[str, ...]] = {
     m.Attestation: ("properties", "attestations", "items"),
 }
 #: The base's shapes: one ``oneOf`` branch of ``$defs.base`` each.
-BASES = {m.RegistryBase: 0, m.LocalBase: 1, m.DebianBase: 2}
+BASES = {m.RegistryBase: 0, m.LocalBase: 1, m.EngineBase: 2, m.DebianBase: 3}
 
 
 def _node(path: tuple[str, ...]) -> dict[str, Any]:
@@ -90,7 +90,9 @@ def test_dataclass_fields_are_the_schema_properties(cls: type) -> None:
 
 
 @pytest.mark.parametrize("cls", list(BASES), ids=lambda c: c.__name__)
-def test_base_shapes_are_the_schema_branches(cls: type[m.RegistryBase | m.LocalBase | m.DebianBase]) -> None:
+def test_base_shapes_are_the_schema_branches(
+    cls: type[m.RegistryBase | m.LocalBase | m.EngineBase | m.DebianBase],
+) -> None:
     base = _node(("$defs", "base"))
     branch = base["oneOf"][BASES[cls]]
     assert _keys(cls) == set(branch["propertyNames"]["enum"])

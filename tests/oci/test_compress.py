@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import re
 import shutil
 import subprocess
 import tarfile
@@ -18,7 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reprobuild.errors import OCIError
+from reprobuild.oci import compress
 from reprobuild.oci.compress import (
+    LEVELS,
     LIBDEFLATE_OF_DEFLATE,
     PINNED_DEFLATE,
     Compressor,
@@ -102,6 +105,31 @@ def test_describe_records_versions() -> None:
     z = Compressor.zstd(5).describe()
     assert z["library_version"] == zstandard.__version__ and z["level"] == 5 and z["c_library_version"]
     assert Compressor.none().describe() == {"algorithm": "none"}
+
+
+def test_one_table_of_levels_for_every_entry_point() -> None:
+    """The config, `--compression` and the factories all take their limits from ``LEVELS``."""
+    for algorithm, levels in LEVELS.items():
+        if levels is None:
+            assert Compressor.of(algorithm) == Compressor.none()
+            continue
+        assert Compressor.of(algorithm).level == levels.default
+        assert Compressor.parse(f"{algorithm}:{levels.high}").level == levels.high
+        for bad in (levels.low - 1, levels.high + 1):
+            with pytest.raises(OCIError, match=re.escape(f"outside {levels.low}..{levels.high}")):
+                Compressor.parse(f"{algorithm}:{bad}")
+    with pytest.raises(OCIError, match="takes no level"):
+        Compressor.of("none", 1)
+
+
+def test_library_versions_are_read_when_the_compressor_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compressor records the libraries it was made with, and an unpinned libdeflate is refused at once,
+    before any layer is written."""
+    made = Compressor.gzip()
+    monkeypatch.setattr(compress, "_package_version", lambda dist: "0.8.1")
+    with pytest.raises(OCIError, match=re.escape("deflate 0.8.1 is installed")):
+        Compressor.gzip()
+    assert made.describe()["package_version"] == PINNED_DEFLATE  # what was read when it was made
 
 
 def test_parse_rejects_unknown() -> None:

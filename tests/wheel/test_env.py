@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reprobuild.epoch import Epoch
-from reprobuild.wheel.build import host_env, normalised_env, recorded_env, user_flags
+from reprobuild.wheel.buildenv import host_env, normalised_env, recorded_env, user_flags
 
 
 def test_host_env_passes_only_index_and_network_settings() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from reprobuild.uvbin import find_uv
-from reprobuild.wheel.build import USER_FLAGS
+from reprobuild.wheel.buildenv import USER_FLAGS
 from tests.wheel.conftest import Projects
 from tests.wheel.fixtures import PACKAGES
 

@@ -27,7 +27,7 @@ from reprobuild.attest.referrers import (
     push_referrers,
     registry_referrers,
 )
-from reprobuild.errors import ConfigError, ReproBuildError
+from reprobuild.errors import AttestError, ConfigError, DigestMismatchError
 from reprobuild.fsutil import atomic_write_bytes, human_json_text
 from reprobuild.oci.digest import Digest
 from reprobuild.oci.image import Image, parse_json_object
@@ -81,7 +81,7 @@ def _statement(data: bytes, what: str) -> object:
     try:
         return json.loads(data)
     except ValueError as e:
-        raise ReproBuildError(f"{what} is not JSON: {e}", hint="the attachment is corrupt") from e
+        raise AttestError(f"{what} is not JSON: {e}", hint="the attachment is corrupt") from e
 
 
 def manifest_from_image(reference: str) -> tuple[bytes, str]:
@@ -135,7 +135,7 @@ def _from_registry(loc: Location, hint: str) -> tuple[bytes, str]:
             client.get_blob(ref.repository, str(blob.get("digest")), buf, size=size)
             what = f"the provenance {desc.digest} of {ref.name}@{subject} (found through the {how})"
             if Digest.of_bytes(buf.getvalue()) != Digest.parse(str(blob.get("digest")), origin=what):
-                raise ReproBuildError(f"{what}: the blob was served with other bytes", hint="do not trust it")
+                raise DigestMismatchError(f"{what}: the blob was served with other bytes", hint="do not trust it")
             statement = _statement(buf.getvalue(), what)
             return manifest_from_statement(statement, str(subject), what=what), what
     raise ConfigError(f"{ref.name}@{subject} has no provenance attached ({how})", hint=hint)

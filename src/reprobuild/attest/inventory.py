@@ -28,7 +28,7 @@ from packaging.licenses import InvalidLicenseExpression, canonicalize_license_ex
 
 from reprobuild.attest.debcopyright import declared_license
 from reprobuild.base.debian.deb822 import iter_stanzas
-from reprobuild.errors import BaseImageError, ReproBuildError
+from reprobuild.errors import BaseImageError
 from reprobuild.oci.layer import Layer
 from reprobuild.oci.safetar import OPAQUE, WHITEOUT_PREFIX, iter_layer
 
@@ -91,7 +91,7 @@ def _status_packages(texts: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
         try:
             stanzas = list(iter_stanzas(text, origin))
         except BaseImageError as e:
-            raise ReproBuildError(f"reading the base's dpkg database: {e.message}", hint=e.hint) from e
+            raise e.with_context("reading the base's dpkg database") from e
         for stanza in stanzas:
             status = stanza.get("Status", "install ok installed")
             if stanza.get("Package") and stanza.get("Version") and status.endswith(" installed"):
@@ -135,7 +135,7 @@ def read_base(layers: Sequence[Layer], *, lock: Mapping[str, Any] | None = None)
             elif wanted and e.kind == "file" and e.open is not None and e.size <= _limit(e.path):
                 total += e.size
                 if total > _MAX_COPYRIGHT_TOTAL:
-                    raise ReproBuildError(
+                    raise BaseImageError(
                         f"the base's dpkg database and copyright files exceed {_MAX_COPYRIGHT_TOTAL >> 20} MiB "
                         f"(at {e.path} in layer {layer.digest})",
                         hint="the base is hostile or not a Debian system; use a base by digest that you trust",

@@ -28,7 +28,7 @@ import json
 from typing import Any
 
 from reprobuild.attest.purl import purl
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import AttestError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -42,7 +42,7 @@ MANIFEST_MEDIA_TYPE = "application/vnd.reprobuild.manifest.v1+json"
 MANIFEST_NAME = "manifest.json"
 
 
-class ProvenanceError(ReproBuildError):
+class ProvenanceError(AttestError):
     """A provenance statement that does not describe the image it is attached to, or carries no manifest."""
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from reprobuild.cli.output import data, log
 from reprobuild.config import load_config
 from reprobuild.dockerfile import prepare_context, render_dockerfile, wheels_from_dir
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import UsageError
 
 _DESCRIPTION = """\
 Print the equivalent Dockerfile of a target on stdout: the same base, the wheels of repro-locks/<target>.txt
@@ -22,8 +22,9 @@ With --context DIR, lay out a complete build context in DIR (a new directory) in
   DIR/project/ (--project-wheel, pinned by sha256), DIR/app/ (the determinism hook files).
 Then: DOCKER_BUILDKIT=1 docker build --network none -t IMAGE DIR
 
-The base is the target's registry base by digest. A `debian:SUITE`, `oci-layout:` or `docker-archive:`
-base has no reference a Dockerfile can pull: load it into the engine and pass its name with --base-image."""
+The base is the target's registry base by digest. A `debian:SUITE`, `oci-layout:`, `docker-archive:` or
+`docker-daemon:` base has no reference a Dockerfile can pull: have it in the engine (`docker load`; a
+`docker-daemon:` base is there already) and pass its name or ID with --base-image."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,19 +53,19 @@ def run(args: argparse.Namespace) -> int:
     target = args.target
     if target is None:
         if len(config.targets) != 1:
-            raise ReproBuildError(
+            raise UsageError(
                 "this project has several targets", hint=f"pick one: --target {{{','.join(config.targets)}}}"
             )
         target = next(iter(config.targets))
     if args.context is None:
         if args.wheels_dir is not None or args.project_wheel is not None:
-            raise ReproBuildError(
+            raise UsageError(
                 "--wheels-dir and --project-wheel only make sense with --context", hint="add `--context DIR`"
             )
         data(render_dockerfile(config, target, base_image=args.base_image))
         return 0
     if args.wheels_dir is None or args.project_wheel is None:
-        raise ReproBuildError(
+        raise UsageError(
             "--context needs --wheels-dir and --project-wheel",
             hint="build the project wheel with `repro-build wheel`; the locked wheels are in repro-build's cache",
         )

@@ -23,7 +23,7 @@ from reprobuild.determinism.cudapolicy import with_cuda
 from reprobuild.determinism.policy import HOOK_MODULE, Policy, image_files
 from reprobuild.distribution import COMMAND
 from reprobuild.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
-from reprobuild.errors import ReproBuildError, StaleLockError
+from reprobuild.errors import ImageError, ReproBuildError, StaleLockError
 from reprobuild.fsutil import atomic_write_bytes, exclusive_lock, make_output_dir, publish_dir
 from reprobuild.gitinfo import SourceInfo, source_info
 from reprobuild.image import imageconfig
@@ -112,15 +112,6 @@ class ImageResult:
         return str(self.image.digest)
 
 
-def compressor_for(config: Config) -> Compressor:
-    c = config.compression
-    if c.algorithm == "gzip":
-        return Compressor.gzip(level=c.level)
-    if c.algorithm == "zstd":
-        return Compressor.zstd(level=c.level)
-    return Compressor.none()
-
-
 def _group_entries(group: LayerGroup, dists: dict[str, Distribution]) -> list[LayerEntry]:
     entries: list[LayerEntry] = []
     for name in group.distributions:
@@ -144,7 +135,7 @@ def app_files(policy: Policy, site_packages: str, interpreter: Interpreter, scra
     source.write_bytes(hook[1])
     compiled = compile_module(source, hook[0], interpreter)
     if compiled is None:
-        raise ReproBuildError(f"the determinism hook does not compile with Python {interpreter.version}")
+        raise ImageError(f"the determinism hook does not compile with Python {interpreter.version}")
     files.append((compiled[0], compiled[1].read_bytes()))
     return sorted(files)
 
@@ -162,7 +153,7 @@ def _labels(
         created=imageconfig.rfc3339(epoch.seconds),
         revision=source.commit,
         source=label.url,
-        base_digest=str(base.record.get("manifest_digest") or ""),
+        base_digest=base.record.manifest_digest,
     )
 
 
@@ -196,7 +187,7 @@ def _locked_wheels(
     if pins is None:
         if recorded is None:
             if offline:
-                raise ReproBuildError(
+                raise ImageError(
                     f"an offline build needs the wheel list of a build manifest, or a lock that records its "
                     f"wheels ({lock.name} was made by an older repro-build)",
                     hint="use `repro-build verify MANIFEST --offline`, or run `repro-build lock` again",
@@ -234,7 +225,7 @@ def _locked_wheels(
             f"  {pin.filename} (sha256 {pin.sha256}); looked in:\n" + "\n".join(f"    {t}" for t in tried[pin.sha256])
             for pin in still
         )
-        raise ReproBuildError(
+        raise ImageError(
             f"{len(still)} wheel(s) of {lock.name} could not be found:\n{lines}",
             hint="add the directory that holds them to UV_FIND_LINKS, configure the index they came from, "
             f"or copy them into {cache.root}/<sha256>/",
@@ -556,7 +547,7 @@ def build_image(
         source = source_info(config.root)
         label = source_label(config.project.urls, source.remote)
         log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
-        compressor = compressor_for(config)
+        compressor = config.compression
         repo_tag = f"{config.project.normalized_name}:{target.name}"
         with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
             work = Path(tmp)
@@ -569,7 +560,6 @@ def build_image(
                 debian=debian,
                 offline=offline,
                 manifest_digest=base_manifest,
-                progress=progress,
             )
             # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
             info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
@@ -642,7 +632,7 @@ def build_image(
             archive=final / "image.tar",
             repo_tag=repo_tag,
             epoch=epoch,
-            base=base.record,
+            base=base.record.to_dict(),
             base_info=info,
             wheels=tuple(sorted(written.wheel_layers, key=lambda w: w[0].name)),
             project_wheel=wheel_record,
@@ -701,7 +691,7 @@ def _attach_sboms(
     def wheel_file(pin: WheelPin, path: Path) -> WheelFile:
         return WheelFile(pin.name, pin.version, pin.filename, pin.sha256, path)
 
-    lock = base.record.get("lock")
+    lock = base.record.origin.get("lock")
     bom = make_bom(
         image=image,
         project_name=config.project.normalized_name,
@@ -713,7 +703,7 @@ def _attach_sboms(
         tool_version=__version__,
         base=base.image,
         base_reference=target.base.text,
-        base_digest=str(base.record.get("manifest_digest") or base.image.digest),
+        base_digest=base.record.manifest_digest,
         base_lock=config.root / str(lock) if isinstance(lock, str) else None,
         wheels=[wheel_file(pin, path) for pin, path in installs if pin != project_pin],
         project_wheel=next((wheel_file(p, path) for p, path in installs if p == project_pin), None),

@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import ImageError
 from reprobuild.image.interpreter import Interpreter
 from reprobuild.image.pyenv import Distribution, InstalledFile
 from reprobuild.wheel.record import record_hash
@@ -57,9 +57,7 @@ def _compile(jobs: list[list[str]], interpreter: Interpreter) -> dict[str, Path]
         check=False,
     )
     if out.returncode != 0:
-        raise ReproBuildError(
-            f"compiling byte-code with Python {interpreter.version} failed: {out.stderr.strip()[-2000:]}"
-        )
+        raise ImageError(f"compiling byte-code with Python {interpreter.version} failed: {out.stderr.strip()[-2000:]}")
     return {src: Path(cfile) for src, cfile in json.loads(out.stdout)}
 
 

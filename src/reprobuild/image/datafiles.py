@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.config import Config, Target
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import ConfigError
 from reprobuild.image.plan import LayerGroup
 from reprobuild.oci.digest import sha256_file
 from reprobuild.oci.tarwriter import LayerEntry
@@ -53,9 +53,9 @@ def data_files(config: Config, target: Target) -> list[DataFile]:
         resolved = file.resolve()
         where = f"`[tool.repro-build.targets.{target.name}] files`: {source!r}"
         if not resolved.is_relative_to(root):
-            raise ReproBuildError(f"{where} leads outside the project", hint="copy the file into the project")
+            raise ConfigError(f"{where} leads outside the project", hint="copy the file into the project")
         if not resolved.is_file():
-            raise ReproBuildError(
+            raise ConfigError(
                 f"{where} is not a file in the project",
                 hint="create or fetch it before `repro-build image` (and commit it, so `verify` finds it)",
             )

@@ -17,7 +17,7 @@ from typing import Literal
 from packaging.utils import canonicalize_name
 
 from reprobuild.config import LayerPolicy
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import ConfigError
 from reprobuild.image.pyenv import Distribution
 
 #: Sizes are binary megabytes: 50 "MB" = 50 MiB of installed files.
@@ -69,7 +69,7 @@ def plan_layers(
     fixed = 1 + (own is not None)  # the app layer, and the project layer if there is one
     allowed = policy.budget - base_layers - fixed
     if allowed < 1 and (alone or shared):
-        raise ReproBuildError(
+        raise ConfigError(
             f"the base already has {base_layers} layers; with the project and app layers that leaves no "
             f"room for the wheels within the layer budget of {policy.budget}",
             hint="raise `layers.budget` for this target (Docker's own limit is 127)",

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import canonicalize_name
 
 from reprobuild.config import Target
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import WheelError
 from reprobuild.image.wheels import WheelPin
 from reprobuild.uvbin import run_uv
 from reprobuild.wheel.record import record_hash
@@ -146,7 +146,7 @@ def collect_distributions(
         name, _, version = stem.partition("-")
         record = dist_info / "RECORD"
         if not record.is_file():
-            raise ReproBuildError(f"{dist_info.name} has no RECORD", hint="the wheel is malformed; re-lock")
+            raise WheelError(f"{dist_info.name} has no RECORD", hint="the wheel is malformed; re-lock")
         rows = [r for r in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))) if r]
         rows = _rewrite_scripts(staging, rows, paths)
         buf = io.StringIO()
@@ -155,7 +155,7 @@ def collect_distributions(
         for row in rows:
             rel = row[0]
             if posixpath.isabs(rel) or ".." in PurePosixPath(rel).parts:
-                raise ReproBuildError(f"{dist_info.name}/RECORD lists a path outside the target: {rel!r}")
+                raise WheelError(f"{dist_info.name}/RECORD lists a path outside the target: {rel!r}")
             if rel == f"{dist_info.name}/RECORD":
                 writer.writerow([rel, "", ""])
             else:
@@ -171,7 +171,7 @@ def collect_distributions(
         if (p.is_file() or p.is_symlink()) and p.relative_to(staging).as_posix() not in owned
     ]
     if unowned:
-        raise ReproBuildError(
+        raise WheelError(
             f"{len(unowned)} installed file(s) belong to no distribution's RECORD, e.g. {unowned[0]!r}",
             hint="a wheel's RECORD is incomplete; this is a bug in that wheel",
         )

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import ReproBuildError, UsageError
 from reprobuild.oci.digest import Digest
 from reprobuild.oci.layer import Layer
 from reprobuild.oci.reference import Reference, parse_reference
@@ -56,7 +56,7 @@ def cache_reference(text: str) -> Reference:
     """``REF`` of ``--cache REF``: a repository (``host/name``), without a tag or digest."""
     ref = parse_reference(text, origin="--cache")
     if ref.tag or ref.digest:
-        raise ReproBuildError(
+        raise UsageError(
             f"--cache {text}: a cache is a repository; its tags are the cache's own",
             hint="give `host/name`, e.g. `--cache registry.example/team/build-cache`",
         )

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import ImageError
+from reprobuild.oci.engine import ENGINE_ERRORS
 
 #: Seconds a smoke command may run.
 TIMEOUT_S = 300
@@ -24,7 +25,7 @@ TIMEOUT_S = 300
 _TAIL = 4000
 
 
-class SmokeTestError(ReproBuildError):
+class SmokeTestError(ImageError):
     """The smoke command failed: the image was built (and verified), but it does not start."""
 
     exit_code = 1
@@ -52,7 +53,7 @@ def run_smoke(
         container = client.containers.create(
             image_id, entrypoint=[argv[0]], command=list(argv[1:]), network_mode="none", detach=True
         )
-    except Exception as e:
+    except ENGINE_ERRORS as e:
         raise SmokeTestError(
             f"target {target!r}: the smoke test `{command}` could not start: {e}",
             hint=f"check `smoke` in [tool.repro-build.targets.{target}]: its first word must be a program in the image",
@@ -61,7 +62,7 @@ def run_smoke(
         try:
             container.start()
             status = container.wait(timeout=timeout)
-        except Exception as e:
+        except ENGINE_ERRORS as e:
             output = _output(container)
             raise SmokeTestError(
                 f"target {target!r}: the smoke test `{command}` did not finish ({e}){_shown(output)}",
@@ -82,14 +83,14 @@ def run_smoke(
             )
         return SmokeResult(argv, output, time.monotonic() - start)
     finally:
-        with contextlib.suppress(Exception):  # removal is housekeeping; the verdict stands
+        with contextlib.suppress(*ENGINE_ERRORS):  # removal is housekeeping; the verdict stands
             container.remove(force=True)
 
 
 def _output(container: Any) -> str:
     try:
         return bytes(container.logs(stdout=True, stderr=True)).decode("utf-8", "replace")
-    except Exception as e:
+    except ENGINE_ERRORS as e:
         return f"(its output could not be read: {e})"
 
 

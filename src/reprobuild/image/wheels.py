@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from reprobuild.cache import cache_root
 from reprobuild.config import Target
 from reprobuild.download import Failure, fetch_file
-from reprobuild.errors import DigestMismatchError, LockError, ReproBuildError
+from reprobuild.errors import DigestMismatchError, ImageError, LockError
 from reprobuild.lock.reader import read_lock
 from reprobuild.oci.digest import SHA256_HEX_RE, sha256_file
 from reprobuild.oci.progress import NO_PROGRESS, Progress
@@ -163,7 +163,7 @@ class WheelCache:
     def path(self, pin: WheelPin) -> Path:
         """Where ``pin`` lives; a pin whose hash or file name is not a plain name is refused, never joined."""
         if not SHA256_HEX_RE.match(pin.sha256) or not _WHEEL_NAME.match(pin.filename):
-            raise ReproBuildError(
+            raise LockError(
                 f"wheel pin {pin.filename!r} (sha256 {pin.sha256!r}) is not a wheel file name and a sha256",
                 hint="the lock or manifest that named it was edited; re-lock, or use the manifest `image` wrote",
             )
@@ -206,7 +206,7 @@ class WheelCache:
             else:
                 paths.append(path)
         if missing:
-            raise ReproBuildError(
+            raise ImageError(
                 "offline, and these wheels are not in the cache: " + ", ".join(missing),
                 hint=f"run once with network access, or copy them into {self.root}/<sha256>/",
             )

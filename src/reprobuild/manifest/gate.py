@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import EngineError, ManifestError, ReproBuildError
 from reprobuild.manifest.schema import Manifest
 from reprobuild.oci.archive import ArchiveDisagreementError, read_archive
 from reprobuild.oci.image import Image, parse_json_object
@@ -123,14 +123,18 @@ def _local(art: Image | Index, platform: str) -> tuple[Facts, list[str]]:
 
 
 def _engine(loc: Location) -> Facts:
+    import docker.errors
+
     from reprobuild.oci import engine
 
     client = engine.connect()
     assert loc.name is not None
     try:
         attrs = client.images.get(loc.name).attrs
-    except Exception as e:
-        raise ReproBuildError(f"the engine has no image {loc.name}: {e}", hint="load it first (`docker load`)") from e
+    except docker.errors.ImageNotFound as e:
+        raise EngineError(f"the engine has no image {loc.name}", hint="load it first (`docker load`)") from e
+    except engine.ENGINE_ERRORS as e:
+        raise EngineError(f"asking the engine for the image {loc.name} failed: {e}") from e
     image_id = attrs.get("Id")
     return Facts(
         image_id=None if image_id is None else str(image_id),
@@ -168,7 +172,7 @@ def check_image(manifest: Manifest, reference: str, *, progress: Progress = NO_P
     else:
         assert loc.path is not None
         if not loc.path.exists():
-            raise ReproBuildError(f"{reference}: {loc.path} does not exist", hint="check the path of the image")
+            raise ManifestError(f"{reference}: {loc.path} does not exist", hint="check the path of the image")
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 art = (

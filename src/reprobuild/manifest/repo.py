@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import ManifestError
 from reprobuild.urls import redact, redact_text
 
 #: A full git object name: SHA-1 (40 hex) or SHA-256 (64 hex) repositories.
@@ -34,7 +34,7 @@ _URL_RE = re.compile(r"(?:https?|ssh|git|file)://[^\s]+")
 _SCP_RE = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*:(?!//|:)[^\s]+")
 
 
-class RepositoryError(ReproBuildError):
+class RepositoryError(ManifestError):
     """No repository at hand holds the commit a manifest records."""
 
 

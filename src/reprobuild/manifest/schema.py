@@ -24,10 +24,10 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeAlias, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from reprobuild.errors import ManifestError
 from reprobuild.fsutil import atomic_write_text, human_json_text
 from reprobuild.manifest.validate import (
     HINT,
-    ManifestError,
     commit_id,
     project_path,
     refuse,
@@ -194,6 +194,14 @@ class LocalBase(_Base):
 
 
 @dataclass(frozen=True)
+class EngineBase(_Base):
+    KINDS: ClassVar[tuple[str, ...]] = ("docker-daemon",)
+
+    #: The pinned image ID (the config digest).
+    digest: str = field(metadata=_meta(check=_digest))
+
+
+@dataclass(frozen=True)
 class DebianBase(_Base):
     KINDS: ClassVar[tuple[str, ...]] = ("debian",)
 
@@ -205,7 +213,7 @@ class DebianBase(_Base):
     suite: str
 
 
-Base: TypeAlias = RegistryBase | LocalBase | DebianBase
+Base: TypeAlias = RegistryBase | LocalBase | EngineBase | DebianBase
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from reprobuild.errors import ReproBuildError
+from reprobuild.errors import ManifestError
 from reprobuild.oci.digest import SHA256_HEX_RE
 
 #: Characters a wheel file name can hold: the escaped distribution name (``[A-Za-z0-9_.]``), a PEP 440
@@ -34,10 +34,6 @@ _TARGET = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: A path segment: not empty, ``.`` or ``..``; no control character or backslash (resolve_inside does the rest).
 _SEGMENT = re.compile(r"^(?!\.{1,2}$)[^\x00-\x1f\x7f\\]+$")
 HINT = "the manifest was edited or is hostile; use the manifest `repro-build image` wrote"
-
-
-class ManifestError(ReproBuildError):
-    """A manifest is unreadable, of an unknown schema, or inconsistent."""
 
 
 def refuse(path: Path, field: str, value: object, rule: str) -> ManifestError:

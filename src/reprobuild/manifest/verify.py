@@ -21,8 +21,8 @@ from reprobuild import __version__
 from reprobuild.config import load_config
 from reprobuild.distribution import COMMAND
 from reprobuild.epoch import Epoch
-from reprobuild.errors import ReproBuildError
-from reprobuild.image.build import build_image, compressor_for
+from reprobuild.errors import ManifestError, ReproBuildError, ToolError
+from reprobuild.image.build import build_image
 from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.wheels import WheelPin
@@ -30,7 +30,7 @@ from reprobuild.manifest.record import image_manifest
 from reprobuild.manifest.repo import repository_for
 from reprobuild.manifest.schema import JsonObject, JsonValue, Layer, Manifest, Wheel, manifest_text, read_manifest
 from reprobuild.manifest.semdiff import Divergence, diff_images
-from reprobuild.manifest.validate import ManifestError, project_path, resolve_inside
+from reprobuild.manifest.validate import project_path, resolve_inside
 from reprobuild.oci.image import Image
 from reprobuild.oci.layout import read_layout, write_layout
 from reprobuild.oci.progress import NO_PROGRESS, Progress
@@ -117,10 +117,10 @@ def checkout(repo: Path, commit: str, remote: str | None) -> Iterator[Path]:
             check=False,
         )
         if out.returncode != 0:
-            raise ReproBuildError(f"cloning {repo} for the rebuild failed: {out.stderr.strip()}")
+            raise ToolError(f"cloning {repo} for the rebuild failed: {out.stderr.strip()}")
         checked = _git(src, "checkout", "-q", "--detach", commit)
         if checked.returncode != 0:
-            raise ReproBuildError(f"checking out {commit} failed: {checked.stderr.strip()}")
+            raise ToolError(f"checking out {commit} failed: {checked.stderr.strip()}")
         _git(src, "remote", "remove", "origin")
         if remote:
             _git(src, "remote", "add", "--", "origin", remote)
@@ -268,7 +268,7 @@ def verify_manifest(
         relative = project_path(manifest.project.path, path=path)
         project = resolve_inside(src, relative, path=path)
         config = load_config(project)
-        warnings = drift_warnings(manifest, compressor_for(config).describe())
+        warnings = drift_warnings(manifest, config.compression.describe())
         warnings += target_drift(manifest, config.to_dict()["targets"].get(manifest.target, {}))
         for w in warnings:
             log(f"warning: {w}")

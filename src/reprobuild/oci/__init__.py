@@ -18,12 +18,15 @@ Writing layers (canonical tar; see :mod:`reprobuild.oci.tarwriter`)
     ``LayerEntry.symlink(path, target)``, ``LayerEntry.hardlink(path, target)``
     ``tarwriter.entries_from_tree(root, prefix="/app")`` -> ``list[LayerEntry]`` (no I/O of file contents yet)
     ``tarwriter.entries_from_tar(rootfs_tar, prefix="/")`` -> entries that stream from an uncompressed tar
-    ``compress.Compressor.gzip(level=6)`` / ``.zstd(level=3)`` / ``.none()``; ``Compressor.describe()`` -> dict
-    for the build manifest (implementation, library + C library version, level, block size).
+    ``compress.Compressor.of("gzip" | "zstd" | "none", level=None)`` (checked against ``compress.LEVELS``),
+    ``Compressor.gzip(level=6)`` / ``.zstd(level=3)`` / ``.none()``, ``Compressor.parse("zstd:9")``; the
+    library versions are read when it is made; ``Compressor.describe()`` -> dict for the build manifest
+    (implementation, library + C library version, level, block size).
     ``blobstore.BlobStore(dir)``: content-addressed ``blobs/sha256/<hex>``, temp + verify + rename.
     ``layer.write_layer(entries, epoch=Epoch|int, compressor=…, store=BlobStore, workers=None,
-    preserve_metadata=False)``
-    -> ``Layer``; one pass: tar -> sha256 (diff_id) -> compressor -> sha256 (digest) -> blob file.
+    preserve_metadata=False, annotations=None)``
+    -> ``Layer``; one pass: tar -> sha256 (diff_id) -> compressor -> sha256 (digest) -> blob file;
+    ``annotations`` go on the descriptor only. ``Layer.annotated(annotations)``: the same blob, more annotations.
     ``layer.layer_from_blob(store, descriptor, diff_id)``: an existing compressed blob, carried as it is.
 
 Images and indexes

@@ -109,6 +109,21 @@ def libdeflate_versions() -> tuple[str, str]:
     return package, library
 
 
+def _check_level(algorithm: str, level: int) -> None:
+    levels = LEVELS[algorithm]
+    assert levels is not None
+    if isinstance(level, bool) or not isinstance(level, int) or not levels.low <= level <= levels.high:
+        raise OCIError(
+            f"{algorithm} level {level!r} is outside {levels.low}..{levels.high}",
+            hint=f"{algorithm} takes levels {levels.low} to {levels.high} (default {levels.default})"
+            + (
+                "; higher levels need a window over 8 MiB, which RFC 8878 asks encoders not to use"
+                if algorithm == "zstd"
+                else ""
+            ),
+        )
+
+
 def gzip_member(data: bytes, level: int) -> bytes:
     """One complete gzip member (header, raw DEFLATE, CRC-32, ISIZE) of ``data`` made by libdeflate.
 
@@ -127,79 +142,113 @@ def raw_deflate(data: bytes, level: int) -> bytes:
 
 
 @dataclass(frozen=True)
+class Levels:
+    """The levels an algorithm takes and the one it gets when none is given."""
+
+    low: int
+    high: int
+    default: int
+
+
+#: Every algorithm a layer can be compressed with, and its levels (``none`` takes none). The only
+#: definition: the config, the command line and :meth:`Compressor.of` all check against it.
+LEVELS: dict[str, Levels | None] = {
+    # libdeflate's levels: 1-9 like zlib, 10-12 its slower near-optimal parsing.
+    "gzip": Levels(1, MAX_GZIP_LEVEL, DEFAULT_GZIP_LEVEL),
+    # Up to the window RFC 8878 asks encoders to stay within (see MAX_ZSTD_LEVEL).
+    "zstd": Levels(1, MAX_ZSTD_LEVEL, DEFAULT_ZSTD_LEVEL),
+    "none": None,
+}
+
+
+@dataclass(frozen=True)
 class Compressor:
-    """A pinned compression format: algorithm, level and (gzip) block size. Worker count is not part of it."""
+    """A pinned compression format and the library that writes it: everything the compressed bytes of a
+    layer depend on besides the tar itself. Worker count is not part of it.
+
+    Made once, where the format is chosen (:meth:`of`: the config's ``compression``, the command
+    line's ``--compression``), and passed to whatever writes layers; the library versions are read
+    when it is made, so a compressor that would write other bytes is refused before anything is
+    written, and the build manifest records :meth:`describe` of the one that wrote the layers.
+    """
 
     algorithm: Compression
     level: int | None = None
     block_size: int | None = None
+    #: ``(field, value)`` pairs naming the implementation and the versions of its libraries.
+    library: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def gzip(cls, level: int = DEFAULT_GZIP_LEVEL, block_size: int = GZIP_BLOCK_SIZE) -> Compressor:
-        if not 1 <= level <= MAX_GZIP_LEVEL:
-            raise OCIError(f"gzip level {level} is outside 1..{MAX_GZIP_LEVEL}")
-        return cls("gzip", level, block_size)
+        _check_level("gzip", level)
+        package, library = libdeflate_versions()
+        return cls(
+            "gzip",
+            level,
+            block_size,
+            (
+                ("implementation", "repro-build fixed-block parallel gzip (one gzip member per block, libdeflate)"),
+                ("library", "libdeflate"),
+                ("library_version", library),
+                ("package", "deflate"),
+                ("package_version", package),
+            ),
+        )
 
     @classmethod
     def zstd(cls, level: int = DEFAULT_ZSTD_LEVEL) -> Compressor:
-        if not 1 <= level <= MAX_ZSTD_LEVEL:
-            raise OCIError(
-                f"zstd level {level} is outside 1..{MAX_ZSTD_LEVEL}",
-                hint="higher levels need a window over 8 MiB, which RFC 8878 asks encoders not to use",
-            )
-        return cls("zstd", level, None)
+        _check_level("zstd", level)
+        return cls(
+            "zstd",
+            level,
+            None,
+            (
+                ("implementation", "python-zstandard multi-threaded mode"),
+                ("library", "zstandard"),
+                ("library_version", zstandard.__version__),
+                ("c_library_version", ".".join(str(p) for p in zstandard.ZSTD_VERSION)),
+            ),
+        )
 
     @classmethod
     def none(cls) -> Compressor:
         return cls("none", None, None)
 
     @classmethod
+    def of(cls, algorithm: str, level: int | None = None) -> Compressor:
+        """The compressor for ``algorithm`` (a key of :data:`LEVELS`) at ``level`` (its default if None)."""
+        if algorithm not in LEVELS:
+            raise OCIError(
+                f"unknown compression {algorithm!r}", hint=f"use one of: {', '.join(LEVELS)}, e.g. `gzip` or `zstd:9`"
+            )
+        if algorithm == "gzip":
+            return cls.gzip(DEFAULT_GZIP_LEVEL if level is None else level)
+        if algorithm == "zstd":
+            return cls.zstd(DEFAULT_ZSTD_LEVEL if level is None else level)
+        if level is not None:
+            raise OCIError(f"compression {algorithm!r} takes no level, got {level}")
+        return cls.none()
+
+    @classmethod
     def parse(cls, name: str) -> Compressor:
         """``gzip``, ``gzip:9``, ``zstd``, ``zstd:19`` or ``none``."""
         algo, _, level = name.partition(":")
         try:
-            if algo == "gzip":
-                return cls.gzip(int(level) if level else DEFAULT_GZIP_LEVEL)
-            if algo == "zstd":
-                return cls.zstd(int(level) if level else DEFAULT_ZSTD_LEVEL)
+            return cls.of(algo, int(level) if level else None)
         except ValueError as e:
             raise OCIError(f"compression {name!r}: level {level!r} is not an integer") from e
-        if algo == "none" and not level:
-            return cls.none()
-        raise OCIError(f"unknown compression {name!r}", hint="use `gzip[:LEVEL]`, `zstd[:LEVEL]` or `none`")
 
     def describe(self) -> dict[str, Any]:
         """Everything the output bytes depend on, for the build manifest."""
-        if self.algorithm == "gzip":
-            package, library = libdeflate_versions()
-            return {
-                "algorithm": "gzip",
-                "implementation": "repro-build fixed-block parallel gzip (one gzip member per block, libdeflate)",
-                "library": "libdeflate",
-                "library_version": library,
-                "package": "deflate",
-                "package_version": package,
-                "level": self.level,
-                "block_size": self.block_size,
-            }
-        if self.algorithm == "zstd":
-            return {
-                "algorithm": "zstd",
-                "implementation": "python-zstandard multi-threaded mode",
-                "library": "zstandard",
-                "library_version": zstandard.__version__,
-                "c_library_version": ".".join(str(p) for p in zstandard.ZSTD_VERSION),
-                "level": self.level,
-                "block_size": None,
-            }
-        return {"algorithm": "none"}
+        if self.algorithm == "none":
+            return {"algorithm": "none"}
+        return {"algorithm": self.algorithm, **dict(self.library), "level": self.level, "block_size": self.block_size}
 
     def writer(self, dst: Sink, workers: int | None = None) -> CompressingWriter:
         """A write-only stream that compresses into ``dst``; call ``close()`` to finish the stream."""
         n = workers if workers is not None else default_workers()
         if self.algorithm == "gzip":
             assert self.level is not None and self.block_size is not None
-            libdeflate_versions()  # refuse an unpinned libdeflate before writing anything
             return ParallelGzipWriter(dst, self.level, self.block_size, n)
         if self.algorithm == "zstd":
             assert self.level is not None

@@ -14,21 +14,31 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import docker
+import docker.errors
+import requests.exceptions
+
 from reprobuild.errors import EngineError, ReproBuildError
 from reprobuild.oci.archive import read_archive, write_archive
 from reprobuild.oci.image import Image
 from reprobuild.oci.index import Artifact
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 
+#: What a docker SDK call raises when the engine refuses or cannot be reached: the SDK's own errors
+#: (``APIError`` and its ``NotFound``/``ImageNotFound`` are also ``requests.HTTPError``), and the errors of
+#: the ``requests`` transport beneath it (a refused socket, a timeout, a cut stream). Anything else out
+#: of an SDK call is a bug and is left to surface as one.
+ENGINE_ERRORS: tuple[type[Exception], ...] = (docker.errors.DockerException, requests.exceptions.RequestException)
+#: ``docker save``: the engine's errors, and writing the staging file.
+_SAVE_ERRORS: tuple[type[Exception], ...] = (*ENGINE_ERRORS, OSError)
+
 
 def connect() -> Any:
     """A docker SDK client from the environment (``DOCKER_HOST`` or the default socket)."""
     try:
-        import docker
-
         client = docker.from_env(timeout=600)
         client.ping()
-    except Exception as e:
+    except ENGINE_ERRORS as e:
         raise EngineError(
             f"cannot reach the Docker engine: {e}",
             hint="start it (`dockerd`), or set `DOCKER_HOST`; building needs no engine, only loading does",
@@ -39,10 +49,16 @@ def connect() -> Any:
 def load_archive(client: Any, path: Path) -> str:
     """``docker load`` the archive at ``path``; return the image ID the engine reports."""
     try:
-        with path.open("rb") as f:
+        f = path.open("rb")
+    except OSError as e:
+        raise EngineError(f"`docker load`: cannot read {path}: {e}") from e
+    with f:
+        try:
             images = client.images.load(f)
-    except Exception as e:
-        raise EngineError(f"`docker load` of {path} failed: {e}", hint="is it a gzip or uncompressed archive?") from e
+        except ENGINE_ERRORS as e:
+            raise EngineError(
+                f"`docker load` of {path} failed: {e}", hint="is it a gzip or uncompressed archive?"
+            ) from e
     if not images:
         raise EngineError(f"`docker load` of {path} reported no image")
     return str(images[0].id)
@@ -64,7 +80,7 @@ def load_image(client: Any, image: Image, repo_tag: str, staging: Path, *, progr
         archive.unlink(missing_ok=True)
     try:
         loaded = str(client.images.get(repo_tag).id)
-    except Exception as e:
+    except ENGINE_ERRORS as e:
         raise EngineError(f"the engine has no {repo_tag} after loading it: {e}") from e
     if image_id != str(image.config_digest) or loaded != image_id:
         raise EngineError(
@@ -98,7 +114,7 @@ def save_image(client: Any, name: str, staging: Path, *, progress: Progress = NO
             for chunk in client.api.get_image(name, chunk_size=1 << 20):
                 tmp.write(chunk)
                 task(len(chunk))
-        except Exception as e:
+        except _SAVE_ERRORS as e:
             tmp_path.unlink(missing_ok=True)
             raise EngineError(
                 f"`docker save {name}` failed: {e}", hint=f"does `docker image inspect {name}` work?"

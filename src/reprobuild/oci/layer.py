@@ -9,8 +9,8 @@ Existing blobs (base layers) enter through :func:`layer_from_blob` and are carri
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -70,6 +70,14 @@ class Layer:
         """The tar stream (what diff_id names); an artifact blob as it is."""
         return open_decompressed(self.open_compressed(), layer_compression(self.media_type) or "none")
 
+    def annotated(self, annotations: Mapping[str, str]) -> Layer:
+        """The same blob with ``annotations`` added to its descriptor (for values known only once the blob
+        is written, e.g. a table of contents' offset). The blob, its digest and diff_id do not change;
+        the manifest that lists the layer does."""
+        return replace(
+            self, descriptor=replace(self.descriptor, annotations={**self.descriptor.annotations, **annotations})
+        )
+
 
 def _compressed_note(size: int, compressor: Compressor) -> str:
     kind = "uncompressed" if compressor.algorithm == "none" else compressor.algorithm
@@ -113,11 +121,14 @@ def write_layer(
     preserve_metadata: bool = False,
     progress: Progress = NO_PROGRESS,
     description: str = "layer",
+    annotations: Mapping[str, str] | None = None,
 ) -> Layer:
     """Write the canonical tar of ``entries``, compressed, into ``store``; return the :class:`Layer`.
 
     The bytes depend only on the entries, ``epoch``, ``compressor`` and ``preserve_metadata``
-    (not on ``workers``, the host path, umask, TZ, locale or file-system order).
+    (not on ``workers``, the host path, umask, TZ, locale or file-system order). ``annotations`` go
+    on the layer's descriptor (the manifest carries them, as zstd:chunked's table-of-contents
+    annotations are carried); they do not touch the blob, so its digest and diff_id stay the same.
     """
     seconds = epoch.seconds if isinstance(epoch, Epoch) else int(epoch)
     entries = list(entries)
@@ -137,7 +148,8 @@ def write_layer(
 
         digest, size = store.write(fill, what=f"{description} blob")
         task.note(_compressed_note(size, compressor))
-    return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), sinks[-1].diff_id, store.path(digest))
+    descriptor = Descriptor(oci_layer_type(compressor.algorithm), digest, size, annotations or {})
+    return Layer(descriptor, sinks[-1].diff_id, store.path(digest))
 
 
 def layer_from_tar(

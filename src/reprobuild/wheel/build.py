@@ -12,21 +12,8 @@ sdist=False`` builds the wheel straight from the exported source.) Both steps ru
 ``--build-constraints repro-locks/build.txt --require-hashes``, so the backend and everything it pulls are
 pinned by hash, in uv's default build isolation.
 
-The environment handed to the backend is a whitelist (:data:`PASSTHROUGH`: how to reach the index,
-never what to build), the caller's compiler flags (:data:`USER_FLAGS`, kept and recorded with the
-build), plus the normalised variables of :func:`normalised_env`.
-
-Flags are **added, never replaced**. setuptools (``_distutils/sysconfig.py: customize_compiler``)
-*replaces* the interpreter's ``CFLAGS`` (``-DNDEBUG -g -fwrapv -O3 -Wall``) with ``$CFLAGS`` when that
-is set, but *appends* ``$CPPFLAGS`` to the C and C++ compile and link commands; meson appends
-``CPPFLAGS`` to every C-family compile too, and autotools do. So repro-build never sets ``CFLAGS`` or
-``CXXFLAGS``: its one compiler addition, ``-ffile-prefix-map=<build root>=.``, goes after the caller's
-``CPPFLAGS``, and extensions are compiled with exactly the optimisation and ``NDEBUG`` of a plain
-``uv build``. The build root is the path that reaches compiler output (DWARF ``DW_AT_comp_dir``,
-``__FILE__``), so it is mapped to ``.``; ``RUSTFLAGS`` gets ``--remap-path-prefix`` after the
-caller's own. ``TMPDIR`` points inside the build root. uv's isolated environment also has a random
-path, but it only appears as an ``-I`` option, which GCC leaves out of the recorded command line;
-``tests/packages/setuptools_cext`` (built with ``-g``) checks both.
+The environment handed to the backend (:mod:`reprobuild.wheel.buildenv`) is a whitelist of the
+host's, the caller's compiler flags and normalised variables, with the build root mapped away.
 """
 
 from __future__ import annotations
@@ -37,10 +24,10 @@ import os
 import re
 import subprocess
 import tarfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 
@@ -49,8 +36,18 @@ from reprobuild.epoch import Epoch, resolve_epoch
 from reprobuild.errors import WheelError
 from reprobuild.fsutil import atomic_write_bytes, atomic_write_text, human_json_text, make_output_dir
 from reprobuild.lock import check_build_lock
-from reprobuild.lockdir import RELOCK_HINT
 from reprobuild.uvbin import find_uv, uv_version
+from reprobuild.wheel.buildenv import (
+    BUILD_UMASK,
+    Log,
+    Runner,
+    Step,
+    backend_failure,
+    host_env,
+    normalised_env,
+    recorded_env,
+    user_flags,
+)
 from reprobuild.wheel.buildroot import fixed_build_root
 from reprobuild.wheel.canonical_sdist import canonicalize_sdist, gzip_compressor
 from reprobuild.wheel.canonical_zip import canonicalize_wheel, zip_compressor
@@ -72,107 +69,8 @@ from reprobuild.wheel.vcs import (
     uses_scm,
 )
 
-Step = Literal["sdist", "wheel"]
-Log = Callable[[str], None]
-
-#: Host variables passed to the build: where the index is and how to reach it; nothing that shapes output.
-PASSTHROUGH = ("PATH", "HOME", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NETRC")
-#: Prefixes of passed variables: proxies, and uv's index, cache and network settings. uv variables that
-#: change *what* is built (``UV_NO_BUILD_ISOLATION``, ``UV_CONSTRAINT``, ``UV_PYTHON``, …) are not passed.
-PASSTHROUGH_PREFIXES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "all_proxy",
-    "UV_INDEX",
-    "UV_DEFAULT_INDEX",
-    "UV_EXTRA_INDEX_URL",
-    "UV_FIND_LINKS",
-    "UV_CACHE_DIR",
-    "UV_NO_CACHE",
-    "UV_OFFLINE",
-    "UV_NATIVE_TLS",
-    "UV_HTTP_TIMEOUT",
-    "UV_REQUEST_TIMEOUT",
-    "UV_INSECURE_HOST",
-    "UV_KEYRING_PROVIDER",
-    "UV_LINK_MODE",
-    "UV_CONCURRENT_",
-    "UV_PYTHON_INSTALL_DIR",
-    "UV_PYTHON_DOWNLOADS",
-    "UV_PYTHON_INSTALL_MIRROR",
-)
 #: uv's words when ``--offline`` needed something that is not in its cache.
 _OFFLINE_MISS = re.compile(r"network (connectivity )?(is|was) disabled|not found in the cache", re.IGNORECASE)
-#: Placeholder for the build root in the recorded environment (the real path is random).
-BUILD_ROOT_PLACEHOLDER = "<build-root>"
-#: umask of the backend process: 0644 files, 0755 directories, whatever the caller's umask is.
-BUILD_UMASK = 0o022
-
-
-#: Compiler and linker flags of the caller: kept (a user's ``-march`` or ``-O2`` is theirs to choose),
-#: passed to the backend and recorded with the build, so the record says what shaped the binary.
-USER_FLAGS = ("CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "RUSTFLAGS")
-
-
-def _join(*parts: str | None) -> str:
-    return " ".join(p for p in parts if p)
-
-
-def user_flags(environ: Mapping[str, str]) -> dict[str, str]:
-    """The caller's compiler flags (:data:`USER_FLAGS`) that are set and not blank."""
-    return {k: environ[k] for k in USER_FLAGS if environ.get(k, "").strip()}
-
-
-def normalised_env(build_root: str, epoch: Epoch, flags: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables every backend gets: fixed values, the build root, the epoch, and the caller's
-    compiler ``flags`` with repro-build's additions appended (see the module docstring)."""
-    given = dict(flags or {})
-    return {
-        **given,
-        "TZ": "UTC",
-        "LC_ALL": "C.UTF-8",
-        "LANG": "C.UTF-8",
-        "PYTHONHASHSEED": "0",
-        "PYTHONNOUSERSITE": "1",
-        # No __pycache__ written into the source tree mid-build, where a later step could pick it up.
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "SOURCE_DATE_EPOCH": str(epoch.seconds),
-        "TMPDIR": f"{build_root}/tmp",
-        # Appended by setuptools, meson and autotools alike; CFLAGS would replace the interpreter's -O3.
-        "CPPFLAGS": _join(given.get("CPPFLAGS"), f"-ffile-prefix-map={build_root}=."),
-        "RUSTFLAGS": _join(given.get("RUSTFLAGS"), f"--remap-path-prefix={build_root}=."),
-        "NO_COLOR": "1",
-    }
-
-
-def recorded_env(epoch: Epoch, flags: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The normalised environment as the build record shows it (build root as a placeholder)."""
-    return normalised_env(BUILD_ROOT_PLACEHOLDER, epoch, flags)
-
-
-def host_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The whitelisted part of ``environ`` (see :data:`PASSTHROUGH`)."""
-    return {k: v for k, v in environ.items() if k in PASSTHROUGH or k.startswith(PASSTHROUGH_PREFIXES)}
-
-
-class Runner(Protocol):
-    """Runs one ``uv build`` step: ``source`` (a directory under ``build_root``) into ``out_dir``."""
-
-    def build(self, step: Step, source: Path, out_dir: Path, build_root: Path, *, deps_cached: bool = False) -> None:
-        """``deps_cached``: an earlier step of this build installed the same locked build dependencies."""
-        ...
-
-    def builder(self) -> Builder | None: ...
-
-    def flags(self) -> Mapping[str, str]:
-        """The caller's compiler flags and the scm version variables this runner passes to the backend
-        beyond :func:`normalised_env`'s fixed values (recorded with the build)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -234,15 +132,6 @@ class HostRunner:
 
     def flags(self) -> Mapping[str, str]:
         return {**user_flags(self.environ), **self.scm}
-
-
-def backend_failure(step: Step, output: str, lock: Path) -> WheelError:
-    """A :class:`WheelError` for a failed ``uv build`` step, with the hint that fits uv's message."""
-    tail = "\n".join(output.strip().splitlines()[-30:])
-    hint = "run `uv build` in the project to see the backend's full output"
-    if "hash" in output.lower() and ("constraint" in output.lower() or "require-hashes" in output.lower()):
-        hint = f"a build requirement is missing from {lock.name} or its hash does not match: " + RELOCK_HINT
-    return WheelError(f"building the {step} failed:\n{tail}", hint=hint)
 
 
 @dataclass(frozen=True)
@@ -374,7 +263,7 @@ def scm_variables(config: Config, tree: SourceTree, lock: Path, *, offline: bool
     with hook_environment(config.python, backend, lock=lock, offline=offline) as env:
         if not env.has_module("setuptools_scm"):
             return {}
-        return scm_environment(scm_version(env, tree.root))
+        return scm_environment(scm_version(env.interpreter, tree.root))
 
 
 def history_needed(tree: SourceTree, lock: Path) -> bool:
@@ -521,4 +410,4 @@ def build_wheel(
     return record
 
 
-__all__ = ["Built", "HostRunner", "Runner", "build_in", "build_wheel", "normalised_env", "user_flags"]
+__all__ = ["Built", "HostRunner", "build_in", "build_wheel"]

@@ -35,8 +35,6 @@ from reprobuild.fsutil import atomic_write_text, make_output_dir
 from reprobuild.wheel.build import (
     Built,
     HostRunner,
-    Log,
-    Runner,
     build_in,
     history_needed,
     open_runner,
@@ -44,6 +42,7 @@ from reprobuild.wheel.build import (
     say_left_out,
     scm_variables,
 )
+from reprobuild.wheel.buildenv import Log, Runner
 from reprobuild.wheel.buildroot import fixed_build_root
 from reprobuild.wheel.diffreport import MemberDifference, diff_artifacts
 from reprobuild.wheel.outputs import Artifact, ArtifactKind

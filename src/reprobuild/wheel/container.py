@@ -43,7 +43,7 @@ from reprobuild.epoch import Epoch
 from reprobuild.errors import ConfigError, EngineError, ToolError
 from reprobuild.oci.reference import parse_reference
 from reprobuild.uvbin import find_uv
-from reprobuild.wheel.build import BUILD_UMASK, Step, backend_failure, normalised_env, user_flags
+from reprobuild.wheel.buildenv import BUILD_UMASK, Step, backend_failure, normalised_env, user_flags
 from reprobuild.wheel.outputs import Builder
 
 #: The fixed uid:gid of the build (distroless "nonroot"); see the module docstring.
@@ -90,17 +90,19 @@ def resolve_builder(client: Any, text: str) -> tuple[Builder, str]:
         )
     import docker.errors
 
+    from reprobuild.oci.engine import ENGINE_ERRORS
+
     try:
         image = client.images.get(text)
     except docker.errors.ImageNotFound:
         try:
             image = client.images.pull(text)
-        except docker.errors.APIError as e:
+        except ENGINE_ERRORS as e:
             raise EngineError(
                 f"the builder image {text} is not in the Docker engine and cannot be pulled: {e}",
                 hint="`docker pull` it by digest, or `docker load` it, then run again",
             ) from e
-    except docker.errors.APIError as e:
+    except ENGINE_ERRORS as e:
         raise EngineError(f"looking up the builder image {text}: {e}") from e
     repo_digests = [d.split("@", 1)[1] for d in image.attrs.get("RepoDigests") or [] if "@" in d]
     if ref.digest not in repo_digests:
@@ -181,7 +183,7 @@ class ContainerRunner:
             str(self.lock.parent): {"bind": "/locks", "mode": "ro"},
             self.uv: {"bind": "/opt/uv/uv", "mode": "ro"},
         }
-        import docker.errors
+        from reprobuild.oci.engine import ENGINE_ERRORS
 
         try:
             container = self.client.containers.create(
@@ -193,16 +195,16 @@ class ContainerRunner:
                 network_mode="none",
                 volumes=volumes,
             )
-        except docker.errors.APIError as e:
+        except ENGINE_ERRORS as e:
             raise EngineError(f"creating the builder container for the {step}: {e}") from e
         try:
             container.start()
             status = container.wait()
             logs = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
-        except docker.errors.APIError as e:
+        except ENGINE_ERRORS as e:
             raise EngineError(f"running the builder container for the {step}: {e}") from e
         finally:
-            with contextlib.suppress(docker.errors.APIError):
+            with contextlib.suppress(*ENGINE_ERRORS):
                 container.remove(force=True)
         if status.get("StatusCode") != 0:
             raise backend_failure(step, logs, self.lock)

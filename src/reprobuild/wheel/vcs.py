@@ -28,7 +28,6 @@ import subprocess
 from pathlib import Path
 
 from reprobuild.errors import ToolError, WheelError
-from reprobuild.pep517 import HookEnvironment
 
 #: The variable setuptools-scm (and hatch-vcs through it) reads instead of asking git.
 PRETEND_VERSION = "SETUPTOOLS_SCM_PRETEND_VERSION"
@@ -48,10 +47,11 @@ def needs_history(distributions: set[str]) -> bool:
     return bool(HISTORY_DISTRIBUTIONS & distributions)
 
 
-def scm_version(env: HookEnvironment, root: Path) -> str:
-    """The version setuptools-scm derives for the git work tree ``root``, run in ``env``."""
+def scm_version(interpreter: Path, root: Path) -> str:
+    """The version setuptools-scm derives for the git work tree ``root``, run by ``interpreter`` (the
+    Python of the environment that holds the project's locked setuptools-scm)."""
     out = subprocess.run(
-        [str(env.interpreter), "-m", "setuptools_scm"],
+        [str(interpreter), "-m", "setuptools_scm"],
         cwd=root,
         env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/"), "TZ": "UTC", "LC_ALL": "C.UTF-8"},
         capture_output=True,
