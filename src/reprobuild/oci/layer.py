@@ -85,9 +85,15 @@ def _compressed_note(size: int, compressor: Compressor) -> str:
 
 
 class _TarSink:
-    """Where the tar goes: hashed for the diff_id, counted for progress, passed to the compressor."""
+    """Where the tar goes: hashed for the diff_id, counted for progress, passed to the compressor if any.
 
-    def __init__(self, compressor: CompressingWriter, advance: Callable[[int], None]) -> None:
+    ``tarfile`` asks for ``tell`` (the start offset). Without a compressor it only hashes (for checking a
+    cache entry without compressing).
+    """
+
+    def __init__(
+        self, compressor: CompressingWriter | None = None, advance: Callable[[int], None] | None = None
+    ) -> None:
         self._cw = compressor
         self._advance = advance
         self._h = hashlib.sha256()
@@ -95,12 +101,14 @@ class _TarSink:
 
     def write(self, data: bytes, /) -> int:
         self._h.update(data)
-        self._cw.write(data)
+        if self._cw is not None:
+            self._cw.write(data)
         self._pos += len(data)
-        self._advance(len(data))
+        if self._advance is not None:
+            self._advance(len(data))
         return len(data)
 
-    def tell(self) -> int:  # tarfile asks for the start offset
+    def tell(self) -> int:
         return self._pos
 
     def flush(self) -> None:
@@ -109,6 +117,31 @@ class _TarSink:
     @property
     def diff_id(self) -> Digest:
         return Digest(self._h.hexdigest())
+
+
+def _compress(
+    produce: Callable[[_TarSink], object],
+    *,
+    compressor: Compressor,
+    store: BlobStore,
+    workers: int | None,
+    advance: Callable[[int], None],
+    what: str,
+) -> tuple[Digest, int, Digest]:
+    """Compress the tar that ``produce`` writes into ``store``: (blob digest, size, diff_id)."""
+    sinks: list[_TarSink] = []
+
+    def fill(blob: HashingWriter) -> None:
+        cw = compressor.writer(blob, workers)
+        try:
+            sink = _TarSink(cw, advance)
+            sinks.append(sink)
+            produce(sink)
+        finally:
+            cw.close()
+
+    digest, size = store.write(fill, what=what)
+    return digest, size, sinks[0].diff_id
 
 
 def write_layer(
@@ -133,23 +166,18 @@ def write_layer(
     seconds = epoch.seconds if isinstance(epoch, Epoch) else int(epoch)
     entries = list(entries)
     total = tar_size(entries, seconds, preserve_metadata=preserve_metadata)
-    sinks: list[_TarSink] = []
     with progress.task(f"compressing layer {description}", total) as task:
-
-        def fill(blob: HashingWriter) -> None:
-            cw = compressor.writer(blob, workers)
-            try:
-                task.restart()  # the store may call fill again after a failed attempt
-                sink = _TarSink(cw, task)
-                sinks.append(sink)
-                write_tar(entries, seconds, sink, preserve_metadata=preserve_metadata)  # type: ignore[arg-type]
-            finally:
-                cw.close()
-
-        digest, size = store.write(fill, what=f"{description} blob")
+        digest, size, diff_id = _compress(
+            lambda sink: write_tar(entries, seconds, sink, preserve_metadata=preserve_metadata),  # type: ignore[arg-type]
+            compressor=compressor,
+            store=store,
+            workers=workers,
+            advance=task,
+            what=f"{description} blob",
+        )
         task.note(_compressed_note(size, compressor))
     descriptor = Descriptor(oci_layer_type(compressor.algorithm), digest, size, annotations or {})
-    return Layer(descriptor, sinks[-1].diff_id, store.path(digest))
+    return Layer(descriptor, diff_id, store.path(digest))
 
 
 def layer_from_tar(
@@ -161,24 +189,18 @@ def layer_from_tar(
     progress: Progress = NO_PROGRESS,
 ) -> Layer:
     """Compress an existing uncompressed tar as it is (no re-canonicalisation) into a layer."""
-    sinks: list[_TarSink] = []
+
+    def copy(sink: _TarSink) -> None:
+        with tar_path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                sink.write(chunk)
+
     with progress.task(f"compressing {tar_path.name}", tar_path.stat().st_size) as task:
-
-        def fill(blob: HashingWriter) -> None:
-            cw = compressor.writer(blob, workers)
-            try:
-                task.restart()
-                sink = _TarSink(cw, task)
-                sinks.append(sink)
-                with tar_path.open("rb") as f:
-                    while chunk := f.read(CHUNK):
-                        sink.write(chunk)
-            finally:
-                cw.close()
-
-        digest, size = store.write(fill, what=f"layer from {tar_path}")
+        digest, size, diff_id = _compress(
+            copy, compressor=compressor, store=store, workers=workers, advance=task, what=f"layer from {tar_path}"
+        )
         task.note(_compressed_note(size, compressor))
-    return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), sinks[-1].diff_id, store.path(digest))
+    return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), diff_id, store.path(digest))
 
 
 def layer_from_blob(store: BlobStore, descriptor: Descriptor, diff_id: Digest) -> Layer:
@@ -189,29 +211,6 @@ def layer_from_blob(store: BlobStore, descriptor: Descriptor, diff_id: Digest) -
     return Layer(descriptor, diff_id, path)
 
 
-class _HashSink:
-    """A write-only sink that sha256-hashes a tar stream (tarfile asks for ``tell``)."""
-
-    def __init__(self) -> None:
-        self._h = hashlib.sha256()
-        self._pos = 0
-
-    def write(self, data: bytes, /) -> int:
-        self._h.update(data)
-        self._pos += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        pass
-
-    @property
-    def digest(self) -> Digest:
-        return Digest(self._h.hexdigest())
-
-
 def tar_diff_id(entries: Iterable[LayerEntry], *, epoch: Epoch | int, preserve_metadata: bool = False) -> Digest:
     """The diff_id :func:`write_layer` would give ``entries``, without compressing (for checking a cache).
 
@@ -219,9 +218,9 @@ def tar_diff_id(entries: Iterable[LayerEntry], *, epoch: Epoch | int, preserve_m
     the expensive part of a layer, is skipped.
     """
     seconds = epoch.seconds if isinstance(epoch, Epoch) else int(epoch)
-    sink = _HashSink()
+    sink = _TarSink()
     write_tar(list(entries), seconds, sink, preserve_metadata=preserve_metadata)  # type: ignore[arg-type]
-    return sink.digest
+    return sink.diff_id
 
 
 def diff_id_of(layer: Layer) -> Digest:
