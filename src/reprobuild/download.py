@@ -142,6 +142,8 @@ class Receiver:
             )
         self._dest.seek(self._start)
         self._dest.truncate()
+        if self._progress is not None and self.received:
+            self._progress(-self.received)  # the bytes are received again: count them once
         self.hasher, self.received = hashlib.new(self._algorithm), 0
 
     def complete(self) -> bool:

@@ -26,11 +26,11 @@ from reprobuild.base.debian.lock import (
 from reprobuild.base.debian.release import DEFAULT_KEYRING
 from reprobuild.base.debian.sources import default_mirror
 from reprobuild.cli.output import data, log
+from reprobuild.cli.progress import progress_for_cli
 from reprobuild.epoch import parse_epoch
 from reprobuild.fsutil import make_output_dir
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
-from reprobuild.oci.progress import progress_for_cli
 from reprobuild.platforms import require_host_arch
 from reprobuild.urls import redact
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from reprobuild.cli.output import data
+from reprobuild.cli.progress import progress_for_cli
 from reprobuild.oci.location import FORMS
 
 
@@ -43,9 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from reprobuild.oci.values import Platform
 
     platform = Platform.parse(args.platform) if args.platform else None
-    with tempfile.TemporaryDirectory() as ta, tempfile.TemporaryDirectory() as tb:
-        a = read_location(parse_location(args.a), Path(ta), platform=platform)
-        b = read_location(parse_location(args.b), Path(tb), platform=platform)
+    with (
+        tempfile.TemporaryDirectory() as ta,
+        tempfile.TemporaryDirectory() as tb,
+        progress_for_cli(args.quiet) as progress,
+    ):
+        a = read_location(parse_location(args.a), Path(ta), platform=platform, progress=progress)
+        b = read_location(parse_location(args.b), Path(tb), platform=platform, progress=progress)
         if not isinstance(a, Image) or not isinstance(b, Image):
             from reprobuild.errors import ConfigError
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.cli.output import data, log
+from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import load_config
 from reprobuild.errors import ConfigError
@@ -27,7 +28,6 @@ from reprobuild.image.registrycache import cache_reference
 from reprobuild.image.summary import image_record
 from reprobuild.manifest.record import image_manifest
 from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
-from reprobuild.oci.progress import progress_for_cli
 from reprobuild.oci.reference import parse_reference
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 wheel=args.wheel,
                 project_wheel=project_wheel,
                 cache_ref=cache_ref,
-                debian=functools.partial(debian_base, mirror=args.mirror),
+                debian=functools.partial(debian_base, mirror=args.mirror, progress=progress),
                 progress=progress,
                 log=functools.partial(_log_for, name, args.quiet),
             )
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                 from reprobuild.oci import engine
 
                 client = engine.connect()
-                image_id = engine.load_image(client, result.image, tag, result.layout.parent)
+                image_id = engine.load_image(client, result.image, tag, result.layout.parent, progress=progress)
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
             pushed = None
             location: Location | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reprobuild.cli.output import data, log
+from reprobuild.cli.progress import progress_for_cli
 from reprobuild.errors import ConfigError
 from reprobuild.oci.location import FORMS
 
@@ -92,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
             manifest = _manifest_from_image(args.image, args.save_manifest, quiet=args.quiet)
         else:
             manifest = read_manifest(args.manifest)
-        gate = check_image(manifest, args.image)
+        with progress_for_cli(args.quiet) as progress:
+            gate = check_image(manifest, args.image, progress=progress)
         if args.json:
             data(json.dumps(gate.to_dict(), sort_keys=True, indent=2))
         elif gate.match:
@@ -104,14 +106,16 @@ def run(args: argparse.Namespace) -> int:
         return 0 if gate.match else 1
     from reprobuild.manifest.verify import verify_manifest
 
-    result = verify_manifest(
-        args.manifest,
-        repo=args.repo,
-        offline=args.offline,
-        mirror=args.mirror,
-        report=args.report,
-        log=lambda s: log(s, quiet=args.quiet),
-    )
+    with progress_for_cli(args.quiet) as progress:
+        result = verify_manifest(
+            args.manifest,
+            repo=args.repo,
+            offline=args.offline,
+            mirror=args.mirror,
+            report=args.report,
+            log=lambda s: log(s, quiet=args.quiet),
+            progress=progress,
+        )
     if args.json:
         data(json.dumps(result.to_dict(), sort_keys=True, indent=2))
     elif result.identical:

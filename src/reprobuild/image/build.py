@@ -181,7 +181,7 @@ def _locked_wheels(
     cache = WheelCache()
 
     def fetch(pin: WheelPin, url: str) -> Path:
-        return cache.fetch(pin, url, progress.task(f"wheel {pin.filename}", pin.size))
+        return cache.fetch(pin, url, progress)
 
     recorded = recorded_wheels(config, target, lock)
     if pins is None:
@@ -329,6 +329,7 @@ def _write_layers(
         key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache and layer is None else ""
         if cache and layer is None:
             layer = cache.get(key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm))
+        reused = layer is not None
         if layer is None:
             layer = write_layer(
                 entries, epoch=mtime, compressor=compressor, store=store, progress=progress, description=group.name
@@ -346,7 +347,7 @@ def _write_layers(
             pin = pins.get(name)
             if pin is not None and pin != project_pin:
                 out.wheel_layers.append((pin, index))
-        log(f"layer {group.name}: {layer.size} bytes")
+        log(f"layer {group.name}: {layer.size} bytes" + (" (reused: not compressed again)" if reused else ""))
     return out
 
 

@@ -38,6 +38,7 @@ from reprobuild.oci.compress import Compressor
 from reprobuild.oci.digest import sha256_file
 from reprobuild.oci.image import Image
 from reprobuild.oci.layout import read_layout, write_layout
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def debian_base(
     offline: bool = False,
     mirror: str | None = None,
     use_cache: bool = True,
+    progress: Progress = NO_PROGRESS,
 ) -> tuple[Image, dict[str, Any]]:
     """The base image of ``target`` (a :data:`reprobuild.image.base.DebianBuilder`).
 
@@ -97,6 +99,7 @@ def debian_base(
             mirror=mirror or config.debian.mirror,
             offline=offline,
             compressor=compressor,
+            progress=progress,
         )
         out = Path(tmp) / "final"
         write_layout(out / "oci", built.image)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 import tempfile
 import tomllib
-from collections.abc import Callable, Iterable
+import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from reprobuild.download import Failure, fetch_file
 from reprobuild.errors import DigestMismatchError, ImageError, LockError
 from reprobuild.lock.reader import read_lock
 from reprobuild.oci.digest import SHA256_HEX_RE, sha256_file
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.uvbin import run_uv
 
 _CHUNK = 1 << 20
@@ -177,18 +179,21 @@ class WheelCache:
             return None
         return path
 
-    def fetch(self, pin: WheelPin, url: str, progress: Callable[[int], None] | None = None) -> Path:
+    def fetch(self, pin: WheelPin, url: str, progress: Progress = NO_PROGRESS) -> Path:
         """Download ``url`` into the cache, verifying sha256 (and size) before it becomes visible.
 
         Through :func:`reprobuild.download.fetch_file`: streamed, retried on transient failures (never
-        on a ``404``), and published only once it matches the lock's hash.
+        on a ``404``), and published only once it matches the lock's hash. A download (not a cache hit)
+        is a ``progress`` task named after the wheel's file name and where it comes from.
         """
         cached = self.get(pin)
         if cached is not None:
             return cached
-        return fetch_file(
-            url, self.path(pin), sha256=pin.sha256, size=pin.size, what=pin.filename, failure=_INDEX, progress=progress
-        )
+        source = "a local directory" if url.startswith("file://") else urllib.parse.urlsplit(url).hostname
+        with progress.task(f"downloading {pin.filename} from {source}", pin.size) as task:
+            return fetch_file(
+                url, self.path(pin), sha256=pin.sha256, size=pin.size, what=pin.filename, failure=_INDEX, progress=task
+            )
 
     def require(self, pins: Iterable[WheelPin]) -> list[Path]:
         """Cached paths for ``pins`` with no network; an error lists every missing wheel."""

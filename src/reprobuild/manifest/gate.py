@@ -23,6 +23,7 @@ from reprobuild.oci.index import Index
 from reprobuild.oci.layout import read_layout
 from reprobuild.oci.location import Location, parse_location
 from reprobuild.oci.mediatypes import INDEX_TYPES
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.validate import artifact_problems
 from reprobuild.oci.values import Descriptor, Platform
 
@@ -72,13 +73,14 @@ class GateResult:
         }
 
 
-def _registry(loc: Location, platform: str) -> Facts:
+def _registry(loc: Location, platform: str, progress: Progress) -> Facts:
     from reprobuild.oci.registry import RegistryClient
+    from reprobuild.oci.remote import fetch_manifest
 
     ref = loc.reference
     assert ref is not None
     with RegistryClient(ref.api_host) as client:
-        data, media_type, digest = client.get_manifest(ref.repository, ref.ref)
+        data, media_type, digest = fetch_manifest(client, ref.repository, ref.ref, progress)
         obj = parse_json_object(data, f"manifest {ref}")
         index_digest = None
         if str(obj.get("mediaType") or media_type) in INDEX_TYPES or "manifests" in obj:
@@ -88,7 +90,7 @@ def _registry(loc: Location, platform: str) -> Facts:
             chosen = next((d for d in children if d.platform and wanted.matches(d.platform)), None)
             if chosen is None:
                 return Facts(index_digest=digest, note=f"the index has no {platform} image")
-            data, _, digest = client.get_manifest(ref.repository, str(chosen.digest))
+            data, _, digest = fetch_manifest(client, ref.repository, str(chosen.digest), progress)
             obj = parse_json_object(data, f"manifest {ref}@{chosen.digest}")
         config = obj.get("config")
         config_digest = config.get("digest") if isinstance(config, dict) else None
@@ -146,15 +148,15 @@ def _diff_id_problem(found: tuple[str, ...], expected: tuple[str, ...]) -> str:
     return f"layer diff_ids differ: {pairs}{counts}"
 
 
-def check_image(manifest: Manifest, reference: str) -> GateResult:
+def check_image(manifest: Manifest, reference: str, *, progress: Progress = NO_PROGRESS) -> GateResult:
     """Compare the image at ``reference`` with ``manifest`` (checked when it was read); raises only for
-    errors (unreachable, missing)."""
+    errors (unreachable, missing). Each registry request is a ``progress`` task."""
     outputs = manifest.outputs
     digests = Facts(manifest_digest=outputs.manifest_digest, config_digest=outputs.config_digest)
     loc = parse_location(reference)
     problems: list[str] = []
     if loc.kind == "registry":
-        found = _registry(loc, outputs.platform)
+        found = _registry(loc, outputs.platform, progress)
         if loc.digest is not None and str(loc.digest) != (found.index_digest or found.manifest_digest):
             problems.append(f"the registry serves {found.manifest_digest} for {reference}")
     elif loc.kind == "docker-daemon":

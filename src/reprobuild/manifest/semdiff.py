@@ -5,7 +5,8 @@ The hazards are those of docs/explanation/determinism.md.
 Classes, most telling first: ``base changed`` (a base layer differs), ``content`` (entries added,
 removed, or with other bytes or link targets), ``mode/owner``, ``timestamps``, ``entry order``,
 ``tar format`` (same entries, other header bytes), ``compression only`` (same diff_id, other
-compressed bytes: a compressor or its version or level changed), and for the config ``config env``,
+compressed bytes: "recompressed, same content", whether the layer is the base's or ours: a compressor or
+its version or level changed, or an engine gave the layers back uncompressed), and for the config ``config env``,
 ``config timestamps`` or ``config``. Layers are read as streams; only small members are kept in
 memory for a content description.
 """
@@ -157,19 +158,21 @@ def diff_images(a: Image, b: Image, *, layer_names: Sequence[str] = (), base_lay
             continue
         name = layer_names[i] if i < len(layer_names) else ""
         label = f"layer {i}{f' ({name})' if name else ''}"
-        if i < base_layers:
-            out.append(Divergence(label, "base changed", (f"{x.digest} vs {y.digest}",)))
-        elif x.diff_id == y.diff_id:
+        if x.diff_id == y.diff_id:
+            # The uncompressed tar is the same (diff_id names it): a base layer too is unchanged, only
+            # stored with another compression (an engine's `docker save` gives layers back uncompressed).
             out.append(
                 Divergence(
                     label,
                     "compression only",
                     (
-                        f"same diff_id {x.diff_id}; compressed {x.digest} ({x.size} bytes) "
-                        f"vs {y.digest} ({y.size} bytes)",
+                        f"recompressed, same content: diff_id {x.diff_id}; "
+                        f"{_stored(x)} {x.digest} ({x.size} bytes) vs {_stored(y)} {y.digest} ({y.size} bytes)",
                     ),
                 )
             )
+        elif i < base_layers:
+            out.append(Divergence(label, "base changed", (f"{x.digest} vs {y.digest}",)))
         else:
             diffs = diff_layer_entries(x, y)
             out.append(Divergence(label, classify(diffs), tuple(str(d) for d in diffs[:MAX_DETAILS])))
@@ -185,6 +188,11 @@ def diff_images(a: Image, b: Image, *, layer_names: Sequence[str] = (), base_lay
             )
         )
     return out
+
+
+def _stored(layer: Layer) -> str:
+    """How a layer blob is stored: ``gzip``, ``zstd`` or ``uncompressed``."""
+    return "uncompressed" if layer.compression == "none" else layer.compression
 
 
 def _without_rootfs(config: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from reprobuild.manifest.semdiff import Divergence, diff_images
 from reprobuild.manifest.validate import project_path, resolve_inside
 from reprobuild.oci.image import Image
 from reprobuild.oci.layout import read_layout, write_layout
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.uvbin import uv_version
 
 
@@ -246,6 +247,7 @@ def verify_manifest(
     mirror: str | None = None,
     report: Path | None = None,
     log: Callable[[str], None] = lambda s: None,
+    progress: Progress = NO_PROGRESS,
 ) -> VerifyResult:
     """Rebuild the image ``path`` describes and compare; see the module docstring."""
     manifest = read_manifest(path)  # every field checked: nothing from it is a path or an option until then
@@ -283,8 +285,11 @@ def verify_manifest(
                 offline=offline,
                 base_manifest=manifest.base.manifest_digest,
                 use_cache=False,
-                debian=functools.partial(debian_base, offline=offline, mirror=mirror, use_cache=False),
+                debian=functools.partial(
+                    debian_base, offline=offline, mirror=mirror, use_cache=False, progress=progress
+                ),
                 log=log,
+                progress=progress,
             )
             rebuilt = image_manifest(config, result)
             for w in bytecode_drift(manifest, rebuilt):

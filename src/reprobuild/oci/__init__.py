@@ -62,5 +62,6 @@ Sources and sinks
     "docker-daemon:NAME[:TAG]" | "docker://host/name:tag" | "host/name@sha256:…" | an existing DIR or .tar)``;
     ``transport.read_location(loc, staging, platform=None)`` / ``transport.write_location(loc, artifact, staging)``;
     ``transport.copy_image(src, dst, platform=None)`` -> ``"name@sha256:…"`` (``repro-build copy``).
-    ``progress.Progress`` / ``NO_PROGRESS`` / ``progress_for_cli(quiet)``: rich bars on a TTY only.
+    ``progress.Progress`` / ``NO_PROGRESS`` / ``Task``: named tasks (downloads, layers, pushes); the CLI shows them
+    (``reprobuild.cli.progress``: bars on a TTY, one line per start and end otherwise).
 """

@@ -22,6 +22,7 @@ from reprobuild.errors import EngineError, ReproBuildError
 from reprobuild.oci.archive import read_archive, write_archive
 from reprobuild.oci.image import Image
 from reprobuild.oci.index import Artifact
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 
 #: What a docker SDK call raises when the engine refuses or cannot be reached: the SDK's own errors
 #: (``APIError`` and its ``NotFound``/``ImageNotFound`` are also ``requests.HTTPError``), and the errors of
@@ -63,7 +64,7 @@ def load_archive(client: Any, path: Path) -> str:
     return str(images[0].id)
 
 
-def load_image(client: Any, image: Image, repo_tag: str, staging: Path) -> str:
+def load_image(client: Any, image: Image, repo_tag: str, staging: Path, *, progress: Progress = NO_PROGRESS) -> str:
     """Write ``image`` as an archive in ``staging`` and load it; check that image ID == config digest."""
     if image.is_artifact:
         raise EngineError(f"manifest {image.digest} is an artifact (e.g. an attestation), not a runnable image")
@@ -71,7 +72,10 @@ def load_image(client: Any, image: Image, repo_tag: str, staging: Path) -> str:
     archive = staging / "load.tar"
     write_archive(archive, image, repo_tags=[repo_tag])
     try:
-        image_id = load_archive(client, archive)
+        size = archive.stat().st_size
+        with progress.task(f"loading {repo_tag} into the Docker engine", size) as task:
+            image_id = load_archive(client, archive)
+            task(size)
     finally:
         archive.unlink(missing_ok=True)
     try:
@@ -85,14 +89,31 @@ def load_image(client: Any, image: Image, repo_tag: str, staging: Path) -> str:
     return image_id
 
 
-def save_image(client: Any, name: str, staging: Path) -> Artifact:
+def image_digests(client: Any, name: str) -> tuple[str, list[str]]:
+    """The engine's image ID of ``name`` and the manifest digests it records for it (``RepoDigests``:
+    those it was pulled or pushed by; none for an image that was only loaded or built)."""
+    try:
+        attrs = client.images.get(name).attrs
+    except Exception as e:
+        raise EngineError(
+            f"the engine has no image {name}: {e}", hint=f"does `docker image inspect {name}` work?"
+        ) from e
+    digests = [str(d).rpartition("@")[2] for d in attrs.get("RepoDigests") or [] if "@" in str(d)]
+    return str(attrs.get("Id")), sorted(set(digests))
+
+
+def save_image(client: Any, name: str, staging: Path, *, progress: Progress = NO_PROGRESS) -> Artifact:
     """``docker save`` ``name`` into ``staging`` and read it (uncompressed layers; see the module docstring)."""
     staging.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=staging, prefix=".save-", suffix=".tar", delete=False) as tmp:
+    with (
+        tempfile.NamedTemporaryFile(dir=staging, prefix=".save-", suffix=".tar", delete=False) as tmp,
+        progress.task(f"saving {name} from the Docker engine") as task,
+    ):
         tmp_path = Path(tmp.name)
         try:
             for chunk in client.api.get_image(name, chunk_size=1 << 20):
                 tmp.write(chunk)
+                task(len(chunk))
         except _SAVE_ERRORS as e:
             tmp_path.unlink(missing_ok=True)
             raise EngineError(

@@ -279,3 +279,31 @@ def layers_from_manifest(
         Layer(d, Digest.parse(str(diff), origin=f"{what} config diff_ids[{i}]"), path_for(d))
         for i, (d, diff) in enumerate(zip(descs, diff_ids, strict=True))
     )
+
+
+#: Longest label :func:`layer_labels` keeps from another tool's history entry (a whole shell command).
+_LABEL_MAX = 48
+
+
+def layer_labels(config: Mapping[str, Any]) -> list[str]:
+    """What each layer holds, bottom first, from ``config``'s history (entries that are not empty layers).
+
+    repro-build's own entries (``repro-build: numpy``) give the group's name; another tool's entry (a
+    Dockerfile command) is shortened to its first :data:`_LABEL_MAX` characters. The list may be shorter
+    than the layers (a config without history); callers fall back on the digest. Untrusted text: escape
+    it before it reaches a terminal.
+    """
+    labels: list[str] = []
+    for h in config.get("history") or []:
+        if not isinstance(h, dict) or h.get("empty_layer"):
+            continue
+        text = " ".join(str(h.get("created_by") or h.get("comment") or "").split())
+        text = text.removeprefix("repro-build: ").removeprefix("/bin/sh -c ").removeprefix("#(nop) ").strip()
+        labels.append(text if len(text) <= _LABEL_MAX else text[: _LABEL_MAX - 3] + "...")
+    return labels
+
+
+def describe_layer(index: int, count: int, digest: Digest, labels: Sequence[str]) -> str:
+    """``layer 3/7 (numpy) sha256:0123456789ab``: a layer as progress lines name it."""
+    label = labels[index] if index < len(labels) and labels[index] else ""
+    return f"layer {index + 1}/{count}{f' ({label})' if label else ''} {digest.algorithm}:{digest.hex[:12]}"

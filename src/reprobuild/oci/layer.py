@@ -20,8 +20,8 @@ from reprobuild.oci.blobstore import BlobStore, HashingWriter
 from reprobuild.oci.compress import DECOMPRESS_ERRORS, CompressingWriter, Compressor, open_decompressed
 from reprobuild.oci.digest import CHUNK, Digest
 from reprobuild.oci.mediatypes import layer_compression, oci_layer_type
-from reprobuild.oci.progress import NO_PROGRESS, Progress
-from reprobuild.oci.tarwriter import LayerEntry, write_tar
+from reprobuild.oci.progress import NO_PROGRESS, Progress, size_with_bytes
+from reprobuild.oci.tarwriter import LayerEntry, tar_size, write_tar
 from reprobuild.oci.values import Descriptor
 
 
@@ -77,6 +77,11 @@ class Layer:
         return replace(
             self, descriptor=replace(self.descriptor, annotations={**self.descriptor.annotations, **annotations})
         )
+
+
+def _compressed_note(size: int, compressor: Compressor) -> str:
+    kind = "uncompressed" if compressor.algorithm == "none" else compressor.algorithm
+    return f"{size_with_bytes(size)} {kind}"
 
 
 class _TarSink:
@@ -160,15 +165,17 @@ def write_layer(
     """
     seconds = epoch.seconds if isinstance(epoch, Epoch) else int(epoch)
     entries = list(entries)
-    advance = progress.task(f"compressing {description}", sum(e.size for e in entries) or None)
-    digest, size, diff_id = _compress(
-        lambda sink: write_tar(entries, seconds, sink, preserve_metadata=preserve_metadata),  # type: ignore[arg-type]
-        compressor=compressor,
-        store=store,
-        workers=workers,
-        advance=advance,
-        what=f"{description} blob",
-    )
+    total = tar_size(entries, seconds, preserve_metadata=preserve_metadata)
+    with progress.task(f"compressing layer {description}", total) as task:
+        digest, size, diff_id = _compress(
+            lambda sink: write_tar(entries, seconds, sink, preserve_metadata=preserve_metadata),  # type: ignore[arg-type]
+            compressor=compressor,
+            store=store,
+            workers=workers,
+            advance=task,
+            what=f"{description} blob",
+        )
+        task.note(_compressed_note(size, compressor))
     descriptor = Descriptor(oci_layer_type(compressor.algorithm), digest, size, annotations or {})
     return Layer(descriptor, diff_id, store.path(digest))
 
@@ -182,16 +189,17 @@ def layer_from_tar(
     progress: Progress = NO_PROGRESS,
 ) -> Layer:
     """Compress an existing uncompressed tar as it is (no re-canonicalisation) into a layer."""
-    advance = progress.task(f"compressing {tar_path.name}", tar_path.stat().st_size)
 
     def copy(sink: _TarSink) -> None:
         with tar_path.open("rb") as f:
             while chunk := f.read(CHUNK):
                 sink.write(chunk)
 
-    digest, size, diff_id = _compress(
-        copy, compressor=compressor, store=store, workers=workers, advance=advance, what=f"layer from {tar_path}"
-    )
+    with progress.task(f"compressing {tar_path.name}", tar_path.stat().st_size) as task:
+        digest, size, diff_id = _compress(
+            copy, compressor=compressor, store=store, workers=workers, advance=task, what=f"layer from {tar_path}"
+        )
+        task.note(_compressed_note(size, compressor))
     return Layer(Descriptor(oci_layer_type(compressor.algorithm), digest, size), diff_id, store.path(digest))
 
 

@@ -174,9 +174,10 @@ def write_blobs(store: BlobStore, artifact: Artifact, progress: Progress = NO_PR
             dest.unlink()  # a corrupt entry in the destination: replace it with verified bytes
         # Never a hard link: an output sharing an inode with a cache entry would let an edit of the
         # output corrupt the cache (and every later build). A reflink where the file system has one.
-        advance = progress.task(f"copying {digest.hex[:12]}", blob.size)
-        store.copy_file(blob.path, expected=digest, size=blob.size, what=f"layer {digest} from {blob.path}")
-        advance(blob.size)
+        # Named without the directory: a build writes into a staging directory that is renamed at the end.
+        with progress.task(f"writing blob {digest.algorithm}:{digest.hex[:12]} into the OCI layout", blob.size) as task:
+            store.copy_file(blob.path, expected=digest, size=blob.size, what=f"layer {digest} from {blob.path}")
+            task(blob.size)
 
 
 def write_layout(

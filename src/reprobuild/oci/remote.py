@@ -19,6 +19,7 @@ raised, and no manifest or tag is written.
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from typing import BinaryIO
 from reprobuild.errors import OCIError
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.digest import Digest
-from reprobuild.oci.image import Image, layers_from_manifest, parse_json_object
+from reprobuild.oci.image import Image, describe_layer, layer_labels, layers_from_manifest, parse_json_object
 from reprobuild.oci.index import Artifact, Index, WalkBudget, select_platform
 from reprobuild.oci.layer import Layer
 from reprobuild.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
@@ -72,19 +73,40 @@ def run_all(work: Sequence[Callable[[], None]], jobs: int) -> None:
 
 
 def _fetch_blob(
-    client: RegistryClient, repository: str, desc: Descriptor, *, store: BlobStore, progress: Progress
+    client: RegistryClient,
+    repository: str,
+    desc: Descriptor,
+    *,
+    store: BlobStore,
+    progress: Progress,
+    name: str | None = None,
 ) -> Callable[[], None]:
-    """The work of pulling one blob into ``store`` (its progress line is started now, in order)."""
-    advance = progress.task(f"pulling {desc.digest.hex[:12]}", desc.size)
-
-    def fill(f: BinaryIO) -> None:
-        client.get_blob(repository, str(desc.digest), f, size=desc.size, progress=advance)
+    """The work of pulling one blob into ``store``: a progress task named ``name`` (a layer's position and
+    what it holds) or the digest."""
+    label = name or f"blob {desc.digest.algorithm}:{desc.digest.hex[:12]}"
 
     def work() -> None:
-        # get_blob checks digest and size while the bytes stream: no second read of the file.
-        store.receive(fill, expected=desc.digest)
+        with progress.task(f"pulling {label} from {client_host(client)}/{repository}", desc.size) as task:
+
+            def fill(f: BinaryIO) -> None:
+                task.restart()  # each attempt of the store counts from zero
+                client.get_blob(repository, str(desc.digest), f, size=desc.size, progress=task)
+
+            # get_blob checks digest and size while the bytes stream: no second read of the file.
+            store.receive(fill, expected=desc.digest)
 
     return work
+
+
+def fetch_manifest(
+    client: RegistryClient, repository: str, reference: str, progress: Progress
+) -> tuple[bytes, str, str | None]:
+    """``client.get_manifest`` as a progress task (a slow or silent registry shows which request waits)."""
+    sep = "@" if reference.startswith("sha256:") else ":"
+    with progress.task(f"fetching manifest {client_host(client)}/{repository}{sep}{reference}") as task:
+        data, media_type, digest = client.get_manifest(repository, reference)
+        task(len(data))
+    return data, media_type, digest
 
 
 #: Largest image config read into memory. A config holds env, labels and history (a few KB; CUDA images
@@ -123,7 +145,7 @@ def pull(
     index walks are bounded."""
     budget = budget or WalkBudget(f"{client_host(client)}/{repository}:{reference}")
     budget.enter(depth, reference)
-    data, media_type, digest = client.get_manifest(repository, reference)
+    data, media_type, digest = fetch_manifest(client, repository, reference, progress)
     actual = Digest.of_bytes(data)
     if digest and Digest.parse(digest, origin=f"{repository}:{reference} manifest digest") != actual:
         raise OCIError(f"{repository}:{reference}: manifest bytes hash to {actual}, the registry said {digest}")
@@ -181,7 +203,7 @@ def _load(
         idx_descs = [Descriptor.from_json(d, origin=f"index {what}") for d in obj.get("manifests") or []]
         for d in idx_descs:
             budget.enter(depth + 1, d.digest)
-            child, child_type, _ = client.get_manifest(repository, str(d.digest))
+            child, child_type, _ = fetch_manifest(client, repository, str(d.digest), progress)
             if Digest.of_bytes(child) != d.digest:
                 raise OCIError(f"index {what}: child manifest {d.digest} was served with other bytes")
             if len(child) != d.size:
@@ -207,16 +229,23 @@ def _load(
     cfg = Descriptor.from_json(obj.get("config"), origin=f"manifest {what} config")
     config = read_config_blob(client, repository, cfg, what=what)
 
-    wanted: dict[Digest, Descriptor] = {}
+    cfg_obj = parse_json_object(config, f"config of {what}")
+    labels = layer_labels(cfg_obj)
+    count = len(obj.get("layers") or [])
+    wanted: dict[Digest, tuple[Descriptor, str]] = {}
+
+    positions = itertools.count()  # layers_from_manifest asks for the layers in order
 
     def later(d: Descriptor) -> Path:
+        position = next(positions)
         if not store.has(d.digest):
-            wanted.setdefault(d.digest, d)
+            wanted.setdefault(d.digest, (d, describe_layer(position, count, d.digest, labels)))
         return store.path(d.digest)
 
-    cfg_obj = parse_json_object(config, f"config of {what}")
     layers = layers_from_manifest(obj, cfg_obj, later, what=f"manifest {what}")
-    work = [_fetch_blob(client, repository, d, store=store, progress=progress) for d in wanted.values()]
+    work = [
+        _fetch_blob(client, repository, d, store=store, progress=progress, name=name) for d, name in wanted.values()
+    ]
     run_all(work, jobs)
     return Image(data, config, layers)
 
@@ -239,17 +268,21 @@ def push(
     work: list[Callable[[], None]] = []
     seen: set[Digest] = set()
     for image in _images(artifact):
-        for layer in image.layers:
+        labels = layer_labels(image.config)
+        for i, layer in enumerate(image.layers):
             if layer.digest not in seen:
                 seen.add(layer.digest)
-                work.append(_push_layer(client, repository, layer, chunk_size, progress))
+                name = describe_layer(i, len(image.layers), layer.digest, labels)
+                work.append(_push_layer(client, repository, layer, chunk_size=chunk_size, progress=progress, name=name))
         if image.config_digest not in seen:
             seen.add(image.config_digest)
             work.append(_push_config(client, repository, image))
     run_all(work, jobs)
-    _put_manifests(client, repository, artifact)
+    _put_manifests(client, repository, artifact, progress)
     for tag in tags:
-        got = client.put_manifest(repository, tag, artifact.manifest_bytes, artifact.media_type)
+        with progress.task(f"tagging {client_host(client)}/{repository}:{tag}") as task:
+            got = client.put_manifest(repository, tag, artifact.manifest_bytes, artifact.media_type)
+            task(len(artifact.manifest_bytes))
         if got != str(artifact.digest):
             raise OCIError(f"pushing {repository}:{tag}: the registry stored digest {got}, expected {artifact.digest}")
     return artifact.digest
@@ -273,25 +306,34 @@ def _push_config(client: RegistryClient, repository: str, image: Image) -> Calla
 
 
 def _push_layer(
-    client: RegistryClient, repository: str, layer: Layer, chunk_size: int | None, progress: Progress
+    client: RegistryClient, repository: str, layer: Layer, *, chunk_size: int | None, progress: Progress, name: str
 ) -> Callable[[], None]:
-    """The work of uploading one layer blob (its progress line is started now, in order)."""
-    advance = progress.task(f"pushing {layer.digest.hex[:12]}", layer.size)
+    """The work of uploading one layer blob: a progress task named ``name`` (its position and what it holds)."""
 
     def work() -> None:
-        client.put_blob(
-            repository, str(layer.digest), layer.size, layer.open_compressed, chunk_size=chunk_size, progress=advance
-        )
+        with progress.task(f"pushing {name} to {client_host(client)}/{repository}", layer.size) as task:
+
+            def opener() -> BinaryIO:
+                task.restart()  # the client opens the blob again for each attempt
+                return layer.open_compressed()
+
+            sent = client.put_blob(
+                repository, str(layer.digest), layer.size, opener, chunk_size=chunk_size, progress=task
+            )
+            if not sent:
+                task.note("already in the registry")
 
     return work
 
 
-def _put_manifests(client: RegistryClient, repository: str, artifact: Artifact) -> None:
+def _put_manifests(client: RegistryClient, repository: str, artifact: Artifact, progress: Progress) -> None:
     """Each manifest by digest, children before the index that names them (a registry may refuse an
     index whose children it does not have)."""
     if isinstance(artifact, Index):
         for child in artifact.children:
-            _put_manifests(client, repository, child)
-    got = client.put_manifest(repository, str(artifact.digest), artifact.manifest_bytes, artifact.media_type)
+            _put_manifests(client, repository, child, progress)
+    with progress.task(f"pushing manifest {client_host(client)}/{repository}@{artifact.digest}") as task:
+        got = client.put_manifest(repository, str(artifact.digest), artifact.manifest_bytes, artifact.media_type)
+        task(len(artifact.manifest_bytes))
     if got != str(artifact.digest):
         raise OCIError(f"pushing {repository}@{artifact.digest}: the registry stored digest {got}")

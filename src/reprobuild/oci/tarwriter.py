@@ -295,6 +295,33 @@ def _open_content(e: LayerEntry, archives: dict[Path, BinaryIO]) -> BinaryIO:
     return c.open("rb")
 
 
+def _tarinfo(e: LayerEntry, epoch: int, preserve_metadata: bool) -> tarfile.TarInfo:
+    """The header of ``e`` (a canonical entry) as :func:`write_tar` writes it."""
+    info = tarfile.TarInfo(e.path)
+    info.uid, info.gid = (e.uid, e.gid) if preserve_metadata else (0, 0)
+    info.uname = info.gname = ""
+    info.mode = (e.mode & 0o7777) if preserve_metadata else _normal_mode(e)
+    mtime = epoch if not preserve_metadata or e.mtime is None else min(e.mtime, epoch)
+    info.mtime = int(mtime)
+    if e.kind == "dir":
+        info.type = tarfile.DIRTYPE
+    elif e.kind == "symlink":
+        info.type = tarfile.SYMTYPE
+        info.linkname = e.target or ""
+        info.mode = SYMLINK_MODE
+    elif e.kind == "hardlink":
+        info.type = tarfile.LNKTYPE
+        info.linkname = e.target or ""
+    else:
+        info.type = tarfile.REGTYPE
+        info.size = e.size
+    return info
+
+
+#: tarfile's encoding and error handler for names (``TarFile(encoding="utf-8")``, default errors).
+_ENCODING, _ERRORS = "utf-8", "surrogateescape"
+
+
 def write_tar(
     entries: Sequence[LayerEntry] | Iterable[LayerEntry],
     epoch: int,
@@ -308,39 +335,38 @@ def write_tar(
         # copybufsize: copy file contents in 1 MiB reads (default 16 KiB), so the hashers and the
         # compressor get fewer, larger buffers (they release the GIL only for large ones). Bytes unchanged.
         with tarfile.TarFile(
-            fileobj=out, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", copybufsize=1 << 20
+            fileobj=out, mode="w", format=tarfile.PAX_FORMAT, encoding=_ENCODING, copybufsize=1 << 20
         ) as tf:
             for e in canonical_entries(entries):
-                info = tarfile.TarInfo(e.path)
-                info.uid, info.gid = (e.uid, e.gid) if preserve_metadata else (0, 0)
-                info.uname = info.gname = ""
-                info.mode = (e.mode & 0o7777) if preserve_metadata else _normal_mode(e)
-                mtime = epoch if not preserve_metadata or e.mtime is None else min(e.mtime, epoch)
-                info.mtime = int(mtime)
-                if e.kind == "dir":
-                    info.type = tarfile.DIRTYPE
+                info = _tarinfo(e, epoch, preserve_metadata)
+                if info.type != tarfile.REGTYPE:
                     tf.addfile(info)
-                elif e.kind == "symlink":
-                    info.type = tarfile.SYMTYPE
-                    info.linkname = e.target or ""
-                    info.mode = SYMLINK_MODE
-                    tf.addfile(info)
-                elif e.kind == "hardlink":
-                    info.type = tarfile.LNKTYPE
-                    info.linkname = e.target or ""
-                    tf.addfile(info)
-                else:
-                    info.type = tarfile.REGTYPE
-                    info.size = e.size
-                    with _open_content(e, archives) as f:
-                        if isinstance(e.content, Path) and os.fstat(f.fileno()).st_size != info.size:
-                            raise OCIError(f"layer source {e.content} changed size while the layer was written")
-                        tf.addfile(info, f)
+                    continue
+                with _open_content(e, archives) as f:
+                    if isinstance(e.content, Path) and os.fstat(f.fileno()).st_size != info.size:
+                        raise OCIError(f"layer source {e.content} changed size while the layer was written")
+                    tf.addfile(info, f)
     except OSError as e:
         raise OCIError(f"writing a layer tar: {e}") from e
     finally:
         for f in archives.values():
             f.close()
+
+
+def tar_size(entries: Iterable[LayerEntry], epoch: int, *, preserve_metadata: bool = False) -> int:
+    """The exact length of :func:`write_tar`'s output for ``entries``, without reading any content.
+
+    Each header as tarfile encodes it (PAX extended headers included), each file's content padded to
+    512-byte blocks, then tarfile's end: two zero blocks and padding to a 10240-byte record.
+    """
+    size = 0
+    for e in canonical_entries(entries):
+        info = _tarinfo(e, epoch, preserve_metadata)
+        size += len(info.tobuf(tarfile.PAX_FORMAT, _ENCODING, _ERRORS))
+        if info.type == tarfile.REGTYPE:
+            size += -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    size += 2 * tarfile.BLOCKSIZE
+    return -(-size // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
 
 
 def tar_bytes(entries: Iterable[LayerEntry], epoch: int, *, preserve_metadata: bool = False) -> bytes:

@@ -50,7 +50,7 @@ def read_location(
         from reprobuild.oci import engine
 
         assert loc.name is not None
-        art = engine.save_image(engine.connect(), loc.name, staging)
+        art = engine.save_image(engine.connect(), loc.name, staging, progress=progress)
     else:
         from reprobuild.oci.registry import RegistryClient
         from reprobuild.oci.remote import pull
@@ -89,7 +89,7 @@ def write_location(loc: Location, art: Artifact, staging: Path, *, progress: Pro
         if not isinstance(art, Image):
             raise OCIError(f"{loc}: the engine takes one image, not an index", hint="pass `--platform os/arch`")
         assert loc.name is not None
-        return Digest.parse(engine.load_image(engine.connect(), art, loc.name, staging))
+        return Digest.parse(engine.load_image(engine.connect(), art, loc.name, staging, progress=progress))
     from reprobuild.oci.registry import RegistryClient
     from reprobuild.oci.remote import push
 

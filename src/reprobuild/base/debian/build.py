@@ -77,7 +77,12 @@ class BaseBuild:
 
 
 def fetch_debs(
-    lock: BaseLock, cache: DebCache, *, mirror: str | None = None, offline: bool = False
+    lock: BaseLock,
+    cache: DebCache,
+    *,
+    mirror: str | None = None,
+    offline: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> list[tuple[LockedDeb, Path]]:
     """The verified cache entry of every locked ``.deb``: from the cache, else downloaded from the mirror
     of its suite (``mirror`` replaces the main suite's, e.g. to add credentials the lock never holds).
@@ -90,7 +95,7 @@ def fetch_debs(
         if cached is not None:  # a warm cache needs no mirror, not even this machine's apt sources
             return deb, cached
         base = (mirror if mirror and deb.suite == main else lock.mirror_for(deb.suite)).rstrip("/")
-        return deb, cache.get(deb.sha256, deb.size, f"{base}/{deb.filename}", what, offline=offline)
+        return deb, cache.get(deb.sha256, deb.size, f"{base}/{deb.filename}", what, offline=offline, progress=progress)
 
     with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool:
         return list(pool.map(get, lock.packages))
@@ -130,7 +135,7 @@ def build_base(
         except ReproBuildError as e:
             raise e.with_context(f"reading {locked.filename}") from e
 
-    fetched = fetch_debs(lock, cache, mirror=mirror, offline=offline)
+    fetched = fetch_debs(lock, cache, mirror=mirror, offline=offline, progress=progress)
     # xz/zstd decompression releases the GIL; the order of the result is the lock's, not the pool's.
     with ThreadPoolExecutor(workers or default_workers()) as pool:
         debs = list(pool.map(read, fetched))

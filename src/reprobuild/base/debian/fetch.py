@@ -12,6 +12,7 @@ request at all.
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from reprobuild.cache import cache_root
 from reprobuild.download import Failure, fetch_bytes, fetch_file
 from reprobuild.errors import BaseImageError, DigestMismatchError
 from reprobuild.oci.digest import sha256_file
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 
 #: How mirror downloads word their errors.
 MIRROR = Failure(
@@ -73,7 +75,9 @@ class DebCache:
         entry = self.path(sha256)
         return entry if intact(entry, sha256, size) else None
 
-    def get(self, sha256: str, size: int, url: str, what: str, *, offline: bool = False) -> Path:
+    def get(
+        self, sha256: str, size: int, url: str, what: str, *, offline: bool = False, progress: Progress = NO_PROGRESS
+    ) -> Path:
         """The verified cache entry of the ``.deb`` pinned by ``sha256``/``size``, downloaded if needed.
 
         A cached entry is re-hashed before use; a mismatch deletes it and downloads again (or, when
@@ -95,4 +99,7 @@ class DebCache:
                 f"{what} is not in the cache ({entry}) and the build is offline",
                 hint="run `repro-build base build` once with network access to warm the cache",
             )
-        return fetch_file(url, entry, sha256=sha256, size=size, what=what, failure=MIRROR)
+        parts = urllib.parse.urlsplit(url)
+        name = urllib.parse.unquote(parts.path.rsplit("/", 1)[-1])
+        with progress.task(f"downloading {name} from {parts.hostname or 'a local directory'}", size) as task:
+            return fetch_file(url, entry, sha256=sha256, size=size, what=what, failure=MIRROR, progress=task)

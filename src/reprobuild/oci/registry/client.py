@@ -390,7 +390,7 @@ class RegistryClient:
         ignores ranges is re-read from the start if ``dest`` is seekable, else the download fails
         cleanly. On :class:`DigestMismatchError` ``dest`` holds unverified bytes: callers write to a
         temporary file and rename it only on success. ``progress`` gets byte counts as they arrive
-        (after a restart from zero it may count some bytes twice).
+        (after a restart from zero, minus the bytes received before it).
         """
         target = self._target("blob", repository, digest)
         what = target.describe(self.host)
