@@ -41,6 +41,9 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("oci", ["reprobuild.oci"]),
+    # The build manifest's schema (typed sections, strict reading, name and path checks): below attest, whose
+    # provenance is derived from a manifest, and below image and manifest, which write and rebuild from it.
+    ("manifest-schema", ["reprobuild.manifest.schema", "reprobuild.manifest.validate"]),
     ("base", ["reprobuild.base"]),
     ("attest", ["reprobuild.attest"]),
     ("determinism", ["reprobuild.determinism"]),

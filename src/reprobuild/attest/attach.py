@@ -29,6 +29,7 @@ from reprobuild.attest.referrers import (
 )
 from reprobuild.errors import AttestError, ConfigError, DigestMismatchError
 from reprobuild.fsutil import atomic_write_bytes, human_json_text
+from reprobuild.manifest.schema import parse_manifest
 from reprobuild.oci.digest import Digest
 from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.layout import read_layout
@@ -48,7 +49,7 @@ def provenance_document(manifest_bytes: bytes) -> Document:
 def attach_provenance(layout: Path, image: Image, manifest_path: Path) -> Image:
     """Write ``provenance.json`` beside ``manifest_path`` and attach it to ``image`` in ``layout``."""
     manifest_bytes = manifest_path.read_bytes()
-    epoch = int(json.loads(manifest_bytes)["epoch"]["seconds"])
+    epoch = parse_manifest(manifest_bytes, manifest_path).epoch.seconds
     created = datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     document = provenance_document(manifest_bytes)
     path = manifest_path.parent / PROVENANCE_FILE

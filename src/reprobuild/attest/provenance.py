@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from typing import Any
 
 from reprobuild.attest.purl import purl
 from reprobuild.errors import AttestError
+from reprobuild.manifest.schema import DebianBase, Manifest, parse_manifest, to_json_value
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -51,35 +51,28 @@ def _sha(value: object) -> str | None:
     return text.removeprefix("sha256:") if text.startswith("sha256:") else None
 
 
-def _dependencies(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def _dependencies(manifest: Manifest) -> list[dict[str, Any]]:
     deps: list[dict[str, Any]] = []
-    source = manifest.get("source") or {}
-    if source.get("commit"):
-        dep: dict[str, Any] = {"name": "source", "digest": {"gitCommit": source["commit"]}}
-        label = (source.get("label") or {}).get("url")
-        if label:
-            dep["uri"] = f"git+{label}@{source['commit']}"
+    source = manifest.source
+    if source.commit:
+        dep: dict[str, Any] = {"name": "source", "digest": {"gitCommit": source.commit}}
+        if source.label.url:
+            dep["uri"] = f"git+{source.label.url}@{source.commit}"
         deps.append(dep)
-    for name, digest in sorted((manifest.get("locks") or {}).items()):
+    for name, digest in sorted(manifest.locks.items()):
         if _sha(digest):
             deps.append({"name": name, "digest": {"sha256": _sha(digest)}})
-    base = manifest.get("base") or {}
-    if _sha(base.get("manifest_digest")):
+    base = manifest.base
+    if _sha(base.manifest_digest):
+        deps.append({"name": "base", "uri": base.reference, "digest": {"sha256": _sha(base.manifest_digest)}})
+    if isinstance(base, DebianBase) and _sha(base.lock_sha256):
+        deps.append({"name": base.lock, "digest": {"sha256": _sha(base.lock_sha256)}})
+    for wheel in manifest.wheels:
         deps.append(
             {
-                "name": "base",
-                "uri": str(base.get("reference") or base.get("spec") or ""),
-                "digest": {"sha256": _sha(base["manifest_digest"])},
-            }
-        )
-    if base.get("lock") and _sha(base.get("lock_sha256")):
-        deps.append({"name": str(base["lock"]), "digest": {"sha256": _sha(base["lock_sha256"])}})
-    for wheel in manifest.get("wheels") or []:
-        deps.append(
-            {
-                "name": wheel["filename"],
-                "uri": purl("pypi", str(wheel["name"]), str(wheel["version"])),
-                "digest": {"sha256": str(wheel["sha256"]).removeprefix("sha256:")},
+                "name": wheel.filename,
+                "uri": purl("pypi", wheel.name, wheel.version),
+                "digest": {"sha256": wheel.sha256.removeprefix("sha256:")},
             }
         )
     return [{k: v for k, v in d.items() if v} for d in deps]
@@ -87,39 +80,36 @@ def _dependencies(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 
 def provenance_statement(manifest_bytes: bytes) -> dict[str, Any]:
     """The in-toto statement for the build manifest ``manifest_bytes`` (module docstring)."""
-    manifest = json.loads(manifest_bytes)
-    outputs = manifest["outputs"]
-    project = manifest.get("project") or {}
-    source = manifest.get("source") or {}
-    name = f"{project.get('name')}:{manifest['target']}"
+    manifest = parse_manifest(manifest_bytes, "the build manifest")
+    project, source = manifest.project, manifest.source
+    tools = to_json_value(manifest.tools)
+    assert isinstance(tools, dict)
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": name, "digest": {"sha256": _sha(outputs["manifest_digest"])}}],
+        "subject": [
+            {"name": f"{project.name}:{manifest.target}", "digest": {"sha256": _sha(manifest.outputs.manifest_digest)}}
+        ],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
-                    "project": {k: project.get(k) for k in ("name", "version", "path")},
-                    "target": manifest["target"],
-                    "config": (manifest.get("config") or {}).get("target"),
-                    "source": {
-                        "commit": source.get("commit"),
-                        "dirty": bool(source.get("dirty")),
-                        "url": (source.get("label") or {}).get("url"),
-                    },
+                    "project": {"name": project.name, "version": project.version, "path": project.path},
+                    "target": manifest.target,
+                    "config": manifest.config.target,
+                    "source": {"commit": source.commit, "dirty": bool(source.dirty), "url": source.label.url},
                 },
                 "internalParameters": {
-                    "epoch": manifest.get("epoch"),
-                    "compressor": manifest.get("compressor"),
-                    "bytecode": manifest.get("bytecode"),
+                    "epoch": to_json_value(manifest.epoch),
+                    "compressor": manifest.compressor,
+                    "bytecode": to_json_value(manifest.bytecode),
                 },
                 "resolvedDependencies": _dependencies(manifest),
             },
             "runDetails": {
                 "builder": {
                     "id": BUILDER_ID,
-                    "version": {k: str(v) for k, v in sorted((manifest.get("tools") or {}).items()) if v},
+                    "version": {k: str(v) for k, v in sorted(tools.items()) if v},
                 },
                 "metadata": {},
                 "byproducts": [

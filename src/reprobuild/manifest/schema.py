@@ -337,6 +337,11 @@ def _key(f: Any) -> str:
     return str(f.metadata.get("key") or f.name)
 
 
+def to_json_value(value: object) -> JsonValue:
+    """A manifest value (a section dataclass, a tuple of them, or plain JSON) as it is written."""
+    return _dump(value)
+
+
 def _dump(value: object) -> JsonValue:
     if is_dataclass(value) and not isinstance(value, type):
         return {
