@@ -161,23 +161,21 @@ def test_purls_parse_back_with_packageurl_python() -> None:
     assert purl("pypi", "golden-app", "1.0.0") == "pkg:pypi/golden-app@1.0.0"
 
 
+SAMPLE_MANIFEST = Path(__file__).parents[1] / "manifest" / "sample-manifest.json"
+
+
 def _manifest() -> bytes:
-    return json.dumps(
-        {
-            "target": "cpu",
-            "project": {"name": "demo", "version": "1.0", "path": ""},
-            "source": {"commit": "a" * 40, "dirty": False, "label": {"url": "https://example.invalid/demo"}},
-            "epoch": {"seconds": 1700000000, "source": "config"},
-            "locks": {"locks/cpu.txt": "sha256:" + "1" * 64},
-            "base": {"reference": "debian:bookworm", "manifest_digest": "sha256:" + "2" * 64},
-            "wheels": [
-                {"name": "six", "version": "1.17.0", "filename": "six-1.17.0-py2.py3-none-any.whl", "sha256": "3" * 64}
-            ],
-            "tools": {"repro-build": "0.1.0", "uv": "0.9.0"},
-            "outputs": {"manifest_digest": "sha256:" + "4" * 64},
-        },
-        sort_keys=True,
-    ).encode()
+    """A whole, valid build manifest (the shared sample) with the values these tests look for."""
+    data = json.loads(SAMPLE_MANIFEST.read_text())
+    data["target"] = "cpu"
+    data["project"].update({"name": "demo", "version": "1.0"})
+    data["source"].update(
+        {"commit": "a" * 40, "label": {"from": None, "note": None, "url": "https://example.invalid/demo"}}
+    )
+    data["base"]["manifest_digest"] = "sha256:" + "2" * 64
+    data["wheels"][0]["sha256"] = "sha256:" + "3" * 64
+    data["outputs"]["manifest_digest"] = "sha256:" + "4" * 64
+    return json.dumps(data, sort_keys=True).encode()
 
 
 def test_provenance_carries_the_manifest_and_names_the_image() -> None:
