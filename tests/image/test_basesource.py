@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import uuid
 from pathlib import Path
 from typing import Any, get_args
 
 import pytest
 
+from reprobuild.cli.progress import LineProgress
 from reprobuild.config import BaseKind, BaseSpec, Config, Target, load_config, parse_base
 from reprobuild.errors import BaseImageError, ConfigError, DigestMismatchError, EngineError
 from reprobuild.image.base import resolve_base
@@ -194,3 +196,23 @@ def test_engine_layers_given_compressed_are_carried_uncompressed(tmp_path: Path)
     lying = dataclasses.replace(gz, diff_id=Digest.of_bytes(b"other"))
     with pytest.raises(DigestMismatchError, match="not its diff_id"):
         _uncompressed(lying, BlobStore(tmp_path / "out2"), "base test")
+
+
+@pytest.mark.registry
+def test_a_registry_base_names_each_blob_it_pulls(registry: Registry, golden_project: Path, tmp_path: Path) -> None:
+    """Without a TTY, pulling a registry base is one named line per layer, so a slow registry is visible."""
+    config, target = _golden(golden_project)
+    image = read_layout(golden_project / "fakebase", tag="base")
+    assert isinstance(image, Image)
+    repo = f"test/base-{uuid.uuid4().hex[:8]}"
+    digest = push(RegistryClient(registry.host, credentials=CredentialStore.anonymous()), repo, image)
+    text = f"{registry.host}/{repo}@{digest}"
+    pulled = dataclasses.replace(
+        target, base=BaseSpec("registry", text, reference=parse_reference(text, origin="test"), digest=str(digest))
+    )
+    stream = io.StringIO()
+    resolve_base(config, pulled, BlobStore(tmp_path / "store"), tmp_path / "staging", progress=LineProgress(stream))
+    lines = stream.getvalue().splitlines()
+    for layer in image.layers:
+        assert any(f"{layer.digest.hex[:12]} from {registry.host}/{repo}" in line for line in lines), lines
+    assert "\r" not in stream.getvalue()

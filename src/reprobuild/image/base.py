@@ -18,6 +18,7 @@ from reprobuild.image.basesources import BASE_SOURCES, DebianBuilder, with_debia
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.digest import sha256_file
 from reprobuild.oci.image import Image
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 
 __all__ = ["BaseRecord", "DebianBuilder", "ResolvedBase", "resolve_base", "verify_layers"]
 
@@ -47,12 +48,13 @@ def resolve_base(
     offline: bool = False,
     manifest_digest: str | None = None,
     sources: Mapping[str, BaseSource] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> ResolvedBase:
     """Fetch or read ``target``'s base into ``store``/``staging`` and return it, verified.
 
     ``offline`` takes a registry base from ``store`` only (``manifest_digest`` names the platform
     manifest an earlier build recorded, when the pin is an index). ``debian`` builds the embedded
-    Debian base; ``sources`` replaces the registry of sources.
+    Debian base; ``sources`` replaces the registry of sources; ``progress`` names each blob pulled.
     """
     registry = sources if sources is not None else with_debian(debian) if debian is not None else BASE_SOURCES
     source = registry.get(target.base.kind)
@@ -61,7 +63,9 @@ def resolve_base(
             f"base {target.base.text}: no source of {target.base.kind!r} bases in this build",
             hint=f"known kinds: {', '.join(sorted(registry))}",
         )
-    request = BaseRequest(config, target, store, staging, offline=offline, manifest_digest=manifest_digest)
+    request = BaseRequest(
+        config, target, store, staging, offline=offline, manifest_digest=manifest_digest, progress=progress
+    )
     resolved = source.resolve(request)
     verify_layers(resolved.image, request.what)
     return resolved

@@ -21,6 +21,7 @@ from reprobuild.errors import BaseImageError, ReproBuildError
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.image import Image
 from reprobuild.oci.index import Index, select_platform
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.values import Platform
 
 
@@ -35,6 +36,8 @@ class BaseRequest:
     offline: bool = False
     #: The platform manifest an earlier build recorded, for an offline rebuild of a base pinned by index.
     manifest_digest: str | None = None
+    #: Where a source reports the blobs it downloads (one named line per blob without a TTY).
+    progress: Progress = NO_PROGRESS
 
     @property
     def root(self) -> Path:

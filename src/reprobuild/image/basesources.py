@@ -86,9 +86,11 @@ class RegistrySource:
             data, media_type, _ = client.get_manifest(ref.repository, ref.digest)
             obj = parse_json_object(data, f"{what} manifest")
             if str(obj.get("mediaType") or media_type) in INDEX_TYPES or "manifests" in obj:
-                artifact = remote.pull(client, ref.repository, ref.digest, store, platform=request.platform)
+                artifact = remote.pull(
+                    client, ref.repository, ref.digest, store, platform=request.platform, progress=request.progress
+                )
             else:
-                artifact = remote.pull(client, ref.repository, ref.digest, store)
+                artifact = remote.pull(client, ref.repository, ref.digest, store, progress=request.progress)
         except ReproBuildError as e:
             # Keep the class: a digest mismatch stays a DigestMismatchError, a registry error a RegistryError.
             raise e.with_context(f"pulling {what}") from e

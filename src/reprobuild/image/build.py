@@ -560,6 +560,7 @@ def build_image(
                 debian=debian,
                 offline=offline,
                 manifest_digest=base_manifest,
+                progress=progress,
             )
             # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
             info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
