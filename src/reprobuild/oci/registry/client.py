@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import json
 import logging
 import os
 import time
@@ -92,6 +94,10 @@ ALL_MANIFEST_TYPES: tuple[str, ...] = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_
 #: The largest manifest we accept: the size the distribution spec says registries SHOULD accept
 #: (``spec.md`` "Pushing Manifests", 4 MiB); bigger answers are refused before they are read.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+#: The most of an error answer's body read for its message.
+_MESSAGE_BYTES = 64 * 1024
+#: The most of any other answer read into memory (tag lists, errors, upload answers): the same 4 MiB.
+MAX_ANSWER_BYTES = MAX_MANIFEST_BYTES
 
 #: Chunked uploads use this chunk size when the caller asks for chunking by size threshold only.
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
@@ -603,7 +609,7 @@ class RegistryClient:
         the answer unless it is transient; a connection failure or a transient answer raises
         :class:`TransientError` for the caller's retry policy."""
         try:
-            response = self._send(method, url, scopes=scopes, headers=headers, data=data, params=params, stream=stream)
+            response = self._send(method, url, scopes=scopes, headers=headers, data=data, params=params)
             if response.status_code == 401:
                 answer = self._auth.answer(response, scopes)
                 if answer is None:
@@ -619,13 +625,14 @@ class RegistryClient:
                     headers=headers,
                     data=data,
                     params=params,
-                    stream=stream,
                     authorization=answer,
                 )
                 if response.status_code == 401:
                     raise self._error(response, target)
         except TRANSIENT_ERRORS as e:
             raise TransientError(f"cannot reach {self.host} ({type(e).__name__})") from None
+        if not stream or response.status_code >= 400:
+            self._buffer(response, target)
         if is_transient_status(response.status_code):
             detail = self._describe(response)
             response.close()
@@ -635,6 +642,21 @@ class RegistryClient:
                 status=response.status_code,
             )
         return response
+
+    def _buffer(self, response: requests.Response, target: Target) -> None:
+        """Read an answer the caller does not stream, at most :data:`MAX_ANSWER_BYTES` of it, within the read
+        deadline, and keep it as the response's body. A larger success is refused; of a larger error answer
+        only the status is kept (its body is only ever shown, cut, in the message)."""
+        try:
+            body = self._read_limited(response, target, time.monotonic() + self._timeouts.read, limit=MAX_ANSWER_BYTES)
+        except RegistryError:
+            if response.status_code < 400:
+                response.close()
+                raise
+            body = b""
+        finally:
+            response.close()
+        response.raw = io.BytesIO(body)
 
     def _exhausted(self, target: Target) -> Callable[[TransientError, int], RegistryError]:
         """How a call on ``target`` fails once its tries (or its time) are used up."""
@@ -659,7 +681,6 @@ class RegistryClient:
         headers: Mapping[str, str] | None,
         data: Any,
         params: Any,
-        stream: bool,
         authorization: str | None = None,
     ) -> requests.Response:
         merged = {"User-Agent": "repro-build", **(headers or {})}
@@ -673,7 +694,8 @@ class RegistryClient:
             headers=merged,
             data=data,
             params=params,
-            stream=stream,
+            # Always streamed: an answer is read by `_buffer` or by the caller, never whole and unbounded.
+            stream=True,
             timeout=self._timeout,
             allow_redirects=method in {"GET", "HEAD"},
             auth=_as_given,
@@ -684,7 +706,10 @@ class RegistryClient:
 
         def attempt(_: int) -> requests.Response:
             try:
-                response = self._session.request(method, url, timeout=self._timeout, auth=_as_given, **kwargs)
+                response = self._session.request(
+                    method, url, timeout=self._timeout, auth=_as_given, stream=True, **kwargs
+                )
+                self._buffer(response, Target("token", ""))
             except TRANSIENT_ERRORS as e:
                 raise TransientError(f"cannot reach the token server of `{self.host}` ({type(e).__name__})") from None
             if is_transient_status(response.status_code):
@@ -770,14 +795,16 @@ class RegistryClient:
             "the blob changed on disk since its digest was computed; rebuild it",
         )
 
-    def _too_large(self, target: Target) -> RegistryError:
+    def _too_large(self, target: Target, limit: int = MAX_MANIFEST_BYTES) -> RegistryError:
         return RegistryError(
-            f"{target.describe(self.host)}: larger than {MAX_MANIFEST_BYTES} bytes",
-            "manifests above 4 MiB are refused (distribution-spec limit); check the reference",
+            f"{target.describe(self.host)}: the answer is larger than {limit} bytes",
+            "manifests and other answers above 4 MiB are refused (distribution-spec limit); check the reference",
         )
 
-    def _read_limited(self, response: requests.Response, target: Target, deadline: float) -> bytes:
-        """The (content-decoded) body, refused beyond :data:`MAX_MANIFEST_BYTES`; a drop is transient."""
+    def _read_limited(
+        self, response: requests.Response, target: Target, deadline: float, *, limit: int = MAX_MANIFEST_BYTES
+    ) -> bytes:
+        """The (content-decoded) body, refused beyond ``limit`` bytes; a drop is transient."""
         chunks: list[bytes] = []
         total = 0
         what = target.describe(self.host)
@@ -791,8 +818,8 @@ class RegistryClient:
                 if not chunk:
                     return b"".join(chunks)
                 total += len(chunk)
-                if total > MAX_MANIFEST_BYTES:
-                    raise self._too_large(target)
+                if total > limit:
+                    raise self._too_large(target, limit)
                 chunks.append(chunk)
         except TRANSIENT_ERRORS as e:
             raise TransientError(f"the connection dropped while reading ({type(e).__name__})") from None
@@ -802,7 +829,8 @@ class RegistryClient:
         text = f"{response.status_code} {response.reason or ''}".strip()
         codes: list[str] = []
         try:
-            body = response.json() if response.content and len(response.content) < 65536 else None
+            data = _message_body(response)
+            body = json.loads(data) if data else None
             errors = body.get("errors") if isinstance(body, dict) else None
             for err in errors or []:
                 if isinstance(err, dict):
@@ -890,6 +918,20 @@ def _media_type(content_type: str | None, data: bytes) -> str:
         body = None
     declared = body.get("mediaType") if isinstance(body, dict) else None
     return declared if isinstance(declared, str) and declared else value or "application/json"
+
+
+def _message_body(response: requests.Response) -> bytes:
+    """At most 64 KiB of an answer's body, for an error message: a buffered body as it is, else read now."""
+    if isinstance(response.raw, io.BytesIO):
+        data = response.raw.getvalue()
+    else:
+        try:
+            data = response.raw.read(_MESSAGE_BYTES + 1, decode_content=True) or b""
+        except TRANSIENT_ERRORS:
+            return b""
+        except (OSError, ValueError):
+            return b""
+    return data if len(data) <= _MESSAGE_BYTES else b""
 
 
 def _loggable(url: str) -> str:

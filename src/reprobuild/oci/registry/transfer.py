@@ -33,7 +33,7 @@ def is_digest(reference: str) -> bool:
 
 @dataclass(frozen=True)
 class Target:
-    """What a request is about, for error messages: ``kind`` is manifest, blob, tags, referrers or upload."""
+    """What a request is about, for error messages: ``kind`` is manifest, blob, tags, referrers, upload or token."""
 
     kind: str
     repository: str
@@ -47,6 +47,8 @@ class Target:
             return f"blob `{host}/{self.repository}@{self.reference}`"
         if self.kind == "referrers":
             return f"referrers of `{host}/{self.repository}@{self.reference}`"
+        if self.kind == "token":
+            return f"the token server of `{host}`"
         return f"tags of `{host}/{self.repository}`"
 
 
