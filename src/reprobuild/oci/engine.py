@@ -94,7 +94,7 @@ def image_digests(client: Any, name: str) -> tuple[str, list[str]]:
     those it was pulled or pushed by; none for an image that was only loaded or built)."""
     try:
         attrs = client.images.get(name).attrs
-    except Exception as e:
+    except ENGINE_ERRORS as e:
         raise EngineError(
             f"the engine has no image {name}: {e}", hint=f"does `docker image inspect {name}` work?"
         ) from e
