@@ -7,9 +7,12 @@ distribution takes its name from :data:`DISTRIBUTION`.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
 
 #: The name on the package index (``pip install reprobuild``).
 DISTRIBUTION = "reprobuild"
@@ -46,3 +49,21 @@ def installed_origin() -> Origin:
     editable = isinstance(direct, dict) and bool(direct.get("dir_info", {}).get("editable"))
     where = str(url) if isinstance(url, str) else "a direct URL"
     return Origin(False, f"{'an editable install of ' if editable else ''}{where}")
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 over the running repro-build's own source files (relative path and bytes, in path order).
+
+    Cache keys that stand for "what repro-build would write" carry it besides the version: two installs of
+    one version from different commits (a checkout, an editable install, a pre-release) may write
+    different bytes, and an entry one wrote must not be taken for the other's.
+    """
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()

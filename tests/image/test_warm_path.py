@@ -192,3 +192,23 @@ def test_every_input_changes_the_dependency_key(monkeypatch: pytest.MonkeyPatch)
     assert key not in keys and len(keys) == len(variants)
     monkeypatch.setattr("reprobuild.image.depcache.__version__", "0.0.0+other")
     assert dependency_key([pin], **args) not in {key, *keys}
+    # Another commit of the same version: its own source files, so its own entries.
+    monkeypatch.setattr("reprobuild.image.depcache.__version__", "0.1.0")
+    monkeypatch.setattr("reprobuild.image.depcache.code_digest", lambda: "0" * 64)
+    assert dependency_key([pin], **args) not in {key, *keys}
+
+
+def test_code_digest_follows_every_source_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reprobuild.distribution as dist
+
+    package = tmp_path / "reprobuild"
+    shutil.copytree(Path(dist.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(dist, "__file__", str(package / "distribution.py"))
+    dist.code_digest.cache_clear()
+    try:
+        before = dist.code_digest()
+        (package / "oci" / "layer.py").write_text((package / "oci" / "layer.py").read_text() + "\n# changed\n")
+        dist.code_digest.cache_clear()
+        assert dist.code_digest() != before
+    finally:
+        dist.code_digest.cache_clear()

@@ -7,7 +7,8 @@ into which layer, and their installed sizes) and the layers' descriptors are rem
 key, the sha256 of every input that decides them (:func:`dependency_key`): the third-party wheels'
 file names and sha256, the target's Python version and platform, where the base keeps Python, the
 byte-code mode and the compiling interpreter, the layer policy and budget, the compressor, the
-dependency mtime, the tar format, uv's and repro-build's versions.
+dependency mtime, the tar format, uv's and repro-build's versions, and a digest of repro-build's own
+source files (two installs of one version from different commits must not share an entry).
 
 The entry lives at ``<cache>/layers/<key>.json`` beside the per-layer entries of
 :class:`~reprobuild.image.buildcache.LayerCache`. Its layers cannot be re-derived without installing
@@ -32,6 +33,7 @@ from reprobuild import __version__
 from reprobuild.cache import cache_root
 from reprobuild.cachekey import seal, sealed_by_us
 from reprobuild.config import LayerPolicy, Target
+from reprobuild.distribution import code_digest
 from reprobuild.errors import ReproBuildError
 from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
 from reprobuild.image.buildcache import LAYER_FORMAT
@@ -82,6 +84,7 @@ def dependency_key(
         "kind": "dependency-layers",
         "format": LAYER_FORMAT,
         "repro-build": __version__,
+        "repro-build-code": code_digest(),
         "uv": uv_version(),
         "wheels": sorted([w.name, w.filename, w.sha256] for w in wheels),
         "platform": target.uv_platform_args,
