@@ -23,7 +23,7 @@ SITE = "/usr/local/lib/python3.11/dist-packages"
 @pytest.fixture(autouse=True)
 def _fresh_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
     interp_mod._find.cache_clear()
-    monkeypatch.delenv("UV_PYTHON", raising=False)
+    monkeypatch.delenv("REPRO_BUILD_BYTECODE_PYTHON", raising=False)
 
 
 def _other_minor_python() -> Path | None:
@@ -58,7 +58,7 @@ def test_byte_code_for_another_minor_version_than_the_host(tmp_path: Path, monke
     other = _other_minor_python()
     if other is None:
         pytest.skip("no interpreter of a minor version other than the host's on this machine")
-    monkeypatch.setenv("UV_PYTHON", str(other))
+    monkeypatch.setenv("REPRO_BUILD_BYTECODE_PYTHON", str(other))
     probe = subprocess.run(
         [
             str(other),
@@ -95,16 +95,27 @@ def test_no_interpreter_of_the_images_minor_is_one_clear_error() -> None:
         find_interpreter("3.4.10")
     assert "no Python 3.4 interpreter to compile the image's byte-code" in err.value.message
     assert err.value.hint is not None and "uv python install 3.4.10" in err.value.hint
-    assert "UV_PYTHON" in err.value.hint
+    assert "REPRO_BUILD_BYTECODE_PYTHON" in err.value.hint
 
 
 def test_uv_python_of_the_wrong_minor_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("UV_PYTHON", sys.executable)
+    monkeypatch.setenv("REPRO_BUILD_BYTECODE_PYTHON", sys.executable)
     with pytest.raises(ToolError) as err:
         find_interpreter("3.9.2")
-    assert f"needs CPython 3.9, but `UV_PYTHON` found cpython {sys.version.split()[0]}" in err.value.message
+    found = f"needs CPython 3.9, but `REPRO_BUILD_BYTECODE_PYTHON` found cpython {sys.version.split()[0]}"
+    assert found in err.value.message
 
 
 def test_manifest_record_names_no_host_path() -> None:
     compiler = Interpreter(Path("/home/someone/.local/bin/python3.11"), "3.11.7", "cpython", "cpython-311")
     assert compiler.to_dict() == {"cache_tag": "cpython-311", "implementation": "cpython", "version": "3.11.7"}
+
+
+def test_uv_python_set_by_a_tool_does_not_pick_the_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nox sets UV_PYTHON to its session's virtualenv in uv sessions; the image's X.Y.Z must still win."""
+    from reprobuild.image import interpreter
+
+    monkeypatch.delenv("REPRO_BUILD_BYTECODE_PYTHON", raising=False)
+    monkeypatch.setenv("UV_PYTHON", sys.executable)
+    exact = interpreter._find("3.11.2", None)
+    assert interpreter.find_interpreter("3.11.2") == exact

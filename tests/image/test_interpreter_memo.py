@@ -17,7 +17,7 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REPRO_BUILD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("REPRO_BUILD_CACHE_KEY", raising=False)
-    monkeypatch.delenv("UV_PYTHON", raising=False)
+    monkeypatch.delenv("REPRO_BUILD_BYTECODE_PYTHON", raising=False)
     interp_mod._find.cache_clear()
 
 

@@ -7,7 +7,7 @@ installations, ``python3.Y`` on ``PATH``); nothing is downloaded. The image's ow
 asked for first, then any ``X.Y``: the compiler's output can change between patch releases (measured:
 CPython 3.11.2 and 3.11.7 write different bytes for 11 of 1,682 modules of a typical environment), so
 the image's exact version gives the bytes the image's interpreter would write itself, on every host
-that has it. ``UV_PYTHON``, when set, is the request instead (a path or a version), and what it names
+that has it. ``REPRO_BUILD_BYTECODE_PYTHON``, when set, is the request instead (a path or a version), and what it names
 must still be ``X.Y``.
 
 The full version used is recorded in the build manifest, so a rebuild with another patch release shows
@@ -56,9 +56,14 @@ def _hint(python: str) -> str:
     minor = minor_of(python)
     return (
         f"install one with `uv python install {python}` (the image's own version; any {minor} works) where uv "
-        f"can download, put a `python{minor}` on `PATH`, or set `UV_PYTHON` to the path of a Python {minor} "
-        "interpreter"
+        f"can download, put a `python{minor}` on `PATH`, or set `{BYTECODE_PYTHON_ENV}` to the path of a "
+        f"Python {minor} interpreter"
     )
+
+
+#: The variable that names the byte-code compiler explicitly. Not ``UV_PYTHON``: tools set that for their
+#: own environments (nox points it at its session's virtualenv), and the image's bytes would follow.
+BYTECODE_PYTHON_ENV = "REPRO_BUILD_BYTECODE_PYTHON"
 
 
 def minor_of(python: str) -> str:
@@ -68,7 +73,7 @@ def minor_of(python: str) -> str:
 
 def find_interpreter(python: str) -> Interpreter:
     """An interpreter of ``python``'s ``X.Y``: ``python`` itself (``X.Y.Z``) if uv finds it, else any ``X.Y``."""
-    return _find(python, os.environ.get("UV_PYTHON") or None)
+    return _find(python, os.environ.get(BYTECODE_PYTHON_ENV) or None)
 
 
 def _uv_find(request: str) -> tuple[str | None, str]:
@@ -104,7 +109,7 @@ def _find(python: str, request: str | None) -> Interpreter:
         if path:
             break
     if not path:
-        where = f"`UV_PYTHON={request}`" if request else " or ".join(f"Python {a}" for a in asked)
+        where = f"`{BYTECODE_PYTHON_ENV}={request}`" if request else " or ".join(f"Python {a}" for a in asked)
         raise ToolError(
             f"no Python {minor} interpreter to compile the image's byte-code (uv looked for {where}: {detail})",
             hint=_hint(python),
@@ -122,7 +127,7 @@ def _find(python: str, request: str | None) -> Interpreter:
         _remember(python, found)
     if found.minor != minor or found.implementation != "cpython":
         raise ToolError(
-            f"the image's byte-code needs CPython {minor}, but {'`UV_PYTHON`' if request else 'uv'} "
+            f"the image's byte-code needs CPython {minor}, but {f'`{BYTECODE_PYTHON_ENV}`' if request else 'uv'} "
             f"found {found.implementation} {found.version} at {path}",
             hint=_hint(python),
         )
