@@ -651,7 +651,6 @@ class RegistryClient:
             body = self._read_limited(response, target, time.monotonic() + self._timeouts.read, limit=MAX_ANSWER_BYTES)
         except RegistryError:
             if response.status_code < 400:
-                response.close()
                 raise
             body = b""
         finally:
