@@ -49,6 +49,11 @@ BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Determinism hook: interpreter start-up", "bench_hook.py", ("--runs", "200")),
     ("Byte-code: container start-up with and without .pyc", "bench_bytecode.py", ("--runs", "15")),
     ("A PyTorch CPU image (needs a local torch CPU wheel; skipped without one)", "bench_torch_image.py", ()),
+    (
+        "Scale: cold build + push of three growing images vs docker build + push (torch skipped without its wheel)",
+        "bench_scale.py",
+        ("--rounds", "3"),
+    ),
 )
 
 
