@@ -168,7 +168,8 @@ def main() -> int:
             f"{len(projects)} projects, target {TARGET} on debian:bookworm; {os.cpu_count()} CPUs; {args.rounds} "
             "interleaved rounds (who goes first alternates); cold build + push, ours vs docker build + push"
         )
-        print("\n".join(skipped))
+        for line in skipped:
+            print(line)
         for project in projects:
             same = len(set(project.digests)) == 1
             print(

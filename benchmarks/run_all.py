@@ -89,6 +89,11 @@ NOTES = """## Notes
   layer cache and checks out the recorded commit.
 - Hook: `python -c pass` in a venv holding exactly the hook layer of an image (the hook ships as an
   unchecked-hash pyc) vs one without it.
+- Scale: the same cold build + push as the image benchmark, for three images of growing size: the example
+  (numpy), benchmarks/projects/sklearn-service (scikit-learn, scipy, numpy; its locks are committed) and the
+  torch CPU app (locked at the start of the run from a local torch CPU wheel; skipped without one). Both
+  sides write and then remove every installed file, so on a busy disk their times grow with the unpacked
+  size; the least-squares lines say how fast, per 100 MB of compressed image.
 """
 
 
