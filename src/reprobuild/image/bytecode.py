@@ -9,10 +9,10 @@ the pyc format and its cache tag are per minor version) with a fixed environment
 ``PYTHONHASHSEED=0`` (where marshal does not sort them, frozenset constants follow the hash seed), over
 the files in sorted order.
 
-Large installs (torch: about 4,000 modules) are compiled in batches of :data:`BATCH_FILES` consecutive
-files, each batch in a fresh process, as many at a time as this process may use CPUs. The batches are cut
-by count, never by the host's CPUs, so which files share a process is the same on every host; how many
-batches run at once changes only the time.
+Large installs (the torch CPU image: about 5,000 modules) are compiled in batches of :data:`BATCH_FILES`
+consecutive files, each batch in a fresh process, as many at a time as this process may use CPUs. The
+batches are cut by count, never by the host's CPUs, so which files share a process is the same on every
+host; how many batches run at once changes only the time.
 """
 
 from __future__ import annotations
