@@ -92,8 +92,9 @@ NOTES = """## Notes
 - Scale: the same cold build + push as the image benchmark, for three images of growing size: the example
   (numpy), benchmarks/projects/sklearn-service (scikit-learn, scipy, numpy; its locks are committed) and the
   torch CPU app (locked at the start of the run from a local torch CPU wheel; skipped without one). Both
-  sides write and then remove every installed file, so on a busy disk their times grow with the unpacked
-  size; the least-squares lines say how fast, per 100 MB of compressed image.
+  sides write every installed file to disk (ours into a work tree removed at the end, the peer's into the
+  engine's storage, compressed again by `docker push`), so their times grow with the unpacked size; the
+  least-squares lines say how fast, per 100 MB of compressed image.
 """
 
 
