@@ -1,5 +1,8 @@
 """PEP 552 ``unchecked-hash`` byte-code for a target, compiled for the paths the files have in the image.
 
+(The Debian base's standard library is compiled by the same code in ``timestamp`` mode, as Debian does:
+:mod:`reprobuild.image.stdlibbytecode`.)
+
 ``co_filename`` records the path given at compile time, so each ``.py`` is compiled with its in-image
 path as ``dfile`` (pip#8414 is what happens otherwise). Hash-based pycs carry a SipHash of the source
 instead of an mtime, so they do not depend on when the files were written; ``unchecked`` means the

@@ -1,5 +1,9 @@
 """The embedded Debian base for ``base = "debian:SUITE"`` targets, built from the project's base lock.
 
+The image is the ``.deb`` files' layer and, unless the target's ``bytecode`` is ``"none"``, the standard
+library's byte-code as Debian's maintainer scripts would write it, as a second layer on top
+(:mod:`reprobuild.image.stdlibbytecode`, cached and sealed on its own).
+
 The lock is ``repro-locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
 A built base depends only on that lock (its epoch is the Release date), so it is cached as an OCI
 layout under ``<cache>/bases/<key>/`` and reused, where the key is the sha256 of the lock's sha256 and
