@@ -182,10 +182,10 @@ def stdlib_entries(
         path = pyc_path.lstrip("/")
         entries[path] = LayerEntry(path, "file", 0o644, data, mtime=epoch)
         cache_dir = posixpath.dirname(path)
-        entries.setdefault(cache_dir, LayerEntry(cache_dir, "dir", 0o755, mtime=epoch))
-        parent = posixpath.dirname(cache_dir)
+        parent = cache_dir
         while parent and parent not in entries:
-            # Overlaying a directory without its metadata would give it the engine's defaults at run time.
+            # A directory the base has keeps its metadata (overlaid without it, it would get the engine's
+            # defaults at run time); a new ``__pycache__`` is 0755 with the epoch.
             entries[parent] = tree.dirs.get(parent, LayerEntry(parent, "dir", 0o755, mtime=epoch))
             parent = posixpath.dirname(parent)
     return list(entries.values())
