@@ -212,7 +212,7 @@ def test_the_tutorial_runs_end_to_end(tmp_path: Path, engine: Engine, registry: 
     (`--tag`), and `my-app:cpu` in the commands that name the engine's image becomes that tag. The how-tos'
     127.0.0.1:5055 and /tmp/tut become the loopback registry and a directory of this test.
     """
-    tag = f"my-app:cpu-{uuid.uuid4().hex[:10]}"
+    tag = f"repro-build-test/tutorial:{uuid.uuid4().hex[:10]}"
     bindir = str(Path(sys.executable).parent)  # `repro-build` of this checkout
     env = {
         **os.environ,
@@ -230,7 +230,7 @@ def test_the_tutorial_runs_end_to_end(tmp_path: Path, engine: Engine, registry: 
 
     def substitute(text: str) -> str:
         text = re.sub(r"^repro-build image (--load|--smoke)$", rf"repro-build image \1 --tag {tag}", text, flags=re.M)
-        text = re.sub(r"(docker-daemon:| )my-app:cpu\b", rf"\g<1>{tag}", text)
+        text = re.sub(r"(docker-daemon:| )my-app:cpu(?![\w.-])", rf"\g<1>{tag}", text)
         return text.replace("127.0.0.1:5055", registry.host).replace("/tmp/tut", str(tut))
 
     shell = Shell(tut, env, substitute)
