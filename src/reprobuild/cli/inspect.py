@@ -14,7 +14,7 @@ from reprobuild.oci.location import FORMS
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "inspect",
-        help="show an image's digests, layers and env",
+        help="show an image's digests, layers, env and attachments",
         description=f"Show an image's digests, its layers with what they hold, its env, and what is attached to it "
         f"(SBOMs, provenance, signatures: read from a layout's index.json or a registry's referrers). REF: {FORMS}.",
     )
