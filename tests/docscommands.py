@@ -9,7 +9,8 @@ What counts as a command line in a block:
 - ``yaml`` blocks: a step's ``run: …``, and the lines of a ``run: |`` block.
 
 A line is cut at the shell's operators (``&&``, ``||``, ``;``, ``|``); each piece that starts with
-``repro-build`` or ``nox`` (after ``NAME=value`` assignments) is one :class:`DocCommand`.
+``repro-build`` or ``nox`` (after ``NAME=value`` assignments) is one :class:`DocCommand`, and so is the
+command of a ``$(…)`` substitution.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ DOCS = REPO / "docs"
 _FENCE = re.compile(r"^\s*```([\w-]*)\s*$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _OPERATORS = {"&&", "||", ";", "|", "&"}
+_SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,9 @@ def doc_commands() -> list[DocCommand]:
             end = next((j for j in range(i + 1, len(lines)) if _FENCE.match(lines[j])), len(lines))
             body = lines[i + 1 : end]
             for offset, text in _command_lines(body, fence.group(1)):
-                for words in _pieces(text):
+                # A command substitution's command too: `IMAGE=$(repro-build image --push …)`.
+                inner = [m.group(1) for m in _SUBSTITUTION.finditer(text)]
+                for words in [w for piece in (text, *inner) for w in _pieces(piece)]:
                     env: list[tuple[str, str]] = []
                     while words and _ASSIGNMENT.match(words[0]):
                         key, _, value = words.pop(0).partition("=")
@@ -185,7 +189,7 @@ KINDS: tuple[Kind, ...] = (
     ),
     # Names outside this machine: a public registry, an upstream, a git host, CI variables.
     Kind(
-        r"registry\.example|<upstream>|git\.example\.com|\$IMAGE|\$PINNED_REF|\$\{\{|\$GITHUB_SHA",
+        r"registry\.example|ghcr\.io|<upstream>|git\.example\.com|\$IMAGE|\$PINNED_REF|\$\{\{|\$GITHUB_SHA",
         "parse only",
         "names a registry, repository or CI variable that does not exist here",
     ),
