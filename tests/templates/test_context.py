@@ -88,7 +88,7 @@ def locked_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     target = config.target("cpu")
     try:
         pins = select_wheels(EXAMPLE, target, EXAMPLE / "repro-locks" / "cpu.txt")
-        cache = WheelCache()
+        cache = WheelCache(staging=tmp_path_factory.mktemp("wheels"))
         return [cache.fetch(pin, url) for pin, url in pins]
     except ReproBuildError as e:
         unavailable("the package index", str(e))
