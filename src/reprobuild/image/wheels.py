@@ -185,6 +185,16 @@ class WheelCache:
         """The staged file if the store holds the pinned bytes; a wrong blob is removed."""
         return self.store.stage(self.digest(pin), self.path(pin), size=pin.size)
 
+    def _staged_download(self, pin: WheelPin) -> Path:
+        # Verified while it streamed, a moment ago, by this process: not hashed a second time.
+        staged = self.store.stage(self.digest(pin), self.path(pin), size=pin.size, verify=False)
+        if staged is None:
+            raise ImageError(
+                f"{pin.filename}: the cached file vanished right after it was verified",
+                hint="another process is cleaning the cache; run the command again",
+            )
+        return staged
+
     def fetch(self, pin: WheelPin, url: str, progress: Progress = NO_PROGRESS) -> Path:
         """The staged file of ``pin``, downloaded from ``url`` into the store first if it is not there.
 
@@ -200,13 +210,7 @@ class WheelCache:
             self.store.fetch(
                 url, expected=self.digest(pin), size=pin.size, what=pin.filename, failure=_INDEX, progress=task
             )
-        staged = self.get(pin)
-        if staged is None:
-            raise DigestMismatchError(
-                f"{pin.filename}: the cached file changed right after it was verified",
-                hint="another process is writing the cache; run the command again",
-            )
-        return staged
+        return self._staged_download(pin)
 
     def require(self, pins: Iterable[WheelPin]) -> list[Path]:
         """Staged files for ``pins`` with no network; an error lists every missing wheel."""

@@ -107,12 +107,13 @@ class BlobStore:
             url, self.path(expected), sha256=expected.hex, size=size, what=what, failure=failure, progress=progress
         )
 
-    def stage(self, digest: Digest, dest: Path, *, size: int | None = None) -> Path | None:
+    def stage(self, digest: Digest, dest: Path, *, size: int | None = None, verify: bool = True) -> Path | None:
         """``dest`` holding the verified bytes of blob ``digest``, or ``None`` (blob absent or wrong, and evicted).
 
         ``dest`` is a hard link to the blob (a copy where the file system cannot link), hashed after it
-        is made, so what ``dest`` holds is what was checked. Its name is the caller's (a wheel's file
-        name from a lock), never one read from the store: blobs have no names.
+        is made, so what ``dest`` holds is what was checked; ``verify=False`` skips that hash, only for
+        a blob this process has just downloaded and verified itself (:meth:`fetch`). Its name is the
+        caller's (a wheel's file name from a lock), never one read from the store: blobs have no names.
         """
         src = self.path(digest)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +127,8 @@ class BlobStore:
                 raise
             with src.open("rb") as s, dest.open("xb") as d:
                 clone_file(s, d)
+        if not verify:
+            return dest
         with dest.open("rb") as f:
             if (size is None or os.fstat(f.fileno()).st_size == size) and sha256_stream(f)[0] == digest:
                 return dest
