@@ -49,6 +49,8 @@ def test_a_poisoned_blob_is_evicted_and_fetched_again(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match=r"not in the cache: demo-1\.0-py3-none-any\.whl"):
         cache.require([pin])
     assert not blob.exists()
+    blob.mkdir()  # not a file at all: no blob, and no traceback
+    assert cache.get(pin) is None and not cache.path(pin).exists()
 
 
 def test_a_staged_name_is_the_pins_never_the_caches(tmp_path: Path) -> None:

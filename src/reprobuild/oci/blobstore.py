@@ -125,8 +125,12 @@ class BlobStore:
         except OSError as e:
             if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
                 raise
-            with src.open("rb") as s, dest.open("xb") as d:
-                clone_file(s, d)
+            try:
+                with src.open("rb") as s, dest.open("xb") as d:
+                    clone_file(s, d)
+            except (FileNotFoundError, IsADirectoryError):  # gone meanwhile, or not a file at all
+                dest.unlink(missing_ok=True)
+                return None
         if not verify:
             return dest
         with dest.open("rb") as f:
