@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if args.wheels_dir is None or args.project_wheel is None:
         raise UsageError(
             "--context needs --wheels-dir and --project-wheel",
-            hint="build the project wheel with `repro-build wheel`; the locked wheels are in repro-build's cache",
+            hint="build the project wheel with `repro-build wheel`; for the locked wheels, `--wheels-dir` may be "
+            "repro-build's cache directory (`$REPRO_BUILD_CACHE`, else `~/.cache/repro-build`)",
         )
     with tempfile.TemporaryDirectory(prefix="repro-build-wheels-") as staging:
         if is_cache(args.wheels_dir):
