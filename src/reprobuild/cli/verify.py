@@ -113,10 +113,10 @@ def run(args: argparse.Namespace) -> int:
             for problem in gate.problems:
                 log(f"  {problem}")
         return 0 if gate.match else 1
-    from reprobuild.manifest.verify import verify_manifest
+    from reprobuild.manifest.verifyindex import verify_any
 
     with progress_for_cli(args.quiet) as progress:
-        result = verify_manifest(
+        result = verify_any(
             args.manifest,
             repo=args.repo,
             offline=args.offline,

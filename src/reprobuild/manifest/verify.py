@@ -28,7 +28,7 @@ from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.wheels import WheelPin
 from reprobuild.manifest.record import image_manifest
 from reprobuild.manifest.repo import repository_for
-from reprobuild.manifest.schema import JsonObject, JsonValue, Layer, Manifest, Wheel, manifest_text
+from reprobuild.manifest.schema import JsonObject, JsonValue, Layer, Manifest, Wheel, manifest_text, read_manifest
 from reprobuild.manifest.semdiff import Divergence, diff_images
 from reprobuild.manifest.validate import project_path, resolve_inside
 from reprobuild.oci.image import Image
@@ -252,18 +252,9 @@ def verify_manifest(
     log: Callable[[str], None] = lambda s: None,
     progress: Progress = NO_PROGRESS,
 ) -> VerifyResult:
-    """Rebuild the image (or every image of the index) ``path`` describes and compare; see the module
-    docstring and :mod:`reprobuild.manifest.verifyindex`."""
-    from reprobuild.manifest.indexschema import IndexManifest, read_any_manifest
-
-    # Every field checked: nothing from it is a path or an option until then.
-    manifest = read_any_manifest(path)
-    if isinstance(manifest, IndexManifest):
-        from reprobuild.manifest.verifyindex import verify_index
-
-        return verify_index(
-            manifest, path, repo=repo, offline=offline, mirror=mirror, report=report, log=log, progress=progress
-        )
+    """Rebuild the image ``path`` describes and compare; see the module docstring. (An index manifest:
+    :func:`reprobuild.manifest.verifyindex.verify_any`.)"""
+    manifest = read_manifest(path)  # every field checked: nothing from it is a path or an option until then
     return verify_image(
         manifest, path, repo=repo, offline=offline, mirror=mirror, report=report, log=log, progress=progress
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reprobuild.errors import ManifestError
 from reprobuild.image.multiplatform import index_of
-from reprobuild.manifest.indexschema import IndexManifest
+from reprobuild.manifest.indexschema import IndexManifest, read_any_manifest
 from reprobuild.manifest.semdiff import Divergence
 from reprobuild.manifest.verify import VerifyResult, verify_image
 from reprobuild.oci.image import Image
@@ -30,6 +30,28 @@ def platform_subdir(platform: str, path: Path) -> str:
             hint="verify a manifest written by `repro-build image`",
         )
     return f"{os_}-{arch}"
+
+
+def verify_any(
+    path: Path,
+    *,
+    repo: str | None = None,
+    offline: bool = False,
+    mirror: str | None = None,
+    report: Path | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    progress: Progress = NO_PROGRESS,
+) -> VerifyResult:
+    """``repro-build verify MANIFEST``: an image manifest as :func:`~reprobuild.manifest.verify.verify_image`
+    verifies it, an index manifest as :func:`verify_index` does."""
+    manifest = read_any_manifest(path)  # every field checked: nothing from it is a path or an option until then
+    if isinstance(manifest, IndexManifest):
+        return verify_index(
+            manifest, path, repo=repo, offline=offline, mirror=mirror, report=report, log=log, progress=progress
+        )
+    return verify_image(
+        manifest, path, repo=repo, offline=offline, mirror=mirror, report=report, log=log, progress=progress
+    )
 
 
 def verify_index(
