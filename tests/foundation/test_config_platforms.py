@@ -68,3 +68,17 @@ def test_dockerfile_refuses_a_multi_platform_target(tmp_path: Path, capsys: pyte
     assert main(["dockerfile", "--project", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "error: target 'cpu' is built for several platforms" in err and "hint: " in err
+
+
+def test_load_without_this_machines_platform_is_refused_before_building(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprobuild.platforms import host_arch
+
+    other = "arm64" if host_arch() == "amd64" else "amd64"
+    (tmp_path / "pyproject.toml").write_text(CONFIG.format(body=f'platforms = ["linux/{other}"]'))
+    assert main(["image", "--project", str(tmp_path), "--load", "--no-project"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --load: target 'cpu' has no image for this machine's platform (linux/{host_arch()})" in err
+    assert "hint: " in err
+    assert not (tmp_path / "build").exists()  # nothing was built

@@ -30,15 +30,22 @@ if TYPE_CHECKING:
     from reprobuild.oci.location import Location
 
 
-def _host(result: IndexResult, what: str) -> ImageResult:
+def _host(result: IndexResult) -> ImageResult:
     host = result.host_image()
-    if host is None:
-        raise ImageError(
-            f"{what}: target {result.target!r} has no image for this machine's platform (linux/{host_arch()})",
-            hint="the engine runs images of its own platform: load or smoke-test on such a machine, or "
-            f"copy one platform of {result.layout} (`repro-build copy`)",
-        )
+    assert host is not None  # checked by _check_host before the build
     return host
+
+
+def _check_host(config: Config, name: str, what: str) -> None:
+    """``--load``/``--smoke`` need an image of this machine's platform: refuse before building otherwise."""
+    target = config.target(name)
+    if host_arch() not in target.platforms:
+        raise ImageError(
+            f"{what}: target {name!r} has no image for this machine's platform (linux/{host_arch()}); "
+            f"its platforms: {', '.join(t.platform for t in target.per_platform())}",
+            hint="the engine runs images of its own platform: load or smoke-test on such a machine, or build "
+            "without `--load`/`--smoke`",
+        )
 
 
 def run_index(
@@ -56,6 +63,8 @@ def run_index(
     return its ``--json`` record."""
     start = time.monotonic()
     say = functools.partial(log_for, name, args.quiet)
+    if load:
+        _check_host(config, name, "--smoke" if args.smoke else "--load")
     with progress_for_cli(args.quiet) as progress:
         result = build_index(
             config,
@@ -74,7 +83,7 @@ def run_index(
         if load:
             from reprobuild.oci import engine
 
-            host = _host(result, "--smoke" if args.smoke else "--load")
+            host = _host(result)
             platform = host.image.config.get("architecture")
             say(f"loading the linux/{platform} image only (the engine runs this machine's platform)")
             client = engine.connect()
