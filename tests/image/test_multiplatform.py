@@ -14,6 +14,7 @@ import shutil
 import struct
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +51,27 @@ def _json(layout: Path, digest: str) -> dict[str, Any]:
     return data
 
 
+TAG = "repro-build-test-multiplat:cpu"
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> tuple[Path, dict[str, Any]]:
-    """The fixture project committed into git, built and pushed once: (project root, `image --json` record)."""
+def built(
+    tmp_path_factory: pytest.TempPathFactory, registry: Registry, engine: Engine
+) -> Iterator[tuple[Path, dict[str, Any], str]]:
+    """The fixture project committed into git, built, pushed, loaded and smoke-tested once (one `image` run):
+    (project root, its `image --json` record, its stderr)."""
     root = tmp_path_factory.mktemp("multiplat") / "project"
     shutil.copytree(PROJECT, root)
     (root / ".gitignore").write_text("build/\ndist/\n")
     git_commit(root)
-    out = run_cli("image", "--project", str(root), "--push", f"{registry.host}/{REPO}:v1", "--json")
-    assert out.returncode == 0, out.stderr
-    (record,) = json.loads(out.stdout)["targets"]
-    return root, record
+    push = f"{registry.host}/{REPO}:v1"
+    try:
+        out = run_cli("image", "--project", str(root), "--push", push, "--smoke", "--tag", TAG, "--json")
+        assert out.returncode == 0, out.stderr
+        (record,) = json.loads(out.stdout)["targets"]
+        yield root, record, out.stderr
+    finally:
+        subprocess.run([engine.cli, "rmi", "-f", TAG], capture_output=True, check=False)
 
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -82,8 +93,8 @@ def test_the_committed_locks_are_per_platform_and_current() -> None:
     assert next(w["filename"] for w in wheels["cpu.amd64.txt"]["wheels"]).endswith("_x86_64.whl")
 
 
-def test_one_index_lists_one_image_per_platform_in_order(built: tuple[Path, dict[str, Any]]) -> None:
-    root, record = built
+def test_one_index_lists_one_image_per_platform_in_order(built: tuple[Path, dict[str, Any], str]) -> None:
+    root, record, _ = built
     layout = root / "build" / "cpu" / "oci"
     (entry,) = [m for m in json.loads((layout / "index.json").read_text())["manifests"] if "artifactType" not in m]
     assert entry["annotations"]["org.opencontainers.image.ref.name"] == "cpu"
@@ -104,10 +115,10 @@ def test_one_index_lists_one_image_per_platform_in_order(built: tuple[Path, dict
     assert "org.opencontainers.image.base.digest" not in index["annotations"]
 
 
-def test_each_platform_holds_its_machines_binaries(built: tuple[Path, dict[str, Any]]) -> None:
+def test_each_platform_holds_its_machines_binaries(built: tuple[Path, dict[str, Any], str]) -> None:
     """The interpreter and the libraries of the base, and the wheel's C extension, are ELF files of the
     platform's machine in every layer of its image: nothing of the host (amd64) enters the arm64 image."""
-    root, _ = built
+    root, _, _ = built
     for arch, machine in E_MACHINE.items():
         layout = root / "build" / "cpu" / f"linux-{arch}" / "oci"
         (desc,) = [m for m in json.loads((layout / "index.json").read_text())["manifests"] if "artifactType" not in m]
@@ -130,9 +141,9 @@ def test_each_platform_holds_its_machines_binaries(built: tuple[Path, dict[str, 
 
 
 def test_the_index_is_pushed_with_each_platforms_attachments(
-    built: tuple[Path, dict[str, Any]], registry: Registry
+    built: tuple[Path, dict[str, Any], str], registry: Registry
 ) -> None:
-    _root, record = built
+    _, record, _ = built
     assert record["pushed"] == f"{registry.host}/{REPO}@{record['digest']}"
     assert record["attachments"]["count"] == 6  # SPDX, CycloneDX and provenance of each platform
     with RegistryClient(registry.host) as client:
@@ -144,8 +155,8 @@ def test_the_index_is_pushed_with_each_platforms_attachments(
     assert children == [p["digest"] for p in record["platforms"]]
 
 
-def test_verify_rebuilds_every_platform_and_the_index(built: tuple[Path, dict[str, Any]]) -> None:
-    root, _ = built
+def test_verify_rebuilds_every_platform_and_the_index(built: tuple[Path, dict[str, Any], str]) -> None:
+    root, _, _ = built
     out = run_cli("verify", str(root / "build" / "cpu" / "manifest.json"), "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -153,14 +164,18 @@ def test_verify_rebuilds_every_platform_and_the_index(built: tuple[Path, dict[st
     assert "platform linux/arm64" in out.stderr
 
 
-def test_the_gate_takes_the_index(built: tuple[Path, dict[str, Any]], registry: Registry) -> None:
-    root, record = built
+def test_the_gate_takes_the_index(built: tuple[Path, dict[str, Any], str], registry: Registry) -> None:
+    root, record, _ = built
     manifest = str(root / "build" / "cpu" / "manifest.json")
     for ref in (f"{registry.host}/{REPO}:v1", f"{root / 'build' / 'cpu' / 'oci'}:cpu"):
         out = run_cli("verify", manifest, "--image", ref, "--json")
         assert out.returncode == 0, out.stderr
         gate = json.loads(out.stdout)
         assert gate["match"] is True and gate["found"]["index_digest"] == record["digest"]
+    # An engine holds this machine's platform only: that image is checked, and the result says so.
+    out = run_cli("verify", manifest, "--image", f"docker-daemon:{TAG}", "--json")
+    assert out.returncode == 0, out.stderr
+    assert "only the linux/amd64 image was checked" in json.loads(out.stdout)["found"]["note"]
     # One platform's image is not the index.
     single = f"{root / 'build' / 'cpu' / 'linux-arm64' / 'oci'}:cpu"
     out = run_cli("verify", manifest, "--image", single, "--json")
@@ -176,18 +191,10 @@ def test_the_gate_takes_the_index(built: tuple[Path, dict[str, Any]], registry: 
     assert any(p.startswith("index digest ") for p in json.loads(out.stdout)["problems"])
 
 
-def test_load_and_smoke_use_this_machines_platform_only(built: tuple[Path, dict[str, Any]], engine: Engine) -> None:
-    root, record = built
-    tag = "repro-build-test-multiplat:cpu"
-    try:
-        out = run_cli("image", "--project", str(root), "--smoke", "--tag", tag, "--json")
-        assert out.returncode == 0, out.stderr
-        (again,) = json.loads(out.stdout)["targets"]
-        assert again["digest"] == record["digest"]
-        assert "loading the linux/amd64 image only" in out.stderr
-        assert "on linux/amd64 only" in out.stderr
-        assert again["smoke"]["output"].split() == ["&lt;multi-app&gt;", "x86_64", "markupsafe._speedups"]
-        amd64 = next(p for p in record["platforms"] if p["platform"] == "linux/amd64")
-        assert again["loaded"]["image_id"] == amd64["config_digest"]
-    finally:
-        subprocess.run([engine.cli, "rmi", "-f", tag], capture_output=True, check=False)
+def test_load_and_smoke_use_this_machines_platform_only(built: tuple[Path, dict[str, Any], str]) -> None:
+    _, record, stderr = built
+    assert "loading the linux/amd64 image only" in stderr
+    assert "on linux/amd64 only" in stderr
+    assert record["smoke"]["output"].split() == ["&lt;multi-app&gt;", "x86_64", "markupsafe._speedups"]
+    amd64 = next(p for p in record["platforms"] if p["platform"] == "linux/amd64")
+    assert record["loaded"] == {"image_id": amd64["config_digest"], "tag": TAG}
