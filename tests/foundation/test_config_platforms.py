@@ -82,3 +82,23 @@ def test_load_without_this_machines_platform_is_refused_before_building(
     assert f"error: --load: target 'cpu' has no image for this machine's platform (linux/{host_arch()})" in err
     assert "hint: " in err
     assert not (tmp_path / "build").exists()  # nothing was built
+
+
+@pytest.mark.parametrize(
+    ("filename", "arch", "problem"),
+    [
+        ("app-1-py3-none-any.whl", "arm64", False),
+        ("app-1-cp311-cp311-manylinux_2_28_aarch64.whl", "arm64", False),
+        ("app-1-cp311-cp311-manylinux_2_28_x86_64.whl", "arm64", True),
+        ("app-1-cp311-cp311-manylinux_2_28_x86_64.whl", "amd64", False),
+    ],
+)
+def test_a_project_wheel_for_another_machine_is_named(tmp_path: Path, filename: str, arch: str, problem: bool) -> None:
+    from reprobuild.image.multiplatform import project_wheel_problem
+
+    (tmp_path / "pyproject.toml").write_text(CONFIG.format(body='platforms = ["linux/amd64", "linux/arm64"]'))
+    target = load_config(tmp_path).target("cpu").for_arch(arch)
+    # Both records the manifest knows: a given file, and the wheel step's artifacts.
+    for record in ({"filename": filename}, {"artifacts": [{"kind": "wheel", "filename": filename}]}):
+        found = project_wheel_problem(record, target)
+        assert (found == f"the project wheel {filename} is not for linux/{arch}") if problem else found is None

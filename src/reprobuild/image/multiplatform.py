@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -78,9 +79,10 @@ def index_of(images: Sequence[Image]) -> Index:
     return new_index([(image, None) for image in images], shared or None)
 
 
-def _project_wheel_problem(result: ImageResult, target: Target) -> str | None:
-    """Why the project wheel cannot go into this platform's image (a wheel for another machine), or None."""
-    record = result.project_wheel or {}
+def project_wheel_problem(record: Mapping[str, Any] | None, target: Target) -> str | None:
+    """Why the project wheel ``record`` describes (an :class:`ImageResult`'s ``project_wheel``) cannot go into
+    ``target``'s image (a wheel for another machine), or None."""
+    record = record or {}
     names = [str(record["filename"])] if "filename" in record else []
     artifacts = record.get("artifacts")
     for artifact in artifacts if isinstance(artifacts, list) else []:
@@ -151,7 +153,7 @@ def build_index(
                     progress=progress,
                     log=log,
                 )
-                problem = _project_wheel_problem(result, one)
+                problem = project_wheel_problem(result.project_wheel, one)
                 if problem:
                     raise ImageError(
                         f"target {target.name!r}: {problem}",
