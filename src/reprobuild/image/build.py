@@ -41,7 +41,7 @@ from reprobuild.image.registrycache import RegistryLayers, cache_reference
 from reprobuild.image.sourcelabel import SourceLabel, source_label
 from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
-from reprobuild.lock import check_locks, target_lock_path
+from reprobuild.lock import check_locks
 from reprobuild.lockdir import RELOCK_HINT
 from reprobuild.oci.archive import write_archive
 from reprobuild.oci.blobstore import BlobStore
@@ -158,7 +158,7 @@ def _labels(
 
 
 def _check_lock(config: Config, target: Target) -> Path:
-    lock = target_lock_path(config, target.name)
+    lock = config.locks_dir / target.lock_name
     problems = check_locks(config, only=[lock.name])
     if problems:
         raise StaleLockError(
@@ -527,8 +527,12 @@ def build_image(
     debian: DebianBuilder | None = None,
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
+    platform: str | None = None,
 ) -> ImageResult:
     """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
+
+    ``platform`` (an architecture, ``amd64``/``arm64``) builds that platform of a multi-platform target
+    into ``out_dir/linux-<arch>`` (:mod:`reprobuild.image.multiplatform` puts them together).
 
     ``epoch`` is the source date (default: ``SOURCE_DATE_EPOCH``, else the project's policy; ``verify``
     passes the recorded one). ``wheel`` is the project wheel to install (else ``project_wheel`` builds
@@ -543,6 +547,13 @@ def build_image(
     build (``.<target>-*`` work directories) are removed before the build starts.
     """
     target = config.target(target_name)
+    if platform is not None:
+        target = target.for_arch(platform)
+    elif target.multi_platform:
+        raise ImageError(
+            f"target {target.name!r} is built for {len(target.platforms)} platforms",
+            hint="build it with reprobuild.image.multiplatform.build_index (`repro-build image` does)",
+        )
     out_root = make_output_dir((out_dir or config.root / "build").resolve())
     with exclusive_lock(out_root / f".{target.name}.lock"):
         for leftover in out_root.glob(f".{target.name}-*"):
@@ -550,7 +561,7 @@ def build_image(
         epoch = epoch or resolve_epoch(config.epoch_policy, config.root)
         lock = _check_lock(config, target)
         prepare_cache_root()
-        final = out_root / target.name
+        final = out_root / (target.name if platform is None else f"{target.os}-{target.arch}")
         source = source_info(config.root)
         label = source_label(config.project.urls, source.remote)
         log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
