@@ -1,9 +1,12 @@
 """PEP 552 ``unchecked-hash`` byte-code for a target, compiled for the paths the files have in the image.
 
+(The Debian base's standard library is compiled by the same code in ``timestamp`` mode, as Debian does:
+:mod:`reprobuild.image.stdlibbytecode`.)
+
 ``co_filename`` records the path given at compile time, so each ``.py`` is compiled with its in-image
 path as ``dfile`` (pip#8414 is what happens otherwise). Hash-based pycs carry a SipHash of the source
 instead of an mtime, so they do not depend on when the files were written; ``unchecked`` means the
-interpreter never re-reads the source to validate them. Compilation runs in one fresh process of an
+interpreter never re-reads the source to validate them. Compilation runs in fresh processes of an
 interpreter of the image's ``X.Y`` (:mod:`reprobuild.image.interpreter`; never the host's running Python:
 the pyc format and its cache tag are per minor version) with a fixed environment and
 ``PYTHONHASHSEED=0`` (where marshal does not sort them, frozenset constants follow the hash seed), over
@@ -20,11 +23,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import posixpath
 import subprocess
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from reprobuild.errors import ImageError
 from reprobuild.image.interpreter import Interpreter
@@ -34,12 +40,12 @@ from reprobuild.wheel.record import record_hash
 
 _COMPILER = r"""
 import importlib.util, json, py_compile, sys
+mode = py_compile.PycInvalidationMode[sys.argv[1]]
 done = []
 for src, dfile in json.load(sys.stdin):
     cfile = importlib.util.cache_from_source(src)
     try:
-        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True, invalidation_mode=mode)
     except py_compile.PyCompileError:
         continue  # not valid Python for this version (templates, py2 test data): shipped as source only
     done.append([src, cfile])
@@ -52,29 +58,43 @@ json.dump(done, sys.stdout)
 COMPILER_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8"}
 
 
+#: ``py_compile.PycInvalidationMode`` names: wheels' byte-code is ``UNCHECKED_HASH``; the Debian base's
+#: standard library gets ``TIMESTAMP``, what Debian's maintainer scripts write (:mod:`reprobuild.image.stdlibbytecode`).
+InvalidationMode = Literal["UNCHECKED_HASH", "TIMESTAMP"]
+
 #: Source files per compiler process (see the module docstring): a constant, so that the batches are the
 #: same on every host. Large enough that a process's start-up (about 20 ms) is noise.
 BATCH_FILES = 500
 
 
-def _compile(jobs: list[list[str]], interpreter: Interpreter, *, workers: int | None = None) -> dict[str, Path]:
+def _compile(
+    jobs: list[list[str]],
+    interpreter: Interpreter,
+    mode: InvalidationMode = "UNCHECKED_HASH",
+    *,
+    workers: int | None = None,
+) -> dict[str, Path]:
     """Compile ``[source path, in-image path]`` pairs, sorted by in-image path, in batches of
-    :data:`BATCH_FILES` (one fresh process each, up to ``workers`` at a time); source -> pyc written."""
+    :data:`BATCH_FILES` (one fresh process each, up to ``workers`` at a time); source -> pyc written.
+
+    A ``TIMESTAMP`` pyc records the source file's mtime and size as the compiler sees them, so the caller
+    sets each source's mtime to the one it has in the image first.
+    """
     ordered = sorted(jobs, key=lambda j: j[1])
     batches = [ordered[i : i + BATCH_FILES] for i in range(0, len(ordered), BATCH_FILES)] or [[]]
     n = min(len(batches), workers if workers is not None else default_workers())
     if n <= 1:
-        results = [_compile_batch(batch, interpreter) for batch in batches]
+        results = [_compile_batch(batch, interpreter, mode) for batch in batches]
     else:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="pyc") as pool:
-            results = list(pool.map(lambda batch: _compile_batch(batch, interpreter), batches))
+            results = list(pool.map(lambda batch: _compile_batch(batch, interpreter, mode), batches))
     return {src: cfile for result in results for src, cfile in result.items()}
 
 
-def _compile_batch(jobs: list[list[str]], interpreter: Interpreter) -> dict[str, Path]:
+def _compile_batch(jobs: list[list[str]], interpreter: Interpreter, mode: InvalidationMode) -> dict[str, Path]:
     """Compile one batch in one fresh process."""
     out = subprocess.run(
-        [str(interpreter.path), "-s", "-S", "-c", _COMPILER],
+        [str(interpreter.path), "-s", "-S", "-c", _COMPILER, mode],
         input=json.dumps(jobs),
         capture_output=True,
         text=True,
@@ -94,6 +114,33 @@ def compile_module(source: Path, image_path: str, interpreter: Interpreter) -> t
     if cfile is None:
         return None
     return f"{posixpath.dirname(image_path)}/{cfile.relative_to(source.parent).as_posix()}", cfile
+
+
+def compile_sources(
+    sources: Sequence[tuple[str, bytes, int]], *, interpreter: Interpreter, scratch: Path, mode: InvalidationMode
+) -> dict[str, tuple[str, bytes]]:
+    """Compile ``(in-image path, source bytes, mtime in the image)`` triples; in-image ``.py`` -> (in-image
+    pyc path, pyc bytes). Sources that are not valid Python for the interpreter's version are left out.
+
+    Each source is written under ``scratch`` at its in-image path with its in-image mtime (what a
+    ``TIMESTAMP`` pyc records); the pyc's ``co_filename`` is the in-image path.
+    """
+    jobs: list[list[str]] = []
+    by_source: dict[str, str] = {}
+    for image_path, data, mtime in sources:
+        rel = image_path.lstrip("/")
+        src = scratch / rel
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_bytes(data)
+        os.utime(src, (mtime, mtime))
+        jobs.append([str(src), "/" + rel])
+        by_source[str(src)] = "/" + rel
+    out: dict[str, tuple[str, bytes]] = {}
+    for source, cfile in _compile(jobs, interpreter, mode).items():
+        image_path = by_source[source]
+        rel_pyc = cfile.relative_to(Path(source).parent).as_posix()
+        out[image_path] = (f"{posixpath.dirname(image_path)}/{rel_pyc}", cfile.read_bytes())
+    return out
 
 
 def compile_distributions(
