@@ -178,6 +178,8 @@ class Config:
     defaults: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     env_unset: tuple[str, ...] = ()  # top-level `env = { NAME = false }`
     cache: str | None = None  # a registry repository sharing built layers (`image --cache REF`)
+    #: The file holding the registry cache's fleet secret (image/cachesecret.py); relative to the project.
+    cache_secret_file: str | None = None
 
     @property
     def pyproject(self) -> Path:
@@ -231,6 +233,7 @@ class Config:
             "user": self.user,
             "builder": self.builder,
             "cache": self.cache,
+            "cache-secret-file": self.cache_secret_file,
             "debian": {"mirror": self.debian.mirror, "packages": list(self.debian.packages)},
             "targets": {name: _target_dict(t) for name, t in self.targets.items()},
         }
@@ -475,6 +478,7 @@ def _stage_base(text: str, path: str, dockerfile: DockerfileBase | None) -> Base
 _TOP_KEYS = {
     "python",
     "cache",
+    "cache-secret-file",
     "source-date-epoch",
     "exclude-newer",
     "compression",
@@ -772,6 +776,7 @@ def load_config(root: Path) -> Config:
         explicit=explicit,
         defaults=MappingProxyType(defaults.record()),
         cache=get_str(tool, "cache", TOOL),
+        cache_secret_file=get_str(tool, "cache-secret-file", TOOL),
     )
 
 

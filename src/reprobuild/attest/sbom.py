@@ -26,17 +26,24 @@ CYCLONEDX_FILE = "sbom.cdx.json"
 
 @dataclass(frozen=True)
 class WheelFile:
-    """A wheel the image installs, as the build verified it."""
+    """A wheel the image installs, as the build verified it, and the licence its METADATA declares
+    (:func:`~reprobuild.attest.inventory.wheel_license`; recorded by a dependency-layer cache entry
+    when the build reused the layers without the wheel file)."""
 
     name: str
     version: str
     filename: str
     sha256: str
-    path: Path
+    license: str | None
+
+    @classmethod
+    def read(cls, name: str, version: str, filename: str, sha256: str, path: Path) -> WheelFile:
+        """The wheel at ``path``, its licence read from its METADATA."""
+        return cls(name, version, filename, sha256, wheel_license(path))
 
 
 def _wheel(w: WheelFile) -> WheelPackage:
-    return WheelPackage(w.name, w.version, w.filename, w.sha256, wheel_license(w.path))
+    return WheelPackage(w.name, w.version, w.filename, w.sha256, w.license)
 
 
 def make_bom(

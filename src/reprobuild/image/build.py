@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild import __version__
+from reprobuild.attest.inventory import wheel_license
+from reprobuild.attest.sbom import WheelFile
 from reprobuild.cache import cache_root, prepare_cache_root
 from reprobuild.config import Config, Target
 from reprobuild.determinism.cudapolicy import with_cuda
@@ -31,13 +33,15 @@ from reprobuild.image.base import DebianBuilder, ResolvedBase, resolve_base
 from reprobuild.image.baseinfo import BaseInfo, check_base
 from reprobuild.image.buildcache import LayerCache, cached_base_info, layer_key
 from reprobuild.image.bytecode import compile_distributions, compile_module
+from reprobuild.image.cachesecret import fleet_secret
 from reprobuild.image.datafiles import DataFile, data_files, file_records, with_file_groups
+from reprobuild.image.debianbase import import_shared_base, share_base
 from reprobuild.image.depcache import DEPENDENCY_KINDS, DependencyCache, DependencyLayers, dependency_key
 from reprobuild.image.interpreter import Interpreter, find_interpreter
 from reprobuild.image.ocilabels import standard_labels
 from reprobuild.image.plan import LayerGroup, plan_layers
 from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
-from reprobuild.image.registrycache import RegistryLayers, cache_reference
+from reprobuild.image.registrycache import RegistryCache, cache_reference
 from reprobuild.image.sourcelabel import SourceLabel, source_label
 from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
@@ -259,7 +263,10 @@ def _distributions(
     if reused is None:
         log(f"installing {len(installs)} wheel(s)")
     else:
-        log(f"installing {len(wanted)} wheel(s); {len(installs) - len(wanted)} reused as layers from the cache")
+        reused_layers = len(reused.layers)
+        log(
+            f"installing {len(wanted)} wheel(s); the third-party wheels' {reused_layers} layer(s) reused from the cache"
+        )
     install_wheels(wanted, target, staging, what=f"installing the wheels of target {target.name!r}")
     collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in wanted})
     if reused is not None:
@@ -365,17 +372,43 @@ def _own_wheel(
     return wheel, pin, {"filename": wheel.name, "sha256": f"sha256:{pin.sha256}", "size": pin.size}
 
 
-def _layer_cache(use_cache: bool, cache_ref: str | None) -> LayerCache | None:
-    if not use_cache:
-        return None
-    return LayerCache(remote=RegistryLayers(cache_reference(cache_ref)) if cache_ref else None)
+def _registry_cache(config: Config, cache_ref: str, progress: Progress, log: Callable[[str], None]) -> RegistryCache:
+    """The registry cache ``cache_ref`` in the mode the fleet secret allows (image/registrycache.py)."""
+    secret = fleet_secret(config.root, config.cache_secret_file)
+    remote = RegistryCache(cache_reference(cache_ref), secret=secret, progress=progress)
+    log(remote.mode_line())
+    return remote
+
+
+def _lock_pins(config: Config, target: Target, lock: Path, pins: list[WheelPin] | None) -> list[WheelPin] | None:
+    """The third-party wheels, known without a file: ``pins`` as given, else what ``lock`` records
+    (``None`` for a lock made before sources were recorded: uv must select them)."""
+    if pins is not None:
+        return list(pins)
+    recorded = recorded_wheels(config, target, lock)
+    return None if recorded is None else [w.pin for w in recorded]
+
+
+@dataclass
+class _Wheels:
+    """The third-party wheels: their pins, and their files once :meth:`files` fetched them (only when a
+    layer must be written from them, or their licences are not recorded)."""
+
+    pins: list[WheelPin]
+    fetch: Callable[[list[WheelPin] | None], list[tuple[WheelPin, Path]]]
+    fetched: list[tuple[WheelPin, Path]] | None = None
+
+    def files(self) -> list[tuple[WheelPin, Path]]:
+        if self.fetched is None:
+            self.fetched = self.fetch(self.pins)
+        return self.fetched
 
 
 def _layers(
     config: Config,
     target: Target,
-    installs: list[tuple[WheelPin, Path]],
-    project_pin: WheelPin | None,
+    wheels: _Wheels,
+    project: tuple[WheelPin, Path] | None,
     *,
     base: Image,
     info: BaseInfo,
@@ -386,16 +419,22 @@ def _layers(
     files: Sequence[DataFile],
     work: Path,
     layer_cache: LayerCache | None,
+    remote: RegistryCache | None,
     progress: Progress,
     log: Callable[[str], None],
-) -> tuple[list[LayerGroup], _Layers]:
-    """The layer groups above the base and their layers: the third-party ones reused as a whole when their
-    inputs are unchanged (image/depcache.py), else installed and written (or found layer by layer)."""
+) -> tuple[list[LayerGroup], _Layers, dict[str, str | None]]:
+    """The layer groups above the base, their layers, and the third-party wheels' licences (by sha256).
+
+    The third-party layers are reused as a whole when their inputs are unchanged (image/depcache.py,
+    locally or from the registry cache), without fetching or installing a wheel when the entry records
+    the wheels' licences; else the wheels are fetched, installed and written (or found layer by layer).
+    """
     base_layers = len(base.layers) + len(files)  # each data file takes a layer of the budget
-    deps_cache = DependencyCache() if layer_cache else None
+    project_pin = project[0] if project else None
+    deps_cache = DependencyCache(remote=remote) if layer_cache else None
     deps_key = (
         dependency_key(
-            [p for p, _ in installs if p != project_pin],
+            wheels.pins,
             target=target,
             paths=info.paths(),
             interpreter=interpreter,
@@ -410,8 +449,14 @@ def _layers(
         else ""
     )
     reused = deps_cache.get(deps_key) if deps_cache else None
+    if reused is None or reused.licenses is None:
+        wheels.files()
+
+    def installs() -> list[tuple[WheelPin, Path]]:
+        return [*(wheels.fetched or []), *([project] if project else [])]
+
     dists = _distributions(
-        installs,
+        installs(),
         project_pin,
         reused,
         target=target,
@@ -422,8 +467,9 @@ def _layers(
     )
     if reused is not None and dists is None:
         reused = None  # the project's files overlap a dependency's: only the full install says which wins
+        wheels.files()
         dists = _distributions(
-            installs,
+            installs(),
             project_pin,
             None,
             target=target,
@@ -442,7 +488,7 @@ def _layers(
         ],
         files,
     )
-    pins = {p.name: p for p, _ in installs}
+    pins = {p.name: p for p in [*wheels.pins, *([project_pin] if project_pin else [])]}
     written = _write_layers(
         groups,
         dists,
@@ -461,6 +507,10 @@ def _layers(
         cache=layer_cache,
         files=files,
     )
+    if reused is not None and reused.licenses is not None:
+        licenses = dict(reused.licenses)
+    else:
+        licenses = {pin.sha256: wheel_license(path) for pin, path in wheels.files()}
     if deps_cache and reused is None:
         deps = [(g, layer) for g, layer in zip(groups, written.layers, strict=True) if g.kind in DEPENDENCY_KINDS]
         deps_cache.put(
@@ -468,8 +518,9 @@ def _layers(
             [g for g, _ in deps],
             [layer for _, layer in deps],
             (f.image_path for g, _ in deps for name in g.distributions for f in dists[name].files),
+            licenses,
         )
-    return groups, written
+    return groups, written, licenses
 
 
 def _assemble(
@@ -549,9 +600,12 @@ def build_image(
         log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
         compressor = config.compression
         repo_tag = f"{config.project.normalized_name}:{target.name}"
+        remote = _registry_cache(config, cache_ref, progress, log) if use_cache and cache_ref else None
         with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
             work = Path(tmp)
             log(f"base: {target.base.text}")
+            if remote is not None and target.base.kind == "debian":
+                import_shared_base(remote, config, target)
             base = resolve_base(
                 config,
                 target,
@@ -562,8 +616,10 @@ def build_image(
                 manifest_digest=base_manifest,
                 progress=progress,
             )
+            if remote is not None and target.base.kind == "debian":
+                share_base(remote, config, target, base.image)
             # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
-            info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
+            info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache, remote=remote)
             check_base(info, target, name=target.base.text)
             log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
             interpreter = find_interpreter(info.python_version)
@@ -574,17 +630,25 @@ def build_image(
                     f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
                 )
 
-            installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
-            policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
+            def fetch(wanted: list[WheelPin] | None) -> list[tuple[WheelPin, Path]]:
+                return _locked_wheels(config, target, lock, pins=wanted, offline=offline, progress=progress)
+
+            # The wheels' files are fetched only if a layer must be written from them (see _layers).
+            known = _lock_pins(config, target, lock, pins)
+            if known is None:
+                fetched = fetch(None)
+                wheels = _Wheels([p for p, _ in fetched], fetch, fetched)
+            else:
+                wheels = _Wheels(known, fetch)
+            policy = with_cuda(target.policy, wheels.pins, base.image.config, log)
             wheel, project_pin, wheel_record = _own_wheel(config, wheel, project_wheel, work / "dist")
-            if wheel is not None and project_pin is not None:
-                installs.append((project_pin, wheel))
+            project = (project_pin, wheel) if wheel is not None and project_pin is not None else None
             files = data_files(config, target)
-            groups, written = _layers(
+            groups, written, licenses = _layers(
                 config,
                 target,
-                installs,
-                project_pin,
+                wheels,
+                project,
                 base=base.image,
                 info=info,
                 interpreter=interpreter,
@@ -593,10 +657,13 @@ def build_image(
                 compressor=compressor,
                 files=files,
                 work=work,
-                layer_cache=_layer_cache(use_cache, cache_ref),
+                layer_cache=LayerCache(remote=remote) if use_cache else None,
+                remote=remote,
                 progress=progress,
                 log=log,
             )
+            if remote is not None:
+                log(remote.summary_line())
             image = _assemble(
                 base,
                 written,
@@ -618,8 +685,15 @@ def build_image(
                 progress=progress,
                 log=log,
                 base=base,
-                installs=installs,
-                project_pin=project_pin,
+                wheels=[
+                    WheelFile(pin.name, pin.version, pin.filename, pin.sha256, licenses.get(pin.sha256))
+                    for pin in wheels.pins
+                ],
+                project=WheelFile.read(
+                    project[0].name, project[0].version, project[0].filename, project[0].sha256, project[1]
+                )
+                if project
+                else None,
                 epoch=epoch,
             )
             publish_dir(staged, final)
@@ -660,15 +734,15 @@ def _write_outputs(
     progress: Progress,
     log: Callable[[str], None],
     base: ResolvedBase,
-    installs: Sequence[tuple[WheelPin, Path]],
-    project_pin: WheelPin | None,
+    wheels: Sequence[WheelFile],
+    project: WheelFile | None,
     epoch: Epoch,
 ) -> tuple[dict[str, Any], ...]:
     """Write the OCI layout, the archive and the SBOMs (attached to the layout) into ``staged``."""
     write_layout(staged / "oci", image, tag=target.name, progress=progress)
     write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
     attestations = _attach_sboms(
-        config, target, image, base=base, installs=installs, project_pin=project_pin, epoch=epoch, staged=staged
+        config, target, image, base=base, wheels=wheels, project=project, epoch=epoch, staged=staged
     )
     log(f"SBOMs: {', '.join(a['file'] for a in attestations)}, attached to the layout")
     return attestations
@@ -680,17 +754,14 @@ def _attach_sboms(
     image: Image,
     *,
     base: ResolvedBase,
-    installs: Sequence[tuple[WheelPin, Path]],
-    project_pin: WheelPin | None,
+    wheels: Sequence[WheelFile],
+    project: WheelFile | None,
     epoch: Epoch,
     staged: Path,
 ) -> tuple[dict[str, Any], ...]:
     """Write the SPDX and CycloneDX SBOMs of ``image`` into ``staged`` and attach them to its layout."""
     from reprobuild.attest.referrers import artifact, attach_to_layout
-    from reprobuild.attest.sbom import WheelFile, attestation_record, make_bom, sbom_documents
-
-    def wheel_file(pin: WheelPin, path: Path) -> WheelFile:
-        return WheelFile(pin.name, pin.version, pin.filename, pin.sha256, path)
+    from reprobuild.attest.sbom import attestation_record, make_bom, sbom_documents
 
     lock = base.record.origin.get("lock")
     bom = make_bom(
@@ -706,8 +777,8 @@ def _attach_sboms(
         base_reference=target.base.text,
         base_digest=base.record.manifest_digest,
         base_lock=config.root / str(lock) if isinstance(lock, str) else None,
-        wheels=[wheel_file(pin, path) for pin, path in installs if pin != project_pin],
-        project_wheel=next((wheel_file(p, path) for p, path in installs if p == project_pin), None),
+        wheels=wheels,
+        project_wheel=project,
     )
     records, artifacts = [], []
     created = imageconfig.rfc3339(epoch.seconds)
