@@ -159,7 +159,13 @@ def run(args: argparse.Namespace) -> int:
                 from reprobuild.oci.transport import write_location
 
                 location = parse_location(args.push.replace("{target}", name))
-                digest = write_location(location, result.image, result.layout.parent, progress=progress)
+                digest = write_location(
+                    location,
+                    result.image,
+                    result.layout.parent,
+                    progress=progress,
+                    mount_from=cache_reference(cache_ref) if cache_ref else None,
+                )
                 pushed = location.pinned(digest)
         manifest = image_manifest(config, result, image_id=image_id)
         write_manifest(result.layout.parent / MANIFEST_NAME, manifest)

@@ -380,13 +380,18 @@ def _registry_cache(config: Config, cache_ref: str, progress: Progress, log: Cal
     return remote
 
 
-def _lock_pins(config: Config, target: Target, lock: Path, pins: list[WheelPin] | None) -> list[WheelPin] | None:
-    """The third-party wheels, known without a file: ``pins`` as given, else what ``lock`` records
-    (``None`` for a lock made before sources were recorded: uv must select them)."""
+def _lock_pins(
+    config: Config, target: Target, lock: Path, pins: list[WheelPin] | None, *, offline: bool
+) -> list[WheelPin] | None:
+    """The third-party wheels, known without fetching a file: ``pins`` as given, else what ``lock``
+    records, else (a lock made before sources were recorded) uv's selection; ``None`` offline without
+    a record (:func:`_locked_wheels` says why that cannot work)."""
     if pins is not None:
         return list(pins)
     recorded = recorded_wheels(config, target, lock)
-    return None if recorded is None else [w.pin for w in recorded]
+    if recorded is not None:
+        return [w.pin for w in recorded]
+    return None if offline else [pin for pin, _ in select_wheels(config.root, target, lock)]
 
 
 @dataclass
@@ -634,7 +639,7 @@ def build_image(
                 return _locked_wheels(config, target, lock, pins=wanted, offline=offline, progress=progress)
 
             # The wheels' files are fetched only if a layer must be written from them (see _layers).
-            known = _lock_pins(config, target, lock, pins)
+            known = _lock_pins(config, target, lock, pins, offline=offline)
             if known is None:
                 fetched = fetch(None)
                 wheels = _Wheels([p for p, _ in fetched], fetch, fetched)
