@@ -5,6 +5,7 @@ Trust-free mode: every layer is re-derived from its inputs; a tampered entry is 
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -178,7 +179,7 @@ def test_tampered_registry_entry_is_rebuilt_not_used(
             }
             config = canonical_json_bytes(body)
             config_digest = str(Digest.of_bytes(config))
-            client.put_blob(repo, config_digest, len(config), lambda config=config: io.BytesIO(config))
+            client.put_blob(repo, config_digest, len(config), functools.partial(io.BytesIO, config))
             manifest = {
                 "schemaVersion": 2,
                 "mediaType": MANIFEST_TYPE,
