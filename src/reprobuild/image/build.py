@@ -263,10 +263,8 @@ def _distributions(
     if reused is None:
         log(f"installing {len(installs)} wheel(s)")
     else:
-        reused_layers = len(reused.layers)
-        log(
-            f"installing {len(wanted)} wheel(s); the third-party wheels' {reused_layers} layer(s) reused from the cache"
-        )
+        count = sum(len(group.distributions) for group in reused.groups)
+        log(f"installing {len(wanted)} wheel(s); {count} reused as layers from the cache")
     install_wheels(wanted, target, staging, what=f"installing the wheels of target {target.name!r}")
     collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in wanted})
     if reused is not None:
