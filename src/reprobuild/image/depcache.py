@@ -17,6 +17,11 @@ HMAC under the machine's cache key, kept outside the cache (:mod:`reprobuild.cac
 covers the key and everything the entry says. An entry that does not verify, or whose blob does
 not hash to the digest it names, is evicted with a warning and the layers are built the full way;
 it is never used and never fatal. ``verify`` does not read it (``use_cache=False``).
+
+The entry also records each third-party wheel's licence (what the SBOMs say), so a build that reuses
+it needs no wheel file at all. With a registry cache in its sealed mode
+(:mod:`reprobuild.image.registrycache`) the entry is shared as ``deps-<key>``: a machine without a local
+entry takes the registry's (its seal verified there, its blobs checked by digest) and seals it locally.
 """
 
 from __future__ import annotations
