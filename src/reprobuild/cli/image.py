@@ -68,8 +68,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--cache",
         metavar="REF",
-        help="share built layers through this registry repository, e.g. `host/team/build-cache` (default: "
-        "[tool.repro-build] cache); every layer read from it is checked against its inputs",
+        help="share the build cache through this registry repository, e.g. `host/team/build-cache` (default: "
+        "[tool.repro-build] cache); entries are bound to their inputs by the fleet secret "
+        "($REPRO_BUILD_CACHE_SECRET or [tool.repro-build] cache-secret-file), or, without one, only layers are "
+        "shared and each is re-derived from its inputs",
     )
     add_json_flag(p)
     p.set_defaults(func=run)
