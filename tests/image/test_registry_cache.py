@@ -292,3 +292,26 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
     again, _ = debian_base(config, target, tmp_path / "b-staging" / "s")
     assert again.digest == honest.digest
     assert len(reader.used) == 1 and reader.used[0].startswith("base-")
+
+
+def test_a_build_without_the_cache_never_asks_the_registry_cache(
+    golden_project: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`verify` rebuilds with `use_cache=False` (and names no cache): no registry cache is even opened."""
+    import inspect
+
+    from reprobuild.manifest import verify
+
+    source = inspect.getsource(verify)
+    assert "use_cache=False" in source and "cache_ref" not in source
+    forbid(monkeypatch, "reprobuild.image.build.RegistryCache")
+    monkeypatch.setenv("REPRO_BUILD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    result = build_image(
+        load_config(golden_project),
+        "cpu",
+        project_wheel=wheel_step(),
+        use_cache=False,
+        cache_ref=f"{registry.host}/speed-cache/verify-{tmp_path.name}",
+    )
+    assert result.digest.startswith("sha256:")
