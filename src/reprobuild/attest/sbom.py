@@ -14,7 +14,7 @@ from typing import Any
 
 from reprobuild.attest.bom import Bom, ImageFacts, ProjectFacts
 from reprobuild.attest.cyclonedx import cyclonedx_document
-from reprobuild.attest.inventory import WheelPackage, read_base, read_lock, spdx_or_none, wheel_license
+from reprobuild.attest.inventory import WheelPackage, read_base, read_lock, spdx_or_none
 from reprobuild.attest.referrers import CYCLONEDX_JSON, SPDX_JSON, Document
 from reprobuild.attest.spdx import spdx_document
 from reprobuild.fsutil import human_json_text
@@ -35,11 +35,6 @@ class WheelFile:
     filename: str
     sha256: str
     license: str | None
-
-    @classmethod
-    def read(cls, name: str, version: str, filename: str, sha256: str, path: Path) -> WheelFile:
-        """The wheel at ``path``, its licence read from its METADATA."""
-        return cls(name, version, filename, sha256, wheel_license(path))
 
 
 def _wheel(w: WheelFile) -> WheelPackage:

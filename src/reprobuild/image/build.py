@@ -688,15 +688,8 @@ def build_image(
                 progress=progress,
                 log=log,
                 base=base,
-                wheels=[
-                    WheelFile(pin.name, pin.version, pin.filename, pin.sha256, licenses.get(pin.sha256))
-                    for pin in wheels.pins
-                ],
-                project=WheelFile.read(
-                    project[0].name, project[0].version, project[0].filename, project[0].sha256, project[1]
-                )
-                if project
-                else None,
+                wheels=[_wheel_file(pin, licenses.get(pin.sha256)) for pin in wheels.pins],
+                project=_wheel_file(project[0], wheel_license(project[1])) if project else None,
                 epoch=epoch,
             )
             publish_dir(staged, final)
@@ -725,6 +718,11 @@ def build_image(
             files=tuple(file_records(files, [r.holds for r in written.records])),
             attestations=attestations,
         )
+
+
+def _wheel_file(pin: WheelPin, license: str | None) -> WheelFile:
+    """What the SBOMs say of a wheel: its pin and the licence its METADATA declares."""
+    return WheelFile(pin.name, pin.version, pin.filename, pin.sha256, license)
 
 
 def _write_outputs(
