@@ -315,3 +315,25 @@ def test_a_build_without_the_cache_never_asks_the_registry_cache(
         cache_ref=f"{registry.host}/speed-cache/verify-{tmp_path.name}",
     )
     assert result.digest.startswith("sha256:")
+
+
+def test_cache_blob_transfers_are_named_progress_tasks(registry: Registry, tmp_path: Path) -> None:
+    """Each blob fetched from or pushed to the cache is a task (a line of its own without a TTY)."""
+    from reprobuild.cli.progress import LineProgress
+    from reprobuild.image.cachesecret import FleetSecret
+    from reprobuild.image.registrycache import RegistryCache
+
+    stream = io.StringIO()
+    ref = cache_reference(f"{registry.host}/speed-cache/progress-{tmp_path.name}")
+    cache = RegistryCache(ref, secret=FleetSecret("test", SECRET.encode()), progress=LineProgress(stream))
+    layer = write_layer(
+        [LayerEntry.file("/app/x.py", b"x = 1\n")], epoch=0, compressor=Compressor.gzip(), store=BlobStore(tmp_path)
+    )
+    cache.push_layer("3" * 64, layer)
+    assert cache.fetch_layer("3" * 64, BlobStore(tmp_path / "reader"), layer.media_type) is not None
+    lines = stream.getvalue().splitlines()
+    where = f"{registry.host}/speed-cache/progress-{tmp_path.name}"
+    short = layer.digest.hex[:12]
+    assert any(line.startswith(f"pushing cache layer blob {short} to {where}: done") for line in lines), lines
+    assert any(line.startswith("pushing cache entry layer-3333") for line in lines), lines
+    assert any(line.startswith(f"pulling cache layer blob {short} from {where}: done") for line in lines), lines
