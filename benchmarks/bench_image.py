@@ -14,8 +14,9 @@ Each round (a fresh loopback registry per round; who goes first alternates betwe
 Every measure is reported per round as ours/peer, then as the median ratio over the rounds with its
 spread (min-max). Also: whether the cold builds of all rounds gave identical digests.
 
-repro-build runs with a cache of its own (the machine's wheels, .debs and built bases linked in), so
-"cold" never touches the user's cache. `PYTHONDONTWRITEBYTECODE` is removed from its environment: an
+repro-build runs with a cache of its own (the machine's blob store, with its wheels and .debs, and built
+bases linked in; not the layer cache's entries, so no layer is reused), so "cold" never touches the user's
+cache. `PYTHONDONTWRITEBYTECODE` is removed from its environment: an
 installed repro-build imports from byte-code, and a source checkout with that variable set would
 compile every module at every start.
 
@@ -47,7 +48,7 @@ from tests.testbed import start_registry  # noqa: E402
 DOCKER = "/usr/bin/docker"
 CLI = [sys.executable, "-m", "reprobuild"]
 #: What repro-build's cache shares with the machine's: content-addressed and re-verified on every read.
-SHARED_CACHE = ("wheels", "debs", "indexes", "bases", "baseinfo")
+SHARED_CACHE = ("blobs", "bases", "baseinfo")
 
 
 def sh(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
@@ -131,7 +132,7 @@ class Bench:
             "--context",
             str(ctx),
             "--wheels-dir",
-            str(self.cache / "wheels"),
+            str(self.cache),  # the cache's store: names from the lock's recorded wheel list
             "--project-wheel",
             str(wheel),
             env=self.env,

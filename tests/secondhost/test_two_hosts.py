@@ -113,14 +113,18 @@ class Hosts:
         return step
 
     def seed_b_cache(self) -> None:
-        """Give host B the wheels and .debs host A downloaded (hard links; both sides verify them by sha256).
+        """Give host B the blobs host A downloaded or wrote (hard links; both sides verify them by sha256).
 
-        Never the built layers, bases or blobs: host B must compress and assemble everything itself.
+        Never the layer cache's entries or the built bases: without an entry naming them, host B finds
+        a blob only by a digest a lock pins (a wheel, a .deb), so it compresses and assembles everything itself.
         """
-        for kind in ("wheels", "debs"):
-            src = self.cache_a / kind
-            if src.is_dir():
-                shutil.copytree(src, self.cache_b / kind, copy_function=_link_or_copy, dirs_exist_ok=True)
+        _seed_blobs(self.cache_a, self.cache_b)
+
+
+def _seed_blobs(src: Path, dst: Path) -> None:
+    """Hard-link the blob store of the cache ``src`` into the cache ``dst`` (``blobs/sha256/<hex>``)."""
+    if (src / "blobs").is_dir():
+        shutil.copytree(src / "blobs", dst / "blobs", copy_function=_link_or_copy, dirs_exist_ok=True)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -148,9 +152,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
             log.append(f"second host ready in {time.monotonic() - start:.0f}s")
             work_a = tmp_path_factory.mktemp("host-a")
             seed = _user_cache()
-            for kind in ("wheels", "debs"):
-                if (seed / kind).is_dir():
-                    shutil.copytree(seed / kind, work_a / "cache" / kind, copy_function=_link_or_copy)
+            _seed_blobs(seed, work_a / "cache")
             hosts = Hosts(second, work_a, notes=log)
             try:
                 yield hosts

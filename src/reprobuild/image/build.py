@@ -173,16 +173,24 @@ def _check_lock(config: Config, target: Target) -> Path:
 
 
 def _locked_wheels(
-    config: Config, target: Target, lock: Path, *, pins: list[WheelPin] | None, offline: bool, progress: Progress
+    config: Config,
+    target: Target,
+    lock: Path,
+    *,
+    pins: list[WheelPin] | None,
+    offline: bool,
+    staging: Path,
+    progress: Progress,
 ) -> list[tuple[WheelPin, Path]]:
-    """Verified wheel files for the target: the files ``lock`` recorded, or exactly ``pins`` (a manifest's).
+    """Verified wheel files for the target: the files ``lock`` recorded, or exactly ``pins`` (a manifest's),
+    each linked into ``staging`` under its file name (:class:`~reprobuild.image.wheels.WheelCache`).
 
     Each comes from the cache by sha256, else from where ``lock`` found it, else from the local
     ``UV_FIND_LINKS`` directories (:mod:`reprobuild.image.wheelsources`); what is still missing is
     selected by uv with this machine's index configuration and must be the very file pinned.
     Without a record (a lock made before sources were recorded) uv selects every file.
     """
-    cache = WheelCache()
+    cache = WheelCache(staging=staging)
 
     def fetch(pin: WheelPin, url: str) -> Path:
         return cache.fetch(pin, url, progress)
@@ -231,8 +239,7 @@ def _locked_wheels(
         )
         raise ImageError(
             f"{len(still)} wheel(s) of {lock.name} could not be found:\n{lines}",
-            hint="add the directory that holds them to UV_FIND_LINKS, configure the index they came from, "
-            f"or copy them into {cache.root}/<sha256>/",
+            hint="add the directory that holds them to UV_FIND_LINKS, or configure the index they came from",
         )
     return [(pin, found[pin.sha256]) for pin in pins]
 
@@ -634,7 +641,9 @@ def build_image(
                 )
 
             def fetch(wanted: list[WheelPin] | None) -> list[tuple[WheelPin, Path]]:
-                return _locked_wheels(config, target, lock, pins=wanted, offline=offline, progress=progress)
+                return _locked_wheels(
+                    config, target, lock, pins=wanted, offline=offline, staging=work / "wheels", progress=progress
+                )
 
             # The wheels' files are fetched only if a layer must be written from them (see _layers).
             known = _lock_pins(config, target, lock, pins, offline=offline)
