@@ -79,13 +79,14 @@ def test_sealed_full_hit_fetches_and_installs_no_wheel(
     ref = f"{registry.host}/speed-cache/sealed-{tmp_path.name}"
     repo = ref.split("/", 1)[1]
     first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
-    assert len(tags(registry, repo, "deps")) == 1 and len(tags(registry, repo, "facts")) == 1
+    assert [len(tags(registry, repo, kind)) for kind in ("deps", "facts", "inventory")] == [1, 1, 1]
     assert len(tags(registry, repo, "layer")) == len(first.layers) - 1  # every layer but the base's
     # Another machine state: another cache key, an empty local cache.
     forbid(
         monkeypatch,
         "reprobuild.image.build._locked_wheels",  # no wheel downloaded (nor read from a cache)
         "reprobuild.image.buildcache.inspect_base",  # the base facts come from the registry
+        "reprobuild.image.inventorycache.read_base",  # and so does the base's inventory for the SBOMs
         "reprobuild.image.build.write_layer",  # no layer written: the project and app layers are entries too
     )
     installed: list[list[str]] = []

@@ -14,7 +14,7 @@ from typing import Any
 
 from reprobuild.attest.bom import Bom, ImageFacts, ProjectFacts
 from reprobuild.attest.cyclonedx import cyclonedx_document
-from reprobuild.attest.inventory import WheelPackage, read_base, read_lock, spdx_or_none
+from reprobuild.attest.inventory import BaseInventory, WheelPackage, read_base, read_lock, spdx_or_none
 from reprobuild.attest.referrers import CYCLONEDX_JSON, SPDX_JSON, Document
 from reprobuild.attest.spdx import spdx_document
 from reprobuild.fsutil import human_json_text
@@ -57,9 +57,11 @@ def make_bom(
     base_lock: Path | None,
     wheels: Sequence[WheelFile],
     project_wheel: WheelFile | None,
+    inventory: BaseInventory | None = None,
 ) -> Bom:
-    """Everything the SBOMs say about one image (reads the base's layers and the wheels' METADATA)."""
-    lock = read_lock(base_lock) if base_lock is not None else None
+    """Everything the SBOMs say about one image (reads the base's layers, unless ``inventory`` is what
+    :func:`~reprobuild.attest.inventory.read_base` gave for them)."""
+    lock = read_lock(base_lock) if base_lock is not None and inventory is None else None
     return Bom(
         ImageFacts(
             project_name, target, str(image.digest), platform, created, tool_version, base_reference, base_digest
@@ -70,7 +72,7 @@ def make_bom(
             spdx_or_none(project_license),
             _wheel(project_wheel) if project_wheel is not None else None,
         ),
-        read_base(base.layers, lock=lock),
+        inventory if inventory is not None else read_base(base.layers, lock=lock),
         tuple(sorted((_wheel(w) for w in wheels), key=lambda w: (w.name, w.filename))),
     )
 

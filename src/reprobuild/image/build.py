@@ -700,6 +700,8 @@ def build_image(
                 wheels=[_wheel_file(pin, licenses.get(pin.sha256)) for pin in wheels.pins],
                 project=_wheel_file(project[0], wheel_license(project[1])) if project else None,
                 epoch=epoch,
+                use_cache=use_cache,
+                remote=remote,
             )
             publish_dir(staged, final)
         # The new layers lived in the staging store; from now on the image reads them from the final layout.
@@ -747,12 +749,23 @@ def _write_outputs(
     wheels: Sequence[WheelFile],
     project: WheelFile | None,
     epoch: Epoch,
+    use_cache: bool,
+    remote: RegistryCache | None,
 ) -> tuple[dict[str, Any], ...]:
     """Write the OCI layout, the archive and the SBOMs (attached to the layout) into ``staged``."""
     write_layout(staged / "oci", image, tag=target.name, progress=progress)
     write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
     attestations = _attach_sboms(
-        config, target, image, base=base, wheels=wheels, project=project, epoch=epoch, staged=staged
+        config,
+        target,
+        image,
+        base=base,
+        wheels=wheels,
+        project=project,
+        epoch=epoch,
+        staged=staged,
+        use_cache=use_cache,
+        remote=remote,
     )
     log(f"SBOMs: {', '.join(a['file'] for a in attestations)}, attached to the layout")
     return attestations
@@ -768,12 +781,28 @@ def _attach_sboms(
     project: WheelFile | None,
     epoch: Epoch,
     staged: Path,
+    use_cache: bool,
+    remote: RegistryCache | None,
 ) -> tuple[dict[str, Any], ...]:
-    """Write the SPDX and CycloneDX SBOMs of ``image`` into ``staged`` and attach them to its layout."""
+    """Write the SPDX and CycloneDX SBOMs of ``image`` into ``staged`` and attach them to its layout.
+
+    The base's inventory is read from its layers, or (``use_cache``) taken from the cache
+    (image/inventorycache.py)."""
+    from reprobuild.attest.inventory import read_lock
     from reprobuild.attest.referrers import artifact, attach_to_layout
     from reprobuild.attest.sbom import attestation_record, make_bom, sbom_documents
+    from reprobuild.image.inventorycache import cached_base_inventory
 
     lock = base.record.origin.get("lock")
+    lock_path = config.root / str(lock) if isinstance(lock, str) else None
+    inventory = None
+    if use_cache:
+        try:
+            lock_bytes = lock_path.read_bytes() if lock_path is not None else None
+        except OSError:
+            lock_bytes = None
+        lock_data = read_lock(lock_path) if lock_path is not None and lock_bytes is not None else None
+        inventory = cached_base_inventory(base.image, lock=lock_data, lock_bytes=lock_bytes, remote=remote)
     bom = make_bom(
         image=image,
         project_name=config.project.normalized_name,
@@ -786,9 +815,10 @@ def _attach_sboms(
         base=base.image,
         base_reference=target.base.text,
         base_digest=base.record.manifest_digest,
-        base_lock=config.root / str(lock) if isinstance(lock, str) else None,
+        base_lock=lock_path,
         wheels=wheels,
         project_wheel=project,
+        inventory=inventory,
     )
     records, artifacts = [], []
     created = imageconfig.rfc3339(epoch.seconds)

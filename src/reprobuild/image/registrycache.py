@@ -14,7 +14,9 @@ inputs, never read from the registry):
     the embedded Debian base built from a base lock (:mod:`reprobuild.image.debianbase`): its
     manifest, config and layer, so a full hit downloads no ``.deb`` and assembles nothing;
 ``facts-<manifest hex>``
-    what :func:`reprobuild.image.baseinfo.inspect_base` found in a base.
+    what :func:`reprobuild.image.baseinfo.inspect_base` found in a base;
+``inventory-<key>``
+    the Debian packages of a base as the SBOMs list them (:mod:`reprobuild.image.inventorycache`).
 
 The artifact's config (``application/vnd.repro-build.cache-entry.v1+json``) holds the kind, the key,
 what the entry says (``payload``), the descriptors of its blobs, and a ``seal``; its layers are the
@@ -68,7 +70,7 @@ log = logging.getLogger(__name__)
 CONFIG_TYPE = "application/vnd.repro-build.cache-entry.v1+json"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 #: The kinds of entry (module docstring); only ``layer`` entries can be checked without a secret.
-KINDS = ("layer", "deps", "base", "facts")
+KINDS = ("layer", "deps", "base", "facts", "inventory")
 #: The layer media types a ``layer`` entry may hold (what the compressors write).
 LAYER_TYPES = frozenset(
     {
