@@ -20,6 +20,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -106,6 +107,20 @@ def publish_dir(src: Path, dest: Path) -> None:
             raise
     except OSError as e:
         raise _move_error(src, dest, e) from e
+
+
+def remove_tree_in_background(path: Path) -> threading.Thread:
+    """Remove the directory tree ``path`` on a thread of its own and return that thread.
+
+    Not a daemon: the interpreter waits for it before exiting, so the tree is gone when the process
+    ends normally (whoever starts a build removes a killed build's leftovers). Errors are ignored, as
+    for any leftover.
+    """
+    thread = threading.Thread(
+        target=shutil.rmtree, args=(path,), kwargs={"ignore_errors": True}, name=f"remove {path.name}"
+    )
+    thread.start()
+    return thread
 
 
 def _swap_into_place(new: Path, dest: Path) -> None:

@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 debian=functools.partial(debian_base, mirror=args.mirror, progress=progress),
                 progress=progress,
                 log=functools.partial(_log_for, name, args.quiet),
+                background_cleanup=True,  # the work tree goes while the image is loaded or pushed
             )
             image_id = None
             tag = args.tag.replace("{target}", name) if args.tag else result.repo_tag
