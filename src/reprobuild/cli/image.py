@@ -151,7 +151,11 @@ def run(args: argparse.Namespace) -> int:
                 from reprobuild.oci import engine
 
                 client = engine.connect()
-                image_id = engine.load_image(client, result.image, tag, result.layout.parent, progress=progress)
+                # The build's image.tar is that very archive when it carries the tag asked for.
+                archive = result.archive if tag == result.repo_tag else None
+                image_id = engine.load_image(
+                    client, result.image, tag, result.layout.parent, progress=progress, archive=archive
+                )
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
             pushed = None
             location: Location | None = None
