@@ -42,6 +42,7 @@ from reprobuild.image.bytecode import compile_distributions, compile_module
 from reprobuild.image.datafiles import DataFile, data_files, file_records, with_file_groups
 from reprobuild.image.depcache import DEPENDENCY_KINDS, DependencyCache, dependency_key
 from reprobuild.image.interpreter import Interpreter, find_interpreter
+from reprobuild.image.inventorycache import cached_base_inventory
 from reprobuild.image.ocilabels import standard_labels
 from reprobuild.image.plan import LayerGroup, plan_layers
 from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
@@ -421,12 +422,6 @@ def _base_lock(config: Config, base: ResolvedBase) -> Path | None:
     return config.root / lock if isinstance(lock, str) else None
 
 
-def base_inventory(image: Image, base_lock: Path | None) -> BaseInventory:
-    from reprobuild.attest.sbom import base_inventory as inventory
-
-    return inventory(image, base_lock)
-
-
 def _layers(
     config: Config,
     target: Target,
@@ -638,7 +633,7 @@ def build_image(
                 progress=progress,
             )
             _fail_early(own)
-            inventory = pool.submit(base_inventory, base.image, _base_lock(config, base))
+            inventory = pool.submit(cached_base_inventory, base.image, _base_lock(config, base), use_cache=use_cache)
             # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
             info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
             check_base(info, target, name=target.base.text)
