@@ -410,6 +410,10 @@ def _done(result: Any) -> Future[Any]:
     return future
 
 
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _fail_early(job: Future[Any]) -> None:
     """Raise the error of a background step that has already failed (e.g. the project wheel's build)."""
     if job.done():
@@ -598,8 +602,8 @@ def build_image(
     One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
     dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
     build (``.<target>-*`` work directories) are removed before the build starts. The work directory
-    is removed before this returns, or with ``background_cleanup`` on a thread the interpreter waits
-    for at exit (the CLI's push or load runs meanwhile).
+    and the previous outputs are removed before this returns, or with ``background_cleanup`` on threads
+    the interpreter waits for at exit (the CLI's push or load runs meanwhile).
     """
     target = config.target(target_name)
     out_root = make_output_dir((out_dir or config.root / "build").resolve())
@@ -697,13 +701,10 @@ def build_image(
                 project_pin=project_pin,
                 epoch=epoch,
             )
-            publish_dir(staged, final)
+            publish_dir(staged, final, remove_old=remove_tree_in_background if background_cleanup else _remove)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            if background_cleanup:
-                remove_tree_in_background(work)
-            else:
-                shutil.rmtree(work, ignore_errors=True)
+            (remove_tree_in_background if background_cleanup else _remove)(work)
         # The new layers lived in the staging store; from now on the image reads them from the final layout.
         result_image = read_layout(final / "oci", tag=target.name)
         assert isinstance(result_image, Image)
