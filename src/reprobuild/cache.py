@@ -1,8 +1,12 @@
-"""Where repro-build keeps content-addressed caches (wheels, .debs, base blobs).
+"""Where repro-build keeps its caches.
 
-``$REPRO_BUILD_CACHE``, else ``$XDG_CACHE_HOME/repro-build``, else ``~/.cache/repro-build``. Every entry
-is keyed by its sha256 and verified when read, so a cache can be shared, copied or restored from CI
-without being trusted.
+``$REPRO_BUILD_CACHE``, else ``$XDG_CACHE_HOME/repro-build``, else ``~/.cache/repro-build``. The bytes of
+every cached download and written layer (wheels, ``.deb`` files, Packages indexes, base and layer blobs)
+live once in one content-addressed store under it, ``blobs/sha256/<hex>``
+(:func:`reprobuild.oci.blobstore.cache_store`); small indexes beside it (``layers/<key>.json``) name the
+blobs a cache needs. Every blob is found by a sha256 from outside the cache (a lock, a Release file, a
+layer's inputs) and verified when read, so a cache can be shared, copied or restored from CI without
+being trusted. The directories of the earlier layout (``wheels/``, ``debs/``, ``indexes/``) are ignored.
 """
 
 from __future__ import annotations

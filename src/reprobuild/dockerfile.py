@@ -146,6 +146,13 @@ def _runtime(config: Config) -> str:
 def render_dockerfile(config: Config, target_name: str, *, base_image: str | None = None) -> str:
     """The equivalent Dockerfile of ``target_name`` (deterministic: same config, same text)."""
     target = config.target(target_name)
+    if target.multi_platform:
+        raise DockerfileError(
+            f"target {target.name!r} is built for several platforms ({', '.join(target.platforms)}); "
+            "its equivalent Dockerfile is not written",
+            hint="`repro-build image` builds it (one image per platform and an index); `dockerfile` covers "
+            "one-platform targets",
+        )
     env = image_env(config, target)
     env_block = _key_value_block("ENV", {k: _quoted(v, f"env {k}") for k, v in env.items()}) if env else "# (no env)"
     lock_line = f"locks/{target.name}.txt"
@@ -318,8 +325,8 @@ def wheels_from_dir(config: Config, target: str, directory: Path) -> list[Path]:
     """The wheel files under ``directory`` (searched recursively) that ``repro-locks/<target>.txt`` pins for ``target``.
 
     A file is taken when its name and version are locked, its tags fit the target (the most preferred
-    tag wins, as an installer ranks them) and its sha256 is one the lock allows. Works on a plain folder
-    of wheels and on repro-build's wheel cache (``<cache>/wheels/sha256/<hex>/<file>``) alike.
+    tag wins, as an installer ranks them) and its sha256 is one the lock allows. For repro-build's own
+    cache, whose blobs have no file names, see :func:`wheels_from_cache`.
     """
     from reprobuild.image.wheels import target_tags
 
@@ -345,9 +352,43 @@ def wheels_from_dir(config: Config, target: str, directory: Path) -> list[Path]:
     if missing:
         raise LockError(
             f"{directory} holds no wheel that {lock_path.name} allows for: {', '.join(missing)}",
-            hint="put the locked wheel files there (e.g. `uv pip download`-ed or from repro-build's wheel cache)",
+            hint="put the locked wheel files there, or pass repro-build's cache directory",
         )
     return [best[name][2] for name in sorted(best)]
+
+
+def is_cache(directory: Path) -> bool:
+    """True when ``directory`` is a repro-build cache (it has the blob store ``blobs/sha256/``)."""
+    return (directory / "blobs" / "sha256").is_dir()
+
+
+def wheels_from_cache(config: Config, target: str, cache: Path, staging: Path) -> list[Path]:
+    """The wheels ``repro-locks/<target>.txt`` pins, taken from the blob store of the repro-build cache
+    ``cache`` and linked into ``staging`` under their file names.
+
+    A blob has no name: the names and sha256 come from the wheel list ``repro-build lock`` recorded for
+    the lock (:func:`reprobuild.image.wheelsources.recorded_wheels`), and every staged file is hashed
+    against it (:class:`reprobuild.image.wheels.WheelCache`).
+    """
+    from reprobuild.image.wheels import WheelCache
+    from reprobuild.image.wheelsources import recorded_wheels
+
+    lock_path = target_lock_path(config, target)
+    recorded = recorded_wheels(config, config.target(target), lock_path)
+    if recorded is None:
+        raise LockError(
+            f"{lock_path.name} has no recorded wheel list, so its wheels cannot be found in the cache {cache}",
+            hint="run `repro-build lock` (it records which wheel file each pin takes), or pass a folder of wheels",
+        )
+    store = WheelCache(cache, staging=staging)
+    found = [(w.pin, store.get(w.pin)) for w in recorded]
+    missing = [pin.filename for pin, path in found if path is None]
+    if missing:
+        raise LockError(
+            f"the cache {cache} holds no verified copy of: {', '.join(missing)}",
+            hint="run `repro-build image` once to fill the cache, or pass a folder of wheels",
+        )
+    return [path for _, path in found if path is not None]
 
 
 def write_dockerfile(config: Config, target: str, path: Path, *, base_image: str | None = None) -> None:

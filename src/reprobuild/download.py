@@ -38,7 +38,7 @@ import requests
 
 from reprobuild.errors import DigestMismatchError, DownloadError, ReproBuildError
 from reprobuild.fsutil import move_file
-from reprobuild.retry import DEFAULT_POLICY, TRANSIENT_ERRORS, RetryPolicy, TransientError, is_transient_status
+from reprobuild.retry import DEFAULT_POLICY, TRANSIENT_ERRORS, RetryPolicy, TransientError, send_once
 from reprobuild.urls import redact, redact_text
 
 __all__ = [
@@ -273,20 +273,13 @@ def _session() -> requests.Session:
 
 def _plain_send(url: str, what: str, timeouts: Timeouts, session: requests.Session | None) -> Send:
     def send(headers: dict[str, str]) -> requests.Response:
-        try:
-            response = (session or _session()).get(
+        return send_once(
+            lambda: (session or _session()).get(
                 url, headers={"User-Agent": "repro-build", **headers}, stream=True, timeout=timeouts.requests_timeout
-            )
-        except TRANSIENT_ERRORS as e:
-            raise TransientError(f"cannot connect ({type(e).__name__})") from None
-        if is_transient_status(response.status_code):
-            response.close()
-            raise TransientError(
-                f"the server answered HTTP {response.status_code}",
-                retry_after=response.headers.get("Retry-After"),
-                status=response.status_code,
-            )
-        return response
+            ),
+            unreachable="cannot connect",
+            answered=lambda response: f"the server answered HTTP {response.status_code}",
+        )
 
     return send
 

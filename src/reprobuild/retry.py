@@ -29,6 +29,7 @@ __all__ = [
     "RetryPolicy",
     "TransientError",
     "is_transient_status",
+    "send_once",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,31 @@ class TransientError(Exception):
         self.reason = reason
         self.retry_after = retry_after
         self.status = status
+
+
+def send_once(
+    send: Callable[[], requests.Response], *, unreachable: str, answered: Callable[[requests.Response], str]
+) -> requests.Response:
+    """One request under the transient-failure classification every network call shares.
+
+    ``send`` makes the request; a connection failure raises :class:`TransientError` worded
+    ``"<unreachable> (<exception class>)"``; a transient answer (:func:`is_transient_status`) is worded
+    by ``answered(response)``, closed, and raised with the server's ``Retry-After``. Any other answer is returned
+    (the caller decides what a ``4xx`` means); any other exception passes through.
+    """
+    try:
+        response = send()
+    except TRANSIENT_ERRORS as e:
+        raise TransientError(f"{unreachable} ({type(e).__name__})") from None
+    if is_transient_status(response.status_code):
+        reason = answered(response)
+        response.close()
+        raise TransientError(
+            reason,
+            retry_after=response.headers.get("Retry-After"),
+            status=response.status_code,
+        )
+    return response
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:

@@ -119,6 +119,21 @@ def test_image_rebuilds_a_poisoned_layer_cache_with_the_right_digest(tmp_path: P
 # ------------------------------------------------------------------ the Debian base cache
 
 
+def _seed_debs(project: Path, cache: Path) -> None:
+    """Copy the .deb files ``project``'s base lock pins from the user's cache store into ``cache``'s, where
+    present (they are re-hashed against the lock on use; seeding only saves downloads). Copies, not links:
+    a test that poisons its cache must not poison the user's."""
+    from reprobuild.base.debian.lock import read_lock
+
+    shared = Path.home() / ".cache" / "repro-build" / "blobs" / "sha256"
+    store = cache / "blobs" / "sha256"
+    store.mkdir(parents=True, exist_ok=True)
+    for lock in (project / "repro-locks").glob("base-*.json"):
+        for deb in read_lock(lock).packages:
+            if (shared / deb.sha256).is_file() and not (store / deb.sha256).exists():
+                shutil.copyfile(shared / deb.sha256, store / deb.sha256)
+
+
 @pytest.mark.network
 def test_poisoned_debian_base_cache_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -132,16 +147,16 @@ def test_poisoned_debian_base_cache_is_rebuilt(
     project = tmp_path / "hello-ml"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist"))
     cache = tmp_path / "cache"
-    shared_debs = Path.home() / ".cache" / "repro-build" / "debs"
-    if shared_debs.is_dir():  # the .deb files are re-hashed against the lock on use; copying saves downloads
-        shutil.copytree(shared_debs, cache / "debs")
+    _seed_debs(project, cache)
     monkeypatch.setenv("REPRO_BUILD_CACHE", str(cache))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     config = load_config(project)
     target = config.target("cpu")
     (tmp_path / "staging").mkdir()
     honest, _ = debian_base(config, target, tmp_path / "staging" / "a")
-    [cached] = (cache / "bases").iterdir()
+    assert len(honest.layers) == 2  # the .deb files' layer and the standard-library byte-code on top
+    [cached] = [p for p in (cache / "bases").iterdir() if (p / "oci").is_dir()]
+    [stdlib] = (cache / "bases").glob("stdlib-*")
 
     evil_layer = write_layer(
         [LayerEntry.file("/etc/ld.so.preload", b"/evil.so\n")],
@@ -161,7 +176,7 @@ def test_poisoned_debian_base_cache_is_rebuilt(
     poison()
     with caplog.at_level(logging.WARNING):
         again, _ = debian_base(config, target, tmp_path / "staging" / "b")
-    assert again.digest == honest.digest and len(again.layers) == 1
+    assert again.digest == honest.digest and len(again.layers) == 2
     assert "not trusted" in caplog.text
 
     # The attacker rewrites the seal too (without the key): still refused.
@@ -169,6 +184,19 @@ def test_poisoned_debian_base_cache_is_rebuilt(
     (cached / "sealed.json").write_text(json.dumps({"hmac": "0" * 64, "manifest_digest": str(poisoned.digest)}))
     third, _ = debian_base(config, target, tmp_path / "staging" / "c")
     assert third.digest == honest.digest
+
+    # The cached standard-library byte-code: a rewritten blob, then a rewritten seal, are compiled again.
+    caplog.clear()
+    (stdlib / "layer").write_bytes(b"not the layer")
+    with caplog.at_level(logging.WARNING):
+        fourth, _ = debian_base(config, target, tmp_path / "staging" / "d")
+    assert fourth.digest == honest.digest and "standard-library byte-code" in caplog.text
+    sealed = json.loads((stdlib / "sealed.json").read_text())
+    sealed["payload"]["files"] += 1
+    (stdlib / "sealed.json").write_text(json.dumps(sealed))
+    fifth, _ = debian_base(config, target, tmp_path / "staging" / "e")
+    assert fifth.digest == honest.digest
+    assert json.loads((stdlib / "sealed.json").read_text())["payload"]["files"] == sealed["payload"]["files"] - 1
 
 
 # ------------------------------------------------------------------ outputs never share inodes with a cache
@@ -212,3 +240,93 @@ def test_an_output_edited_in_place_does_not_wedge_later_builds(tmp_path: Path) -
     assert second.returncode == 0, second.stderr
     again = json.loads((project / "build" / "cpu" / "manifest.json").read_text())["outputs"]["manifest_digest"]
     assert again == digest
+
+
+# ------------------------------------------------------------------ the one blob store: .debs and wheels
+
+
+def _served(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / "mirror" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path.as_uri()
+
+
+DEB = b"!<arch>\n" + bytes(range(256)) * 64
+DEB_SHA = hashlib.sha256(DEB).hexdigest()
+
+
+@pytest.mark.parametrize("poison", ["same size", "truncated", "symlink", "directory"])
+def test_a_poisoned_deb_blob_is_evicted_and_fetched_again(tmp_path: Path, poison: str) -> None:
+    from reprobuild.base.debian.fetch import DebCache
+    from reprobuild.errors import ReproBuildError
+
+    cache = DebCache(tmp_path / "cache")
+    url = _served(tmp_path, "hello_1.0_amd64.deb", DEB)
+    blob = cache.get(DEB_SHA, len(DEB), url, "hello 1.0")
+    victim = tmp_path / "victim"
+    victim.write_bytes(bytes(len(DEB)))
+    blob.unlink()
+    if poison == "same size":
+        blob.write_bytes(bytes(len(DEB)))
+    elif poison == "truncated":
+        blob.write_bytes(DEB[:-1])
+    elif poison == "symlink":
+        blob.symlink_to(victim)  # a link out of the cache: read, refused, the link removed, its target untouched
+    else:
+        blob.mkdir()
+    with pytest.raises(ReproBuildError, match=r"hello 1\.0"):
+        cache.get(DEB_SHA, len(DEB), "http://127.0.0.1:1/x.deb", "hello 1.0", offline=True)
+    if poison != "directory":
+        assert not blob.exists() and not blob.is_symlink()
+        assert victim.read_bytes() == bytes(len(DEB))
+        assert cache.get(DEB_SHA, len(DEB), url, "hello 1.0").read_bytes() == DEB
+    else:  # not a file the store wrote, so not one it removes; the download then fails rather than use it
+        with pytest.raises(ReproBuildError):
+            cache.get(DEB_SHA, len(DEB), url, "hello 1.0")
+
+
+def test_a_poisoned_wheel_blob_is_never_staged(tmp_path: Path) -> None:
+    from reprobuild.image.wheels import WheelCache, WheelPin
+    from reprobuild.oci.digest import Digest
+
+    data = b"PK\x03\x04 pretend wheel" * 100
+    url = _served(tmp_path, "demo-1.0-py3-none-any.whl", data)
+    pin = WheelPin("demo", "1.0", "demo-1.0-py3-none-any.whl", hashlib.sha256(data).hexdigest(), len(data))
+    cache = WheelCache(tmp_path / "cache", staging=tmp_path / "stage")
+    cache.fetch(pin, url)
+    blob = cache.store.path(Digest(pin.sha256))
+    blob.unlink()
+    blob.write_bytes(b"PK\x03\x04 evil wheel!!" * 100)  # same size
+    assert cache.get(pin) is None
+    assert not (tmp_path / "stage" / pin.filename).exists() and not blob.exists()
+    assert cache.fetch(pin, url).read_bytes() == data
+
+
+def test_a_blob_is_read_only_under_the_digest_its_pin_names(tmp_path: Path) -> None:
+    """A wheel pin that names a .deb's digest gets nothing from the .deb: the size it pins differs, and
+    the bytes would still have to be the ones it pins."""
+    from reprobuild.base.debian.fetch import DebCache
+    from reprobuild.image.wheels import WheelCache, WheelPin
+
+    root = tmp_path / "cache"
+    DebCache(root).get(DEB_SHA, len(DEB), _served(tmp_path, "h.deb", DEB), "hello 1.0")
+    wheels = WheelCache(root, staging=tmp_path / "stage")
+    assert wheels.get(WheelPin("evil", "1.0", "evil-1.0-py3-none-any.whl", DEB_SHA, len(DEB) + 1)) is None
+    assert DebCache(root).peek(DEB_SHA, len(DEB)) is not None  # a right blob is not evicted for a wrong pin
+
+
+def test_directories_of_the_old_layout_are_never_read(tmp_path: Path) -> None:
+    """``debs/<sha256>.deb`` and ``wheels/sha256/<hex>/<file>`` of older versions are ignored, poisoned or not."""
+    from reprobuild.base.debian.fetch import DebCache
+    from reprobuild.errors import BaseImageError
+
+    root = tmp_path / "cache"
+    (root / "debs").mkdir(parents=True)
+    (root / "debs" / f"{DEB_SHA}.deb").write_bytes(b"evil")
+    (root / "debs" / f"{DEB_SHA}.deb").chmod(0o444)
+    with pytest.raises(BaseImageError, match="not in the cache"):
+        DebCache(root).get(DEB_SHA, len(DEB), "http://127.0.0.1:1/x.deb", "hello 1.0", offline=True)
+    got = DebCache(root).get(DEB_SHA, len(DEB), _served(tmp_path, "h.deb", DEB), "hello 1.0")
+    assert got == root / "blobs" / "sha256" / DEB_SHA and got.read_bytes() == DEB
+    assert (root / "debs" / f"{DEB_SHA}.deb").read_bytes() == b"evil"

@@ -169,16 +169,16 @@ def test_wrong_bytes_are_never_published(tmp_path: Path) -> None:
 
 
 def test_a_wrong_cache_entry_is_evicted_and_fetched_again(tmp_path: Path) -> None:
-    cache = WheelCache(tmp_path / "cache")
+    cache = WheelCache(tmp_path / "cache", staging=tmp_path / "stage")
     pin = WheelPin("demo", "1.0", "demo-1.0-py3-none-any.whl", SHA, len(BODY))
-    entry = cache.path(pin)
+    entry = cache.store.path(cache.digest(pin))
     entry.parent.mkdir(parents=True)
     entry.write_bytes(BODY[:-1] + b"!")
     script = Script()
     with faulty(script) as url:
         assert cache.fetch(pin, url).read_bytes() == BODY
-        assert len(script.seen) == 1
-        assert cache.fetch(pin, url) == entry and len(script.seen) == 1  # verified hit: no request
+        assert len(script.seen) == 1 and entry.read_bytes() == BODY
+        assert cache.fetch(pin, url) == cache.path(pin) and len(script.seen) == 1  # verified hit: no request
 
 
 def test_a_dropped_body_resumes_with_range(tmp_path: Path) -> None:

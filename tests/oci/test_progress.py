@@ -151,7 +151,7 @@ def test_wheel_download_is_a_named_line_and_a_cache_hit_is_silent(tmp_path: Path
     wheel.parent.mkdir()
     wheel.write_bytes(b"PK" + bytes(5000))
     pin = WheelPin("demo", "1.0", wheel.name, hashlib.sha256(wheel.read_bytes()).hexdigest(), 5002)
-    cache = WheelCache(tmp_path / "cache")
+    cache = WheelCache(tmp_path / "cache", staging=tmp_path / "stage")
     stream = io.StringIO()
     cache.fetch(pin, wheel.as_uri(), LineProgress(stream))
     text = _lines(stream)

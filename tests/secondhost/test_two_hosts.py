@@ -113,14 +113,18 @@ class Hosts:
         return step
 
     def seed_b_cache(self) -> None:
-        """Give host B the wheels and .debs host A downloaded (hard links; both sides verify them by sha256).
+        """Give host B the blobs host A downloaded or wrote (hard links; both sides verify them by sha256).
 
-        Never the built layers, bases or blobs: host B must compress and assemble everything itself.
+        Never the layer cache's entries or the built bases: without an entry naming them, host B finds
+        a blob only by a digest a lock pins (a wheel, a .deb), so it compresses and assembles everything itself.
         """
-        for kind in ("wheels", "debs"):
-            src = self.cache_a / kind
-            if src.is_dir():
-                shutil.copytree(src, self.cache_b / kind, copy_function=_link_or_copy, dirs_exist_ok=True)
+        _seed_blobs(self.cache_a, self.cache_b)
+
+
+def _seed_blobs(src: Path, dst: Path) -> None:
+    """Hard-link the blob store of the cache ``src`` into the cache ``dst`` (``blobs/sha256/<hex>``)."""
+    if (src / "blobs").is_dir():
+        shutil.copytree(src / "blobs", dst / "blobs", copy_function=_link_or_copy, dirs_exist_ok=True)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -148,9 +152,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
             log.append(f"second host ready in {time.monotonic() - start:.0f}s")
             work_a = tmp_path_factory.mktemp("host-a")
             seed = _user_cache()
-            for kind in ("wheels", "debs"):
-                if (seed / kind).is_dir():
-                    shutil.copytree(seed / kind, work_a / "cache" / kind, copy_function=_link_or_copy)
+            _seed_blobs(seed, work_a / "cache")
             hosts = Hosts(second, work_a, notes=log)
             try:
                 yield hosts
@@ -323,6 +325,25 @@ def test_example_images_carry_byte_code_of_the_images_python(example: ExampleBui
             assert any(f".{tag}.pyc" in name for name in pycs), (
                 f"host {built.host}, target {target}: no {tag} byte-code in the project layer ({pycs})"
             )
+
+
+def test_example_bases_carry_the_standard_librarys_byte_code(example: ExampleBuild) -> None:
+    """The Debian base's second layer holds the standard library's pyc for the image's Python on both hosts (and
+    `test_example_same_digest_on_both_hosts` holds it to one digest: host B's own Python is 3.13)."""
+    tag = "cpython-" + _example_python().replace(".", "")
+    minor = _example_python()
+    for built in (example.a, example.b):
+        for target in EXAMPLE_TARGETS:
+            manifest = built.manifests[target]
+            assert manifest.is_file(), f"host {built.host} built no {target}:\n{_failed(example.steps)}"
+            layers = json.loads(manifest.read_text())["outputs"]["layers"]
+            assert [layer["holds"] for layer in layers[:2]] == ["base", "base"]
+            blob = manifest.parent / "oci" / "blobs" / "sha256" / str(layers[1]["digest"]).removeprefix("sha256:")
+            with tarfile.open(blob, mode="r:*") as tar:
+                names = set(tar.getnames())
+            for module in ("os", "re/__init__", "json/__init__", "encodings/utf_8"):
+                head, _, name = f"usr/lib/python{minor}/{module}".rpartition("/")
+                assert f"{head}/__pycache__/{name}.{tag}.pyc" in names, (built.host, target, module)
 
 
 def test_second_host_verifies_the_first_hosts_manifests(example: ExampleBuild, hosts: Hosts) -> None:

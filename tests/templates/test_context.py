@@ -88,7 +88,7 @@ def locked_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     target = config.target("cpu")
     try:
         pins = select_wheels(EXAMPLE, target, EXAMPLE / "repro-locks" / "cpu.txt")
-        cache = WheelCache()
+        cache = WheelCache(staging=tmp_path_factory.mktemp("wheels"))
         return [cache.fetch(pin, url) for pin, url in pins]
     except ReproBuildError as e:
         unavailable("the package index", str(e))
@@ -178,3 +178,28 @@ def test_docker_build_of_the_equivalent_dockerfile(
         assert check.stdout.split() == ["[]", "2.4.6", "01000000"]
     finally:
         subprocess.run([engine.cli, "image", "rm", "-f", tag], capture_output=True, check=False)
+
+
+def test_wheels_from_a_cache_without_them_name_what_is_missing(tmp_path: Path) -> None:
+    """repro-build's cache as --wheels-dir: names come from the lock's record; a wrong blob is no copy."""
+    from reprobuild.dockerfile import is_cache, wheels_from_cache
+
+    sha = "89cd468399cfd2504718f0ba50e410dca55a170b61a02ad92bb18c8a65186e93"  # numpy's, recorded in inputs.json
+    cache = tmp_path / "cache"
+    (cache / "blobs" / "sha256").mkdir(parents=True)
+    assert is_cache(cache) and not is_cache(tmp_path)
+    (cache / "blobs" / "sha256" / sha).write_bytes(b"poison under numpy's digest")
+    with pytest.raises(LockError, match=f"holds no verified copy of: {NUMPY}"):
+        wheels_from_cache(load_config(EXAMPLE), "cpu", cache, tmp_path / "stage")
+    assert not (cache / "blobs" / "sha256" / sha).exists()
+    assert not (tmp_path / "stage" / NUMPY).exists()
+
+
+@pytest.mark.network
+def test_wheels_from_the_cache_are_the_locked_files(locked_wheels: list[Path], tmp_path: Path) -> None:
+    from reprobuild.cache import cache_root
+    from reprobuild.dockerfile import wheels_from_cache
+
+    got = wheels_from_cache(load_config(EXAMPLE), "cpu", cache_root(), tmp_path / "stage")
+    assert [p.name for p in got] == [p.name for p in locked_wheels] == [NUMPY]
+    assert got[0].parent == tmp_path / "stage" and got[0].read_bytes() == locked_wheels[0].read_bytes()

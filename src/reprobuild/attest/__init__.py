@@ -7,4 +7,7 @@
   derived from the build manifest.
 - :mod:`~reprobuild.attest.referrers`: artifact manifests whose ``subject`` is the image, in an OCI
   layout and in a registry (referrers API, or the ``sha256-<hex>`` tag schema).
+- :mod:`~reprobuild.attest.carry`: an image's attachments read from one location and written to another
+  (``repro-build copy``), and listed (``repro-build inspect``, with :mod:`~reprobuild.attest.summary`'s line
+  about each document).
 """

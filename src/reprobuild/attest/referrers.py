@@ -34,6 +34,7 @@ from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.layer import Layer
 from reprobuild.oci.layout import read_index_json, read_layout, write_layout
 from reprobuild.oci.mediatypes import OCI_EMPTY, OCI_INDEX, OCI_MANIFEST
+from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.values import Descriptor
 
 if TYPE_CHECKING:
@@ -141,14 +142,22 @@ def registry_referrers(client: RegistryClient, repository: str, subject: Digest)
     return [Descriptor.from_json(m, origin=f"referrers of {subject}") for m in listed], how
 
 
-def push_referrers(client: RegistryClient, repository: str, subject: Descriptor, artifacts: Sequence[Image]) -> str:
-    """Push ``artifacts`` (which refer to ``subject``) and make them findable; return how (see module doc)."""
+def push_referrers(
+    client: RegistryClient,
+    repository: str,
+    subject: Descriptor,
+    artifacts: Sequence[Image],
+    *,
+    progress: Progress = NO_PROGRESS,
+) -> str:
+    """Push ``artifacts`` (which refer to ``subject``, a manifest of any media type: an image or an index)
+    and make them findable; return how (see module doc)."""
     from reprobuild.oci.remote import push
 
     for art in artifacts:
         if art.subject is None or art.subject.digest != subject.digest:
             raise OCIError(f"artifact {art.digest} does not refer to {subject.digest}")
-        push(client, repository, art)
+        push(client, repository, art, progress=progress)
     if client.get_referrers(repository, str(subject.digest)) is not None:
         return "referrers API"
     tag = fallback_tag(subject.digest)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from reprobuild.cli.output import data, log
 from reprobuild.config import load_config
-from reprobuild.dockerfile import prepare_context, render_dockerfile, wheels_from_dir
+from reprobuild.dockerfile import is_cache, prepare_context, render_dockerfile, wheels_from_cache, wheels_from_dir
 from reprobuild.errors import UsageError
 
 _DESCRIPTION = """\
@@ -67,10 +68,15 @@ def run(args: argparse.Namespace) -> int:
     if args.wheels_dir is None or args.project_wheel is None:
         raise UsageError(
             "--context needs --wheels-dir and --project-wheel",
-            hint="build the project wheel with `repro-build wheel`; the locked wheels are in repro-build's cache",
+            hint="build the project wheel with `repro-build wheel`; for the locked wheels, `--wheels-dir` may be "
+            "repro-build's cache directory (`$REPRO_BUILD_CACHE`, else `~/.cache/repro-build`)",
         )
-    wheels = wheels_from_dir(config, target, args.wheels_dir)
-    files = prepare_context(config, target, wheels, args.project_wheel, args.context, base_image=args.base_image)
+    with tempfile.TemporaryDirectory(prefix="repro-build-wheels-") as staging:
+        if is_cache(args.wheels_dir):
+            wheels = wheels_from_cache(config, target, args.wheels_dir, Path(staging))
+        else:
+            wheels = wheels_from_dir(config, target, args.wheels_dir)
+        files = prepare_context(config, target, wheels, args.project_wheel, args.context, base_image=args.base_image)
     log(f"wrote the build context of target {target!r} ({len(files)} files) in {args.context}", quiet=args.quiet)
     data(str(args.context))
     return 0

@@ -50,7 +50,7 @@ from reprobuild.image.registrycache import RegistryLayers, cache_reference
 from reprobuild.image.sourcelabel import SourceLabel, source_label
 from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
-from reprobuild.lock import check_locks, target_lock_path
+from reprobuild.lock import check_locks
 from reprobuild.lockdir import RELOCK_HINT
 from reprobuild.oci.archive import write_archive
 from reprobuild.oci.blobstore import BlobStore
@@ -175,7 +175,7 @@ def _labels(
 
 
 def _check_lock(config: Config, target: Target) -> Path:
-    lock = target_lock_path(config, target.name)
+    lock = config.locks_dir / target.lock_name
     problems = check_locks(config, only=[lock.name])
     if problems:
         raise StaleLockError(
@@ -186,16 +186,24 @@ def _check_lock(config: Config, target: Target) -> Path:
 
 
 def _locked_wheels(
-    config: Config, target: Target, lock: Path, *, pins: list[WheelPin] | None, offline: bool, progress: Progress
+    config: Config,
+    target: Target,
+    lock: Path,
+    *,
+    pins: list[WheelPin] | None,
+    offline: bool,
+    staging: Path,
+    progress: Progress,
 ) -> list[tuple[WheelPin, Path]]:
-    """Verified wheel files for the target: the files ``lock`` recorded, or exactly ``pins`` (a manifest's).
+    """Verified wheel files for the target: the files ``lock`` recorded, or exactly ``pins`` (a manifest's),
+    each linked into ``staging`` under its file name (:class:`~reprobuild.image.wheels.WheelCache`).
 
     Each comes from the cache by sha256, else from where ``lock`` found it, else from the local
     ``UV_FIND_LINKS`` directories (:mod:`reprobuild.image.wheelsources`); what is still missing is
     selected by uv with this machine's index configuration and must be the very file pinned.
     Without a record (a lock made before sources were recorded) uv selects every file.
     """
-    cache = WheelCache()
+    cache = WheelCache(staging=staging)
 
     def fetch(pin: WheelPin, url: str) -> Path:
         return cache.fetch(pin, url, progress)
@@ -244,8 +252,7 @@ def _locked_wheels(
         )
         raise ImageError(
             f"{len(still)} wheel(s) of {lock.name} could not be found:\n{lines}",
-            hint="add the directory that holds them to UV_FIND_LINKS, configure the index they came from, "
-            f"or copy them into {cache.root}/<sha256>/",
+            hint="add the directory that holds them to UV_FIND_LINKS, or configure the index they came from",
         )
     return [(pin, found[pin.sha256]) for pin in pins]
 
@@ -587,9 +594,13 @@ def build_image(
     debian: DebianBuilder | None = None,
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
+    platform: str | None = None,
     background_cleanup: bool = False,
 ) -> ImageResult:
     """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
+
+    ``platform`` (an architecture, ``amd64``/``arm64``) builds that platform of a multi-platform target
+    into ``out_dir/linux-<arch>`` (:mod:`reprobuild.image.multiplatform` puts them together).
 
     ``epoch`` is the source date (default: ``SOURCE_DATE_EPOCH``, else the project's policy; ``verify``
     passes the recorded one). ``wheel`` is the project wheel to install (else ``project_wheel`` builds
@@ -606,6 +617,13 @@ def build_image(
     the interpreter waits for at exit (the CLI's push or load runs meanwhile).
     """
     target = config.target(target_name)
+    if platform is not None:
+        target = target.for_arch(platform)
+    elif target.multi_platform:
+        raise ImageError(
+            f"target {target.name!r} is built for {len(target.platforms)} platforms",
+            hint="build it with reprobuild.image.multiplatform.build_index (`repro-build image` does)",
+        )
     out_root = make_output_dir((out_dir or config.root / "build").resolve())
     with exclusive_lock(out_root / f".{target.name}.lock"):
         for leftover in out_root.glob(f".{target.name}-*"):
@@ -613,7 +631,7 @@ def build_image(
         epoch = epoch or resolve_epoch(config.epoch_policy, config.root)
         lock = _check_lock(config, target)
         prepare_cache_root()
-        final = out_root / target.name
+        final = out_root / (target.name if platform is None else f"{target.os}-{target.arch}")
         source = source_info(config.root)
         label = source_label(config.project.urls, source.remote)
         log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
@@ -650,7 +668,9 @@ def build_image(
                     f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
                 )
 
-            installs = _locked_wheels(config, target, lock, pins=pins, offline=offline, progress=progress)
+            installs = _locked_wheels(
+                config, target, lock, pins=pins, offline=offline, staging=work / "wheels", progress=progress
+            )
             _fail_early(own)
             policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
             files = data_files(config, target)

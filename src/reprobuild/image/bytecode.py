@@ -1,5 +1,8 @@
 """PEP 552 ``unchecked-hash`` byte-code for a target, compiled for the paths the files have in the image.
 
+(The Debian base's standard library is compiled by the same code in ``timestamp`` mode, as Debian does:
+:mod:`reprobuild.image.stdlibbytecode`.)
+
 ``co_filename`` records the path given at compile time, so each ``.py`` is compiled with its in-image
 path as ``dfile`` (pip#8414 is what happens otherwise). Hash-based pycs carry a SipHash of the source
 instead of an mtime, so they do not depend on when the files were written; ``unchecked`` means the
@@ -15,11 +18,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import posixpath
 import subprocess
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from reprobuild.errors import ImageError
 from reprobuild.image.interpreter import Interpreter
@@ -29,12 +35,12 @@ from reprobuild.wheel.record import record_hash
 
 _COMPILER = r"""
 import importlib.util, json, py_compile, sys
+mode = py_compile.PycInvalidationMode[sys.argv[1]]
 done = []
 for src, dfile in json.load(sys.stdin):
     cfile = importlib.util.cache_from_source(src)
     try:
-        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True, invalidation_mode=mode)
     except py_compile.PyCompileError:
         continue  # not valid Python for this version (templates, py2 test data): shipped as source only
     done.append([src, cfile])
@@ -47,10 +53,21 @@ json.dump(done, sys.stdout)
 COMPILER_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8"}
 
 
-def _compile(jobs: list[list[str]], interpreter: Interpreter) -> dict[str, Path]:
-    """Compile ``[source path, in-image path]`` pairs in one fresh process; source -> pyc written."""
+#: ``py_compile.PycInvalidationMode`` names: wheels' byte-code is ``UNCHECKED_HASH``; the Debian base's
+#: standard library gets ``TIMESTAMP``, what Debian's maintainer scripts write (:mod:`reprobuild.image.stdlibbytecode`).
+InvalidationMode = Literal["UNCHECKED_HASH", "TIMESTAMP"]
+
+
+def _compile(
+    jobs: list[list[str]], interpreter: Interpreter, mode: InvalidationMode = "UNCHECKED_HASH"
+) -> dict[str, Path]:
+    """Compile ``[source path, in-image path]`` pairs in one fresh process; source -> pyc written.
+
+    A ``TIMESTAMP`` pyc records the source file's mtime and size as the compiler sees them, so the caller
+    sets each source's mtime to the one it has in the image first.
+    """
     out = subprocess.run(
-        [str(interpreter.path), "-s", "-S", "-c", _COMPILER],
+        [str(interpreter.path), "-s", "-S", "-c", _COMPILER, mode],
         input=json.dumps(sorted(jobs, key=lambda j: j[1])),
         capture_output=True,
         text=True,
@@ -103,6 +120,33 @@ def _compile_runs(jobs: list[list[str]], interpreter: Interpreter) -> dict[str, 
         for done in pool.map(lambda run: _compile(run, interpreter), runs):
             compiled.update(done)
     return compiled
+
+
+def compile_sources(
+    sources: Sequence[tuple[str, bytes, int]], *, interpreter: Interpreter, scratch: Path, mode: InvalidationMode
+) -> dict[str, tuple[str, bytes]]:
+    """Compile ``(in-image path, source bytes, mtime in the image)`` triples; in-image ``.py`` -> (in-image
+    pyc path, pyc bytes). Sources that are not valid Python for the interpreter's version are left out.
+
+    Each source is written under ``scratch`` at its in-image path with its in-image mtime (what a
+    ``TIMESTAMP`` pyc records); the pyc's ``co_filename`` is the in-image path.
+    """
+    jobs: list[list[str]] = []
+    by_source: dict[str, str] = {}
+    for image_path, data, mtime in sources:
+        rel = image_path.lstrip("/")
+        src = scratch / rel
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_bytes(data)
+        os.utime(src, (mtime, mtime))
+        jobs.append([str(src), "/" + rel])
+        by_source[str(src)] = "/" + rel
+    out: dict[str, tuple[str, bytes]] = {}
+    for source, cfile in _compile(jobs, interpreter, mode).items():
+        image_path = by_source[source]
+        rel_pyc = cfile.relative_to(Path(source).parent).as_posix()
+        out[image_path] = (f"{posixpath.dirname(image_path)}/{rel_pyc}", cfile.read_bytes())
+    return out
 
 
 def compile_distributions(

@@ -2,8 +2,9 @@
 
 uv picks the wheel of each locked version that fits the target (``uv pip compile --format pylock.toml``
 with the target's ``--python-version``/``--python-platform``, fed the lock itself so nothing can move).
-Each file is downloaded into a cache keyed by sha256 and checked, while streaming, against the hashes
-in ``repro-locks/<target>.txt``; installs then run from the cache with no index. The build manifest records
+Each file is downloaded into the cache's blob store (``<cache>/blobs/sha256/<hex>``) and checked, while
+streaming, against the hashes in ``repro-locks/<target>.txt``; installs then run, with no index, from a
+per-build directory of links to those blobs named as the lock names the wheels. The build manifest records
 every wheel's file name and sha256 (never its URL, which may carry credentials), so ``verify`` can
 rebuild from the cache alone.
 """
@@ -22,16 +23,15 @@ from typing import Any
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from reprobuild.cache import cache_root
 from reprobuild.config import Target
-from reprobuild.download import Failure, fetch_file
+from reprobuild.download import Failure
 from reprobuild.errors import DigestMismatchError, ImageError, LockError
 from reprobuild.lock.reader import read_lock
-from reprobuild.oci.digest import SHA256_HEX_RE, sha256_file
+from reprobuild.oci.blobstore import cache_store
+from reprobuild.oci.digest import SHA256_HEX_RE, Digest
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.uvbin import run_uv
 
-_CHUNK = 1 << 20
 #: A wheel file name has no directory part and no `..` (the characters PEP 427 names can hold).
 _WHEEL_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl$")
 #: How wheel downloads word their errors.
@@ -155,32 +155,48 @@ def pin_from_dict(record: dict[str, Any]) -> WheelPin:
 
 
 class WheelCache:
-    """``<cache>/wheels/sha256/<hex>/<filename>``; every read is verified."""
+    """Wheel files in the cache's blob store (``<root>/blobs/sha256/<hex>``), handed out under their names.
 
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = (root or cache_root()) / "wheels" / "sha256"
+    A blob has no name, and uv installs only files named like wheels, so every wheel is handed out as
+    ``<staging>/<filename>``: a hard link to its blob (a copy across file systems) in a directory of
+    the caller's (one per build), hashed against the pin once made. The file name is the pin's (from a
+    lock or a manifest, refused unless it is a plain wheel name), never one read from the cache.
+    """
 
-    def path(self, pin: WheelPin) -> Path:
-        """Where ``pin`` lives; a pin whose hash or file name is not a plain name is refused, never joined."""
+    def __init__(self, root: Path | None = None, *, staging: Path) -> None:
+        self.store = cache_store(root)
+        self.staging = staging
+
+    def digest(self, pin: WheelPin) -> Digest:
+        """The blob of ``pin``; a pin whose hash or file name is not a plain name is refused, never joined."""
         if not SHA256_HEX_RE.match(pin.sha256) or not _WHEEL_NAME.match(pin.filename):
             raise LockError(
                 f"wheel pin {pin.filename!r} (sha256 {pin.sha256!r}) is not a wheel file name and a sha256",
                 hint="the lock or manifest that named it was edited; re-lock, or use the manifest `image` wrote",
             )
-        return self.root / pin.sha256 / pin.filename
+        return Digest(pin.sha256)
+
+    def path(self, pin: WheelPin) -> Path:
+        """Where ``pin`` is handed out (``<staging>/<filename>``)."""
+        self.digest(pin)
+        return self.staging / pin.filename
 
     def get(self, pin: WheelPin) -> Path | None:
-        """The cached file if present and intact; a corrupt entry is removed."""
-        path = self.path(pin)
-        if not path.is_file():
-            return None
-        if _sha256_file(path) != pin.sha256:
-            path.unlink()
-            return None
-        return path
+        """The staged file if the store holds the pinned bytes; a wrong blob is removed."""
+        return self.store.stage(self.digest(pin), self.path(pin), size=pin.size)
+
+    def _staged_download(self, pin: WheelPin) -> Path:
+        # Verified while it streamed, a moment ago, by this process: not hashed a second time.
+        staged = self.store.stage(self.digest(pin), self.path(pin), size=pin.size, verify=False)
+        if staged is None:
+            raise ImageError(
+                f"{pin.filename}: the cached file vanished right after it was verified",
+                hint="another process is cleaning the cache; run the command again",
+            )
+        return staged
 
     def fetch(self, pin: WheelPin, url: str, progress: Progress = NO_PROGRESS) -> Path:
-        """Download ``url`` into the cache, verifying sha256 (and size) before it becomes visible.
+        """The staged file of ``pin``, downloaded from ``url`` into the store first if it is not there.
 
         Through :func:`reprobuild.download.fetch_file`: streamed, retried on transient failures (never
         on a ``404``), and published only once it matches the lock's hash. A download (not a cache hit)
@@ -191,12 +207,13 @@ class WheelCache:
             return cached
         source = "a local directory" if url.startswith("file://") else urllib.parse.urlsplit(url).hostname
         with progress.task(f"downloading {pin.filename} from {source}", pin.size) as task:
-            return fetch_file(
-                url, self.path(pin), sha256=pin.sha256, size=pin.size, what=pin.filename, failure=_INDEX, progress=task
+            self.store.fetch(
+                url, expected=self.digest(pin), size=pin.size, what=pin.filename, failure=_INDEX, progress=task
             )
+        return self._staged_download(pin)
 
     def require(self, pins: Iterable[WheelPin]) -> list[Path]:
-        """Cached paths for ``pins`` with no network; an error lists every missing wheel."""
+        """Staged files for ``pins`` with no network; an error lists every missing wheel."""
         paths: list[Path] = []
         missing: list[str] = []
         for pin in pins:
@@ -208,10 +225,7 @@ class WheelCache:
         if missing:
             raise ImageError(
                 "offline, and these wheels are not in the cache: " + ", ".join(missing),
-                hint=f"run once with network access, or copy them into {self.root}/<sha256>/",
+                hint="run once with network access, or add the directory that holds them to UV_FIND_LINKS "
+                "and run once without --offline",
             )
         return paths
-
-
-def _sha256_file(path: Path) -> str:
-    return sha256_file(path)[0].hex

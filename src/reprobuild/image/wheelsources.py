@@ -202,7 +202,7 @@ def obtain(
     cached = cache.get(pin)
     if cached is not None:
         return cached
-    tried.append(f"the wheel cache ({cache.root / pin.sha256})")
+    tried.append(f"the wheel cache ({cache.store.path(cache.digest(pin))})")
     url = wheel.source.get("url")
     if url:
         if urllib.parse.urlsplit(url).scheme not in _FETCHABLE:

@@ -18,6 +18,7 @@ from typing import Any
 from reprobuild.errors import EngineError, ManifestError, ReproBuildError
 from reprobuild.manifest.schema import Manifest
 from reprobuild.oci.archive import ArchiveDisagreementError, read_archive
+from reprobuild.oci.digest import Digest
 from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.index import Index
 from reprobuild.oci.layout import read_layout
@@ -117,6 +118,7 @@ def _local(art: Image | Index, platform: str) -> tuple[Facts, list[str]]:
     found = Facts(
         manifest_digest=str(image.digest),
         config_digest=str(image.config_digest),
+        index_digest=str(art.digest) if isinstance(art, Index) else None,
         diff_ids=tuple(str(d) for d in image.diff_ids),
     )
     return found, problems
@@ -195,54 +197,75 @@ def check_image(manifest: Manifest, reference: str, *, progress: Progress = NO_P
 
 
 def inspect_image(reference: str) -> dict[str, Any]:
-    """Digests, layers with what they hold (from the config history), env: ``repro-build inspect``."""
+    """Digests, layers with what they hold (from the config history), env, and what is attached to the
+    image (SBOMs, provenance: its referrers, each with a one-line summary): ``repro-build inspect``."""
     loc = parse_location(reference)
     with tempfile.TemporaryDirectory() as tmp:
-        if loc.kind == "registry":
-            from reprobuild.oci.registry import RegistryClient
+        info, subjects = _inspect(reference, loc, Path(tmp) / "image")
+        info.update(_attachments(loc, subjects, Path(tmp) / "attachments"))
+        return info
 
-            ref = loc.reference
-            assert ref is not None
-            with RegistryClient(ref.api_host) as client:
-                data, _, digest = client.get_manifest(ref.repository, ref.ref)
-                obj = parse_json_object(data, f"manifest {ref}")
-                if "manifests" in obj:
-                    return {
-                        "reference": reference,
-                        "index_digest": digest,
-                        "manifests": [
-                            {"digest": d.get("digest"), "platform": d.get("platform")} for d in obj["manifests"]
-                        ],
-                    }
-                from reprobuild.oci.remote import read_config_blob
 
-                cfg_desc = obj.get("config") or {}
-                cfg = Descriptor.from_json(cfg_desc, origin=f"manifest {ref} config")
-                config = parse_json_object(read_config_blob(client, ref.repository, cfg, what=str(ref)), str(ref))
-                layers = obj.get("layers") or []
-                return _describe(
-                    reference,
-                    digest,
-                    str(cfg_desc.get("digest")),
-                    config,
-                    [(d.get("digest"), d.get("size"), d.get("mediaType")) for d in layers],
-                )
-        from reprobuild.oci.transport import read_location
+def _attachments(loc: Location, subjects: list[Descriptor], staging: Path) -> dict[str, Any]:
+    from reprobuild.attest.carry import read_attachments
+    from reprobuild.attest.summary import describe
 
-        art = read_location(loc, Path(tmp), platform=None)
-        if isinstance(art, Index):
-            return {
-                "reference": reference,
-                "index_digest": str(art.digest),
-                "manifests": [{"digest": str(d.digest), "platform": str(d.platform)} for d in art.manifests],
-            }
-        return _describe(
-            reference,
-            str(art.digest),
-            str(art.config_digest),
-            art.config,
-            [(str(layer.digest), layer.size, layer.media_type) for layer in art.layers],
-        )
+    found, how = read_attachments(loc, subjects, staging)
+    return {"attachments": [describe(a) for a in found], "attachments_from": how}
+
+
+def _inspect(reference: str, loc: Location, tmp: Path) -> tuple[dict[str, Any], list[Descriptor]]:
+    """What ``inspect`` shows of the image itself, and the manifests whose attachments it lists."""
+    if loc.kind == "registry":
+        from reprobuild.oci.registry import RegistryClient
+
+        ref = loc.reference
+        assert ref is not None
+        with RegistryClient(ref.api_host) as client:
+            data, media_type, digest = client.get_manifest(ref.repository, ref.ref)
+            obj = parse_json_object(data, f"manifest {ref}")
+            subject = Descriptor(str(obj.get("mediaType") or media_type), Digest.parse(digest), len(data))
+            if "manifests" in obj:
+                children = [Descriptor.from_json(d, origin=f"index {ref}") for d in obj["manifests"]]
+                info = {
+                    "reference": reference,
+                    "index_digest": digest,
+                    "manifests": [{"digest": d.get("digest"), "platform": d.get("platform")} for d in obj["manifests"]],
+                }
+                return info, [subject, *children]
+            from reprobuild.oci.remote import read_config_blob
+
+            cfg_desc = obj.get("config") or {}
+            cfg = Descriptor.from_json(cfg_desc, origin=f"manifest {ref} config")
+            config = parse_json_object(read_config_blob(client, ref.repository, cfg, what=str(ref)), str(ref))
+            layers = obj.get("layers") or []
+            info = _describe(
+                reference,
+                digest,
+                str(cfg_desc.get("digest")),
+                config,
+                [(d.get("digest"), d.get("size"), d.get("mediaType")) for d in layers],
+            )
+            return info, [subject]
+    from reprobuild.attest.carry import subjects_of
+    from reprobuild.oci.transport import read_location
+
+    art = read_location(loc, tmp, platform=None)
+    if isinstance(art, Index):
+        info = {
+            "reference": reference,
+            "index_digest": str(art.digest),
+            "manifests": [{"digest": str(d.digest), "platform": str(d.platform)} for d in art.manifests],
+        }
+        return info, subjects_of(art)
+    info = _describe(
+        reference,
+        str(art.digest),
+        str(art.config_digest),
+        art.config,
+        [(str(layer.digest), layer.size, layer.media_type) for layer in art.layers],
+    )
+    return info, subjects_of(art)
 
 
 def _describe(

@@ -1,14 +1,23 @@
 """A content-addressed blob directory (``blobs/sha256/<hex>``, the OCI image layout's shape).
 
 Nothing enters under its digest name unverified: content is written to a temp file in the same
-directory, hashed while written (here, or by the verified download that fills it: :meth:`BlobStore.receive`),
-compared with the expected digest (when known) and only then renamed into place, so a crash or a wrong
-byte never leaves a corrupt entry behind (verify on read, write atomically).
+directory, hashed while written (here, or by the verified download that fills it: :meth:`BlobStore.receive`,
+:meth:`BlobStore.fetch`), compared with the expected digest (when known) and only then renamed into
+place, so a crash or a wrong byte never leaves a corrupt entry behind (verify on read, write atomically).
+Several processes may fill one store at once: each writes its own temp file, and a rename replaces a
+blob only with the same bytes.
+
+The same class is the cache's one store (``<cache>/blobs/sha256/<hex>``, :func:`cache_store`): the
+bytes of every cached download (``.deb`` files, Packages indexes, wheels, base and layer blobs) live
+there once, found by a digest that comes from outside the cache (a lock, a Release file, a layer
+cache entry checked against its inputs), and :meth:`BlobStore.verified` re-hashes a blob before it
+is used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -16,9 +25,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from reprobuild.cache import cache_root
+from reprobuild.download import Failure, fetch_file
 from reprobuild.errors import DigestMismatchError, OCIError
 from reprobuild.fsutil import clone_file, move_file
-from reprobuild.oci.digest import CHUNK, Digest, sha256_file
+from reprobuild.oci.digest import CHUNK, Digest, sha256_file, sha256_stream
+
+#: How a download into the store words its errors unless the caller says otherwise.
+_PLAIN = Failure()
 
 
 class HashingWriter:
@@ -55,6 +69,76 @@ class BlobStore:
 
     def has(self, digest: Digest) -> bool:
         return self.path(digest).is_file()
+
+    def verified(self, digest: Digest, *, size: int | None = None, evict: bool = True) -> Path | None:
+        """The blob's path if it holds ``size`` bytes (when given) hashing to ``digest``; else ``None``.
+
+        ``digest`` (and ``size``) come from outside the store, so a blob that was rewritten, truncated
+        or swapped is caught here; unless ``evict`` is false a blob whose bytes do not hash to its name
+        is removed (but not a new file another process has just renamed into its place) and ``None`` is
+        returned, so the caller fetches it again.
+        """
+        path = self.path(digest)
+        try:
+            with path.open("rb") as f:
+                st = os.fstat(f.fileno())
+                intact = sha256_stream(f)[0] == digest
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        if intact and (size is None or st.st_size == size):
+            return path
+        if evict and not intact:  # a blob that hashes to its name stays (the caller's size may be wrong)
+            _unlink_if_same(path, st)
+        return None
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        expected: Digest,
+        size: int | None,
+        what: str,
+        failure: Failure = _PLAIN,
+        progress: Callable[[int], None] | None = None,
+    ) -> Path:
+        """Download ``url`` into the store under ``expected`` (:func:`reprobuild.download.fetch_file`:
+        streamed, retried, hashed while streaming and renamed into place only once it matches)."""
+        return fetch_file(
+            url, self.path(expected), sha256=expected.hex, size=size, what=what, failure=failure, progress=progress
+        )
+
+    def stage(self, digest: Digest, dest: Path, *, size: int | None = None, verify: bool = True) -> Path | None:
+        """``dest`` holding the verified bytes of blob ``digest``, or ``None`` (blob absent or wrong, and evicted).
+
+        ``dest`` is a hard link to the blob (a copy where the file system cannot link), hashed after it
+        is made, so what ``dest`` holds is what was checked; ``verify=False`` skips that hash, only for
+        a blob this process has just downloaded and verified itself (:meth:`fetch`). Its name is the
+        caller's (a wheel's file name from a lock), never one read from the store: blobs have no names.
+        """
+        src = self.path(digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)
+        try:
+            os.link(src, dest, follow_symlinks=True)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            try:
+                with src.open("rb") as s, dest.open("xb") as d:
+                    clone_file(s, d)
+            except (FileNotFoundError, IsADirectoryError):  # gone meanwhile, or not a file at all
+                dest.unlink(missing_ok=True)
+                return None
+        if not verify:
+            return dest
+        with dest.open("rb") as f:
+            if (size is None or os.fstat(f.fileno()).st_size == size) and sha256_stream(f)[0] == digest:
+                return dest
+        dest.unlink()
+        self.verified(digest)  # evicts the blob if it is what is wrong (a rare path: hashing it again is fine)
+        return None
 
     @contextlib.contextmanager
     def _temp(self) -> Iterator[tuple[BinaryIO, Path]]:
@@ -170,3 +254,17 @@ class BlobStore:
                 hint="the layout is corrupt; copy it again from its source",
             )
         return data
+
+
+def _unlink_if_same(path: Path, seen: os.stat_result) -> None:
+    """Remove ``path`` if it is still the file ``seen`` was taken of (not a new one renamed onto it since)."""
+    with contextlib.suppress(FileNotFoundError):
+        now = path.stat()
+        if (now.st_dev, now.st_ino) == (seen.st_dev, seen.st_ino):
+            path.unlink()
+
+
+def cache_store(root: Path | None = None) -> BlobStore:
+    """The store every cache of repro-build keeps its bytes in: ``<cache>/blobs/sha256/<hex>``
+    (``root`` defaults to :func:`reprobuild.cache.cache_root`)."""
+    return BlobStore(root or cache_root())

@@ -91,7 +91,7 @@ def fetch_debs(
 
     def get(deb: LockedDeb) -> tuple[LockedDeb, Path]:
         what = f"{deb.name} {deb.version} ({deb.filename})"
-        cached = cache.peek(deb.sha256, deb.size)
+        cached = cache.peek(deb.sha256, deb.size, what)
         if cached is not None:  # a warm cache needs no mirror, not even this machine's apt sources
             return deb, cached
         base = (mirror if mirror and deb.suite == main else lock.mirror_for(deb.suite)).rstrip("/")

@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from reprobuild.base.debian.deb822 import iter_stanzas
-from reprobuild.base.debian.fetch import MIRROR, DebCache, intact, sha256_hex
+from reprobuild.base.debian.fetch import MIRROR, DebCache, pinned, sha256_hex
 from reprobuild.base.debian.release import Release
 from reprobuild.base.debian.version import compare_versions
-from reprobuild.download import fetch_file
 from reprobuild.errors import BaseImageError, DigestMismatchError
 
 _RELATION_RE = re.compile(
@@ -206,13 +205,14 @@ def fetch_packages(
     parsed = _LAST_PARSED.get(entry.sha256)
     if parsed is not None:  # content-addressed, so reusing the parse within one process is exact
         return VerifiedIndex(path, entry.sha256, entry.size, parsed)
-    cached = cache.root / "indexes" / f"{entry.sha256}{suffix}"
-    if not intact(cached, entry.sha256, entry.size):
+    digest = pinned(entry.sha256, f"the Packages index {path}")
+    cached = cache.store.verified(digest, size=entry.size)
+    if cached is None:
         url = f"{mirror.rstrip('/')}/dists/{suite}/{path}"
         hint = "the mirror is inconsistent or being updated; retry, or use a snapshot mirror"
         failure = replace(MIRROR, expected_by="the Release file lists", mismatch_hint=hint)
-        fetch_file(
-            url, cached, sha256=entry.sha256, size=entry.size, what=f"the Packages index {path}", failure=failure
+        cached = cache.store.fetch(
+            url, expected=digest, size=entry.size, what=f"the Packages index {path}", failure=failure
         )
     data = cached.read_bytes()
     if sha256_hex(data) != entry.sha256:

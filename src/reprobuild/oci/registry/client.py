@@ -72,7 +72,7 @@ from reprobuild.oci.registry.transfer import (
     split_digest,
     with_query,
 )
-from reprobuild.retry import TRANSIENT_ERRORS, RetryPolicy, TransientError, is_transient_status
+from reprobuild.retry import TRANSIENT_ERRORS, RetryPolicy, TransientError, send_once
 from reprobuild.urls import redact_text
 
 __all__ = [
@@ -608,7 +608,8 @@ class RegistryClient:
         """One try with auth (a 401 is answered once, with the challenge's credentials or token). Returns
         the answer unless it is transient; a connection failure or a transient answer raises
         :class:`TransientError` for the caller's retry policy."""
-        try:
+
+        def send() -> requests.Response:
             response = self._send(method, url, scopes=scopes, headers=headers, data=data, params=params)
             if response.status_code == 401:
                 answer = self._auth.answer(response, scopes)
@@ -629,19 +630,15 @@ class RegistryClient:
                 )
                 if response.status_code == 401:
                     raise self._error(response, target)
-        except TRANSIENT_ERRORS as e:
-            raise TransientError(f"cannot reach {self.host} ({type(e).__name__})") from None
-        if not stream or response.status_code >= 400:
-            self._buffer(response, target)
-        if is_transient_status(response.status_code):
-            detail = self._describe(response)
-            response.close()
-            raise TransientError(
-                f"the registry answered {detail}",
-                retry_after=response.headers.get("Retry-After"),
-                status=response.status_code,
-            )
-        return response
+            if not stream or response.status_code >= 400:
+                self._buffer(response, target)
+            return response
+
+        return send_once(
+            send,
+            unreachable=f"cannot reach {self.host}",
+            answered=lambda response: f"the registry answered {self._describe(response)}",
+        )
 
     def _buffer(self, response: requests.Response, target: Target) -> None:
         """Read an answer the caller does not stream, at most :data:`MAX_ANSWER_BYTES` of it, within the read
@@ -703,22 +700,17 @@ class RegistryClient:
     def _send_token_request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """The token server, under the same retry policy and without the registry's auth header."""
 
-        def attempt(_: int) -> requests.Response:
-            try:
-                response = self._session.request(
-                    method, url, timeout=self._timeout, auth=_as_given, stream=True, **kwargs
-                )
-                self._buffer(response, Target("token", ""))
-            except TRANSIENT_ERRORS as e:
-                raise TransientError(f"cannot reach the token server of `{self.host}` ({type(e).__name__})") from None
-            if is_transient_status(response.status_code):
-                response.close()
-                raise TransientError(
-                    f"the token server of `{self.host}` answered {response.status_code}",
-                    retry_after=response.headers.get("Retry-After"),
-                    status=response.status_code,
-                )
+        def send() -> requests.Response:
+            response = self._session.request(method, url, timeout=self._timeout, auth=_as_given, stream=True, **kwargs)
+            self._buffer(response, Target("token", ""))
             return response
+
+        def attempt(_: int) -> requests.Response:
+            return send_once(
+                send,
+                unreachable=f"cannot reach the token server of `{self.host}`",
+                answered=lambda response: f"the token server of `{self.host}` answered {response.status_code}",
+            )
 
         def exhausted(e: TransientError, tries: int) -> RegistryError:
             return RegistryError(
