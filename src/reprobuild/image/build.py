@@ -9,9 +9,11 @@ only when everything succeeded, so a failed build leaves the previous outputs un
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -333,6 +335,15 @@ class _LayerWriter:
     log: Callable[[str], None]
     cache: LayerCache | None
     files: Sequence[DataFile] = ()
+    #: Held around the layer cache when it shares layers through a registry: the third-party and the
+    #: project's layers are written on two threads, and the registry cache's first failure (an
+    #: unreachable registry) must turn it off for the rest of the build, not be met by both.
+    remote_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _shared(self) -> contextlib.AbstractContextManager[object]:
+        return (
+            self.remote_lock if self.cache is not None and self.cache.remote is not None else contextlib.nullcontext()
+        )
 
     def write(
         self,
@@ -361,7 +372,10 @@ class _LayerWriter:
             cache = self.cache
             key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache and layer is None else ""
             if cache and layer is None:
-                layer = cache.get(key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm))
+                with self._shared():
+                    layer = cache.get(
+                        key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm)
+                    )
             reused = layer is not None
             if layer is None:
                 layer = write_layer(
@@ -373,7 +387,8 @@ class _LayerWriter:
                     description=group.name,
                 )
                 if cache:
-                    cache.put(key, layer)
+                    with self._shared():
+                        cache.put(key, layer)
             index = first + len(out.records)
             out.layers.append(layer)
             out.records.append(
