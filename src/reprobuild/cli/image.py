@@ -170,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
                 debian=functools.partial(debian_base, mirror=args.mirror, progress=progress),
                 progress=progress,
                 log=functools.partial(_log_for, name, args.quiet),
+                background_cleanup=True,  # the work tree goes while the image is loaded or pushed
             )
             image_id = None
             tag = args.tag.replace("{target}", name) if args.tag else result.repo_tag
@@ -177,7 +178,11 @@ def run(args: argparse.Namespace) -> int:
                 from reprobuild.oci import engine
 
                 client = engine.connect()
-                image_id = engine.load_image(client, result.image, tag, result.layout.parent, progress=progress)
+                # The build's image.tar is that very archive when it carries the tag asked for.
+                archive = result.archive if tag == result.repo_tag else None
+                image_id = engine.load_image(
+                    client, result.image, tag, result.layout.parent, progress=progress, archive=archive
+                )
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
             pushed = None
             location: Location | None = None
