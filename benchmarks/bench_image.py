@@ -12,7 +12,12 @@ Each round (a fresh loopback registry per round; who goes first alternates betwe
   4. start-up: time from `docker run` to the first line the service prints, for the two images of 3,
      alternating, `--startup-runs` containers each (the round's median per side).
 Every measure is reported per round as ours/peer, then as the median ratio over the rounds with its
-spread (min-max). Also: whether the cold builds of all rounds gave identical digests.
+spread (min-max). Also: whether the cold builds of all rounds gave identical digests. ``--only startup``
+builds each image once (ours with ``--load``, the peer with ``docker build``) and measures only 4, the rounds
+still interleaved and alternating.
+
+The peer's ``FROM`` is the Debian base of the ``.deb`` files alone (the layer our image starts with, loaded in
+the engine); what its ``RUN`` steps compile at build time stays in its image, as in any ``docker build``.
 
 repro-build runs with a cache of its own (the machine's blob store, with its wheels and .debs, and built
 bases linked in; not the layer cache's entries, so no layer is reused), so "cold" never touches the user's
@@ -20,7 +25,7 @@ cache. `PYTHONDONTWRITEBYTECODE` is removed from its environment: an
 installed repro-build imports from byte-code, and a source checkout with that variable set would
 compile every module at every start.
 
-    python benchmarks/bench_image.py [--target cpu] [--rounds 3] [--startup-runs 5]
+    python benchmarks/bench_image.py [--target cpu] [--rounds 3] [--startup-runs 5] [--only startup]
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ sys.path.insert(0, str(ROOT))
 from rounds import Paired  # noqa: E402
 from tests.foundation.helpers import git_commit  # noqa: E402
 from tests.testbed import start_registry  # noqa: E402
+
+from reprobuild.oci.image import Image  # noqa: E402
+from reprobuild.oci.layout import read_layout  # noqa: E402
 
 DOCKER = "/usr/bin/docker"
 CLI = [sys.executable, "-m", "reprobuild"]
@@ -102,7 +110,14 @@ class Bench:
         manifest: dict[str, object] = json.loads((self.project / "build" / self.target / "manifest.json").read_text())
         base = manifest["base"]
         assert isinstance(base, dict)
-        base_layout = next(p for p in (self.cache / "bases").glob("*/oci") if p.is_dir())
+        # The cache may hold bases of other locks: take the one our image starts with.
+        ours = read_layout(self.project / "build" / self.target / "oci", tag=self.target)
+        assert isinstance(ours, Image)
+        base_layout = next(
+            p
+            for p in sorted((self.cache / "bases").glob("*/oci"))
+            if isinstance(base := read_layout(p), Image) and base.layers[0].digest == ours.layers[0].digest
+        )
         sh(*CLI, "copy", f"oci-layout:{base_layout}", f"docker-daemon:{self.base_tag}", "-q", env=self.env)
         return manifest
 
@@ -238,17 +253,25 @@ def one_round(bench: Bench, results: Results, index: int, startup_runs: int) -> 
             bench.app_revert()
     finally:
         registry.stop()
-    tag_peer = f"bench/peer-{os.getpid()}:latest"
     results.cold_engine.add(
         *pair(
             lambda: timed(lambda: bench.ours_cold("--load"))[0],
-            lambda: timed(lambda: bench.peer_cold(tag_peer, push=False))[0],
+            lambda: timed(lambda: bench.peer_cold(PEER_TAG, push=False))[0],
             ours_first=ours_first,
         )
     )
+    startup_round(bench, results, ours_first, startup_runs)
+
+
+#: The peer's image in the engine, by a name no other job uses.
+PEER_TAG = f"bench/peer-{os.getpid()}:latest"
+
+
+def startup_round(bench: Bench, results: Results, ours_first: bool, startup_runs: int) -> None:
+    """Measure 4 on the images the last ``--load`` and ``docker build`` left in the engine."""
     # By image ID: another job on the engine may load its own `hello-ml:cpu` meanwhile.
     manifest = json.loads((bench.project / "build" / bench.target / "manifest.json").read_text())
-    tag_ours = str(manifest["outputs"]["image_id"])
+    tag_ours, tag_peer = str(manifest["outputs"]["image_id"]), PEER_TAG
     first_output(tag_ours)  # the engine's page cache warm for both
     first_output(tag_peer)
     runs: dict[str, list[float]] = {"ours": [], "peer": []}
@@ -264,14 +287,21 @@ def main() -> int:
     parser.add_argument("--target", default="cpu")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--startup-runs", type=int, default=5)
+    parser.add_argument("--only", choices=("startup",), help="measure only the containers' start-up")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-image-"))
     bench = Bench(work, args.target)
     try:
         manifest = bench.warm_up()
         results = Results()
+        if args.only == "startup":
+            bench.ours("--load")
+            bench.peer(PEER_TAG, push=False)
         for index in range(args.rounds):
-            one_round(bench, results, index, args.startup_runs)
+            if args.only == "startup":
+                startup_round(bench, results, index % 2 == 0, args.startup_runs)
+            else:
+                one_round(bench, results, index, args.startup_runs)
             print(f"round {index + 1} of {args.rounds} done", file=sys.stderr, flush=True)
         outputs = manifest["outputs"]
         base = manifest["base"]
@@ -281,9 +311,9 @@ def main() -> int:
             f"{os.cpu_count()} CPUs; {args.rounds} interleaved rounds (who goes first alternates); "
             f"start-up: {args.startup_runs} containers per side per round"
         )
-        print("\n".join(results.lines()))
+        print("\n".join(results.startup.lines() if args.only == "startup" else results.lines()))
     finally:
-        for tag in (bench.base_tag, f"bench/peer-{os.getpid()}:latest"):
+        for tag in (bench.base_tag, PEER_TAG):
             subprocess.run([DOCKER, "rmi", "-f", tag], capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
     return 0

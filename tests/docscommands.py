@@ -237,6 +237,12 @@ KINDS: tuple[Kind, ...] = (
         "parse only",
         "the bundled example's build, which `nox -s build` makes",
     ),
+    Kind(
+        r"^docs/how-to/multi-platform\.md: repro-build (lock|image|image --smoke|verify build/cpu/manifest\.json)$",
+        "parse only",
+        "a two-platform project: tests/image/test_multiplatform.py runs `image` (with --push and --smoke), `verify` "
+        "and the gate on its fixture project, and `lock --check` on the locks `lock` wrote for it",
+    ),
 )
 
 

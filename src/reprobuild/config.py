@@ -14,7 +14,7 @@ import difflib
 import platform as host_platform
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -114,6 +114,39 @@ class Target:
     #: ``[tool.repro-build] env``: the project-wide layer under the target's own ``env`` (as ``env``/``env_unset``).
     project_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     project_env_unset: tuple[str, ...] = ()
+    #: ``platforms = [...]``: the architectures of a multi-platform target, in the configured order (which
+    #: is the order of the index's manifests); empty for a one-platform target (``platform``). ``arch`` is
+    #: then the first of them.
+    platforms: tuple[str, ...] = ()
+    #: True for one platform of a multi-platform target (see :meth:`per_platform`): its lock is
+    #: ``<target>.<arch>.txt``, not ``<target>.txt``.
+    in_index: bool = False
+
+    @property
+    def multi_platform(self) -> bool:
+        return bool(self.platforms)
+
+    @property
+    def lock_name(self) -> str:
+        """The name of this target's lock in ``repro-locks/``: ``<target>.txt``, or ``<target>.<arch>.txt``
+        for one platform of a multi-platform target (target names hold no dot, so the two never clash)."""
+        return f"{self.name}.{self.arch}.txt" if self.in_index else f"{self.name}.txt"
+
+    def per_platform(self) -> list[Target]:
+        """The one-platform targets this target builds: itself, or one per entry of ``platforms``."""
+        if not self.platforms:
+            return [self]
+        return [replace(self, arch=arch, platforms=(), in_index=True) for arch in self.platforms]
+
+    def for_arch(self, arch: str) -> Target:
+        """The one-platform target of ``arch`` (``amd64``/``arm64``) this target builds."""
+        for target in self.per_platform():
+            if target.arch == arch:
+                return target
+        raise ConfigError(
+            f"target {self.name!r} is not built for linux/{arch}",
+            hint=f"its platforms: {', '.join(t.platform for t in self.per_platform())}",
+        )
 
     @property
     def policy(self) -> Policy:
@@ -195,6 +228,10 @@ class Config:
         """Where ``repro-build lock`` writes them (:func:`reprobuild.lockdir.write_dir`)."""
         return write_dir(self.root)
 
+    def lock_targets(self) -> list[Target]:
+        """Every one-platform target, in configuration order: one per platform of a multi-platform target."""
+        return [t for target in self.targets.values() for t in target.per_platform()]
+
     def target(self, name: str) -> Target:
         if name not in self.targets:
             raise ConfigError(
@@ -235,11 +272,12 @@ class Config:
             "cache": self.cache,
             "cache-secret-file": self.cache_secret_file,
             "debian": {"mirror": self.debian.mirror, "packages": list(self.debian.packages)},
-            "targets": {name: _target_dict(t) for name, t in self.targets.items()},
+            "targets": {name: target_record(t) for name, t in self.targets.items()},
         }
 
 
-def _target_dict(t: Target) -> dict[str, Any]:
+def target_record(t: Target) -> dict[str, Any]:
+    """A target's effective settings as plain data (``repro-build config``, the build manifest's ``config``)."""
     return {
         "base": {
             "kind": t.base.kind,
@@ -249,6 +287,7 @@ def _target_dict(t: Target) -> dict[str, Any]:
         },
         "python": t.python,
         "platform": t.platform,
+        **({"platforms": [f"{t.os}/{a}" for a in t.platforms]} if t.platforms else {}),
         "manylinux": t.manylinux,
         "python-platform": t.python_platform,
         "extras": list(t.extras),
@@ -502,6 +541,7 @@ _TOP_KEYS = {
 _TARGET_KEYS = {
     "base",
     "platform",
+    "platforms",
     "python",
     "manylinux",
     "extras",
@@ -588,7 +628,10 @@ def _target(
             base_text = f"debian:{DEFAULT_DEBIAN_SUITE}"
     base = parse_base(base_text, f"{path}.base", dockerfile, root)
     recorded = defaults.locked.target(name)
+    platforms = _platforms(raw, path)
     arch = recorded.arch if recorded.arch in ARCHES else defaults.arch
+    if platforms:
+        arch = platforms[0]
     if "platform" not in raw and arch is None:
         raise ConfigError(
             f"`{path}.platform` is not set, and this machine ({host_platform.machine()!r}) is neither amd64 nor arm64",
@@ -655,7 +698,34 @@ def _target(
         binary_only=bool(binary_only),
         bytecode=bytecode,  # type: ignore[arg-type]
         smoke=_smoke(raw, path),
+        platforms=platforms,
     )
+
+
+def _platforms(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    """``platforms = ["linux/amd64", "linux/arm64"]`` as architectures, in order; () when unset."""
+    if "platforms" not in raw:
+        return ()
+    if "platform" in raw:
+        raise ConfigError(
+            f"`{path}` sets both `platform` and `platforms`",
+            hint="keep one: `platform` builds one image, `platforms` one image per platform and an index",
+        )
+    example = 'e.g. `platforms = ["linux/amd64", "linux/arm64"]`'
+    texts = str_list(raw, "platforms", path)
+    if not texts:
+        raise ConfigError(f"`{path}.platforms` is empty", hint=example)
+    arches: list[str] = []
+    for i, text in enumerate(texts):
+        parts = text.split("/")
+        if len(parts) != 2 or parts[0] != "linux" or parts[1] not in ARCHES:
+            raise ConfigError(
+                f"`{path}.platforms[{i}]` must be `linux/amd64` or `linux/arm64`, got {text!r}", hint=example
+            )
+        if parts[1] in arches:
+            raise ConfigError(f"`{path}.platforms[{i}]`: {text!r} is listed twice", hint="name each platform once")
+        arches.append(parts[1])
+    return tuple(arches)
 
 
 def _smoke(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:

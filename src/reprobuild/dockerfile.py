@@ -146,6 +146,13 @@ def _runtime(config: Config) -> str:
 def render_dockerfile(config: Config, target_name: str, *, base_image: str | None = None) -> str:
     """The equivalent Dockerfile of ``target_name`` (deterministic: same config, same text)."""
     target = config.target(target_name)
+    if target.multi_platform:
+        raise DockerfileError(
+            f"target {target.name!r} is built for several platforms ({', '.join(target.platforms)}); "
+            "its equivalent Dockerfile is not written",
+            hint="`repro-build image` builds it (one image per platform and an index); `dockerfile` covers "
+            "one-platform targets",
+        )
     env = image_env(config, target)
     env_block = _key_value_block("ENV", {k: _quoted(v, f"env {k}") for k, v in env.items()}) if env else "# (no env)"
     lock_line = f"locks/{target.name}.txt"

@@ -154,7 +154,9 @@ def test_poisoned_debian_base_cache_is_rebuilt(
     target = config.target("cpu")
     (tmp_path / "staging").mkdir()
     honest, _ = debian_base(config, target, tmp_path / "staging" / "a")
-    [cached] = (cache / "bases").iterdir()
+    assert len(honest.layers) == 2  # the .deb files' layer and the standard-library byte-code on top
+    [cached] = [p for p in (cache / "bases").iterdir() if (p / "oci").is_dir()]
+    [stdlib] = (cache / "bases").glob("stdlib-*")
 
     evil_layer = write_layer(
         [LayerEntry.file("/etc/ld.so.preload", b"/evil.so\n")],
@@ -174,7 +176,7 @@ def test_poisoned_debian_base_cache_is_rebuilt(
     poison()
     with caplog.at_level(logging.WARNING):
         again, _ = debian_base(config, target, tmp_path / "staging" / "b")
-    assert again.digest == honest.digest and len(again.layers) == 1
+    assert again.digest == honest.digest and len(again.layers) == 2
     assert "not trusted" in caplog.text
 
     # The attacker rewrites the seal too (without the key): still refused.
@@ -182,6 +184,19 @@ def test_poisoned_debian_base_cache_is_rebuilt(
     (cached / "sealed.json").write_text(json.dumps({"hmac": "0" * 64, "manifest_digest": str(poisoned.digest)}))
     third, _ = debian_base(config, target, tmp_path / "staging" / "c")
     assert third.digest == honest.digest
+
+    # The cached standard-library byte-code: a rewritten blob, then a rewritten seal, are compiled again.
+    caplog.clear()
+    (stdlib / "layer").write_bytes(b"not the layer")
+    with caplog.at_level(logging.WARNING):
+        fourth, _ = debian_base(config, target, tmp_path / "staging" / "d")
+    assert fourth.digest == honest.digest and "standard-library byte-code" in caplog.text
+    sealed = json.loads((stdlib / "sealed.json").read_text())
+    sealed["payload"]["files"] += 1
+    (stdlib / "sealed.json").write_text(json.dumps(sealed))
+    fifth, _ = debian_base(config, target, tmp_path / "staging" / "e")
+    assert fifth.digest == honest.digest
+    assert json.loads((stdlib / "sealed.json").read_text())["payload"]["files"] == sealed["payload"]["files"] - 1
 
 
 # ------------------------------------------------------------------ outputs never share inodes with a cache

@@ -86,7 +86,7 @@ def test_sealed_full_hit_fetches_and_installs_no_wheel(
         monkeypatch,
         "reprobuild.image.build._locked_wheels",  # no wheel downloaded (nor read from a cache)
         "reprobuild.image.buildcache.inspect_base",  # the base facts come from the registry
-        "reprobuild.image.inventorycache.read_base",  # and so does the base's inventory for the SBOMs
+        "reprobuild.attest.sbom.base_inventory",  # and so does the base's inventory for the SBOMs
         "reprobuild.image.build.write_layer",  # no layer written: the project and app layers are entries too
     )
     installed: list[list[str]] = []

@@ -327,6 +327,25 @@ def test_example_images_carry_byte_code_of_the_images_python(example: ExampleBui
             )
 
 
+def test_example_bases_carry_the_standard_librarys_byte_code(example: ExampleBuild) -> None:
+    """The Debian base's second layer holds the standard library's pyc for the image's Python on both hosts (and
+    `test_example_same_digest_on_both_hosts` holds it to one digest: host B's own Python is 3.13)."""
+    tag = "cpython-" + _example_python().replace(".", "")
+    minor = _example_python()
+    for built in (example.a, example.b):
+        for target in EXAMPLE_TARGETS:
+            manifest = built.manifests[target]
+            assert manifest.is_file(), f"host {built.host} built no {target}:\n{_failed(example.steps)}"
+            layers = json.loads(manifest.read_text())["outputs"]["layers"]
+            assert [layer["holds"] for layer in layers[:2]] == ["base", "base"]
+            blob = manifest.parent / "oci" / "blobs" / "sha256" / str(layers[1]["digest"]).removeprefix("sha256:")
+            with tarfile.open(blob, mode="r:*") as tar:
+                names = set(tar.getnames())
+            for module in ("os", "re/__init__", "json/__init__", "encodings/utf_8"):
+                head, _, name = f"usr/lib/python{minor}/{module}".rpartition("/")
+                assert f"{head}/__pycache__/{name}.{tag}.pyc" in names, (built.host, target, module)
+
+
 def test_second_host_verifies_the_first_hosts_manifests(example: ExampleBuild, hosts: Hosts) -> None:
     """A third party on host B with the manifest, a clone, an empty cache and its own Debian 13 mirror.
 

@@ -41,6 +41,13 @@ def _wheel(w: WheelFile) -> WheelPackage:
     return WheelPackage(w.name, w.version, w.filename, w.sha256, w.license)
 
 
+def base_inventory(base: Image, base_lock: Path | None) -> BaseInventory:
+    """The base's Debian packages as the SBOMs list them (read from its layers; ``base_lock``: the base lock
+    it was built from, which gives each package's ``.deb`` hash). Independent of the rest of the image, so
+    a build reads it while its own layers are made."""
+    return read_base(base.layers, lock=read_lock(base_lock) if base_lock is not None else None)
+
+
 def make_bom(
     *,
     image: Image,
@@ -51,17 +58,14 @@ def make_bom(
     platform: str,
     created: str,
     tool_version: str,
-    base: Image,
     base_reference: str,
     base_digest: str | None,
-    base_lock: Path | None,
+    base_inventory: BaseInventory,
     wheels: Sequence[WheelFile],
     project_wheel: WheelFile | None,
-    inventory: BaseInventory | None = None,
 ) -> Bom:
-    """Everything the SBOMs say about one image (reads the base's layers, unless ``inventory`` is what
-    :func:`~reprobuild.attest.inventory.read_base` gave for them)."""
-    lock = read_lock(base_lock) if base_lock is not None and inventory is None else None
+    """Everything the SBOMs say about one image (``base_inventory``: :func:`base_inventory` of its base;
+    reads the wheels' METADATA)."""
     return Bom(
         ImageFacts(
             project_name, target, str(image.digest), platform, created, tool_version, base_reference, base_digest
@@ -72,7 +76,7 @@ def make_bom(
             spdx_or_none(project_license),
             _wheel(project_wheel) if project_wheel is not None else None,
         ),
-        inventory if inventory is not None else read_base(base.layers, lock=lock),
+        base_inventory,
         tuple(sorted((_wheel(w) for w in wheels), key=lambda w: (w.name, w.filename))),
     )
 

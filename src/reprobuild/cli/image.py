@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from reprobuild.cli.output import data, log
 from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
-from reprobuild.config import load_config
+from reprobuild.config import Config, load_config
 from reprobuild.errors import ConfigError
-from reprobuild.image.build import ImageResult, build_image
+from reprobuild.image.build import ImageResult, ProjectWheel, build_image
 from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.registrycache import cache_reference
@@ -117,6 +117,28 @@ def _cache_ref(text: str | None) -> str | None:
     return text
 
 
+def _index(
+    args: argparse.Namespace,
+    config: Config,
+    name: str,
+    count: int,
+    *,
+    project_wheel: ProjectWheel | None,
+    cache_ref: str | None,
+    load: bool,
+) -> dict[str, Any]:
+    """A multi-platform target (:mod:`reprobuild.cli.imageindex`): its record; the index digest to stdout."""
+    from reprobuild.cli.imageindex import run_index
+
+    tag = args.tag.replace("{target}", name) if args.tag else f"{config.project.normalized_name}:{name}"
+    record = run_index(
+        args, config, name, project_wheel=project_wheel, cache_ref=cache_ref, load=load, tag=tag, log_for=_log_for
+    )
+    if not args.json:
+        data(record["pushed"] or (record["digest"] if count == 1 else f"{name} {record['digest']}"))
+    return record
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.project)
     targets = args.targets or list(config.targets)
@@ -133,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
     project_wheel = None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty)
     results: list[dict[str, Any]] = []
     for name in targets:
+        if config.target(name).multi_platform:
+            results.append(
+                _index(args, config, name, len(targets), project_wheel=project_wheel, cache_ref=cache_ref, load=load)
+            )
+            continue
         start = time.monotonic()
         with progress_for_cli(args.quiet) as progress:
             result = build_image(
@@ -145,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
                 debian=functools.partial(debian_base, mirror=args.mirror, progress=progress),
                 progress=progress,
                 log=functools.partial(_log_for, name, args.quiet),
+                background_cleanup=True,  # the work tree goes while the image is loaded or pushed
             )
             image_id = None
             tag = args.tag.replace("{target}", name) if args.tag else result.repo_tag
@@ -152,7 +180,11 @@ def run(args: argparse.Namespace) -> int:
                 from reprobuild.oci import engine
 
                 client = engine.connect()
-                image_id = engine.load_image(client, result.image, tag, result.layout.parent, progress=progress)
+                # The build's image.tar is that very archive when it carries the tag asked for.
+                archive = result.archive if tag == result.repo_tag else None
+                image_id = engine.load_image(
+                    client, result.image, tag, result.layout.parent, progress=progress, archive=archive
+                )
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
             pushed = None
             location: Location | None = None

@@ -77,7 +77,7 @@ def _manifest_from_image(image: str, save: Path | None, *, quiet: bool) -> Manif
 
 
 def run(args: argparse.Namespace) -> int:
-    from reprobuild.manifest.schema import read_manifest
+    from reprobuild.manifest.indexschema import IndexManifest, read_any_manifest
 
     if args.manifest is None and not args.image:
         raise ConfigError(
@@ -88,26 +88,35 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--save-manifest goes with `--image REF` and no MANIFEST", hint="drop MANIFEST or the option")
     if args.image:
         from reprobuild.manifest.gate import check_image
+        from reprobuild.manifest.gateindex import check_index
 
         if args.manifest is None:
-            manifest = _manifest_from_image(args.image, args.save_manifest, quiet=args.quiet)
+            manifest: Manifest | IndexManifest = _manifest_from_image(args.image, args.save_manifest, quiet=args.quiet)
         else:
-            manifest = read_manifest(args.manifest)
+            manifest = read_any_manifest(args.manifest)
         with progress_for_cli(args.quiet) as progress:
-            gate = check_image(manifest, args.image, progress=progress)
+            if isinstance(manifest, IndexManifest):
+                gate = check_index(manifest, args.image, progress=progress)
+            else:
+                gate = check_image(manifest, args.image, progress=progress)
         if args.json:
             data(json.dumps(gate.to_dict(), sort_keys=True, indent=2))
         elif gate.match:
-            data(f"match: {args.image} is {gate.expected.manifest_digest or gate.expected.config_digest}")
+            expected = gate.expected
+            data(
+                f"match: {args.image} is {expected.index_digest or expected.manifest_digest or expected.config_digest}"
+            )
+            if gate.found.note:
+                log(f"note: {gate.found.note}", quiet=args.quiet)
         else:
             data(f"MISMATCH: {args.image}")
             for problem in gate.problems:
                 log(f"  {problem}")
         return 0 if gate.match else 1
-    from reprobuild.manifest.verify import verify_manifest
+    from reprobuild.manifest.verifyindex import verify_any
 
     with progress_for_cli(args.quiet) as progress:
-        result = verify_manifest(
+        result = verify_any(
             args.manifest,
             repo=args.repo,
             offline=args.offline,

@@ -1,13 +1,16 @@
 """PEP 552 ``unchecked-hash`` byte-code for a target, compiled for the paths the files have in the image.
 
+(The Debian base's standard library is compiled by the same code in ``timestamp`` mode, as Debian does:
+:mod:`reprobuild.image.stdlibbytecode`.)
+
 ``co_filename`` records the path given at compile time, so each ``.py`` is compiled with its in-image
 path as ``dfile`` (pip#8414 is what happens otherwise). Hash-based pycs carry a SipHash of the source
 instead of an mtime, so they do not depend on when the files were written; ``unchecked`` means the
-interpreter never re-reads the source to validate them. Compilation runs in one fresh process of an
+interpreter never re-reads the source to validate them. Compilation runs in fresh processes of an
 interpreter of the image's ``X.Y`` (:mod:`reprobuild.image.interpreter`; never the host's running Python:
 the pyc format and its cache tag are per minor version) with a fixed environment and
-``PYTHONHASHSEED=0`` (where marshal does not sort them, frozenset constants follow the hash seed), over
-the files in sorted order.
+``PYTHONHASHSEED=0`` (where marshal does not sort them, frozenset constants follow the hash seed), each
+over a run of the files in sorted order (:data:`COMPILE_RUN_BYTES`).
 """
 
 from __future__ import annotations
@@ -15,24 +18,29 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import posixpath
 import subprocess
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from reprobuild.errors import ImageError
 from reprobuild.image.interpreter import Interpreter
 from reprobuild.image.pyenv import Distribution, InstalledFile
+from reprobuild.oci.compress import default_workers
 from reprobuild.wheel.record import record_hash
 
 _COMPILER = r"""
 import importlib.util, json, py_compile, sys
+mode = py_compile.PycInvalidationMode[sys.argv[1]]
 done = []
 for src, dfile in json.load(sys.stdin):
     cfile = importlib.util.cache_from_source(src)
     try:
-        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True, invalidation_mode=mode)
     except py_compile.PyCompileError:
         continue  # not valid Python for this version (templates, py2 test data): shipped as source only
     done.append([src, cfile])
@@ -45,10 +53,21 @@ json.dump(done, sys.stdout)
 COMPILER_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8"}
 
 
-def _compile(jobs: list[list[str]], interpreter: Interpreter) -> dict[str, Path]:
-    """Compile ``[source path, in-image path]`` pairs in one fresh process; source -> pyc written."""
+#: ``py_compile.PycInvalidationMode`` names: wheels' byte-code is ``UNCHECKED_HASH``; the Debian base's
+#: standard library gets ``TIMESTAMP``, what Debian's maintainer scripts write (:mod:`reprobuild.image.stdlibbytecode`).
+InvalidationMode = Literal["UNCHECKED_HASH", "TIMESTAMP"]
+
+
+def _compile(
+    jobs: list[list[str]], interpreter: Interpreter, mode: InvalidationMode = "UNCHECKED_HASH"
+) -> dict[str, Path]:
+    """Compile ``[source path, in-image path]`` pairs in one fresh process; source -> pyc written.
+
+    A ``TIMESTAMP`` pyc records the source file's mtime and size as the compiler sees them, so the caller
+    sets each source's mtime to the one it has in the image first.
+    """
     out = subprocess.run(
-        [str(interpreter.path), "-s", "-S", "-c", _COMPILER],
+        [str(interpreter.path), "-s", "-S", "-c", _COMPILER, mode],
         input=json.dumps(sorted(jobs, key=lambda j: j[1])),
         capture_output=True,
         text=True,
@@ -70,6 +89,66 @@ def compile_module(source: Path, image_path: str, interpreter: Interpreter) -> t
     return f"{posixpath.dirname(image_path)}/{cfile.relative_to(source.parent).as_posix()}", cfile
 
 
+#: Sources compiled by one process, in bytes: the sorted files are cut into runs of about this size, each
+#: compiled by a fresh process, the runs on :func:`~reprobuild.oci.compress.default_workers` threads. The
+#: runs depend only on the files, not on the machine; and a module's pyc depends only on its source, its
+#: in-image path and the interpreter, not on what else its process compiled (the project wheel's modules
+#: are compiled on their own after an app change, and give the bytes a build of every wheel gives).
+COMPILE_RUN_BYTES = 2 << 20
+
+
+def _runs(jobs: list[list[str]], sizes: dict[str, int]) -> list[list[list[str]]]:
+    """``jobs`` in in-image path order, cut into runs of about :data:`COMPILE_RUN_BYTES` of source."""
+    runs: list[list[list[str]]] = [[]]
+    total = 0
+    for job in sorted(jobs, key=lambda j: j[1]):
+        if runs[-1] and total >= COMPILE_RUN_BYTES:
+            runs.append([])
+            total = 0
+        runs[-1].append(job)
+        total += sizes[job[0]]
+    return [run for run in runs if run]
+
+
+def _compile_runs(jobs: list[list[str]], interpreter: Interpreter) -> dict[str, Path]:
+    """:func:`_compile` of ``jobs``, run by run, the runs in parallel (see :data:`COMPILE_RUN_BYTES`)."""
+    runs = _runs(jobs, {src: Path(src).stat().st_size for src, _ in jobs})
+    if len(runs) <= 1:
+        return _compile(jobs, interpreter)
+    compiled: dict[str, Path] = {}
+    with ThreadPoolExecutor(max_workers=min(default_workers(), len(runs)), thread_name_prefix="pyc") as pool:
+        for done in pool.map(lambda run: _compile(run, interpreter), runs):
+            compiled.update(done)
+    return compiled
+
+
+def compile_sources(
+    sources: Sequence[tuple[str, bytes, int]], *, interpreter: Interpreter, scratch: Path, mode: InvalidationMode
+) -> dict[str, tuple[str, bytes]]:
+    """Compile ``(in-image path, source bytes, mtime in the image)`` triples; in-image ``.py`` -> (in-image
+    pyc path, pyc bytes). Sources that are not valid Python for the interpreter's version are left out.
+
+    Each source is written under ``scratch`` at its in-image path with its in-image mtime (what a
+    ``TIMESTAMP`` pyc records); the pyc's ``co_filename`` is the in-image path.
+    """
+    jobs: list[list[str]] = []
+    by_source: dict[str, str] = {}
+    for image_path, data, mtime in sources:
+        rel = image_path.lstrip("/")
+        src = scratch / rel
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_bytes(data)
+        os.utime(src, (mtime, mtime))
+        jobs.append([str(src), "/" + rel])
+        by_source[str(src)] = "/" + rel
+    out: dict[str, tuple[str, bytes]] = {}
+    for source, cfile in _compile(jobs, interpreter, mode).items():
+        image_path = by_source[source]
+        rel_pyc = cfile.relative_to(Path(source).parent).as_posix()
+        out[image_path] = (f"{posixpath.dirname(image_path)}/{rel_pyc}", cfile.read_bytes())
+    return out
+
+
 def compile_distributions(
     dists: list[Distribution], *, interpreter: Interpreter, site_packages: str
 ) -> list[Distribution]:
@@ -79,7 +158,7 @@ def compile_distributions(
         for f in dist.files:
             if f.image_path.endswith(".py") and f.image_path.startswith(site_packages + "/"):
                 jobs.append([str(f.source), f.image_path])
-    compiled = _compile(jobs, interpreter)
+    compiled = _compile_runs(jobs, interpreter)
     result = []
     for dist in dists:
         added: list[InstalledFile] = []

@@ -1,5 +1,9 @@
 """The embedded Debian base for ``base = "debian:SUITE"`` targets, built from the project's base lock.
 
+The image is the ``.deb`` files' layer and, unless the target's ``bytecode`` is ``"none"``, the standard
+library's byte-code as Debian's maintainer scripts would write it, as a second layer on top
+(:mod:`reprobuild.image.stdlibbytecode`, cached and sealed on its own).
+
 The lock is ``repro-locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
 A built base depends only on that lock (its epoch is the Release date), so it is cached as an OCI
 layout under ``<cache>/bases/<key>/`` and reused, where the key is the sha256 of the lock's sha256 and
@@ -25,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from reprobuild.base.debian.build import build_base
 from reprobuild.base.debian.fetch import DebCache
-from reprobuild.base.debian.lock import check_inputs, default_lock_path
+from reprobuild.base.debian.lock import BaseLock, check_inputs, default_lock_path
 from reprobuild.cache import cache_root
 from reprobuild.cachekey import seal, sealed_by_us
 from reprobuild.config import Config, Target
 from reprobuild.errors import BaseImageError, ReproBuildError, StaleLockError
 from reprobuild.fsutil import atomic_write_text, publish_dir
+from reprobuild.image.stdlibbytecode import with_stdlib_bytecode
 from reprobuild.lock.baselock import base_inputs
 from reprobuild.lockdir import RELOCK_HINT
 from reprobuild.oci.blobstore import BlobStore
@@ -90,17 +95,53 @@ def debian_base(
     }
     # What every engine loads; named here so the cache key and the build use the same compressor.
     compressor = Compressor.gzip()
+    base = _base_layer(
+        lock,
+        lock_sha,
+        staging,
+        compressor=compressor,
+        mirror=mirror or config.debian.mirror,
+        offline=offline,
+        use_cache=use_cache,
+        progress=progress,
+    )
+    if target.bytecode == "none":
+        return base, record
+    image = with_stdlib_bytecode(
+        base,
+        target,
+        epoch=lock.release_epoch,
+        compressor=compressor,
+        staging=staging,
+        use_cache=use_cache,
+        progress=progress,
+    )
+    return image, record
+
+
+def _base_layer(
+    lock: BaseLock,
+    lock_sha: str,
+    staging: Path,
+    *,
+    compressor: Compressor,
+    mirror: str | None,
+    offline: bool,
+    use_cache: bool,
+    progress: Progress,
+) -> Image:
+    """The base of the ``.deb`` files alone (one layer): the sealed cache entry, else built from the lock."""
     cached = cache_root() / "bases" / _cache_key(lock_sha, compressor)
     if use_cache:
         reused = _cached_base(cached, lock_sha)
         if reused is not None:
-            return reused, record
+            return reused
     with tempfile.TemporaryDirectory(prefix=".base-", dir=staging.parent) as tmp:
         built = build_base(
             lock,
             cache=DebCache(cache_root()),
             store=BlobStore(Path(tmp) / "store"),
-            mirror=mirror or config.debian.mirror,
+            mirror=mirror,
             offline=offline,
             compressor=compressor,
             progress=progress,
@@ -118,7 +159,7 @@ def debian_base(
         raise BaseImageError(
             f"the cached Debian base in {cached} changed while it was written", hint=f"remove {cached}"
         )
-    return artifact, record
+    return artifact
 
 
 def _cache_key(lock_sha: str, compressor: Compressor) -> str:

@@ -28,7 +28,7 @@ from reprobuild.errors import ReproBuildError
 
 def debian_bases(config: Config) -> list[tuple[str, str]]:
     """``(suite, arch)`` of every Debian base the targets use, sorted."""
-    return sorted({(t.base.suite, t.arch) for t in config.targets.values() if t.base.kind == "debian" and t.base.suite})
+    return sorted({(t.base.suite, t.arch) for t in config.lock_targets() if t.base.kind == "debian" and t.base.suite})
 
 
 def base_inputs(config: Config, suite: str, arch: str) -> BaseInputs:

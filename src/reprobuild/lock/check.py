@@ -62,14 +62,14 @@ def expected_inputs(
     """Lock file name -> its current inputs, for the build lock and every target."""
     version = uv or uv_version()
     out = {BUILD_LOCK: build_inputs(config, version, dynamic)}
-    for name, target in config.targets.items():
-        out[f"{name}.txt"] = target_inputs(config, target, version)
+    for target in config.lock_targets():
+        out[target.lock_name] = target_inputs(config, target, version)
     return out
 
 
 def _stale_before_asking(config: Config) -> bool:
     """Whether any lock is stale on its recorded inputs alone (no backend hook run)."""
-    quick = check_locks(config, only=[BUILD_LOCK, *(f"{name}.txt" for name in config.targets)])
+    quick = check_locks(config, only=[BUILD_LOCK, *(t.lock_name for t in config.lock_targets())])
     return bool(quick)
 
 

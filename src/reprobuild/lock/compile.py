@@ -231,7 +231,7 @@ def lock_project(
     # Lazily: reprobuild.image imports this package.
     from reprobuild.image.wheelsources import split_uv_annotations
 
-    selected = [config.target(t) for t in targets] if targets else list(config.targets.values())
+    selected = [p for t in targets for p in config.target(t).per_platform()] if targets else config.lock_targets()
     if build_only:
         selected, targets = [], []
     uv = uv_version()
@@ -247,7 +247,7 @@ def lock_project(
         staged[BUILD_LOCK], records[BUILD_LOCK] = _lock_build(config, tmpdir, uv, upgrade, upgrade_packages)
         project_dir = _static_project(config, tmpdir / "project") if config.project.from_backend else None
         for target in selected:
-            name = f"{target.name}.txt"
+            name = target.lock_name
             t_inputs = target_inputs(config, target, uv)
             try:
                 body = _compile(
@@ -284,7 +284,7 @@ def lock_project(
     obsolete: list[str] = []
     if previous is not None:
         for name, record in previous["locks"].items():
-            if name != BUILD_LOCK and name.removesuffix(".txt") not in config.targets:
+            if name != BUILD_LOCK and name not in {t.lock_name for t in config.lock_targets()}:
                 obsolete.append(name)
             elif targets or build_only:
                 all_records[name] = record

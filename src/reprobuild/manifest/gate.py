@@ -118,6 +118,7 @@ def _local(art: Image | Index, platform: str) -> tuple[Facts, list[str]]:
     found = Facts(
         manifest_digest=str(image.digest),
         config_digest=str(image.config_digest),
+        index_digest=str(art.digest) if isinstance(art, Index) else None,
         diff_ids=tuple(str(d) for d in image.diff_ids),
     )
     return found, problems

@@ -12,10 +12,9 @@ import subprocess
 from pathlib import Path
 
 from reprobuild import __version__
-from reprobuild.config import Config
+from reprobuild.config import Config, target_record
 from reprobuild.determinism.cuda import cuda_facts
 from reprobuild.image.build import ImageResult
-from reprobuild.lock import target_lock_path
 from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE
 from reprobuild.manifest.schema import (
     SCHEMA,
@@ -60,7 +59,9 @@ def cuda_record(result: ImageResult) -> JsonObject | None:
 def image_manifest(config: Config, result: ImageResult, *, image_id: str | None = None) -> Manifest:
     """The manifest of one image build."""
     target = config.target(result.target)
-    lock = target_lock_path(config, target.name)
+    if target.multi_platform:  # one platform of it: the image's architecture says which
+        target = target.for_arch(str(result.image.config.get("architecture", "")))
+    lock = config.locks_dir / target.lock_name
     rel = config.locks_dir.relative_to(config.root).as_posix()
     image = result.image
     written = Path("the new manifest")  # names the manifest if a section made elsewhere does not fit it
@@ -82,7 +83,7 @@ def image_manifest(config: Config, result: ImageResult, *, image_id: str | None 
         config=ConfigRecord(
             pyproject_sha256=_sha256(config.pyproject),
             dockerfile_base_sha256=_sha256(config.root / "Dockerfile.base"),
-            target=config.to_dict()["targets"][target.name],
+            target=target_record(target),
         ),
         locks={
             f"{rel}/{name}": _sha256(config.locks_dir / name) for name in sorted({lock.name, BUILD_LOCK, INPUTS_FILE})

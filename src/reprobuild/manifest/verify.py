@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprobuild import __version__
-from reprobuild.config import load_config
+from reprobuild.config import load_config, target_record
 from reprobuild.distribution import COMMAND
 from reprobuild.epoch import Epoch
 from reprobuild.errors import ManifestError, ReproBuildError, ToolError
@@ -45,6 +45,8 @@ class VerifyResult:
     divergences: tuple[Divergence, ...]
     warnings: tuple[str, ...] = ()
     rebuilt: Manifest | None = None
+    #: The rebuilt image (its manifest and config; its layer files are gone once the rebuild returns).
+    image: Image | None = None
 
     @property
     def identical(self) -> bool:
@@ -222,20 +224,21 @@ def _compare_attestations(recorded: Manifest, rebuilt: Manifest, out: list[Diver
     return len(set(ra) | set(rb))
 
 
-def provenance_problem(path: Path) -> Divergence | None:
-    """Whether ``provenance.json`` beside the manifest ``path`` is the one derived from it (None if absent)."""
+def provenance_problem(beside: Path, manifest: Manifest) -> Divergence | None:
+    """Whether ``provenance.json`` in the directory ``beside`` is the one derived from ``manifest`` (as
+    ``image`` wrote it); None if there is none."""
     from reprobuild.attest.attach import PROVENANCE_FILE, provenance_document
 
-    beside = path.parent / PROVENANCE_FILE
-    if not beside.is_file():
+    found = beside / PROVENANCE_FILE
+    if not found.is_file():
         return None
-    expected = provenance_document(path.read_bytes())
-    if beside.read_bytes() == expected.data:
+    expected = provenance_document(manifest_text(manifest).encode("utf-8"))
+    if found.read_bytes() == expected.data:
         return None
     return Divergence(
         PROVENANCE_FILE,
         "content",
-        (f"it is not the provenance derived from {path.name} (expected sha256 {expected.digest})",),
+        (f"it is not the provenance derived from the manifest (expected sha256 {expected.digest})",),
     )
 
 
@@ -249,8 +252,30 @@ def verify_manifest(
     log: Callable[[str], None] = lambda s: None,
     progress: Progress = NO_PROGRESS,
 ) -> VerifyResult:
-    """Rebuild the image ``path`` describes and compare; see the module docstring."""
+    """Rebuild the image ``path`` describes and compare; see the module docstring. (An index manifest:
+    :func:`reprobuild.manifest.verifyindex.verify_any`.)"""
     manifest = read_manifest(path)  # every field checked: nothing from it is a path or an option until then
+    return verify_image(
+        manifest, path, repo=repo, offline=offline, mirror=mirror, report=report, log=log, progress=progress
+    )
+
+
+def verify_image(
+    manifest: Manifest,
+    path: Path,
+    *,
+    beside: Path | None = None,
+    repo: str | None = None,
+    offline: bool = False,
+    mirror: str | None = None,
+    report: Path | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    progress: Progress = NO_PROGRESS,
+) -> VerifyResult:
+    """Rebuild the image ``manifest`` (read from ``path``, or embedded in the index manifest ``path``)
+    describes and compare. ``beside``: the directory of the outputs it describes (``provenance.json``,
+    ``oci``), default ``path``'s."""
+    beside = beside or path.parent
     source = manifest.source
     if source.dirty:
         raise ManifestError(
@@ -269,7 +294,11 @@ def verify_manifest(
         project = resolve_inside(src, relative, path=path)
         config = load_config(project)
         warnings = drift_warnings(manifest, config.compression.describe())
-        warnings += target_drift(manifest, config.to_dict()["targets"].get(manifest.target, {}))
+        declared = config.targets.get(manifest.target)
+        arch = manifest.outputs.platform.rsplit("/", 1)[-1]
+        platform = arch if declared is not None and declared.multi_platform else None
+        one = declared.for_arch(arch) if declared is not None and platform is not None else declared
+        warnings += target_drift(manifest, target_record(one) if one is not None else {})
         for w in warnings:
             log(f"warning: {w}")
         log(f"rebuilding {manifest.target} of {config.project.name} at {source.commit[:12]}")
@@ -290,17 +319,18 @@ def verify_manifest(
                 ),
                 log=log,
                 progress=progress,
+                platform=platform,
             )
             rebuilt = image_manifest(config, result)
             for w in bytecode_drift(manifest, rebuilt):
                 log(f"warning: {w}")
                 warnings.append(w)
             compared, divergences = compare_manifests(manifest, rebuilt)
-            provenance = provenance_problem(path)
-            compared += int((path.parent / "provenance.json").is_file())
+            provenance = provenance_problem(beside, manifest)
+            compared += int((beside / "provenance.json").is_file())
             if provenance is not None:
                 divergences.append(provenance)
-            original = _original(path)
+            original = _original(beside)
             if divergences and original is not None:
                 names = [layer.holds for layer in manifest.outputs.layers]
                 bases = sum(1 for n in names if n == "base")
@@ -308,11 +338,11 @@ def verify_manifest(
                 divergences = _merge(divergences, detailed)
             if report is not None:
                 _write_report(report, original, result.image, manifest, rebuilt)
-    return VerifyResult(compared, tuple(divergences), tuple(warnings), rebuilt)
+    return VerifyResult(compared, tuple(divergences), tuple(warnings), rebuilt, result.image)
 
 
-def _original(path: Path) -> Image | None:
-    layout = path.parent / "oci"
+def _original(beside: Path) -> Image | None:
+    layout = beside / "oci"
     if not (layout / "index.json").is_file():
         return None
     try:

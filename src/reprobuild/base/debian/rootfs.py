@@ -26,8 +26,9 @@ those scripts, written deterministically (like Google's distroless images):
   ``/usr/share/ca-certificates/**.crt`` in sorted path order, each ending in a newline, as
   ``update-ca-certificates`` writes it), and the dpkg database (``/var/lib/dpkg/status`` sorted by
   package, ``info/<pkg>.list`` and ``info/<pkg>.md5sums``) that scanners such as trivy and grype read.
-* No ``.pyc`` files are generated: Debian builds them in ``python3``'s postinst; the image runs
-  the stdlib from source (a read-only ``__pycache__`` is silently skipped by CPython).
+* No ``.pyc`` files are generated: Debian builds them in ``python3.X``'s postinst. An image build
+  adds them as a layer of its own on top of this one (:mod:`reprobuild.image.stdlibbytecode`), so
+  this layer stays the ``.deb`` files' contents.
 """
 
 from __future__ import annotations

@@ -1,0 +1,155 @@
+"""The build manifest of a multi-platform target (``kind: "index"``): the index and each platform's manifest.
+
+``build/<target>/manifest.json`` of a target with ``platforms`` records the OCI image index
+(``index``: digest, media type, size) and, in the index's order, the complete build manifest of each
+platform's image (``images``: the same :class:`~reprobuild.manifest.schema.Manifest` a one-platform
+target writes, also written to ``build/<target>/linux-<arch>/manifest.json``). It is read as strictly as
+an image manifest (:func:`reprobuild.manifest.schema.read_section`), and then checked for agreement:
+each image is of this target, of the platform listed at its place, of the same commit and epoch.
+``docs/reference/index-manifest.schema.json`` publishes the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from reprobuild.errors import ManifestError
+from reprobuild.fsutil import atomic_write_text, human_json_text
+from reprobuild.manifest.schema import (
+    SCHEMA,
+    JsonObject,
+    Manifest,
+    read_section,
+    to_json_value,
+)
+from reprobuild.manifest.validate import HINT, refuse, sha256_hex, target_name
+from reprobuild.oci.index import Index
+from reprobuild.oci.mediatypes import INDEX_TYPES
+
+
+def _digest(value: Any, path: Path, where: str) -> None:
+    sha256_hex(value, path=path, field=where)
+
+
+def _size(value: Any, path: Path, where: str) -> None:
+    if value < 0:
+        raise refuse(path, where, value, "a whole number, 0 or more")
+
+
+def _media_type(value: Any, path: Path, where: str) -> None:
+    if value not in INDEX_TYPES:
+        raise refuse(path, where, value, "an image index media type")
+
+
+@dataclass(frozen=True)
+class IndexOutputs:
+    """The OCI image index of the platforms' images."""
+
+    digest: str = field(metadata={"key": None, "check": _digest, "optional": False})
+    media_type: str = field(metadata={"key": None, "check": _media_type, "optional": False})
+    size: int = field(metadata={"key": None, "check": _size, "optional": False})
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    """``build/<target>/manifest.json`` of a multi-platform target."""
+
+    schema: str
+    kind: Literal["index"]
+    target: str = field(
+        metadata={"key": None, "check": lambda v, p, w: target_name(v, path=p, field=w), "optional": False}
+    )
+    #: ``os/arch`` of each image, in the index's order.
+    platforms: tuple[str, ...]
+    index: IndexOutputs
+    images: tuple[Manifest, ...]
+
+    def to_json(self) -> JsonObject:
+        out = to_json_value(self)
+        assert isinstance(out, dict)
+        return out
+
+    @classmethod
+    def from_json(cls, data: object, path: Path | str = "the manifest") -> IndexManifest:
+        """Read and check ``data`` (parsed JSON); ``path`` names the manifest in errors."""
+        where = Path(str(path))
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema != SCHEMA:
+            raise ManifestError(
+                f"{where}: unknown manifest schema {schema!r} (this repro-build reads {SCHEMA!r})",
+                hint="use the repro-build version that wrote it (see its `tools` section)",
+            )
+        manifest = read_section(cls, data, where)
+        manifest.check(where)
+        return manifest
+
+    def check(self, path: Path) -> None:
+        """The images agree with the index's record: this target, the listed platforms, one commit."""
+        if (
+            not self.images
+            or len(self.images) != len(self.platforms)
+            or len(set(self.platforms)) != len(self.platforms)
+        ):
+            raise ManifestError(f"{path}: `platforms` and `images` do not list the same platforms once each", hint=HINT)
+        for i, (platform, image) in enumerate(zip(self.platforms, self.images, strict=True)):
+            where = f"images[{i}]"
+            if image.schema != SCHEMA:
+                raise refuse(path, f"{where}.schema", image.schema, repr(SCHEMA))
+            if image.target != self.target:
+                raise refuse(path, f"{where}.target", image.target, f"the index's target {self.target!r}")
+            if image.outputs.platform != platform:
+                raise refuse(path, f"{where}.outputs.platform", image.outputs.platform, f"platforms[{i}] ({platform})")
+            first = self.images[0]
+            if (image.source, image.epoch) != (first.source, first.epoch):
+                raise ManifestError(
+                    f"{path}: {where} records another commit or epoch than images[0]",
+                    hint="the platforms of one index are built from one commit; " + HINT,
+                )
+
+
+def index_manifest_text(manifest: IndexManifest) -> str:
+    return human_json_text(manifest.to_json())
+
+
+def write_index_manifest(path: Path, manifest: IndexManifest) -> None:
+    atomic_write_text(path, index_manifest_text(manifest))
+
+
+def parse_any_manifest(data: bytes, where: Path | str) -> Manifest | IndexManifest:
+    """An image or an index manifest from its bytes, by its ``kind``."""
+    from reprobuild.manifest.schema import parse_manifest
+
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except ValueError as e:
+        raise ManifestError(f"{where} is not valid JSON: {e}", hint="was it edited by hand?") from e
+    if isinstance(parsed, dict) and parsed.get("kind") == "index":
+        return IndexManifest.from_json(parsed, where)
+    return parse_manifest(data, where)
+
+
+def read_any_manifest(path: Path) -> Manifest | IndexManifest:
+    """:func:`reprobuild.manifest.schema.read_manifest`, or an index manifest when the file is one."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise ManifestError(f"{path} does not exist", hint="build first: `repro-build image`") from e
+    except OSError as e:
+        raise ManifestError(f"{path} cannot be read: {e}", hint="check the path and its permissions") from e
+    return parse_any_manifest(data, path)
+
+
+def make_index_manifest(target: str, index: Index, images: Sequence[Manifest]) -> IndexManifest:
+    """The index manifest of ``index``, whose images ``images`` describe in the index's order."""
+    return IndexManifest(
+        schema=SCHEMA,
+        kind="index",
+        target=target,
+        platforms=tuple(m.outputs.platform for m in images),
+        index=IndexOutputs(digest=str(index.digest), media_type=index.media_type, size=len(index.manifest_bytes)),
+        images=tuple(images),
+    )
