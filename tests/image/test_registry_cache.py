@@ -276,7 +276,7 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
     if shared_debs.is_dir():  # re-hashed against the lock on use; copying saves downloads
         shutil.copytree(shared_debs, cache_a / "debs")
     honest, _ = debian_base(config, target, tmp_path / "a-staging" / "s")
-    share_base(RegistryCache(ref, secret=fleet), config, target, honest)
+    share_base(RegistryCache(ref, secret=fleet), config, target)
 
     forbid(monkeypatch, "reprobuild.image.debianbase.build_base")
     for name, secret in (("wrong", FleetSecret("other", b"another-fleet-0123456789abcdef")), ("none", None)):

@@ -473,7 +473,7 @@ def _base(
         progress=progress,
     )
     if shared and remote is not None:
-        share_base(remote, config, target, base.image)
+        share_base(remote, config, target)
     return base
 
 

@@ -264,17 +264,19 @@ def import_shared_base(remote: RegistryCache, config: Config, target: Target) ->
         publish_dir(layout.parent, cached)
 
 
-def share_base(remote: RegistryCache, config: Config, target: Target, image: Image) -> None:
-    """Push ``image``, the base built from ``target``'s lock (read from this machine's cache), as ``base-<key>``."""
+def share_base(remote: RegistryCache, config: Config, target: Target) -> None:
+    """Push the base built from ``target``'s lock (this machine's cached, sealed layout) as ``base-<key>``."""
     keys = _shared_key(config, target)
     if keys is None or not remote.shares("base"):
         return
     key, lock_sha = keys
-    store = BlobStore(cache_root() / "bases" / key / "oci")
+    cached = cache_root() / "bases" / key
+    image = _cached_base(cached, lock_sha) if cached.exists() else None
+    if image is None:
+        return  # not built through the cache (or not sealed here): nothing trusted to share
+    store = BlobStore(cached / "oci")
     blobs = [(image.config_descriptor, store.path(image.config_digest))]
     blobs += [(layer.descriptor, layer.path) for layer in image.layers]
-    if not all(path.is_file() for _, path in blobs):
-        return  # not the cached layout (a build without the cache): nothing on disk to share
     # The manifest travels in the sealed payload (a few hundred bytes), not as a blob of a manifest type,
     # which some registries refuse as an artifact's layer.
     payload = {"lock_sha256": lock_sha, "manifest": image.manifest_bytes.decode(), "manifest_digest": str(image.digest)}

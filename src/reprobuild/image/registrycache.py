@@ -45,6 +45,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,7 @@ class RegistryCache:
         self.client = client or RegistryClient(ref.api_host)
         self.progress = progress
         self.disabled = False
+        self._lock = threading.Lock()
         self.used: list[str] = []  # the tags whose entries the build used
         self.pushed: list[str] = []  # the tags it wrote
 
@@ -162,11 +164,15 @@ class RegistryCache:
         return not self.disabled and (kind == "layer" or self.sealed)
 
     def _fail(self, doing: str, e: Exception) -> None:
+        """Stop using the cache, with one warning (a build may read it from two threads at once)."""
+        with self._lock:
+            if self.disabled:
+                return
+            self.disabled = True
         message = e.message if isinstance(e, ReproBuildError) else f"{type(e).__name__}: {e}"
         log.warning(
             "warning: registry cache %s: %s failed (%s); building without it", self.where, doing, redact_text(message)
         )
-        self.disabled = True
 
     def _ignore(self, tag: str, why: str) -> None:
         log.warning("warning: registry cache %s: entry %s not used (%s); building it anew", self.where, tag[:24], why)
