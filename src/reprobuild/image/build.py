@@ -45,7 +45,7 @@ from reprobuild.image.buildcache import LayerCache, cached_base_info, layer_key
 from reprobuild.image.bytecode import compile_distributions, compile_module
 from reprobuild.image.cachesecret import fleet_secret
 from reprobuild.image.datafiles import DataFile, data_files, file_records, with_file_groups
-from reprobuild.image.debianbase import import_shared_base, share_base
+from reprobuild.image.debianbase import import_shared_base, share_base, shared_base_image
 from reprobuild.image.depcache import DEPENDENCY_KINDS, DependencyCache, DependencyLayers, dependency_key
 from reprobuild.image.interpreter import Interpreter, find_interpreter
 from reprobuild.image.inventorycache import cached_base_inventory
@@ -54,6 +54,7 @@ from reprobuild.image.plan import LayerGroup, plan_layers
 from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
 from reprobuild.image.registrycache import RegistryCache, cache_reference
 from reprobuild.image.sourcelabel import SourceLabel, source_label
+from reprobuild.image.stdlibbytecode import share_stdlib
 from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
 from reprobuild.lock import check_locks
@@ -462,6 +463,7 @@ def _base(
     shared = remote is not None and target.base.kind == "debian"
     if shared and remote is not None:
         import_shared_base(remote, config, target)
+        _stdlib(remote, config, target, fetch=True)
     base = resolve_base(
         config,
         target,
@@ -474,7 +476,15 @@ def _base(
     )
     if shared and remote is not None:
         share_base(remote, config, target)
+        _stdlib(remote, config, target, fetch=False)
     return base
+
+
+def _stdlib(remote: RegistryCache, config: Config, target: Target, *, fetch: bool) -> None:
+    """Take in or share the standard-library byte-code layer of the cached Debian base (image/stdlibbytecode.py)."""
+    shared = shared_base_image(config, target) if target.bytecode != "none" else None
+    if shared is not None:
+        share_stdlib(remote, shared, name=target.base.text, fetch=fetch)
 
 
 def _third_party(

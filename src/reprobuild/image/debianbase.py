@@ -264,6 +264,15 @@ def import_shared_base(remote: RegistryCache, config: Config, target: Target) ->
         publish_dir(layout.parent, cached)
 
 
+def shared_base_image(config: Config, target: Target) -> Image | None:
+    """This machine's cached, sealed Debian base of ``target`` (its one layer), if it has one."""
+    keys = _shared_key(config, target)
+    if keys is None:
+        return None
+    cached = cache_root() / "bases" / keys[0]
+    return _cached_base(cached, keys[1]) if cached.exists() else None
+
+
 def share_base(remote: RegistryCache, config: Config, target: Target) -> None:
     """Push the base built from ``target``'s lock (this machine's cached, sealed layout) as ``base-<key>``."""
     keys = _shared_key(config, target)

@@ -13,6 +13,8 @@ inputs, never read from the registry):
 ``base-<key>``
     the embedded Debian base built from a base lock (:mod:`reprobuild.image.debianbase`): its
     manifest, config and layer, so a full hit downloads no ``.deb`` and assembles nothing;
+``stdlib-<key>``
+    the standard-library byte-code layer written on top of that base (:mod:`reprobuild.image.stdlibbytecode`);
 ``facts-<manifest hex>``
     what :func:`reprobuild.image.baseinfo.inspect_base` found in a base;
 ``inventory-<key>``
@@ -71,7 +73,7 @@ log = logging.getLogger(__name__)
 CONFIG_TYPE = "application/vnd.repro-build.cache-entry.v1+json"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 #: The kinds of entry (module docstring); only ``layer`` entries can be checked without a secret.
-KINDS = ("layer", "deps", "base", "facts", "inventory")
+KINDS = ("layer", "deps", "base", "stdlib", "facts", "inventory")
 #: The layer media types a ``layer`` entry may hold (what the compressors write).
 LAYER_TYPES = frozenset(
     {
