@@ -14,14 +14,7 @@ from typing import Any
 
 from reprobuild.attest.bom import Bom, ImageFacts, ProjectFacts
 from reprobuild.attest.cyclonedx import cyclonedx_document
-from reprobuild.attest.inventory import (
-    BaseInventory,
-    WheelPackage,
-    read_base,
-    read_lock,
-    spdx_or_none,
-    wheel_license,
-)
+from reprobuild.attest.inventory import BaseInventory, WheelPackage, read_base, read_lock, spdx_or_none
 from reprobuild.attest.referrers import CYCLONEDX_JSON, SPDX_JSON, Document
 from reprobuild.attest.spdx import spdx_document
 from reprobuild.fsutil import human_json_text
@@ -33,17 +26,19 @@ CYCLONEDX_FILE = "sbom.cdx.json"
 
 @dataclass(frozen=True)
 class WheelFile:
-    """A wheel the image installs, as the build verified it."""
+    """A wheel the image installs, as the build verified it, and the licence its METADATA declares
+    (:func:`~reprobuild.attest.inventory.wheel_license`; recorded by a dependency-layer cache entry
+    when the build reused the layers without the wheel file)."""
 
     name: str
     version: str
     filename: str
     sha256: str
-    path: Path
+    license: str | None
 
 
 def _wheel(w: WheelFile) -> WheelPackage:
-    return WheelPackage(w.name, w.version, w.filename, w.sha256, wheel_license(w.path))
+    return WheelPackage(w.name, w.version, w.filename, w.sha256, w.license)
 
 
 def base_inventory(base: Image, base_lock: Path | None) -> BaseInventory:

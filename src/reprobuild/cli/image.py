@@ -68,8 +68,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--cache",
         metavar="REF",
-        help="share built layers through this registry repository, e.g. `host/team/build-cache` (default: "
-        "[tool.repro-build] cache); every layer read from it is checked against its inputs",
+        help="share the build cache through this registry repository, e.g. `host/team/build-cache` (default: "
+        "[tool.repro-build] cache); entries are bound to their inputs by the fleet secret "
+        "($REPRO_BUILD_CACHE_SECRET or [tool.repro-build] cache-secret-file), or, without one, only layers are "
+        "shared and each is re-derived from its inputs",
     )
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -191,7 +193,13 @@ def run(args: argparse.Namespace) -> int:
                 from reprobuild.oci.transport import write_location
 
                 location = parse_location(args.push.replace("{target}", name))
-                digest = write_location(location, result.image, result.layout.parent, progress=progress)
+                digest = write_location(
+                    location,
+                    result.image,
+                    result.layout.parent,
+                    progress=progress,
+                    mount_from=cache_reference(cache_ref) if cache_ref else None,
+                )
                 pushed = location.pinned(digest)
         manifest = image_manifest(config, result, image_id=image_id)
         write_manifest(result.layout.parent / MANIFEST_NAME, manifest)

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprobuild import __version__
+from reprobuild.attest.inventory import wheel_license
+from reprobuild.attest.sbom import WheelFile
 from reprobuild.cache import cache_root, prepare_cache_root
 from reprobuild.config import Config, Target
 from reprobuild.determinism.cudapolicy import with_cuda
@@ -41,15 +43,18 @@ from reprobuild.image.base import DebianBuilder, ResolvedBase, resolve_base
 from reprobuild.image.baseinfo import BaseInfo, check_base
 from reprobuild.image.buildcache import LayerCache, cached_base_info, layer_key
 from reprobuild.image.bytecode import compile_distributions, compile_module
+from reprobuild.image.cachesecret import fleet_secret
 from reprobuild.image.datafiles import DataFile, data_files, file_records, with_file_groups
-from reprobuild.image.depcache import DEPENDENCY_KINDS, DependencyCache, dependency_key
+from reprobuild.image.debianbase import import_shared_base, share_base, shared_base_image
+from reprobuild.image.depcache import DEPENDENCY_KINDS, DependencyCache, DependencyLayers, dependency_key
 from reprobuild.image.interpreter import Interpreter, find_interpreter
 from reprobuild.image.inventorycache import cached_base_inventory
 from reprobuild.image.ocilabels import standard_labels
 from reprobuild.image.plan import LayerGroup, plan_layers
 from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
-from reprobuild.image.registrycache import RegistryLayers, cache_reference
+from reprobuild.image.registrycache import RegistryCache, cache_reference
 from reprobuild.image.sourcelabel import SourceLabel, source_label
+from reprobuild.image.stdlibbytecode import share_stdlib
 from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
 from reprobuild.lock import check_locks
@@ -420,10 +425,113 @@ def _own_wheel(config: Config, wheel: Path | None, project_wheel: ProjectWheel |
     return wheel, pin, {"filename": wheel.name, "sha256": f"sha256:{pin.sha256}", "size": pin.size}
 
 
-def _layer_cache(use_cache: bool, cache_ref: str | None) -> LayerCache | None:
-    if not use_cache:
-        return None
-    return LayerCache(remote=RegistryLayers(cache_reference(cache_ref)) if cache_ref else None)
+def _registry_cache(config: Config, cache_ref: str, progress: Progress, log: Callable[[str], None]) -> RegistryCache:
+    """The registry cache ``cache_ref`` in the mode the fleet secret allows (image/registrycache.py)."""
+    secret = fleet_secret(config.root, config.cache_secret_file)
+    remote = RegistryCache(cache_reference(cache_ref), secret=secret, progress=progress)
+    log(remote.mode_line())
+    return remote
+
+
+def _lock_pins(
+    config: Config, target: Target, lock: Path, pins: list[WheelPin] | None, *, offline: bool
+) -> list[WheelPin] | None:
+    """The third-party wheels, known without fetching a file: ``pins`` as given, else what ``lock``
+    records, else (a lock made before sources were recorded) uv's selection; ``None`` offline without
+    a record (:func:`_locked_wheels` says why that cannot work)."""
+    if pins is not None:
+        return list(pins)
+    recorded = recorded_wheels(config, target, lock)
+    if recorded is not None:
+        return [w.pin for w in recorded]
+    return None if offline else [pin for pin, _ in select_wheels(config.root, target, lock)]
+
+
+def _base(
+    config: Config,
+    target: Target,
+    work: Path,
+    *,
+    debian: DebianBuilder | None,
+    offline: bool,
+    manifest: str | None,
+    remote: RegistryCache | None,
+    progress: Progress,
+) -> ResolvedBase:
+    """:func:`resolve_base`; an embedded Debian base is first looked up in the registry cache ``remote``
+    (image/debianbase.py), and shared there once built."""
+    shared = remote is not None and target.base.kind == "debian"
+    if shared and remote is not None:
+        import_shared_base(remote, config, target)
+        _stdlib(remote, config, target, fetch=True)
+    base = resolve_base(
+        config,
+        target,
+        BlobStore(cache_root()),
+        work / "base",
+        debian=debian,
+        offline=offline,
+        manifest_digest=manifest,
+        progress=progress,
+    )
+    if shared and remote is not None:
+        share_base(remote, config, target)
+        _stdlib(remote, config, target, fetch=False)
+    return base
+
+
+def _stdlib(remote: RegistryCache, config: Config, target: Target, *, fetch: bool) -> None:
+    """Take in or share the standard-library byte-code layer of the cached Debian base (image/stdlibbytecode.py)."""
+    shared = shared_base_image(config, target) if target.bytecode != "none" else None
+    if shared is not None:
+        share_stdlib(remote, shared, name=target.base.text, fetch=fetch)
+
+
+def _third_party(
+    config: Config,
+    target: Target,
+    lock: Path,
+    *,
+    pins: list[WheelPin] | None,
+    offline: bool,
+    work: Path,
+    progress: Progress,
+) -> _Wheels:
+    """The third-party wheels; their files are fetched only when a layer must be written from them (_layers)."""
+
+    def fetch(wanted: list[WheelPin] | None) -> list[tuple[WheelPin, Path]]:
+        return _locked_wheels(
+            config, target, lock, pins=wanted, offline=offline, staging=work / "wheels", progress=progress
+        )
+
+    known = _lock_pins(config, target, lock, pins, offline=offline)
+    if known is None:
+        fetched = fetch(None)
+        return _Wheels([p for p, _ in fetched], fetch, fetched)
+    return _Wheels(known, fetch)
+
+
+def _licenses(deps: _Wheels, reused: DependencyLayers | None) -> dict[str, str | None]:
+    """The third-party wheels' licences by sha256: recorded by the reused entry, else read from the files
+    (fetched here: without a record, the wheels are needed anyway)."""
+    if reused is not None and reused.licenses is not None:
+        return dict(reused.licenses)
+    return {pin.sha256: wheel_license(path) for pin, path in deps.files()}
+
+
+@dataclass
+class _Wheels:
+    """The third-party wheels: their pins, and their files once :meth:`files` fetched them (only when a
+    layer must be written from them, or their licences are not recorded)."""
+
+    pins: list[WheelPin]
+    fetch: Callable[[list[WheelPin] | None], list[tuple[WheelPin, Path]]]
+    fetched: list[tuple[WheelPin, Path]] | None = None
+
+    def files(self) -> list[tuple[WheelPin, Path]]:
+        if self.fetched is None:
+            self.fetched = self.fetch(self.pins)
+        return self.fetched
 
 
 def _done(result: Any) -> Future[Any]:
@@ -451,7 +559,7 @@ def _base_lock(config: Config, base: ResolvedBase) -> Path | None:
 def _layers(
     config: Config,
     target: Target,
-    deps: list[tuple[WheelPin, Path]],
+    deps: _Wheels,
     own: Future[OwnWheel],
     *,
     has_project: bool,
@@ -464,11 +572,16 @@ def _layers(
     files: Sequence[DataFile],
     work: Path,
     layer_cache: LayerCache | None,
+    remote: RegistryCache | None,
     pool: ThreadPoolExecutor,
     progress: Progress,
     log: Callable[[str], None],
-) -> tuple[list[LayerGroup], _Layers, OwnWheel]:
-    """The layer groups above the base, their layers, and the project's wheel (``own``, being built).
+) -> tuple[list[LayerGroup], _Layers, OwnWheel, dict[str, str | None]]:
+    """The layer groups above the base, their layers, the project's wheel (``own``, being built), and the
+    third-party wheels' licences by sha256 (for the SBOMs).
+
+    Reused third-party layers (locally or from the registry cache ``remote``) need no wheel file when the
+    entry records the wheels' licences: then no third-party wheel is fetched or installed.
 
     The third-party wheels (``deps``) are reused as a whole when their inputs are unchanged
     (image/depcache.py); else they are installed and compiled on their own while the project wheel
@@ -478,10 +591,10 @@ def _layers(
     and bytes do not depend on this order: each group's tar is made from its own distributions' files.
     """
     base_layers = len(base.layers) + len(files)  # each data file takes a layer of the budget
-    deps_cache = DependencyCache() if layer_cache else None
+    deps_cache = DependencyCache(remote=remote) if layer_cache else None
     deps_key = (
         dependency_key(
-            [p for p, _ in deps],
+            deps.pins,
             target=target,
             paths=info.paths(),
             interpreter=interpreter,
@@ -496,8 +609,9 @@ def _layers(
         else ""
     )
     reused = deps_cache.get(deps_key) if deps_cache else None
+    licenses = _licenses(deps, reused)
     writer = _LayerWriter(
-        pins={p.name: p for p, _ in deps},
+        pins={p.name: p for p in deps.pins},
         policy=policy,
         info=info,
         interpreter=interpreter,
@@ -513,13 +627,13 @@ def _layers(
     installed = functools.partial(_installed, target=target, info=info, interpreter=interpreter, log=log)
     dep_dists: dict[str, Distribution] = {}
     if reused is not None:
-        log(f"third-party wheels: {len(deps)} reused as layers from the cache")
+        log(f"third-party wheels: {len(deps.pins)} reused as layers from the cache")
         dep_groups = list(reused.groups)
         dep_paths = reused.paths
         dep_job = _done(writer.write(dep_groups, {}, first=first, reuse=reused.by_group()))
     else:
-        log(f"installing {len(deps)} wheel(s)")
-        fresh = installed(deps, staging=work / "deps")
+        log(f"installing {len(deps.pins)} wheel(s)")
+        fresh = installed(deps.files(), staging=work / "deps")
         assert fresh is not None  # nothing to clash with
         dep_dists = fresh
         planned = plan_layers(list(dep_dists.values()), None, target.layers, base_layers, project_layer=has_project)
@@ -534,7 +648,7 @@ def _layers(
     top_dists = installed(mine, staging=work / "site", clash_with=dep_paths)
     if top_dists is None:
         dep_job.result()  # finished (its blobs stay unused in the staging store) before the full install
-        dists = installed([*deps, *mine], staging=work / "full")
+        dists = installed([*deps.files(), *mine], staging=work / "full")
         assert dists is not None
         groups = with_file_groups(
             plan_layers(list(dists.values()), config.project.name if mine else None, target.layers, base_layers),
@@ -548,7 +662,7 @@ def _layers(
         upper = writer.write(groups[len(dep_groups) :], top_dists, first=first + len(dep_groups))
         written = _Layers.joined(base, dep_job.result(), upper)
         if reused is not None:
-            return groups, written, built
+            return groups, written, built, licenses
         all_dists = dep_dists
     if deps_cache:
         dep_layers = [(g, layer) for g, layer in zip(groups, written.layers, strict=True) if g.kind in DEPENDENCY_KINDS]
@@ -557,8 +671,9 @@ def _layers(
             [g for g, _ in dep_layers],
             [layer for _, layer in dep_layers],
             (f.image_path for g, _ in dep_layers for name in g.distributions for f in all_dists[name].files),
+            licenses,
         )
-    return groups, written, built
+    return groups, written, built, licenses
 
 
 def _assemble(
@@ -652,6 +767,7 @@ def build_image(
         log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
         compressor = config.compression
         repo_tag = f"{config.project.normalized_name}:{target.name}"
+        remote = _registry_cache(config, cache_ref, progress, log) if use_cache and cache_ref else None
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=out_root))
         # The project wheel builds (a backend in its own process) while the base, the locked wheels and
         # their layers are prepared; the base's package inventory (for the SBOMs) is read meanwhile too.
@@ -659,20 +775,22 @@ def build_image(
         try:
             own = pool.submit(_own_wheel, config, wheel, project_wheel, work / "dist")
             log(f"base: {target.base.text}")
-            base = resolve_base(
+            base = _base(
                 config,
                 target,
-                BlobStore(cache_root()),
-                work / "base",
+                work,
                 debian=debian,
                 offline=offline,
-                manifest_digest=base_manifest,
+                manifest=base_manifest,
+                remote=remote,
                 progress=progress,
             )
             _fail_early(own)
-            inventory = pool.submit(cached_base_inventory, base.image, _base_lock(config, base), use_cache=use_cache)
+            inventory = pool.submit(
+                cached_base_inventory, base.image, _base_lock(config, base), use_cache=use_cache, remote=remote
+            )
             # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
-            info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
+            info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache, remote=remote)
             check_base(info, target, name=target.base.text)
             log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
             interpreter = find_interpreter(info.python_version)
@@ -683,16 +801,14 @@ def build_image(
                     f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
                 )
 
-            installs = _locked_wheels(
-                config, target, lock, pins=pins, offline=offline, staging=work / "wheels", progress=progress
-            )
+            deps = _third_party(config, target, lock, pins=pins, offline=offline, work=work, progress=progress)
             _fail_early(own)
-            policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
+            policy = with_cuda(target.policy, deps.pins, base.image.config, log)
             files = data_files(config, target)
-            groups, written, (wheel, project_pin, wheel_record) = _layers(
+            groups, written, (wheel, project_pin, wheel_record), licenses = _layers(
                 config,
                 target,
-                installs,
+                deps,
                 own,
                 has_project=wheel is not None or project_wheel is not None,
                 base=base.image,
@@ -703,13 +819,12 @@ def build_image(
                 compressor=compressor,
                 files=files,
                 work=work,
-                layer_cache=_layer_cache(use_cache, cache_ref),
+                layer_cache=LayerCache(remote=remote) if use_cache else None,
+                remote=remote,
                 pool=pool,
                 progress=progress,
                 log=log,
             )
-            if wheel is not None and project_pin is not None:
-                installs.append((project_pin, wheel))
             image = _assemble(
                 base,
                 written,
@@ -732,9 +847,10 @@ def build_image(
                 log=log,
                 base=base,
                 inventory=inventory.result(),
-                installs=installs,
-                project_pin=project_pin,
+                wheels=[_wheel_file(pin, licenses.get(pin.sha256)) for pin in deps.pins],
+                project=_wheel_file(project_pin, wheel_license(wheel)) if wheel and project_pin else None,
                 epoch=epoch,
+                remote=remote,
             )
             publish_dir(staged, final, remove_old=remove_tree_in_background if background_cleanup else _remove)
         finally:
@@ -767,6 +883,11 @@ def build_image(
         )
 
 
+def _wheel_file(pin: WheelPin, license: str | None) -> WheelFile:
+    """What the SBOMs say of a wheel: its pin and the licence its METADATA declares."""
+    return WheelFile(pin.name, pin.version, pin.filename, pin.sha256, license)
+
+
 def _write_outputs(
     config: Config,
     target: Target,
@@ -778,11 +899,15 @@ def _write_outputs(
     log: Callable[[str], None],
     base: ResolvedBase,
     inventory: BaseInventory,
-    installs: Sequence[tuple[WheelPin, Path]],
-    project_pin: WheelPin | None,
+    wheels: Sequence[WheelFile],
+    project: WheelFile | None,
     epoch: Epoch,
+    remote: RegistryCache | None,
 ) -> tuple[dict[str, Any], ...]:
-    """Write the OCI layout, the archive and the SBOMs (attached to the layout) into ``staged``."""
+    """Write the OCI layout, the archive and the SBOMs (attached to the layout) into ``staged`` (after a
+    line counting what the registry cache ``remote`` gave and took, when there is one)."""
+    if remote is not None:
+        log(remote.summary_line())
     write_layout(staged / "oci", image, tag=target.name, progress=progress)
     write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
     attestations = _attach_sboms(
@@ -791,8 +916,8 @@ def _write_outputs(
         image,
         base=base,
         inventory=inventory,
-        installs=installs,
-        project_pin=project_pin,
+        wheels=wheels,
+        project=project,
         epoch=epoch,
         staged=staged,
     )
@@ -807,17 +932,14 @@ def _attach_sboms(
     *,
     base: ResolvedBase,
     inventory: BaseInventory,
-    installs: Sequence[tuple[WheelPin, Path]],
-    project_pin: WheelPin | None,
+    wheels: Sequence[WheelFile],
+    project: WheelFile | None,
     epoch: Epoch,
     staged: Path,
 ) -> tuple[dict[str, Any], ...]:
     """Write the SPDX and CycloneDX SBOMs of ``image`` into ``staged`` and attach them to its layout."""
     from reprobuild.attest.referrers import artifact, attach_to_layout
-    from reprobuild.attest.sbom import WheelFile, attestation_record, make_bom, sbom_documents
-
-    def wheel_file(pin: WheelPin, path: Path) -> WheelFile:
-        return WheelFile(pin.name, pin.version, pin.filename, pin.sha256, path)
+    from reprobuild.attest.sbom import attestation_record, make_bom, sbom_documents
 
     bom = make_bom(
         image=image,
@@ -831,8 +953,8 @@ def _attach_sboms(
         base_reference=target.base.text,
         base_digest=base.record.manifest_digest,
         base_inventory=inventory,
-        wheels=[wheel_file(pin, path) for pin, path in installs if pin != project_pin],
-        project_wheel=next((wheel_file(p, path) for p, path in installs if p == project_pin), None),
+        wheels=wheels,
+        project_wheel=project,
     )
     records, artifacts = [], []
     created = imageconfig.rfc3339(epoch.seconds)

@@ -12,6 +12,11 @@ What the SBOMs say cannot be checked without reading the base again, so, like th
 machine's cache key (:mod:`reprobuild.cachekey`, kept outside the cache) covers the key and everything it
 says; anything else is evicted with a warning and the base read anew. ``verify`` reads the base every
 time (``use_cache=False``).
+
+With a registry cache in its sealed mode (:mod:`reprobuild.image.registrycache`) the entry is shared as
+``inventory-<key>``: a machine without a local entry takes the registry's (its seal under the fleet
+secret verified there, for this key) and seals it locally, so a build whose layers all come from the
+registry reads no base layer.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from reprobuild.cache import cache_root
 from reprobuild.cachekey import seal, sealed_by_us
 from reprobuild.distribution import code_digest
 from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
+from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.image import Image
 
 if TYPE_CHECKING:  # the SBOM modules load when a build reads the inventory, not with the CLI
     from reprobuild.attest.inventory import BaseInventory
+    from reprobuild.image.registrycache import RegistryCache
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +113,12 @@ def _read(path: Path, key: str) -> BaseInventory | None:
 
 
 def cached_base_inventory(
-    image: Image, base_lock: Path | None, *, root: Path | None = None, use_cache: bool = True
+    image: Image,
+    base_lock: Path | None,
+    *,
+    root: Path | None = None,
+    use_cache: bool = True,
+    remote: RegistryCache | None = None,
 ) -> BaseInventory:
     """:func:`~reprobuild.attest.sbom.base_inventory` of ``image``, remembered (see the module docstring)."""
     from reprobuild.attest.sbom import base_inventory
@@ -116,11 +128,35 @@ def cached_base_inventory(
     key = inventory_key(image, base_lock)
     path = (root or cache_root()) / "baseinfo" / f"inventory-{key}.json"
     found = _read(path, key)
-    if found is not None:
-        return found
-    inventory = base_inventory(image, base_lock)
+    if found is None and remote is not None:
+        found = _shared(remote, key, root)
+        if found is not None:
+            _write(path, key, found)
+            return found
+    if found is None:
+        found = base_inventory(image, base_lock)
+        _write(path, key, found)
+    if remote is not None:
+        remote.put("inventory", key, _to_json(key, found), [])
+    return found
+
+
+def _write(path: Path, key: str, inventory: BaseInventory) -> None:
     payload = _to_json(key, inventory)
     tag = seal(canonical_json_bytes(payload))
     if tag is not None:
         atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
-    return inventory
+
+
+def _shared(remote: RegistryCache, key: str, root: Path | None) -> BaseInventory | None:
+    """The registry cache's entry for ``key`` (sealed mode only; ``None`` when absent or malformed)."""
+    entry = remote.get("inventory", key, BlobStore(root or cache_root()))
+    if entry is None:
+        return None
+    try:
+        if entry.payload["key"] != key:
+            raise ValueError("another key")
+        return _from_json(dict(entry.payload))
+    except (KeyError, TypeError, ValueError) as e:
+        log.warning("warning: registry cache entry inventory-%s is malformed (%s); reading the base", key[:12], e)
+        return None
