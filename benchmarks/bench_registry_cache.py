@@ -1,11 +1,17 @@
-"""`image --cache REF` on a machine state with no layer cache vs the same build without the registry cache.
+"""A second machine state building from a warm registry cache vs a truly cold build (issue: speed).
 
-On the bundled example: one build fills a loopback registry's cache repository. Then, in interleaved
-rounds (who goes first alternates), two builds each start with no build outputs and an empty layer cache
-(the wheels, .debs and built base stay, as a CI machine that restores only those would have them):
-  - "cold": no registry cache, so every layer is written and compressed;
-  - "registry": `--cache REF`, so each layer is taken from the registry after its inputs are checked.
-The ratio registry/cold is reported per round, then its median and spread, with whether all digests agree.
+On the bundled example. Every measured build starts as a fresh CI machine would: an empty repro-build
+cache (no .debs, wheels, built base, base facts or layers), a new machine cache key, an empty uv
+cache, and no build outputs. One build first fills a loopback registry's cache repository. Then, in
+interleaved rounds (the order rotates each round):
+  - "cold": no registry cache: the .debs and wheels are downloaded, the base assembled and inspected,
+    the wheels installed and every layer written;
+  - "registry": `--cache REF` with the fleet secret (sealed mode): the base, its facts and the
+    third-party layers are taken from the registry; the project wheel and app layer are built;
+  - "trust-free": `--cache REF` without the secret: only layers are shared, each re-derived from its
+    inputs before use (so the .debs and wheels are still downloaded and installed).
+Ratios registry/cold and trust-free/cold are reported per round, then their median and spread, with
+whether every build gave one digest (the run fails if not).
 
     python benchmarks/bench_registry_cache.py [--rounds 3]
 """
@@ -22,10 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_image import CLI, SHARED_CACHE, link_tree, sh, timed  # noqa: E402
+from bench_image import CLI, sh, timed  # noqa: E402
 from rounds import Paired  # noqa: E402
 from tests.foundation.helpers import git_commit  # noqa: E402
 from tests.testbed import start_registry  # noqa: E402
+
+#: The fleet secret of this run (the bench's own; any 16+ bytes do).
+SECRET = "bench-registry-cache-fleet-secret-0123456789"
 
 
 def main() -> int:
@@ -40,44 +49,55 @@ def main() -> int:
         shutil.copytree(ROOT / "examples" / "hello-ml", project, ignore=shutil.ignore_patterns("build", "dist"))
         (project / ".gitignore").write_text("build/\ndist/\n")
         git_commit(project)
-        cache = work / "cache"
-        cache.mkdir()
-        machine = Path(os.environ.get("REPRO_BUILD_CACHE") or Path.home() / ".cache" / "repro-build")
-        for name in SHARED_CACHE:
-            if (machine / name).is_dir():
-                link_tree(machine / name, cache / name)
-        env = {**os.environ, "REPRO_BUILD_CACHE": str(cache)}
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
         ref = f"{registry.registry.host}/bench/build-cache"
+        counter = iter(range(1_000_000))
 
-        def build(*extra: str) -> str:
+        def build(*extra: str, secret: bool = False) -> str:
+            """One build on a fresh machine state (module docstring); its image digest."""
+            state = work / f"machine-{next(counter)}"
+            env = {
+                **os.environ,
+                "REPRO_BUILD_CACHE": str(state / "cache"),
+                "UV_CACHE_DIR": str(state / "uv-cache"),
+                "XDG_CONFIG_HOME": str(state / "config"),
+            }
+            for name in ("PYTHONDONTWRITEBYTECODE", "REPRO_BUILD_CACHE_KEY", "REPRO_BUILD_CACHE_SECRET"):
+                env.pop(name, None)
+            if secret:
+                env["REPRO_BUILD_CACHE_SECRET"] = SECRET
             shutil.rmtree(project / "build", ignore_errors=True)
-            shutil.rmtree(cache / "layers", ignore_errors=True)
-            return sh(*CLI, "image", "--project", str(project), "--target", args.target, "-q", *extra, env=env)
+            try:
+                return sh(*CLI, "image", "--project", str(project), "--target", args.target, "-q", *extra, env=env)
+            finally:
+                shutil.rmtree(state, ignore_errors=True)
 
-        filled = build("--cache", ref)  # fills the registry (and the base, wheels) once
-        measure = Paired(
-            "empty layer cache: with the registry cache vs without (ratio registry/cold)",
-            goal=0.3,
-            labels=("registry", "cold"),
-        )
+        filled = build("--cache", ref, secret=True)  # fills the registry cache (sealed entries)
+        sealed = Paired("warm registry cache, sealed mode vs truly cold", goal=0.3, labels=("registry", "cold"))
+        free = Paired("warm registry cache, trust-free mode vs truly cold", labels=("trust-free", "cold"))
+        runs = {
+            "registry": lambda: build("--cache", ref, secret=True),
+            "trust-free": lambda: build("--cache", ref),
+            "cold": build,
+        }
+        order = list(runs)
         digests = {filled}
         for index in range(args.rounds):
-            if index % 2 == 0:
-                t_reg, d_reg = timed(lambda: build("--cache", ref))
-                t_cold, d_cold = timed(build)
-            else:
-                t_cold, d_cold = timed(build)
-                t_reg, d_reg = timed(lambda: build("--cache", ref))
-            measure.add(t_reg, t_cold)
-            digests |= {d_reg, d_cold}
+            times: dict[str, float] = {}
+            for name in order[index % 3 :] + order[: index % 3]:
+                times[name], digest = timed(runs[name])
+                digests.add(digest)
+            sealed.add(times["registry"], times["cold"])
+            free.add(times["trust-free"], times["cold"])
         print(f"example hello-ml target {args.target}; {os.cpu_count()} CPUs; {args.rounds} interleaved rounds")
-        print("\n".join(measure.lines()))
-        print(f"all {2 * args.rounds + 1} builds gave one digest: {len(digests) == 1} ({', '.join(sorted(digests))})")
+        print("every build: empty repro-build cache, new cache key, empty uv cache")
+        print("\n".join(sealed.lines()))
+        print("\n".join(free.lines()))
+        same = len(digests) == 1
+        print(f"all {3 * args.rounds + 1} builds gave one digest: {same} ({', '.join(sorted(digests))})")
     finally:
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return 0 if same else 1
 
 
 if __name__ == "__main__":

@@ -211,6 +211,8 @@ class Config:
     defaults: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     env_unset: tuple[str, ...] = ()  # top-level `env = { NAME = false }`
     cache: str | None = None  # a registry repository sharing built layers (`image --cache REF`)
+    #: The file holding the registry cache's fleet secret (image/cachesecret.py); relative to the project.
+    cache_secret_file: str | None = None
 
     @property
     def pyproject(self) -> Path:
@@ -268,6 +270,7 @@ class Config:
             "user": self.user,
             "builder": self.builder,
             "cache": self.cache,
+            "cache-secret-file": self.cache_secret_file,
             "debian": {"mirror": self.debian.mirror, "packages": list(self.debian.packages)},
             "targets": {name: target_record(t) for name, t in self.targets.items()},
         }
@@ -514,6 +517,7 @@ def _stage_base(text: str, path: str, dockerfile: DockerfileBase | None) -> Base
 _TOP_KEYS = {
     "python",
     "cache",
+    "cache-secret-file",
     "source-date-epoch",
     "exclude-newer",
     "compression",
@@ -842,6 +846,7 @@ def load_config(root: Path) -> Config:
         explicit=explicit,
         defaults=MappingProxyType(defaults.record()),
         cache=get_str(tool, "cache", TOOL),
+        cache_secret_file=get_str(tool, "cache-secret-file", TOOL),
     )
 
 

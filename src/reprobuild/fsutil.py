@@ -20,7 +20,8 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -81,12 +82,17 @@ def move_file(src: Path, dest: Path) -> None:
         raise _move_error(src, dest, e) from e
 
 
-def publish_dir(src: Path, dest: Path) -> None:
+def _remove_now(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def publish_dir(src: Path, dest: Path, *, remove_old: Callable[[Path], object] = _remove_now) -> None:
     """Move the directory ``src`` to ``dest``, replacing any directory there; works across file systems.
 
     Readers of ``dest`` see the old tree or the complete new one, never a mix: ``src`` is first renamed
     (on another file system: copied and fsynced) to a temporary name beside ``dest``; an old ``dest``
-    is renamed aside and removed once the new one is in place. ``src`` is gone afterwards. Raises
+    is renamed aside and removed once the new one is in place (by ``remove_old``, e.g.
+    :func:`remove_tree_in_background`). ``src`` is gone afterwards. Raises
     :class:`ReproBuildError` naming both paths when the move fails (no space, no permission).
     """
     try:
@@ -100,7 +106,7 @@ def publish_dir(src: Path, dest: Path) -> None:
                     raise
                 _copy_tree_synced(src, staged)
                 shutil.rmtree(src)
-            _swap_into_place(staged, dest)
+            _swap_into_place(staged, dest, remove_old)
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
@@ -108,7 +114,21 @@ def publish_dir(src: Path, dest: Path) -> None:
         raise _move_error(src, dest, e) from e
 
 
-def _swap_into_place(new: Path, dest: Path) -> None:
+def remove_tree_in_background(path: Path) -> threading.Thread:
+    """Remove the directory tree ``path`` on a thread of its own and return that thread.
+
+    Not a daemon: the interpreter waits for it before exiting, so the tree is gone when the process
+    ends normally (whoever starts a build removes a killed build's leftovers). Errors are ignored, as
+    for any leftover.
+    """
+    thread = threading.Thread(
+        target=shutil.rmtree, args=(path,), kwargs={"ignore_errors": True}, name=f"remove {path.name}"
+    )
+    thread.start()
+    return thread
+
+
+def _swap_into_place(new: Path, dest: Path, remove_old: Callable[[Path], object] = _remove_now) -> None:
     """Rename the directory ``new`` to ``dest`` (same file system), moving an existing ``dest`` aside first."""
     # A concurrent build may publish the same destination between our steps: retry a few times.
     for _attempt in range(3):
@@ -128,7 +148,7 @@ def _swap_into_place(new: Path, dest: Path) -> None:
                 continue
             raise
         if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+            remove_old(aside)
         _fsync_dir(dest.parent)
         return
     raise OSError(errno.EEXIST, "another process keeps replacing it", str(dest))

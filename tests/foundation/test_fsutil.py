@@ -11,7 +11,7 @@ from typing import IO
 import pytest
 
 from reprobuild.errors import ReproBuildError
-from reprobuild.fsutil import move_file, publish_dir
+from reprobuild.fsutil import move_file, publish_dir, remove_tree_in_background
 
 
 def _tree(root: Path, tag: str) -> dict[str, tuple[str, int]]:
@@ -90,6 +90,19 @@ def test_publish_dir_same_file_system_is_a_rename(tmp_path: Path) -> None:
     _tree(dest, "old")
     publish_dir(src, dest)
     assert (dest / "index.json").stat().st_ino == inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]
+
+
+def test_the_old_tree_can_be_removed_in_the_background(tmp_path: Path) -> None:
+    """``image`` hands the replaced outputs to a thread of their own (fsutil.remove_tree_in_background)."""
+    src, dest = tmp_path / "out", tmp_path / "final"
+    new, old = _tree(src, "new"), _tree(dest, "old")
+    handed: list[Path] = []
+    publish_dir(src, dest, remove_old=handed.append)
+    [aside] = handed
+    assert _read(dest) == new
+    assert _read(aside / "tree") == old  # the replaced tree, whole, for the caller to remove
+    remove_tree_in_background(aside).join()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]
 
 

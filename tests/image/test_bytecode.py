@@ -119,30 +119,3 @@ def test_uv_python_set_by_a_tool_does_not_pick_the_compiler(monkeypatch: pytest.
     monkeypatch.setenv("UV_PYTHON", sys.executable)
     exact = interpreter._find("3.11.2", None)
     assert interpreter.find_interpreter("3.11.2") == exact
-
-
-def test_batches_give_the_bytes_of_one_process_whatever_the_worker_count(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Batches of fixed size, run one at a time or all at once, give the pycs one process gives."""
-    from reprobuild.image import bytecode
-
-    compiler = find_interpreter("3.11")
-    # Shared names and constants across modules: where a process's history could show in marshal's refs.
-    source = "import os\n\nNAMES = frozenset({{'a', 'b', {i}}})\n\n\ndef f(self, x={i}):\n    return os.sep, self, x\n"
-
-    def compile_tree(name: str, workers: int) -> dict[str, bytes]:
-        root = tmp_path / name
-        root.mkdir()
-        jobs = []
-        for i in range(7):
-            src = root / f"m{i}.py"
-            src.write_text(source.format(i=i))
-            jobs.append([str(src), f"{SITE}/m{i}.py"])
-        return {Path(s).name: c.read_bytes() for s, c in bytecode._compile(jobs, compiler, workers=workers).items()}
-
-    one_process = compile_tree("one", workers=1)
-    monkeypatch.setattr(bytecode, "BATCH_FILES", 3)  # 7 files: batches of 3, 3 and 1
-    assert compile_tree("serial", workers=1) == one_process
-    assert compile_tree("parallel", workers=3) == one_process
-    assert len(one_process) == 7

@@ -1,9 +1,11 @@
-"""`image --cache REF`: layers shared through a registry, read back on a machine state with an empty local
-cache, checked against their inputs; a tampered entry is rebuilt, never used."""
+"""`image --cache REF`: a cache shared through a registry, read back on a machine state with an empty local
+cache. Sealed mode (fleet secret): a full hit downloads and installs no third-party wheel and writes no layer.
+Trust-free mode: every layer is re-derived from its inputs; a tampered entry is rebuilt, never used.
+(tests/adversarial/test_registry_cache.py: what an attacker with write access to the registry can do.)"""
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import io
 import json
 import logging
@@ -14,11 +16,15 @@ import pytest
 
 from reprobuild.config import load_config
 from reprobuild.errors import ReproBuildError
+from reprobuild.fsutil import canonical_json_bytes
 from reprobuild.image.build import ImageResult, build_image
+from reprobuild.image.cachesecret import SECRET_ENV
 from reprobuild.image.projectwheel import wheel_step
+from reprobuild.image.pyenv import install_wheels
 from reprobuild.image.registrycache import CONFIG_TYPE, MANIFEST_TYPE, cache_reference
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
+from reprobuild.oci.digest import Digest
 from reprobuild.oci.layer import Layer, write_layer
 from reprobuild.oci.registry import RegistryClient
 from reprobuild.oci.tarwriter import LayerEntry
@@ -27,31 +33,91 @@ from tests.testbed import Registry
 pytestmark = pytest.mark.network  # the locked wheels come from the package index (then from the cache)
 
 
-def build(root: Path, ref: str, cache: Path, monkeypatch: pytest.MonkeyPatch) -> ImageResult:
+SECRET = "image-test-fleet-secret-0123456789"
+
+
+def build(
+    root: Path, ref: str, cache: Path, monkeypatch: pytest.MonkeyPatch, *, secret: str | None = SECRET
+) -> ImageResult:
+    """A build on the machine state ``cache`` (its own cache directory and cache key) with the fleet ``secret``."""
     monkeypatch.setenv("REPRO_BUILD_CACHE", str(cache))
-    return build_image(load_config(root), "cpu", project_wheel=wheel_step(), cache_ref=ref)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(cache.with_name(cache.name + "-config")))
+    if secret is None:
+        monkeypatch.delenv(SECRET_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SECRET_ENV, secret)
+    return build_image(
+        load_config(root), "cpu", project_wheel=wheel_step(), cache_ref=ref, log=logging.getLogger("t").warning
+    )
 
 
-def layer_tags(registry: Registry, repo: str) -> list[str]:
+def tags(registry: Registry, repo: str, kind: str) -> list[str]:
     with RegistryClient(registry.host) as client:
-        return sorted(t for t in client.list_tags(repo) if t.startswith("layer-"))
+        return sorted(t for t in client.list_tags(repo) if t.startswith(f"{kind}-"))
 
 
-def test_empty_local_cache_builds_the_same_image_from_the_registry_cache(
+def forbid(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Make each of ``names`` (``module.attr``) fail the test when called."""
+
+    def refuse(name: str) -> Any:
+        def called(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"{name} ran on a full hit of the registry cache")
+
+        return called
+
+    for name in names:
+        monkeypatch.setattr(name, refuse(name))
+
+
+def test_sealed_full_hit_fetches_and_installs_no_wheel(
     golden_project: Path,
     registry: Registry,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ref = f"{registry.host}/speed-cache/shared-{tmp_path.name}"
+    ref = f"{registry.host}/speed-cache/sealed-{tmp_path.name}"
     repo = ref.split("/", 1)[1]
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-a"))
     first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
-    tags = layer_tags(registry, repo)
-    assert len(tags) == len(first.layers) - 1  # every layer but the base's
-    # Another machine state: another cache key, an empty local cache (the wheels it may fetch again).
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-b"))
+    assert [len(tags(registry, repo, kind)) for kind in ("deps", "facts", "inventory")] == [1, 1, 1]
+    assert len(tags(registry, repo, "layer")) == len(first.layers) - 1  # every layer but the base's
+    # Another machine state: another cache key, an empty local cache.
+    forbid(
+        monkeypatch,
+        "reprobuild.image.build._locked_wheels",  # no wheel downloaded (nor read from a cache)
+        "reprobuild.image.buildcache.inspect_base",  # the base facts come from the registry
+        "reprobuild.attest.sbom.base_inventory",  # and so does the base's inventory for the SBOMs
+        "reprobuild.image.build.write_layer",  # no layer written: the project and app layers are entries too
+    )
+    installed: list[list[str]] = []
+
+    def spy(wheels: list[tuple[Any, Path]], *args: Any, **kwargs: Any) -> None:
+        installed.append([pin.name for pin, _ in wheels])
+        install_wheels(wheels, *args, **kwargs)
+
+    monkeypatch.setattr("reprobuild.image.build.install_wheels", spy)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch)
+    assert second.digest == first.digest
+    assert installed == [["golden-app"]]  # the project wheel only
+    assert "sealed mode" in caplog.text and "warning:" not in caplog.text
+    assert "entries used, 0 pushed" in caplog.text
+    # The SBOMs say the same as the first build's, though no third-party wheel was read.
+    for name in ("sbom.spdx.json", "sbom.cdx.json"):
+        assert (second.layout.parent / name).read_bytes() == (first.layout.parent / name).read_bytes()
+
+
+def test_trust_free_mode_rederives_every_layer(
+    golden_project: Path,
+    registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without the secret only layers are read, each after its inputs are installed and its tar hashed."""
+    ref = f"{registry.host}/speed-cache/free-{tmp_path.name}"
+    first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
     written: list[str] = []
 
     def spy(entries: list[LayerEntry], **kwargs: Any) -> Layer:
@@ -59,11 +125,28 @@ def test_empty_local_cache_builds_the_same_image_from_the_registry_cache(
         return write_layer(entries, **kwargs)
 
     monkeypatch.setattr("reprobuild.image.build.write_layer", spy)
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
-        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch)
+        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch, secret=None)
     assert second.digest == first.digest
     assert written == []  # every layer came from the registry, none was compressed again
-    assert "warning" not in caplog.text
+    assert "trust-free mode" in caplog.text and "warning:" not in caplog.text
+
+
+def test_wrong_secret_builds_everything_and_the_same_image(
+    golden_project: Path,
+    registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ref = f"{registry.host}/speed-cache/wrong-{tmp_path.name}"
+    first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch, secret="another-fleet-0123456789abcdef")
+    assert second.digest == first.digest
+    assert "seal does not verify" in caplog.text and "0 entries used" in caplog.text
 
 
 def test_tampered_registry_entry_is_rebuilt_not_used(
@@ -73,46 +156,73 @@ def test_tampered_registry_entry_is_rebuilt_not_used(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Trust-free mode: the attacker re-points every layer entry at a layer of their own, with a config
+    that claims its diff_id (no seal is needed without a secret): the re-derivation refuses each one."""
     ref = f"{registry.host}/speed-cache/tampered-{tmp_path.name}"
     repo = ref.split("/", 1)[1]
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-a"))
-    first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
-    # The attacker re-points every entry at a layer of their own, with a config that claims its diff_id.
+    first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch, secret=None)
     evil = write_layer(
         [LayerEntry.file("/usr/local/lib/python3.11/dist-packages/six.py", b"import os; os.system('evil')\n")],
         epoch=0,
         compressor=Compressor.gzip(),
         store=BlobStore(tmp_path / "evil"),
     )
-    config = json.dumps({"diff_id": str(evil.diff_id)}).encode()
-    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     with RegistryClient(registry.host) as client:
         client.put_blob(repo, str(evil.digest), evil.size, lambda: evil.path.open("rb"))
-        client.put_blob(repo, config_digest, len(config), lambda: io.BytesIO(config))
-        for tag in layer_tags(registry, repo):
-            data, _, _ = client.get_manifest(repo, tag, accept=[MANIFEST_TYPE])
-            manifest = json.loads(data)
-            manifest["layers"][0].update(
-                digest=str(evil.digest),
-                size=evil.size,
-                mediaType=evil.media_type,
-                annotations={"dev.repro-build.diff-id": str(evil.diff_id)},
-            )
-            manifest["config"] = {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config)}
+        for tag in tags(registry, repo, "layer"):
+            key = tag.removeprefix("layer-")
+            body = {
+                "blobs": [{"digest": str(evil.digest), "media_type": evil.media_type, "size": evil.size}],
+                "key": key,
+                "kind": "layer",
+                "payload": {"diff_id": str(evil.diff_id)},
+                "seal": None,
+            }
+            config = canonical_json_bytes(body)
+            config_digest = str(Digest.of_bytes(config))
+            client.put_blob(repo, config_digest, len(config), functools.partial(io.BytesIO, config))
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_TYPE,
+                "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config)},
+                "layers": [evil.descriptor.to_json()],
+            }
             client.put_manifest(repo, tag, json.dumps(manifest).encode(), MANIFEST_TYPE)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-b"))
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
-        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch)
+        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch, secret=None)
     assert second.digest == first.digest
     assert all(layer.digest != str(evil.digest) for layer in second.layers)
     assert caplog.text.count("not what its inputs give") == len(first.layers) - 1
     # The honest layers were pushed over the tampered tags: a third machine state gets them.
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-c"))
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        third = build(golden_project, ref, tmp_path / "cache-c", monkeypatch)
+        third = build(golden_project, ref, tmp_path / "cache-c", monkeypatch, secret=None)
     assert third.digest == first.digest
-    assert "warning" not in caplog.text
+    assert "warning:" not in caplog.text
+
+
+def test_a_push_to_the_cache_registry_mounts_the_cached_layers(
+    golden_project: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--push` to the registry of `--cache`: the layers the cache holds are mounted, not uploaded."""
+    from reprobuild.oci.location import parse_location
+    from reprobuild.oci.progress import Progress, Task
+    from reprobuild.oci.transport import write_location
+
+    ref = f"{registry.host}/speed-cache/mount-{tmp_path.name}"
+    result = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
+    notes: dict[str, str | None] = {}
+
+    class Notes(Progress):
+        def finished(self, task: Task, error: BaseException | None) -> None:
+            notes[task.description] = task.result
+
+    location = parse_location(f"{registry.host}/speed-cache/app-{tmp_path.name}:cpu")
+    digest = write_location(location, result.image, tmp_path, progress=Notes(), mount_from=cache_reference(ref))
+    assert str(digest) == result.digest
+    mounted = [d for d, note in notes.items() if note and note.startswith("mounted from")]
+    assert len(mounted) == len(result.layers) - 1  # all but the fake base, which the cache does not hold
 
 
 def test_unreachable_registry_cache_is_a_warning(
@@ -133,3 +243,98 @@ def test_unreachable_registry_cache_is_a_warning(
 def test_cache_reference_is_a_repository(text: str) -> None:
     with pytest.raises(ReproBuildError, match="a cache is a repository"):
         cache_reference(text)
+
+
+def test_debian_base_comes_from_the_registry_cache_without_a_deb(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The embedded Debian base, built from its lock on one machine state, is taken whole by another (no
+    .deb read, nothing assembled); with another fleet's secret, or none, nothing is taken."""
+    import shutil
+
+    from reprobuild.image.cachesecret import FleetSecret
+    from reprobuild.image.debianbase import debian_base, import_shared_base, share_base
+    from reprobuild.image.registrycache import RegistryCache
+    from tests.image.conftest import EXAMPLE
+
+    project = tmp_path / "hello-ml"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist"))
+    config = load_config(project)
+    target = config.target("cpu")
+    ref = cache_reference(f"{registry.host}/speed-cache/base-{tmp_path.name}")
+    fleet = FleetSecret("test", SECRET.encode())
+
+    def machine(name: str) -> Path:
+        cache = tmp_path / name
+        monkeypatch.setenv("REPRO_BUILD_CACHE", str(cache))
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / f"{name}-config"))
+        (tmp_path / f"{name}-staging").mkdir()
+        return cache
+
+    cache_a = machine("a")
+    shared_debs = Path.home() / ".cache" / "repro-build" / "debs"
+    if shared_debs.is_dir():  # re-hashed against the lock on use; copying saves downloads
+        shutil.copytree(shared_debs, cache_a / "debs")
+    honest, _ = debian_base(config, target, tmp_path / "a-staging" / "s")
+    share_base(RegistryCache(ref, secret=fleet), config, target)
+
+    forbid(monkeypatch, "reprobuild.image.debianbase.build_base")
+    for name, secret in (("wrong", FleetSecret("other", b"another-fleet-0123456789abcdef")), ("none", None)):
+        cache = machine(name)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            import_shared_base(RegistryCache(ref, secret=secret), config, target)
+        assert not (cache / "bases").exists() or not any((cache / "bases").iterdir())
+        assert ("seal does not verify" in caplog.text) == (secret is not None)
+
+    machine("b")
+    reader = RegistryCache(ref, secret=fleet)
+    import_shared_base(reader, config, target)
+    again, _ = debian_base(config, target, tmp_path / "b-staging" / "s")
+    assert again.digest == honest.digest
+    assert len(reader.used) == 1 and reader.used[0].startswith("base-")
+
+
+def test_a_build_without_the_cache_never_asks_the_registry_cache(
+    golden_project: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`verify` rebuilds with `use_cache=False` (and names no cache): no registry cache is even opened."""
+    import inspect
+
+    from reprobuild.manifest import verify
+
+    source = inspect.getsource(verify)
+    assert "use_cache=False" in source and "cache_ref" not in source
+    forbid(monkeypatch, "reprobuild.image.build.RegistryCache")
+    monkeypatch.setenv("REPRO_BUILD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    result = build_image(
+        load_config(golden_project),
+        "cpu",
+        project_wheel=wheel_step(),
+        use_cache=False,
+        cache_ref=f"{registry.host}/speed-cache/verify-{tmp_path.name}",
+    )
+    assert result.digest.startswith("sha256:")
+
+
+def test_cache_blob_transfers_are_named_progress_tasks(registry: Registry, tmp_path: Path) -> None:
+    """Each blob fetched from or pushed to the cache is a task (a line of its own without a TTY)."""
+    from reprobuild.cli.progress import LineProgress
+    from reprobuild.image.cachesecret import FleetSecret
+    from reprobuild.image.registrycache import RegistryCache
+
+    stream = io.StringIO()
+    ref = cache_reference(f"{registry.host}/speed-cache/progress-{tmp_path.name}")
+    cache = RegistryCache(ref, secret=FleetSecret("test", SECRET.encode()), progress=LineProgress(stream))
+    layer = write_layer(
+        [LayerEntry.file("/app/x.py", b"x = 1\n")], epoch=0, compressor=Compressor.gzip(), store=BlobStore(tmp_path)
+    )
+    cache.push_layer("3" * 64, layer)
+    assert cache.fetch_layer("3" * 64, BlobStore(tmp_path / "reader"), layer.media_type) is not None
+    lines = stream.getvalue().splitlines()
+    where = f"{registry.host}/speed-cache/progress-{tmp_path.name}"
+    short = layer.digest.hex[:12]
+    assert any(line.startswith(f"pushing cache layer blob {short} to {where}: done") for line in lines), lines
+    assert any(line.startswith("pushing cache entry layer-3333") for line in lines), lines
+    assert any(line.startswith(f"pulling cache layer blob {short} from {where}: done") for line in lines), lines

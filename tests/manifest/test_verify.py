@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from reprobuild.manifest.schema import read_manifest
 from reprobuild.manifest.verify import compare_manifests
 from reprobuild.oci.image import Image, with_config
 from reprobuild.oci.layout import read_layout, write_layout
+from reprobuild.uvbin import find_uv
 from tests.cli import run_cli
 from tests.image.conftest import copy_project
 from tests.image.fakebase import fake_base
@@ -59,17 +61,28 @@ def test_offline_with_empty_cache_says_what_is_missing(built: Path, tmp_path: Pa
     assert "not in the cache" in out.stderr and "six-1.17.0-py2.py3-none-any.whl" in out.stderr
 
 
-def test_offline_with_a_warm_cache_reproduces_without_a_network(built: Path) -> None:
+def test_offline_with_a_warm_cache_reproduces_without_a_network(built: Path, tmp_path: Path) -> None:
     """`--offline` reaches every step (wheels and base from the cache, the project wheel's build backend from
-    uv's cache): with every connection sent to a proxy that refuses it, the rebuild still succeeds, and the
-    same rebuild without `--offline` fails reaching the index."""
+    uv's cache): with every connection sent to a proxy that refuses it, the rebuild still succeeds. Without
+    `--offline` the backend is taken from uv's cache first too, so that rebuild succeeds as well; uv asked
+    for what only the index has fails, so the proxy does refuse."""
     nowhere = "http://127.0.0.1:9"  # the discard port: nothing answers
     proxies = dict.fromkeys(("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"), nowhere)
-    out = run_cli("verify", str(manifest_of(built)), "--offline", env={**proxies, "NO_PROXY": "", "no_proxy": ""})
+    no_network = {**proxies, "NO_PROXY": "", "no_proxy": ""}
+    out = run_cli("verify", str(manifest_of(built)), "--offline", env=no_network)
     assert out.returncode == 0, out.stderr
     assert "artifacts identical" in out.stdout
-    online = run_cli("verify", str(manifest_of(built)), env={**proxies, "NO_PROXY": "", "no_proxy": ""})
-    assert online.returncode == 2 and "building the wheel failed" in online.stderr, online.stderr
+    online = run_cli("verify", str(manifest_of(built)), env=no_network)
+    assert online.returncode == 0 and "artifacts identical" in online.stdout, online.stderr
+    probe = subprocess.run(
+        [find_uv(), "pip", "compile", "--no-cache", "--quiet", "-"],
+        input="six==1.17.0\n",
+        env={**os.environ, **no_network, "UV_CACHE_DIR": str(tmp_path / "uv-cache")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode != 0, probe.stdout
 
 
 def _edited(built: Path, tmp_path: Path, edit: object) -> Path:

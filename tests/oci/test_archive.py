@@ -102,6 +102,23 @@ def test_archive_blob_not_matching_its_name(tmp_path: Path) -> None:
     assert not (tmp_path / "staging" / "blobs" / "sha256" / bad).exists()
 
 
+@pytest.mark.parametrize("damage", ["flipped", "short", "long"])
+def test_a_corrupt_layer_blob_yields_no_archive(tmp_path: Path, damage: str) -> None:
+    """Each layer blob is checked while it is copied in: a wrong one leaves neither the archive nor a temp file."""
+    img = small_image(tmp_path / "staging")
+    blob = img.layers[0].path
+    data = bytearray(blob.read_bytes())
+    blob.chmod(0o644)
+    if damage == "flipped":
+        data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data[:-1]) if damage == "short" else bytes(data) + (b"x" if damage == "long" else b""))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(OCIError, match=f"layer {img.layers[0].digest}: its blob .* has digest"):
+        write_archive(out / "img.tar", img, repo_tags=["a/b:c"])
+    assert list(out.iterdir()) == []
+
+
 def test_truncated_archive(tmp_path: Path) -> None:
     img = small_image(tmp_path / "staging")
     path = tmp_path / "img.tar"

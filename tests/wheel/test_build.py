@@ -234,6 +234,11 @@ def test_wheel_step_falls_back_online_when_the_cache_lacks_the_backend(
     record = build_wheel(config, out_dir=tmp_path / "out")
     assert calls == [False, True, False]  # sdist online; wheel offline (cache miss), then online
     assert record.artifacts == tuple(c.a for c in projects.check("flit_pure").comparisons)
+    # The wheel alone (what `image` builds) tries the cache first too.
+    calls.clear()
+    alone = build_wheel(config, out_dir=tmp_path / "alone", sdist=False)
+    assert calls == [True, False]
+    assert alone.artifact("wheel") is not None
 
 
 def test_cli_check_success_prints_both_hashes(projects: Projects, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from reprobuild.attest.bom import Bom, ImageFacts, ProjectFacts
 from reprobuild.attest.cyclonedx import cyclonedx_document
-from reprobuild.attest.inventory import WheelPackage, read_base, read_lock, spdx_or_none, wheel_license
+from reprobuild.attest.inventory import BaseInventory, WheelPackage, read_base, read_lock, spdx_or_none
 from reprobuild.attest.referrers import CYCLONEDX_JSON, SPDX_JSON, Document
 from reprobuild.attest.spdx import spdx_document
 from reprobuild.fsutil import human_json_text
@@ -26,17 +26,26 @@ CYCLONEDX_FILE = "sbom.cdx.json"
 
 @dataclass(frozen=True)
 class WheelFile:
-    """A wheel the image installs, as the build verified it."""
+    """A wheel the image installs, as the build verified it, and the licence its METADATA declares
+    (:func:`~reprobuild.attest.inventory.wheel_license`; recorded by a dependency-layer cache entry
+    when the build reused the layers without the wheel file)."""
 
     name: str
     version: str
     filename: str
     sha256: str
-    path: Path
+    license: str | None
 
 
 def _wheel(w: WheelFile) -> WheelPackage:
-    return WheelPackage(w.name, w.version, w.filename, w.sha256, wheel_license(w.path))
+    return WheelPackage(w.name, w.version, w.filename, w.sha256, w.license)
+
+
+def base_inventory(base: Image, base_lock: Path | None) -> BaseInventory:
+    """The base's Debian packages as the SBOMs list them (read from its layers; ``base_lock``: the base lock
+    it was built from, which gives each package's ``.deb`` hash). Independent of the rest of the image, so
+    a build reads it while its own layers are made."""
+    return read_base(base.layers, lock=read_lock(base_lock) if base_lock is not None else None)
 
 
 def make_bom(
@@ -49,15 +58,14 @@ def make_bom(
     platform: str,
     created: str,
     tool_version: str,
-    base: Image,
     base_reference: str,
     base_digest: str | None,
-    base_lock: Path | None,
+    base_inventory: BaseInventory,
     wheels: Sequence[WheelFile],
     project_wheel: WheelFile | None,
 ) -> Bom:
-    """Everything the SBOMs say about one image (reads the base's layers and the wheels' METADATA)."""
-    lock = read_lock(base_lock) if base_lock is not None else None
+    """Everything the SBOMs say about one image (``base_inventory``: :func:`base_inventory` of its base;
+    reads the wheels' METADATA)."""
     return Bom(
         ImageFacts(
             project_name, target, str(image.digest), platform, created, tool_version, base_reference, base_digest
@@ -68,7 +76,7 @@ def make_bom(
             spdx_or_none(project_license),
             _wheel(project_wheel) if project_wheel is not None else None,
         ),
-        read_base(base.layers, lock=lock),
+        base_inventory,
         tuple(sorted((_wheel(w) for w in wheels), key=lambda w: (w.name, w.filename))),
     )
 

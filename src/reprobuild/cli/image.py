@@ -68,8 +68,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--cache",
         metavar="REF",
-        help="share built layers through this registry repository, e.g. `host/team/build-cache` (default: "
-        "[tool.repro-build] cache); every layer read from it is checked against its inputs",
+        help="share the build cache through this registry repository, e.g. `host/team/build-cache` (default: "
+        "[tool.repro-build] cache); entries are bound to their inputs by the fleet secret "
+        "($REPRO_BUILD_CACHE_SECRET or [tool.repro-build] cache-secret-file), or, without one, only layers are "
+        "shared and each is re-derived from its inputs",
     )
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -170,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
                 debian=functools.partial(debian_base, mirror=args.mirror, progress=progress),
                 progress=progress,
                 log=functools.partial(_log_for, name, args.quiet),
+                background_cleanup=True,  # the work tree goes while the image is loaded or pushed
             )
             image_id = None
             tag = args.tag.replace("{target}", name) if args.tag else result.repo_tag
@@ -177,7 +180,11 @@ def run(args: argparse.Namespace) -> int:
                 from reprobuild.oci import engine
 
                 client = engine.connect()
-                image_id = engine.load_image(client, result.image, tag, result.layout.parent, progress=progress)
+                # The build's image.tar is that very archive when it carries the tag asked for.
+                archive = result.archive if tag == result.repo_tag else None
+                image_id = engine.load_image(
+                    client, result.image, tag, result.layout.parent, progress=progress, archive=archive
+                )
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
             pushed = None
             location: Location | None = None
@@ -186,7 +193,13 @@ def run(args: argparse.Namespace) -> int:
                 from reprobuild.oci.transport import write_location
 
                 location = parse_location(args.push.replace("{target}", name))
-                digest = write_location(location, result.image, result.layout.parent, progress=progress)
+                digest = write_location(
+                    location,
+                    result.image,
+                    result.layout.parent,
+                    progress=progress,
+                    mount_from=cache_reference(cache_ref) if cache_ref else None,
+                )
                 pushed = location.pinned(digest)
         manifest = image_manifest(config, result, image_id=image_id)
         write_manifest(result.layout.parent / MANIFEST_NAME, manifest)

@@ -9,14 +9,20 @@ only when everything succeeded, so a failed build leaves the previous outputs un
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild import __version__
+from reprobuild.attest.inventory import wheel_license
+from reprobuild.attest.sbom import WheelFile
 from reprobuild.cache import cache_root, prepare_cache_root
 from reprobuild.config import Config, Target
 from reprobuild.determinism.cudapolicy import with_cuda
@@ -24,21 +30,31 @@ from reprobuild.determinism.policy import HOOK_MODULE, Policy, image_files
 from reprobuild.distribution import COMMAND
 from reprobuild.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from reprobuild.errors import ImageError, ReproBuildError, StaleLockError
-from reprobuild.fsutil import atomic_write_bytes, exclusive_lock, make_output_dir, publish_dir
+from reprobuild.fsutil import (
+    atomic_write_bytes,
+    exclusive_lock,
+    make_output_dir,
+    publish_dir,
+    remove_tree_in_background,
+)
 from reprobuild.gitinfo import SourceInfo, source_info
 from reprobuild.image import imageconfig
 from reprobuild.image.base import DebianBuilder, ResolvedBase, resolve_base
 from reprobuild.image.baseinfo import BaseInfo, check_base
 from reprobuild.image.buildcache import LayerCache, cached_base_info, layer_key
 from reprobuild.image.bytecode import compile_distributions, compile_module
+from reprobuild.image.cachesecret import fleet_secret
 from reprobuild.image.datafiles import DataFile, data_files, file_records, with_file_groups
+from reprobuild.image.debianbase import import_shared_base, share_base, shared_base_image
 from reprobuild.image.depcache import DEPENDENCY_KINDS, DependencyCache, DependencyLayers, dependency_key
 from reprobuild.image.interpreter import Interpreter, find_interpreter
+from reprobuild.image.inventorycache import cached_base_inventory
 from reprobuild.image.ocilabels import standard_labels
 from reprobuild.image.plan import LayerGroup, plan_layers
 from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
-from reprobuild.image.registrycache import RegistryLayers, cache_reference
+from reprobuild.image.registrycache import RegistryCache, cache_reference
 from reprobuild.image.sourcelabel import SourceLabel, source_label
+from reprobuild.image.stdlibbytecode import share_stdlib
 from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
 from reprobuild.lock import check_locks
@@ -54,6 +70,14 @@ from reprobuild.oci.mediatypes import oci_layer_type
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.oci.validate import validate_image
+
+if TYPE_CHECKING:
+    from reprobuild.attest.inventory import BaseInventory
+
+#: Threads beside the build's own for what runs while it works: the project wheel's build, reading the
+#: base's package inventory, compressing the third-party layers. The output does not depend on the
+#: count or on which finishes first (tests/image/test_scheduling.py).
+BACKGROUND_WORKERS = 3
 
 #: Builds or locates the project's wheel; returns (wheel path, the wheel step's record as a dict).
 ProjectWheel = Callable[[Config, Path], tuple[Path, dict[str, Any]]]
@@ -112,7 +136,7 @@ class ImageResult:
         return str(self.image.digest)
 
 
-def _group_entries(group: LayerGroup, dists: dict[str, Distribution]) -> list[LayerEntry]:
+def _group_entries(group: LayerGroup, dists: Mapping[str, Distribution]) -> list[LayerEntry]:
     entries: list[LayerEntry] = []
     for name in group.distributions:
         for f in dists[name].files:
@@ -245,35 +269,28 @@ def _project_pin(config: Config, wheel: Path) -> WheelPin:
     return WheelPin(config.project.normalized_name, config.project.version or "", wheel.name, digest.hex, size)
 
 
-def _distributions(
-    installs: list[tuple[WheelPin, Path]],
-    project_pin: WheelPin | None,
-    reused: DependencyLayers | None,
+def _installed(
+    wheels: list[tuple[WheelPin, Path]],
     *,
     target: Target,
     info: BaseInfo,
     interpreter: Interpreter,
     staging: Path,
+    clash_with: frozenset[str] = frozenset(),
     log: Callable[[str], None],
 ) -> dict[str, Distribution] | None:
-    """The installed distributions to write layers from, by name; with ``reused`` only the project's.
+    """``wheels`` installed into ``staging`` and compiled: the distributions to write layers from, by name.
 
-    With ``reused`` (the third-party layers, found by their inputs) only the project wheel is installed
-    and compiled; ``None`` when one of its files is a file a dependency's layer holds too (the caller
-    then installs everything, as which copy wins is the full install's to say).
+    ``None`` when one of their files is a path in ``clash_with`` (what the third-party layers hold, when
+    only the project wheel is installed here): the caller then installs everything at once, as which
+    copy of a shared path wins is the full install's to say.
     """
-    wanted = installs if reused is None else [(p, w) for p, w in installs if p == project_pin]
-    if reused is None:
-        log(f"installing {len(installs)} wheel(s)")
-    else:
-        log(f"installing {len(wanted)} wheel(s); {len(installs) - len(wanted)} reused as layers from the cache")
-    install_wheels(wanted, target, staging, what=f"installing the wheels of target {target.name!r}")
-    collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in wanted})
-    if reused is not None:
-        clash = sorted(f.image_path for d in collected for f in d.files if f.image_path in reused.paths)
-        if clash:
-            log(f"the project wheel holds {clash[0]}, which a dependency holds too: installing every wheel")
-            return None
+    install_wheels(wheels, target, staging, what=f"installing the wheels of target {target.name!r}")
+    collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in wheels})
+    clash = sorted(f.image_path for d in collected for f in d.files if f.image_path in clash_with)
+    if clash:
+        log(f"the project wheel holds {clash[0]}, which a dependency holds too: installing every wheel")
+        return None
     if target.bytecode == "unchecked-hash":
         collected = compile_distributions(collected, interpreter=interpreter, site_packages=info.site_packages)
     return {d.name: d for d in collected}
@@ -284,6 +301,16 @@ class _Layers:
     layers: list[Layer]
     records: list[LayerRecord]
     wheel_layers: list[tuple[WheelPin, int]]
+
+    @staticmethod
+    def joined(base: Image, *parts: _Layers) -> _Layers:
+        """The base's layers, then ``parts`` in order (each written with its own ``first`` index)."""
+        return _Layers(
+            [layer for part in parts for layer in part.layers],
+            [LayerRecord(str(b.digest), str(b.diff_id), b.size, b.media_type, "base") for b in base.layers]
+            + [record for part in parts for record in part.records],
+            [w for part in parts for w in part.wheel_layers],
+        )
 
 
 #: The mtime of every file in the third-party wheel layers and the hook layer: 1980-01-01, the earliest
@@ -298,69 +325,95 @@ def layer_mtime(group: LayerGroup, epoch: Epoch) -> int:
     return epoch.seconds if group.kind == "project" else min(DEPENDENCY_MTIME, epoch.seconds)
 
 
-def _write_layers(
-    groups: list[LayerGroup],
-    dists: dict[str, Distribution],
-    *,
-    pins: Mapping[str, WheelPin],
-    base: Image,
-    policy: Policy,
-    info: BaseInfo,
-    interpreter: Interpreter,
-    epoch: Epoch,
-    compressor: Compressor,
-    store: BlobStore,
-    project_pin: WheelPin | None,
-    progress: Progress,
-    log: Callable[[str], None],
-    cache: LayerCache | None,
-    files: Sequence[DataFile] = (),
-    reuse: Mapping[LayerGroup, Layer] | None = None,
-) -> _Layers:
-    """Write (or find) each group's layer; a group in ``reuse`` takes that layer as it is (image/depcache.py)."""
-    out = _Layers(
-        [], [LayerRecord(str(b.digest), str(b.diff_id), b.size, b.media_type, "base") for b in base.layers], []
-    )
-    reuse = reuse or {}
-    for group in groups:
-        if group in reuse:
-            entries = []
-        elif group.kind == "file":
-            entries = [next(f.entry() for f in files if f.path == group.path)]
-        elif group.kind == "app":
-            entries = _app_entries(policy, info, interpreter, store.root.parent / "app")
-        else:
-            entries = _group_entries(group, dists)
-        mtime = layer_mtime(group, epoch)
-        layer = reuse.get(group)
-        key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache and layer is None else ""
-        if cache and layer is None:
-            layer = cache.get(key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm))
-        reused = layer is not None
-        if layer is None:
-            layer = write_layer(
-                entries, epoch=mtime, compressor=compressor, store=store, progress=progress, description=group.name
-            )
-            if cache:
-                cache.put(key, layer)
-        index = len(out.records)
-        out.layers.append(layer)
-        out.records.append(
-            LayerRecord(
-                str(layer.digest), str(layer.diff_id), layer.size, layer.media_type, group.name, group.distributions
-            )
+@dataclass(frozen=True)
+class _LayerWriter:
+    """What writing (or finding) a group's layer needs besides the group and its distributions."""
+
+    pins: Mapping[str, WheelPin]  # the third-party wheels, by name
+    policy: Policy
+    info: BaseInfo
+    interpreter: Interpreter
+    epoch: Epoch
+    compressor: Compressor
+    store: BlobStore
+    progress: Progress
+    log: Callable[[str], None]
+    cache: LayerCache | None
+    files: Sequence[DataFile] = ()
+    #: Held around the layer cache when it shares layers through a registry: the third-party and the
+    #: project's layers are written on two threads, and the registry cache's first failure (an
+    #: unreachable registry) must turn it off for the rest of the build, not be met by both.
+    remote_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _shared(self) -> contextlib.AbstractContextManager[object]:
+        return (
+            self.remote_lock if self.cache is not None and self.cache.remote is not None else contextlib.nullcontext()
         )
-        for name in group.distributions:
-            pin = pins.get(name)
-            if pin is not None and pin != project_pin:
-                out.wheel_layers.append((pin, index))
-        log(f"layer {group.name}: {layer.size} bytes" + (" (reused: not compressed again)" if reused else ""))
-    return out
+
+    def write(
+        self,
+        groups: Sequence[LayerGroup],
+        dists: Mapping[str, Distribution],
+        *,
+        first: int,
+        reuse: Mapping[LayerGroup, Layer] | None = None,
+    ) -> _Layers:
+        """Write (or find) each group's layer; a group in ``reuse`` takes that layer as it is
+        (image/depcache.py). ``first``: the index of the first group's layer among the image's layers."""
+        out = _Layers([], [], [])
+        reuse = reuse or {}
+        compressor = self.compressor
+        for group in groups:
+            if group in reuse:
+                entries = []
+            elif group.kind == "file":
+                entries = [next(f.entry() for f in self.files if f.path == group.path)]
+            elif group.kind == "app":
+                entries = _app_entries(self.policy, self.info, self.interpreter, self.store.root.parent / "app")
+            else:
+                entries = _group_entries(group, dists)
+            mtime = layer_mtime(group, self.epoch)
+            layer = reuse.get(group)
+            cache = self.cache
+            key = layer_key(entries, epoch=mtime, compressor=compressor.describe()) if cache and layer is None else ""
+            if cache and layer is None:
+                with self._shared():
+                    layer = cache.get(
+                        key, entries=entries, epoch=mtime, media_type=oci_layer_type(compressor.algorithm)
+                    )
+            reused = layer is not None
+            if layer is None:
+                layer = write_layer(
+                    entries,
+                    epoch=mtime,
+                    compressor=compressor,
+                    store=self.store,
+                    progress=self.progress,
+                    description=group.name,
+                )
+                if cache:
+                    with self._shared():
+                        cache.put(key, layer)
+            index = first + len(out.records)
+            out.layers.append(layer)
+            out.records.append(
+                LayerRecord(
+                    str(layer.digest), str(layer.diff_id), layer.size, layer.media_type, group.name, group.distributions
+                )
+            )
+            for name in group.distributions:
+                pin = self.pins.get(name)
+                if pin is not None:
+                    out.wheel_layers.append((pin, index))
+            self.log(f"layer {group.name}: {layer.size} bytes" + (" (reused: not compressed again)" if reused else ""))
+        return out
 
 
-def _own_wheel(
-    config: Config, wheel: Path | None, project_wheel: ProjectWheel | None, dist: Path
-) -> tuple[Path | None, WheelPin | None, dict[str, Any] | None]:
+#: What the project's wheel step gives: the wheel (or none), its pin, and the manifest's record of it.
+OwnWheel = tuple[Path | None, WheelPin | None, dict[str, Any] | None]
+
+
+def _own_wheel(config: Config, wheel: Path | None, project_wheel: ProjectWheel | None, dist: Path) -> OwnWheel:
     """The project's wheel (``wheel`` as given, else built by ``project_wheel``; else none), its pin, and
     what the manifest records about it: the wheel step's record, or the given file's name, hash and size."""
     if wheel is None and project_wheel is not None:
@@ -372,18 +425,144 @@ def _own_wheel(
     return wheel, pin, {"filename": wheel.name, "sha256": f"sha256:{pin.sha256}", "size": pin.size}
 
 
-def _layer_cache(use_cache: bool, cache_ref: str | None) -> LayerCache | None:
-    if not use_cache:
-        return None
-    return LayerCache(remote=RegistryLayers(cache_reference(cache_ref)) if cache_ref else None)
+def _registry_cache(config: Config, cache_ref: str, progress: Progress, log: Callable[[str], None]) -> RegistryCache:
+    """The registry cache ``cache_ref`` in the mode the fleet secret allows (image/registrycache.py)."""
+    secret = fleet_secret(config.root, config.cache_secret_file)
+    remote = RegistryCache(cache_reference(cache_ref), secret=secret, progress=progress)
+    log(remote.mode_line())
+    return remote
+
+
+def _lock_pins(
+    config: Config, target: Target, lock: Path, pins: list[WheelPin] | None, *, offline: bool
+) -> list[WheelPin] | None:
+    """The third-party wheels, known without fetching a file: ``pins`` as given, else what ``lock``
+    records, else (a lock made before sources were recorded) uv's selection; ``None`` offline without
+    a record (:func:`_locked_wheels` says why that cannot work)."""
+    if pins is not None:
+        return list(pins)
+    recorded = recorded_wheels(config, target, lock)
+    if recorded is not None:
+        return [w.pin for w in recorded]
+    return None if offline else [pin for pin, _ in select_wheels(config.root, target, lock)]
+
+
+def _base(
+    config: Config,
+    target: Target,
+    work: Path,
+    *,
+    debian: DebianBuilder | None,
+    offline: bool,
+    manifest: str | None,
+    remote: RegistryCache | None,
+    progress: Progress,
+) -> ResolvedBase:
+    """:func:`resolve_base`; an embedded Debian base is first looked up in the registry cache ``remote``
+    (image/debianbase.py), and shared there once built."""
+    shared = remote is not None and target.base.kind == "debian"
+    if shared and remote is not None:
+        import_shared_base(remote, config, target)
+        _stdlib(remote, config, target, fetch=True)
+    base = resolve_base(
+        config,
+        target,
+        BlobStore(cache_root()),
+        work / "base",
+        debian=debian,
+        offline=offline,
+        manifest_digest=manifest,
+        progress=progress,
+    )
+    if shared and remote is not None:
+        share_base(remote, config, target)
+        _stdlib(remote, config, target, fetch=False)
+    return base
+
+
+def _stdlib(remote: RegistryCache, config: Config, target: Target, *, fetch: bool) -> None:
+    """Take in or share the standard-library byte-code layer of the cached Debian base (image/stdlibbytecode.py)."""
+    shared = shared_base_image(config, target) if target.bytecode != "none" else None
+    if shared is not None:
+        share_stdlib(remote, shared, name=target.base.text, fetch=fetch)
+
+
+def _third_party(
+    config: Config,
+    target: Target,
+    lock: Path,
+    *,
+    pins: list[WheelPin] | None,
+    offline: bool,
+    work: Path,
+    progress: Progress,
+) -> _Wheels:
+    """The third-party wheels; their files are fetched only when a layer must be written from them (_layers)."""
+
+    def fetch(wanted: list[WheelPin] | None) -> list[tuple[WheelPin, Path]]:
+        return _locked_wheels(
+            config, target, lock, pins=wanted, offline=offline, staging=work / "wheels", progress=progress
+        )
+
+    known = _lock_pins(config, target, lock, pins, offline=offline)
+    if known is None:
+        fetched = fetch(None)
+        return _Wheels([p for p, _ in fetched], fetch, fetched)
+    return _Wheels(known, fetch)
+
+
+def _licenses(deps: _Wheels, reused: DependencyLayers | None) -> dict[str, str | None]:
+    """The third-party wheels' licences by sha256: recorded by the reused entry, else read from the files
+    (fetched here: without a record, the wheels are needed anyway)."""
+    if reused is not None and reused.licenses is not None:
+        return dict(reused.licenses)
+    return {pin.sha256: wheel_license(path) for pin, path in deps.files()}
+
+
+@dataclass
+class _Wheels:
+    """The third-party wheels: their pins, and their files once :meth:`files` fetched them (only when a
+    layer must be written from them, or their licences are not recorded)."""
+
+    pins: list[WheelPin]
+    fetch: Callable[[list[WheelPin] | None], list[tuple[WheelPin, Path]]]
+    fetched: list[tuple[WheelPin, Path]] | None = None
+
+    def files(self) -> list[tuple[WheelPin, Path]]:
+        if self.fetched is None:
+            self.fetched = self.fetch(self.pins)
+        return self.fetched
+
+
+def _done(result: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(result)
+    return future
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _fail_early(job: Future[Any]) -> None:
+    """Raise the error of a background step that has already failed (e.g. the project wheel's build)."""
+    if job.done():
+        job.result()
+
+
+def _base_lock(config: Config, base: ResolvedBase) -> Path | None:
+    """The base lock the base was built from (it gives the SBOMs each package's ``.deb`` hash), if any."""
+    lock = base.record.origin.get("lock")
+    return config.root / lock if isinstance(lock, str) else None
 
 
 def _layers(
     config: Config,
     target: Target,
-    installs: list[tuple[WheelPin, Path]],
-    project_pin: WheelPin | None,
+    deps: _Wheels,
+    own: Future[OwnWheel],
     *,
+    has_project: bool,
     base: Image,
     info: BaseInfo,
     interpreter: Interpreter,
@@ -393,22 +572,35 @@ def _layers(
     files: Sequence[DataFile],
     work: Path,
     layer_cache: LayerCache | None,
+    remote: RegistryCache | None,
+    pool: ThreadPoolExecutor,
     progress: Progress,
     log: Callable[[str], None],
-) -> tuple[list[LayerGroup], _Layers]:
-    """The layer groups above the base and their layers: the third-party ones reused as a whole when their
-    inputs are unchanged (image/depcache.py), else installed and written (or found layer by layer)."""
+) -> tuple[list[LayerGroup], _Layers, OwnWheel, dict[str, str | None]]:
+    """The layer groups above the base, their layers, the project's wheel (``own``, being built), and the
+    third-party wheels' licences by sha256 (for the SBOMs).
+
+    Reused third-party layers (locally or from the registry cache ``remote``) need no wheel file when the
+    entry records the wheels' licences: then no third-party wheel is fetched or installed.
+
+    The third-party wheels (``deps``) are reused as a whole when their inputs are unchanged
+    (image/depcache.py); else they are installed and compiled on their own while the project wheel
+    builds, and their layers are compressed while the project wheel is installed. The project's files
+    then go into the layers above them, unless one of them is a path a third-party layer holds too:
+    then every wheel is installed at once (which copy wins is the full install's to say). The groups
+    and bytes do not depend on this order: each group's tar is made from its own distributions' files.
+    """
     base_layers = len(base.layers) + len(files)  # each data file takes a layer of the budget
-    deps_cache = DependencyCache() if layer_cache else None
+    deps_cache = DependencyCache(remote=remote) if layer_cache else None
     deps_key = (
         dependency_key(
-            [p for p, _ in installs if p != project_pin],
+            deps.pins,
             target=target,
             paths=info.paths(),
             interpreter=interpreter,
             policy=target.layers,
             base_layers=base_layers,
-            has_project=project_pin is not None,
+            has_project=has_project,
             compressor=compressor.describe(),
             media_type=oci_layer_type(compressor.algorithm),
             mtime=min(DEPENDENCY_MTIME, epoch.seconds),
@@ -417,66 +609,71 @@ def _layers(
         else ""
     )
     reused = deps_cache.get(deps_key) if deps_cache else None
-    dists = _distributions(
-        installs,
-        project_pin,
-        reused,
-        target=target,
-        info=info,
-        interpreter=interpreter,
-        staging=work / "site",
-        log=log,
-    )
-    if reused is not None and dists is None:
-        reused = None  # the project's files overlap a dependency's: only the full install says which wins
-        dists = _distributions(
-            installs,
-            project_pin,
-            None,
-            target=target,
-            info=info,
-            interpreter=interpreter,
-            staging=work / "full",
-            log=log,
-        )
-    assert dists is not None
-    groups = with_file_groups(
-        [
-            *(reused.groups if reused else ()),
-            *plan_layers(
-                list(dists.values()), config.project.name if project_pin else None, target.layers, base_layers
-            ),
-        ],
-        files,
-    )
-    pins = {p.name: p for p, _ in installs}
-    written = _write_layers(
-        groups,
-        dists,
-        pins=pins,
-        reuse=reused.by_group() if reused else None,
-        base=base,
+    licenses = _licenses(deps, reused)
+    writer = _LayerWriter(
+        pins={p.name: p for p in deps.pins},
         policy=policy,
         info=info,
         interpreter=interpreter,
         epoch=epoch,
         compressor=compressor,
         store=BlobStore(work / "oci"),
-        project_pin=project_pin,
         progress=progress,
         log=log,
         cache=layer_cache,
         files=files,
     )
-    if deps_cache and reused is None:
-        deps = [(g, layer) for g, layer in zip(groups, written.layers, strict=True) if g.kind in DEPENDENCY_KINDS]
+    first = len(base.layers)
+    installed = functools.partial(_installed, target=target, info=info, interpreter=interpreter, log=log)
+    dep_dists: dict[str, Distribution] = {}
+    if reused is not None:
+        log(f"third-party wheels: {len(deps.pins)} reused as layers from the cache")
+        dep_groups = list(reused.groups)
+        dep_paths = reused.paths
+        dep_job = _done(writer.write(dep_groups, {}, first=first, reuse=reused.by_group()))
+    else:
+        log(f"installing {len(deps.pins)} wheel(s)")
+        fresh = installed(deps.files(), staging=work / "deps")
+        assert fresh is not None  # nothing to clash with
+        dep_dists = fresh
+        planned = plan_layers(list(dep_dists.values()), None, target.layers, base_layers, project_layer=has_project)
+        dep_groups = [g for g in planned if g.kind in DEPENDENCY_KINDS]
+        dep_paths = frozenset(f.image_path for d in dep_dists.values() for f in d.files)
+        dep_job = pool.submit(writer.write, dep_groups, dep_dists, first=first)
+    built = own.result()
+    wheel, project_pin, _record = built
+    mine = [(project_pin, wheel)] if wheel is not None and project_pin is not None else []
+    if mine:
+        log("installing the project wheel")
+    top_dists = installed(mine, staging=work / "site", clash_with=dep_paths)
+    if top_dists is None:
+        dep_job.result()  # finished (its blobs stay unused in the staging store) before the full install
+        dists = installed([*deps.files(), *mine], staging=work / "full")
+        assert dists is not None
+        groups = with_file_groups(
+            plan_layers(list(dists.values()), config.project.name if mine else None, target.layers, base_layers),
+            files,
+        )
+        written = _Layers.joined(base, writer.write(groups, dists, first=first))
+        all_dists = dists
+    else:
+        top = plan_layers(list(top_dists.values()), config.project.name if mine else None, target.layers, base_layers)
+        groups = with_file_groups([*dep_groups, *top], files)
+        upper = writer.write(groups[len(dep_groups) :], top_dists, first=first + len(dep_groups))
+        written = _Layers.joined(base, dep_job.result(), upper)
+        if reused is not None:
+            return groups, written, built, licenses
+        all_dists = dep_dists
+    if deps_cache:
+        dep_layers = [(g, layer) for g, layer in zip(groups, written.layers, strict=True) if g.kind in DEPENDENCY_KINDS]
         deps_cache.put(
             deps_key,
-            [g for g, _ in deps],
-            [layer for _, layer in deps],
-            (f.image_path for g, _ in deps for name in g.distributions for f in dists[name].files),
+            [g for g, _ in dep_layers],
+            [layer for _, layer in dep_layers],
+            (f.image_path for g, _ in dep_layers for name in g.distributions for f in all_dists[name].files),
+            licenses,
         )
-    return groups, written
+    return groups, written, built, licenses
 
 
 def _assemble(
@@ -528,6 +725,7 @@ def build_image(
     progress: Progress = NO_PROGRESS,
     log: Callable[[str], None] = lambda s: None,
     platform: str | None = None,
+    background_cleanup: bool = False,
 ) -> ImageResult:
     """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
 
@@ -544,7 +742,9 @@ def build_image(
 
     One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
     dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
-    build (``.<target>-*`` work directories) are removed before the build starts.
+    build (``.<target>-*`` work directories) are removed before the build starts. The work directory
+    and the previous outputs are removed before this returns, or with ``background_cleanup`` on threads
+    the interpreter waits for at exit (the CLI's push or load runs meanwhile).
     """
     target = config.target(target_name)
     if platform is not None:
@@ -567,21 +767,30 @@ def build_image(
         log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
         compressor = config.compression
         repo_tag = f"{config.project.normalized_name}:{target.name}"
-        with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=out_root) as tmp:
-            work = Path(tmp)
+        remote = _registry_cache(config, cache_ref, progress, log) if use_cache and cache_ref else None
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=out_root))
+        # The project wheel builds (a backend in its own process) while the base, the locked wheels and
+        # their layers are prepared; the base's package inventory (for the SBOMs) is read meanwhile too.
+        pool = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="image")
+        try:
+            own = pool.submit(_own_wheel, config, wheel, project_wheel, work / "dist")
             log(f"base: {target.base.text}")
-            base = resolve_base(
+            base = _base(
                 config,
                 target,
-                BlobStore(cache_root()),
-                work / "base",
+                work,
                 debian=debian,
                 offline=offline,
-                manifest_digest=base_manifest,
+                manifest=base_manifest,
+                remote=remote,
                 progress=progress,
             )
+            _fail_early(own)
+            inventory = pool.submit(
+                cached_base_inventory, base.image, _base_lock(config, base), use_cache=use_cache, remote=remote
+            )
             # Base facts are keyed by the verified base manifest digest, which pins the layers' diff_ids too.
-            info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache)
+            info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache, remote=remote)
             check_base(info, target, name=target.base.text)
             log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
             interpreter = find_interpreter(info.python_version)
@@ -592,19 +801,16 @@ def build_image(
                     f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
                 )
 
-            installs = _locked_wheels(
-                config, target, lock, pins=pins, offline=offline, staging=work / "wheels", progress=progress
-            )
-            policy = with_cuda(target.policy, [p for p, _ in installs], base.image.config, log)
-            wheel, project_pin, wheel_record = _own_wheel(config, wheel, project_wheel, work / "dist")
-            if wheel is not None and project_pin is not None:
-                installs.append((project_pin, wheel))
+            deps = _third_party(config, target, lock, pins=pins, offline=offline, work=work, progress=progress)
+            _fail_early(own)
+            policy = with_cuda(target.policy, deps.pins, base.image.config, log)
             files = data_files(config, target)
-            groups, written = _layers(
+            groups, written, (wheel, project_pin, wheel_record), licenses = _layers(
                 config,
                 target,
-                installs,
-                project_pin,
+                deps,
+                own,
+                has_project=wheel is not None or project_wheel is not None,
                 base=base.image,
                 info=info,
                 interpreter=interpreter,
@@ -613,7 +819,9 @@ def build_image(
                 compressor=compressor,
                 files=files,
                 work=work,
-                layer_cache=_layer_cache(use_cache, cache_ref),
+                layer_cache=LayerCache(remote=remote) if use_cache else None,
+                remote=remote,
+                pool=pool,
                 progress=progress,
                 log=log,
             )
@@ -638,11 +846,16 @@ def build_image(
                 progress=progress,
                 log=log,
                 base=base,
-                installs=installs,
-                project_pin=project_pin,
+                inventory=inventory.result(),
+                wheels=[_wheel_file(pin, licenses.get(pin.sha256)) for pin in deps.pins],
+                project=_wheel_file(project_pin, wheel_license(wheel)) if wheel and project_pin else None,
                 epoch=epoch,
+                remote=remote,
             )
-            publish_dir(staged, final)
+            publish_dir(staged, final, remove_old=remove_tree_in_background if background_cleanup else _remove)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            (remove_tree_in_background if background_cleanup else _remove)(work)
         # The new layers lived in the staging store; from now on the image reads them from the final layout.
         result_image = read_layout(final / "oci", tag=target.name)
         assert isinstance(result_image, Image)
@@ -670,6 +883,11 @@ def build_image(
         )
 
 
+def _wheel_file(pin: WheelPin, license: str | None) -> WheelFile:
+    """What the SBOMs say of a wheel: its pin and the licence its METADATA declares."""
+    return WheelFile(pin.name, pin.version, pin.filename, pin.sha256, license)
+
+
 def _write_outputs(
     config: Config,
     target: Target,
@@ -680,15 +898,28 @@ def _write_outputs(
     progress: Progress,
     log: Callable[[str], None],
     base: ResolvedBase,
-    installs: Sequence[tuple[WheelPin, Path]],
-    project_pin: WheelPin | None,
+    inventory: BaseInventory,
+    wheels: Sequence[WheelFile],
+    project: WheelFile | None,
     epoch: Epoch,
+    remote: RegistryCache | None,
 ) -> tuple[dict[str, Any], ...]:
-    """Write the OCI layout, the archive and the SBOMs (attached to the layout) into ``staged``."""
+    """Write the OCI layout, the archive and the SBOMs (attached to the layout) into ``staged`` (after a
+    line counting what the registry cache ``remote`` gave and took, when there is one)."""
+    if remote is not None:
+        log(remote.summary_line())
     write_layout(staged / "oci", image, tag=target.name, progress=progress)
     write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
     attestations = _attach_sboms(
-        config, target, image, base=base, installs=installs, project_pin=project_pin, epoch=epoch, staged=staged
+        config,
+        target,
+        image,
+        base=base,
+        inventory=inventory,
+        wheels=wheels,
+        project=project,
+        epoch=epoch,
+        staged=staged,
     )
     log(f"SBOMs: {', '.join(a['file'] for a in attestations)}, attached to the layout")
     return attestations
@@ -700,19 +931,16 @@ def _attach_sboms(
     image: Image,
     *,
     base: ResolvedBase,
-    installs: Sequence[tuple[WheelPin, Path]],
-    project_pin: WheelPin | None,
+    inventory: BaseInventory,
+    wheels: Sequence[WheelFile],
+    project: WheelFile | None,
     epoch: Epoch,
     staged: Path,
 ) -> tuple[dict[str, Any], ...]:
     """Write the SPDX and CycloneDX SBOMs of ``image`` into ``staged`` and attach them to its layout."""
     from reprobuild.attest.referrers import artifact, attach_to_layout
-    from reprobuild.attest.sbom import WheelFile, attestation_record, make_bom, sbom_documents
+    from reprobuild.attest.sbom import attestation_record, make_bom, sbom_documents
 
-    def wheel_file(pin: WheelPin, path: Path) -> WheelFile:
-        return WheelFile(pin.name, pin.version, pin.filename, pin.sha256, path)
-
-    lock = base.record.origin.get("lock")
     bom = make_bom(
         image=image,
         project_name=config.project.normalized_name,
@@ -722,12 +950,11 @@ def _attach_sboms(
         platform=target.platform,
         created=imageconfig.rfc3339(epoch.seconds),
         tool_version=__version__,
-        base=base.image,
         base_reference=target.base.text,
         base_digest=base.record.manifest_digest,
-        base_lock=config.root / str(lock) if isinstance(lock, str) else None,
-        wheels=[wheel_file(pin, path) for pin, path in installs if pin != project_pin],
-        project_wheel=next((wheel_file(p, path) for p, path in installs if p == project_pin), None),
+        base_inventory=inventory,
+        wheels=wheels,
+        project_wheel=project,
     )
     records, artifacts = [], []
     created = imageconfig.rfc3339(epoch.seconds)

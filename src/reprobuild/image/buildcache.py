@@ -41,7 +41,7 @@ from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.oci.values import Descriptor
 
 if TYPE_CHECKING:
-    from reprobuild.image.registrycache import RegistryLayers
+    from reprobuild.image.registrycache import RegistryCache
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +65,45 @@ def _unseal(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def cached_base_info(image: Image, *, name: str, root: Path | None = None, use_cache: bool = True) -> BaseInfo:
+def cached_base_info(
+    image: Image,
+    *,
+    name: str,
+    root: Path | None = None,
+    use_cache: bool = True,
+    remote: RegistryCache | None = None,
+) -> BaseInfo:
     """:func:`inspect_base`, remembered per base manifest digest in an entry sealed with the cache key.
 
     The facts cannot be checked without inspecting the base again, so an entry is used only when its
     HMAC (:mod:`reprobuild.cachekey`, a key kept outside the cache) covers both the facts and this
-    base's manifest digest; anything else is evicted and the base inspected anew. ``use_cache=False``
-    (``verify``) always inspects.
+    base's manifest digest; anything else is evicted and the base inspected anew. Without a local
+    entry, the registry cache's ``facts-<manifest hex>`` entry (``remote``, sealed mode only: its seal
+    binds it to this digest) is taken in and sealed locally. ``use_cache=False`` (``verify``) always
+    inspects.
     """
     path = (root or cache_root()) / "baseinfo" / f"{image.digest.hex}.json"
     if use_cache:
         info = _read_base_info(path, image)
         if info is not None:
+            if remote is not None:
+                remote.put("facts", image.digest.hex, _facts_payload(image, info), [])
             return info
+        if remote is not None:
+            entry = remote.get("facts", image.digest.hex, BlobStore(root or cache_root()))
+            info = _facts(entry.payload, image) if entry is not None else None
+            if info is not None:
+                _write_base_info(path, image, info)
+                return info
     info = inspect_base(image.layers, image.config, name=name)
-    payload = {
+    _write_base_info(path, image, info)
+    if remote is not None and use_cache:
+        remote.put("facts", image.digest.hex, _facts_payload(image, info), [])
+    return info
+
+
+def _facts_payload(image: Image, info: BaseInfo) -> dict[str, Any]:
+    return {
         "base": str(image.digest),
         "glibc": list(info.glibc) if info.glibc else None,
         "interpreter": info.interpreter,
@@ -87,10 +111,30 @@ def cached_base_info(image: Image, *, name: str, root: Path | None = None, use_c
         "python_version": info.python_version,
         "site_packages": info.site_packages,
     }
+
+
+def _write_base_info(path: Path, image: Image, info: BaseInfo) -> None:
+    payload = _facts_payload(image, info)
     tag = seal(canonical_json_bytes(payload))
     if tag is not None:
         atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
-    return info
+
+
+def _facts(payload: Any, image: Image) -> BaseInfo | None:
+    """The facts ``payload`` records for ``image``; ``None`` when it is malformed or names another base."""
+    try:
+        if payload["base"] != str(image.digest):
+            return None
+        glibc = payload["glibc"]
+        return BaseInfo(
+            str(payload["interpreter"]),
+            str(payload["python_version"]),
+            str(payload["site_packages"]),
+            (int(glibc[0]), int(glibc[1])) if glibc else None,
+            {str(k): str(v) for k, v in payload["os_release"].items()},
+        )
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def _read_base_info(path: Path, image: Image) -> BaseInfo | None:
@@ -100,22 +144,17 @@ def _read_base_info(path: Path, image: Image) -> BaseInfo | None:
         return None
     except (OSError, ValueError):
         data = None
+    info = None
     try:
         payload = data["payload"]
-        if payload["base"] != str(image.digest) or not sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
-            raise ValueError("not sealed for this base by this machine's cache key")
-        glibc = payload["glibc"]
-        return BaseInfo(
-            str(payload["interpreter"]),
-            str(payload["python_version"]),
-            str(payload["site_packages"]),
-            (int(glibc[0]), int(glibc[1])) if glibc else None,
-            {str(k): str(v) for k, v in payload["os_release"].items()},
-        )
-    except (KeyError, TypeError, ValueError, IndexError):
+        if sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
+            info = _facts(payload, image)
+    except (KeyError, TypeError, ValueError):
+        pass
+    if info is None:
         log.warning("warning: base facts cache entry %s is not sealed by this machine; inspecting anew", path.name[:12])
         path.unlink(missing_ok=True)
-        return None
+    return info
 
 
 def _content_sha(entry: LayerEntry) -> str:
@@ -148,7 +187,7 @@ class LayerCache:
     the compressed bytes (see docs/explanation/threat-model.md).
     """
 
-    def __init__(self, root: Path | None = None, *, remote: RegistryLayers | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, remote: RegistryCache | None = None) -> None:
         base = root or cache_root()
         self.index = base / "layers"
         self.store = BlobStore(base)
@@ -182,17 +221,18 @@ class LayerCache:
             "preserve_metadata": preserve_metadata,
         }
         if not (self.index / f"{key}.json").is_file() and self.remote is not None:
-            fetched = self.remote.fetch(key, self.store, media_type)
+            fetched = self.remote.fetch_layer(key, self.store, media_type)
             if fetched is None:
                 return None
             self._record(key, fetched)
             layer = self._get(key, **args)
             if layer is None:
-                log.warning("warning: registry cache %s: entry %s was not used", self.remote.ref.name, key[:12])
+                log.warning("warning: registry cache %s: entry layer-%s was not used", self.remote.where, key[:12])
+                self.remote.used.remove(f"layer-{key}")
             return layer
         layer = self._get(key, **args)
         if layer is not None and self.remote is not None:
-            self.remote.push(key, layer)
+            self.remote.push_layer(key, layer)
         return layer
 
     def _get(
@@ -238,7 +278,7 @@ class LayerCache:
             self.store.copy_from(blob, expected=layer.digest, size=layer.size, what="layer cache")
         self._record(key, layer)
         if self.remote is not None:
-            self.remote.push(key, layer)
+            self.remote.push_layer(key, layer)
 
     def _record(self, key: str, layer: Layer) -> None:
         atomic_write_text(

@@ -9,13 +9,8 @@ instead of an mtime, so they do not depend on when the files were written; ``unc
 interpreter never re-reads the source to validate them. Compilation runs in fresh processes of an
 interpreter of the image's ``X.Y`` (:mod:`reprobuild.image.interpreter`; never the host's running Python:
 the pyc format and its cache tag are per minor version) with a fixed environment and
-``PYTHONHASHSEED=0`` (where marshal does not sort them, frozenset constants follow the hash seed), over
-the files in sorted order.
-
-Large installs (the torch CPU image: about 5,000 modules) are compiled in batches of :data:`BATCH_FILES`
-consecutive files, each batch in a fresh process, as many at a time as this process may use CPUs. The
-batches are cut by count, never by the host's CPUs, so which files share a process is the same on every
-host; how many batches run at once changes only the time.
+``PYTHONHASHSEED=0`` (where marshal does not sort them, frozenset constants follow the hash seed), each
+over a run of the files in sorted order (:data:`COMPILE_RUN_BYTES`).
 """
 
 from __future__ import annotations
@@ -62,40 +57,18 @@ COMPILER_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUT
 #: standard library gets ``TIMESTAMP``, what Debian's maintainer scripts write (:mod:`reprobuild.image.stdlibbytecode`).
 InvalidationMode = Literal["UNCHECKED_HASH", "TIMESTAMP"]
 
-#: Source files per compiler process (see the module docstring): a constant, so that the batches are the
-#: same on every host. Large enough that a process's start-up (about 20 ms) is noise.
-BATCH_FILES = 500
-
 
 def _compile(
-    jobs: list[list[str]],
-    interpreter: Interpreter,
-    mode: InvalidationMode = "UNCHECKED_HASH",
-    *,
-    workers: int | None = None,
+    jobs: list[list[str]], interpreter: Interpreter, mode: InvalidationMode = "UNCHECKED_HASH"
 ) -> dict[str, Path]:
-    """Compile ``[source path, in-image path]`` pairs, sorted by in-image path, in batches of
-    :data:`BATCH_FILES` (one fresh process each, up to ``workers`` at a time); source -> pyc written.
+    """Compile ``[source path, in-image path]`` pairs in one fresh process; source -> pyc written.
 
     A ``TIMESTAMP`` pyc records the source file's mtime and size as the compiler sees them, so the caller
     sets each source's mtime to the one it has in the image first.
     """
-    ordered = sorted(jobs, key=lambda j: j[1])
-    batches = [ordered[i : i + BATCH_FILES] for i in range(0, len(ordered), BATCH_FILES)] or [[]]
-    n = min(len(batches), workers if workers is not None else default_workers())
-    if n <= 1:
-        results = [_compile_batch(batch, interpreter, mode) for batch in batches]
-    else:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="pyc") as pool:
-            results = list(pool.map(lambda batch: _compile_batch(batch, interpreter, mode), batches))
-    return {src: cfile for result in results for src, cfile in result.items()}
-
-
-def _compile_batch(jobs: list[list[str]], interpreter: Interpreter, mode: InvalidationMode) -> dict[str, Path]:
-    """Compile one batch in one fresh process."""
     out = subprocess.run(
         [str(interpreter.path), "-s", "-S", "-c", _COMPILER, mode],
-        input=json.dumps(jobs),
+        input=json.dumps(sorted(jobs, key=lambda j: j[1])),
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -114,6 +87,39 @@ def compile_module(source: Path, image_path: str, interpreter: Interpreter) -> t
     if cfile is None:
         return None
     return f"{posixpath.dirname(image_path)}/{cfile.relative_to(source.parent).as_posix()}", cfile
+
+
+#: Sources compiled by one process, in bytes: the sorted files are cut into runs of about this size, each
+#: compiled by a fresh process, the runs on :func:`~reprobuild.oci.compress.default_workers` threads. The
+#: runs depend only on the files, not on the machine; and a module's pyc depends only on its source, its
+#: in-image path and the interpreter, not on what else its process compiled (the project wheel's modules
+#: are compiled on their own after an app change, and give the bytes a build of every wheel gives).
+COMPILE_RUN_BYTES = 2 << 20
+
+
+def _runs(jobs: list[list[str]], sizes: dict[str, int]) -> list[list[list[str]]]:
+    """``jobs`` in in-image path order, cut into runs of about :data:`COMPILE_RUN_BYTES` of source."""
+    runs: list[list[list[str]]] = [[]]
+    total = 0
+    for job in sorted(jobs, key=lambda j: j[1]):
+        if runs[-1] and total >= COMPILE_RUN_BYTES:
+            runs.append([])
+            total = 0
+        runs[-1].append(job)
+        total += sizes[job[0]]
+    return [run for run in runs if run]
+
+
+def _compile_runs(jobs: list[list[str]], interpreter: Interpreter) -> dict[str, Path]:
+    """:func:`_compile` of ``jobs``, run by run, the runs in parallel (see :data:`COMPILE_RUN_BYTES`)."""
+    runs = _runs(jobs, {src: Path(src).stat().st_size for src, _ in jobs})
+    if len(runs) <= 1:
+        return _compile(jobs, interpreter)
+    compiled: dict[str, Path] = {}
+    with ThreadPoolExecutor(max_workers=min(default_workers(), len(runs)), thread_name_prefix="pyc") as pool:
+        for done in pool.map(lambda run: _compile(run, interpreter), runs):
+            compiled.update(done)
+    return compiled
 
 
 def compile_sources(
@@ -152,7 +158,7 @@ def compile_distributions(
         for f in dist.files:
             if f.image_path.endswith(".py") and f.image_path.startswith(site_packages + "/"):
                 jobs.append([str(f.source), f.image_path])
-    compiled = _compile(jobs, interpreter)
+    compiled = _compile_runs(jobs, interpreter)
     result = []
     for dist in dists:
         added: list[InstalledFile] = []

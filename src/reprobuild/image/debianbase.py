@@ -25,7 +25,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild.base.debian.build import build_base
 from reprobuild.base.debian.fetch import DebCache
@@ -40,10 +40,14 @@ from reprobuild.lock.baselock import base_inputs
 from reprobuild.lockdir import RELOCK_HINT
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
-from reprobuild.oci.digest import sha256_file
-from reprobuild.oci.image import Image
+from reprobuild.oci.digest import Digest, sha256_file
+from reprobuild.oci.image import Image, layers_from_manifest, parse_json_object
 from reprobuild.oci.layout import read_layout, write_layout
 from reprobuild.oci.progress import NO_PROGRESS, Progress
+from reprobuild.oci.values import Descriptor
+
+if TYPE_CHECKING:
+    from reprobuild.image.registrycache import RegistryCache
 
 log = logging.getLogger(__name__)
 
@@ -201,3 +205,88 @@ def _cached_base(cached: Path, lock_sha: str) -> Image | None:
     )
     shutil.rmtree(cached, ignore_errors=True)
     return None
+
+
+# -- the registry cache's ``base-<key>`` entries (image/registrycache.py, sealed mode only) ---------------
+
+
+def _shared_key(config: Config, target: Target) -> tuple[str, str] | None:
+    """(the cache key, the lock's sha256) of ``target``'s base lock; ``None`` without a lock."""
+    try:
+        lock_sha = hashlib.sha256(base_lock_path(config, target).read_bytes()).hexdigest()
+    except OSError:
+        return None
+    return _cache_key(lock_sha, Compressor.gzip()), lock_sha
+
+
+def import_shared_base(remote: RegistryCache, config: Config, target: Target) -> None:
+    """Fill this machine's cached base of ``target`` from ``remote``'s ``base-<key>`` entry, when it has one.
+
+    The entry's seal (checked by ``remote``) binds the manifest digest to the lock's key; every blob is
+    checked against its digest as it arrives; the layout is then sealed with this machine's cache key,
+    and :func:`debian_base` checks it as it checks any cached base.
+    """
+    keys = _shared_key(config, target)
+    if keys is None or not remote.shares("base"):
+        return
+    key, lock_sha = keys
+    cached = cache_root() / "bases" / key
+    if cached.exists():
+        return
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".shared-base-", dir=cached.parent) as tmp:
+        layout = Path(tmp) / "final" / "oci"
+        store = BlobStore(layout)
+        entry = remote.get("base", key, store)
+        if entry is None:
+            return
+        try:
+            digest = Digest.parse(str(entry.payload["manifest_digest"]))
+            data = str(entry.payload["manifest"]).encode()
+            if Digest.of_bytes(data) != digest:
+                raise ValueError(f"its manifest is not {digest}")
+            obj = parse_json_object(data, "the shared base's manifest")
+            config_desc = Descriptor.from_json(obj.get("config"), origin="the shared base's manifest config")
+            config_bytes = store.read_verified(config_desc.digest, what="the shared base's config")
+            config_obj = parse_json_object(config_bytes, "the shared base's config")
+            layers = layers_from_manifest(obj, config_obj, lambda d: store.path(d.digest), what="the shared base")
+            image = Image(data, config_bytes, layers)
+            write_layout(layout, image)
+        except (KeyError, TypeError, ValueError, OSError, ReproBuildError) as e:
+            log.warning("warning: registry cache entry base-%s is malformed (%s); building the base", key[:12], e)
+            return
+        tag = seal(_seal_data(lock_sha, str(image.digest)))
+        if tag is None:
+            return
+        atomic_write_text(
+            layout.parent / SEAL, json.dumps({"hmac": tag, "manifest_digest": str(image.digest)}, sort_keys=True)
+        )
+        publish_dir(layout.parent, cached)
+
+
+def shared_base_image(config: Config, target: Target) -> Image | None:
+    """This machine's cached, sealed Debian base of ``target`` (its one layer), if it has one."""
+    keys = _shared_key(config, target)
+    if keys is None:
+        return None
+    cached = cache_root() / "bases" / keys[0]
+    return _cached_base(cached, keys[1]) if cached.exists() else None
+
+
+def share_base(remote: RegistryCache, config: Config, target: Target) -> None:
+    """Push the base built from ``target``'s lock (this machine's cached, sealed layout) as ``base-<key>``."""
+    keys = _shared_key(config, target)
+    if keys is None or not remote.shares("base"):
+        return
+    key, lock_sha = keys
+    cached = cache_root() / "bases" / key
+    image = _cached_base(cached, lock_sha) if cached.exists() else None
+    if image is None:
+        return  # not built through the cache (or not sealed here): nothing trusted to share
+    store = BlobStore(cached / "oci")
+    blobs = [(image.config_descriptor, store.path(image.config_digest))]
+    blobs += [(layer.descriptor, layer.path) for layer in image.layers]
+    # The manifest travels in the sealed payload (a few hundred bytes), not as a blob of a manifest type,
+    # which some registries refuse as an artifact's layer.
+    payload = {"lock_sha256": lock_sha, "manifest": image.manifest_bytes.decode(), "manifest_digest": str(image.digest)}
+    remote.put("base", key, payload, blobs)

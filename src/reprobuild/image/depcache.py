@@ -17,6 +17,11 @@ HMAC under the machine's cache key, kept outside the cache (:mod:`reprobuild.cac
 covers the key and everything the entry says. An entry that does not verify, or whose blob does
 not hash to the digest it names, is evicted with a warning and the layers are built the full way;
 it is never used and never fatal. ``verify`` does not read it (``use_cache=False``).
+
+The entry also records each third-party wheel's licence (what the SBOMs say), so a build that reuses
+it needs no wheel file at all. With a registry cache in its sealed mode
+(:mod:`reprobuild.image.registrycache`) the entry is shared as ``deps-<key>``: a machine without a local
+entry takes the registry's (its seal verified there, its blobs checked by digest) and seals it locally.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild import __version__
 from reprobuild.cache import cache_root
@@ -47,6 +52,9 @@ from reprobuild.oci.layer import Layer
 from reprobuild.oci.values import Descriptor
 from reprobuild.uvbin import uv_version
 
+if TYPE_CHECKING:
+    from reprobuild.image.registrycache import RegistryCache
+
 log = logging.getLogger(__name__)
 
 #: The group kinds an entry holds: the third-party layers (the project, app and data-file layers are
@@ -61,6 +69,9 @@ class DependencyLayers:
     groups: tuple[LayerGroup, ...]
     layers: tuple[Layer, ...]
     paths: frozenset[str]  # every in-image path the layers hold
+    #: Each third-party wheel's licence as its METADATA declares it (for the SBOMs), by the wheel's sha256;
+    #: ``None`` for an entry written before licences were recorded (the wheels are then needed).
+    licenses: Mapping[str, str | None] | None = None
 
     def by_group(self) -> dict[LayerGroup, Layer]:
         return dict(zip(self.groups, self.layers, strict=True))
@@ -104,10 +115,11 @@ def dependency_key(
 class DependencyCache:
     """``<cache>/layers/<key>.json`` entries sealed with the cache key; see the module docstring."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, remote: RegistryCache | None = None) -> None:
         base = root or cache_root()
         self.index = base / "layers"
         self.store = BlobStore(base)
+        self.remote = remote  # shared through a registry in its sealed mode (image/registrycache.py)
 
     def _evict(self, key: str, why: str, blob: Path | None = None) -> None:
         log.warning("warning: layer cache entry %s is not what its inputs give (%s); rebuilding it", key[:12], why)
@@ -116,7 +128,27 @@ class DependencyCache:
             blob.unlink(missing_ok=True)
 
     def get(self, key: str) -> DependencyLayers | None:
-        """The entry for ``key`` if it is sealed by this machine's key and every blob is intact; else ``None``."""
+        """The entry for ``key`` if it is sealed by this machine's key and every blob is intact; else ``None``.
+
+        Without a local entry, the registry cache's ``deps-<key>`` (sealed mode: its seal binds it to
+        ``key``) is taken in, its blobs checked by digest, and sealed locally; a local hit is shared.
+        """
+        found = self._get(key)
+        if found is not None:
+            self._share(key, found)
+            return found
+        if self.remote is None or (self.index / f"{key}.json").is_file():
+            return None
+        entry = self.remote.get("deps", key, self.store)
+        if entry is None:
+            return None
+        if entry.payload.get("key") != key:
+            log.warning("warning: registry cache entry deps-%s names another key; building the layers", key[:12])
+            return None
+        self._write(key, dict(entry.payload))
+        return self._get(key)
+
+    def _get(self, key: str) -> DependencyLayers | None:
         path = self.index / f"{key}.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -144,6 +176,12 @@ class DependencyCache:
                 descriptor = Descriptor(str(layer["media_type"]), digest, int(layer["size"]))
                 layers.append(Layer(descriptor, Digest.parse(str(layer["diff_id"])), self.store.path(digest)))
             paths = frozenset(str(p) for p in payload["paths"])
+            recorded = payload.get("licenses")
+            licenses = (
+                {str(sha): (None if lic is None else str(lic)) for sha, lic in recorded.items()}
+                if isinstance(recorded, dict)
+                else None
+            )
         except (KeyError, TypeError, ValueError, ReproBuildError):
             self._evict(key, "malformed entry")
             return None
@@ -154,10 +192,18 @@ class DependencyCache:
             if sha256_file(layer.path) != (layer.digest, layer.size):
                 self._evict(key, f"blob {layer.digest} is corrupt", layer.path)
                 return None
-        return DependencyLayers(tuple(groups), tuple(layers), paths)
+        return DependencyLayers(tuple(groups), tuple(layers), paths, licenses)
 
-    def put(self, key: str, groups: Sequence[LayerGroup], layers: Sequence[Layer], paths: Iterable[str]) -> None:
-        """Remember ``groups`` and their ``layers`` (their blobs are copied into the cache's store)."""
+    def put(
+        self,
+        key: str,
+        groups: Sequence[LayerGroup],
+        layers: Sequence[Layer],
+        paths: Iterable[str],
+        licenses: Mapping[str, str | None],
+    ) -> None:
+        """Remember ``groups`` and their ``layers`` (their blobs are copied into the cache's store) and the
+        wheels' ``licenses``; share them through the registry cache, if any."""
         items: list[dict[str, Any]] = []
         for group, layer in zip(groups, layers, strict=True):
             with layer.path.open("rb") as blob:
@@ -175,7 +221,21 @@ class DependencyCache:
                     "size": group.size,
                 }
             )
-        payload = {"groups": items, "key": key, "paths": sorted(set(paths))}
+        payload = {"groups": items, "key": key, "licenses": dict(sorted(licenses.items())), "paths": sorted(set(paths))}
+        self._write(key, payload)
+        if self.remote is not None:
+            found = self._get(key)
+            if found is not None:
+                self._share(key, found)
+
+    def _write(self, key: str, payload: dict[str, Any]) -> None:
         tag = seal(canonical_json_bytes(payload))
         if tag is not None:
             atomic_write_text(self.index / f"{key}.json", json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+
+    def _share(self, key: str, found: DependencyLayers) -> None:
+        """Push the (verified) local entry ``found`` of ``key`` and its blobs as the registry cache's ``deps-<key>``."""
+        if self.remote is None or found.licenses is None:
+            return
+        data = json.loads((self.index / f"{key}.json").read_text(encoding="utf-8"))
+        self.remote.put("deps", key, data["payload"], [(layer.descriptor, layer.path) for layer in found.layers])

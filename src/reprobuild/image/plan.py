@@ -52,9 +52,18 @@ def _split(name: str, size: int, policy: LayerPolicy) -> bool:
 
 
 def plan_layers(
-    distributions: Sequence[Distribution], project: str | None, policy: LayerPolicy, base_layers: int
+    distributions: Sequence[Distribution],
+    project: str | None,
+    policy: LayerPolicy,
+    base_layers: int,
+    *,
+    project_layer: bool = False,
 ) -> list[LayerGroup]:
-    """The layer groups above the base, bottom first, within ``policy.budget`` layers in total."""
+    """The layer groups above the base, bottom first, within ``policy.budget`` layers in total.
+
+    ``project_layer``: the project's layer counts against the budget although its distribution is not
+    among ``distributions`` (the third-party wheels are planned while the project wheel still builds).
+    """
     project_name = canonicalize_name(project) if project else None
     alone: list[LayerGroup] = []
     shared: list[Distribution] = []
@@ -66,7 +75,7 @@ def plan_layers(
             alone.append(LayerGroup("wheel", (dist.name,), dist.installed_size))
         else:
             shared.append(dist)
-    fixed = 1 + (own is not None)  # the app layer, and the project layer if there is one
+    fixed = 1 + (own is not None or project_layer)  # the app layer, and the project layer if there is one
     allowed = policy.budget - base_layers - fixed
     if allowed < 1 and (alone or shared):
         raise ConfigError(

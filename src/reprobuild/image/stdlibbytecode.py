@@ -42,6 +42,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reprobuild import __version__
 from reprobuild.cache import cache_root
@@ -62,6 +63,9 @@ from reprobuild.oci.layer import Layer, write_layer
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.oci.values import Descriptor
+
+if TYPE_CHECKING:
+    from reprobuild.image.registrycache import RegistryCache
 
 log = logging.getLogger(__name__)
 
@@ -345,3 +349,65 @@ def _cached_layer(cached: Path, key: str) -> StdlibLayer | None:
     )
     shutil.rmtree(cached, ignore_errors=True)
     return None
+
+
+# -- the registry cache's ``stdlib-<key>`` entries (image/registrycache.py, sealed mode only) -------------
+
+
+def share_stdlib(remote: RegistryCache, base: Image, *, name: str, fetch: bool) -> None:
+    """Take in (``fetch``) or share this machine's cached standard-library layer for the Debian ``base``.
+
+    Taken in: ``remote``'s entry (its seal under the fleet secret checked there, its blob by digest) is
+    sealed again with this machine's cache key, where :func:`with_stdlib_bytecode` checks it as any cached
+    layer. Shared: the cached layer, once it verifies.
+    """
+    if not remote.shares("stdlib"):
+        return
+    info = cached_base_info(base, name=name, remote=remote)
+    key = stdlib_key(base, find_interpreter(info.python_version), Compressor.gzip())
+    cached = cache_root() / "bases" / f"stdlib-{key}"
+    if not fetch:
+        found = _cached_layer(cached, key)
+        if found is not None:
+            layer = found.layer
+            remote.put("stdlib", key, _payload(key, found), [(layer.descriptor, layer.path)])
+        return
+    if cached.exists():
+        return
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".shared-stdlib-", dir=cached.parent) as tmp:
+        store = BlobStore(Path(tmp) / "store")
+        entry = remote.get("stdlib", key, store)
+        if entry is None:
+            return
+        try:
+            described = entry.payload["layer"]
+            digest = Digest.parse(str(described["digest"]))
+            if entry.payload["key"] != key or not store.has(digest):
+                raise ValueError("not this key's layer")
+            out = Path(tmp) / "final"
+            out.mkdir()
+            shutil.copyfile(store.path(digest), out / _BLOB)
+            payload = dict(entry.payload)
+        except (KeyError, TypeError, ValueError, OSError, ReproBuildError) as e:
+            log.warning("warning: registry cache entry stdlib-%s is malformed (%s); compiling it", key[:12], e)
+            return
+        tag = seal(canonical_json_bytes(payload))
+        if tag is None:
+            return
+        atomic_write_text(out / _SEAL, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+        publish_dir(out, cached)
+
+
+def _payload(key: str, found: StdlibLayer) -> dict[str, object]:
+    layer = found.layer
+    return {
+        "files": found.files,
+        "key": key,
+        "layer": {
+            "diff_id": str(layer.diff_id),
+            "digest": str(layer.digest),
+            "media_type": layer.media_type,
+            "size": layer.size,
+        },
+    }

@@ -17,6 +17,7 @@ extracted into a staging :class:`BlobStore`; names other than the known ones are
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -116,11 +117,58 @@ def _add(tf: tarfile.TarFile, name: str, data: bytes | None = None, *, src: Path
             tf.addfile(info, f)
 
 
+class _HashingReader:
+    """The file ``f`` as ``tarfile`` reads it, hashed on the way (a blob is checked as it is copied)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._f.read(n)
+        self._h.update(data)
+        self.size += len(data)
+        return data
+
+    @property
+    def digest(self) -> Digest:
+        return Digest(self._h.hexdigest())
+
+
+def _add_layer(tf: tarfile.TarFile, name: str, layer: Layer) -> None:
+    """Add ``layer``'s blob, checking it against its digest and size while it is copied (one read)."""
+    info = tarfile.TarInfo(name)
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = 0
+    info.mode = 0o644
+    info.size = layer.size
+    try:
+        f = layer.path.open("rb")
+    except OSError as e:
+        raise OCIError(f"layer {layer.digest}: cannot read its blob {layer.path}: {e}") from e
+    with f:
+        reader = _HashingReader(f)
+        try:
+            tf.addfile(info, reader)
+        except OSError:  # tarfile: "unexpected end of data" from a short blob
+            if reader.size >= layer.size:
+                raise
+        extra = len(f.read(1))
+    if reader.digest != layer.digest or reader.size + extra != layer.size:
+        actual = sha256_file(layer.path)
+        raise OCIError(
+            f"layer {layer.digest}: its blob {layer.path} has digest {actual[0]} and {actual[1]} bytes",
+            hint="the source blob is corrupt; fetch the image again",
+        )
+
+
 def write_archive(path: Path, artifact: Artifact, *, repo_tags: Sequence[str] = (), tag: str | None = None) -> None:
     """Write ``artifact`` as one OCI-layout + docker-load tar at ``path`` (atomically).
 
     ``tag`` goes into index.json's ref.name annotation (default: the tag of the first repo tag).
-    Layer blobs are re-hashed while they are written, so a corrupt source never yields an archive.
+    Layer blobs are hashed while they are copied in, so a corrupt source never yields an archive.
     """
     manifest_json, repositories = docker_manifest_json(artifact, repo_tags)
     ref = tag if tag is not None else (_split_tag(repo_tags[0])[1] if repo_tags else None)
@@ -130,15 +178,9 @@ def write_archive(path: Path, artifact: Artifact, *, repo_tags: Sequence[str] = 
     index = canonical_json_bytes({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc.to_json()]})
     blobs = _blob_sources(artifact)
     for hex_, blob in blobs.items():
-        if isinstance(blob, Layer):
-            actual = sha256_file(blob.path)
-            if actual != (blob.digest, blob.size):
-                raise OCIError(
-                    f"layer {blob.digest}: its blob {blob.path} has digest {actual[0]} and {actual[1]} bytes",
-                    hint="the source blob is corrupt; fetch the image again",
-                )
-        elif Digest.of_bytes(blob).hex != hex_:
+        if isinstance(blob, bytes) and Digest.of_bytes(blob).hex != hex_:
             raise OCIError(f"blob {hex_} does not match its content")
+    # A layer blob is checked while it is copied; on a mismatch the half-written archive is removed.
     with atomic_writer(path) as out, tarfile.TarFile(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tf:
         _add(tf, "blobs/")
         _add(tf, "blobs/sha256/")
@@ -147,7 +189,7 @@ def write_archive(path: Path, artifact: Artifact, *, repo_tags: Sequence[str] = 
             if isinstance(blob, bytes):
                 _add(tf, f"blobs/sha256/{hex_}", blob)
             else:
-                _add(tf, f"blobs/sha256/{hex_}", src=blob.path, size=blob.size)
+                _add_layer(tf, f"blobs/sha256/{hex_}", blob)
         _add(tf, "index.json", index)
         _add(tf, "manifest.json", manifest_json)
         _add(tf, "oci-layout", canonical_json_bytes(LAYOUT_VERSION))

@@ -64,20 +64,35 @@ def load_archive(client: Any, path: Path) -> str:
     return str(images[0].id)
 
 
-def load_image(client: Any, image: Image, repo_tag: str, staging: Path, *, progress: Progress = NO_PROGRESS) -> str:
-    """Write ``image`` as an archive in ``staging`` and load it; check that image ID == config digest."""
+def load_image(
+    client: Any,
+    image: Image,
+    repo_tag: str,
+    staging: Path,
+    *,
+    progress: Progress = NO_PROGRESS,
+    archive: Path | None = None,
+) -> str:
+    """Write ``image`` as an archive in ``staging`` and load it; check that image ID == config digest.
+
+    ``archive``: the archive :func:`~reprobuild.oci.archive.write_archive` already wrote of ``image`` with
+    ``repo_tag`` (a build's ``image.tar``), loaded as it is instead of writing another copy.
+    """
     if image.is_artifact:
         raise EngineError(f"manifest {image.digest} is an artifact (e.g. an attestation), not a runnable image")
-    staging.mkdir(parents=True, exist_ok=True)
-    archive = staging / "load.tar"
-    write_archive(archive, image, repo_tags=[repo_tag])
+    written = archive is None
+    if archive is None:
+        staging.mkdir(parents=True, exist_ok=True)
+        archive = staging / "load.tar"
+        write_archive(archive, image, repo_tags=[repo_tag])
     try:
         size = archive.stat().st_size
         with progress.task(f"loading {repo_tag} into the Docker engine", size) as task:
             image_id = load_archive(client, archive)
             task(size)
     finally:
-        archive.unlink(missing_ok=True)
+        if written:
+            archive.unlink(missing_ok=True)
     try:
         loaded = str(client.images.get(repo_tag).id)
     except ENGINE_ERRORS as e:

@@ -263,8 +263,13 @@ def push(
     chunk_size: int | None = None,
     progress: Progress = NO_PROGRESS,
     jobs: int = DEFAULT_JOBS,
+    mount_from: str | None = None,
 ) -> Digest:
-    """Upload ``artifact`` (blobs ``jobs`` at a time, then manifests by digest, then ``tags``); return its digest."""
+    """Upload ``artifact`` (blobs ``jobs`` at a time, then manifests by digest, then ``tags``); return its digest.
+
+    ``mount_from`` names a repository of the same registry that may hold some layers (a build cache):
+    each layer the registry lacks is first asked for as a cross-repository mount, so no byte is sent.
+    """
     work: list[Callable[[], None]] = []
     seen: set[Digest] = set()
     for image in _images(artifact):
@@ -273,7 +278,17 @@ def push(
             if layer.digest not in seen:
                 seen.add(layer.digest)
                 name = describe_layer(i, len(image.layers), layer.digest, labels)
-                work.append(_push_layer(client, repository, layer, chunk_size=chunk_size, progress=progress, name=name))
+                work.append(
+                    _push_layer(
+                        client,
+                        repository,
+                        layer,
+                        chunk_size=chunk_size,
+                        progress=progress,
+                        name=name,
+                        mount_from=mount_from,
+                    )
+                )
         if image.config_digest not in seen:
             seen.add(image.config_digest)
             work.append(_push_config(client, repository, image))
@@ -306,7 +321,14 @@ def _push_config(client: RegistryClient, repository: str, image: Image) -> Calla
 
 
 def _push_layer(
-    client: RegistryClient, repository: str, layer: Layer, *, chunk_size: int | None, progress: Progress, name: str
+    client: RegistryClient,
+    repository: str,
+    layer: Layer,
+    *,
+    chunk_size: int | None,
+    progress: Progress,
+    name: str,
+    mount_from: str | None = None,
 ) -> Callable[[], None]:
     """The work of uploading one layer blob: a progress task named ``name`` (its position and what it holds)."""
 
@@ -318,10 +340,18 @@ def _push_layer(
                 return layer.open_compressed()
 
             sent = client.put_blob(
-                repository, str(layer.digest), layer.size, opener, chunk_size=chunk_size, progress=task
+                repository,
+                str(layer.digest),
+                layer.size,
+                opener,
+                chunk_size=chunk_size,
+                progress=task,
+                mount_from=mount_from,
             )
             if not sent:
                 task.note("already in the registry")
+            elif mount_from is not None and task.done == 0:
+                task.note(f"mounted from {mount_from}")
 
     return work
 

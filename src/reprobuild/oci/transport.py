@@ -24,6 +24,7 @@ from reprobuild.oci.index import Artifact, Index, select_platform
 from reprobuild.oci.layout import read_layout, write_layout
 from reprobuild.oci.location import Location, parse_location
 from reprobuild.oci.progress import NO_PROGRESS, Progress
+from reprobuild.oci.reference import Reference
 from reprobuild.oci.values import Platform
 
 
@@ -69,8 +70,19 @@ def read_location(
     return art
 
 
-def write_location(loc: Location, art: Artifact, staging: Path, *, progress: Progress = NO_PROGRESS) -> Digest:
-    """Write ``art`` to ``loc``; return the digest a reader of ``loc`` sees (manifest, or image ID for an engine)."""
+def write_location(
+    loc: Location,
+    art: Artifact,
+    staging: Path,
+    *,
+    progress: Progress = NO_PROGRESS,
+    mount_from: Reference | None = None,
+) -> Digest:
+    """Write ``art`` to ``loc``; return the digest a reader of ``loc`` sees (manifest, or image ID for an engine).
+
+    ``mount_from``: a repository that may hold some of the blobs (a build cache); a push to the same
+    registry mounts them from there instead of uploading them.
+    """
     if loc.kind == "oci-layout":
         assert loc.path is not None
         if loc.digest is not None:
@@ -98,7 +110,8 @@ def write_location(loc: Location, art: Artifact, staging: Path, *, progress: Pro
     if ref.digest is not None and Digest.parse(ref.digest) != art.digest:
         raise OCIError(f"{loc}: the image to push has digest {art.digest}, not {ref.digest}")
     client = RegistryClient(ref.api_host)
-    return push(client, ref.repository, art, tags=[ref.tag] if ref.tag else [], progress=progress)
+    mount = mount_from.repository if mount_from is not None and mount_from.api_host == ref.api_host else None
+    return push(client, ref.repository, art, tags=[ref.tag] if ref.tag else [], progress=progress, mount_from=mount)
 
 
 def copy_image(

@@ -119,7 +119,8 @@ class Runner(Protocol):
     """Runs one ``uv build`` step: ``source`` (a directory under ``build_root``) into ``out_dir``."""
 
     def build(self, step: Step, source: Path, out_dir: Path, build_root: Path, *, deps_cached: bool = False) -> None:
-        """``deps_cached``: an earlier step of this build installed the same locked build dependencies."""
+        """``deps_cached``: the locked build dependencies are likely in uv's cache (an earlier step of this
+        build, or an earlier build, installed them): try without the index first."""
         ...
 
     def builder(self) -> Builder | None: ...
