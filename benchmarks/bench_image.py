@@ -54,6 +54,7 @@ from reprobuild.oci.image import Image  # noqa: E402
 from reprobuild.oci.layout import read_layout  # noqa: E402
 
 DOCKER = "/usr/bin/docker"
+EXAMPLE = ROOT / "examples" / "hello-ml"
 CLI = [sys.executable, "-m", "reprobuild"]
 #: What repro-build's cache shares with the machine's: content-addressed and re-verified on every read.
 SHARED_CACHE = ("blobs", "bases", "baseinfo")
@@ -87,20 +88,22 @@ def link_tree(src: Path, dest: Path) -> None:
 class Bench:
     """The example project, the engine-side base, and the two build paths."""
 
-    def __init__(self, work: Path, target: str) -> None:
+    def __init__(self, work: Path, target: str, source: Path = EXAMPLE, env: dict[str, str] | None = None) -> None:
+        """``source`` (a project with its locks) is copied into ``work`` and committed there; ``env`` is
+        added to repro-build's environment."""
         self.work = work
         self.target = target
-        self.project = work / "hello-ml"
-        self.base_tag = f"bench/base-{os.getpid()}:latest"
+        self.project = work / source.name
+        self.base_tag = f"bench/base-{source.name}-{os.getpid()}:latest"
         self.cache = work / "cache"
         machine = Path(os.environ.get("REPRO_BUILD_CACHE") or Path.home() / ".cache" / "repro-build")
         self.cache.mkdir()
         for name in SHARED_CACHE:
             if (machine / name).is_dir():
                 link_tree(machine / name, self.cache / name)
-        self.env = {**os.environ, "REPRO_BUILD_CACHE": str(self.cache)}
+        self.env = {**os.environ, **(env or {}), "REPRO_BUILD_CACHE": str(self.cache)}
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
-        shutil.copytree(ROOT / "examples" / "hello-ml", self.project, ignore=shutil.ignore_patterns("build", "dist"))
+        shutil.copytree(source, self.project, ignore=shutil.ignore_patterns("build", "dist", ".git"))
         (self.project / ".gitignore").write_text("build/\ndist/\n")
         git_commit(self.project)
 

@@ -49,6 +49,11 @@ BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Determinism hook: interpreter start-up", "bench_hook.py", ("--runs", "200")),
     ("Byte-code: container start-up with and without .pyc", "bench_bytecode.py", ("--runs", "15")),
     ("A PyTorch CPU image (needs a local torch CPU wheel; skipped without one)", "bench_torch_image.py", ()),
+    (
+        "Scale: cold build + push of three growing images vs docker build + push (torch skipped without its wheel)",
+        "bench_scale.py",
+        ("--rounds", "3"),
+    ),
 )
 
 
@@ -84,6 +89,12 @@ NOTES = """## Notes
   layer cache and checks out the recorded commit.
 - Hook: `python -c pass` in a venv holding exactly the hook layer of an image (the hook ships as an
   unchecked-hash pyc) vs one without it.
+- Scale: the same cold build + push as the image benchmark, for three images of growing size: the example
+  (numpy), benchmarks/projects/sklearn-service (scikit-learn, scipy, numpy; its locks are committed) and the
+  torch CPU app (locked at the start of the run from a local torch CPU wheel; skipped without one). Both
+  sides write every installed file to disk (ours into a work tree removed at the end, the peer's into the
+  engine's storage, compressed again by `docker push`), so their times grow with the unpacked size; the
+  least-squares lines say how fast, per 100 MB of compressed image.
 """
 
 

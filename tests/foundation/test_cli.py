@@ -53,6 +53,7 @@ def test_lock_then_check_then_stale(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.network
-def test_bundled_example_locks_are_current() -> None:
-    example = Path(__file__).resolve().parents[2] / "examples" / "hello-ml"
-    assert main(["lock", "--check", "--project", str(example)]) == 0
+@pytest.mark.parametrize("project", ["examples/hello-ml", "benchmarks/projects/sklearn-service"])
+def test_bundled_example_locks_are_current(project: str) -> None:
+    """The example and the scale benchmark's fixture build from committed locks that must stay current."""
+    assert main(["lock", "--check", "--project", str(Path(__file__).resolve().parents[2] / project)]) == 0

@@ -1,7 +1,10 @@
 """Installing wheels into a staging tree laid out as the image's site-packages, and who owns each file.
 
-``uv pip install --target`` runs offline from verified wheel files, in copy mode, with no cache and
-no installer metadata (``INSTALLER``/``REQUESTED``/``direct_url.json`` would record host paths). Console
+``uv pip install --target`` runs offline from verified wheel files, with no cache (uv unpacks each wheel
+into a temporary cache of its own and removes it when done) and no installer metadata
+(``INSTALLER``/``REQUESTED``/``direct_url.json`` would record host paths). Files are hard-linked from that
+temporary cache rather than copied: the same bytes and modes, written once instead of twice (torch's
+700 MB of files), and uv falls back to copying where it cannot link. Console
 scripts come out with the *host* interpreter in their shebang; they are rewritten to the image's
 interpreter and their RECORD lines updated, as pip does at install time. Files are grouped by the
 distribution whose ``RECORD`` lists them, which is what lets each large wheel get a layer of its own.
@@ -70,7 +73,7 @@ def install_wheels(wheels: Sequence[tuple[WheelPin, Path]], target: Target, stag
     lines = [f"{path} --hash=sha256:{pin.sha256}\n" for pin, path in wheels]
     requirements.write_text("".join(lines), encoding="utf-8")
     env = dict(os.environ)
-    env.update({"UV_NO_INSTALLER_METADATA": "1", "UV_LINK_MODE": "copy", "UV_COMPILE_BYTECODE": "0"})
+    env.update({"UV_NO_INSTALLER_METADATA": "1", "UV_LINK_MODE": "hardlink", "UV_COMPILE_BYTECODE": "0"})
     try:
         run_uv(
             [
