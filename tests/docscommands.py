@@ -176,7 +176,6 @@ KINDS: tuple[Kind, ...] = (
         "run",
         RUN_AFTER,
     ),
-    Kind(r"^docs/how-to/share-a-build-cache\.md: repro-build image --target cpu --cache 127", "run", RUN_AFTER),
     Kind(
         r"^README\.md: nox -s build$",
         "run",

@@ -258,7 +258,7 @@ def test_the_tutorial_runs_end_to_end(tmp_path: Path, engine: Engine, registry: 
 
         # The how-tos, in an order that keeps the work tree clean for the builds (`sbom-and-provenance` writes
         # `manifest.json` and `mirror/` into it) and pushes before the gate checks.
-        order = ["push-and-mirror", "share-a-build-cache", "verify-before-deploy", "sbom-and-provenance"]
+        order = ["push-and-mirror", "verify-before-deploy", "sbom-and-provenance"]
         after = [c for c in COMMANDS_IN_DOCS if (k := kind_of(c)) is not None and k.why == RUN_AFTER]
         after.sort(key=lambda c: (order.index(Path(c.file).stem), c.line))
         checked = 0
