@@ -22,7 +22,7 @@
 
 FROM docker.io/library/python:3.11-slim@<digest of stage slim>
 
-# uv's settings for the installs below, as repro-build installs: copy mode, no installer metadata, never a
+# uv's settings for the installs below: copy mode (files land in the layer), no installer metadata, never a
 # Python download, byte-code as the target's `bytecode = "unchecked-hash"` says (PEP 552 unchecked-hash pyc
 # files, compiled in place). ARGs reach RUN as environment variables but not the image config.
 ARG UV_NO_INSTALLER_METADATA=1
