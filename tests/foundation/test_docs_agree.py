@@ -109,3 +109,15 @@ def test_stale_lock_exit_codes(tmp_path: Path) -> None:
     assert "exits 1 naming what changed" in text
     assert main(["-q", "lock", "--check", "--project", str(root)]) == 1
     assert main(["-q", "image", "--no-project", "--project", str(root)]) == 1
+
+
+def test_readme_opens_with_the_two_commands_ci_runs() -> None:
+    """README.md opens with exactly the two one-line commands a user pastes, prompt-free, and `.ci/run` finds
+    the test command by the same line (`grep -m1 -E '^pip install nox && nox -s tests'`)."""
+    root = DOCS.parent
+    readme = (root / "README.md").read_text()
+    first_block = re.search(r"```[a-z]*\n(.*?)```", readme, re.S)
+    assert first_block is not None and readme.index(first_block.group(0)) < readme.index("\n\n", 20)
+    assert first_block.group(1).splitlines() == ["pip install nox && nox -s build", "pip install nox && nox -s tests"]
+    ci = (root / ".ci" / "run").read_text()
+    assert "grep -m1 -E '^pip install nox && nox -s tests' README.md" in ci
