@@ -24,6 +24,7 @@ from reprobuild.manifest.schema import (
     JsonObject,
     Manifest,
     read_section,
+    require_schema,
     to_json_value,
 )
 from reprobuild.manifest.validate import HINT, refuse, sha256_hex, target_name
@@ -77,12 +78,7 @@ class IndexManifest:
     def from_json(cls, data: object, path: Path | str = "the manifest") -> IndexManifest:
         """Read and check ``data`` (parsed JSON); ``path`` names the manifest in errors."""
         where = Path(str(path))
-        schema = data.get("schema") if isinstance(data, dict) else None
-        if schema != SCHEMA:
-            raise ManifestError(
-                f"{where}: unknown manifest schema {schema!r} (this repro-build reads {SCHEMA!r})",
-                hint="use the repro-build version that wrote it (see its `tools` section)",
-            )
+        require_schema(data, where)
         manifest = read_section(cls, data, where)
         manifest.check(where)
         return manifest

@@ -275,6 +275,16 @@ class Outputs:
     env: tuple[str, ...]
 
 
+def require_schema(data: object, where: Path) -> None:
+    """Refuse ``data`` (a parsed manifest of either kind) unless its ``schema`` is the one this version reads."""
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema != SCHEMA:
+        raise ManifestError(
+            f"{where}: unknown manifest schema {schema!r} (this repro-build reads {SCHEMA!r})",
+            hint="use the repro-build version that wrote it (see its `tools` section)",
+        )
+
+
 @dataclass(frozen=True)
 class Manifest:
     """``build/<target>/manifest.json``: every input and output of one image build."""
@@ -313,12 +323,7 @@ class Manifest:
     def from_json(cls, data: object, path: Path | str = "the manifest") -> Manifest:
         """Read and check ``data`` (parsed JSON); ``path`` names the manifest in errors."""
         where = Path(str(path))
-        schema = data.get("schema") if isinstance(data, dict) else None
-        if schema != SCHEMA:
-            raise ManifestError(
-                f"{where}: unknown manifest schema {schema!r} (this repro-build reads {SCHEMA!r})",
-                hint="use the repro-build version that wrote it (see its `tools` section)",
-            )
+        require_schema(data, where)
         return read_section(cls, data, where)
 
     def project_wheel_sha256(self) -> str | None:

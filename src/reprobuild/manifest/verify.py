@@ -28,7 +28,7 @@ from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.wheels import WheelPin
 from reprobuild.manifest.record import image_manifest
 from reprobuild.manifest.repo import repository_for
-from reprobuild.manifest.schema import JsonObject, JsonValue, Layer, Manifest, Wheel, manifest_text, read_manifest
+from reprobuild.manifest.schema import JsonObject, JsonValue, Layer, Manifest, Wheel, manifest_text
 from reprobuild.manifest.semdiff import Divergence, diff_images
 from reprobuild.manifest.validate import project_path, resolve_inside
 from reprobuild.oci.image import Image
@@ -239,24 +239,6 @@ def provenance_problem(beside: Path, manifest: Manifest) -> Divergence | None:
         PROVENANCE_FILE,
         "content",
         (f"it is not the provenance derived from the manifest (expected sha256 {expected.digest})",),
-    )
-
-
-def verify_manifest(
-    path: Path,
-    *,
-    repo: str | None = None,
-    offline: bool = False,
-    mirror: str | None = None,
-    report: Path | None = None,
-    log: Callable[[str], None] = lambda s: None,
-    progress: Progress = NO_PROGRESS,
-) -> VerifyResult:
-    """Rebuild the image ``path`` describes and compare; see the module docstring. (An index manifest:
-    :func:`reprobuild.manifest.verifyindex.verify_any`.)"""
-    manifest = read_manifest(path)  # every field checked: nothing from it is a path or an option until then
-    return verify_image(
-        manifest, path, repo=repo, offline=offline, mirror=mirror, report=report, log=log, progress=progress
     )
 
 
