@@ -285,7 +285,9 @@ def _installed(
     only the project wheel is installed here): the caller then installs everything at once, as which
     copy of a shared path wins is the full install's to say.
     """
-    install_wheels(wheels, target, staging, what=f"installing the wheels of target {target.name!r}")
+    install_wheels(
+        wheels, target, staging, what=f"installing the wheels of target {target.name!r}", python=interpreter.path
+    )
     collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in wheels})
     clash = sorted(f.image_path for d in collected for f in d.files if f.image_path in clash_with)
     if clash:
