@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from reprobuild.cachekey import seal
 from reprobuild.config import Config, load_config
 from reprobuild.errors import WheelError
-from reprobuild.lock.check import build_lock_path
+from reprobuild.fsutil import canonical_json_bytes
+from reprobuild.lock.inputs import build_lock_path
 from reprobuild.wheel import backendenv
 from reprobuild.wheel.backendenv import BackendEnv, backend_env, env_key
 from reprobuild.wheel.build import build_wheel
@@ -137,7 +139,7 @@ def test_a_poisoned_or_incomplete_entry_is_created_again(
     elif poison == "other-key":
         data = json.loads(record.read_text())
         other = dict(data["payload"], key="f" * 64)
-        other_tag = backendenv.seal(backendenv.canonical_json_bytes(other))
+        other_tag = seal(canonical_json_bytes(other))
         record.write_text(json.dumps({"hmac": other_tag, "payload": other}))
     again = _recreated(config, caplog, why, monkeypatch)
     assert again.root.name == key
