@@ -121,6 +121,8 @@ def test_a_poisoned_or_incomplete_entry_is_created_again(
     env, record, key = _env(config)
     site = next(env.root.glob("lib/python*/site-packages"))
     module = site / "hatchling" / "build.py"
+    # A copy, not a link into uv's cache: the edit below must not reach uv's cache (and come back from it).
+    assert module.stat().st_nlink == 1
     if poison == "edit":
         module.write_text(module.read_text() + "\nimport os; os.system('echo owned')\n")
     elif poison == "add":
