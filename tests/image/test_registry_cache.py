@@ -225,6 +225,34 @@ def test_a_push_to_the_cache_registry_mounts_the_cached_layers(
     assert len(mounted) == len(result.layers) - 1  # all but the fake base, which the cache does not hold
 
 
+def test_an_index_push_to_the_cache_registry_mounts_the_cached_layers(
+    golden_project: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`image --push` of a multi-platform target pushes its index through the same step as one image's
+    (cli/imagesteps.push_built): the platforms' layers that `--cache` holds are mounted, not uploaded."""
+    from reprobuild.cli.imagesteps import push_built
+    from reprobuild.image.multiplatform import index_of
+    from reprobuild.oci.progress import Progress, Task
+
+    ref = f"{registry.host}/speed-cache/index-mount-{tmp_path.name}"
+    result = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
+    index = index_of([result.image])
+    notes: dict[str, str | None] = {}
+
+    class Notes(Progress):
+        def finished(self, task: Task, error: BaseException | None) -> None:
+            notes[task.description] = task.result
+
+    push = f"{registry.host}/speed-cache/{{target}}-index-{tmp_path.name}:v1"
+    location, pinned = push_built(push, "app", index, tmp_path, cache_ref=ref, progress=Notes())
+    assert pinned == f"{registry.host}/speed-cache/app-index-{tmp_path.name}@{index.digest}"
+    assert location.kind == "registry"
+    mounted = [d for d, note in notes.items() if note and note.startswith("mounted from")]
+    assert len(mounted) == len(result.layers) - 1  # all but the fake base, which the cache does not hold
+    with RegistryClient(registry.host) as client:
+        assert client.list_tags(f"speed-cache/app-index-{tmp_path.name}") == ["v1"]
+
+
 def test_unreachable_registry_cache_is_a_warning(
     golden_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
