@@ -7,6 +7,10 @@ secret, so that a cache restored from CI stays usable), else ``$XDG_CONFIG_HOME/
 (``~/.config/...``), 32 random bytes created with mode 0600 on first use. An entry whose tag does not
 verify (restored from elsewhere, edited, or from another key) is evicted and rebuilt, never used.
 
+A sealed entry is a JSON file ``{"hmac": <tag>, "payload": <object>}``, the tag over the payload's
+canonical JSON: :func:`write_sealed` writes one and :func:`read_sealed` reads one back, for every cache
+that keeps such entries.
+
 What this does not protect against: whoever can read the key (the same user, or the CI secret's
 readers) can forge entries. ``verify`` therefore reads none of these sealed entries: it rebuilds the
 base and inspects it anew (see the threat model in the docs).
@@ -16,9 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
 
 KEY_ENV = "REPRO_BUILD_CACHE_KEY"
 
@@ -75,3 +84,46 @@ def sealed_by_us(data: bytes, tag: object) -> bool:
     """True when ``tag`` is :func:`seal` of ``data`` (constant-time comparison)."""
     expected = seal(data)
     return expected is not None and isinstance(tag, str) and hmac.compare_digest(expected, tag)
+
+
+class UnsealedEntry(ValueError):
+    """A sealed entry that is there but may not be used: unreadable, not an entry, written for other
+    inputs, or not sealed by this machine's key. Never shown to a user: the cache evicts the entry (with a
+    warning) and derives what it held anew."""
+
+
+def write_sealed(path: Path, payload: Mapping[str, Any]) -> bool:
+    """Write ``payload`` to ``path`` as an entry sealed with this machine's cache key (atomically);
+    False, and nothing written, when there is no key."""
+    tag = seal(canonical_json_bytes(payload))
+    if tag is None:
+        return False
+    atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+    return True
+
+
+def read_sealed(path: Path, **expect: object) -> dict[str, Any] | None:
+    """The payload of the entry :func:`write_sealed` wrote at ``path``; None when there is no file.
+
+    ``expect``: the fields the payload must hold with exactly these values (the inputs it was written
+    for, e.g. ``key=…``). Raises :class:`UnsealedEntry` for an entry that exists but is unreadable, is
+    not an entry, holds other values for ``expect``, or whose tag does not verify.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UnsealedEntry(f"unreadable: {e}") from e
+    try:
+        data = json.loads(text)
+        payload, tag = data["payload"], data["hmac"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise UnsealedEntry("not a sealed entry") from e
+    if not isinstance(payload, dict):
+        raise UnsealedEntry("not a sealed entry")
+    if any(payload.get(name) != value for name, value in expect.items()):
+        raise UnsealedEntry("written for other inputs")
+    if not sealed_by_us(canonical_json_bytes(payload), tag):
+        raise UnsealedEntry("not sealed by this machine's cache key")
+    return payload
