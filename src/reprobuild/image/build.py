@@ -70,6 +70,7 @@ from reprobuild.oci.mediatypes import oci_layer_type
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.oci.validate import validate_image
+from reprobuild.platforms import platform_dir
 
 if TYPE_CHECKING:
     from reprobuild.attest.inventory import BaseInventory
@@ -778,7 +779,7 @@ def build_image(
         epoch = epoch or resolve_epoch(config.epoch_policy, config.root)
         lock = _check_lock(config, target)
         prepare_cache_root()
-        final = out_root / (target.name if platform is None else f"{target.os}-{target.arch}")
+        final = out_root / (target.name if platform is None else platform_dir(target.arch))
         source = source_info(config.root)
         label = source_label(config.project.urls, source.remote)
         log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")

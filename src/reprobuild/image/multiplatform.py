@@ -61,11 +61,6 @@ def _quiet(message: str) -> None:
     """The default ``log``: say nothing."""
 
 
-def platform_dir(target: Target) -> str:
-    """The directory of one platform's outputs under ``build/<target>/``: ``linux-amd64``, ``linux-arm64``."""
-    return f"{target.os}-{target.arch}"
-
-
 def index_of(images: Sequence[Image]) -> Index:
     """The OCI image index of ``images`` (in this order, each with its config's platform); its annotations
     are the ones all images share with equal values."""

@@ -16,7 +16,7 @@ from reprobuild.manifest.indexschema import IndexManifest, read_any_manifest
 from reprobuild.manifest.semdiff import Divergence
 from reprobuild.manifest.verify import RebuildOptions, VerifyResult, verify_image
 from reprobuild.oci.image import Image
-from reprobuild.platforms import ARCHES
+from reprobuild.platforms import ARCHES, platform_dir
 
 
 def platform_subdir(platform: str, path: Path) -> str:
@@ -27,7 +27,7 @@ def platform_subdir(platform: str, path: Path) -> str:
             f"{path}: platform {platform!r} is not linux/amd64 or linux/arm64",
             hint="verify a manifest written by `repro-build image`",
         )
-    return f"{os_}-{arch}"
+    return platform_dir(arch)
 
 
 def verify_any(path: Path, options: RebuildOptions) -> VerifyResult:
