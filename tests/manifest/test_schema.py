@@ -203,6 +203,8 @@ def test_shapes_the_schema_allows_read_and_write_back(data: dict[str, Any]) -> N
         ),
         ({"locks": {"../x": None}}, r"locks key is '\.\./x'"),
         ({"source.remote": "--upload-pack=touch /tmp/x"}, r"source\.remote"),
+        ({"source.commit": "ab" * 20 + "\n"}, r"source\.commit .* not a full git commit id"),  # `$` let it by
+        ({"source.commit": "ab" * 10}, r"source\.commit .* not a full git commit id"),
         ({"target": "../cpu"}, r"target is '\.\./cpu'"),
         ({"project.path": "../elsewhere"}, r"project\.path"),
         ({"attestations": None}, r"attestations is None, which is not present, or absent altogether"),
