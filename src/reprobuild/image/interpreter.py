@@ -141,7 +141,7 @@ def _find(python: str, request: str | None) -> Interpreter:
 #: The entry names a program to run, so it is sealed with the cache key (:mod:`reprobuild.cachekey`),
 #: and it is used only when the program still reports exactly that CPython version: any CPython of
 #: that version writes the same byte-code, which is what uv's first request would have given.
-_EXACT = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+_EXACT = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\Z")
 
 
 def _entry(python: str) -> Path | None:

@@ -46,7 +46,7 @@ JsonObject: TypeAlias = dict[str, JsonValue]
 #: Checks a value once its type is right: ``(value, manifest path, field name)``; raises ManifestError.
 Check = Callable[[Any, Path, str], object]
 #: ``repro-locks/<file>``, or ``locks/<file>`` for a project still read from the old directory.
-_LOCK_KEY = re.compile(r"^(repro-)?locks/[^/\x00-\x1f]+$")
+_LOCK_KEY = re.compile(r"^(repro-)?locks/[^/\x00-\x1f]+\Z")
 
 
 def _meta(*, key: str | None = None, check: Check | None = None, optional: bool = False) -> dict[str, object]:
