@@ -3,10 +3,12 @@
 ``$REPRO_BUILD_CACHE``, else ``$XDG_CACHE_HOME/repro-build``, else ``~/.cache/repro-build``. The bytes of
 every cached download and written layer (wheels, ``.deb`` files, Packages indexes, base and layer blobs)
 live once in one content-addressed store under it, ``blobs/sha256/<hex>``
-(:func:`reprobuild.oci.blobstore.cache_store`); small indexes beside it (``layers/<key>.json``) name the
-blobs a cache needs. Every blob is found by a sha256 from outside the cache (a lock, a Release file, a
-layer's inputs) and verified when read, so a cache can be shared, copied or restored from CI without
-being trusted. The directories of the earlier layout (``wheels/``, ``debs/``, ``indexes/``) are ignored.
+(:func:`reprobuild.oci.blobstore.cache_store`); small indexes beside it (``layers/<key>.json``,
+``bases/<key>.json``) name the blobs a cache needs, by digest only. Every blob is found by a sha256 from
+outside the cache (a lock, a Release file, a layer's inputs, a record sealed under a key kept outside
+the cache) and verified when read, so a cache can be shared, copied or restored from CI without being
+trusted. The directories of the earlier layout (``wheels/``, ``debs/``, ``indexes/``, and the
+directories under ``bases/``) are ignored.
 """
 
 from __future__ import annotations

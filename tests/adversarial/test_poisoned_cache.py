@@ -19,6 +19,7 @@ from reprobuild.fsutil import canonical_json_bytes
 from reprobuild.image.buildcache import LayerCache, layer_key
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
+from reprobuild.oci.image import Image, new_image
 from reprobuild.oci.layer import Layer, write_layer
 from reprobuild.oci.tarwriter import LayerEntry
 from tests.cli import run_cli
@@ -138,11 +139,10 @@ def _seed_debs(project: Path, cache: Path) -> None:
 def test_poisoned_debian_base_cache_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An extra layer and a new manifest in the cached base layout: evicted, rebuilt to the honest digest."""
+    """An extra layer and a new manifest named by the cached base's record: evicted, rebuilt to the honest digest."""
     from reprobuild.config import load_config
     from reprobuild.image.debianbase import debian_base
-    from reprobuild.oci.image import Image, append_layers
-    from reprobuild.oci.layout import read_layout, write_layout
+    from reprobuild.oci.image import append_layers
 
     project = tmp_path / "hello-ml"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist"))
@@ -155,48 +155,62 @@ def test_poisoned_debian_base_cache_is_rebuilt(
     (tmp_path / "staging").mkdir()
     honest, _ = debian_base(config, target, tmp_path / "staging" / "a")
     assert len(honest.layers) == 2  # the .deb files' layer and the standard-library byte-code on top
-    [cached] = [p for p in (cache / "bases").iterdir() if (p / "oci").is_dir()]
-    [stdlib] = (cache / "bases").glob("stdlib-*")
+    # Records only: the blobs are in the one store.
+    [record] = [p for p in (cache / "bases").iterdir() if not p.name.startswith("stdlib-")]
+    [stdlib] = (cache / "bases").glob("stdlib-*.json")
+    assert all(p.is_file() for p in (cache / "bases").iterdir())
+    store = BlobStore(cache)
+    assert all(layer.path == store.path(layer.digest) for layer in honest.layers)
 
     evil_layer = write_layer(
-        [LayerEntry.file("/etc/ld.so.preload", b"/evil.so\n")],
-        epoch=0,
-        compressor=Compressor.gzip(),
-        store=BlobStore(tmp_path / "evil"),
+        [LayerEntry.file("/etc/ld.so.preload", b"/evil.so\n")], epoch=0, compressor=Compressor.gzip(), store=store
     )
-    shutil.copytree(cached / "oci", tmp_path / "honest")
-    original = read_layout(tmp_path / "honest")
-    assert isinstance(original, Image)
-    poisoned = append_layers(original, evil_layer, history=[{"created_by": "nothing to see"}])
+    base_only = debian_base_layer(honest)
+    poisoned = append_layers(base_only, evil_layer, history=[{"created_by": "nothing to see"}])
+    store.put_bytes(poisoned.config_bytes)
+    store.put_bytes(poisoned.manifest_bytes)
+    sealed = json.loads(record.read_text())
 
-    def poison() -> None:
-        shutil.rmtree(cached / "oci")
-        write_layout(cached / "oci", poisoned)
+    def poison(hmac: str) -> None:
+        manifest = {
+            "digest": str(poisoned.digest),
+            "media_type": poisoned.media_type,
+            "size": len(poisoned.manifest_bytes),
+        }
+        record.write_text(json.dumps({"hmac": hmac, "payload": {**sealed["payload"], "manifest": manifest}}))
 
-    poison()
+    poison(sealed["hmac"])
     with caplog.at_level(logging.WARNING):
         again, _ = debian_base(config, target, tmp_path / "staging" / "b")
     assert again.digest == honest.digest and len(again.layers) == 2
     assert "not trusted" in caplog.text
 
     # The attacker rewrites the seal too (without the key): still refused.
-    poison()
-    (cached / "sealed.json").write_text(json.dumps({"hmac": "0" * 64, "manifest_digest": str(poisoned.digest)}))
+    poison("0" * 64)
     third, _ = debian_base(config, target, tmp_path / "staging" / "c")
     assert third.digest == honest.digest
 
-    # The cached standard-library byte-code: a rewritten blob, then a rewritten seal, are compiled again.
+    # The cached standard-library byte-code: a rewritten blob, then a rewritten record, are compiled again.
     caplog.clear()
-    (stdlib / "layer").write_bytes(b"not the layer")
+    blob = store.path(honest.layers[1].digest)
+    blob.unlink()
+    blob.write_bytes(b"not the layer")
     with caplog.at_level(logging.WARNING):
         fourth, _ = debian_base(config, target, tmp_path / "staging" / "d")
     assert fourth.digest == honest.digest and "standard-library byte-code" in caplog.text
-    sealed = json.loads((stdlib / "sealed.json").read_text())
+    sealed = json.loads(stdlib.read_text())
     sealed["payload"]["files"] += 1
-    (stdlib / "sealed.json").write_text(json.dumps(sealed))
+    stdlib.write_text(json.dumps(sealed))
     fifth, _ = debian_base(config, target, tmp_path / "staging" / "e")
     assert fifth.digest == honest.digest
-    assert json.loads((stdlib / "sealed.json").read_text())["payload"]["files"] == sealed["payload"]["files"] - 1
+    assert json.loads(stdlib.read_text())["payload"]["files"] == sealed["payload"]["files"] - 1
+
+
+def debian_base_layer(image: Image) -> Image:
+    """``image`` (the Debian base with its byte-code layer) without the byte-code: the cached base alone."""
+    config = json.loads(image.config_bytes)
+    config["history"] = config["history"][:1]
+    return new_image(config, [image.layers[0]])
 
 
 # ------------------------------------------------------------------ outputs never share inodes with a cache

@@ -282,13 +282,16 @@ def test_cache_reference_is_a_repository(text: str) -> None:
 def test_debian_base_comes_from_the_registry_cache_without_a_deb(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The embedded Debian base, built from its lock on one machine state, is taken whole by another (no
-    .deb read, nothing assembled); with another fleet's secret, or none, nothing is taken."""
+    """The embedded Debian base and its standard-library byte-code, built from its lock on one machine state,
+    are taken whole by another (no .deb read, nothing assembled, nothing compiled); with another fleet's
+    secret, or none, nothing is taken."""
     import shutil
 
     from reprobuild.image.cachesecret import FleetSecret
-    from reprobuild.image.debianbase import debian_base, import_shared_base, share_base
+    from reprobuild.image.debianbase import debian_base, import_shared_base, share_base, shared_base_image
     from reprobuild.image.registrycache import RegistryCache
+    from reprobuild.image.stdlibbytecode import share_stdlib
+    from tests.adversarial.test_poisoned_cache import _seed_debs
     from tests.image.conftest import EXAMPLE
 
     project = tmp_path / "hello-ml"
@@ -305,14 +308,15 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
         (tmp_path / f"{name}-staging").mkdir()
         return cache
 
-    cache_a = machine("a")
-    shared_debs = Path.home() / ".cache" / "repro-build" / "debs"
-    if shared_debs.is_dir():  # re-hashed against the lock on use; copying saves downloads
-        shutil.copytree(shared_debs, cache_a / "debs")
+    _seed_debs(project, machine("a"))
     honest, _ = debian_base(config, target, tmp_path / "a-staging" / "s")
     share_base(RegistryCache(ref, secret=fleet), config, target)
+    base_a = shared_base_image(config, target)
+    assert base_a is not None
+    share_stdlib(RegistryCache(ref, secret=fleet), base_a, name=target.base.text, fetch=False)
+    assert len(tags(registry, ref.repository, "stdlib")) == 1
 
-    forbid(monkeypatch, "reprobuild.image.debianbase.build_base")
+    forbid(monkeypatch, "reprobuild.image.debianbase.build_base", "reprobuild.image.stdlibbytecode.write_stdlib_layer")
     for name, secret in (("wrong", FleetSecret("other", b"another-fleet-0123456789abcdef")), ("none", None)):
         cache = machine(name)
         caplog.clear()
@@ -321,12 +325,16 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
         assert not (cache / "bases").exists() or not any((cache / "bases").iterdir())
         assert ("seal does not verify" in caplog.text) == (secret is not None)
 
-    machine("b")
+    cache_b = machine("b")
     reader = RegistryCache(ref, secret=fleet)
     import_shared_base(reader, config, target)
+    base_b = shared_base_image(config, target)
+    assert base_b is not None and base_b.digest == base_a.digest
+    share_stdlib(reader, base_b, name=target.base.text, fetch=True)
+    assert sorted(p.suffix for p in (cache_b / "bases").iterdir()) == [".json", ".json"]  # records, blobs in the store
     again, _ = debian_base(config, target, tmp_path / "b-staging" / "s")
     assert again.digest == honest.digest
-    assert len(reader.used) == 1 and reader.used[0].startswith("base-")
+    assert {tag.split("-")[0] for tag in reader.used} >= {"base", "stdlib"}
 
 
 def test_a_build_without_the_cache_never_asks_the_registry_cache(

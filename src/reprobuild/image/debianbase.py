@@ -5,15 +5,15 @@ library's byte-code as Debian's maintainer scripts would write it, as a second l
 (:mod:`reprobuild.image.stdlibbytecode`, cached and sealed on its own).
 
 The lock is ``repro-locks/base-<suite>-<arch>.json`` (``repro-build lock`` writes it with the Python locks).
-A built base depends only on that lock (its epoch is the Release date), so it is cached as an OCI
-layout under ``<cache>/bases/<key>/`` and reused, where the key is the sha256 of the lock's sha256 and
-the compressor's description (a new compressor version writes other bytes, so it must not find the
-old entry). Re-deriving the base from the lock costs
-most of building it (reading every ``.deb``), so the entry is instead sealed: ``sealed.json`` holds
-the image's manifest digest and an HMAC over the lock's sha256 and that digest under a key kept
-outside the cache (:mod:`reprobuild.cachekey`). On reuse the seal must verify, the layout must hold
-exactly that manifest, one layer, and every blob must hash to its name; anything else is evicted
-with a warning and the base is built again from the lock (never used, never fatal). ``verify``
+A built base depends only on that lock (its epoch is the Release date), so it is cached and reused: its
+manifest, config and layer in the cache's one blob store, and a sealed record ``<cache>/bases/<key>.json``
+naming them (:mod:`reprobuild.image.basecache`), where the key is the sha256 of the lock's sha256 and the
+compressor's description (a new compressor version writes other bytes, so it must not find the old
+entry). Re-deriving the base from the lock costs most of building it (reading every ``.deb``), so the
+record is sealed with an HMAC over the lock's sha256 and the manifest's digest under a key kept outside
+the cache (:mod:`reprobuild.cachekey`). On reuse the record must be well-formed and its seal verify, the
+manifest must be an image of exactly one layer, and every blob must hash to its digest; anything else is
+evicted with a warning and the base is built again from the lock (never used, never fatal). ``verify``
 passes ``use_cache=False`` and always builds the base from the lock.
 """
 
@@ -22,27 +22,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.base.debian.build import build_base
 from reprobuild.base.debian.fetch import DebCache
 from reprobuild.base.debian.lock import BaseLock, check_inputs, default_lock_path
-from reprobuild.cache import cache_root
-from reprobuild.cachekey import seal, sealed_by_us
 from reprobuild.config import Config, Target
-from reprobuild.errors import BaseImageError, ReproBuildError, StaleLockError
-from reprobuild.fsutil import atomic_write_text, publish_dir
+from reprobuild.errors import ReproBuildError, StaleLockError
+from reprobuild.image.basecache import BaseCache
 from reprobuild.image.stdlibbytecode import with_stdlib_bytecode
 from reprobuild.lock.baselock import base_inputs
 from reprobuild.lockdir import RELOCK_HINT
-from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
-from reprobuild.oci.digest import Digest, sha256_file
+from reprobuild.oci.digest import Digest
 from reprobuild.oci.image import Image, layers_from_manifest, parse_json_object
-from reprobuild.oci.layout import read_layout, write_layout
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.values import Descriptor
 
@@ -98,7 +92,6 @@ def debian_base(
     base = _base_layer(
         lock,
         lock_sha,
-        staging,
         compressor=compressor,
         mirror=mirror or config.debian.mirror,
         offline=offline,
@@ -122,7 +115,6 @@ def debian_base(
 def _base_layer(
     lock: BaseLock,
     lock_sha: str,
-    staging: Path,
     *,
     compressor: Compressor,
     mirror: str | None,
@@ -131,80 +123,28 @@ def _base_layer(
     progress: Progress,
 ) -> Image:
     """The base of the ``.deb`` files alone (one layer): the sealed cache entry, else built from the lock."""
-    cached = cache_root() / "bases" / _cache_key(lock_sha, compressor)
+    cache = BaseCache()
+    key = _cache_key(lock_sha, compressor)
     if use_cache:
-        reused = _cached_base(cached, lock_sha)
+        reused = cache.get(key, lock_sha)
         if reused is not None:
             return reused
-    with tempfile.TemporaryDirectory(prefix=".base-", dir=staging.parent) as tmp:
-        built = build_base(
-            lock,
-            cache=DebCache(cache_root()),
-            store=BlobStore(Path(tmp) / "store"),
-            mirror=mirror,
-            offline=offline,
-            compressor=compressor,
-            progress=progress,
-        )
-        out = Path(tmp) / "final"
-        write_layout(out / "oci", built.image)
-        tag = seal(_seal_data(lock_sha, str(built.image.digest)))
-        if tag is not None:
-            atomic_write_text(
-                out / SEAL, json.dumps({"hmac": tag, "manifest_digest": str(built.image.digest)}, sort_keys=True)
-            )
-        publish_dir(out, cached)  # the build directory and the cache may be on different file systems
-    artifact = read_layout(cached / "oci")
-    if not isinstance(artifact, Image) or artifact.digest != built.image.digest:
-        raise BaseImageError(
-            f"the cached Debian base in {cached} changed while it was written", hint=f"remove {cached}"
-        )
-    return artifact
+    built = build_base(
+        lock,
+        cache=DebCache(cache.root),
+        store=cache.store,  # the layer is written straight into the cache's store, verified as written
+        mirror=mirror,
+        offline=offline,
+        compressor=compressor,
+        progress=progress,
+    )
+    return cache.put(key, lock_sha, built.image)
 
 
 def _cache_key(lock_sha: str, compressor: Compressor) -> str:
     """The cache entry of a base: the lock and everything else its bytes depend on (the compressor)."""
     described = json.dumps(compressor.describe(), sort_keys=True)
     return hashlib.sha256(f"{lock_sha}\n{described}\n".encode()).hexdigest()
-
-
-#: The seal beside a cached base layout (see the module docstring).
-SEAL = "sealed.json"
-
-
-def _seal_data(lock_sha: str, manifest_digest: str) -> bytes:
-    return f"repro-build debian base\n{lock_sha}\n{manifest_digest}\n".encode()
-
-
-def _cached_base(cached: Path, lock_sha: str) -> Image | None:
-    """The cached base of the lock ``lock_sha`` if it is the one this machine built; else evict it."""
-    if not cached.exists():
-        return None
-    problem = None
-    try:
-        seal_record = json.loads((cached / SEAL).read_text(encoding="utf-8"))
-        digest = str(seal_record["manifest_digest"])
-        if not sealed_by_us(_seal_data(lock_sha, digest), seal_record["hmac"]):
-            problem = "its seal does not verify with this machine's cache key"
-        else:
-            artifact = read_layout(cached / "oci")
-            if not isinstance(artifact, Image) or str(artifact.digest) != digest:
-                problem = f"the layout holds {artifact.digest}, the seal names {digest}"
-            elif len(artifact.layers) != 1:
-                problem = f"it has {len(artifact.layers)} layers, a Debian base has one"
-            else:
-                for layer in artifact.layers:
-                    if sha256_file(layer.path) != (layer.digest, layer.size):
-                        problem = f"layer blob {layer.digest} is corrupt"
-                if problem is None:
-                    return artifact
-    except (OSError, ValueError, KeyError, TypeError, ReproBuildError) as e:
-        problem = f"it is unreadable ({e})"
-    log.warning(
-        "warning: the cached Debian base %s is not trusted (%s); building it again from the lock", cached, problem
-    )
-    shutil.rmtree(cached, ignore_errors=True)
-    return None
 
 
 # -- the registry cache's ``base-<key>`` entries (image/registrycache.py, sealed mode only) ---------------
@@ -223,68 +163,52 @@ def import_shared_base(remote: RegistryCache, config: Config, target: Target) ->
     """Fill this machine's cached base of ``target`` from ``remote``'s ``base-<key>`` entry, when it has one.
 
     The entry's seal (checked by ``remote``) binds the manifest digest to the lock's key; every blob is
-    checked against its digest as it arrives; the layout is then sealed with this machine's cache key,
-    and :func:`debian_base` checks it as it checks any cached base.
+    checked against its digest as it arrives in the cache's store; the base is then recorded and sealed
+    with this machine's cache key, and :func:`debian_base` checks it as it checks any cached base.
     """
     keys = _shared_key(config, target)
     if keys is None or not remote.shares("base"):
         return
     key, lock_sha = keys
-    cached = cache_root() / "bases" / key
-    if cached.exists():
+    cache = BaseCache()
+    if cache.has(key):
         return
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".shared-base-", dir=cached.parent) as tmp:
-        layout = Path(tmp) / "final" / "oci"
-        store = BlobStore(layout)
-        entry = remote.get("base", key, store)
-        if entry is None:
-            return
-        try:
-            digest = Digest.parse(str(entry.payload["manifest_digest"]))
-            data = str(entry.payload["manifest"]).encode()
-            if Digest.of_bytes(data) != digest:
-                raise ValueError(f"its manifest is not {digest}")
-            obj = parse_json_object(data, "the shared base's manifest")
-            config_desc = Descriptor.from_json(obj.get("config"), origin="the shared base's manifest config")
-            config_bytes = store.read_verified(config_desc.digest, what="the shared base's config")
-            config_obj = parse_json_object(config_bytes, "the shared base's config")
-            layers = layers_from_manifest(obj, config_obj, lambda d: store.path(d.digest), what="the shared base")
-            image = Image(data, config_bytes, layers)
-            write_layout(layout, image)
-        except (KeyError, TypeError, ValueError, OSError, ReproBuildError) as e:
-            log.warning("warning: registry cache entry base-%s is malformed (%s); building the base", key[:12], e)
-            return
-        tag = seal(_seal_data(lock_sha, str(image.digest)))
-        if tag is None:
-            return
-        atomic_write_text(
-            layout.parent / SEAL, json.dumps({"hmac": tag, "manifest_digest": str(image.digest)}, sort_keys=True)
-        )
-        publish_dir(layout.parent, cached)
+    entry = remote.get("base", key, cache.store)
+    if entry is None:
+        return
+    try:
+        digest = Digest.parse(str(entry.payload["manifest_digest"]))
+        data = str(entry.payload["manifest"]).encode()
+        if Digest.of_bytes(data) != digest:
+            raise ValueError(f"its manifest is not {digest}")
+        obj = parse_json_object(data, "the shared base's manifest")
+        config_desc = Descriptor.from_json(obj.get("config"), origin="the shared base's manifest config")
+        config_bytes = cache.store.read_verified(config_desc.digest, what="the shared base's config")
+        config_obj = parse_json_object(config_bytes, "the shared base's config")
+        layers = layers_from_manifest(obj, config_obj, lambda d: cache.store.path(d.digest), what="the shared base")
+        cache.put(key, lock_sha, Image(data, config_bytes, layers))
+    except (KeyError, TypeError, ValueError, OSError, ReproBuildError) as e:
+        message = e.message if isinstance(e, ReproBuildError) else str(e)
+        log.warning("warning: registry cache entry base-%s is malformed (%s); building the base", key[:12], message)
 
 
 def shared_base_image(config: Config, target: Target) -> Image | None:
     """This machine's cached, sealed Debian base of ``target`` (its one layer), if it has one."""
     keys = _shared_key(config, target)
-    if keys is None:
-        return None
-    cached = cache_root() / "bases" / keys[0]
-    return _cached_base(cached, keys[1]) if cached.exists() else None
+    return None if keys is None else BaseCache().get(*keys)
 
 
 def share_base(remote: RegistryCache, config: Config, target: Target) -> None:
-    """Push the base built from ``target``'s lock (this machine's cached, sealed layout) as ``base-<key>``."""
+    """Push the base built from ``target``'s lock (this machine's cached, sealed entry) as ``base-<key>``."""
     keys = _shared_key(config, target)
     if keys is None or not remote.shares("base"):
         return
     key, lock_sha = keys
-    cached = cache_root() / "bases" / key
-    image = _cached_base(cached, lock_sha) if cached.exists() else None
+    cache = BaseCache()
+    image = cache.get(key, lock_sha)
     if image is None:
         return  # not built through the cache (or not sealed here): nothing trusted to share
-    store = BlobStore(cached / "oci")
-    blobs = [(image.config_descriptor, store.path(image.config_digest))]
+    blobs = [(image.config_descriptor, cache.store.path(image.config_digest))]
     blobs += [(layer.descriptor, layer.path) for layer in image.layers]
     # The manifest travels in the sealed payload (a few hundred bytes), not as a blob of a manifest type,
     # which some registries refuse as an artifact's layer.

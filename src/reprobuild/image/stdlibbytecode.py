@@ -27,42 +27,38 @@ Debian. Directories keep the base layer's metadata, ``__pycache__`` is 0755, eve
 owned by root, with the base's epoch.
 
 The layer depends on the base (its manifest digest), the compiler's version, the compressor and
-repro-build's own code, so it is cached under those in ``<cache>/bases/stdlib-<key>/``, sealed with the
-machine's cache key like the base itself (:mod:`reprobuild.image.debianbase`).
+repro-build's own code, so it is cached under those: its blob in the cache's one blob store and a record
+``<cache>/bases/stdlib-<key>.json`` naming it, sealed with the machine's cache key like the base itself
+(:mod:`reprobuild.image.basecache`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import posixpath
-import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reprobuild import __version__
-from reprobuild.cache import cache_root
-from reprobuild.cachekey import seal, sealed_by_us
 from reprobuild.config import Target
 from reprobuild.distribution import code_digest
 from reprobuild.errors import BaseImageError, ReproBuildError
-from reprobuild.fsutil import atomic_write_text, canonical_json_bytes, publish_dir
+from reprobuild.fsutil import canonical_json_bytes
+from reprobuild.image.basecache import RecordError, StdlibCache, StdlibLayer, layer_fields, layer_json
 from reprobuild.image.baseinfo import check_base
 from reprobuild.image.buildcache import cached_base_info
 from reprobuild.image.bytecode import compile_sources
 from reprobuild.image.interpreter import Interpreter, find_interpreter
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import DECOMPRESS_ERRORS, Compressor
-from reprobuild.oci.digest import Digest, sha256_file
 from reprobuild.oci.image import Image, append_layers
 from reprobuild.oci.layer import Layer, write_layer
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.tarwriter import LayerEntry
-from reprobuild.oci.values import Descriptor
 
 if TYPE_CHECKING:
     from reprobuild.image.registrycache import RegistryCache
@@ -195,14 +191,6 @@ def stdlib_entries(
     return list(entries.values())
 
 
-@dataclass(frozen=True)
-class StdlibLayer:
-    """The written layer and how many pyc files it holds."""
-
-    layer: Layer
-    files: int
-
-
 def write_stdlib_layer(
     base_layer: Layer,
     *,
@@ -212,10 +200,15 @@ def write_stdlib_layer(
     compressor: Compressor,
     store: BlobStore,
     what: str,
+    scratch: Path | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> StdlibLayer:
-    """Compile the covered modules of ``base_layer`` and write their byte-code as one layer into ``store``."""
-    with tempfile.TemporaryDirectory(prefix="repro-build-stdlib-pyc-") as tmp:
+    """Compile the covered modules of ``base_layer`` and write their byte-code as one layer into ``store``.
+
+    The sources are compiled in a temporary directory under ``scratch`` (the system's by default); the
+    bytes do not depend on where.
+    """
+    with tempfile.TemporaryDirectory(prefix="repro-build-stdlib-pyc-", dir=scratch) as tmp:
         entries = stdlib_entries(
             base_layer, minor=minor, epoch=epoch, interpreter=interpreter, scratch=Path(tmp), what=what
         )
@@ -280,75 +273,23 @@ def with_stdlib_bytecode(
     check_base(info, target, name=target.base.text)
     interpreter = find_interpreter(info.python_version)
     key = stdlib_key(base, interpreter, compressor)
-    cached = cache_root() / "bases" / f"stdlib-{key}"
-    found = _cached_layer(cached, key) if use_cache else None
+    cache = StdlibCache()
+    found = cache.get(key) if use_cache else None
     if found is None:
-        with tempfile.TemporaryDirectory(prefix=".stdlib-", dir=staging.parent) as tmp:
-            written = write_stdlib_layer(
-                base.layers[0],
-                minor=info.python_minor,
-                epoch=epoch,
-                interpreter=interpreter,
-                compressor=compressor,
-                store=BlobStore(Path(tmp) / "store"),
-                what=what,
-                progress=progress,
-            )
-            out = Path(tmp) / "final"
-            out.mkdir()
-            shutil.copyfile(written.layer.path, out / _BLOB)
-            payload = {
-                "files": written.files,
-                "key": key,
-                "layer": {
-                    "diff_id": str(written.layer.diff_id),
-                    "digest": str(written.layer.digest),
-                    "media_type": written.layer.media_type,
-                    "size": written.layer.size,
-                },
-            }
-            tag = seal(canonical_json_bytes(payload))
-            if tag is not None:
-                atomic_write_text(out / _SEAL, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
-            publish_dir(out, cached)
-        found = StdlibLayer(replace(written.layer, path=cached / _BLOB), written.files)
+        written = write_stdlib_layer(
+            base.layers[0],
+            minor=info.python_minor,
+            epoch=epoch,
+            interpreter=interpreter,
+            compressor=compressor,
+            store=cache.store,  # written straight into the cache's store, verified as written
+            what=what,
+            scratch=staging.parent,
+            progress=progress,
+        )
+        found = cache.put(key, written)
     created = str(base.config.get("created", ""))
     return append_layers(base, found.layer, history=[history_entry(created, found.files, interpreter)])
-
-
-_BLOB = "layer"
-_SEAL = "sealed.json"
-
-
-def _cached_layer(cached: Path, key: str) -> StdlibLayer | None:
-    """The cached layer for ``key`` if this machine sealed it and its blob is intact; else evict it."""
-    if not cached.exists():
-        return None
-    problem = None
-    try:
-        data = json.loads((cached / _SEAL).read_text(encoding="utf-8"))
-        payload = data["payload"]
-        if payload["key"] != key or not sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
-            problem = "its seal does not verify with this machine's cache key"
-        else:
-            described = payload["layer"]
-            digest = Digest.parse(str(described["digest"]))
-            layer = Layer(
-                Descriptor(str(described["media_type"]), digest, int(described["size"])),
-                Digest.parse(str(described["diff_id"])),
-                cached / _BLOB,
-            )
-            if sha256_file(layer.path) != (layer.digest, layer.size):
-                problem = f"layer blob {layer.digest} is corrupt"
-            else:
-                return StdlibLayer(layer, int(payload["files"]))
-    except (OSError, ValueError, KeyError, TypeError, ReproBuildError) as e:
-        problem = f"it is unreadable ({e})"
-    log.warning(
-        "warning: the cached standard-library byte-code %s is not trusted (%s); compiling it again", cached, problem
-    )
-    shutil.rmtree(cached, ignore_errors=True)
-    return None
 
 
 # -- the registry cache's ``stdlib-<key>`` entries (image/registrycache.py, sealed mode only) -------------
@@ -357,57 +298,44 @@ def _cached_layer(cached: Path, key: str) -> StdlibLayer | None:
 def share_stdlib(remote: RegistryCache, base: Image, *, name: str, fetch: bool) -> None:
     """Take in (``fetch``) or share this machine's cached standard-library layer for the Debian ``base``.
 
-    Taken in: ``remote``'s entry (its seal under the fleet secret checked there, its blob by digest) is
-    sealed again with this machine's cache key, where :func:`with_stdlib_bytecode` checks it as any cached
-    layer. Shared: the cached layer, once it verifies.
+    Taken in: ``remote``'s entry (its seal under the fleet secret checked there, its blob verified by
+    digest into the cache's store) is read as data and recorded and sealed again with this machine's
+    cache key, where :func:`with_stdlib_bytecode` checks it as any cached layer. Shared: the cached
+    layer, once it verifies.
     """
     if not remote.shares("stdlib"):
         return
     info = cached_base_info(base, name=name, remote=remote)
     key = stdlib_key(base, find_interpreter(info.python_version), Compressor.gzip())
-    cached = cache_root() / "bases" / f"stdlib-{key}"
+    cache = StdlibCache()
     if not fetch:
-        found = _cached_layer(cached, key)
+        found = cache.get(key)
         if found is not None:
             layer = found.layer
             remote.put("stdlib", key, _payload(key, found), [(layer.descriptor, layer.path)])
         return
-    if cached.exists():
+    if cache.has(key):
         return
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".shared-stdlib-", dir=cached.parent) as tmp:
-        store = BlobStore(Path(tmp) / "store")
-        entry = remote.get("stdlib", key, store)
-        if entry is None:
-            return
-        try:
-            described = entry.payload["layer"]
-            digest = Digest.parse(str(described["digest"]))
-            if entry.payload["key"] != key or not store.has(digest):
-                raise ValueError("not this key's layer")
-            out = Path(tmp) / "final"
-            out.mkdir()
-            shutil.copyfile(store.path(digest), out / _BLOB)
-            payload = dict(entry.payload)
-        except (KeyError, TypeError, ValueError, OSError, ReproBuildError) as e:
-            log.warning("warning: registry cache entry stdlib-%s is malformed (%s); compiling it", key[:12], e)
-            return
-        tag = seal(canonical_json_bytes(payload))
-        if tag is None:
-            return
-        atomic_write_text(out / _SEAL, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
-        publish_dir(out, cached)
+    entry = remote.get("stdlib", key, cache.store)
+    if entry is None:
+        return
+    try:
+        payload = entry.payload
+        if set(payload) != {"files", "key", "layer"} or payload["key"] != key:
+            raise RecordError("not this key's layer")
+        descriptor, diff_id = layer_fields(payload["layer"], "layer")
+        files = payload["files"]
+        if isinstance(files, bool) or not isinstance(files, int) or files < 0:
+            raise RecordError("files is not a non-negative integer")
+        blob = cache.store.verified(descriptor.digest, size=descriptor.size)
+        if blob is None:
+            raise RecordError(f"layer blob {descriptor.digest} did not arrive whole")
+        cache.put(key, StdlibLayer(Layer(descriptor, diff_id, blob), files))
+    except (RecordError, ReproBuildError) as e:
+        message = e.message if isinstance(e, ReproBuildError) else str(e)
+        log.warning("warning: registry cache entry stdlib-%s is malformed (%s); compiling it", key[:12], message)
 
 
 def _payload(key: str, found: StdlibLayer) -> dict[str, object]:
-    layer = found.layer
-    return {
-        "files": found.files,
-        "key": key,
-        "layer": {
-            "diff_id": str(layer.diff_id),
-            "digest": str(layer.digest),
-            "media_type": layer.media_type,
-            "size": layer.size,
-        },
-    }
+    """The registry cache entry's payload (what :func:`share_stdlib` reads back on another machine)."""
+    return {"files": found.files, "key": key, "layer": layer_json(found.layer)}

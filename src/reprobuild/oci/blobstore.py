@@ -156,6 +156,13 @@ class BlobStore:
         # 0644 whatever the umask (mkstemp creates 0600).
         tmp.chmod(0o644)
         dest = self.path(digest)
+        if dest.is_dir() and not dest.is_symlink():
+            # Not a blob this store wrote, so not one it removes; a rename onto it would fail less clearly.
+            tmp.unlink(missing_ok=True)
+            raise OCIError(
+                f"the blob store entry {dest} is a directory, not a blob",
+                hint=f"something other than repro-build wrote it; remove it (`rm -r {dest}`) and run again",
+            )
         move_file(tmp, dest)
         return dest
 
