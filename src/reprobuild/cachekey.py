@@ -18,6 +18,7 @@ base and inspects it anew (see the threat model in the docs).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -102,28 +103,40 @@ def write_sealed(path: Path, payload: Mapping[str, Any]) -> bool:
     return True
 
 
-def read_sealed(path: Path, **expect: object) -> dict[str, Any] | None:
+def read_sealed(path: Path, *, max_bytes: int | None = None, **expect: object) -> dict[str, Any] | None:
     """The payload of the entry :func:`write_sealed` wrote at ``path``; None when there is no file.
 
     ``expect``: the fields the payload must hold with exactly these values (the inputs it was written
-    for, e.g. ``key=…``). Raises :class:`UnsealedEntry` for an entry that exists but is unreadable, is
-    not an entry, holds other values for ``expect``, or whose tag does not verify.
+    for, e.g. ``key=…``). Raises :class:`UnsealedEntry` for an entry that exists but is a symbolic link
+    (never followed), is unreadable, larger than ``max_bytes``, is not an entry (``{"hmac", "payload"}``
+    and nothing else), holds other values for ``expect``, or whose tag does not verify.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UnsealedEntry(f"unreadable: {e}") from e
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsealedEntry("it is a symbolic link") from e
+        raise UnsealedEntry(f"it cannot be read: {e.strerror or e}") from e
     try:
-        data = json.loads(text)
-        payload, tag = data["payload"], data["hmac"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise UnsealedEntry("not a sealed entry") from e
-    if not isinstance(payload, dict):
-        raise UnsealedEntry("not a sealed entry")
-    if any(payload.get(name) != value for name, value in expect.items()):
-        raise UnsealedEntry("written for other inputs")
-    if not sealed_by_us(canonical_json_bytes(payload), tag):
-        raise UnsealedEntry("not sealed by this machine's cache key")
+        with os.fdopen(fd, "rb") as f:
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    except OSError as e:  # a directory
+        raise UnsealedEntry(f"it cannot be read: {e.strerror or e}") from e
+    if max_bytes is not None and len(data) > max_bytes:
+        raise UnsealedEntry(f"it is over {max_bytes} bytes")
+    try:
+        entry = json.loads(data.decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UnsealedEntry(f"it is not JSON ({e})") from e
+    if not isinstance(entry, dict) or set(entry) != {"hmac", "payload"} or not isinstance(entry["payload"], dict):
+        raise UnsealedEntry('it is not a sealed entry ({"hmac", "payload"} and nothing else)')
+    payload: dict[str, Any] = entry["payload"]
+    for name, value in expect.items():
+        found = payload.get(name)
+        if found != value or type(found) is not type(value):
+            raise UnsealedEntry(f"payload.{name} is {found!r}, not {value!r}")
+    if not sealed_by_us(canonical_json_bytes(payload), entry["hmac"]):
+        raise UnsealedEntry("it is not sealed by this machine's cache key")
     return payload

@@ -28,7 +28,7 @@ def test_another_machine_or_an_edit_or_other_inputs_are_refused(
 ) -> None:
     path = tmp_path / "entry.json"
     write_sealed(path, {"key": "k1", "value": 1})
-    with pytest.raises(UnsealedEntry, match="written for other inputs"):
+    with pytest.raises(UnsealedEntry, match=r"payload\.key is 'k1', not 'k2'"):
         read_sealed(path, key="k2")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "machine-b"))
     with pytest.raises(UnsealedEntry, match="not sealed by this machine's cache key"):
@@ -41,12 +41,37 @@ def test_another_machine_or_an_edit_or_other_inputs_are_refused(
         read_sealed(path, key="k1")
 
 
-@pytest.mark.parametrize("text", ["{", '{"payload": {}}', '{"hmac": "00", "payload": [1]}', "[]"])
-def test_what_is_not_an_entry_is_refused(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"{", "it is not JSON"),
+        (b"\xff{}", "it is not JSON"),
+        (b'{"payload": {}}', "it is not a sealed entry"),
+        (b'{"hmac": "00", "payload": [1]}', "it is not a sealed entry"),
+        (b'{"hmac": "00", "payload": {}, "more": 1}', "it is not a sealed entry"),
+        (b"[]", "it is not a sealed entry"),
+    ],
+)
+def test_what_is_not_an_entry_is_refused(tmp_path: Path, content: bytes, why: str) -> None:
     path = tmp_path / "entry.json"
-    path.write_text(text)
-    with pytest.raises(UnsealedEntry, match="not a sealed entry"):
+    path.write_bytes(content)
+    with pytest.raises(UnsealedEntry, match=why):
         read_sealed(path)
+
+
+def test_a_link_a_directory_or_a_large_file_is_refused(tmp_path: Path) -> None:
+    """Even a link to an honest entry: an entry is never read through a link."""
+    honest = tmp_path / "honest.json"
+    write_sealed(honest, {"key": "k1"})
+    (tmp_path / "link.json").symlink_to(honest)
+    with pytest.raises(UnsealedEntry, match="symbolic link"):
+        read_sealed(tmp_path / "link.json")
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(UnsealedEntry, match="cannot be read"):
+        read_sealed(tmp_path / "dir.json")
+    with pytest.raises(UnsealedEntry, match="over 10 bytes"):
+        read_sealed(honest, max_bytes=10)
+    assert read_sealed(honest, max_bytes=honest.stat().st_size) == {"key": "k1"}
 
 
 def test_without_a_key_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
