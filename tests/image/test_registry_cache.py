@@ -280,7 +280,7 @@ def test_cache_reference_is_a_repository(text: str) -> None:
 
 
 def test_debian_base_comes_from_the_registry_cache_without_a_deb(
-    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    shared: SharedCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The embedded Debian base and its standard-library byte-code, built from its lock on one machine state,
     are taken whole by another (no .deb read, nothing assembled, nothing compiled); with another fleet's
@@ -298,15 +298,13 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist"))
     config = load_config(project)
     target = config.target("cpu")
-    ref = cache_reference(f"{registry.host}/speed-cache/base-{tmp_path.name}")
+    ref = cache_reference(shared.ref)
     fleet = FleetSecret("test", SECRET.encode())
 
     def machine(name: str) -> Path:
-        cache = tmp_path / name
-        monkeypatch.setenv("REPRO_BUILD_CACHE", str(cache))
-        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / f"{name}-config"))
+        shared.machine(name)  # the secret is the RegistryCache's, passed to it below
         (tmp_path / f"{name}-staging").mkdir()
-        return cache
+        return tmp_path / f"cache-{name}"
 
     _seed_debs(project, machine("a"))
     honest, _ = debian_base(config, target, tmp_path / "a-staging" / "s")
@@ -314,7 +312,7 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
     base_a = shared_base_image(config, target)
     assert base_a is not None
     share_stdlib(RegistryCache(ref, secret=fleet), base_a, name=target.base.text, fetch=False)
-    assert len(tags(registry, ref.repository, "stdlib")) == 1
+    assert len(shared.tags("stdlib")) == 1
 
     forbid(monkeypatch, "reprobuild.image.debianbase.build_base", "reprobuild.image.stdlibbytecode.write_stdlib_layer")
     for name, secret in (("wrong", FleetSecret("other", b"another-fleet-0123456789abcdef")), ("none", None)):
