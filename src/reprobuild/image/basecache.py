@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,7 @@ from reprobuild.cache import cache_root
 from reprobuild.cachekey import UnsealedEntry, read_sealed, write_sealed
 from reprobuild.errors import BaseImageError, DigestMismatchError, OCIError, ReproBuildError
 from reprobuild.oci.blobstore import BlobStore, cache_store
-from reprobuild.oci.digest import Digest
+from reprobuild.oci.digest import SHA256_HEX_RE, Digest
 from reprobuild.oci.image import Image
 from reprobuild.oci.layer import Layer
 from reprobuild.oci.layout import load_manifest
@@ -70,8 +69,6 @@ BASE_KIND = "debian-base"
 STDLIB_KIND = "debian-stdlib-bytecode"
 #: The largest size a record may give a blob or a count (a sanity bound, not a policy).
 _MAX_SIZE = 1 << 40
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 class RecordError(ValueError):
@@ -98,7 +95,7 @@ def _string(value: object, where: str) -> str:
 
 def _hex64(value: object, where: str) -> str:
     text = _string(value, where)
-    if not _HEX64.match(text):
+    if not SHA256_HEX_RE.match(text):
         raise RecordError(f"{where} is not 64 lowercase hex digits")
     return text
 
