@@ -441,7 +441,7 @@ def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Pa
     snippet = f'`{key} = "cpu"` (a stage of {DOCKERFILE_BASE}) or `{key} = "debian:{DEFAULT_DEBIAN_SUITE}"`'
     if text.startswith("debian:") and "@" not in text:
         suite = text.split(":", 1)[1]
-        if not re.match(r"^[a-z][a-z0-9-]*$", suite):
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", suite):
             raise ConfigError(f"`{path}`: {text!r} does not name a Debian suite", hint=snippet)
         return BaseSpec("debian", text, suite=suite)
     stage = _stage_base(text, path, dockerfile)
