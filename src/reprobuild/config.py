@@ -28,6 +28,7 @@ from reprobuild.dockerfile_base import DockerfileBase, parse_dockerfile_base
 from reprobuild.errors import ConfigError
 from reprobuild.lockdefaults import LockedDefaults, read_locked_defaults
 from reprobuild.lockdir import LOCKS_DIR, locks_dir, write_dir
+from reprobuild.manifest.validate import is_target_name
 from reprobuild.oci.compress import LEVELS, Compressor
 from reprobuild.oci.digest import DIGEST_RE
 from reprobuild.oci.location import parse_location
@@ -44,9 +45,9 @@ DEFAULT_DEBIAN_SUITE = "bookworm"
 DEFAULT_MANYLINUX = "manylinux_2_28"
 DEFAULT_SPLIT = ("torch", "nvidia-*", "triton", "tensorflow*", "jaxlib")
 
-_PYTHON_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
-_MANYLINUX_RE = re.compile(r"^manylinux_2_(\d+)$")
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PYTHON_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?\Z")
+_MANYLINUX_RE = re.compile(r"^manylinux_2_(\d+)\Z")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 #: ``docker-archive`` is any archive (a ``docker save`` tar or an OCI archive: one reader takes both).
 BaseKind = Literal["registry", "oci-layout", "docker-archive", "docker-daemon", "debian"]
@@ -440,7 +441,7 @@ def parse_base(text: str, path: str, dockerfile: DockerfileBase | None, root: Pa
     snippet = f'`{key} = "cpu"` (a stage of {DOCKERFILE_BASE}) or `{key} = "debian:{DEFAULT_DEBIAN_SUITE}"`'
     if text.startswith("debian:") and "@" not in text:
         suite = text.split(":", 1)[1]
-        if not re.match(r"^[a-z][a-z0-9-]*$", suite):
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", suite):
             raise ConfigError(f"`{path}`: {text!r} does not name a Debian suite", hint=snippet)
         return BaseSpec("debian", text, suite=suite)
     stage = _stage_base(text, path, dockerfile)
@@ -817,7 +818,7 @@ def load_config(root: Path) -> Config:
                 f"`{TOOL}.targets.{name}`: {name!r} is reserved (it names a file in `{LOCKS_DIR}/`)",
                 hint="pick another target name, e.g. `cpu` or `cuda`",
             )
-        if not re.match(r"^[a-z0-9][a-z0-9_-]*$", name):
+        if not is_target_name(name):
             raise ConfigError(
                 f"`{TOOL}.targets.{name}`: target names are lowercase letters, digits, `-` and `_`",
                 hint=f"they become file names (`{LOCKS_DIR}/<target>.txt`)",

@@ -16,6 +16,12 @@ ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 _MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
+def platform_dir(arch: str) -> str:
+    """The directory of one platform's outputs under ``build/<target>/`` of a multi-platform target:
+    ``linux-amd64``, ``linux-arm64``."""
+    return f"linux-{arch}"
+
+
 def host_arch() -> str | None:
     """The OCI architecture name of this machine (``amd64``/``arm64``), None for any other machine."""
     return _MACHINES.get(platform.machine().lower())

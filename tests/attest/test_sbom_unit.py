@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from packageurl import PackageURL
 
+from reprobuild.attest.bom import Bom, ImageFacts, ProjectFacts
 from reprobuild.attest.debcopyright import declared_license, spdx_id, synopsis_expression
-from reprobuild.attest.inventory import read_base
+from reprobuild.attest.inventory import BaseInventory, read_base
 from reprobuild.attest.provenance import ProvenanceError, manifest_from_statement, provenance_statement
 from reprobuild.attest.purl import purl
 from reprobuild.oci.blobstore import BlobStore
@@ -283,3 +284,22 @@ def test_fallback_tag_merges_with_what_others_listed(tmp_path: Path) -> None:
     listed = json.loads(fake.manifests[tag])["manifests"]
     assert [m["digest"] for m in listed] == [other["digest"], *(str(a.digest) for a in arts)]
     assert all(m.get("artifactType") for m in listed)
+
+
+@pytest.mark.parametrize(
+    ("reference", "name"),
+    [
+        ("python:3.11-slim@sha256:" + "ab" * 32, "python"),
+        ("ghcr.io/org/runtime:1", "runtime"),
+        ("debian:bookworm", "debian"),
+        ("oci-layout:fakebase@sha256:" + "ab" * 32, "fakebase"),
+        ("oci:bases/fakebase/", "fakebase"),  # every transport of the location grammar, `oci:` too
+        ("oci-archive:/tmp/base.tar:v1", "base.tar"),
+        ("docker-daemon:my/base:1", "base"),
+        ("docker://registry.example/team/base@sha256:" + "ab" * 32, "base"),
+    ],
+)
+def test_the_base_is_named_by_its_image_not_its_transport(reference: str, name: str) -> None:
+    image = ImageFacts("app", "cpu", "sha256:" + "cd" * 32, "linux/amd64", "2023-11-14T22:13:20Z", "0", reference, None)
+    bom = Bom(image, ProjectFacts("app", None, None, None), BaseInventory(None, ()), ())
+    assert bom.base_name == name

@@ -122,6 +122,11 @@ def test_full_configuration(tmp_path: Path) -> None:
         ("[tool.repro-build.targets.build]\n", "targets.build", None),
         ("[tool.repro-build.targets.cpu]\nlayers = { budget = 500 }\n", "layers.budget", "127"),
         ('[tool.repro-build]\nenv = { "BAD-NAME" = "x" }\n', "env.BAD-NAME", None),
+        # A name that ends in a newline is no name (a `$` anchor let these by; they become paths and env lines).
+        ('[tool.repro-build]\nenv = { "NAME\\n" = "x" }\n', "env.NAME", None),
+        ('[tool.repro-build.targets."cpu\\n"]\n', "target names are lowercase", "file names"),
+        ('[tool.repro-build]\npython = "3.11\\n"\n', "python", None),
+        ('[tool.repro-build.targets.cpu]\nbase = "debian:bookworm\\n"\n', "does not name a Debian suite", None),
         ('[tool.repro-build.targets.cpu]\nbase = "oci-layout:./img"\n', "targets.cpu.base", "sha256"),
         ("[tool.repro-build]\nseed = -1\n", "tool.repro-build.seed", "2**32"),
         ('[tool.repro-build.targets.cpu]\nseed = "random"\n', "targets.cpu.seed", None),

@@ -34,3 +34,8 @@ def test_base_lock_on_another_machine_asks_for_arch(
     assert main(["base", "lock", "--project", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "riscv64" in err and "--arch amd64" in err and "Traceback" not in err
+
+
+def test_each_platform_has_its_output_directory() -> None:
+    """`build/<target>/linux-<arch>`: where `image` writes a platform's outputs and `verify` looks for them."""
+    assert [platforms.platform_dir(arch) for arch in platforms.ARCHES] == ["linux-amd64", "linux-arm64"]

@@ -12,29 +12,10 @@ from typing import Any
 import pytest
 
 from tests.foundation.helpers import git_commit
+from tests.image.bookworm import bookworm_project
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 CLI = (sys.executable, "-m", "reprobuild")
-
-PYPROJECT = """\
-[project]
-name = "jsonic"
-version = "0.1.0"
-requires-python = ">=3.11"
-dependencies = ["six==1.17.0"]
-
-[build-system]
-requires = ["hatchling==1.33.0"]
-build-backend = "hatchling.build"
-
-[tool.repro-build]
-python = "3.11"
-source-date-epoch = "git"
-
-[tool.repro-build.targets.cpu]
-base = "debian:bookworm"
-platform = "linux/amd64"
-"""
 
 
 def _json(root: Path, *args: str, code: int = 0) -> dict[str, Any]:
@@ -46,10 +27,7 @@ def _json(root: Path, *args: str, code: int = 0) -> dict[str, Any]:
 
 
 def test_every_command_prints_one_json_document(tmp_path: Path) -> None:
-    root = tmp_path / "jsonic"
-    (root / "src" / "jsonic").mkdir(parents=True)
-    (root / "src" / "jsonic" / "__init__.py").write_text("")
-    (root / "pyproject.toml").write_text(PYPROJECT)
+    root = bookworm_project(tmp_path / "jsonic", "jsonic", dependencies=["six==1.17.0"])
 
     lock = _json(root, "lock")
     assert lock["command"] == "lock" and lock["check"] is False

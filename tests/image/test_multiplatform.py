@@ -31,6 +31,8 @@ PROJECT = HERE / "multiplat-project"
 #: ELF ``e_machine`` values (System V gABI): EM_X86_64 and EM_AARCH64.
 E_MACHINE = {"amd64": 62, "arm64": 183}
 REPO = "multiplat-test/app"
+#: The registry cache (`--cache`) the fixture's build shares its layers through, on the push's registry.
+CACHE_REPO = "multiplat-test/cache"
 
 
 def _elf_machine(data: bytes) -> int | None:
@@ -65,8 +67,11 @@ def built(
     (root / ".gitignore").write_text("build/\ndist/\n")
     git_commit(root)
     push = f"{registry.host}/{REPO}:v1"
+    cache = f"{registry.host}/{CACHE_REPO}"
     try:
-        out = run_cli("image", "--project", str(root), "--push", push, "--smoke", "--tag", TAG, "--json")
+        out = run_cli(
+            "image", "--project", str(root), "--push", push, "--cache", cache, "--smoke", "--tag", TAG, "--json"
+        )
         assert out.returncode == 0, out.stderr
         (record,) = json.loads(out.stdout)["targets"]
         yield root, record, out.stderr
@@ -153,6 +158,29 @@ def test_the_index_is_pushed_with_each_platforms_attachments(
         for child in children:
             client.get_manifest(REPO, child)  # each platform's image is there too
     assert children == [p["digest"] for p in record["platforms"]]
+
+
+def test_the_index_push_mounts_the_layers_the_cache_holds(
+    built: tuple[Path, dict[str, Any], str], registry: Registry
+) -> None:
+    """`--push` to the registry of `--cache`: each platform's layers the cache holds are mounted from it,
+    as a one-platform target's are (tests/image/test_registry_cache.py), not uploaded again."""
+    _, record, stderr = built
+    held = set()
+    with RegistryClient(registry.host) as client:
+        for tag in client.list_tags(CACHE_REPO):
+            if tag.startswith("layer-"):
+                data, _, _ = client.get_manifest(CACHE_REPO, tag)
+                held |= {layer["digest"] for layer in json.loads(data)["layers"]}
+    in_images = {layer["digest"] for p in record["platforms"] for layer in p["layers"]}
+    # At least the project's and the app's layers: a layer-cache hit is shared with the registry cache.
+    assert len(held & in_images) >= 2
+    mounted = {
+        line.split(" to ")[0].rsplit(" ", 1)[1]
+        for line in stderr.splitlines()
+        if line.endswith(f"mounted from {CACHE_REPO}")
+    }
+    assert mounted == {digest[: len("sha256:") + 12] for digest in held & in_images}, stderr
 
 
 def test_verify_rebuilds_every_platform_and_the_index(built: tuple[Path, dict[str, Any], str]) -> None:

@@ -9,6 +9,7 @@ import functools
 import io
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +37,54 @@ pytestmark = pytest.mark.network  # the locked wheels come from the package inde
 SECRET = "image-test-fleet-secret-0123456789"
 
 
-def build(
-    root: Path, ref: str, cache: Path, monkeypatch: pytest.MonkeyPatch, *, secret: str | None = SECRET
-) -> ImageResult:
-    """A build on the machine state ``cache`` (its own cache directory and cache key) with the fleet ``secret``."""
-    monkeypatch.setenv("REPRO_BUILD_CACHE", str(cache))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(cache.with_name(cache.name + "-config")))
-    if secret is None:
-        monkeypatch.delenv(SECRET_ENV, raising=False)
-    else:
-        monkeypatch.setenv(SECRET_ENV, secret)
-    return build_image(
-        load_config(root), "cpu", project_wheel=wheel_step(), cache_ref=ref, log=logging.getLogger("t").warning
-    )
+@dataclass(frozen=True)
+class SharedCache:
+    """A registry cache ``ref`` and builds of the golden ``project`` through it, each on a machine state of
+    its own (its own cache directory and cache key under ``tmp``) and with a fleet secret or none."""
+
+    project: Path
+    ref: str
+    tmp: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def host(self) -> str:
+        return self.ref.split("/", 1)[0]
+
+    @property
+    def repo(self) -> str:
+        return self.ref.split("/", 1)[1]
+
+    def machine(self, name: str, *, secret: str | None = SECRET) -> None:
+        """From now on, run as the machine state ``name`` (``a``, ``b``, …) with the fleet ``secret``."""
+        self.monkeypatch.setenv("REPRO_BUILD_CACHE", str(self.tmp / f"cache-{name}"))
+        self.monkeypatch.setenv("XDG_CONFIG_HOME", str(self.tmp / f"cache-{name}-config"))
+        if secret is None:
+            self.monkeypatch.delenv(SECRET_ENV, raising=False)
+        else:
+            self.monkeypatch.setenv(SECRET_ENV, secret)
+
+    def build(self, machine: str, *, secret: str | None = SECRET) -> ImageResult:
+        """Build on the machine state ``machine`` with the fleet ``secret``, sharing through the cache."""
+        self.machine(machine, secret=secret)
+        return build_image(
+            load_config(self.project),
+            "cpu",
+            project_wheel=wheel_step(),
+            cache_ref=self.ref,
+            log=logging.getLogger("t").warning,
+        )
+
+    def tags(self, kind: str) -> list[str]:
+        """The cache's tags of entries of ``kind`` (``layer``, ``deps``, …)."""
+        with RegistryClient(self.host) as client:
+            return sorted(t for t in client.list_tags(self.repo) if t.startswith(f"{kind}-"))
 
 
-def tags(registry: Registry, repo: str, kind: str) -> list[str]:
-    with RegistryClient(registry.host) as client:
-        return sorted(t for t in client.list_tags(repo) if t.startswith(f"{kind}-"))
+@pytest.fixture
+def shared(golden_project: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SharedCache:
+    """The golden project and a cache repository of this test's own on the test registry."""
+    return SharedCache(golden_project, f"{registry.host}/speed-cache/{tmp_path.name}", tmp_path, monkeypatch)
 
 
 def forbid(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
@@ -70,17 +101,11 @@ def forbid(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
 
 
 def test_sealed_full_hit_fetches_and_installs_no_wheel(
-    golden_project: Path,
-    registry: Registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    shared: SharedCache, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ref = f"{registry.host}/speed-cache/sealed-{tmp_path.name}"
-    repo = ref.split("/", 1)[1]
-    first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
-    assert [len(tags(registry, repo, kind)) for kind in ("deps", "facts", "inventory")] == [1, 1, 1]
-    assert len(tags(registry, repo, "layer")) == len(first.layers) - 1  # every layer but the base's
+    first = shared.build("a")
+    assert [len(shared.tags(kind)) for kind in ("deps", "facts", "inventory")] == [1, 1, 1]
+    assert len(shared.tags("layer")) == len(first.layers) - 1  # every layer but the base's
     # Another machine state: another cache key, an empty local cache.
     forbid(
         monkeypatch,
@@ -98,7 +123,7 @@ def test_sealed_full_hit_fetches_and_installs_no_wheel(
     monkeypatch.setattr("reprobuild.image.build.install_wheels", spy)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch)
+        second = shared.build("b")
     assert second.digest == first.digest
     assert installed == [["golden-app"]]  # the project wheel only
     assert "sealed mode" in caplog.text and "warning:" not in caplog.text
@@ -109,15 +134,10 @@ def test_sealed_full_hit_fetches_and_installs_no_wheel(
 
 
 def test_trust_free_mode_rederives_every_layer(
-    golden_project: Path,
-    registry: Registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    shared: SharedCache, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Without the secret only layers are read, each after its inputs are installed and its tar hashed."""
-    ref = f"{registry.host}/speed-cache/free-{tmp_path.name}"
-    first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
+    first = shared.build("a")
     written: list[str] = []
 
     def spy(entries: list[LayerEntry], **kwargs: Any) -> Layer:
@@ -127,49 +147,37 @@ def test_trust_free_mode_rederives_every_layer(
     monkeypatch.setattr("reprobuild.image.build.write_layer", spy)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch, secret=None)
+        second = shared.build("b", secret=None)
     assert second.digest == first.digest
     assert written == []  # every layer came from the registry, none was compressed again
     assert "trust-free mode" in caplog.text and "warning:" not in caplog.text
 
 
 def test_wrong_secret_builds_everything_and_the_same_image(
-    golden_project: Path,
-    registry: Registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    shared: SharedCache, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ref = f"{registry.host}/speed-cache/wrong-{tmp_path.name}"
-    first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
+    first = shared.build("a")
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch, secret="another-fleet-0123456789abcdef")
+        second = shared.build("b", secret="another-fleet-0123456789abcdef")
     assert second.digest == first.digest
     assert "seal does not verify" in caplog.text and "0 entries used" in caplog.text
 
 
-def test_tampered_registry_entry_is_rebuilt_not_used(
-    golden_project: Path,
-    registry: Registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_tampered_registry_entry_is_rebuilt_not_used(shared: SharedCache, caplog: pytest.LogCaptureFixture) -> None:
     """Trust-free mode: the attacker re-points every layer entry at a layer of their own, with a config
     that claims its diff_id (no seal is needed without a secret): the re-derivation refuses each one."""
-    ref = f"{registry.host}/speed-cache/tampered-{tmp_path.name}"
-    repo = ref.split("/", 1)[1]
-    first = build(golden_project, ref, tmp_path / "cache-a", monkeypatch, secret=None)
+    first = shared.build("a", secret=None)
+    repo = shared.repo
     evil = write_layer(
         [LayerEntry.file("/usr/local/lib/python3.11/dist-packages/six.py", b"import os; os.system('evil')\n")],
         epoch=0,
         compressor=Compressor.gzip(),
-        store=BlobStore(tmp_path / "evil"),
+        store=BlobStore(shared.tmp / "evil"),
     )
-    with RegistryClient(registry.host) as client:
+    with RegistryClient(shared.host) as client:
         client.put_blob(repo, str(evil.digest), evil.size, lambda: evil.path.open("rb"))
-        for tag in tags(registry, repo, "layer"):
+        for tag in shared.tags("layer"):
             key = tag.removeprefix("layer-")
             body = {
                 "blobs": [{"digest": str(evil.digest), "media_type": evil.media_type, "size": evil.size}],
@@ -190,39 +198,65 @@ def test_tampered_registry_entry_is_rebuilt_not_used(
             client.put_manifest(repo, tag, json.dumps(manifest).encode(), MANIFEST_TYPE)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        second = build(golden_project, ref, tmp_path / "cache-b", monkeypatch, secret=None)
+        second = shared.build("b", secret=None)
     assert second.digest == first.digest
     assert all(layer.digest != str(evil.digest) for layer in second.layers)
     assert caplog.text.count("not what its inputs give") == len(first.layers) - 1
     # The honest layers were pushed over the tampered tags: a third machine state gets them.
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        third = build(golden_project, ref, tmp_path / "cache-c", monkeypatch, secret=None)
+        third = shared.build("c", secret=None)
     assert third.digest == first.digest
     assert "warning:" not in caplog.text
 
 
-def test_a_push_to_the_cache_registry_mounts_the_cached_layers(
-    golden_project: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_push_to_the_cache_registry_mounts_the_cached_layers(shared: SharedCache, registry: Registry) -> None:
     """`--push` to the registry of `--cache`: the layers the cache holds are mounted, not uploaded."""
     from reprobuild.oci.location import parse_location
     from reprobuild.oci.progress import Progress, Task
     from reprobuild.oci.transport import write_location
 
-    ref = f"{registry.host}/speed-cache/mount-{tmp_path.name}"
-    result = build(golden_project, ref, tmp_path / "cache-a", monkeypatch)
+    result = shared.build("a")
     notes: dict[str, str | None] = {}
 
     class Notes(Progress):
         def finished(self, task: Task, error: BaseException | None) -> None:
             notes[task.description] = task.result
 
-    location = parse_location(f"{registry.host}/speed-cache/app-{tmp_path.name}:cpu")
-    digest = write_location(location, result.image, tmp_path, progress=Notes(), mount_from=cache_reference(ref))
+    location = parse_location(f"{registry.host}/speed-cache/app-{shared.tmp.name}:cpu")
+    digest = write_location(
+        location, result.image, shared.tmp, progress=Notes(), mount_from=cache_reference(shared.ref)
+    )
     assert str(digest) == result.digest
     mounted = [d for d, note in notes.items() if note and note.startswith("mounted from")]
     assert len(mounted) == len(result.layers) - 1  # all but the fake base, which the cache does not hold
+
+
+def test_an_index_push_to_the_cache_registry_mounts_the_cached_layers(
+    shared: SharedCache, registry: Registry, tmp_path: Path
+) -> None:
+    """`image --push` of a multi-platform target pushes its index through the same step as one image's
+    (cli/imagesteps.push_built): the platforms' layers that `--cache` holds are mounted, not uploaded."""
+    from reprobuild.cli.imagesteps import push_built
+    from reprobuild.image.multiplatform import index_of
+    from reprobuild.oci.progress import Progress, Task
+
+    result = shared.build("a")
+    index = index_of([result.image])
+    notes: dict[str, str | None] = {}
+
+    class Notes(Progress):
+        def finished(self, task: Task, error: BaseException | None) -> None:
+            notes[task.description] = task.result
+
+    push = f"{registry.host}/speed-cache/{{target}}-index-{tmp_path.name}:v1"
+    location, pinned = push_built(push, "app", index, tmp_path, cache_ref=shared.ref, progress=Notes())
+    assert pinned == f"{registry.host}/speed-cache/app-index-{tmp_path.name}@{index.digest}"
+    assert location.kind == "registry"
+    mounted = [d for d, note in notes.items() if note and note.startswith("mounted from")]
+    assert len(mounted) == len(result.layers) - 1  # all but the fake base, which the cache does not hold
+    with RegistryClient(registry.host) as client:
+        assert client.list_tags(f"speed-cache/app-index-{tmp_path.name}") == ["v1"]
 
 
 def test_unreachable_registry_cache_is_a_warning(
@@ -230,11 +264,11 @@ def test_unreachable_registry_cache_is_a_warning(
 ) -> None:
     from tests.testbed import free_port
 
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("REPRO_BUILD_REGISTRY_CONNECT_TIMEOUT", "1")
     monkeypatch.setenv("REPRO_BUILD_REGISTRY_DEADLINE", "3")
+    nobody = SharedCache(golden_project, f"127.0.0.1:{free_port()}/nobody/home", tmp_path, monkeypatch)
     with caplog.at_level(logging.WARNING):
-        result = build(golden_project, f"127.0.0.1:{free_port()}/nobody/home", tmp_path / "cache", monkeypatch)
+        result = nobody.build("a")
     assert result.digest.startswith("sha256:")
     assert caplog.text.count("building without it") == 1
 
@@ -246,7 +280,7 @@ def test_cache_reference_is_a_repository(text: str) -> None:
 
 
 def test_debian_base_comes_from_the_registry_cache_without_a_deb(
-    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    shared: SharedCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The embedded Debian base and its standard-library byte-code, built from its lock on one machine state,
     are taken whole by another (no .deb read, nothing assembled, nothing compiled); with another fleet's
@@ -264,15 +298,13 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist"))
     config = load_config(project)
     target = config.target("cpu")
-    ref = cache_reference(f"{registry.host}/speed-cache/base-{tmp_path.name}")
+    ref = cache_reference(shared.ref)
     fleet = FleetSecret("test", SECRET.encode())
 
     def machine(name: str) -> Path:
-        cache = tmp_path / name
-        monkeypatch.setenv("REPRO_BUILD_CACHE", str(cache))
-        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / f"{name}-config"))
+        shared.machine(name)  # the secret is the RegistryCache's, passed to it below
         (tmp_path / f"{name}-staging").mkdir()
-        return cache
+        return tmp_path / f"cache-{name}"
 
     _seed_debs(project, machine("a"))
     honest, _ = debian_base(config, target, tmp_path / "a-staging" / "s")
@@ -280,7 +312,7 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
     base_a = shared_base_image(config, target)
     assert base_a is not None
     share_stdlib(RegistryCache(ref, secret=fleet), base_a, name=target.base.text, fetch=False)
-    assert len(tags(registry, ref.repository, "stdlib")) == 1
+    assert len(shared.tags("stdlib")) == 1
 
     forbid(monkeypatch, "reprobuild.image.debianbase.build_base", "reprobuild.image.stdlibbytecode.write_stdlib_layer")
     for name, secret in (("wrong", FleetSecret("other", b"another-fleet-0123456789abcdef")), ("none", None)):
@@ -304,7 +336,7 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
 
 
 def test_a_build_without_the_cache_never_asks_the_registry_cache(
-    golden_project: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shared: SharedCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`verify` rebuilds with `use_cache=False` (and names no cache): no registry cache is even opened."""
     import inspect
@@ -314,14 +346,13 @@ def test_a_build_without_the_cache_never_asks_the_registry_cache(
     source = inspect.getsource(verify)
     assert "use_cache=False" in source and "cache_ref" not in source
     forbid(monkeypatch, "reprobuild.image.build.RegistryCache")
-    monkeypatch.setenv("REPRO_BUILD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv(SECRET_ENV, SECRET)
+    shared.machine("a")
     result = build_image(
-        load_config(golden_project),
+        load_config(shared.project),
         "cpu",
         project_wheel=wheel_step(),
         use_cache=False,
-        cache_ref=f"{registry.host}/speed-cache/verify-{tmp_path.name}",
+        cache_ref=shared.ref,
     )
     assert result.digest.startswith("sha256:")
 

@@ -12,50 +12,35 @@ import pytest
 
 from reprobuild.cli.main import main
 from tests.foundation.helpers import git_commit
+from tests.image.bookworm import bookworm_project
 from tests.testbed import Engine
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 CLI = (sys.executable, "-m", "reprobuild")
 TAG = "repro-build-test-ecosys-smoke"
 
-PYPROJECT = """\
-[project]
-name = "smoky"
-version = "0.1.0"
-requires-python = ">=3.11"
-dependencies = []
 
-[project.scripts]
-smoky = "smoky.cli:main"
+#: The ``ok`` target's smoke test: who it runs as and which network interfaces it sees.
+OK_SMOKE = 'smoke = ["python3", "-c", "import os, socket; print(os.getuid(), [n for _, n in socket.if_nameindex()])"]'
 
-[build-system]
-requires = ["hatchling==1.33.0"]
-build-backend = "hatchling.build"
 
-[tool.repro-build]
-python = "3.11"
-source-date-epoch = "git"
-user = "1000:1000"
-
-[tool.repro-build.targets.broken]
-base = "debian:bookworm"
-platform = "linux/amd64"
-smoke = ["smoky", "--help"]
-
-[tool.repro-build.targets.ok]
-base = "debian:bookworm"
-platform = "linux/amd64"
-smoke = ["python3", "-c", "import os, socket; print(os.getuid(), [n for _, n in socket.if_nameindex()])"]
-"""
+def _pyproject(root: Path, broken: str = 'smoke = ["smoky", "--help"]') -> Path:
+    """The project ``smoky``: its console script ``smoky``, a target ``broken`` (with the lines ``broken``)
+    that runs it and a target ``ok``, both as the user 1000."""
+    return bookworm_project(
+        root,
+        "smoky",
+        scripts={"smoky": "smoky.cli:main"},
+        tool='user = "1000:1000"',
+        targets={"broken": broken, "ok": OK_SMOKE},
+    )
 
 
 def _project(root: Path) -> Path:
-    (root / "src" / "smoky").mkdir(parents=True)
-    (root / "src" / "smoky" / "__init__.py").write_text("")
+    _pyproject(root)
     # The console script imports a module the project never declared: the wheel installs, the image builds
     # bit for bit, and the program dies at start-up with ModuleNotFoundError.
     (root / "src" / "smoky" / "cli.py").write_text("import not_declared_anywhere\n\n\ndef main() -> None:\n    pass\n")
-    (root / "pyproject.toml").write_text(PYPROJECT)
     assert main(["lock", "--project", str(root), "-q"]) == 0
     git_commit(root)
     return root
@@ -92,17 +77,13 @@ def test_smoke(tmp_path: Path, engine: Engine) -> None:
 
 
 def test_smoke_needs_a_smoke_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "pyproject.toml").write_text(PYPROJECT.replace('smoke = ["smoky", "--help"]\n', ""))
+    root = _pyproject(tmp_path / "p", broken="")
     assert main(["image", "--project", str(root), "--target", "broken", "--smoke"]) == 2
     err = capsys.readouterr().err
     assert "--smoke: target 'broken' has no smoke test" in err and 'smoke = ["my-app", "--help"]' in err
 
 
 def test_smoke_must_be_an_argv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "pyproject.toml").write_text(PYPROJECT.replace('smoke = ["smoky", "--help"]', "smoke = []"))
+    root = _pyproject(tmp_path / "p", broken="smoke = []")
     assert main(["config", "--project", str(root)]) == 2
     assert "must be a non-empty list of non-empty strings" in capsys.readouterr().err

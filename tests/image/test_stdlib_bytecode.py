@@ -24,6 +24,7 @@ from reprobuild.oci.layer import Layer, write_layer
 from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.oci.values import Platform
 from tests.foundation.helpers import git_commit
+from tests.image.bookworm import bookworm_project
 from tests.testbed import Engine
 
 EPOCH = 1_700_000_000
@@ -214,25 +215,6 @@ def test_the_cache_key_names_the_compiler(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ in the engine, on the real Debian base
 
-PYPROJECT = """\
-[project]
-name = "pycprobe"
-version = "0.1.0"
-requires-python = ">=3.11"
-dependencies = []
-
-[build-system]
-requires = ["hatchling==1.33.0"]
-build-backend = "hatchling.build"
-
-[tool.repro-build]
-python = "3.11"
-source-date-epoch = "git"
-
-[tool.repro-build.targets.main]
-base = "debian:bookworm"
-platform = "linux/amd64"
-"""
 TAG = "repro-build-test-stdlib-pyc"
 IMPORTS = "import json, re, ssl, decimal, asyncio, email.mime.text, sqlite3, sysconfig, sitecustomize"
 
@@ -240,10 +222,7 @@ IMPORTS = "import json, re, ssl, decimal, asyncio, email.mime.text, sqlite3, sys
 @pytest.mark.network
 @pytest.mark.slow
 def test_the_image_interpreter_compiles_and_writes_nothing(tmp_path: Path, engine: Engine) -> None:
-    root = tmp_path / "pycprobe"
-    (root / "src" / "pycprobe").mkdir(parents=True)
-    (root / "src" / "pycprobe" / "__init__.py").write_text("")
-    (root / "pyproject.toml").write_text(PYPROJECT)
+    root = bookworm_project(tmp_path / "pycprobe", "pycprobe", targets={"main": ""})
     cli = (sys.executable, "-m", "reprobuild")
     subprocess.run([*cli, "lock", "--project", str(root), "-q"], check=True)
     git_commit(root)

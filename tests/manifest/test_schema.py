@@ -203,7 +203,12 @@ def test_shapes_the_schema_allows_read_and_write_back(data: dict[str, Any]) -> N
         ),
         ({"locks": {"../x": None}}, r"locks key is '\.\./x'"),
         ({"source.remote": "--upload-pack=touch /tmp/x"}, r"source\.remote"),
+        ({"source.commit": "ab" * 20 + "\n"}, r"source\.commit .* not a full git commit id"),  # `$` let it by
+        ({"source.commit": "ab" * 10}, r"source\.commit .* not a full git commit id"),
         ({"target": "../cpu"}, r"target is '\.\./cpu'"),
+        ({"target": "cpu\n"}, r"target is 'cpu\\n'"),
+        ({"project.path": "app\n"}, r"project\.path"),
+        ({"locks": {"repro-locks/cpu.txt\n": None}}, r"locks key"),
         ({"project.path": "../elsewhere"}, r"project\.path"),
         ({"attestations": None}, r"attestations is None, which is not present, or absent altogether"),
         ({"attestations": [{**ATTESTATION, "file": "../../etc/passwd"}]}, r"attestations\[0\]\.file"),

@@ -12,7 +12,7 @@ from reprobuild.errors import ConfigError, OCIError
 from reprobuild.oci.archive import write_archive
 from reprobuild.oci.digest import Digest
 from reprobuild.oci.layout import write_layout
-from reprobuild.oci.location import Location, parse_location
+from reprobuild.oci.location import TRANSPORTS, Location, parse_location, without_transport
 from tests.oci.helpers import small_image
 
 D = "sha256:" + "ab" * 32
@@ -175,3 +175,12 @@ def test_inspect_of_a_missing_or_plain_directory_fails_cleanly(
     assert main(["inspect", "./build/cpu/oci"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert no_registry == []
+
+
+def test_without_transport_knows_every_transport_of_the_grammar() -> None:
+    for prefix in TRANSPORTS:
+        assert without_transport(f"{prefix}x/y") == "x/y", prefix
+    assert without_transport("registry.example/x/y:1") == "registry.example/x/y:1"
+    # Each transport parse_location reads is one without_transport strips.
+    for text in ("oci:d", "oci-layout:d", "oci-archive:f.tar", "docker-archive:f.tar", "docker-daemon:n:1"):
+        assert any(text.startswith(p) for p in TRANSPORTS) and parse_location(text).kind != "registry"

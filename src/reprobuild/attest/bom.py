@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from reprobuild.attest.inventory import BaseInventory, WheelPackage
 from reprobuild.attest.purl import purl
+from reprobuild.oci.location import without_transport
 
 #: The UUID namespace of repro-build's SBOM identifiers: uuid5(NAMESPACE_URL, "urn:reprobuild:sbom").
 SBOM_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:reprobuild:sbom")
@@ -65,11 +66,7 @@ class Bom:
     def base_name(self) -> str:
         """The base's short name: ``python`` for ``python:3.11-slim@sha256:…``, ``fakebase`` for
         ``oci-layout:fakebase@sha256:…``, ``debian`` for ``debian:bookworm``."""
-        text = self.image.base_reference.split("@", 1)[0]
-        for prefix in ("oci-layout:", "oci-archive:", "docker-archive:", "docker-daemon:", "docker://"):
-            if text.startswith(prefix):
-                text = text[len(prefix) :].rstrip("/")
-                break
+        text = without_transport(self.image.base_reference.split("@", 1)[0]).rstrip("/")
         last = text.rsplit("/", 1)[-1]
         return last.split(":", 1)[0] or "base"
 

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.cli.imagesteps import build_settings, push_attached, push_built
 from reprobuild.cli.output import data, log
 from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import Config, load_config
 from reprobuild.errors import ConfigError
 from reprobuild.image.build import ImageResult, ProjectWheel, build_image
-from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.registrycache import cache_reference
 from reprobuild.image.summary import image_record
@@ -84,14 +84,17 @@ def _log_for(target: str, quiet: bool, message: str) -> None:
 def _attach(name: str, result: ImageResult, location: Location | None, *, quiet: bool) -> dict[str, Any] | None:
     """Derive the provenance from the manifest just written and attach it; after a push, push every
     attachment (SBOMs and provenance) to the same repository. The image's digest is not touched."""
-    from reprobuild.attest.attach import attach_provenance, push_attachments
+    from reprobuild.attest.attach import attach_provenance
 
     attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
     if location is None:
         return None
-    count, how = push_attachments(location, result.layout, result.image)
-    log(f"{name}: {count} attachments (SBOMs, provenance) pushed; found through the {how}", quiet=quiet)
-    return {"count": count, "how": how}
+    attached = push_attached(location, [result])
+    log(
+        f"{name}: {attached['count']} attachments (SBOMs, provenance) pushed; found through the {attached['how']}",
+        quiet=quiet,
+    )
+    return attached
 
 
 def _check_names(args: argparse.Namespace, targets: list[str]) -> None:
@@ -167,14 +170,14 @@ def run(args: argparse.Namespace) -> int:
             result = build_image(
                 config,
                 name,
-                out_dir=args.out_dir,
-                wheel=args.wheel,
-                project_wheel=project_wheel,
-                cache_ref=cache_ref,
-                debian=functools.partial(debian_base, mirror=args.mirror, progress=progress),
-                progress=progress,
-                log=functools.partial(_log_for, name, args.quiet),
                 background_cleanup=True,  # the work tree goes while the image is loaded or pushed
+                **build_settings(
+                    args,
+                    project_wheel=project_wheel,
+                    cache_ref=cache_ref,
+                    progress=progress,
+                    log=functools.partial(_log_for, name, args.quiet),
+                ),
             )
             image_id = None
             tag = args.tag.replace("{target}", name) if args.tag else result.repo_tag
@@ -191,18 +194,9 @@ def run(args: argparse.Namespace) -> int:
             pushed = None
             location: Location | None = None
             if args.push:
-                from reprobuild.oci.location import parse_location
-                from reprobuild.oci.transport import write_location
-
-                location = parse_location(args.push.replace("{target}", name))
-                digest = write_location(
-                    location,
-                    result.image,
-                    result.layout.parent,
-                    progress=progress,
-                    mount_from=cache_reference(cache_ref) if cache_ref else None,
+                location, pushed = push_built(
+                    args.push, name, result.image, result.layout.parent, cache_ref=cache_ref, progress=progress
                 )
-                pushed = location.pinned(digest)
         manifest = image_manifest(config, result, image_id=image_id)
         write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
         attached = _attach(name, result, location, quiet=args.quiet)

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.cli.imagesteps import build_settings, push_attached, push_built
 from reprobuild.cli.progress import progress_for_cli
 from reprobuild.config import Config
 from reprobuild.errors import ImageError
 from reprobuild.image.build import ImageResult, ProjectWheel
-from reprobuild.image.debianbase import debian_base
 from reprobuild.image.multiplatform import IndexResult, attach_platform_provenance, build_index
 from reprobuild.image.summary import image_record
 from reprobuild.manifest.indexschema import make_index_manifest, write_index_manifest
@@ -69,13 +69,7 @@ def run_index(
         result = build_index(
             config,
             name,
-            out_dir=args.out_dir,
-            wheel=args.wheel,
-            project_wheel=project_wheel,
-            cache_ref=cache_ref,
-            debian=functools.partial(debian_base, mirror=args.mirror, progress=progress),
-            progress=progress,
-            log=say,
+            **build_settings(args, project_wheel=project_wheel, cache_ref=cache_ref, progress=progress, log=say),
         )
         image_id: str | None = None
         client: Any = None
@@ -92,12 +86,9 @@ def run_index(
         pushed: str | None = None
         location: Location | None = None
         if args.push:
-            from reprobuild.oci.location import parse_location
-            from reprobuild.oci.transport import write_location
-
-            location = parse_location(args.push.replace("{target}", name))
-            digest = write_location(location, result.index, result.layout.parent, progress=progress)
-            pushed = location.pinned(digest)
+            location, pushed = push_built(
+                args.push, name, result.index, result.layout.parent, cache_ref=cache_ref, progress=progress
+            )
             say(f"pushed the index of {len(result.images)} platforms: {pushed}")
     manifests, paths = [], {}
     for one in result.images:
@@ -110,14 +101,11 @@ def run_index(
     attach_platform_provenance(result, paths)
     attached = None
     if location is not None:
-        from reprobuild.attest.attach import push_attachments
-
-        count, how = 0, "none"
-        for one in result.images:
-            n, how = push_attachments(location, one.layout, one.image)
-            count += n
-        say(f"{count} attachments (each platform's SBOMs and provenance) pushed; found through the {how}")
-        attached = {"count": count, "how": how}
+        attached = push_attached(location, result.images)
+        say(
+            f"{attached['count']} attachments (each platform's SBOMs and provenance) pushed; found through the "
+            f"{attached['how']}"
+        )
     say(str(result.layout.parent))
     record = _record(result, name, start=start, image_id=image_id, tag=tag, pushed=pushed, attached=attached)
     if args.smoke:

@@ -113,11 +113,11 @@ def run(args: argparse.Namespace) -> int:
             for problem in gate.problems:
                 log(f"  {problem}")
         return 0 if gate.match else 1
+    from reprobuild.manifest.verify import RebuildOptions
     from reprobuild.manifest.verifyindex import verify_any
 
     with progress_for_cli(args.quiet) as progress:
-        result = verify_any(
-            args.manifest,
+        options = RebuildOptions(
             repo=args.repo,
             offline=args.offline,
             mirror=args.mirror,
@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             log=lambda s: log(s, quiet=args.quiet),
             progress=progress,
         )
+        result = verify_any(args.manifest, options)
     if args.json:
         data(json.dumps(result.to_dict(), sort_keys=True, indent=2))
     elif result.identical:

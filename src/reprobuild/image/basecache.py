@@ -14,7 +14,8 @@ from the record):
     the layer's descriptor and diff_id and how many pyc files it holds.
 
 Neither can be checked against its inputs without redoing most of the work (reading every ``.deb``,
-compiling the standard library), so a record is sealed: ``{"hmac": ..., "payload": ...}`` where the
+compiling the standard library), so a record is a sealed entry (:func:`reprobuild.cachekey.write_sealed`,
+read back by :func:`~reprobuild.cachekey.read_sealed`): ``{"hmac": ..., "payload": ...}`` where the
 HMAC-SHA256 covers the canonical JSON of the whole payload (its kind, format, key, and every digest
 and size) under the machine's cache key kept outside the cache (:mod:`reprobuild.cachekey`). On use,
 a record is read as data before anything in it is believed: at most :data:`MAX_RECORD_BYTES`, no
@@ -38,22 +39,17 @@ removed.
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
 import logging
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reprobuild.cache import cache_root
-from reprobuild.cachekey import seal, sealed_by_us
+from reprobuild.cachekey import UnsealedEntry, read_sealed, write_sealed
 from reprobuild.errors import BaseImageError, DigestMismatchError, OCIError, ReproBuildError
-from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
 from reprobuild.oci.blobstore import BlobStore, cache_store
-from reprobuild.oci.digest import Digest
+from reprobuild.oci.digest import SHA256_HEX_RE, Digest
 from reprobuild.oci.image import Image
 from reprobuild.oci.layer import Layer
 from reprobuild.oci.layout import load_manifest
@@ -73,8 +69,6 @@ BASE_KIND = "debian-base"
 STDLIB_KIND = "debian-stdlib-bytecode"
 #: The largest size a record may give a blob or a count (a sanity bound, not a policy).
 _MAX_SIZE = 1 << 40
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 class RecordError(ValueError):
@@ -101,7 +95,7 @@ def _string(value: object, where: str) -> str:
 
 def _hex64(value: object, where: str) -> str:
     text = _string(value, where)
-    if not _HEX64.match(text):
+    if not SHA256_HEX_RE.match(text):
         raise RecordError(f"{where} is not 64 lowercase hex digits")
     return text
 
@@ -151,54 +145,27 @@ def layer_json(layer: Layer) -> dict[str, object]:
 
 
 def _read_record(path: Path, kind: str, key: str) -> Mapping[str, object] | None:
-    """The payload of the record at ``path`` once its shape, kind, key and seal check out; ``None`` if absent.
+    """The payload of the record at ``path`` once its shape, kind, key and seal check out; ``None`` if absent
+    (:func:`reprobuild.cachekey.read_sealed`, never through a link, at most :data:`MAX_RECORD_BYTES`).
 
-    Raises :class:`RecordError` (or :class:`OSError`) saying what is wrong with a record that is there.
+    Raises :class:`RecordError` saying what is wrong with a record that is there.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise RecordError("it is a symbolic link") from e
-        raise
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(MAX_RECORD_BYTES + 1)
-    if len(data) > MAX_RECORD_BYTES:
-        raise RecordError(f"it is over {MAX_RECORD_BYTES} bytes")
-    try:
-        parsed: Any = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RecordError(f"it is not JSON ({e})") from e
-    record = _object(parsed, frozenset({"hmac", "payload"}), "the record")
-    tag = _hex64(record["hmac"], "hmac")
-    payload = record["payload"]
-    if not isinstance(payload, dict):
-        raise RecordError("payload is not a JSON object")
-    _exactly(payload.get("kind"), kind, "payload.kind")
-    _exactly(payload.get("format"), FORMAT, "payload.format")
-    _exactly(payload.get("key"), key, "payload.key")
-    if not sealed_by_us(canonical_json_bytes(payload), tag):
-        raise RecordError("its seal does not verify with this machine's cache key")
-    return payload
+        return read_sealed(path, max_bytes=MAX_RECORD_BYTES, kind=kind, format=FORMAT, key=key)
+    except UnsealedEntry as e:
+        raise RecordError(str(e)) from e
 
 
 def _write_record(path: Path, payload: Mapping[str, object]) -> bool:
     """Seal ``payload`` and write it at ``path`` (atomically); ``False`` when this machine has no cache key."""
-    tag = seal(canonical_json_bytes(payload))
-    if tag is None:
-        return False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+        return write_sealed(path, payload)  # its directory too
     except (OSError, ReproBuildError) as e:
         detail = e.message if isinstance(e, ReproBuildError) else (e.strerror or str(e))
         raise BaseImageError(
             f"cannot write the cache record {path}: {detail}",
             hint=f"something other than repro-build is at that path; remove it (`rm -r {path}`) and build again",
         ) from e
-    return True
 
 
 def _evict(path: Path, what: str, problem: str, doing: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from reprobuild import __version__
 from reprobuild.attest.inventory import wheel_license
@@ -70,6 +70,7 @@ from reprobuild.oci.mediatypes import oci_layer_type
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.oci.validate import validate_image
+from reprobuild.platforms import platform_dir
 
 if TYPE_CHECKING:
     from reprobuild.attest.inventory import BaseInventory
@@ -81,6 +82,23 @@ BACKGROUND_WORKERS = 3
 
 #: Builds or locates the project's wheel; returns (wheel path, the wheel step's record as a dict).
 ProjectWheel = Callable[[Config, Path], tuple[Path, dict[str, Any]]]
+
+
+class BuildSettings(TypedDict, total=False):
+    """The arguments of :func:`build_image` that are the same for every platform of a target: what
+    :func:`reprobuild.image.multiplatform.build_index` passes on to each platform's build (mypy checks
+    that each is one of :func:`build_image`'s, of its type)."""
+
+    out_dir: Path | None
+    epoch: Epoch | None
+    wheel: Path | None
+    project_wheel: ProjectWheel | None
+    offline: bool
+    use_cache: bool
+    cache_ref: str | None
+    debian: DebianBuilder | None
+    progress: Progress
+    log: Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -763,7 +781,7 @@ def build_image(
         epoch = epoch or resolve_epoch(config.epoch_policy, config.root)
         lock = _check_lock(config, target)
         prepare_cache_root()
-        final = out_root / (target.name if platform is None else f"{target.os}-{target.arch}")
+        final = out_root / (target.name if platform is None else platform_dir(target.arch))
         source = source_info(config.root)
         label = source_label(config.project.urls, source.remote)
         log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.cache import cache_root
-from reprobuild.cachekey import seal, sealed_by_us
+from reprobuild.cachekey import UnsealedEntry, read_sealed, write_sealed
 from reprobuild.errors import ReproBuildError
 from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
 from reprobuild.image.baseinfo import BaseInfo, inspect_base
@@ -114,10 +114,7 @@ def _facts_payload(image: Image, info: BaseInfo) -> dict[str, Any]:
 
 
 def _write_base_info(path: Path, image: Image, info: BaseInfo) -> None:
-    payload = _facts_payload(image, info)
-    tag = seal(canonical_json_bytes(payload))
-    if tag is not None:
-        atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+    write_sealed(path, _facts_payload(image, info))
 
 
 def _facts(payload: Any, image: Image) -> BaseInfo | None:
@@ -139,22 +136,17 @@ def _facts(payload: Any, image: Image) -> BaseInfo | None:
 
 def _read_base_info(path: Path, image: Image) -> BaseInfo | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        data = None
-    info = None
-    try:
-        payload = data["payload"]
-        if sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
-            info = _facts(payload, image)
-    except (KeyError, TypeError, ValueError):
-        pass
-    if info is None:
+        payload = read_sealed(path, base=str(image.digest))
+        if payload is None:
+            return None
+        info = _facts(payload, image)
+        if info is None:
+            raise UnsealedEntry("malformed facts")
+        return info
+    except UnsealedEntry:
         log.warning("warning: base facts cache entry %s is not sealed by this machine; inspecting anew", path.name[:12])
         path.unlink(missing_ok=True)
-    return info
+        return None
 
 
 def _content_sha(entry: LayerEntry) -> str:

@@ -27,7 +27,6 @@ entry takes the registry's (its seal verified there, its blobs checked by digest
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 from reprobuild import __version__
 from reprobuild.cache import cache_root
-from reprobuild.cachekey import seal, sealed_by_us
+from reprobuild.cachekey import UnsealedEntry, read_sealed, write_sealed
 from reprobuild.config import LayerPolicy, Target
 from reprobuild.distribution import code_digest
 from reprobuild.errors import ReproBuildError
-from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
+from reprobuild.fsutil import canonical_json_bytes
 from reprobuild.image.buildcache import LAYER_FORMAT
 from reprobuild.image.interpreter import Interpreter
 from reprobuild.image.plan import LayerGroup
@@ -149,20 +148,12 @@ class DependencyCache:
         return self._get(key)
 
     def _get(self, key: str) -> DependencyLayers | None:
-        path = self.index / f"{key}.json"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            payload = read_sealed(self.index / f"{key}.json", key=key)
+        except UnsealedEntry as e:
+            self._evict(key, str(e))
             return None
-        except (OSError, ValueError):
-            self._evict(key, "unreadable")
-            return None
-        try:
-            payload = data["payload"]
-            if payload["key"] != key or not sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
-                raise ValueError("not sealed")
-        except (KeyError, TypeError, ValueError):
-            self._evict(key, "not sealed by this machine's cache key")
+        if payload is None:
             return None
         try:
             groups, layers = [], []
@@ -229,13 +220,15 @@ class DependencyCache:
                 self._share(key, found)
 
     def _write(self, key: str, payload: dict[str, Any]) -> None:
-        tag = seal(canonical_json_bytes(payload))
-        if tag is not None:
-            atomic_write_text(self.index / f"{key}.json", json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+        write_sealed(self.index / f"{key}.json", payload)
 
     def _share(self, key: str, found: DependencyLayers) -> None:
         """Push the (verified) local entry ``found`` of ``key`` and its blobs as the registry cache's ``deps-<key>``."""
         if self.remote is None or found.licenses is None:
             return
-        data = json.loads((self.index / f"{key}.json").read_text(encoding="utf-8"))
-        self.remote.put("deps", key, data["payload"], [(layer.descriptor, layer.path) for layer in found.layers])
+        try:
+            payload = read_sealed(self.index / f"{key}.json", key=key)
+        except UnsealedEntry:
+            return  # replaced since it was verified: shared by whoever wrote it, if anyone
+        if payload is not None:
+            self.remote.put("deps", key, payload, [(layer.descriptor, layer.path) for layer in found.layers])

@@ -141,7 +141,7 @@ def _find(python: str, request: str | None) -> Interpreter:
 #: The entry names a program to run, so it is sealed with the cache key (:mod:`reprobuild.cachekey`),
 #: and it is used only when the program still reports exactly that CPython version: any CPython of
 #: that version writes the same byte-code, which is what uv's first request would have given.
-_EXACT = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+_EXACT = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\Z")
 
 
 def _entry(python: str) -> Path | None:
@@ -151,29 +151,24 @@ def _entry(python: str) -> Path | None:
 
 
 def _remember(python: str, found: Interpreter) -> None:
-    from reprobuild.cachekey import seal
-    from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
+    from reprobuild.cachekey import write_sealed
 
     path = _entry(python)
-    payload = {"path": str(found.path), "python": python}
-    tag = seal(canonical_json_bytes(payload))
-    if path is None or tag is None:
+    if path is None:
         return
     with contextlib.suppress(OSError):  # remembering only saves time
-        atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+        write_sealed(path, {"path": str(found.path), "python": python})
 
 
 def _recall(python: str) -> Interpreter | None:
-    from reprobuild.cachekey import sealed_by_us
-    from reprobuild.fsutil import canonical_json_bytes
+    from reprobuild.cachekey import read_sealed
 
     entry = _entry(python)
     if entry is None:
         return None
     try:
-        data = json.loads(entry.read_text(encoding="utf-8"))
-        payload = data["payload"]
-        if payload["python"] != python or not sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
+        payload = read_sealed(entry, python=python)
+        if payload is None:
             return None
         program = Path(str(payload["path"]))
         if not program.is_absolute():

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprobuild import __version__
 from reprobuild.cache import cache_root
-from reprobuild.cachekey import seal, sealed_by_us
+from reprobuild.cachekey import read_sealed, write_sealed
 from reprobuild.distribution import code_digest
-from reprobuild.fsutil import atomic_write_text, canonical_json_bytes
+from reprobuild.fsutil import canonical_json_bytes
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.image import Image
 
@@ -96,17 +95,9 @@ def _from_json(payload: dict[str, Any]) -> BaseInventory:
 
 def _read(path: Path, key: str) -> BaseInventory | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        data = None
-    try:
-        payload = data["payload"]
-        if payload["key"] != key or not sealed_by_us(canonical_json_bytes(payload), data["hmac"]):
-            raise ValueError("not sealed for these inputs by this machine's cache key")
-        return _from_json(payload)
-    except (KeyError, TypeError, ValueError):
+        payload = read_sealed(path, key=key)
+        return None if payload is None else _from_json(payload)
+    except (KeyError, TypeError, ValueError):  # UnsealedEntry is a ValueError
         log.warning("warning: base inventory cache entry %s is not sealed by this machine; reading the base", key[:12])
         path.unlink(missing_ok=True)
         return None
@@ -142,10 +133,7 @@ def cached_base_inventory(
 
 
 def _write(path: Path, key: str, inventory: BaseInventory) -> None:
-    payload = _to_json(key, inventory)
-    tag = seal(canonical_json_bytes(payload))
-    if tag is not None:
-        atomic_write_text(path, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
+    write_sealed(path, _to_json(key, inventory))
 
 
 def _shared(remote: RegistryCache, key: str, root: Path | None) -> BaseInventory | None:

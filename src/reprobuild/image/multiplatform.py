@@ -19,24 +19,22 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from reprobuild.config import Config, Target
-from reprobuild.epoch import Epoch
 from reprobuild.errors import ImageError
 from reprobuild.fsutil import exclusive_lock, make_output_dir, publish_dir
-from reprobuild.image.base import DebianBuilder
-from reprobuild.image.build import ImageResult, ProjectWheel, build_image
+from reprobuild.image.build import BuildSettings, ImageResult, build_image
 from reprobuild.image.wheels import WheelPin
 from reprobuild.oci.image import Image
 from reprobuild.oci.index import Index, new_index
 from reprobuild.oci.layout import read_layout, write_layout
-from reprobuild.oci.progress import NO_PROGRESS, Progress
+from reprobuild.oci.progress import NO_PROGRESS
 from reprobuild.platforms import ARCHES, host_arch
 
 
@@ -59,9 +57,8 @@ class IndexResult:
         return next((r for r in self.images if r.image.config.get("architecture") == arch), None)
 
 
-def platform_dir(target: Target) -> str:
-    """The directory of one platform's outputs under ``build/<target>/``: ``linux-amd64``, ``linux-arm64``."""
-    return f"{target.os}-{target.arch}"
+def _quiet(message: str) -> None:
+    """The default ``log``: say nothing."""
 
 
 def index_of(images: Sequence[Image]) -> Index:
@@ -103,29 +100,22 @@ def build_index(
     config: Config,
     target_name: str,
     *,
-    out_dir: Path | None = None,
-    epoch: Epoch | None = None,
-    wheel: Path | None = None,
-    project_wheel: ProjectWheel | None = None,
     pins: Mapping[str, list[WheelPin]] | None = None,
-    offline: bool = False,
     base_manifests: Mapping[str, str] | None = None,
-    use_cache: bool = True,
-    cache_ref: str | None = None,
-    debian: DebianBuilder | None = None,
-    progress: Progress = NO_PROGRESS,
-    log: Callable[[str], None] = lambda s: None,
+    **settings: Unpack[BuildSettings],
 ) -> IndexResult:
     """Build every platform of the multi-platform target ``target_name`` and the index of their images
     into ``out_dir/<target>`` (default ``<project>/build``). ``pins`` and ``base_manifests`` are by
-    architecture (``verify`` passes each platform manifest's); the other arguments are
-    :func:`~reprobuild.image.build.build_image`'s, used for every platform."""
+    architecture (``verify`` passes each platform manifest's); ``settings`` are
+    :func:`~reprobuild.image.build.build_image`'s arguments, used for every platform."""
     target = config.target(target_name)
     if not target.multi_platform:
         raise ImageError(
             f"target {target.name!r} has one platform ({target.platform})", hint="build it with build_image"
         )
-    out_root = make_output_dir((out_dir or config.root / "build").resolve())
+    log = settings.get("log", _quiet)
+    progress = settings.get("progress", NO_PROGRESS)
+    out_root = make_output_dir((settings.get("out_dir") or config.root / "build").resolve())
     with exclusive_lock(out_root / f".{target.name}.lock"):
         for leftover in out_root.glob(f".{target.name}-*"):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -134,24 +124,16 @@ def build_index(
             staged = Path(tmp) / "out"
             staged.mkdir()
             built: list[ImageResult] = []
+            each: BuildSettings = {**settings, "out_dir": staged}
             for one in target.per_platform():
                 log(f"platform {one.platform} ({len(built) + 1} of {len(target.platforms)})")
                 result = build_image(
                     config,
                     target.name,
                     platform=one.arch,
-                    out_dir=staged,
-                    epoch=epoch,
-                    wheel=wheel,
-                    project_wheel=project_wheel,
                     pins=None if pins is None else pins[one.arch],
-                    offline=offline,
                     base_manifest=None if base_manifests is None else base_manifests.get(one.arch),
-                    use_cache=use_cache,
-                    cache_ref=cache_ref,
-                    debian=debian,
-                    progress=progress,
-                    log=log,
+                    **each,
                 )
                 problem = project_wheel_problem(result.project_wheel, one)
                 if problem:

@@ -33,7 +33,7 @@ from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.uvbin import run_uv
 
 #: A wheel file name has no directory part and no `..` (the characters PEP 427 names can hold).
-_WHEEL_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl$")
+_WHEEL_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl\Z")
 #: How wheel downloads word their errors.
 _INDEX = Failure(
     source="the index",

@@ -9,9 +9,11 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from reprobuild.errors import LockError
+from reprobuild.oci.digest import SHA256_HEX_RE
 
 _PIN_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>[^\s;\\]+)")
-_HASH_RE = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+#: How a lock line pins a file's sha256 (pip's hash-checking mode); the hex is checked as a digest's.
+_HASH = "--hash=sha256:"
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,11 @@ def read_lock(path: Path) -> dict[NormalizedName, LockedPackage]:
                 f"{path}: cannot read {line.strip()[:80]!r}",
                 hint="regenerate the lock with `repro-build lock`",
             )
-        hashes = frozenset(_HASH_RE.findall(line))
+        hashes = frozenset(
+            word.removeprefix(_HASH)
+            for word in line.split()
+            if word.startswith(_HASH) and SHA256_HEX_RE.match(word.removeprefix(_HASH))
+        )
         name = canonicalize_name(m.group("name"))
         if not hashes:
             raise LockError(f"{path}: {name}=={m.group('version')} has no hash", hint="run `repro-build lock`")

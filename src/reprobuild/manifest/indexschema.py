@@ -11,7 +11,6 @@ each image is of this target, of the platform listed at its place, of the same c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,7 @@ from typing import Any, Literal
 
 from reprobuild.errors import ManifestError
 from reprobuild.fsutil import atomic_write_text, human_json_text
-from reprobuild.manifest.schema import (
-    SCHEMA,
-    JsonObject,
-    Manifest,
-    read_section,
-    require_schema,
-    to_json_value,
-)
+from reprobuild.manifest.schema import SCHEMA, Document, Manifest, parse_json, read_document
 from reprobuild.manifest.validate import HINT, refuse, sha256_hex, target_name
 from reprobuild.oci.index import Index
 from reprobuild.oci.mediatypes import INDEX_TYPES
@@ -56,7 +48,7 @@ class IndexOutputs:
 
 
 @dataclass(frozen=True)
-class IndexManifest:
+class IndexManifest(Document):
     """``build/<target>/manifest.json`` of a multi-platform target."""
 
     schema: str
@@ -68,20 +60,6 @@ class IndexManifest:
     platforms: tuple[str, ...]
     index: IndexOutputs
     images: tuple[Manifest, ...]
-
-    def to_json(self) -> JsonObject:
-        out = to_json_value(self)
-        assert isinstance(out, dict)
-        return out
-
-    @classmethod
-    def from_json(cls, data: object, path: Path | str = "the manifest") -> IndexManifest:
-        """Read and check ``data`` (parsed JSON); ``path`` names the manifest in errors."""
-        where = Path(str(path))
-        require_schema(data, where)
-        manifest = read_section(cls, data, where)
-        manifest.check(where)
-        return manifest
 
     def check(self, path: Path) -> None:
         """The images agree with the index's record: this target, the listed platforms, one commit."""
@@ -117,26 +95,15 @@ def write_index_manifest(path: Path, manifest: IndexManifest) -> None:
 
 def parse_any_manifest(data: bytes, where: Path | str) -> Manifest | IndexManifest:
     """An image or an index manifest from its bytes, by its ``kind``."""
-    from reprobuild.manifest.schema import parse_manifest
-
-    try:
-        parsed = json.loads(data.decode("utf-8"))
-    except ValueError as e:
-        raise ManifestError(f"{where} is not valid JSON: {e}", hint="was it edited by hand?") from e
+    parsed = parse_json(data, where)
     if isinstance(parsed, dict) and parsed.get("kind") == "index":
         return IndexManifest.from_json(parsed, where)
-    return parse_manifest(data, where)
+    return Manifest.from_json(parsed, where)
 
 
 def read_any_manifest(path: Path) -> Manifest | IndexManifest:
     """:func:`reprobuild.manifest.schema.read_manifest`, or an index manifest when the file is one."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as e:
-        raise ManifestError(f"{path} does not exist", hint="build first: `repro-build image`") from e
-    except OSError as e:
-        raise ManifestError(f"{path} cannot be read: {e}", hint="check the path and its permissions") from e
-    return parse_any_manifest(data, path)
+    return parse_any_manifest(read_document(path), path)
 
 
 def make_index_manifest(target: str, index: Index, images: Sequence[Manifest]) -> IndexManifest:

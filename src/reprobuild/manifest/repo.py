@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprobuild.errors import ManifestError
+from reprobuild.manifest.validate import is_commit_id
 from reprobuild.urls import redact, redact_text
 
-#: A full git object name: SHA-1 (40 hex) or SHA-256 (64 hex) repositories.
-_COMMIT_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 #: Remote forms a manifest may name (it is data, so no ``ext::`` transport, no option-like text):
 #: URLs of the transports git calls safe, and the scp-like ``[user@]host:path``.
 _URL_RE = re.compile(r"(?:https?|ssh|git|file)://[^\s]+")
@@ -98,7 +97,7 @@ def repository_for(
     log: Callable[[str], None] = lambda s: None,
 ) -> Iterator[Path]:
     """A git repository holding ``commit``; a clone lives as long as the context. See the module docstring."""
-    if not _COMMIT_RE.fullmatch(commit):
+    if not is_commit_id(commit):
         raise RepositoryError(
             f"{manifest}: the recorded commit {commit!r} is not a full git commit name",
             hint="verify a manifest written by `repro-build image`",

@@ -22,7 +22,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeAlias, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from reprobuild.errors import ManifestError
 from reprobuild.fsutil import atomic_write_text, human_json_text
@@ -46,7 +46,7 @@ JsonObject: TypeAlias = dict[str, JsonValue]
 #: Checks a value once its type is right: ``(value, manifest path, field name)``; raises ManifestError.
 Check = Callable[[Any, Path, str], object]
 #: ``repro-locks/<file>``, or ``locks/<file>`` for a project still read from the old directory.
-_LOCK_KEY = re.compile(r"^(repro-)?locks/[^/\x00-\x1f]+$")
+_LOCK_KEY = re.compile(r"^(repro-)?locks/[^/\x00-\x1f]+\Z")
 
 
 def _meta(*, key: str | None = None, check: Check | None = None, optional: bool = False) -> dict[str, object]:
@@ -285,8 +285,31 @@ def require_schema(data: object, where: Path) -> None:
         )
 
 
+class Document:
+    """What a manifest file holds at its top (:class:`Manifest`, or
+    :class:`~reprobuild.manifest.indexschema.IndexManifest`): written as JSON values, read strictly."""
+
+    def to_json(self) -> JsonObject:
+        """The document as JSON values (written canonically by :func:`human_json_text`)."""
+        out = _dump(self)
+        assert isinstance(out, dict)
+        return out
+
+    @classmethod
+    def from_json(cls, data: object, path: Path | str = "the manifest") -> Self:
+        """Read and check ``data`` (parsed JSON); ``path`` names the manifest in errors."""
+        where = Path(str(path))
+        require_schema(data, where)
+        document = read_section(cls, data, where)
+        document.check(where)
+        return document
+
+    def check(self, path: Path) -> None:
+        """What holds between the fields of a document once each is read (none here; ``path``: for errors)."""
+
+
 @dataclass(frozen=True)
-class Manifest:
+class Manifest(Document):
     """``build/<target>/manifest.json``: every input and output of one image build."""
 
     schema: str
@@ -312,19 +335,6 @@ class Manifest:
     outputs: Outputs
     #: None: a manifest written before SBOMs existed (the key is absent).
     attestations: tuple[Attestation, ...] | None = field(default=None, metadata=_meta(optional=True))
-
-    def to_json(self) -> JsonObject:
-        """The manifest as JSON values (:func:`write_manifest` writes them canonically)."""
-        out = _dump(self)
-        assert isinstance(out, dict)
-        return out
-
-    @classmethod
-    def from_json(cls, data: object, path: Path | str = "the manifest") -> Manifest:
-        """Read and check ``data`` (parsed JSON); ``path`` names the manifest in errors."""
-        where = Path(str(path))
-        require_schema(data, where)
-        return read_section(cls, data, where)
 
     def project_wheel_sha256(self) -> str | None:
         """The project wheel's ``sha256:<hex>``, in either recorded form; None without one."""
@@ -457,22 +467,31 @@ def _read_variant(options: tuple[Any, ...], data: object, path: Path, where: str
 
 def read_manifest(path: Path) -> Manifest:
     """Read ``path`` and check every field (see the module docstring)."""
+    return parse_manifest(read_document(path), path)
+
+
+def read_document(path: Path) -> bytes:
+    """The bytes of the manifest file ``path``; a :class:`ManifestError` when there are none to read."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as e:
         raise ManifestError(f"{path} does not exist", hint="build first: `repro-build image`") from e
     except OSError as e:
         raise ManifestError(f"{path} cannot be read: {e}", hint="check the path and its permissions") from e
-    return parse_manifest(data, path)
+
+
+def parse_json(data: bytes, where: Path | str) -> object:
+    """The JSON value of a manifest's bytes (``where`` names it in errors: a file, or where the bytes came
+    from); its fields are not checked yet."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ManifestError(f"{where} is not valid JSON: {e}", hint="was it edited by hand?") from e
 
 
 def parse_manifest(data: bytes, where: Path | str) -> Manifest:
     """A manifest from its bytes (``where`` names it in errors: a file, or where the bytes came from)."""
-    try:
-        parsed = json.loads(data.decode("utf-8"))
-    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise ManifestError(f"{where} is not valid JSON: {e}", hint="was it edited by hand?") from e
-    return Manifest.from_json(parsed, where)
+    return Manifest.from_json(parse_json(data, where), where)
 
 
 def manifest_text(manifest: Manifest) -> str:

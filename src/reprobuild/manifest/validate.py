@@ -28,11 +28,12 @@ from reprobuild.oci.digest import SHA256_HEX_RE
 
 #: Characters a wheel file name can hold: the escaped distribution name (``[A-Za-z0-9_.]``), a PEP 440
 #: version (adds ``+`` and ``!``), the build tag and the compatibility tags (``_``, ``.``), and ``-``.
-_WHEEL_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl$")
-_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
-_TARGET = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_WHEEL_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.whl\Z")
+#: A full git object id: SHA-1 (40 hex digits) or SHA-256 (64) repositories.
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_TARGET = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 #: A path segment: not empty, ``.`` or ``..``; no control character or backslash (resolve_inside does the rest).
-_SEGMENT = re.compile(r"^(?!\.{1,2}$)[^\x00-\x1f\x7f\\]+$")
+_SEGMENT = re.compile(r"^(?!\.{1,2}\Z)[^\x00-\x1f\x7f\\]+\Z")
 HINT = "the manifest was edited or is hostile; use the manifest `repro-build image` wrote"
 
 
@@ -60,16 +61,27 @@ def sha256_hex(value: object, *, path: Path, field: str, prefixed: bool = True) 
     return hex_
 
 
+def is_commit_id(value: object) -> bool:
+    """Whether ``value`` is a full git object id, all of it (no newline after it, no short name)."""
+    return isinstance(value, str) and _COMMIT.fullmatch(value) is not None
+
+
 def commit_id(value: object, *, path: Path, field: str = "source.commit") -> str:
     """A full git object id (what ``repro-build image`` records)."""
-    if not isinstance(value, str) or not _COMMIT.match(value):
+    if not isinstance(value, str) or not is_commit_id(value):
         raise refuse(path, field, value, "a full git commit id (40 or 64 lowercase hex digits)")
     return value
 
 
+def is_target_name(value: object) -> bool:
+    """Whether ``value`` is a target name: lowercase letters, digits, ``-`` and ``_``, first a letter or digit
+    (one path segment, no dot: ``build/<target>/``, ``repro-locks/<target>.txt``)."""
+    return isinstance(value, str) and _TARGET.match(value) is not None
+
+
 def target_name(value: object, *, path: Path, field: str = "target") -> str:
     """A target name as the config allows them."""
-    if not isinstance(value, str) or not _TARGET.match(value):
+    if not isinstance(value, str) or not is_target_name(value):
         raise refuse(path, field, value, "a target name (lowercase letters, digits, `-`, `_`)")
     return value
 

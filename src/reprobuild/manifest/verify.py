@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reprobuild import __version__
@@ -242,22 +242,39 @@ def provenance_problem(beside: Path, manifest: Manifest) -> Divergence | None:
     )
 
 
+def _silent(message: str) -> None:
+    """The default ``log``: say nothing."""
+
+
+@dataclass(frozen=True)
+class RebuildOptions:
+    """How ``verify`` rebuilds, the same for an image and for each platform of an index."""
+
+    #: The git repository that holds the recorded commit (:func:`reprobuild.manifest.repo.repository_for`).
+    repo: str | None = None
+    #: Every wheel, the build backend and the base from the caches only.
+    offline: bool = False
+    #: The Debian mirror for a Debian base's packages (the lock's hashes decide the bytes).
+    mirror: str | None = None
+    #: A directory for both sides of each comparison (``verify --report DIR``).
+    report: Path | None = None
+    log: Callable[[str], None] = _silent
+    progress: Progress = NO_PROGRESS
+
+    def below(self, sub: str) -> RebuildOptions:
+        """These options with the report in ``sub`` of this one's (one platform's of an index)."""
+        return replace(self, report=None if self.report is None else self.report / sub)
+
+
 def verify_image(
-    manifest: Manifest,
-    path: Path,
-    *,
-    beside: Path | None = None,
-    repo: str | None = None,
-    offline: bool = False,
-    mirror: str | None = None,
-    report: Path | None = None,
-    log: Callable[[str], None] = lambda s: None,
-    progress: Progress = NO_PROGRESS,
+    manifest: Manifest, path: Path, options: RebuildOptions, *, beside: Path | None = None
 ) -> VerifyResult:
     """Rebuild the image ``manifest`` (read from ``path``, or embedded in the index manifest ``path``)
     describes and compare. ``beside``: the directory of the outputs it describes (``provenance.json``,
     ``oci``), default ``path``'s."""
     beside = beside or path.parent
+    repo, offline, mirror, report = options.repo, options.offline, options.mirror, options.report
+    log, progress = options.log, options.progress
     source = manifest.source
     if source.dirty:
         raise ManifestError(

@@ -8,17 +8,15 @@ Each platform's image is rebuilt from its embedded manifest exactly as a one-pla
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from reprobuild.errors import ManifestError
 from reprobuild.image.multiplatform import index_of
 from reprobuild.manifest.indexschema import IndexManifest, read_any_manifest
 from reprobuild.manifest.semdiff import Divergence
-from reprobuild.manifest.verify import VerifyResult, verify_image
+from reprobuild.manifest.verify import RebuildOptions, VerifyResult, verify_image
 from reprobuild.oci.image import Image
-from reprobuild.oci.progress import NO_PROGRESS, Progress
-from reprobuild.platforms import ARCHES
+from reprobuild.platforms import ARCHES, platform_dir
 
 
 def platform_subdir(platform: str, path: Path) -> str:
@@ -29,42 +27,19 @@ def platform_subdir(platform: str, path: Path) -> str:
             f"{path}: platform {platform!r} is not linux/amd64 or linux/arm64",
             hint="verify a manifest written by `repro-build image`",
         )
-    return f"{os_}-{arch}"
+    return platform_dir(arch)
 
 
-def verify_any(
-    path: Path,
-    *,
-    repo: str | None = None,
-    offline: bool = False,
-    mirror: str | None = None,
-    report: Path | None = None,
-    log: Callable[[str], None] = lambda s: None,
-    progress: Progress = NO_PROGRESS,
-) -> VerifyResult:
+def verify_any(path: Path, options: RebuildOptions) -> VerifyResult:
     """``repro-build verify MANIFEST``: an image manifest as :func:`~reprobuild.manifest.verify.verify_image`
     verifies it, an index manifest as :func:`verify_index` does."""
     manifest = read_any_manifest(path)  # every field checked: nothing from it is a path or an option until then
     if isinstance(manifest, IndexManifest):
-        return verify_index(
-            manifest, path, repo=repo, offline=offline, mirror=mirror, report=report, log=log, progress=progress
-        )
-    return verify_image(
-        manifest, path, repo=repo, offline=offline, mirror=mirror, report=report, log=log, progress=progress
-    )
+        return verify_index(manifest, path, options)
+    return verify_image(manifest, path, options)
 
 
-def verify_index(
-    manifest: IndexManifest,
-    path: Path,
-    *,
-    repo: str | None = None,
-    offline: bool = False,
-    mirror: str | None = None,
-    report: Path | None = None,
-    log: Callable[[str], None] = lambda s: None,
-    progress: Progress = NO_PROGRESS,
-) -> VerifyResult:
+def verify_index(manifest: IndexManifest, path: Path, options: RebuildOptions) -> VerifyResult:
     """Rebuild and compare every platform of ``manifest`` (read from ``path``), then its index."""
     compared = 0
     divergences: list[Divergence] = []
@@ -72,18 +47,8 @@ def verify_index(
     images: list[Image] = []
     for platform, image in zip(manifest.platforms, manifest.images, strict=True):
         sub = platform_subdir(platform, path)
-        log(f"platform {platform}")
-        result = verify_image(
-            image,
-            path,
-            beside=path.parent / sub,
-            repo=repo,
-            offline=offline,
-            mirror=mirror,
-            report=None if report is None else report / sub,
-            log=log,
-            progress=progress,
-        )
+        options.log(f"platform {platform}")
+        result = verify_image(image, path, options.below(sub), beside=path.parent / sub)
         compared += result.compared
         divergences += [Divergence(f"{platform} {d.artifact}", d.hazard, d.details) for d in result.divergences]
         warnings += [w for w in result.warnings if w not in warnings]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -37,7 +36,7 @@ from reprobuild.oci.layout import LAYOUT_VERSION, REF_NAME, read_index_json, rea
 from reprobuild.oci.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_LAYER, layer_compression
 from reprobuild.oci.values import Descriptor
 
-_BLOB_RE = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+_BLOBS = "blobs/sha256/"
 _METADATA = {"oci-layout", "index.json", "manifest.json", "repositories"}
 
 
@@ -229,18 +228,18 @@ def read_archive(path: Path, staging: Path, *, tag: str | None = None) -> Artifa
                 name = _safe_name(m, path)
                 if m.isdir():
                     continue
-                blob = _BLOB_RE.match(name)
+                blob = _blob_digest(name)
                 if m.issym() or m.islnk():
-                    if blob or name in _METADATA:
+                    if blob is not None or name in _METADATA:
                         raise OCIError(f"archive {path}: {name!r} is a link, not a file")
                     others[name] = m
                     continue
-                if blob:
+                if blob is not None:
                     f = tf.extractfile(m)
                     assert f is not None
                     store.copy_from(
                         _Reader(f),  # type: ignore[arg-type]
-                        expected=Digest(blob.group(1)),
+                        expected=blob,
                         size=m.size,
                         what=f"archive {path} blob {name}",
                     )
@@ -296,10 +295,16 @@ def _docker_view(path: Path, manifest_json: bytes) -> list[tuple[str, tuple[str,
     return out
 
 
+def _blob_digest(name: str) -> Digest | None:
+    """The digest a ``blobs/sha256/<hex>`` member name gives its blob; None for any other name."""
+    hex_ = name.removeprefix(_BLOBS)
+    return Digest(hex_) if name.startswith(_BLOBS) and SHA256_HEX_RE.match(hex_) else None
+
+
 def _blob_name(name: str) -> str:
     """``sha256:<hex>`` for a ``blobs/sha256/<hex>`` member name, else the name itself (for messages)."""
-    m = _BLOB_RE.match(name)
-    return f"sha256:{m.group(1)}" if m else name
+    blob = _blob_digest(name)
+    return str(blob) if blob is not None else name
 
 
 def check_docker_agrees(path: Path, layout: Path, manifest_json: bytes) -> None:

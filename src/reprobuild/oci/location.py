@@ -39,6 +39,8 @@ _PATH_TRANSPORTS: tuple[tuple[str, Kind], ...] = (
     ("oci-archive:", "oci-archive"),
     ("docker-archive:", "docker-archive"),
 )
+#: Every transport prefix of the grammar, the path forms' and the engine's and registry's.
+TRANSPORTS: tuple[str, ...] = (*(prefix for prefix, _ in _PATH_TRANSPORTS), "docker-daemon:", "docker://")
 _HINT = "e.g. `oci:build/cpu/oci`, `oci-archive:image.tar`, `docker-daemon:app:cpu` or `docker://ghcr.io/org/app:1`"
 
 
@@ -139,6 +141,15 @@ def _bare_path(text: str, base: Path, origin: str) -> Location | None:
             return Location("oci-archive", path_, tag_, digest_)
         raise ConfigError(f"{origin}: {name!r} is neither a directory nor a file (a dangling link?)", hint=_HINT)
     return None
+
+
+def without_transport(text: str) -> str:
+    """``text`` without its transport prefix (``oci:``, ``docker-daemon:``, ``docker://``, …), if it has one:
+    what names the image in the location, for a label. Nothing is checked."""
+    for prefix in TRANSPORTS:
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return text
 
 
 def parse_location(text: str, *, relative_to: Path | None = None, origin: str | None = None) -> Location:

@@ -1,0 +1,82 @@
+"""The steps of ``repro-build image`` that a one-platform target (:mod:`reprobuild.cli.image`) and a
+multi-platform one (:mod:`reprobuild.cli.imageindex`) take alike: the build's settings from the command
+line, the push of the built image or index, and the push of the attachments.
+
+The push takes the layers the registry cache (``--cache REF``) holds from it: to a repository of the
+cache's registry, each such layer is mounted from the cache's repository instead of uploaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reprobuild.image.build import BuildSettings, ImageResult, ProjectWheel
+from reprobuild.image.debianbase import debian_base
+from reprobuild.image.registrycache import cache_reference
+from reprobuild.oci.progress import Progress
+
+if TYPE_CHECKING:
+    from reprobuild.oci.index import Artifact
+    from reprobuild.oci.location import Location
+
+
+def build_settings(
+    args: argparse.Namespace,
+    *,
+    project_wheel: ProjectWheel | None,
+    cache_ref: str | None,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> BuildSettings:
+    """What ``image``'s options ask of every build (``build_image``'s and ``build_index``'s arguments)."""
+    return {
+        "out_dir": args.out_dir,
+        "wheel": args.wheel,
+        "project_wheel": project_wheel,
+        "cache_ref": cache_ref,
+        "debian": functools.partial(debian_base, mirror=args.mirror, progress=progress),
+        "progress": progress,
+        "log": log,
+    }
+
+
+def push_built(
+    push: str,
+    name: str,
+    artifact: Artifact,
+    staging: Path,
+    *,
+    cache_ref: str | None,
+    progress: Progress,
+) -> tuple[Location, str]:
+    """Push ``artifact`` (an image, or an index with its images) to ``--push`` (``{target}`` expanded to
+    ``name``), mounting what the registry cache ``cache_ref`` holds; return the location and the
+    reference pinned by the digest pushed."""
+    from reprobuild.oci.location import parse_location
+    from reprobuild.oci.transport import write_location
+
+    location = parse_location(push.replace("{target}", name))
+    digest = write_location(
+        location,
+        artifact,
+        staging,
+        progress=progress,
+        mount_from=cache_reference(cache_ref) if cache_ref else None,
+    )
+    return location, location.pinned(digest)
+
+
+def push_attached(location: Location, images: Sequence[ImageResult]) -> dict[str, Any]:
+    """Push the attachments (SBOMs, provenance) of each of ``images`` to ``location``'s repository; the
+    ``--json`` record: how many, and how a reader finds them."""
+    from reprobuild.attest.attach import push_attachments
+
+    count, how = 0, "none"
+    for one in images:
+        n, how = push_attachments(location, one.layout, one.image)
+        count += n
+    return {"count": count, "how": how}
