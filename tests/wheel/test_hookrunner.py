@@ -105,9 +105,9 @@ def test_a_sound_entry_is_reused_without_uv(
         ("edit", "its files differ from the sealed list"),
         ("add", "its files differ from the sealed list"),
         ("remove", "its files differ from the sealed list"),
-        ("reseal", "not sealed with this machine's cache key"),
+        ("reseal", "not sealed by this machine's cache key"),
         ("no-list", "no sealed file list"),
-        ("other-key", "names another key"),
+        ("other-key", "payload.key is 'ffff"),
     ],
 )
 def test_a_poisoned_or_incomplete_entry_is_created_again(

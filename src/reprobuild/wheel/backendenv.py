@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -32,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprobuild.cache import prepare_cache_root
-from reprobuild.cachekey import seal, sealed_by_us
-from reprobuild.fsutil import atomic_write_text, canonical_json_bytes, exclusive_lock
+from reprobuild.cachekey import UnsealedEntry, read_sealed, write_sealed
+from reprobuild.fsutil import canonical_json_bytes, exclusive_lock
 from reprobuild.uvbin import run_uv, uv_version
 
 log = logging.getLogger(__name__)
@@ -104,22 +103,17 @@ def _payload(key: str, listing: dict[str, str]) -> dict[str, object]:
 def _entry_problem(root: Path, record: Path, key: str) -> str | None:
     """Why the environment at ``root`` may not be used (``None``: it may)."""
     try:
-        data = json.loads(record.read_text(encoding="utf-8"))
-        payload, tag = data["payload"], data["hmac"]
-    except FileNotFoundError:
+        payload = read_sealed(record, key=key, format=FORMAT)
+    except UnsealedEntry as e:
+        return f"its file list: {e}"
+    if payload is None:
         return "no sealed file list"
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return f"unreadable file list ({e})"
-    if not isinstance(payload, dict) or not sealed_by_us(canonical_json_bytes(payload), tag):
-        return "its file list is not sealed with this machine's cache key"
-    if payload.get("key") != key or payload.get("format") != FORMAT:
-        return "its file list names another key"
     try:
         listing = tree_listing(root)
     except OSError as e:
         return f"unreadable ({e})"
-    if listing != payload.get("files"):
-        recorded = payload.get("files")
+    recorded = payload.get("files")
+    if listing != recorded:
         changed = sorted(set(listing.items()) ^ set(recorded.items() if isinstance(recorded, dict) else ()))
         first = changed[0][0] if changed else "?"
         return f"its files differ from the sealed list ({len(changed)} differences, first {first})"
@@ -182,13 +176,11 @@ def backend_env(lock: Path, python: str, *, offline: bool = False) -> BackendEnv
         try:
             _create(root, python, lock, offline=offline)
             payload = _payload(key, tree_listing(root))
-            tag = seal(canonical_json_bytes(payload))
         except BaseException:
             _remove(root, record)
             raise
-        if tag is not None:
-            atomic_write_text(record, json.dumps({"hmac": tag, "payload": payload}, sort_keys=True))
         # Without a cache key nothing is sealed: the environment is used this once and created again next time.
+        write_sealed(record, payload)
     return BackendEnv(root)
 
 
