@@ -7,8 +7,10 @@ live once in one content-addressed store under it, ``blobs/sha256/<hex>``
 ``bases/<key>.json``) name the blobs a cache needs, by digest only. Every blob is found by a sha256 from
 outside the cache (a lock, a Release file, a layer's inputs, a record sealed under a key kept outside
 the cache) and verified when read, so a cache can be shared, copied or restored from CI without being
-trusted. The directories of the earlier layout (``wheels/``, ``debs/``, ``indexes/``, and the
-directories under ``bases/``) are ignored.
+trusted. The one cache that is not blobs, ``buildenvs/<key>/`` (the project's build backend installed from
+its build lock, :mod:`reprobuild.wheel.backendenv`), is re-hashed file by file against a list sealed under
+that key before each use. The directories of the earlier layout (``wheels/``, ``debs/``, ``indexes/``, and
+the directories under ``bases/``) are ignored.
 """
 
 from __future__ import annotations

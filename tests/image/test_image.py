@@ -43,9 +43,12 @@ def golden_key(result: ImageResult) -> str:
     return f"{compressor_key()}; pyc: {compiler['implementation']} {compiler['version']}"
 
 
-def test_golden_digest(golden_project: Path, golden: Golden) -> None:
-    """The whole image is pinned by one digest; refresh it only with `nox -s golden`."""
-    result = build(golden_project)
+@pytest.mark.parametrize("cached_env", [False, True], ids=["uv-build", "cached-backend-env"])
+def test_golden_digest(golden_project: Path, golden: Golden, cached_env: bool) -> None:
+    """The whole image is pinned by one digest; refresh it only with `nox -s golden`. The same digest
+    whether the project wheel comes from `uv build` (``verify``) or from the backend's hooks in the
+    cached environment (``image``, :mod:`reprobuild.wheel.hookrunner`)."""
+    result = build_image(load_config(golden_project), "cpu", project_wheel=wheel_step(cached_env=cached_env))
     golden.digests(GOLDEN, summary(result), key=golden_key(result))
 
 

@@ -155,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
                     hint=f'add one, e.g. `smoke = ["my-app", "--help"]` in [tool.repro-build.targets.{name}]',
                 )
     load = args.load or args.smoke
-    project_wheel = None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty)
+    project_wheel = (
+        None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty, cached_env=True)
+    )
     results: list[dict[str, Any]] = []
     for name in targets:
         if config.target(name).multi_platform:

@@ -303,7 +303,9 @@ def _installed(
     only the project wheel is installed here): the caller then installs everything at once, as which
     copy of a shared path wins is the full install's to say.
     """
-    install_wheels(wheels, target, staging, what=f"installing the wheels of target {target.name!r}")
+    install_wheels(
+        wheels, target, staging, what=f"installing the wheels of target {target.name!r}", python=interpreter.path
+    )
     collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in wheels})
     clash = sorted(f.image_path for d in collected for f in d.files if f.image_path in clash_with)
     if clash:
@@ -926,19 +928,23 @@ def _write_outputs(
     line counting what the registry cache ``remote`` gave and took, when there is one)."""
     if remote is not None:
         log(remote.summary_line())
-    write_layout(staged / "oci", image, tag=target.name, progress=progress)
-    write_archive(staged / "image.tar", image, repo_tags=[repo_tag])
-    attestations = _attach_sboms(
-        config,
-        target,
-        image,
-        base=base,
-        inventory=inventory,
-        wheels=wheels,
-        project=project,
-        epoch=epoch,
-        staged=staged,
-    )
+    # The archive and the layout read the same blobs into two files that do not depend on each other:
+    # written at once (hashing and copying leave the GIL), each checking every blob as before.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="repro-build-archive") as pool:
+        archive = pool.submit(write_archive, staged / "image.tar", image, repo_tags=[repo_tag])
+        write_layout(staged / "oci", image, tag=target.name, progress=progress)
+        attestations = _attach_sboms(
+            config,
+            target,
+            image,
+            base=base,
+            inventory=inventory,
+            wheels=wheels,
+            project=project,
+            epoch=epoch,
+            staged=staged,
+        )
+        archive.result()
     log(f"SBOMs: {', '.join(a['file'] for a in attestations)}, attached to the layout")
     return attestations
 

@@ -64,8 +64,15 @@ class Distribution:
         return sum(f.source.stat().st_size for f in self.files)
 
 
-def install_wheels(wheels: Sequence[tuple[WheelPin, Path]], target: Target, staging: Path, *, what: str) -> None:
-    """Install the given verified wheel files into ``staging`` (a fresh directory) for ``target``."""
+def install_wheels(
+    wheels: Sequence[tuple[WheelPin, Path]], target: Target, staging: Path, *, what: str, python: Path | None = None
+) -> None:
+    """Install the given verified wheel files into ``staging`` (a fresh directory) for ``target``.
+
+    ``python``: the interpreter uv runs to learn about the host's Python, given so that uv does not search
+    ``PATH`` for one (behind a version manager's shim that search costs a few tenths of a second a run).
+    What is installed follows ``--target``, ``--python-version`` and ``--python-platform``, not this
+    interpreter."""
     if not wheels:
         staging.mkdir(parents=True, exist_ok=True)
         return
@@ -87,6 +94,7 @@ def install_wheels(wheels: Sequence[tuple[WheelPin, Path]], target: Target, stag
                 "--require-hashes",
                 "--only-binary",
                 ":all:",
+                *(["--python", str(python)] if python is not None else []),
                 *target.uv_platform_args,
                 "--target",
                 str(staging),

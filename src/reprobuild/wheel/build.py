@@ -283,17 +283,29 @@ def open_runner(
     scm: Mapping[str, str] | None = None,
     *,
     offline: bool = False,
+    cached_env: bool = False,
 ) -> Iterator[Runner]:
     """The runner for this build: in the builder image when ``in_container`` is true, or when it is
     None and the project names a builder (:mod:`reprobuild.wheel.container`); on the host otherwise.
     ``offline``: a host build takes the build dependencies from uv's cache only (the builder image
-    always installs them from the hash-checked wheelhouse it is given, never from an index)."""
+    always installs them from the hash-checked wheelhouse it is given, never from an index).
+    ``cached_env``: a host build calls the backend's hooks in the cached, verified environment of
+    :mod:`reprobuild.wheel.backendenv` instead of ``uv build`` (:mod:`reprobuild.wheel.hookrunner`)."""
     from reprobuild.wheel.container import builder_configured, container_runner
 
     use_container = builder_configured(config) if in_container is None else in_container
     if use_container:
         with container_runner(config, epoch, lock, scm or {}) as runner:
             yield runner
+    elif cached_env:
+        from reprobuild.wheel.backendenv import backend_env
+        from reprobuild.wheel.hookrunner import HookRunner
+
+        project = config.project
+        env = backend_env(lock, config.python, offline=offline)
+        yield HookRunner(
+            env, lock, project.build_backend, project.backend_path, epoch, dict(os.environ), dict(scm or {})
+        )
     else:
         yield HostRunner(lock, config.python, epoch, dict(os.environ), dict(scm or {}), offline=offline)
 
@@ -371,6 +383,7 @@ def build_wheel(
     wheel: bool = True,
     offline: bool = False,
     log: Log | None = None,
+    cached_env: bool = False,
 ) -> WheelRecord:
     """Build the project's canonical sdist and/or wheel into ``out_dir`` (default ``<project>/dist``).
 
@@ -379,7 +392,8 @@ def build_wheel(
     without ``allow_dirty`` or a failed build. Artifacts and ``<name>-<version>.build.json`` are
     written atomically; on failure nothing is written to ``out_dir``. ``epoch`` overrides the project's
     source date (``verify`` passes the recorded one); ``offline`` installs the build backend from uv's
-    cache only.
+    cache only; ``cached_env`` builds on the host through the backend's hooks in a cached environment
+    (:func:`open_runner`), with the same bytes.
     """
     if not (sdist or wheel):
         raise WheelError("nothing to build: both the sdist and the wheel were switched off")
@@ -388,7 +402,13 @@ def build_wheel(
     say_left_out(tree, log)
     with (
         open_runner(
-            config, resolved, lock, in_container, scm_variables(config, tree, lock, offline=offline), offline=offline
+            config,
+            resolved,
+            lock,
+            in_container,
+            scm_variables(config, tree, lock, offline=offline),
+            offline=offline,
+            cached_env=cached_env,
         ) as runner,
         fixed_build_root(config.project.name) as root,
     ):
