@@ -158,11 +158,6 @@ def run(args: argparse.Namespace) -> int:
     load = args.load or args.smoke
     from reprobuild.image.projectwheel import StartedWheel, wheel_step
 
-    if not (args.wheel or args.no_project):
-        # The wheel step's own modules first, before its thread starts: imported there, they would share
-        # the interpreter with the image machinery's imports below and start the backend later.
-        import reprobuild.wheel.build  # noqa: F401
-
     project_wheel = (
         None
         if (args.wheel or args.no_project)
