@@ -16,16 +16,21 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.cli.imagesteps import build_settings, push_attached, push_built
 from reprobuild.cli.output import data, log
+from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
-from reprobuild.config import load_config
+from reprobuild.config import Config, load_config
 from reprobuild.errors import ConfigError
+from reprobuild.image.build import ImageResult, ProjectWheel, build_image
+from reprobuild.image.projectwheel import wheel_step
+from reprobuild.image.registrycache import cache_reference
+from reprobuild.image.summary import image_record
+from reprobuild.manifest.record import image_manifest
+from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
+from reprobuild.oci.reference import parse_reference
 
-# The image machinery is imported by `run` once the project wheel's build has started (its backend runs in
-# processes of its own meanwhile); parsing the command line imports none of it.
 if TYPE_CHECKING:
-    from reprobuild.config import Config
-    from reprobuild.image.build import ImageResult, ProjectWheel
     from reprobuild.oci.location import Location
 
 
@@ -80,8 +85,6 @@ def _attach(name: str, result: ImageResult, location: Location | None, *, quiet:
     """Derive the provenance from the manifest just written and attach it; after a push, push every
     attachment (SBOMs and provenance) to the same repository. The image's digest is not touched."""
     from reprobuild.attest.attach import attach_provenance
-    from reprobuild.cli.imagesteps import push_attached
-    from reprobuild.manifest.schema import MANIFEST_NAME
 
     attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
     if location is None:
@@ -107,16 +110,12 @@ def _check_names(args: argparse.Namespace, targets: list[str]) -> None:
             hint="put `{target}` in the tag, e.g. `--tag app:{target}`, or pass one `--target`",
         )
     if args.tag:
-        from reprobuild.oci.reference import parse_reference
-
         parse_reference(args.tag.replace("{target}", targets[0]), origin="--tag")
 
 
 def _cache_ref(text: str | None) -> str | None:
     """The registry cache's reference, checked before anything is built."""
     if text:
-        from reprobuild.image.registrycache import cache_reference
-
         cache_reference(text)
     return text
 
@@ -156,36 +155,9 @@ def run(args: argparse.Namespace) -> int:
                     hint=f'add one, e.g. `smoke = ["my-app", "--help"]` in [tool.repro-build.targets.{name}]',
                 )
     load = args.load or args.smoke
-    from reprobuild.image.projectwheel import StartedWheel, wheel_step
-
     project_wheel = (
-        None
-        if (args.wheel or args.no_project)
-        else StartedWheel(config, wheel_step(allow_dirty=args.allow_dirty, cached_env=True))
+        None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty, cached_env=True)
     )
-    try:
-        return _run(args, config, targets, project_wheel=project_wheel, cache_ref=cache_ref, load=load)
-    finally:
-        if project_wheel is not None:
-            project_wheel.close()
-
-
-def _run(
-    args: argparse.Namespace,
-    config: Config,
-    targets: list[str],
-    *,
-    project_wheel: ProjectWheel | None,
-    cache_ref: str | None,
-    load: bool,
-) -> int:
-    from reprobuild.cli.imagesteps import build_settings, push_built
-    from reprobuild.cli.progress import progress_for_cli
-    from reprobuild.image.build import build_image
-    from reprobuild.image.summary import image_record
-    from reprobuild.manifest.record import image_manifest
-    from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
-
     results: list[dict[str, Any]] = []
     for name in targets:
         if config.target(name).multi_platform:
