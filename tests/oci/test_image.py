@@ -113,3 +113,25 @@ def test_validate_catches_wrong_diff_id_and_corrupt_blob(tmp_path: Path) -> None
     b.path.write_bytes(b.path.read_bytes()[:-4])
     with pytest.raises(OCIError, match=f"layer 1 \\({b.digest}\\): blob has"):
         validate_image(img)
+
+
+def test_validate_without_blobs_leaves_them_to_the_writers_which_check_every_blob(tmp_path: Path) -> None:
+    """An image build validates its image without reading the blobs (each was hashed as it was taken from a cache
+    or written), because the layout and the archive each hash every blob again while copying it."""
+    from reprobuild.errors import DigestMismatchError
+    from reprobuild.oci.archive import write_archive
+    from reprobuild.oci.layout import write_layout
+
+    img = _golden_image(BlobStore(tmp_path / "staging"))
+    _, b = img.layers
+    b.path.chmod(0o644)
+    b.path.write_bytes(b.path.read_bytes()[:-4])  # corrupted after it was written
+    validate_image(img, check_diff_ids=False, check_blobs=False)
+    with pytest.raises(OCIError, match="blob has"):
+        validate_image(img, check_diff_ids=False)
+    with pytest.raises(DigestMismatchError, match=str(b.digest)):
+        write_layout(tmp_path / "oci", img)
+    assert not (tmp_path / "oci" / "blobs" / "sha256" / b.digest.hex).exists()
+    with pytest.raises(OCIError, match=f"layer {b.digest}: its blob"):
+        write_archive(tmp_path / "image.tar", img, repo_tags=["x:y"])
+    assert not (tmp_path / "image.tar").exists()

@@ -36,7 +36,7 @@ def configure(verbose: int, quiet: bool) -> None:
         logger.setLevel(logging.WARNING)
 
 
-def _command_word(argv: Sequence[str]) -> str | None:
+def command_word(argv: Sequence[str]) -> str | None:
     """The first word that is not an option (the top-level options take no values)."""
     for word in argv:
         if word == "--":
@@ -50,7 +50,7 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 def unknown_command(argv: Sequence[str], commands: Sequence[str]) -> tuple[str, str] | None:
     """``(message, hint)`` when the command word of ``argv`` is not one of ``commands``, else None."""
-    word = _command_word(argv)
+    word = command_word(argv)
     if word is None or word in commands:
         return None
     close = difflib.get_close_matches(word, commands, n=1, cutoff=0.6)
