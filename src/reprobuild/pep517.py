@@ -67,6 +67,21 @@ def _hook_env(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def uv_env(*, offline: bool) -> dict[str, str]:
+    """The environment uv runs in to make a backend's environment; ``offline``: from uv's cache only."""
+    return _hook_env({"UV_OFFLINE": "1"} if offline else {})
+
+
+def create_venv(venv: Path, python: str, env: Mapping[str, str], *, what: str) -> None:
+    """A new virtual environment at ``venv`` for ``python``, made by uv."""
+    run_uv(["venv", "--quiet", "--python", python, str(venv)], env=env, what=what)
+
+
+def install_into(interpreter: Path, args: Sequence[str], env: Mapping[str, str], *, what: str) -> None:
+    """``uv pip install ARGS`` into the environment of ``interpreter``."""
+    run_uv(["pip", "install", "--quiet", "--python", str(interpreter), *args], env=env, what=what)
+
+
 class HookEnvironment:
     """A virtual environment holding one project's build backend, and a caller for its hooks."""
 
@@ -79,11 +94,9 @@ class HookEnvironment:
         self.venv = root / "venv"
         self.extra_env = dict(extra_env)
         #: For uv itself: ``offline`` takes the backend from uv's cache only.
-        self.uv_env = _hook_env({"UV_OFFLINE": "1"} if offline else {})
-        run_uv(
-            ["venv", "--quiet", "--python", python, str(self.venv)],
-            env=self.uv_env,
-            what=f"creating an environment for the build backend (Python {python})",
+        self.uv_env = uv_env(offline=offline)
+        create_venv(
+            self.venv, python, self.uv_env, what=f"creating an environment for the build backend (Python {python})"
         )
 
     @property
@@ -104,11 +117,7 @@ class HookEnvironment:
             self._install(list(requirements), "installing the build requirements")
 
     def _install(self, args: list[str], what: str) -> None:
-        run_uv(
-            ["pip", "install", "--quiet", "--python", str(self.interpreter), *args],
-            env=self.uv_env,
-            what=what,
-        )
+        install_into(self.interpreter, args, self.uv_env, what=what)
 
     def _caller(self, source: Path) -> object:
         import pyproject_hooks

@@ -33,7 +33,7 @@ from pathlib import Path
 from reprobuild.cache import prepare_cache_root
 from reprobuild.cachekey import UnsealedEntry, read_sealed, write_sealed
 from reprobuild.fsutil import canonical_json_bytes, exclusive_lock
-from reprobuild.uvbin import run_uv, uv_version
+from reprobuild.uvbin import uv_version
 
 log = logging.getLogger(__name__)
 
@@ -121,21 +121,13 @@ def _entry_problem(root: Path, record: Path, key: str) -> str | None:
 
 
 def _create(root: Path, python: str, lock: Path, *, offline: bool) -> None:
-    from reprobuild.pep517 import _hook_env
+    from reprobuild.pep517 import create_venv, install_into, uv_env
 
-    env = _hook_env({"UV_OFFLINE": "1"} if offline else {})
-    run_uv(
-        ["venv", "--quiet", "--python", python, str(root)],
-        env=env,
-        what=f"creating the build backend's environment (Python {python})",
-    )
-    run_uv(
+    env = uv_env(offline=offline)
+    create_venv(root, python, env, what=f"creating the build backend's environment (Python {python})")
+    install_into(
+        root / "bin" / "python",
         [
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(root / "bin" / "python"),
             "--require-hashes",
             "--compile-bytecode",
             # Copies, not links into uv's cache: an edit to this environment must not reach uv's cache
@@ -145,7 +137,7 @@ def _create(root: Path, python: str, lock: Path, *, offline: bool) -> None:
             "-r",
             str(lock),
         ],
-        env=env,
+        env,
         what=f"installing {lock.name} into the build backend's environment",
     )
 
