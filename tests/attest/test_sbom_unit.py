@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -222,14 +223,21 @@ class _FakeRegistry:
         self.referrers_api = referrers_api
         self.blobs: dict[str, bytes] = {}
         self.manifests: dict[str, bytes] = {}
+        self.calls: list[tuple[str, str]] = []  # ("blob" | "manifest", digest or reference), in call order
+        self.lock = threading.Lock()
 
     def put_blob(self, repository: str, digest: str, size: int, opener: object, **_: object) -> bool:
         with opener() as f:  # type: ignore[operator]
-            self.blobs[digest] = f.read()
+            data = f.read()
+        with self.lock:
+            self.calls.append(("blob", digest))
+            self.blobs[digest] = data
         return True
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
-        self.manifests[reference] = data
+        with self.lock:
+            self.calls.append(("manifest", reference))
+            self.manifests[reference] = data
         return "sha256:" + hashlib.sha256(data).hexdigest()
 
     def get_referrers(self, repository: str, digest: str) -> bytes | None:
@@ -264,6 +272,21 @@ def test_push_uses_the_referrers_api_when_the_registry_has_one(tmp_path: Path) -
     assert push_referrers(fake, "r", subject, arts) == "referrers API"  # type: ignore[arg-type]
     assert not any(ref.startswith("sha256-") for ref in fake.manifests)  # no fallback tag
     assert {str(a.digest) for a in arts} <= set(fake.manifests)
+
+
+def test_attachments_upload_their_shared_blob_once_before_any_manifest(tmp_path: Path) -> None:
+    """Every attachment has the same empty config. Uploading it once per attachment, at once, let a
+    distribution registry answer one attachment's manifest with MANIFEST_BLOB_UNKNOWN while another
+    upload of that blob was being linked into the repository."""
+    from reprobuild.attest.referrers import push_referrers
+
+    subject, arts = _attachments(tmp_path)
+    fake = _FakeRegistry(referrers_api=False)
+    push_referrers(fake, "r", subject, arts)  # type: ignore[arg-type]
+    blobs = [d for kind, d in fake.calls if kind == "blob"]
+    assert sorted(blobs) == sorted({str(a.config_digest) for a in arts} | {str(a.layers[0].digest) for a in arts})
+    first_manifest = next(i for i, (kind, _) in enumerate(fake.calls) if kind == "manifest")
+    assert all(kind == "manifest" for kind, _ in fake.calls[first_manifest:])
 
 
 def test_fallback_tag_merges_with_what_others_listed(tmp_path: Path) -> None:

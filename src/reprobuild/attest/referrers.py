@@ -22,7 +22,7 @@ Where they go:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,21 +152,14 @@ def push_referrers(
 ) -> str:
     """Push ``artifacts`` (which refer to ``subject``, a manifest of any media type: an image or an index)
     and make them findable; return how (see module doc)."""
-    from reprobuild.oci.remote import DEFAULT_JOBS, push, run_all
+    from reprobuild.oci.remote import push_all
 
     for art in artifacts:
         if art.subject is None or art.subject.digest != subject.digest:
             raise OCIError(f"artifact {art.digest} does not refer to {subject.digest}")
-
-    # Independent manifests: pushed at once (each its own blobs first, its manifest last); what is
-    # listed below does not depend on the order they finish in.
-    def pusher(art: Image) -> Callable[[], None]:
-        def one() -> None:
-            push(client, repository, art, progress=progress)
-
-        return one
-
-    run_all([pusher(art) for art in artifacts], DEFAULT_JOBS)
+    # Every blob once (they share the empty config), then the independent manifests: what is listed
+    # below does not depend on the order they finish in.
+    push_all(client, repository, artifacts, progress=progress)
     if client.get_referrers(repository, str(subject.digest)) is not None:
         return "referrers API"
     tag = fallback_tag(subject.digest)

@@ -270,9 +270,56 @@ def push(
     ``mount_from`` names a repository of the same registry that may hold some layers (a build cache):
     each layer the registry lacks is first asked for as a cross-repository mount, so no byte is sent.
     """
+    blobs = _blob_work(client, repository, [artifact], chunk_size=chunk_size, progress=progress, mount_from=mount_from)
+    run_all(blobs, jobs)
+    _put_manifests(client, repository, artifact, progress)
+    for tag in tags:
+        with progress.task(f"tagging {client_host(client)}/{repository}:{tag}") as task:
+            got = client.put_manifest(repository, tag, artifact.manifest_bytes, artifact.media_type)
+            task(len(artifact.manifest_bytes))
+        if got != str(artifact.digest):
+            raise OCIError(f"pushing {repository}:{tag}: the registry stored digest {got}, expected {artifact.digest}")
+    return artifact.digest
+
+
+def push_all(
+    client: RegistryClient,
+    repository: str,
+    artifacts: Sequence[Artifact],
+    *,
+    progress: Progress = NO_PROGRESS,
+    jobs: int = DEFAULT_JOBS,
+) -> None:
+    """Upload several artifacts to one repository: the blobs of them all ``jobs`` at a time, each
+    distinct blob once, then, once every blob has arrived, the manifests by digest (the artifacts'
+    manifests are independent of one another, so they too go ``jobs`` at a time).
+
+    Artifacts often share a blob (every attachment has the same empty config). Pushing them one
+    ``push`` per thread would upload that blob several times at once, and a registry that links
+    each upload into the repository (the distribution registry rewrites the link file) can then,
+    for an instant, answer another artifact's manifest ``PUT`` with ``MANIFEST_BLOB_UNKNOWN``.
+    """
+    run_all(_blob_work(client, repository, artifacts, chunk_size=None, progress=progress, mount_from=None), jobs)
+
+    def manifests(artifact: Artifact) -> Callable[[], None]:
+        return lambda: _put_manifests(client, repository, artifact, progress)
+
+    run_all([manifests(artifact) for artifact in artifacts], jobs)
+
+
+def _blob_work(
+    client: RegistryClient,
+    repository: str,
+    artifacts: Sequence[Artifact],
+    *,
+    chunk_size: int | None,
+    progress: Progress,
+    mount_from: str | None,
+) -> list[Callable[[], None]]:
+    """One upload per distinct blob of ``artifacts`` (layers then config, image by image)."""
     work: list[Callable[[], None]] = []
     seen: set[Digest] = set()
-    for image in _images(artifact):
+    for image in (image for artifact in artifacts for image in _images(artifact)):
         labels = layer_labels(image.config)
         for i, layer in enumerate(image.layers):
             if layer.digest not in seen:
@@ -292,15 +339,7 @@ def push(
         if image.config_digest not in seen:
             seen.add(image.config_digest)
             work.append(_push_config(client, repository, image))
-    run_all(work, jobs)
-    _put_manifests(client, repository, artifact, progress)
-    for tag in tags:
-        with progress.task(f"tagging {client_host(client)}/{repository}:{tag}") as task:
-            got = client.put_manifest(repository, tag, artifact.manifest_bytes, artifact.media_type)
-            task(len(artifact.manifest_bytes))
-        if got != str(artifact.digest):
-            raise OCIError(f"pushing {repository}:{tag}: the registry stored digest {got}, expected {artifact.digest}")
-    return artifact.digest
+    return work
 
 
 def _images(artifact: Artifact) -> list[Image]:
