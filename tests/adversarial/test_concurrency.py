@@ -19,13 +19,17 @@ from typing import ClassVar
 import pytest
 
 from reprobuild.cachekey import write_sealed
+from reprobuild.errors import BaseImageError
+from reprobuild.image.base import verify_layers
 from reprobuild.image.buildcache import LayerCache, layer_key
 from reprobuild.image.depcache import DependencyCache
 from reprobuild.image.plan import LayerGroup
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
+from reprobuild.oci.image import default_config, new_image
 from reprobuild.oci.layer import Layer, write_layer
 from reprobuild.oci.tarwriter import LayerEntry
+from reprobuild.oci.values import Platform
 from tests.cli import CLI
 
 
@@ -231,3 +235,18 @@ def test_a_record_naming_a_good_blob_wrongly_leaves_the_blob(tmp_path: Path, cap
         assert cache.get(key) is None
     assert "is corrupt or not the" in caplog.text and not record.exists()
     assert cache.store.path(layer.digest).read_bytes() == layer.path.read_bytes()
+
+
+def test_a_good_base_layer_renamed_in_while_a_corrupt_one_is_checked_stays(tmp_path: Path) -> None:
+    """The same for the re-hash of every base layer before a build uses it (image/base.py)."""
+    _, layer = _gzip_layer(tmp_path)
+    image = new_image(default_config(Platform("linux", "amd64"), 0), [layer])
+    good = layer.path.read_bytes()
+    _corrupt(layer.path)
+    thread, done = _replace_once_opened(layer.path, good)
+    with pytest.raises(BaseImageError, match="is corrupt"):
+        verify_layers(image, "base test")
+    thread.join()
+    assert done == ["replaced"]
+    assert layer.path.is_file() and layer.path.read_bytes() == good
+    verify_layers(image, "base test")  # the next build uses the good copy
