@@ -356,6 +356,9 @@ class _LayerWriter:
     log: Callable[[str], None]
     cache: LayerCache | None
     files: Sequence[DataFile] = ()
+    #: The app layer's entries, being made meanwhile (they depend on none of the wheels: the hook, its
+    #: doctor and policy, and the hook's pyc, which takes a compiler process); made here when absent.
+    app: Future[list[LayerEntry]] | None = None
     #: Held around the layer cache when it shares layers through a registry: the third-party and the
     #: project's layers are written on two threads, and the registry cache's first failure (an
     #: unreachable registry) must turn it off for the rest of the build, not be met by both.
@@ -384,6 +387,8 @@ class _LayerWriter:
                 entries = []
             elif group.kind == "file":
                 entries = [next(f.entry() for f in self.files if f.path == group.path)]
+            elif group.kind == "app" and self.app is not None:
+                entries = self.app.result()
             elif group.kind == "app":
                 entries = _app_entries(self.policy, self.info, self.interpreter, self.store.root.parent / "app")
             else:
@@ -642,6 +647,7 @@ def _layers(
         log=log,
         cache=layer_cache,
         files=files,
+        app=pool.submit(_app_entries, policy, info, interpreter, work / "app"),
     )
     first = len(base.layers)
     installed = functools.partial(_installed, target=target, info=info, interpreter=interpreter, log=log)
