@@ -33,7 +33,7 @@ from tests.sdists import Sdist, fetch, unpack
 
 from reprobuild.config import load_config
 from reprobuild.epoch import Epoch
-from reprobuild.lock import lock_project
+from reprobuild.lock.compile import lock_project
 from reprobuild.uvbin import find_uv
 from reprobuild.wheel.build import build_wheel
 from reprobuild.wheel.buildenv import USER_FLAGS

@@ -1,12 +1,8 @@
 """repro-build: bit-for-bit reproducible wheels and container images for Python and ML projects."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-from reprobuild.distribution import DISTRIBUTION
-
-try:
-    __version__ = version(DISTRIBUTION)
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+#: The one place the version is written: the build backend reads it from here into the distribution's
+#: metadata (``[tool.hatch.version]`` in pyproject.toml), so the two cannot differ, and start-up does not
+#: pay for reading the installed metadata.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

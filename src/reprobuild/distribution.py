@@ -11,7 +11,6 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 #: The name on the package index (``pip install reprobuild``).
@@ -34,6 +33,8 @@ class Origin:
 
 def installed_origin() -> Origin:
     """How the running repro-build was installed (PEP 610: ``direct_url.json`` marks a non-index install)."""
+    from importlib.metadata import PackageNotFoundError, distribution  # ~0.1 s to import: only when asked
+
     try:
         dist = distribution(DISTRIBUTION)
     except PackageNotFoundError:

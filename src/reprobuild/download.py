@@ -28,18 +28,20 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
-
-import requests
+from typing import IO, TYPE_CHECKING, TypeAlias
 
 from reprobuild.errors import DigestMismatchError, DownloadError, ReproBuildError
 from reprobuild.fsutil import move_file
-from reprobuild.retry import DEFAULT_POLICY, TRANSIENT_ERRORS, RetryPolicy, TransientError, send_once
+from reprobuild.retry import DEFAULT_POLICY, RetryPolicy, TransientError, send_once, transient_errors
 from reprobuild.urls import redact, redact_text
+
+if TYPE_CHECKING:
+    # Imported where a session is first made (:func:`_session`): a build that downloads nothing (a warm
+    # one) starts without it.
+    import requests
 
 __all__ = [
     "READ_SIZE",
@@ -197,7 +199,7 @@ class Receiver:
 
 #: Sends one GET with the extra ``headers`` (``Range``, ``Accept-Encoding``). Returns an answer whose
 #: status is not transient, or raises :class:`TransientError` (connection failure, ``5xx``, ``429``).
-Send = Callable[[dict[str, str]], requests.Response]
+Send: TypeAlias = "Callable[[dict[str, str]], requests.Response]"
 
 
 def receive(
@@ -225,7 +227,7 @@ def receive(
                 return
             for chunk in stream_body(response, deadline, state.what, state.failure):
                 state.write(chunk)
-        except TRANSIENT_ERRORS as e:
+        except transient_errors() as e:
             raise TransientError(f"the connection dropped after {state.received} bytes ({type(e).__name__})") from None
         finally:
             response.close()
@@ -266,6 +268,8 @@ def _session() -> requests.Session:
     """One keep-alive session per thread (downloads run on a thread pool)."""
     session: requests.Session | None = getattr(_SESSIONS, "session", None)
     if session is None:
+        import requests
+
         session = requests.Session()
         _SESSIONS.session = session
     return session
@@ -296,7 +300,9 @@ def _download(
     what, failure = state.what, state.failure
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "file":
-        path = Path(urllib.request.url2pathname(parts.path))
+        from urllib.request import url2pathname  # with http.client and ssl: only for a file URL
+
+        path = Path(url2pathname(parts.path))
         try:
             with path.open("rb") as f:
                 while chunk := f.read(READ_SIZE):

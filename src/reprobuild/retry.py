@@ -13,39 +13,51 @@ after its last try: no wait is started that would end past the deadline.
 
 from __future__ import annotations
 
-import email.utils
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import requests
-import urllib3.exceptions
+if TYPE_CHECKING:
+    import requests
 
 __all__ = [
     "DEFAULT_POLICY",
-    "TRANSIENT_ERRORS",
     "RetryPolicy",
     "TransientError",
     "is_transient_status",
     "send_once",
+    "transient_errors",
 ]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Exceptions that mean the connection, not the request, failed.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    urllib3.exceptions.ProtocolError,
-    urllib3.exceptions.ReadTimeoutError,
-    urllib3.exceptions.IncompleteRead,
-    ConnectionError,
-)
+
+@functools.cache
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the connection, not the request, failed.
+
+    A function, not a constant, so that importing this module does not import ``requests`` (most of a
+    warm build's start-up otherwise); ``except transient_errors():`` is evaluated only when something
+    was raised, by which time whatever raised it has imported ``requests``.
+    """
+    import requests
+    import urllib3.exceptions
+
+    return (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.ReadTimeoutError,
+        urllib3.exceptions.IncompleteRead,
+        ConnectionError,
+    )
+
 
 #: ``501 Not Implemented`` and ``505 HTTP Version Not Supported`` will not change on a retry.
 _FINAL_5XX = frozenset({501, 505})
@@ -79,7 +91,7 @@ def send_once(
     """
     try:
         response = send()
-    except TRANSIENT_ERRORS as e:
+    except transient_errors() as e:
         raise TransientError(f"{unreachable} ({type(e).__name__})") from None
     if is_transient_status(response.status_code):
         reason = answered(response)
@@ -99,6 +111,8 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     text = value.strip()
     if text.isdigit():
         return float(text)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):

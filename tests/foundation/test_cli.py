@@ -18,6 +18,19 @@ def test_python_dash_m_and_version() -> None:
     assert out.returncode == 0 and out.stdout.startswith("repro-build ")
 
 
+def test_version_is_the_installed_distributions() -> None:
+    """``__version__`` is written once in the package and the backend copies it into the metadata
+    (``[tool.hatch.version]``): the installed distribution, the literal and ``--version`` agree."""
+    from importlib.metadata import version
+
+    from reprobuild import __version__
+    from reprobuild.distribution import DISTRIBUTION
+
+    assert version(DISTRIBUTION) == __version__
+    out = subprocess.run([sys.executable, "-m", "reprobuild", "--version"], capture_output=True, text=True, check=False)
+    assert out.stdout == f"repro-build {__version__}\n"
+
+
 def test_config_prints_effective_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_project(tmp_path)
     assert main(["config", "--project", str(tmp_path)]) == 0

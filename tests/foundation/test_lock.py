@@ -10,7 +10,8 @@ import pytest
 
 from reprobuild.config import load_config
 from reprobuild.errors import LockError, StaleLockError
-from reprobuild.lock import check_build_lock, check_locks, lock_project
+from reprobuild.lock import check_build_lock, check_locks
+from reprobuild.lock.compile import lock_project
 from reprobuild.uvbin import find_uv
 from tests.foundation.helpers import BASIC_PROJECT, write_project
 

@@ -14,7 +14,8 @@ import pytest
 from reprobuild import config as config_mod
 from reprobuild.config import load_config
 from reprobuild.errors import ConfigError
-from reprobuild.lock import check_locks, lock_project
+from reprobuild.lock import check_locks
+from reprobuild.lock.compile import lock_project
 from tests.foundation.helpers import BASIC_PROJECT, write_project
 
 pytestmark = pytest.mark.network  # locking asks the package index

@@ -314,7 +314,7 @@ def test_debian_base_comes_from_the_registry_cache_without_a_deb(
     share_stdlib(RegistryCache(ref, secret=fleet), base_a, name=target.base.text, fetch=False)
     assert len(shared.tags("stdlib")) == 1
 
-    forbid(monkeypatch, "reprobuild.image.debianbase.build_base", "reprobuild.image.stdlibbytecode.write_stdlib_layer")
+    forbid(monkeypatch, "reprobuild.base.debian.build.build_base", "reprobuild.image.stdlibbytecode.write_stdlib_layer")
     for name, secret in (("wrong", FleetSecret("other", b"another-fleet-0123456789abcdef")), ("none", None)):
         cache = machine(name)
         caplog.clear()

@@ -159,7 +159,8 @@ def test_no_scripts_means_no_entrypoint(tmp_path: Path) -> None:
 @pytest.mark.network
 @pytest.mark.slow
 def test_lock_works_after_init(tmp_path: Path) -> None:
-    from reprobuild.lock import check_locks, lock_project
+    from reprobuild.lock import check_locks
+    from reprobuild.lock.compile import lock_project
 
     root = plain_project(tmp_path)
     init_project(root)

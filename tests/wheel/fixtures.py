@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from reprobuild.config import Config, load_config
-from reprobuild.lock import lock_project
+from reprobuild.lock.compile import lock_project
 
 PACKAGES = Path(__file__).resolve().parent.parent / "packages"
 #: Fixed author/committer date of the fixture commits (2024-01-02T03:04:05Z), so the epoch is known.

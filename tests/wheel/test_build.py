@@ -164,7 +164,7 @@ def test_dirty_tree_is_refused_then_allowed_and_recorded(fresh_project: Callable
 def test_not_a_git_repo_needs_an_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from reprobuild.lock import lock_project
+    from reprobuild.lock.compile import lock_project
     from tests.wheel.fixtures import PACKAGES
 
     root = tmp_path / "plain"

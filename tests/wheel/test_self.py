@@ -11,7 +11,8 @@ import pytest
 from reprobuild.config import load_config
 from reprobuild.distribution import DISTRIBUTION
 from reprobuild.errors import StaleLockError
-from reprobuild.lock import check_build_lock, lock_project
+from reprobuild.lock import check_build_lock
+from reprobuild.lock.compile import lock_project
 from reprobuild.wheel.check import check_wheel
 from tests.wheel.fixtures import commit_all, git
 

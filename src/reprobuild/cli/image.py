@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from reprobuild.cli.imagesteps import build_settings, push_attached, push_built
 from reprobuild.cli.output import data, log
+from reprobuild.cli.preload import preload
 from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import Config, load_config
@@ -25,13 +26,18 @@ from reprobuild.errors import ConfigError
 from reprobuild.image.build import ImageResult, ProjectWheel, build_image
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.registrycache import cache_reference
-from reprobuild.image.summary import image_record
-from reprobuild.manifest.record import image_manifest
-from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
 from reprobuild.oci.reference import parse_reference
 
 if TYPE_CHECKING:
     from reprobuild.oci.location import Location
+
+#: What the steps after a build import, in the order they need it (:func:`run` has them imported on a
+#: thread while the build waits on the project wheel): for ``--load`` the engine's SDK, for ``--push``
+#: the transport and the registry client's HTTP stack, then the build manifest, the provenance attached
+#: to the image and the command's record.
+_LOAD_MODULES = ("reprobuild.oci.engine",)
+_PUSH_MODULES = ("reprobuild.oci.transport", "requests")
+_AFTER_BUILD_MODULES = ("reprobuild.manifest.record", "reprobuild.attest.attach", "reprobuild.image.summary")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +91,7 @@ def _attach(name: str, result: ImageResult, location: Location | None, *, quiet:
     """Derive the provenance from the manifest just written and attach it; after a push, push every
     attachment (SBOMs and provenance) to the same repository. The image's digest is not touched."""
     from reprobuild.attest.attach import attach_provenance
+    from reprobuild.manifest.schema import MANIFEST_NAME
 
     attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
     if location is None:
@@ -158,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
     project_wheel = (
         None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty, cached_env=True)
     )
+    preload(
+        (_LOAD_MODULES if load else ()) + (_PUSH_MODULES if args.push else ()) + _AFTER_BUILD_MODULES,
+    )
     results: list[dict[str, Any]] = []
     for name in targets:
         if config.target(name).multi_platform:
@@ -197,6 +207,10 @@ def run(args: argparse.Namespace) -> int:
                 location, pushed = push_built(
                     args.push, name, result.image, result.layout.parent, cache_ref=cache_ref, progress=progress
                 )
+        from reprobuild.image.summary import image_record
+        from reprobuild.manifest.record import image_manifest
+        from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
+
         manifest = image_manifest(config, result, image_id=image_id)
         write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
         attached = _attach(name, result, location, quiet=args.quiet)

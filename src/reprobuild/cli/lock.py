@@ -9,7 +9,8 @@ from pathlib import Path
 from reprobuild.cli.output import data, log
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import load_config
-from reprobuild.lock import check_locks, lock_project
+from reprobuild.lock import check_locks
+from reprobuild.lock.compile import lock_project
 from reprobuild.lock.cuda import lock_warnings
 from reprobuild.lockdir import LOCKS_DIR, OLD_LOCKS_DIR, RELOCK_HINT
 

@@ -25,7 +25,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reprobuild.base.debian.build import build_base
 from reprobuild.base.debian.fetch import DebCache
 from reprobuild.base.debian.lock import BaseLock, check_inputs, default_lock_path
 from reprobuild.config import Config, Target
@@ -129,6 +128,9 @@ def _base_layer(
         reused = cache.get(key, lock_sha)
         if reused is not None:
             return reused
+    # Imported only to build one: a build that finds its base cached (most) does not pay for it.
+    from reprobuild.base.debian.build import build_base
+
     built = build_base(
         lock,
         cache=DebCache(cache.root),

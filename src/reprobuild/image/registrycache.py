@@ -53,8 +53,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import requests
-
 from reprobuild.errors import ReproBuildError, UsageError
 from reprobuild.fsutil import canonical_json_bytes
 from reprobuild.image.cachesecret import FleetSecret
@@ -183,6 +181,8 @@ class RegistryCache:
         """The entry ``kind``-``key``, its blobs verified into ``store``; ``None`` when absent or unusable."""
         if not self.shares(kind):
             return None
+        import requests  # loaded by the client already; for the errors it raises
+
         tag = f"{kind}-{key}"
         repo = self.ref.repository
         try:
@@ -267,6 +267,8 @@ class RegistryCache:
         """Share ``payload`` and ``blobs`` as ``kind``-``key`` (an identical entry there is left as it is)."""
         if not self.shares(kind):
             return
+        import requests  # loaded by the client already; for the errors it raises
+
         tag = f"{kind}-{key}"
         repo = self.ref.repository
         try:

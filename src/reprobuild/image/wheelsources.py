@@ -34,7 +34,6 @@ import os
 import re
 import subprocess
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +119,11 @@ def _repository_root(root: Path) -> Path:
 
 def _local_path(url: str) -> Path | None:
     parts = urllib.parse.urlsplit(url)
-    return Path(urllib.request.url2pathname(parts.path)) if parts.scheme == "file" else None
+    if parts.scheme != "file":
+        return None
+    from urllib.request import url2pathname  # with http.client and ssl: only for a file URL
+
+    return Path(url2pathname(parts.path))
 
 
 def _source(config: Config, url: str, origin: str | None, origins: Origins, repo_root: Path) -> dict[str, str | None]:

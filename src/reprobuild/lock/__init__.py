@@ -11,21 +11,21 @@ Files (all under ``repro-locks/``):
 ``inputs.json``
     every input that affects each lock and each lock file's sha256, so ``lock --check`` can say
     *what* changed (apko's ``config.checksum`` idea, with the inputs kept so the diff is explainable).
+
+Locking itself (:func:`reprobuild.lock.compile.lock_project`) is imported from its module: a build only
+checks the locks, and does not pay for importing what writes them.
 """
 
 from reprobuild.lock.check import Staleness, check_build_lock, check_locks
-from reprobuild.lock.compile import LockResult, lock_project
 from reprobuild.lock.inputs import build_lock_path, target_lock_path
 from reprobuild.lockdir import BUILD_LOCK, INPUTS_FILE
 
 __all__ = [
     "BUILD_LOCK",
     "INPUTS_FILE",
-    "LockResult",
     "Staleness",
     "build_lock_path",
     "check_build_lock",
     "check_locks",
-    "lock_project",
     "target_lock_path",
 ]

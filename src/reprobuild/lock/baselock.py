@@ -20,7 +20,6 @@ from reprobuild.base.debian.lock import (
     packages_with_defaults,
     write_lock,
 )
-from reprobuild.base.debian.release import DEFAULT_KEYRING
 from reprobuild.cache import prepare_cache_root
 from reprobuild.config import Config
 from reprobuild.errors import ReproBuildError
@@ -41,7 +40,7 @@ def lock_bases(config: Config) -> list[Path]:
     written = []
     for suite, arch in debian_bases(config):
         path = default_lock_path(config.root, suite, arch)
-        lock = make_lock(base_inputs(config, suite, arch), DebCache(prepare_cache_root()), DEFAULT_KEYRING)
+        lock = make_lock(base_inputs(config, suite, arch), DebCache(prepare_cache_root()))
         write_lock(path, lock)
         written.append(path)
     return written

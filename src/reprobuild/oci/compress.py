@@ -38,7 +38,6 @@ import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, BinaryIO, Protocol
 
 import zstandard
@@ -85,6 +84,8 @@ class Sink(Protocol):
 
 
 def _package_version(dist: str) -> str:
+    from importlib import metadata  # ~10 ms to import: only for a compressor that names its package
+
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError as e:

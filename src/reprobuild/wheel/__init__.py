@@ -13,20 +13,17 @@ Modules, in pipeline order:
 :mod:`~reprobuild.wheel.outputs`
     the build record (``<name>-<version>.build.json``) the build manifest embeds;
 :mod:`~reprobuild.wheel.check`, :mod:`~reprobuild.wheel.diffreport`
-    the double build under varied host conditions, and the member-level explanation of a difference.
+    the double build under varied host conditions, and the member-level explanation of a difference
+    (imported from their modules: an image build, which builds a wheel, does not pay for importing them).
 """
 
 from reprobuild.wheel.build import build_wheel
-from reprobuild.wheel.check import CheckResult, NotReproducibleError, check_wheel
 from reprobuild.wheel.outputs import Artifact, Backend, Builder, WheelRecord
 
 __all__ = [
     "Artifact",
     "Backend",
     "Builder",
-    "CheckResult",
-    "NotReproducibleError",
     "WheelRecord",
     "build_wheel",
-    "check_wheel",
 ]

@@ -18,16 +18,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild.base.debian.fetch import DebCache, sha256_hex
-from reprobuild.base.debian.packages import PackageIndex, fetch_packages
-from reprobuild.base.debian.release import DEFAULT_KEYRING, Release, fetch_release
-from reprobuild.base.debian.resolve import resolve
 from reprobuild.base.debian.sources import default_mirror, snapshot_timestamp
 from reprobuild.errors import LockError, StaleLockError
 from reprobuild.fsutil import atomic_write_text, canonical_json_bytes, human_json_text
 from reprobuild.urls import redact
+
+if TYPE_CHECKING:
+    from reprobuild.base.debian.release import Release
 
 #: What a Python 3 runtime needs: the interpreter with its full standard library (``python3``
 #: pulls ``libpython3.11-stdlib``, whose dependencies make ssl, sqlite3, ctypes, lzma, bz2, uuid,
@@ -167,8 +167,18 @@ class BaseLock:
         } | ({"extra_sources": list(self.extra_sources)} if self.extra_sources else {})
 
 
-def make_lock(inputs: BaseInputs, cache: DebCache, keyring: Path = DEFAULT_KEYRING) -> BaseLock:
-    """Fetch and verify the Release and Packages index of ``inputs`` and resolve the closure."""
+def make_lock(inputs: BaseInputs, cache: DebCache, keyring: Path | None = None) -> BaseLock:
+    """Fetch and verify the Release and Packages index of ``inputs`` and resolve the closure.
+
+    ``keyring`` verifies the Release files (default: :data:`~reprobuild.base.debian.release.DEFAULT_KEYRING`).
+    The index, release and resolver modules are imported here: a build that only reads a lock does not
+    need them.
+    """
+    from reprobuild.base.debian.packages import PackageIndex, fetch_packages
+    from reprobuild.base.debian.release import DEFAULT_KEYRING, fetch_release
+    from reprobuild.base.debian.resolve import resolve
+
+    keyring = DEFAULT_KEYRING if keyring is None else keyring
     mirror = inputs.mirror or default_mirror(inputs.suite)
     release = fetch_release(mirror, inputs.suite, keyring)
     verified = fetch_packages(mirror, inputs.suite, inputs.component, inputs.arch, release=release, cache=cache)
@@ -325,7 +335,7 @@ def check_inputs(path: Path, inputs: BaseInputs) -> BaseLock:
     return old
 
 
-def check_lock(path: Path, inputs: BaseInputs, cache: DebCache, keyring: Path = DEFAULT_KEYRING) -> BaseLock:
+def check_lock(path: Path, inputs: BaseInputs, cache: DebCache, keyring: Path | None = None) -> BaseLock:
     """Return the lock at ``path`` if it is current for ``inputs``; raise :class:`StaleLockError` if not.
 
     Current means: same inputs checksum, and resolving again against the mirror gives the same

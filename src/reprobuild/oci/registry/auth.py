@@ -42,13 +42,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import requests
-from publicsuffixlist import PublicSuffixList
 
 from reprobuild.errors import RegistryError
 from reprobuild.oci.registry.credentials import Credentials
+
+if TYPE_CHECKING:
+    import requests
+    from publicsuffixlist import PublicSuffixList
 
 #: The spec's default lifetime of a token without ``expires_in``.
 _DEFAULT_TOKEN_LIFETIME_S = 60
@@ -113,7 +115,10 @@ def is_loopback(host: str) -> bool:
 
 @cache
 def _public_suffix_list() -> PublicSuffixList:
-    """The list bundled with the pinned ``publicsuffixlist`` wheel (never fetched: no host dependence)."""
+    """The list bundled with the pinned ``publicsuffixlist`` wheel (never fetched: no host dependence);
+    imported only when a token realm is checked against it."""
+    from publicsuffixlist import PublicSuffixList
+
     return PublicSuffixList()
 
 

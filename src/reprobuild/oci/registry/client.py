@@ -50,10 +50,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
-
-import requests
 
 from reprobuild.download import READ_SIZE, Failure, Receiver, Timeouts, receive
 from reprobuild.errors import DigestMismatchError, RegistryError, ReproBuildError
@@ -72,8 +70,13 @@ from reprobuild.oci.registry.transfer import (
     split_digest,
     with_query,
 )
-from reprobuild.retry import TRANSIENT_ERRORS, RetryPolicy, TransientError, send_once
+from reprobuild.retry import RetryPolicy, TransientError, send_once, transient_errors
 from reprobuild.urls import redact_text
+
+if TYPE_CHECKING:
+    # Imported when a client is made: a build imports this module, but only a push or a pull needs
+    # ``requests`` (a good part of a warm build's start-up).
+    import requests
 
 __all__ = [
     "ALL_MANIFEST_TYPES",
@@ -188,7 +191,11 @@ class RegistryClient:
         self._timeout = self._timeouts.requests_timeout
         self._policy = RetryPolicy(retries=max(retries, 0), backoff=backoff)
         self._chunk_threshold = chunk_threshold
-        self._session = session or requests.Session()
+        if session is None:
+            import requests
+
+            session = requests.Session()
+        self._session = session
         store = credentials if credentials is not None else CredentialStore.from_environment()
         creds = store.get(host)
         self._secrets: tuple[str, ...] = creds.secrets() if creds is not None else ()
@@ -812,11 +819,13 @@ class RegistryClient:
                 if total > limit:
                     raise self._too_large(target, limit)
                 chunks.append(chunk)
-        except TRANSIENT_ERRORS as e:
+        except transient_errors() as e:
             raise TransientError(f"the connection dropped while reading ({type(e).__name__})") from None
 
     def _describe(self, response: requests.Response) -> str:
         """``STATUS reason`` plus the registry's error codes and messages, secrets redacted."""
+        import requests
+
         text = f"{response.status_code} {response.reason or ''}".strip()
         codes: list[str] = []
         try:
@@ -926,7 +935,7 @@ def _message_body(response: requests.Response) -> bytes:
     else:
         try:
             data = response.raw.read(_MESSAGE_BYTES + 1, decode_content=True) or b""
-        except TRANSIENT_ERRORS:
+        except transient_errors():
             return b""
         except (OSError, ValueError):
             return b""
