@@ -19,13 +19,16 @@ def test_python_dash_m_and_version() -> None:
 
 
 def test_version_is_the_installed_distributions() -> None:
-    """``__version__`` is written once in the package and the backend copies it into the metadata
-    (``[tool.hatch.version]``): the installed distribution, the literal and ``--version`` agree."""
+    """The version is written in pyproject.toml and as ``__version__`` in the package: the two, the
+    installed distribution and ``--version`` agree."""
+    import tomllib
     from importlib.metadata import version
 
     from reprobuild import __version__
     from reprobuild.distribution import DISTRIBUTION
 
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == __version__
     assert version(DISTRIBUTION) == __version__
     out = subprocess.run([sys.executable, "-m", "reprobuild", "--version"], capture_output=True, text=True, check=False)
     assert out.stdout == f"repro-build {__version__}\n"
