@@ -14,24 +14,21 @@ import functools
 import shlex
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from reprobuild.cli.imagesteps import build_settings, push_attached, push_built
+from reprobuild.cli.imagesteps import build_settings, push_built
 from reprobuild.cli.output import data, log
 from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import Config, load_config
 from reprobuild.errors import ConfigError
-from reprobuild.image.build import ImageResult, ProjectWheel, build_image
+from reprobuild.image.build import ProjectWheel, build_image
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.registrycache import cache_reference
 from reprobuild.image.summary import image_record
 from reprobuild.manifest.record import image_manifest
 from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
 from reprobuild.oci.reference import parse_reference
-
-if TYPE_CHECKING:
-    from reprobuild.oci.location import Location
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,20 +78,12 @@ def _log_for(target: str, quiet: bool, message: str) -> None:
     log(f"{target}: {message}", quiet=quiet)
 
 
-def _attach(name: str, result: ImageResult, location: Location | None, *, quiet: bool) -> dict[str, Any] | None:
-    """Derive the provenance from the manifest just written and attach it; after a push, push every
-    attachment (SBOMs and provenance) to the same repository. The image's digest is not touched."""
-    from reprobuild.attest.attach import attach_provenance
-
-    attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
-    if location is None:
-        return None
-    attached = push_attached(location, [result])
-    log(
-        f"{name}: {attached['count']} attachments (SBOMs, provenance) pushed; found through the {attached['how']}",
-        quiet=quiet,
-    )
-    return attached
+def _log_attached(name: str, attached: dict[str, Any] | None, *, quiet: bool) -> None:
+    if attached is not None:
+        log(
+            f"{name}: {attached['count']} attachments (SBOMs, provenance) pushed; found through the {attached['how']}",
+            quiet=quiet,
+        )
 
 
 def _check_names(args: argparse.Namespace, targets: list[str]) -> None:
@@ -191,15 +180,26 @@ def run(args: argparse.Namespace) -> int:
                     client, result.image, tag, result.layout.parent, progress=progress, archive=archive
                 )
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
-            pushed = None
-            location: Location | None = None
+            # The build manifest and the provenance derived from it do not depend on the push: written
+            # first, the provenance goes up in the same push as the image.
+            from reprobuild.attest.attach import attach_provenance
+
+            manifest = image_manifest(config, result, image_id=image_id)
+            write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
+            attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
+            pushed: str | None = None
+            attached: dict[str, Any] | None = None
             if args.push:
-                location, pushed = push_built(
-                    args.push, name, result.image, result.layout.parent, cache_ref=cache_ref, progress=progress
+                pushed, attached = push_built(
+                    args.push,
+                    name,
+                    result.image,
+                    result.layout.parent,
+                    [result],
+                    cache_ref=cache_ref,
+                    progress=progress,
                 )
-        manifest = image_manifest(config, result, image_id=image_id)
-        write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
-        attached = _attach(name, result, location, quiet=args.quiet)
+        _log_attached(name, attached, quiet=args.quiet)
         log(f"{name}: {result.layout.parent}", quiet=args.quiet)
         record = image_record(result, seconds=time.monotonic() - start, image_id=image_id, tag=tag, pushed=pushed)
         record["attachments"] = attached
