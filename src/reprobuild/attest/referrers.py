@@ -13,11 +13,12 @@ Where they go:
   referrers in a layout; opencontainers/image-spec#1171 proposes it); a bare ``oci-layout:PATH`` still
   names the image (:func:`reprobuild.oci.layout.read_layout` skips entries with an ``artifactType`` when
   an image is there).
-- **Registry** (``image --push``): each attachment is pushed by digest, then the referrers are made
-  findable as distribution-spec 1.1 says: a registry with the referrers API
-  (``GET /v2/<name>/referrers/<digest>`` answers) indexes them itself; for one without it (it answers
-  404), the *referrers tag schema*: the index tagged ``sha256-<hex of the image digest>`` lists the
-  descriptors of all referrers, read first and merged so that attachments pushed by others survive.
+- **Registry** (``image --push``): each attachment is pushed by digest, after its subject, and made
+  findable as distribution-spec 1.1 ``spec.md`` "Pushing Manifests with Subject" says: a registry with
+  the referrers API (``GET /v2/<name>/referrers/<digest>``) indexes them itself and says so in its
+  answer to each push (``OCI-Subject: <subject digest>``); for one whose answer lacks it, the *referrers
+  tag schema*: the index tagged ``sha256-<hex of the image digest>`` lists the descriptors of all
+  referrers, read first and merged so that attachments pushed by others survive.
 """
 
 from __future__ import annotations
@@ -174,12 +175,13 @@ def push_with_referrers(
     which refer to it or to one of its images, and make them findable; return how, one entry per subject
     referred to, in the order of ``artifacts``.
 
-    One push, so that the attachments cost little more than the image: every distinct blob of them all
-    goes ``jobs`` at a time (the image's layers mounted from ``mount_from`` where the registry lacks
-    them), then the image's manifests, then at once its tags and the attachments' manifests (their
-    subject is there by then: a registry with the referrers API indexes them as they arrive; the
-    distribution-spec 1.1 lets a registry accept a referrer before its subject, but one older than that
-    spec may not), then the referrers tag schema's index where the registry did not index them itself.
+    One push, so that the attachments cost little more than the image: every distinct blob of them all,
+    :data:`~reprobuild.oci.remote.DEFAULT_JOBS` at a time (the image's layers mounted from ``mount_from``
+    where the registry lacks them), then the image's manifests, then at once its tags and the attachments'
+    manifests, then the referrers tag schema's index where the registry did not index them itself. The
+    attachments still follow the manifest they refer to. Distribution-spec 1.1 ("Push") makes a registry
+    accept a referrer before its subject, but that rule is new in 1.1, and this way a push that fails
+    half-way leaves no attachment naming a manifest the registry does not have. It costs one round trip.
     """
     from reprobuild.oci.remote import DEFAULT_JOBS, blob_uploads, put_manifests, put_tag, run_all
 
