@@ -260,7 +260,7 @@ def test_an_index_push_to_the_cache_registry_mounts_the_cached_layers(
     tag = fallback_tag(result.image.digest)
     assert count and attached == {"count": count, "how": f"tag {tag}"}
     with RegistryClient(registry.host) as client:
-        assert client.list_tags(f"speed-cache/app-index-{tmp_path.name}") == sorted(["v1", tag])
+        assert set(client.list_tags(f"speed-cache/app-index-{tmp_path.name}")) == {"v1", tag}
 
 
 def test_unreachable_registry_cache_is_a_warning(
