@@ -14,7 +14,7 @@ import pytest
 
 from reprobuild.errors import DigestMismatchError, OCIError
 from reprobuild.oci import engine as engine_io
-from reprobuild.oci.archive import read_archive, write_archive
+from reprobuild.oci.archive import ArchiveWriter, read_archive, write_archive
 from reprobuild.oci.compress import Compressor
 from reprobuild.oci.image import Image
 from tests.oci.conftest import DebianImage
@@ -31,7 +31,8 @@ def test_archive_round_trip_and_docker_manifest(tmp_path: Path) -> None:
         manifest = json.loads(tf.extractfile("manifest.json").read())  # type: ignore[union-attr]
         repositories = json.loads(tf.extractfile("repositories").read())  # type: ignore[union-attr]
         assert all((m.uid, m.gid, m.mtime, m.uname) == (0, 0, 0, "") for m in tf.getmembers())
-    assert names == sorted(names, key=lambda n: (n not in ("blobs", "blobs/sha256"), n))
+    blobs = [f"blobs/sha256/{d.hex}" for d in (*(layer.digest for layer in img.layers), img.config_digest, img.digest)]
+    assert names == ["blobs", "blobs/sha256", *blobs, "index.json", "manifest.json", "oci-layout", "repositories"]
     assert manifest == [
         {
             "Config": f"blobs/sha256/{img.config_digest.hex}",
@@ -46,6 +47,36 @@ def test_archive_round_trip_and_docker_manifest(tmp_path: Path) -> None:
     again = tmp_path / "again.tar"
     write_archive(again, img, repo_tags=["example.test/small:v1"])
     assert again.read_bytes() == path.read_bytes()
+
+
+def test_layers_added_early_give_the_bytes_of_one_write(tmp_path: Path) -> None:
+    """A build copies its base's layers in while the layers above are built: the archive is the same."""
+    img = small_image(tmp_path / "staging")
+    whole = tmp_path / "whole.tar"
+    write_archive(whole, img, repo_tags=["example.test/small:v1"])
+    for early in (img.layers[:1], img.layers, img.layers[1:], img.layers[::-1], ()):
+        path = tmp_path / "two-steps.tar"
+        path.unlink(missing_ok=True)
+        with ArchiveWriter(path) as writer:
+            writer.add_layers(early)
+            assert not path.exists()  # nothing in place before finish
+            writer.finish(img, repo_tags=["example.test/small:v1"])
+        assert path.read_bytes() == whole.read_bytes(), [layer.digest.hex[:8] for layer in early]
+    assert len(img.layers) > 1  # the reversed order above is not the image's
+
+
+def test_an_archive_left_unfinished_leaves_nothing(tmp_path: Path) -> None:
+    img = small_image(tmp_path / "staging")
+    path = tmp_path / "img.tar"
+    with pytest.raises(RuntimeError), ArchiveWriter(path) as writer:
+        writer.add_layers(img.layers)
+        raise RuntimeError("the build failed above the base")
+    assert list(tmp_path.glob("*.tar*")) == []
+    corrupt = small_image(tmp_path / "corrupt")
+    corrupt.layers[0].path.write_bytes(b"not the layer")
+    with pytest.raises(OCIError, match="corrupt"), ArchiveWriter(path) as writer:
+        writer.add_layers(corrupt.layers)
+    assert list(tmp_path.glob("*.tar*")) == []
 
 
 def test_zstd_image_is_refused_for_docker_load(tmp_path: Path) -> None:

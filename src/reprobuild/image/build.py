@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 
 from reprobuild import __version__
-from reprobuild.attest.inventory import wheel_license
+from reprobuild.attest.inventory import BaseInventory, wheel_license
 from reprobuild.attest.sbom import WheelFile
 from reprobuild.cache import cache_root, prepare_cache_root
 from reprobuild.config import Config, Target
@@ -31,7 +31,6 @@ from reprobuild.distribution import COMMAND
 from reprobuild.epoch import ZIP_EPOCH_FLOOR, Epoch, resolve_epoch
 from reprobuild.errors import ImageError, ReproBuildError, StaleLockError
 from reprobuild.fsutil import (
-    atomic_write_bytes,
     exclusive_lock,
     make_output_dir,
     publish_dir,
@@ -50,6 +49,7 @@ from reprobuild.image.depcache import DEPENDENCY_KINDS, DependencyCache, Depende
 from reprobuild.image.interpreter import Interpreter, find_interpreter
 from reprobuild.image.inventorycache import cached_base_inventory
 from reprobuild.image.ocilabels import standard_labels
+from reprobuild.image.outputs import Facts, StagedOutputs, attach_sboms
 from reprobuild.image.plan import LayerGroup, plan_layers
 from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
 from reprobuild.image.registrycache import RegistryCache, cache_reference
@@ -59,21 +59,17 @@ from reprobuild.image.wheels import WheelCache, WheelPin, select_wheels
 from reprobuild.image.wheelsources import RecordedWheel, obtain, recorded_wheels
 from reprobuild.lock import check_locks
 from reprobuild.lockdir import RELOCK_HINT
-from reprobuild.oci.archive import write_archive
 from reprobuild.oci.blobstore import BlobStore
 from reprobuild.oci.compress import Compressor
 from reprobuild.oci.digest import sha256_file
 from reprobuild.oci.image import Image, append_layers, with_annotations, with_config
 from reprobuild.oci.layer import Layer, write_layer
-from reprobuild.oci.layout import read_layout, write_layout
+from reprobuild.oci.layout import read_layout
 from reprobuild.oci.mediatypes import oci_layer_type
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.tarwriter import LayerEntry
 from reprobuild.oci.validate import validate_image
 from reprobuild.platforms import platform_dir
-
-if TYPE_CHECKING:
-    from reprobuild.attest.inventory import BaseInventory
 
 #: Threads beside the build's own for what runs while it works: the project wheel's build, reading the
 #: base's package inventory, compressing the third-party layers. The output does not depend on the
@@ -360,6 +356,9 @@ class _LayerWriter:
     log: Callable[[str], None]
     cache: LayerCache | None
     files: Sequence[DataFile] = ()
+    #: The app layer's entries, being made meanwhile (they depend on none of the wheels: the hook, its
+    #: doctor and policy, and the hook's pyc, which takes a compiler process); made here when absent.
+    app: Future[list[LayerEntry]] | None = None
     #: Held around the layer cache when it shares layers through a registry: the third-party and the
     #: project's layers are written on two threads, and the registry cache's first failure (an
     #: unreachable registry) must turn it off for the rest of the build, not be met by both.
@@ -388,6 +387,8 @@ class _LayerWriter:
                 entries = []
             elif group.kind == "file":
                 entries = [next(f.entry() for f in self.files if f.path == group.path)]
+            elif group.kind == "app" and self.app is not None:
+                entries = self.app.result()
             elif group.kind == "app":
                 entries = _app_entries(self.policy, self.info, self.interpreter, self.store.root.parent / "app")
             else:
@@ -594,6 +595,7 @@ def _layers(
     layer_cache: LayerCache | None,
     remote: RegistryCache | None,
     pool: ThreadPoolExecutor,
+    outputs: StagedOutputs,
     progress: Progress,
     log: Callable[[str], None],
 ) -> tuple[list[LayerGroup], _Layers, OwnWheel, dict[str, str | None]]:
@@ -609,6 +611,9 @@ def _layers(
     then go into the layers above them, unless one of them is a path a third-party layer holds too:
     then every wheel is installed at once (which copy wins is the full install's to say). The groups
     and bytes do not depend on this order: each group's tar is made from its own distributions' files.
+
+    Before waiting for the project wheel, the layers known to be final (the base's, and the reused
+    third-party layers above it) start being copied into the ``outputs``.
     """
     base_layers = len(base.layers) + len(files)  # each data file takes a layer of the budget
     deps_cache = DependencyCache(remote=remote) if layer_cache else None
@@ -642,6 +647,7 @@ def _layers(
         log=log,
         cache=layer_cache,
         files=files,
+        app=pool.submit(_app_entries, policy, info, interpreter, work / "app"),
     )
     first = len(base.layers)
     installed = functools.partial(_installed, target=target, info=info, interpreter=interpreter, log=log)
@@ -660,6 +666,7 @@ def _layers(
         dep_groups = [g for g in planned if g.kind in DEPENDENCY_KINDS]
         dep_paths = frozenset(f.image_path for d in dep_dists.values() for f in d.files)
         dep_job = pool.submit(writer.write, dep_groups, dep_dists, first=first)
+    outputs.begin([*base.layers, *(dep_job.result().layers if reused is not None else ())])
     built = own.result()
     wheel, project_pin, _record = built
     mine = [(project_pin, wheel)] if wheel is not None and project_pin is not None else []
@@ -815,66 +822,58 @@ def build_image(
             info = cached_base_info(base.image, name=target.base.text, use_cache=use_cache, remote=remote)
             check_base(info, target, name=target.base.text)
             log(f"base Python {info.python_version} at {info.interpreter}, site-packages {info.site_packages}")
-            interpreter = find_interpreter(info.python_version)
-            log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
-            if interpreter.version != info.python_version:
-                log(
-                    f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
-                    f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
-                )
-
+            interpreter = _bytecode_compiler(info, log)
             deps = _third_party(config, target, lock, pins=pins, offline=offline, work=work, progress=progress)
             _fail_early(own)
             policy = with_cuda(target.policy, deps.pins, base.image.config, log)
             files = data_files(config, target)
-            groups, written, (wheel, project_pin, wheel_record), licenses = _layers(
-                config,
-                target,
-                deps,
-                own,
-                has_project=wheel is not None or project_wheel is not None,
-                base=base.image,
-                info=info,
-                interpreter=interpreter,
-                policy=policy,
-                epoch=epoch,
-                compressor=compressor,
-                files=files,
-                work=work,
-                layer_cache=LayerCache(remote=remote) if use_cache else None,
-                remote=remote,
-                pool=pool,
-                progress=progress,
-                log=log,
-            )
-            image = _assemble(
-                base,
-                written,
-                groups,
-                config=config,
-                target=target,
-                policy=policy,
-                epoch=epoch,
-                source=source,
-                label=label,
-            )
-            staged = work / "out"
-            attestations = _write_outputs(
-                config,
-                target,
-                image,
-                staged=staged,
-                repo_tag=repo_tag,
-                progress=progress,
-                log=log,
-                base=base,
-                inventory=inventory.result(),
-                wheels=[_wheel_file(pin, licenses.get(pin.sha256)) for pin in deps.pins],
-                project=_wheel_file(project_pin, wheel_license(wheel)) if wheel and project_pin else None,
-                epoch=epoch,
-                remote=remote,
-            )
-            publish_dir(staged, final, remove_old=remove_tree_in_background if background_cleanup else _remove)
+            with StagedOutputs(work / "out", progress=progress) as outputs:
+                groups, written, (wheel, project_pin, wheel_record), licenses = _layers(
+                    config,
+                    target,
+                    deps,
+                    own,
+                    has_project=wheel is not None or project_wheel is not None,
+                    base=base.image,
+                    info=info,
+                    interpreter=interpreter,
+                    policy=policy,
+                    epoch=epoch,
+                    compressor=compressor,
+                    files=files,
+                    work=work,
+                    layer_cache=LayerCache(remote=remote) if use_cache else None,
+                    remote=remote,
+                    pool=pool,
+                    outputs=outputs,
+                    progress=progress,
+                    log=log,
+                )
+                image = _assemble(
+                    base,
+                    written,
+                    groups,
+                    config=config,
+                    target=target,
+                    policy=policy,
+                    epoch=epoch,
+                    source=source,
+                    label=label,
+                )
+                if remote is not None:
+                    log(remote.summary_line())
+                image = outputs.finish(image, tag=target.name, repo_tag=repo_tag)
+                attestations = attach_sboms(
+                    config,
+                    target,
+                    image,
+                    staged=outputs.staged,
+                    facts=_facts(
+                        base, inventory.result(), deps.pins, licenses=licenses, own=(wheel, project_pin), epoch=epoch
+                    ),
+                )
+            log(f"SBOMs: {', '.join(a['file'] for a in attestations)}, attached to the layout")
+            publish_dir(outputs.staged, final, remove_old=remove_tree_in_background if background_cleanup else _remove)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             (remove_tree_in_background if background_cleanup else _remove)(work)
@@ -905,90 +904,40 @@ def build_image(
         )
 
 
+def _bytecode_compiler(info: BaseInfo, log: Callable[[str], None]) -> Interpreter:
+    """The interpreter that compiles the image's byte-code: the base's Python version (a note when only
+    another patch release of it is found)."""
+    interpreter = find_interpreter(info.python_version)
+    log(f"byte-code compiled by Python {interpreter.version} ({interpreter.cache_tag})")
+    if interpreter.version != info.python_version:
+        log(
+            f"note: the image has Python {info.python_version}; a few .pyc files can differ from a build whose "
+            f"compiler is that exact version (`uv python install {info.python_version}` gives it)"
+        )
+    return interpreter
+
+
+def _facts(
+    base: ResolvedBase,
+    inventory: BaseInventory,
+    pins: Sequence[WheelPin],
+    *,
+    licenses: Mapping[str, str | None],
+    own: tuple[Path | None, WheelPin | None],
+    epoch: Epoch,
+) -> Facts:
+    """What the SBOMs say besides the image: the base, its packages, every wheel with its licence
+    (``own``: the project's wheel and its pin, when it has one)."""
+    wheel, project_pin = own
+    return Facts(
+        base=base,
+        inventory=inventory,
+        wheels=[_wheel_file(pin, licenses.get(pin.sha256)) for pin in pins],
+        project=_wheel_file(project_pin, wheel_license(wheel)) if wheel and project_pin else None,
+        epoch=epoch,
+    )
+
+
 def _wheel_file(pin: WheelPin, license: str | None) -> WheelFile:
     """What the SBOMs say of a wheel: its pin and the licence its METADATA declares."""
     return WheelFile(pin.name, pin.version, pin.filename, pin.sha256, license)
-
-
-def _write_outputs(
-    config: Config,
-    target: Target,
-    image: Image,
-    *,
-    staged: Path,
-    repo_tag: str,
-    progress: Progress,
-    log: Callable[[str], None],
-    base: ResolvedBase,
-    inventory: BaseInventory,
-    wheels: Sequence[WheelFile],
-    project: WheelFile | None,
-    epoch: Epoch,
-    remote: RegistryCache | None,
-) -> tuple[dict[str, Any], ...]:
-    """Write the OCI layout, the archive and the SBOMs (attached to the layout) into ``staged`` (after a
-    line counting what the registry cache ``remote`` gave and took, when there is one)."""
-    if remote is not None:
-        log(remote.summary_line())
-    # The archive and the layout read the same blobs into two files that do not depend on each other:
-    # written at once (hashing and copying leave the GIL), each checking every blob as before.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="repro-build-archive") as pool:
-        archive = pool.submit(write_archive, staged / "image.tar", image, repo_tags=[repo_tag])
-        write_layout(staged / "oci", image, tag=target.name, progress=progress)
-        attestations = _attach_sboms(
-            config,
-            target,
-            image,
-            base=base,
-            inventory=inventory,
-            wheels=wheels,
-            project=project,
-            epoch=epoch,
-            staged=staged,
-        )
-        archive.result()
-    log(f"SBOMs: {', '.join(a['file'] for a in attestations)}, attached to the layout")
-    return attestations
-
-
-def _attach_sboms(
-    config: Config,
-    target: Target,
-    image: Image,
-    *,
-    base: ResolvedBase,
-    inventory: BaseInventory,
-    wheels: Sequence[WheelFile],
-    project: WheelFile | None,
-    epoch: Epoch,
-    staged: Path,
-) -> tuple[dict[str, Any], ...]:
-    """Write the SPDX and CycloneDX SBOMs of ``image`` into ``staged`` and attach them to its layout."""
-    from reprobuild.attest.referrers import artifact, attach_to_layout
-    from reprobuild.attest.sbom import attestation_record, make_bom, sbom_documents
-
-    bom = make_bom(
-        image=image,
-        project_name=config.project.normalized_name,
-        project_version=config.project.version,
-        project_license=config.project.license,
-        target=target.name,
-        platform=target.platform,
-        created=imageconfig.rfc3339(epoch.seconds),
-        tool_version=__version__,
-        base_reference=target.base.text,
-        base_digest=base.record.manifest_digest,
-        base_inventory=inventory,
-        wheels=wheels,
-        project_wheel=project,
-    )
-    records, artifacts = [], []
-    created = imageconfig.rfc3339(epoch.seconds)
-    for document in sbom_documents(bom):
-        path = staged / document.name
-        atomic_write_bytes(path, document.data)
-        attached = artifact(image.descriptor, document, path, created=created)
-        artifacts.append(attached)
-        records.append(attestation_record(document, attached))
-    attach_to_layout(staged / "oci", artifacts)
-    return tuple(records)

@@ -7,7 +7,10 @@ pointing at the *same* blob files, and ``repositories`` (``{"name": {"tag": "<co
 old readers. Docker loads gzip and uncompressed layers (not zstd, before engine 23), and the image ID
 it reports is the config digest (checked against Docker 20.10 by tests/oci/test_archive.py).
 
-The tar itself is canonical: entries sorted, uid/gid 0, empty names, mtime 0, modes 0644/0755.
+The tar itself is canonical: uid/gid 0, empty names, mtime 0, modes 0644/0755, and entries in an order
+fixed by the image: the blob directories, then every blob once, image by image from the bottom layer up
+(then its config and manifest), then the metadata. Bottom layers first is what lets a build copy its
+base's layers into the archive while the layers above are still being built (:class:`ArchiveWriter`).
 
 Reading accepts an OCI archive (ours, skopeo's ``oci-archive:``) or a plain ``docker save`` archive
 (``manifest.json`` only, uncompressed ``<id>/layer.tar`` layers). Blobs are verified while they are
@@ -20,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -47,19 +52,6 @@ def _images(artifact: Artifact) -> list[Image]:
     out: list[Image] = []
     for child in artifact.children:
         out += _images(child)
-    return out
-
-
-def _blob_sources(artifact: Artifact) -> dict[str, bytes | Layer]:
-    out: dict[str, bytes | Layer] = {}
-    if isinstance(artifact, Index):
-        for child in artifact.children:
-            out.update(_blob_sources(child))
-    else:
-        for layer in artifact.layers:
-            out[layer.digest.hex] = layer
-        out[artifact.config_digest.hex] = artifact.config_bytes
-    out[artifact.digest.hex] = artifact.manifest_bytes
     return out
 
 
@@ -169,30 +161,116 @@ def write_archive(path: Path, artifact: Artifact, *, repo_tags: Sequence[str] = 
     ``tag`` goes into index.json's ref.name annotation (default: the tag of the first repo tag).
     Layer blobs are hashed while they are copied in, so a corrupt source never yields an archive.
     """
-    manifest_json, repositories = docker_manifest_json(artifact, repo_tags)
-    ref = tag if tag is not None else (_split_tag(repo_tags[0])[1] if repo_tags else None)
-    desc = artifact.descriptor
-    if ref:
-        desc = desc.with_annotations({REF_NAME: ref})
-    index = canonical_json_bytes({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc.to_json()]})
-    blobs = _blob_sources(artifact)
-    for hex_, blob in blobs.items():
-        if isinstance(blob, bytes) and Digest.of_bytes(blob).hex != hex_:
-            raise OCIError(f"blob {hex_} does not match its content")
-    # A layer blob is checked while it is copied; on a mismatch the half-written archive is removed.
-    with atomic_writer(path) as out, tarfile.TarFile(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+    with ArchiveWriter(path) as writer:
+        writer.finish(artifact, repo_tags=repo_tags, tag=tag)
+
+
+def archive_blobs(artifact: Artifact) -> list[tuple[str, bytes | Layer]]:
+    """Every blob of ``artifact`` once, in the archive's order: image by image (an index's children in
+    its order), each image's layers from the bottom up, then its config and manifest; an index's own
+    manifest after its children's."""
+    out: dict[str, bytes | Layer] = {}
+
+    def walk(art: Artifact) -> None:
+        if isinstance(art, Index):
+            for child in art.children:
+                walk(child)
+        else:
+            for layer in art.layers:
+                out.setdefault(layer.digest.hex, layer)
+            out.setdefault(art.config_digest.hex, art.config_bytes)
+        out.setdefault(art.digest.hex, art.manifest_bytes)
+
+    walk(artifact)
+    return list(out.items())
+
+
+class ArchiveWriter:
+    """An archive written in two steps, so that its large blobs can be copied in before the image is
+    known: :meth:`add_layers` appends layers that begin the archive's blob order (an image's bottom
+    layers, e.g. its base's, while the layers above are still being built), :meth:`finish` writes every
+    other blob and the metadata and puts the file in place. The bytes are those of a single
+    :func:`write_archive` whatever was added early: if the early layers turn out not to begin the
+    final order, the archive is started again.
+
+    Used as a context manager: leaving it without :meth:`finish` (on an error) removes the partial file,
+    and nothing is ever at ``path`` before :meth:`finish` has written all of it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        self._tmp = Path(tmp)
+        self._out = os.fdopen(fd, "wb")
+        self._done = False
+        self._written: list[str] = []
+        self._tf = self._start()
+
+    def _start(self) -> tarfile.TarFile:
+        tf = tarfile.TarFile(fileobj=self._out, mode="w", format=tarfile.USTAR_FORMAT)
         _add(tf, "blobs/")
         _add(tf, "blobs/sha256/")
-        for hex_ in sorted(blobs):
-            blob = blobs[hex_]
+        return tf
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove the unfinished archive (nothing, once :meth:`finish` has put it in place)."""
+        if not self._done:
+            self._done = True
+            self._out.close()
+            self._tmp.unlink(missing_ok=True)
+
+    def add_layers(self, layers: Sequence[Layer]) -> None:
+        """Copy ``layers`` in (each checked against its digest and size while it is copied)."""
+        for layer in layers:
+            if layer.digest.hex not in self._written:
+                _add_layer(self._tf, f"{_BLOBS}{layer.digest.hex}", layer)
+                self._written.append(layer.digest.hex)
+
+    def sync(self) -> None:
+        """Put what was added so far on disk, so that :meth:`finish` has only the rest to flush."""
+        self._out.flush()
+        os.fdatasync(self._out.fileno())
+
+    def finish(self, artifact: Artifact, *, repo_tags: Sequence[str] = (), tag: str | None = None) -> None:
+        """Write the rest of ``artifact`` (see :func:`write_archive`) and put the archive in place."""
+        manifest_json, repositories = docker_manifest_json(artifact, repo_tags)
+        ref = tag if tag is not None else (_split_tag(repo_tags[0])[1] if repo_tags else None)
+        desc = artifact.descriptor
+        if ref:
+            desc = desc.with_annotations({REF_NAME: ref})
+        index = canonical_json_bytes({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc.to_json()]})
+        blobs = archive_blobs(artifact)
+        for hex_, blob in blobs:
+            if isinstance(blob, bytes) and Digest.of_bytes(blob).hex != hex_:
+                raise OCIError(f"blob {hex_} does not match its content")
+        if [hex_ for hex_, _ in blobs[: len(self._written)]] != self._written:
+            self._out.seek(0)  # what was added early does not begin this artifact: start again
+            self._out.truncate()
+            self._written = []
+            self._tf = self._start()
+        for hex_, blob in blobs[len(self._written) :]:
             if isinstance(blob, bytes):
-                _add(tf, f"blobs/sha256/{hex_}", blob)
+                _add(self._tf, f"{_BLOBS}{hex_}", blob)
             else:
-                _add_layer(tf, f"blobs/sha256/{hex_}", blob)
-        _add(tf, "index.json", index)
-        _add(tf, "manifest.json", manifest_json)
-        _add(tf, "oci-layout", canonical_json_bytes(LAYOUT_VERSION))
-        _add(tf, "repositories", repositories)
+                _add_layer(self._tf, f"{_BLOBS}{hex_}", blob)
+        _add(self._tf, "index.json", index)
+        _add(self._tf, "manifest.json", manifest_json)
+        _add(self._tf, "oci-layout", canonical_json_bytes(LAYOUT_VERSION))
+        _add(self._tf, "repositories", repositories)
+        self._tf.close()
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+        self._tmp.chmod(0o644)  # mkstemp creates 0600; the mode must not depend on the umask
+        self._tmp.replace(self._path)
+        self._done = True
 
 
 def _safe_name(m: tarfile.TarInfo, archive: Path) -> str:
