@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,21 +96,29 @@ def write_with_attachments(
     staging: Path,
     images: Sequence[tuple[Path, Image]],
     *,
+    prepare: Callable[[], None] = lambda: None,
     mount_from: Reference | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> tuple[Digest, int, str]:
-    """Write ``artifact`` (an image or an index) to ``location`` (``image --push``), then the attachments of
-    each of ``images`` (its layout and one image of ``artifact``) found in its layout; return the digest a
-    reader of ``location`` sees, how many attachments were written, and how the last image's are found.
+    """Write ``artifact`` (an image or an index) to ``location`` (``image --push``) and the attachments of
+    each of ``images`` (its layout and one image of ``artifact``) found in its layout once ``prepare()``
+    has run (it makes the last of them: the provenance); return the digest a reader of ``location`` sees,
+    how many attachments were written, and how the last image's are found.
 
-    To a registry, all of it is one push (:func:`reprobuild.attest.referrers.push_with_referrers`): the
-    attachments' blobs go up with the image's, their manifests right after the image's.
+    To a registry, all of it is one push (:func:`reprobuild.attest.referrers.push_with_referrers`), and
+    ``prepare`` runs while the image's blobs go up; elsewhere ``prepare`` runs first.
     """
     from reprobuild.oci.transport import push_target, write_location
 
-    found = [(image, layout_referrers(layout, image.digest)) for layout, image in images]
-    attachments = [art for _, arts in found for art in arts]
-    if location.kind != "registry" or not attachments:
+    found: list[tuple[Image, list[Image]]] = []
+
+    def attachments() -> list[Image]:
+        prepare()
+        found.extend((image, layout_referrers(layout, image.digest)) for layout, image in images)
+        return [art for _, arts in found for art in arts]
+
+    if location.kind != "registry":
+        prepare()
         digest = write_location(location, artifact, staging, progress=progress, mount_from=mount_from)
         count, how = 0, "none"
         for layout, image in images:
@@ -131,7 +139,8 @@ def write_with_attachments(
             progress=progress,
         )
     by_subject = dict(zip([image.digest for image, arts in found if arts], hows, strict=True))
-    return artifact.digest, len(attachments), by_subject.get(images[-1][1].digest, "none")
+    count = sum(len(arts) for _, arts in found)
+    return artifact.digest, count, by_subject.get(images[-1][1].digest, "none") if images else "none"
 
 
 def _statement(data: bytes, what: str) -> object:

@@ -165,31 +165,38 @@ def push_with_referrers(
     client: RegistryClient,
     repository: str,
     artifact: Artifact,
-    artifacts: Sequence[Image],
+    attachments: Callable[[], Sequence[Image]],
     *,
     tags: Sequence[str] = (),
     mount_from: str | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> list[str]:
-    """Push ``artifact`` (an image, or an index with its images), tag it ``tags``, and push ``artifacts``,
-    which refer to it or to one of its images, and make them findable; return how, one entry per subject
-    referred to, in the order of ``artifacts``.
+    """Push ``artifact`` (an image, or an index with its images), tag it ``tags``, and push the artifacts
+    ``attachments()`` returns, which refer to it or to one of its images, and make them findable; return
+    how, one entry per subject referred to, in the order of the artifacts.
 
     One push, so that the attachments cost little more than the image: every distinct blob of them all,
     :data:`~reprobuild.oci.remote.DEFAULT_JOBS` at a time (the image's layers mounted from ``mount_from``
     where the registry lacks them), then the image's manifests, then at once its tags and the attachments'
-    manifests, then the referrers tag schema's index where the registry did not index them itself. The
-    attachments still follow the manifest they refer to. Distribution-spec 1.1 ("Push") makes a registry
-    accept a referrer before its subject, but that rule is new in 1.1, and this way a push that fails
-    half-way leaves no attachment naming a manifest the registry does not have. It costs one round trip.
-    """
-    from reprobuild.oci.remote import DEFAULT_JOBS, blob_uploads, put_manifests, put_tag, run_all
+    manifests, then the referrers tag schema's index where the registry did not index them itself.
+    ``attachments`` is called on this thread while the image's blobs go up (so it may still make them:
+    the provenance is derived from the build manifest); if it fails, nothing more starts and no manifest
+    is pushed.
 
-    groups = _by_subject(_manifests(artifact), artifacts)
+    The attachments still follow the manifest they refer to. Distribution-spec 1.1 ("Push") makes a
+    registry accept a referrer before its subject, but that rule is new in 1.1, and this way a push that
+    fails half-way leaves no attachment naming a manifest the registry does not have. It costs one round
+    trip.
+    """
+    from reprobuild.oci.remote import DEFAULT_JOBS, Pool, blob_uploads, put_manifests, put_tag
+
     seen: set[Digest] = set()
-    blobs = blob_uploads(client, repository, [artifact], seen=seen, mount_from=mount_from, progress=progress)
-    blobs += blob_uploads(client, repository, artifacts, seen=seen, progress=progress)
-    run_all(blobs, DEFAULT_JOBS)
+    with Pool(DEFAULT_JOBS) as pool:
+        pool.add(blob_uploads(client, repository, [artifact], seen=seen, mount_from=mount_from, progress=progress))
+        artifacts = attachments()
+        groups = _by_subject(_manifests(artifact), artifacts)
+        pool.add(blob_uploads(client, repository, artifacts, seen=seen, progress=progress))
+        pool.wait()
     put_manifests(client, repository, artifact, progress)
 
     def tag_work(tag: str) -> Callable[[], None]:
