@@ -102,20 +102,14 @@ def write_with_attachments(
 ) -> tuple[Digest, int, str]:
     """Write ``artifact`` (an image or an index) to ``location`` (``image --push``) and the attachments of
     each of ``images`` (its layout and one image of ``artifact``) found in its layout once ``prepare()``
-    has run (it makes the last of them: the provenance); return the digest a reader of ``location`` sees,
+    has run (it adds the last of them: the provenance); return the digest a reader of ``location`` sees,
     how many attachments were written, and how the last image's are found.
 
     To a registry, all of it is one push (:func:`reprobuild.attest.referrers.push_with_referrers`), and
-    ``prepare`` runs while the image's blobs go up; elsewhere ``prepare`` runs first.
+    ``prepare`` runs while the blobs of the image and of the attachments already there go up; elsewhere
+    ``prepare`` runs first.
     """
     from reprobuild.oci.transport import push_target, write_location
-
-    found: list[tuple[Image, list[Image]]] = []
-
-    def attachments() -> list[Image]:
-        prepare()
-        found.extend((image, layout_referrers(layout, image.digest)) for layout, image in images)
-        return [art for _, arts in found for art in arts]
 
     if location.kind != "registry":
         prepare()
@@ -127,20 +121,30 @@ def write_with_attachments(
         return digest, count, how
     from reprobuild.oci.registry import RegistryClient
 
+    before = [art for layout, image in images for art in layout_referrers(layout, image.digest)]
+    found: dict[Digest, list[Image]] = {}
+
+    def more() -> list[Image]:
+        prepare()
+        for layout, image in images:
+            found[image.digest] = layout_referrers(layout, image.digest)
+        known = {art.digest for art in before}
+        return [art for arts in found.values() for art in arts if art.digest not in known]
+
     ref, mount = push_target(location, artifact, mount_from)
     with RegistryClient(ref.api_host) as client:
         hows = push_with_referrers(
             client,
             ref.repository,
             artifact,
-            attachments,
+            before,
+            more=more,
             tags=[ref.tag] if ref.tag else [],
             mount_from=mount,
             progress=progress,
         )
-    by_subject = dict(zip([image.digest for image, arts in found if arts], hows, strict=True))
-    count = sum(len(arts) for _, arts in found)
-    return artifact.digest, count, by_subject.get(images[-1][1].digest, "none") if images else "none"
+    how = hows.get(images[-1][1].digest, "none") if images else "none"
+    return artifact.digest, sum(len(arts) for arts in found.values()), how
 
 
 def _statement(data: bytes, what: str) -> object:

@@ -158,30 +158,31 @@ def push_referrers(
 
     groups = _by_subject([subject], artifacts)
     run_all(blob_uploads(client, repository, artifacts, progress=progress), DEFAULT_JOBS)
-    return _attach(client, repository, groups, progress=progress, jobs=DEFAULT_JOBS)[0]
+    return _attach(client, repository, groups, progress=progress, jobs=DEFAULT_JOBS)[subject.digest]
 
 
 def push_with_referrers(
     client: RegistryClient,
     repository: str,
     artifact: Artifact,
-    attachments: Callable[[], Sequence[Image]],
+    artifacts: Sequence[Image],
     *,
+    more: Callable[[], Sequence[Image]] = tuple,
     tags: Sequence[str] = (),
     mount_from: str | None = None,
     progress: Progress = NO_PROGRESS,
-) -> list[str]:
-    """Push ``artifact`` (an image, or an index with its images), tag it ``tags``, and push the artifacts
-    ``attachments()`` returns, which refer to it or to one of its images, and make them findable; return
-    how, one entry per subject referred to, in the order of the artifacts.
+) -> dict[Digest, str]:
+    """Push ``artifact`` (an image, or an index with its images), tag it ``tags``, and push ``artifacts``
+    and those ``more()`` returns, which refer to it or to one of its images, and make them findable;
+    return how, by the digest of each subject referred to.
 
     One push, so that the attachments cost little more than the image: every distinct blob of them all,
     :data:`~reprobuild.oci.remote.DEFAULT_JOBS` at a time (the image's layers mounted from ``mount_from``
     where the registry lacks them), then the image's manifests, then at once its tags and the attachments'
     manifests, then the referrers tag schema's index where the registry did not index them itself.
-    ``attachments`` is called on this thread while the image's blobs go up (so it may still make them:
-    the provenance is derived from the build manifest); if it fails, nothing more starts and no manifest
-    is pushed.
+    ``more`` is called on this thread while the blobs of the others go up (so it may still make its
+    artifacts: the provenance is derived from the build manifest); if it fails, nothing more starts and
+    no manifest is pushed.
 
     The attachments still follow the manifest they refer to. Distribution-spec 1.1 ("Push") makes a
     registry accept a referrer before its subject, but that rule is new in 1.1, and this way a push that
@@ -191,11 +192,14 @@ def push_with_referrers(
     from reprobuild.oci.remote import DEFAULT_JOBS, Pool, blob_uploads, put_manifests, put_tag
 
     seen: set[Digest] = set()
+    subjects = _manifests(artifact)
+    _by_subject(subjects, artifacts)  # refused before anything is sent
     with Pool(DEFAULT_JOBS) as pool:
         pool.add(blob_uploads(client, repository, [artifact], seen=seen, mount_from=mount_from, progress=progress))
-        artifacts = attachments()
-        groups = _by_subject(_manifests(artifact), artifacts)
         pool.add(blob_uploads(client, repository, artifacts, seen=seen, progress=progress))
+        later = more()
+        groups = _by_subject(subjects, [*artifacts, *later])
+        pool.add(blob_uploads(client, repository, later, seen=seen, progress=progress))
         pool.wait()
     put_manifests(client, repository, artifact, progress)
 
@@ -226,11 +230,11 @@ def _attach(
     also: Sequence[Callable[[], None]] = (),
     progress: Progress,
     jobs: int,
-) -> list[str]:
+) -> dict[Digest, str]:
     """Push the artifacts of each group (every blob is there, and so is each subject), ``jobs`` at a time
     along with ``also``, and read each subject's fallback index meanwhile; then, for each subject the
     registry did not index every artifact of, push that index with them added (spec.md "Pushing Manifests
-    with Subject"); return how each group is found."""
+    with Subject"); return how each group is found, by its subject's digest."""
     from reprobuild.oci.remote import client_host, run_all
 
     indexed: dict[Digest, bool] = {}
@@ -256,18 +260,18 @@ def _attach(
 
     puts = [put(art, subject.digest) for subject, arts in groups for art in arts]
     run_all([*also, *puts, *(read(subject.digest) for subject, _ in groups)], jobs)
-    hows: list[str] = []
+    hows: dict[Digest, str] = {}
     pending: list[Callable[[], None]] = []
     for subject, arts in groups:
         if all(indexed[art.digest] for art in arts):
-            hows.append("referrers API")
+            hows[subject.digest] = "referrers API"
             continue
         tag = fallback_tag(subject.digest)
         listed = found[subject.digest]
         if isinstance(listed, ReproBuildError):
             raise listed
         pending.append(_index_work(client, repository, tag, listed, arts))
-        hows.append(f"tag {tag}")
+        hows[subject.digest] = f"tag {tag}"
     run_all(pending, jobs)
     return hows
 
