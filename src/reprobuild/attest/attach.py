@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,23 +96,21 @@ def write_with_attachments(
     staging: Path,
     images: Sequence[tuple[Path, Image]],
     *,
-    prepare: Callable[[], None] = lambda: None,
     mount_from: Reference | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> tuple[Digest, int, str]:
-    """Write ``artifact`` (an image or an index) to ``location`` (``image --push``) and the attachments of
-    each of ``images`` (its layout and one image of ``artifact``) found in its layout once ``prepare()``
-    has run (it adds the last of them: the provenance); return the digest a reader of ``location`` sees,
-    how many attachments were written, and how the last image's are found.
+    """Write ``artifact`` (an image or an index) to ``location`` (``image --push``), then the attachments of
+    each of ``images`` (its layout and one image of ``artifact``) found in its layout; return the digest a
+    reader of ``location`` sees, how many attachments were written, and how the last image's are found.
 
-    To a registry, all of it is one push (:func:`reprobuild.attest.referrers.push_with_referrers`), and
-    ``prepare`` runs while the blobs of the image and of the attachments already there go up; elsewhere
-    ``prepare`` runs first.
+    To a registry, all of it is one push (:func:`reprobuild.attest.referrers.push_with_referrers`): the
+    attachments' blobs go up with the image's, their manifests right after the image's.
     """
     from reprobuild.oci.transport import push_target, write_location
 
-    if location.kind != "registry":
-        prepare()
+    found = [(image, layout_referrers(layout, image.digest)) for layout, image in images]
+    attachments = [art for _, arts in found for art in arts]
+    if location.kind != "registry" or not attachments:
         digest = write_location(location, artifact, staging, progress=progress, mount_from=mount_from)
         count, how = 0, "none"
         for layout, image in images:
@@ -121,30 +119,19 @@ def write_with_attachments(
         return digest, count, how
     from reprobuild.oci.registry import RegistryClient
 
-    before = [art for layout, image in images for art in layout_referrers(layout, image.digest)]
-    found: dict[Digest, list[Image]] = {}
-
-    def more() -> list[Image]:
-        prepare()
-        for layout, image in images:
-            found[image.digest] = layout_referrers(layout, image.digest)
-        known = {art.digest for art in before}
-        return [art for arts in found.values() for art in arts if art.digest not in known]
-
     ref, mount = push_target(location, artifact, mount_from)
     with RegistryClient(ref.api_host) as client:
         hows = push_with_referrers(
             client,
             ref.repository,
             artifact,
-            before,
-            more=more,
+            attachments,
             tags=[ref.tag] if ref.tag else [],
             mount_from=mount,
             progress=progress,
         )
-    how = hows.get(images[-1][1].digest, "none") if images else "none"
-    return artifact.digest, sum(len(arts) for arts in found.values()), how
+    by_subject = dict(zip([image.digest for image, arts in found if arts], hows, strict=True))
+    return artifact.digest, len(attachments), by_subject.get(images[-1][1].digest, "none")
 
 
 def _statement(data: bytes, what: str) -> object:

@@ -158,7 +158,7 @@ def push_referrers(
 
     groups = _by_subject([subject], artifacts)
     run_all(blob_uploads(client, repository, artifacts, progress=progress), DEFAULT_JOBS)
-    return _attach(client, repository, groups, progress=progress, jobs=DEFAULT_JOBS)[subject.digest]
+    return _attach(client, repository, groups, progress=progress, jobs=DEFAULT_JOBS)[0]
 
 
 def push_with_referrers(
@@ -167,40 +167,29 @@ def push_with_referrers(
     artifact: Artifact,
     artifacts: Sequence[Image],
     *,
-    more: Callable[[], Sequence[Image]] = tuple,
     tags: Sequence[str] = (),
     mount_from: str | None = None,
     progress: Progress = NO_PROGRESS,
-) -> dict[Digest, str]:
-    """Push ``artifact`` (an image, or an index with its images), tag it ``tags``, and push ``artifacts``
-    and those ``more()`` returns, which refer to it or to one of its images, and make them findable;
-    return how, by the digest of each subject referred to.
+) -> list[str]:
+    """Push ``artifact`` (an image, or an index with its images), tag it ``tags``, and push ``artifacts``,
+    which refer to it or to one of its images, and make them findable; return how, one entry per subject
+    referred to, in the order of ``artifacts``.
 
     One push, so that the attachments cost little more than the image: every distinct blob of them all,
     :data:`~reprobuild.oci.remote.DEFAULT_JOBS` at a time (the image's layers mounted from ``mount_from``
     where the registry lacks them), then the image's manifests, then at once its tags and the attachments'
-    manifests, then the referrers tag schema's index where the registry did not index them itself.
-    ``more`` is called on this thread while the blobs of the others go up (so it may still make its
-    artifacts: the provenance is derived from the build manifest); if it fails, nothing more starts and
-    no manifest is pushed.
-
-    The attachments still follow the manifest they refer to. Distribution-spec 1.1 ("Push") makes a
-    registry accept a referrer before its subject, but that rule is new in 1.1, and this way a push that
-    fails half-way leaves no attachment naming a manifest the registry does not have. It costs one round
-    trip.
+    manifests, then the referrers tag schema's index where the registry did not index them itself. The
+    attachments still follow the manifest they refer to. Distribution-spec 1.1 ("Push") makes a registry
+    accept a referrer before its subject, but that rule is new in 1.1, and this way a push that fails
+    half-way leaves no attachment naming a manifest the registry does not have. It costs one round trip.
     """
-    from reprobuild.oci.remote import DEFAULT_JOBS, Pool, blob_uploads, put_manifests, put_tag
+    from reprobuild.oci.remote import DEFAULT_JOBS, blob_uploads, put_manifests, put_tag, run_all
 
+    groups = _by_subject(_manifests(artifact), artifacts)
     seen: set[Digest] = set()
-    subjects = _manifests(artifact)
-    _by_subject(subjects, artifacts)  # refused before anything is sent
-    with Pool(DEFAULT_JOBS) as pool:
-        pool.add(blob_uploads(client, repository, [artifact], seen=seen, mount_from=mount_from, progress=progress))
-        pool.add(blob_uploads(client, repository, artifacts, seen=seen, progress=progress))
-        later = more()
-        groups = _by_subject(subjects, [*artifacts, *later])
-        pool.add(blob_uploads(client, repository, later, seen=seen, progress=progress))
-        pool.wait()
+    blobs = blob_uploads(client, repository, [artifact], seen=seen, mount_from=mount_from, progress=progress)
+    blobs += blob_uploads(client, repository, artifacts, seen=seen, progress=progress)
+    run_all(blobs, DEFAULT_JOBS)
     put_manifests(client, repository, artifact, progress)
 
     def tag_work(tag: str) -> Callable[[], None]:
@@ -230,11 +219,11 @@ def _attach(
     also: Sequence[Callable[[], None]] = (),
     progress: Progress,
     jobs: int,
-) -> dict[Digest, str]:
+) -> list[str]:
     """Push the artifacts of each group (every blob is there, and so is each subject), ``jobs`` at a time
     along with ``also``, and read each subject's fallback index meanwhile; then, for each subject the
     registry did not index every artifact of, push that index with them added (spec.md "Pushing Manifests
-    with Subject"); return how each group is found, by its subject's digest."""
+    with Subject"); return how each group is found."""
     from reprobuild.oci.remote import client_host, run_all
 
     indexed: dict[Digest, bool] = {}
@@ -260,18 +249,18 @@ def _attach(
 
     puts = [put(art, subject.digest) for subject, arts in groups for art in arts]
     run_all([*also, *puts, *(read(subject.digest) for subject, _ in groups)], jobs)
-    hows: dict[Digest, str] = {}
+    hows: list[str] = []
     pending: list[Callable[[], None]] = []
     for subject, arts in groups:
         if all(indexed[art.digest] for art in arts):
-            hows[subject.digest] = "referrers API"
+            hows.append("referrers API")
             continue
         tag = fallback_tag(subject.digest)
         listed = found[subject.digest]
         if isinstance(listed, ReproBuildError):
             raise listed
         pending.append(_index_work(client, repository, tag, listed, arts))
-        hows[subject.digest] = f"tag {tag}"
+        hows.append(f"tag {tag}")
     run_all(pending, jobs)
     return hows
 

@@ -22,7 +22,7 @@ from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import Config, load_config
 from reprobuild.errors import ConfigError
-from reprobuild.image.build import ImageResult, ProjectWheel, build_image
+from reprobuild.image.build import ProjectWheel, build_image
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.registrycache import cache_reference
 from reprobuild.image.summary import image_record
@@ -76,14 +76,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _log_for(target: str, quiet: bool, message: str) -> None:
     log(f"{target}: {message}", quiet=quiet)
-
-
-def _record_build(config: Config, result: ImageResult, image_id: str | None) -> None:
-    """Write the build manifest, derive the provenance from it and attach that to the image in the layout."""
-    from reprobuild.attest.attach import attach_provenance
-
-    write_manifest(result.layout.parent / MANIFEST_NAME, image_manifest(config, result, image_id=image_id))
-    attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
 
 
 def _log_attached(name: str, attached: dict[str, Any] | None, *, quiet: bool) -> None:
@@ -188,9 +180,13 @@ def run(args: argparse.Namespace) -> int:
                     client, result.image, tag, result.layout.parent, progress=progress, archive=archive
                 )
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
-            # The build manifest and the provenance derived from it do not depend on the push: they are
-            # written while the image's blobs go up, and the provenance goes up in the same push.
-            prepare = functools.partial(_record_build, config, result, image_id)
+            # The build manifest and the provenance derived from it do not depend on the push: written
+            # first, the provenance goes up in the same push as the image.
+            from reprobuild.attest.attach import attach_provenance
+
+            manifest = image_manifest(config, result, image_id=image_id)
+            write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
+            attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
             pushed: str | None = None
             attached: dict[str, Any] | None = None
             if args.push:
@@ -200,12 +196,9 @@ def run(args: argparse.Namespace) -> int:
                     result.image,
                     result.layout.parent,
                     [result],
-                    prepare=prepare,
                     cache_ref=cache_ref,
                     progress=progress,
                 )
-            else:
-                prepare()
         _log_attached(name, attached, quiet=args.quiet)
         log(f"{name}: {result.layout.parent}", quiet=args.quiet)
         record = image_record(result, seconds=time.monotonic() - start, image_id=image_id, tag=tag, pushed=pushed)

@@ -80,9 +80,17 @@ def run_index(
             client = engine.connect()
             image_id = engine.load_image(client, host.image, tag, host.layout.parent, progress=progress)
             say(f"loaded {tag} (image ID {image_id})")
-        # The build manifests and the provenance derived from them do not depend on the push: they are
-        # written while the images' blobs go up, and each platform's provenance goes up in the same push.
-        prepare = functools.partial(_record_builds, config, name, result, host, image_id)
+        # The build manifests and the provenance derived from them do not depend on the push: written
+        # first, each platform's provenance goes up in the same push as the index.
+        manifests, paths = [], {}
+        for one in result.images:
+            manifest = image_manifest(config, one, image_id=image_id if one is host else None)
+            path = one.layout.parent / MANIFEST_NAME
+            write_manifest(path, manifest)
+            manifests.append(manifest)
+            paths[one.digest] = path
+        write_index_manifest(result.layout.parent / MANIFEST_NAME, make_index_manifest(name, result.index, manifests))
+        attach_platform_provenance(result, paths)
         pushed: str | None = None
         attached: dict[str, Any] | None = None
         if args.push:
@@ -92,13 +100,10 @@ def run_index(
                 result.index,
                 result.layout.parent,
                 result.images,
-                prepare=prepare,
                 cache_ref=cache_ref,
                 progress=progress,
             )
             say(f"pushed the index of {len(result.images)} platforms: {pushed}")
-        else:
-            prepare()
     if attached is not None:
         say(
             f"{attached['count']} attachments (each platform's SBOMs and provenance) pushed; found through the "
@@ -110,21 +115,6 @@ def run_index(
         assert host is not None
         record["smoke"] = _smoke(config, name, client, str(image_id), say)
     return record
-
-
-def _record_builds(
-    config: Config, name: str, result: IndexResult, host: ImageResult | None, image_id: str | None
-) -> None:
-    """Write each platform's build manifest and the index's, and attach each platform's provenance."""
-    manifests, paths = [], {}
-    for one in result.images:
-        manifest = image_manifest(config, one, image_id=image_id if one is host else None)
-        path = one.layout.parent / MANIFEST_NAME
-        write_manifest(path, manifest)
-        manifests.append(manifest)
-        paths[one.digest] = path
-    write_index_manifest(result.layout.parent / MANIFEST_NAME, make_index_manifest(name, result.index, manifests))
-    attach_platform_provenance(result, paths)
 
 
 def _record(

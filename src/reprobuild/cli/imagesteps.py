@@ -50,15 +50,13 @@ def push_built(
     staging: Path,
     images: Sequence[ImageResult],
     *,
-    prepare: Callable[[], None] = lambda: None,
     cache_ref: str | None,
     progress: Progress,
 ) -> tuple[str, dict[str, Any]]:
     """Push ``artifact`` (an image, or an index with its images) to ``--push`` (``{target}`` expanded to
     ``name``), mounting what the registry cache ``cache_ref`` holds, with the attachments (SBOMs,
-    provenance) of each of ``images``, the last of which ``prepare()`` makes while the image's blobs go up;
-    return the reference pinned by the digest pushed, and the ``--json`` record of the attachments: how
-    many, and how a reader finds them."""
+    provenance) of each of ``images``; return the reference pinned by the digest pushed, and the
+    ``--json`` record of the attachments: how many, and how a reader finds them."""
     from reprobuild.attest.attach import write_with_attachments
     from reprobuild.oci.location import parse_location
 
@@ -68,7 +66,6 @@ def push_built(
         artifact,
         staging,
         [(one.layout, one.image) for one in images],
-        prepare=prepare,
         mount_from=cache_reference(cache_ref) if cache_ref else None,
         progress=progress,
     )

@@ -18,12 +18,11 @@ raised, and no manifest or tag is written.
 
 from __future__ import annotations
 
-import concurrent.futures
 import io
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,54 +53,23 @@ def run_all(work: Sequence[Callable[[], None]], jobs: int) -> None:
         for item in work:
             item()
         return
-    with Pool(min(jobs, len(work))) as pool:
-        pool.add(work)
-        pool.wait()
+    failed = threading.Event()
 
-
-class Pool:
-    """:func:`run_all` for work that arrives in batches: each batch is added while the earlier ones run,
-    at most ``jobs`` items at once in all (threads).
-
-    After a failure nothing more is started. :meth:`wait` waits until every item added so far has ended
-    and raises the error of the first failed one in the order added. Leaving the ``with`` block on an
-    error (the caller's own, say) starts nothing more and waits for the items that run.
-    """
-
-    def __init__(self, jobs: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max(jobs, 1), thread_name_prefix="repro-build-blob")
-        self._failed = threading.Event()
-        self._futures: list[Future[None]] = []
-
-    def __enter__(self) -> Pool:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is not None:
-            self._failed.set()
-        self._executor.shutdown(wait=True)
-
-    def add(self, work: Iterable[Callable[[], None]]) -> None:
-        """Start ``work`` as workers come free, after what was added before."""
-        self._futures += [self._executor.submit(self._guarded, item) for item in work]
-
-    def _guarded(self, item: Callable[[], None]) -> None:
-        if self._failed.is_set():
+    def guarded(item: Callable[[], None]) -> None:
+        if failed.is_set():
             return
         try:
             item()
         except BaseException:
-            self._failed.set()
+            failed.set()
             raise
 
-    def wait(self) -> None:
-        """Wait for every item added so far; raise the first failure in the order added."""
-        futures, self._futures = self._futures, []
-        concurrent.futures.wait(futures)
-        for future in futures:
-            error = future.exception()
-            if error is not None:
-                raise error
+    with ThreadPoolExecutor(max_workers=min(jobs, len(work)), thread_name_prefix="repro-build-blob") as pool:
+        futures = [pool.submit(guarded, item) for item in work]
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            raise error
 
 
 def _fetch_blob(
