@@ -49,3 +49,35 @@ def test_markers_come_from_the_fixtures_a_test_uses(request: pytest.FixtureReque
     assert request.node.get_closest_marker("registry") is None
     registered = {line.split(":")[0] for line in request.config.getini("markers")}
     assert {m for markers in FIXTURE_MARKERS.values() for m in markers} <= registered
+
+
+def test_a_registry_whose_port_was_taken_meanwhile_starts_on_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``free_port`` is free when chosen, but something may listen there before the registry binds it:
+    the fixture must not hand out that other listener; the registry comes up on another port."""
+    import http.server
+    import itertools
+
+    from tests import testbed
+    from tests.oci.registry.servers import serving
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # answers the readiness probe like a registry would
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    with serving(Other) as taken:
+        taken_port = int(taken.rsplit(":", 1)[1])
+        real = testbed.free_port
+        ports = itertools.chain([taken_port], iter(real, None))
+        monkeypatch.setattr(testbed, "free_port", lambda: next(ports))
+        proc = testbed.start_registry()
+        try:
+            assert proc.registry.host != taken
+            answer = requests.get(f"{proc.registry.url}/v2/", timeout=10)
+            assert answer.headers.get("Docker-Distribution-Api-Version") == "registry/2.0"
+        finally:
+            proc.stop()

@@ -102,35 +102,69 @@ def start_registry(extra_config: str = "") -> RegistryProcess:
     """Start the Debian ``docker-registry`` on a free loopback port with storage in a temp dir.
 
     ``extra_config`` is appended to the YAML config (e.g. an ``auth:`` section for auth tests).
+    The port is free when chosen, but the registry binds it a moment later, and anything else on the
+    machine may take it in between: a registry that then exits with ``address already in use`` is
+    started again on another port (at most three tries).
     """
     binary = shutil.which("docker-registry")
     if binary is None:
         unavailable("the OCI registry", "`apt-get install -y docker-registry` (`.ci/run` does this)")
+    output = ""
+    for _try in range(3):
+        started, output = _start_registry(binary, extra_config)
+        if started is not None:
+            return started
+        if "address already in use" not in output:
+            break
+    unavailable("the OCI registry", f"`docker-registry serve` did not come up:\n{output}")
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (from ``/proc``)."""
+    inodes: set[str] = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = str(fd.readlink())
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            inodes.add(link.removeprefix("socket:[").removesuffix("]"))
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        # local address (hex, 127.0.0.1 little-endian), state 0A = LISTEN, inode
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A" and fields[9] in inodes:
+            return True
+    return False
+
+
+def _start_registry(binary: str, extra_config: str) -> tuple[RegistryProcess | None, str]:
+    """One start on one port: the running registry, or ``None`` and what it printed."""
     workdir = Path(tempfile.mkdtemp(prefix="repro-build-registry-"))
     root = workdir / "storage"
     root.mkdir()
     port = free_port()
     config = workdir / "config.yml"
     config.write_text(_REGISTRY_CONFIG.format(root=root, port=port, extra=extra_config))
-    log = (workdir / "registry.log").open("wb")
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    with (workdir / "registry.log").open("wb") as log:
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     registry = Registry(f"127.0.0.1:{port}", root)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             urllib.request.urlopen(f"{registry.url}/v2/", timeout=1).close()
-            return RegistryProcess(registry, proc, workdir)
         except urllib.error.HTTPError:
-            # 401 from an auth-enabled registry still means it is up.
-            return RegistryProcess(registry, proc, workdir)
+            pass  # 401 from an auth-enabled registry still means it is up
         except OSError:
             time.sleep(0.1)
+            continue
+        if _listens(proc.pid, port):  # what answered is ours, not a listener that took the port first
+            return RegistryProcess(registry, proc, workdir), ""
+        time.sleep(0.1)  # ours exits (address in use) or binds later
     proc.kill()
+    proc.wait()
     output = (workdir / "registry.log").read_text(errors="replace")
     shutil.rmtree(workdir, ignore_errors=True)
-    unavailable("the OCI registry", f"`docker-registry serve` did not come up:\n{output}")
+    return None, output
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,7 @@ def test_a_wrong_cache_entry_is_evicted_and_fetched_again(tmp_path: Path) -> Non
     pin = WheelPin("demo", "1.0", "demo-1.0-py3-none-any.whl", SHA, len(BODY))
     entry = cache.store.path(cache.digest(pin))
     entry.parent.mkdir(parents=True)
-    entry.write_bytes(BODY[:-1] + b"!")
+    entry.write_bytes(BODY[:-1] + bytes([BODY[-1] ^ 0xFF]))  # always wrong (a fixed b"!" is BODY one time in 256)
     script = Script()
     with faulty(script) as url:
         assert cache.fetch(pin, url).read_bytes() == BODY

@@ -8,6 +8,7 @@ the build uses it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from reprobuild.config import Config, Target
 from reprobuild.errors import BaseImageError
 from reprobuild.image.basesource import BaseRecord, BaseRequest, BaseSource, ResolvedBase
 from reprobuild.image.basesources import BASE_SOURCES, DebianBuilder, with_debian
-from reprobuild.oci.blobstore import BlobStore
-from reprobuild.oci.digest import sha256_file
+from reprobuild.oci.blobstore import BlobStore, unlink_if_same
+from reprobuild.oci.digest import sha256_stream
 from reprobuild.oci.image import Image
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 
@@ -29,12 +30,20 @@ def verify_layers(image: Image, what: str) -> None:
         path = getattr(layer, "path", None)
         if not isinstance(path, Path):
             continue
-        digest, size = sha256_file(path)
-        if digest != layer.digest or size != layer.size:
-            path.unlink(missing_ok=True)
+        with path.open("rb") as f:
+            seen = os.fstat(f.fileno())
+            digest, size = sha256_stream(f)
+        if digest != layer.digest:
+            # Only the file that was hashed: not a good copy another build has renamed onto the name since.
+            unlink_if_same(path, seen)
             raise BaseImageError(
                 f"{what}: cached layer {layer.digest} is corrupt (it hashes to {digest}); removed it",
                 hint="build again to fetch it anew",
+            )
+        if size != layer.size:  # the bytes are the digest's: the descriptor is what is wrong
+            raise BaseImageError(
+                f"{what}: layer {layer.digest} has {size} bytes, its descriptor says {layer.size}",
+                hint="the base's manifest is wrong; check where it comes from",
             )
 
 

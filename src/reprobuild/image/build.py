@@ -791,18 +791,19 @@ def build_image(
         lock = _check_lock(config, target)
         prepare_cache_root()
         final = out_root / (target.name if platform is None else platform_dir(target.arch))
-        source = source_info(config.root)
-        label = source_label(config.project.urls, source.remote)
-        log(f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})")
         compressor = config.compression
         repo_tag = f"{config.project.normalized_name}:{target.name}"
-        remote = _registry_cache(config, cache_ref, progress, log) if use_cache and cache_ref else None
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=out_root))
-        # The project wheel builds (a backend in its own process) while the base, the locked wheels and
-        # their layers are prepared; the base's package inventory (for the SBOMs) is read meanwhile too.
+        # The project wheel builds (a backend in its own process) while the source is described, the
+        # base, the locked wheels and their layers are prepared; the base's package inventory (for the
+        # SBOMs) is read meanwhile too.
         pool = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="image")
         try:
             own = pool.submit(_own_wheel, config, wheel, project_wheel, work / "dist")
+            source = source_info(config.root)
+            label = source_label(config.project.urls, source.remote)
+            log(_label_line(label))
+            remote = _registry_cache(config, cache_ref, progress, log) if use_cache and cache_ref else None
             log(f"base: {target.base.text}")
             base = _base(
                 config,
@@ -902,6 +903,10 @@ def build_image(
             files=tuple(file_records(files, [r.holds for r in written.records])),
             attestations=attestations,
         )
+
+
+def _label_line(label: SourceLabel) -> str:
+    return f"source label: {label.url} (from {label.origin})" if label.url else f"source label: none ({label.note})"
 
 
 def _bytecode_compiler(info: BaseInfo, log: Callable[[str], None]) -> Interpreter:

@@ -185,11 +185,12 @@ class LayerCache:
         self.store = BlobStore(base)
         self.remote = remote  # layers shared through a registry (image/registrycache.py)
 
-    def _evict(self, key: str, path: Path | None, why: str) -> None:
+    def _evict(self, key: str, why: str) -> None:
+        """Remove the entry's record. Its blob is the store's to remove (:meth:`BlobStore.verified`), and
+        only when its bytes do not hash to its name: one that does may be another entry's or another
+        build's, and a blob this process found corrupt may since have been replaced by a good copy."""
         log.warning("warning: layer cache entry %s is not what its inputs give (%s); rebuilding it", key[:12], why)
         (self.index / f"{key}.json").unlink(missing_ok=True)
-        if path is not None:
-            path.unlink(missing_ok=True)
 
     def get(
         self,
@@ -239,28 +240,30 @@ class LayerCache:
             size = int(payload["size"])
             recorded_type = str(payload["media_type"])
         except (KeyError, TypeError, ValueError, ReproBuildError):
-            self._evict(key, None, "malformed entry")
+            self._evict(key, "malformed entry")
             return None
         if recorded_type != media_type:
-            self._evict(key, None, f"media type {recorded_type}, this build writes {media_type}")
+            self._evict(key, f"media type {recorded_type}, this build writes {media_type}")
             return None
         path = self.store.path(digest)
         if not path.is_file():
             return None
         expected = tar_diff_id(entries, epoch=epoch, preserve_metadata=preserve_metadata)
         if diff_id != expected:
-            self._evict(key, None, f"it records diff_id {diff_id}, the inputs give {expected}")
+            self._evict(key, f"it records diff_id {diff_id}, the inputs give {expected}")
             return None
-        if sha256_file(path) != (digest, size):
-            self._evict(key, path, f"blob {digest} is corrupt")
+        if self.store.verified(digest, size=size) is None:  # removes the blob if its bytes are not its name's
+            self._evict(key, f"blob {digest} is corrupt or not the {size} bytes recorded")
             return None
         layer = Layer(Descriptor(media_type, digest, size), diff_id, path)
         try:
             actual = diff_id_of(layer) if layer.is_layer else None
+        except FileNotFoundError:
+            return None  # removed meanwhile by another process that found it corrupt
         except ReproBuildError:
             actual = None
         if actual != expected:
-            self._evict(key, path, f"blob {digest} decompresses to {actual}, the inputs give {expected}")
+            self._evict(key, f"blob {digest} decompresses to {actual}, the inputs give {expected}")
             return None
         return layer
 

@@ -46,7 +46,7 @@ from reprobuild.image.plan import LayerGroup
 from reprobuild.image.pyenv import ImagePaths
 from reprobuild.image.wheels import WheelPin
 from reprobuild.oci.blobstore import BlobStore
-from reprobuild.oci.digest import Digest, sha256_file
+from reprobuild.oci.digest import Digest
 from reprobuild.oci.layer import Layer
 from reprobuild.oci.values import Descriptor
 from reprobuild.uvbin import uv_version
@@ -120,11 +120,11 @@ class DependencyCache:
         self.store = BlobStore(base)
         self.remote = remote  # shared through a registry in its sealed mode (image/registrycache.py)
 
-    def _evict(self, key: str, why: str, blob: Path | None = None) -> None:
+    def _evict(self, key: str, why: str) -> None:
+        """Remove the entry's record; a corrupt blob is the store's to remove (:meth:`BlobStore.verified`),
+        never one that hashes to its name or another process has just replaced with a good copy."""
         log.warning("warning: layer cache entry %s is not what its inputs give (%s); rebuilding it", key[:12], why)
         (self.index / f"{key}.json").unlink(missing_ok=True)
-        if blob is not None:
-            blob.unlink(missing_ok=True)
 
     def get(self, key: str) -> DependencyLayers | None:
         """The entry for ``key`` if it is sealed by this machine's key and every blob is intact; else ``None``.
@@ -180,8 +180,8 @@ class DependencyCache:
             if not layer.path.is_file():
                 self._evict(key, f"blob {layer.digest} is missing")
                 return None
-            if sha256_file(layer.path) != (layer.digest, layer.size):
-                self._evict(key, f"blob {layer.digest} is corrupt", layer.path)
+            if self.store.verified(layer.digest, size=layer.size) is None:  # removes it if its bytes are wrong
+                self._evict(key, f"blob {layer.digest} is corrupt or not the {layer.size} bytes recorded")
                 return None
         return DependencyLayers(tuple(groups), tuple(layers), paths, licenses)
 

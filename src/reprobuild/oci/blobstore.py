@@ -88,7 +88,7 @@ class BlobStore:
         if intact and (size is None or st.st_size == size):
             return path
         if evict and not intact:  # a blob that hashes to its name stays (the caller's size may be wrong)
-            _unlink_if_same(path, st)
+            unlink_if_same(path, st)
         return None
 
     def fetch(
@@ -263,7 +263,7 @@ class BlobStore:
         return data
 
 
-def _unlink_if_same(path: Path, seen: os.stat_result) -> None:
+def unlink_if_same(path: Path, seen: os.stat_result) -> None:
     """Remove ``path`` if it is still the file ``seen`` was taken of (not a new one renamed onto it since)."""
     with contextlib.suppress(FileNotFoundError):
         now = path.stat()

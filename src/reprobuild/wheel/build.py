@@ -25,6 +25,7 @@ import re
 import subprocess
 import tarfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -302,10 +303,12 @@ def open_runner(
         from reprobuild.wheel.hookrunner import HookRunner
 
         project = config.project
-        env = backend_env(lock, config.python, offline=offline)
-        yield HookRunner(
-            env, lock, project.build_backend, project.backend_path, epoch, dict(os.environ), dict(scm or {})
-        )
+        # The environment is checked (or made) on its own thread while the source is exported.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backend-env") as pool:
+            env = pool.submit(backend_env, lock, config.python, offline=offline)
+            yield HookRunner(
+                env, lock, project.build_backend, project.backend_path, epoch, dict(os.environ), dict(scm or {})
+            )
     else:
         yield HostRunner(lock, config.python, epoch, dict(os.environ), dict(scm or {}), offline=offline)
 

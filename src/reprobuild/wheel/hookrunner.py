@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,9 +94,13 @@ def unmet(requirements: Sequence[str], env: BackendEnv) -> list[str]:
 
 @dataclass(frozen=True)
 class HookRunner:
-    """Builds through the backend's hooks in ``env`` (see the module docstring); a :class:`Runner`."""
+    """Builds through the backend's hooks in ``env`` (see the module docstring); a :class:`Runner`.
 
-    env: BackendEnv
+    ``env`` is being checked (every file hashed again) or made while the source is exported: a build
+    waits for it only when it calls the backend, and fails with its error.
+    """
+
+    env: Future[BackendEnv]
     lock: Path
     entry_point: str
     backend_path: tuple[str, ...]
@@ -106,10 +111,11 @@ class HookRunner:
     def build(self, step: Step, source: Path, out_dir: Path, build_root: Path, *, deps_cached: bool = False) -> None:
         import pyproject_hooks
 
+        env = self.env.result()
         base = {**host_env(self.environ), **normalised_env(str(build_root), self.epoch, self.flags())}
-        bin_dir = str(self.env.root / "bin")
+        bin_dir = str(env.root / "bin")
         base["PATH"] = os.pathsep.join(p for p in (bin_dir, self.environ.get("PATH", os.defpath)) if p)
-        base["VIRTUAL_ENV"] = str(self.env.root)
+        base["VIRTUAL_ENV"] = str(env.root)
         (build_root / "tmp").mkdir(exist_ok=True)
 
         def runner(cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None) -> None:
@@ -130,11 +136,11 @@ class HookRunner:
             self.entry_point,
             backend_path=list(self.backend_path) or None,
             runner=runner,
-            python_executable=str(self.env.interpreter),
+            python_executable=str(env.interpreter),
         )
         try:
             asked = caller.get_requires_for_build_wheel() if step == "wheel" else caller.get_requires_for_build_sdist()
-            missing = unmet([str(r) for r in asked], self.env)
+            missing = unmet([str(r) for r in asked], env)
             if missing:
                 raise WheelError(
                     f"building the {step} failed: the build backend `{self.entry_point}` asks for "

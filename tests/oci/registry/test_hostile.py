@@ -357,3 +357,36 @@ def test_blob_redirect_to_storage_drops_the_registry_credentials(registry: Regis
     assert out.getvalue() == data
     assert storage_seen == [None]
     assert [e.headers.get("authorization") for e in proxy.seen if is_blob_get(e)][-1] == expected
+
+
+def test_a_manifest_naming_a_blob_the_registry_cannot_read_is_not_called_corrupt(registry: Registry) -> None:
+    """The distribution registry answers a manifest ``PUT`` with ``DIGEST_INVALID`` *and*
+    ``MANIFEST_BLOB_UNKNOWN`` when it cannot read one of the manifest's blob links (another upload of
+    that blob is rewriting it): the error names the missing blob, not bytes that do not match."""
+    client = _client(registry.host)
+    repo = f"test/bloblink-{uuid.uuid4().hex[:8]}"
+    config = canonical_json_bytes({"os": "linux"})
+    client.put_blob(repo, sha256(config), len(config), _opener(config))
+    manifest = canonical_json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+            "layers": [],
+        }
+    )
+    # The registry's own answer, as the last CI run logged it.
+    unknown = {"code": "MANIFEST_BLOB_UNKNOWN", "message": "blob unknown to registry", "detail": sha256(config)}
+    invalid = {"code": "DIGEST_INVALID", "message": "provided digest did not match uploaded content"}
+    body = canonical_json_bytes({"errors": [invalid, unknown]})
+
+    def link_being_rewritten(handler: _ProxyHandler, exchange: Exchange, upstream: Upstream) -> Upstream | None:
+        if "/manifests/" in exchange.path and exchange.method == "PUT":
+            return Upstream(400, [("Content-Type", "application/json")], body)
+        return None
+
+    with proxy_to(registry.host, link_being_rewritten) as proxy, pytest.raises(RegistryError) as e:
+        _client(proxy.host).put_manifest(repo, "v1", manifest, OCI_MANIFEST)
+    assert not isinstance(e.value, DigestMismatchError)
+    assert "lacks a blob it names" in e.value.message and "MANIFEST_BLOB_UNKNOWN" in e.value.message
+    assert e.value.hint is not None and "push again" in e.value.hint

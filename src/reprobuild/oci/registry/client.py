@@ -882,12 +882,20 @@ class RegistryClient:
                 "tags": "check the repository name",
             }
             return RegistryError(f"{what}: not found ({detail})", hints[target.kind])
+        # Before DIGEST_INVALID: the distribution registry answers a manifest whose blob link it cannot
+        # read (being rewritten by another upload of that blob) with both codes; the bytes are fine.
+        if "MANIFEST_BLOB_UNKNOWN" in codes:
+            return RegistryError(
+                f"{what}: the registry lacks a blob it names ({detail})",
+                "push every blob (config and layers) once, before the manifest; if they were, push again "
+                "(the registry may have been linking a blob that was uploaded again meanwhile)",
+            )
         if "DIGEST_INVALID" in codes:
             return DigestMismatchError(
                 f"{what}: the registry rejected the digest ({detail})",
                 "the bytes do not match their digest; rebuild the artifact",
             )
-        if "MANIFEST_BLOB_UNKNOWN" in codes or "BLOB_UNKNOWN" in codes:
+        if "BLOB_UNKNOWN" in codes:
             return RegistryError(
                 f"{what}: the registry lacks a blob it names ({detail})",
                 "push every blob (config and layers) before the manifest",
