@@ -7,6 +7,7 @@ validation rules). Both run offline from their bundled schemas.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -172,3 +174,38 @@ def test_push_attaches_through_the_tag_schema_and_keeps_the_digest(built: Path, 
     assert gate.returncode == 0, gate.stderr
     assert json.loads(gate.stdout)["match"] is True
     assert "sha256-" in gate.stderr  # says where the build manifest came from
+
+
+@pytest.mark.parametrize("referrers_api", [False, True], ids=["tag-schema", "referrers-api"])
+def test_push_sends_the_attachments_with_the_image(built: Path, registry: Registry, referrers_api: bool) -> None:
+    """One push: every blob (the image's and its attachments') before the first manifest, the image's
+    manifest before anything that refers to it, and the registry's answers to the attachments' manifests
+    (``OCI-Subject``) decide whether the fallback index is written: no probe of the referrers API."""
+    from tests.attest.referrers_api import registry_with_referrers_api
+    from tests.oci.registry.servers import proxy_to
+
+    project = built.parent.parent
+    digest = json.loads((built / "manifest.json").read_text())["outputs"]["manifest_digest"]
+    repo = f"attest-order-{'api' if referrers_api else 'tags'}/golden"
+    with contextlib.ExitStack() as stack:
+        if referrers_api:
+            proxy, _ = stack.enter_context(registry_with_referrers_api(registry.host))
+        else:
+            proxy = stack.enter_context(proxy_to(registry.host))
+        out = run_cli("image", "--project", str(project), "--push", f"{proxy.host}/{repo}:v1", "--json", "-q")
+        assert out.returncode == 0, out.stderr
+        seen = list(proxy.seen)
+    record = json.loads(out.stdout)["targets"][0]
+    tag = fallback_tag(Digest.parse(digest))
+    how = "referrers API" if referrers_api else f"tag {tag}"
+    assert record["digest"] == digest and record["attachments"] == {"count": 3, "how": how}
+    paths = [(e.method, urlsplit(e.path).path.removeprefix(f"/v2/{repo}/")) for e in seen]
+    assert not any(path.startswith("referrers/") for _, path in paths)
+    manifests = [path.removeprefix("manifests/") for method, path in paths if method == "PUT" and "manifests/" in path]
+    first = next(i for i, (method, path) in enumerate(paths) if method == "PUT" and path.startswith("manifests/"))
+    assert all(not path.startswith("blobs/") for _, path in paths[first:])  # every blob before any manifest
+    assert manifests[0] == digest  # the subject before its referrers
+    attachments = set(manifests[1:]) - {"v1", tag}
+    assert len(attachments) == 3 and len(manifests) == (5 if referrers_api else 6)
+    if not referrers_api:
+        assert manifests[-1] == tag  # the fallback index once its attachments are there

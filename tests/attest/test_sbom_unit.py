@@ -217,33 +217,56 @@ def test_a_base_with_too_many_copyright_bytes_is_refused(tmp_path: Path, monkeyp
 
 
 class _FakeRegistry:
-    """Just the calls push_referrers makes: blobs and manifests by digest, tags, and the referrers endpoint."""
+    """Just the calls a push of an image and its attachments makes, recorded in call order: blobs, manifests
+    by digest and tags, referrer manifests (answered with ``OCI-Subject`` when ``referrers_api``), reads of
+    the fallback tag, and the referrers endpoint."""
 
     def __init__(self, *, referrers_api: bool) -> None:
         self.referrers_api = referrers_api
         self.blobs: dict[str, bytes] = {}
         self.manifests: dict[str, bytes] = {}
-        self.calls: list[tuple[str, str]] = []  # ("blob" | "manifest", digest or reference), in call order
+        # ("blob" | "manifest" | "referrer" | "head" | "referrers", digest or reference), in call order
+        self.calls: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+
+    def _call(self, kind: str, what: str) -> None:
+        with self.lock:
+            self.calls.append((kind, what))
 
     def put_blob(self, repository: str, digest: str, size: int, opener: object, **_: object) -> bool:
         with opener() as f:  # type: ignore[operator]
             data = f.read()
-        with self.lock:
-            self.calls.append(("blob", digest))
-            self.blobs[digest] = data
+        assert hashlib.sha256(data).hexdigest() == digest.removeprefix("sha256:") and len(data) == size
+        self._call("blob", digest)
+        self.blobs[digest] = data
         return True
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
-        with self.lock:
-            self.calls.append(("manifest", reference))
-            self.manifests[reference] = data
+        self._check_blobs(data)
+        self._call("manifest", reference)
+        self.manifests[reference] = data
         return "sha256:" + hashlib.sha256(data).hexdigest()
 
+    def put_referrer(self, repository: str, data: bytes, media_type: str, subject: str) -> bool:
+        assert json.loads(data)["subject"]["digest"] == subject
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self._check_blobs(data)
+        self._call("referrer", digest)
+        self.manifests[digest] = data
+        return self.referrers_api
+
+    def _check_blobs(self, data: bytes) -> None:
+        """A manifest naming a blob the registry lacks is refused, as MANIFEST_BLOB_UNKNOWN."""
+        obj = json.loads(data)
+        for desc in [obj.get("config") or {}, *(obj.get("layers") or [])]:
+            assert not desc or desc["digest"] in self.blobs, f"MANIFEST_BLOB_UNKNOWN {desc['digest']}"
+
     def get_referrers(self, repository: str, digest: str) -> bytes | None:
+        self._call("referrers", digest)
         return b'{"schemaVersion": 2, "manifests": []}' if self.referrers_api else None
 
     def head_manifest(self, repository: str, reference: str) -> tuple[str, str, int] | None:
+        self._call("head", reference)
         data = self.manifests.get(reference)
         return None if data is None else ("sha256:" + hashlib.sha256(data).hexdigest(), "x", len(data))
 
@@ -252,15 +275,17 @@ class _FakeRegistry:
         return data, "application/vnd.oci.image.index.v1+json", "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _attachments(tmp_path: Path) -> tuple[Descriptor, list[Image]]:
+def _attachments(tmp_path: Path, subject: Descriptor | None = None) -> tuple[Descriptor, list[Image]]:
     from reprobuild.attest.referrers import SPDX_JSON, Document, artifact
 
-    subject = Descriptor("application/vnd.oci.image.manifest.v1+json", Digest.of_bytes(b"image"), 5)
+    subject = subject or Descriptor("application/vnd.oci.image.manifest.v1+json", Digest.of_bytes(b"image"), 5)
     arts = []
     for name in ("a.json", "b.json"):
-        doc = Document(name, SPDX_JSON, name.encode(), {})
-        (tmp_path / name).write_bytes(doc.data)
-        arts.append(artifact(subject, doc, tmp_path / name, created="2023-11-14T22:13:20Z"))
+        doc = Document(name, SPDX_JSON, f"{subject.digest} {name}".encode(), {})
+        (tmp_path / f"{subject.digest.hex[:12]}-{name}").write_bytes(doc.data)
+        arts.append(
+            artifact(subject, doc, tmp_path / f"{subject.digest.hex[:12]}-{name}", created="2023-11-14T22:13:20Z")
+        )
     return subject, arts
 
 
@@ -272,6 +297,8 @@ def test_push_uses_the_referrers_api_when_the_registry_has_one(tmp_path: Path) -
     assert push_referrers(fake, "r", subject, arts) == "referrers API"  # type: ignore[arg-type]
     assert not any(ref.startswith("sha256-") for ref in fake.manifests)  # no fallback tag
     assert {str(a.digest) for a in arts} <= set(fake.manifests)
+    # The push's own answers (OCI-Subject) say the registry indexed them: no probe of the endpoint.
+    assert not any(kind == "referrers" for kind, _ in fake.calls)
 
 
 def test_attachments_upload_their_shared_blob_once_before_any_manifest(tmp_path: Path) -> None:
@@ -285,8 +312,8 @@ def test_attachments_upload_their_shared_blob_once_before_any_manifest(tmp_path:
     push_referrers(fake, "r", subject, arts)  # type: ignore[arg-type]
     blobs = [d for kind, d in fake.calls if kind == "blob"]
     assert sorted(blobs) == sorted({str(a.config_digest) for a in arts} | {str(a.layers[0].digest) for a in arts})
-    first_manifest = next(i for i, (kind, _) in enumerate(fake.calls) if kind == "manifest")
-    assert all(kind == "manifest" for kind, _ in fake.calls[first_manifest:])
+    first_manifest = next(i for i, (kind, _) in enumerate(fake.calls) if kind != "blob")
+    assert all(kind != "blob" for kind, _ in fake.calls[first_manifest:])
 
 
 def test_fallback_tag_merges_with_what_others_listed(tmp_path: Path) -> None:
@@ -307,6 +334,82 @@ def test_fallback_tag_merges_with_what_others_listed(tmp_path: Path) -> None:
     listed = json.loads(fake.manifests[tag])["manifests"]
     assert [m["digest"] for m in listed] == [other["digest"], *(str(a.digest) for a in arts)]
     assert all(m.get("artifactType") for m in listed)
+
+
+@pytest.mark.parametrize("referrers_api", [False, True])
+def test_an_image_and_its_attachments_go_up_in_one_push(tmp_path: Path, referrers_api: bool) -> None:
+    """`image --push`: every blob of the image and of its attachments once, before any manifest; the
+    image's manifest before its tag and before any manifest that refers to it; the fallback index last,
+    and only where the registry did not index the attachments itself (no probe of the referrers API)."""
+    from reprobuild.attest.referrers import fallback_tag, push_with_referrers
+    from tests.oci.helpers import small_image
+
+    image = small_image(tmp_path / "blobs")
+    _, arts = _attachments(tmp_path, image.descriptor)
+    fake = _FakeRegistry(referrers_api=referrers_api)
+    hows = push_with_referrers(fake, "r", image, arts, tags=["v1"])  # type: ignore[arg-type]
+    tag = fallback_tag(image.digest)
+    assert hows == ["referrers API" if referrers_api else f"tag {tag}"]
+    blobs = [d for kind, d in fake.calls if kind == "blob"]
+    wanted = {str(image.config_digest), *(str(layer.digest) for layer in image.layers)}
+    wanted |= {str(a.config_digest) for a in arts} | {str(a.layers[0].digest) for a in arts}
+    assert sorted(blobs) == sorted(wanted)  # each once
+    rest = fake.calls[len(blobs) :]
+    assert all(kind != "blob" for kind, _ in rest)  # every blob before any manifest
+    assert rest[0] == ("manifest", str(image.digest))
+    after = set(rest[1:])
+    assert ("manifest", "v1") in after and {("referrer", str(a.digest)) for a in arts} <= after
+    assert not any(kind == "referrers" for kind, _ in fake.calls)
+    if referrers_api:
+        assert tag not in fake.manifests
+    else:
+        assert rest[-1] == ("manifest", tag)
+        listed = json.loads(fake.manifests[tag])["manifests"]
+        assert [m["digest"] for m in listed] == [str(a.digest) for a in arts]
+
+
+def test_an_index_push_lists_each_platforms_attachments_under_its_own_image(tmp_path: Path) -> None:
+    from reprobuild.attest.referrers import fallback_tag, push_with_referrers
+    from reprobuild.errors import OCIError
+    from reprobuild.oci.index import new_index
+    from tests.oci.helpers import small_image
+
+    images = [small_image(tmp_path / "blobs", text=t) for t in (b"one\n", b"two\n")]
+    index = new_index([(image, None) for image in images])
+    arts = [a for image in images for a in _attachments(tmp_path, image.descriptor)[1]]
+    fake = _FakeRegistry(referrers_api=False)
+    stray = _attachments(tmp_path)[1]
+    with pytest.raises(OCIError, match="does not refer to"):
+        push_with_referrers(fake, "r", index, [*arts, *stray], tags=["v1"])  # type: ignore[arg-type]
+    assert fake.calls == []  # refused before anything was sent
+    hows = push_with_referrers(fake, "r", index, arts, tags=["v1"])  # type: ignore[arg-type]
+    assert hows == [f"tag {fallback_tag(image.digest)}" for image in images]
+    for image in images:
+        listed = json.loads(fake.manifests[fallback_tag(image.digest)])["manifests"]
+        assert [m["digest"] for m in listed] == [str(a.digest) for a in arts if a.subject.digest == image.digest]  # type: ignore[union-attr]
+    manifests = [what for kind, what in fake.calls if kind == "manifest"]
+    assert manifests[:3] == [*(str(image.digest) for image in images), str(index.digest)]
+
+
+@pytest.mark.parametrize("referrers_api", [False, True])
+def test_a_broken_fallback_index_matters_only_where_it_is_used(tmp_path: Path, referrers_api: bool) -> None:
+    """The fallback index is read while the attachments go up; a registry that indexes them itself never
+    needs it, so what it holds cannot fail that push; where it is needed, it fails the push unchanged."""
+    from reprobuild.attest.referrers import fallback_tag, push_with_referrers
+    from reprobuild.errors import OCIError
+    from tests.oci.helpers import small_image
+
+    image = small_image(tmp_path / "blobs")
+    _, arts = _attachments(tmp_path, image.descriptor)
+    fake = _FakeRegistry(referrers_api=referrers_api)
+    tag = fallback_tag(image.digest)
+    fake.manifests[tag] = b'{"schemaVersion": 2, "manifests": "not a list"}'
+    if referrers_api:
+        assert push_with_referrers(fake, "r", image, arts) == ["referrers API"]  # type: ignore[arg-type]
+    else:
+        with pytest.raises(OCIError, match="not a list of descriptors"):
+            push_with_referrers(fake, "r", image, arts)  # type: ignore[arg-type]
+    assert fake.manifests[tag] == b'{"schemaVersion": 2, "manifests": "not a list"}'
 
 
 @pytest.mark.parametrize(

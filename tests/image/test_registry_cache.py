@@ -237,6 +237,7 @@ def test_an_index_push_to_the_cache_registry_mounts_the_cached_layers(
 ) -> None:
     """`image --push` of a multi-platform target pushes its index through the same step as one image's
     (cli/imagesteps.push_built): the platforms' layers that `--cache` holds are mounted, not uploaded."""
+    from reprobuild.attest.referrers import fallback_tag, layout_referrers
     from reprobuild.cli.imagesteps import push_built
     from reprobuild.image.multiplatform import index_of
     from reprobuild.oci.progress import Progress, Task
@@ -250,13 +251,16 @@ def test_an_index_push_to_the_cache_registry_mounts_the_cached_layers(
             notes[task.description] = task.result
 
     push = f"{registry.host}/speed-cache/{{target}}-index-{tmp_path.name}:v1"
-    location, pinned = push_built(push, "app", index, tmp_path, cache_ref=shared.ref, progress=Notes())
+    pinned, attached = push_built(push, "app", index, tmp_path, [result], cache_ref=shared.ref, progress=Notes())
     assert pinned == f"{registry.host}/speed-cache/app-index-{tmp_path.name}@{index.digest}"
-    assert location.kind == "registry"
     mounted = [d for d, note in notes.items() if note and note.startswith("mounted from")]
     assert len(mounted) == len(result.layers) - 1  # all but the fake base, which the cache does not hold
+    # The image's attachments (its SBOMs: the provenance comes from the CLI) went up in the same push.
+    count = len(layout_referrers(result.layout, result.image.digest))
+    tag = fallback_tag(result.image.digest)
+    assert count and attached == {"count": count, "how": f"tag {tag}"}
     with RegistryClient(registry.host) as client:
-        assert client.list_tags(f"speed-cache/app-index-{tmp_path.name}") == ["v1"]
+        assert set(client.list_tags(f"speed-cache/app-index-{tmp_path.name}")) == {"v1", tag}
 
 
 def test_unreachable_registry_cache_is_a_warning(

@@ -2,8 +2,11 @@
 
 - :func:`attach_provenance`: once ``build/<target>/manifest.json`` is written, derive the provenance
   statement from its bytes, write ``build/<target>/provenance.json`` and attach it to the layout.
-- :func:`push_attachments`: after ``--push``, push every attachment of the image in the layout to the
-  same repository (:func:`reprobuild.attest.referrers.push_referrers`).
+- :func:`write_with_attachments`: ``--push``: write the image (or index) and every attachment of its
+  images found in their layouts; to a registry in one push
+  (:func:`reprobuild.attest.referrers.push_with_referrers`).
+- :func:`push_attachments`: push every attachment of an image in a layout to the location the image is
+  already at (:func:`reprobuild.attest.referrers.push_referrers`).
 - :func:`manifest_from_image`: for ``verify --image REF`` without a manifest: list the referrers of the
   image REF names, take the SLSA provenance among them, and return the build manifest it carries
   (checked against the image's digest and its own sha256).
@@ -14,7 +17,9 @@ from __future__ import annotations
 import datetime
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reprobuild.attest.provenance import PREDICATE_TYPE, manifest_from_statement, provenance_statement
 from reprobuild.attest.referrers import (
@@ -25,6 +30,7 @@ from reprobuild.attest.referrers import (
     attach_to_layout,
     layout_referrers,
     push_referrers,
+    push_with_referrers,
     registry_referrers,
 )
 from reprobuild.errors import AttestError, ConfigError, DigestMismatchError
@@ -34,6 +40,11 @@ from reprobuild.oci.digest import Digest
 from reprobuild.oci.image import Image, parse_json_object
 from reprobuild.oci.layout import read_layout
 from reprobuild.oci.location import Location, parse_location
+from reprobuild.oci.progress import NO_PROGRESS, Progress
+
+if TYPE_CHECKING:
+    from reprobuild.oci.index import Artifact
+    from reprobuild.oci.reference import Reference
 
 PROVENANCE_FILE = "provenance.json"
 #: Largest attached document read back (an SBOM of a CUDA image is a few hundred KB).
@@ -60,7 +71,8 @@ def attach_provenance(layout: Path, image: Image, manifest_path: Path) -> Image:
 
 
 def push_attachments(location: Location, layout: Path, image: Image) -> tuple[int, str]:
-    """Push the attachments of ``image`` found in ``layout`` to ``location``'s repository: (count, how)."""
+    """Push the attachments of ``image`` found in ``layout`` to ``location``'s repository, where ``image``
+    is already: (count, how)."""
     from reprobuild.oci.registry import RegistryClient
 
     attachments = layout_referrers(layout, image.digest)
@@ -76,6 +88,50 @@ def push_attachments(location: Location, layout: Path, image: Image) -> tuple[in
     with RegistryClient(ref.api_host) as client:
         how = push_referrers(client, ref.repository, image.descriptor, attachments)
     return len(attachments), how
+
+
+def write_with_attachments(
+    location: Location,
+    artifact: Artifact,
+    staging: Path,
+    images: Sequence[tuple[Path, Image]],
+    *,
+    mount_from: Reference | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> tuple[Digest, int, str]:
+    """Write ``artifact`` (an image or an index) to ``location`` (``image --push``), then the attachments of
+    each of ``images`` (its layout and one image of ``artifact``) found in its layout; return the digest a
+    reader of ``location`` sees, how many attachments were written, and how the last image's are found.
+
+    To a registry, all of it is one push (:func:`reprobuild.attest.referrers.push_with_referrers`): the
+    attachments' blobs go up with the image's, their manifests right after the image's.
+    """
+    from reprobuild.oci.transport import push_target, write_location
+
+    found = [(image, layout_referrers(layout, image.digest)) for layout, image in images]
+    attachments = [art for _, arts in found for art in arts]
+    if location.kind != "registry" or not attachments:
+        digest = write_location(location, artifact, staging, progress=progress, mount_from=mount_from)
+        count, how = 0, "none"
+        for layout, image in images:
+            n, how = push_attachments(location, layout, image)
+            count += n
+        return digest, count, how
+    from reprobuild.oci.registry import RegistryClient
+
+    ref, mount = push_target(location, artifact, mount_from)
+    with RegistryClient(ref.api_host) as client:
+        hows = push_with_referrers(
+            client,
+            ref.repository,
+            artifact,
+            attachments,
+            tags=[ref.tag] if ref.tag else [],
+            mount_from=mount,
+            progress=progress,
+        )
+    by_subject = dict(zip([image.digest for image, arts in found if arts], hows, strict=True))
+    return artifact.digest, len(attachments), by_subject.get(images[-1][1].digest, "none")
 
 
 def _statement(data: bytes, what: str) -> object:

@@ -13,21 +13,22 @@ Where they go:
   referrers in a layout; opencontainers/image-spec#1171 proposes it); a bare ``oci-layout:PATH`` still
   names the image (:func:`reprobuild.oci.layout.read_layout` skips entries with an ``artifactType`` when
   an image is there).
-- **Registry** (``image --push``): each attachment is pushed by digest, then the referrers are made
-  findable as distribution-spec 1.1 says: a registry with the referrers API
-  (``GET /v2/<name>/referrers/<digest>`` answers) indexes them itself; for one without it (it answers
-  404), the *referrers tag schema*: the index tagged ``sha256-<hex of the image digest>`` lists the
-  descriptors of all referrers, read first and merged so that attachments pushed by others survive.
+- **Registry** (``image --push``): each attachment is pushed by digest, after its subject, and made
+  findable as distribution-spec 1.1 ``spec.md`` "Pushing Manifests with Subject" says: a registry with
+  the referrers API (``GET /v2/<name>/referrers/<digest>``) indexes them itself and says so in its
+  answer to each push (``OCI-Subject: <subject digest>``); for one whose answer lacks it, the *referrers
+  tag schema*: the index tagged ``sha256-<hex of the image digest>`` lists the descriptors of all
+  referrers, read first and merged so that attachments pushed by others survive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reprobuild.errors import OCIError
+from reprobuild.errors import OCIError, ReproBuildError
 from reprobuild.fsutil import canonical_json_bytes
 from reprobuild.oci.digest import Digest
 from reprobuild.oci.image import Image, parse_json_object
@@ -38,6 +39,7 @@ from reprobuild.oci.progress import NO_PROGRESS, Progress
 from reprobuild.oci.values import Descriptor
 
 if TYPE_CHECKING:
+    from reprobuild.oci.index import Artifact
     from reprobuild.oci.registry import RegistryClient
 
 SPDX_JSON = "application/spdx+json"
@@ -150,25 +152,145 @@ def push_referrers(
     *,
     progress: Progress = NO_PROGRESS,
 ) -> str:
-    """Push ``artifacts`` (which refer to ``subject``, a manifest of any media type: an image or an index)
-    and make them findable; return how (see module doc)."""
-    from reprobuild.oci.remote import push_all
+    """Push ``artifacts`` (which refer to ``subject``, a manifest of any media type: an image or an index,
+    already in the repository) and make them findable; return how (see module doc)."""
+    from reprobuild.oci.remote import DEFAULT_JOBS, blob_uploads, run_all
 
+    groups = _by_subject([subject], artifacts)
+    run_all(blob_uploads(client, repository, artifacts, progress=progress), DEFAULT_JOBS)
+    return _attach(client, repository, groups, progress=progress, jobs=DEFAULT_JOBS)[0]
+
+
+def push_with_referrers(
+    client: RegistryClient,
+    repository: str,
+    artifact: Artifact,
+    artifacts: Sequence[Image],
+    *,
+    tags: Sequence[str] = (),
+    mount_from: str | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> list[str]:
+    """Push ``artifact`` (an image, or an index with its images), tag it ``tags``, and push ``artifacts``,
+    which refer to it or to one of its images, and make them findable; return how, one entry per subject
+    referred to, in the order of ``artifacts``.
+
+    One push, so that the attachments cost little more than the image: every distinct blob of them all,
+    :data:`~reprobuild.oci.remote.DEFAULT_JOBS` at a time (the image's layers mounted from ``mount_from``
+    where the registry lacks them), then the image's manifests, then at once its tags and the attachments'
+    manifests, then the referrers tag schema's index where the registry did not index them itself. The
+    attachments still follow the manifest they refer to. Distribution-spec 1.1 ("Push") makes a registry
+    accept a referrer before its subject, but that rule is new in 1.1, and this way a push that fails
+    half-way leaves no attachment naming a manifest the registry does not have. It costs one round trip.
+    """
+    from reprobuild.oci.remote import DEFAULT_JOBS, blob_uploads, put_manifests, put_tag, run_all
+
+    groups = _by_subject(_manifests(artifact), artifacts)
+    seen: set[Digest] = set()
+    blobs = blob_uploads(client, repository, [artifact], seen=seen, mount_from=mount_from, progress=progress)
+    blobs += blob_uploads(client, repository, artifacts, seen=seen, progress=progress)
+    run_all(blobs, DEFAULT_JOBS)
+    put_manifests(client, repository, artifact, progress)
+
+    def tag_work(tag: str) -> Callable[[], None]:
+        return lambda: put_tag(client, repository, artifact, tag, progress)
+
+    return _attach(client, repository, groups, also=[tag_work(t) for t in tags], progress=progress, jobs=DEFAULT_JOBS)
+
+
+def _by_subject(subjects: Sequence[Descriptor], artifacts: Sequence[Image]) -> list[tuple[Descriptor, list[Image]]]:
+    """``artifacts`` grouped by the one of ``subjects`` each refers to, in the order of ``artifacts``."""
+    known = {s.digest: s for s in subjects}
+    groups: dict[Digest, tuple[Descriptor, list[Image]]] = {}
     for art in artifacts:
-        if art.subject is None or art.subject.digest != subject.digest:
-            raise OCIError(f"artifact {art.digest} does not refer to {subject.digest}")
-    # Every blob once (they share the empty config), then the independent manifests: what is listed
-    # below does not depend on the order they finish in.
-    push_all(client, repository, artifacts, progress=progress)
-    if client.get_referrers(repository, str(subject.digest)) is not None:
-        return "referrers API"
-    tag = fallback_tag(subject.digest)
-    listed: list[dict[str, Any]] = []
-    if client.head_manifest(repository, tag) is not None:
-        data, _, _ = client.get_manifest(repository, tag)
-        listed = _listed(data, f"{repository}:{tag}")
+        subject = known.get(art.subject.digest) if art.subject is not None else None
+        if subject is None:
+            named = ", ".join(str(s.digest) for s in subjects)
+            raise OCIError(f"artifact {art.digest} does not refer to {named}")
+        groups.setdefault(subject.digest, (subject, []))[1].append(art)
+    return list(groups.values())
+
+
+def _attach(
+    client: RegistryClient,
+    repository: str,
+    groups: Sequence[tuple[Descriptor, Sequence[Image]]],
+    *,
+    also: Sequence[Callable[[], None]] = (),
+    progress: Progress,
+    jobs: int,
+) -> list[str]:
+    """Push the artifacts of each group (every blob is there, and so is each subject), ``jobs`` at a time
+    along with ``also``, and read each subject's fallback index meanwhile; then, for each subject the
+    registry did not index every artifact of, push that index with them added (spec.md "Pushing Manifests
+    with Subject"); return how each group is found."""
+    from reprobuild.oci.remote import client_host, run_all
+
+    indexed: dict[Digest, bool] = {}
+    found: dict[Digest, list[dict[str, Any]] | ReproBuildError] = {}
+
+    def put(art: Image, subject: Digest) -> Callable[[], None]:
+        def work() -> None:
+            with progress.task(f"pushing manifest {client_host(client)}/{repository}@{art.digest}") as task:
+                indexed[art.digest] = client.put_referrer(repository, art.manifest_bytes, art.media_type, str(subject))
+                task(len(art.manifest_bytes))
+
+        return work
+
+    def read(subject: Digest) -> Callable[[], None]:
+        def work() -> None:
+            # Read while the artifacts go up; what it found counts only if the registry did not index them.
+            try:
+                found[subject] = _fallback_listed(client, repository, fallback_tag(subject))
+            except ReproBuildError as e:
+                found[subject] = e
+
+        return work
+
+    puts = [put(art, subject.digest) for subject, arts in groups for art in arts]
+    run_all([*also, *puts, *(read(subject.digest) for subject, _ in groups)], jobs)
+    hows: list[str] = []
+    pending: list[Callable[[], None]] = []
+    for subject, arts in groups:
+        if all(indexed[art.digest] for art in arts):
+            hows.append("referrers API")
+            continue
+        tag = fallback_tag(subject.digest)
+        listed = found[subject.digest]
+        if isinstance(listed, ReproBuildError):
+            raise listed
+        pending.append(_index_work(client, repository, tag, listed, arts))
+        hows.append(f"tag {tag}")
+    run_all(pending, jobs)
+    return hows
+
+
+def _fallback_listed(client: RegistryClient, repository: str, tag: str) -> list[dict[str, Any]]:
+    """The descriptors the fallback index ``tag`` lists (none when there is no such tag)."""
+    if client.head_manifest(repository, tag) is None:
+        return []
+    data, _, _ = client.get_manifest(repository, tag)
+    return _listed(data, f"{repository}:{tag}")
+
+
+def _index_work(
+    client: RegistryClient, repository: str, tag: str, listed: list[dict[str, Any]], artifacts: Sequence[Image]
+) -> Callable[[], None]:
+    """The work of pushing the fallback index ``tag``: what it ``listed``, and each of ``artifacts`` not yet
+    listed (others' referrers are kept; none is listed twice)."""
     known = {str(m.get("digest")) for m in listed}
-    listed += [_descriptor(a) for a in artifacts if str(a.digest) not in known]
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}
-    client.put_manifest(repository, tag, canonical_json_bytes(index), OCI_INDEX)
-    return f"tag {tag}"
+    manifests = [*listed, *(_descriptor(a) for a in artifacts if str(a.digest) not in known)]
+    index = canonical_json_bytes({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
+
+    def work() -> None:
+        client.put_manifest(repository, tag, index, OCI_INDEX)
+
+    return work
+
+
+def _manifests(artifact: Artifact) -> list[Descriptor]:
+    """The descriptors of ``artifact`` and of every manifest in it (an index's children, depth first)."""
+    from reprobuild.oci.index import Index
+
+    children = artifact.children if isinstance(artifact, Index) else ()
+    return [artifact.descriptor, *(d for child in children for d in _manifests(child))]

@@ -14,22 +14,19 @@ import functools
 import shlex
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from reprobuild.cli.imagesteps import build_settings, push_attached, push_built
+from reprobuild.cli.imagesteps import build_settings, push_built
 from reprobuild.cli.output import data, log
 from reprobuild.cli.preload import preload
 from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import Config, load_config
 from reprobuild.errors import ConfigError
-from reprobuild.image.build import ImageResult, ProjectWheel, build_image
+from reprobuild.image.build import ProjectWheel, build_image
 from reprobuild.image.projectwheel import wheel_step
 from reprobuild.image.registrycache import cache_reference
 from reprobuild.oci.reference import parse_reference
-
-if TYPE_CHECKING:
-    from reprobuild.oci.location import Location
 
 #: What the steps after a build import, in the order they need it (:func:`run` has them imported on a
 #: thread while the build waits on the project wheel): for ``--load`` the engine's SDK, for ``--push``
@@ -87,21 +84,12 @@ def _log_for(target: str, quiet: bool, message: str) -> None:
     log(f"{target}: {message}", quiet=quiet)
 
 
-def _attach(name: str, result: ImageResult, location: Location | None, *, quiet: bool) -> dict[str, Any] | None:
-    """Derive the provenance from the manifest just written and attach it; after a push, push every
-    attachment (SBOMs and provenance) to the same repository. The image's digest is not touched."""
-    from reprobuild.attest.attach import attach_provenance
-    from reprobuild.manifest.schema import MANIFEST_NAME
-
-    attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
-    if location is None:
-        return None
-    attached = push_attached(location, [result])
-    log(
-        f"{name}: {attached['count']} attachments (SBOMs, provenance) pushed; found through the {attached['how']}",
-        quiet=quiet,
-    )
-    return attached
+def _log_attached(name: str, attached: dict[str, Any] | None, *, quiet: bool) -> None:
+    if attached is not None:
+        log(
+            f"{name}: {attached['count']} attachments (SBOMs, provenance) pushed; found through the {attached['how']}",
+            quiet=quiet,
+        )
 
 
 def _check_names(args: argparse.Namespace, targets: list[str]) -> None:
@@ -118,6 +106,17 @@ def _check_names(args: argparse.Namespace, targets: list[str]) -> None:
         )
     if args.tag:
         parse_reference(args.tag.replace("{target}", targets[0]), origin="--tag")
+
+
+def _check_smoke(args: argparse.Namespace, config: Config, targets: list[str]) -> None:
+    """``--smoke`` needs each target's smoke command."""
+    if args.smoke:
+        for name in targets:
+            if not config.target(name).smoke:
+                raise ConfigError(
+                    f"--smoke: target {name!r} has no smoke test",
+                    hint=f'add one, e.g. `smoke = ["my-app", "--help"]` in [tool.repro-build.targets.{name}]',
+                )
 
 
 def _cache_ref(text: str | None) -> str | None:
@@ -154,13 +153,7 @@ def run(args: argparse.Namespace) -> int:
     targets = args.targets or list(config.targets)
     _check_names(args, targets)
     cache_ref = _cache_ref(args.cache or config.cache)
-    if args.smoke:
-        for name in targets:
-            if not config.target(name).smoke:
-                raise ConfigError(
-                    f"--smoke: target {name!r} has no smoke test",
-                    hint=f'add one, e.g. `smoke = ["my-app", "--help"]` in [tool.repro-build.targets.{name}]',
-                )
+    _check_smoke(args, config, targets)
     load = args.load or args.smoke
     project_wheel = (
         None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty, cached_env=True)
@@ -201,20 +194,31 @@ def run(args: argparse.Namespace) -> int:
                     client, result.image, tag, result.layout.parent, progress=progress, archive=archive
                 )
                 log(f"{name}: loaded {tag} (image ID {image_id})", quiet=args.quiet)
-            pushed = None
-            location: Location | None = None
-            if args.push:
-                location, pushed = push_built(
-                    args.push, name, result.image, result.layout.parent, cache_ref=cache_ref, progress=progress
-                )
-        from reprobuild.image.summary import image_record
-        from reprobuild.manifest.record import image_manifest
-        from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
+            # The build manifest and the provenance derived from it do not depend on the push: written
+            # first, the provenance goes up in the same push as the image.
+            from reprobuild.attest.attach import attach_provenance
+            from reprobuild.manifest.record import image_manifest
+            from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
 
-        manifest = image_manifest(config, result, image_id=image_id)
-        write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
-        attached = _attach(name, result, location, quiet=args.quiet)
+            manifest = image_manifest(config, result, image_id=image_id)
+            write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
+            attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
+            pushed: str | None = None
+            attached: dict[str, Any] | None = None
+            if args.push:
+                pushed, attached = push_built(
+                    args.push,
+                    name,
+                    result.image,
+                    result.layout.parent,
+                    [result],
+                    cache_ref=cache_ref,
+                    progress=progress,
+                )
+        _log_attached(name, attached, quiet=args.quiet)
         log(f"{name}: {result.layout.parent}", quiet=args.quiet)
+        from reprobuild.image.summary import image_record
+
         record = image_record(result, seconds=time.monotonic() - start, image_id=image_id, tag=tag, pushed=pushed)
         record["attachments"] = attached
         results.append(record)

@@ -1,6 +1,6 @@
 """``repro-build image`` for a multi-platform target: every platform's image, the index, its manifests.
 
-``--push REF`` pushes the index (with every platform's image), then each platform's attachments;
+``--push REF`` pushes the index (with every platform's image) and each platform's attachments in one push;
 ``--load`` and ``--smoke`` use the image of this machine's platform only, as an engine runs one platform
 (and say so); the other platforms are never run here.
 """
@@ -12,9 +12,9 @@ import functools
 import shlex
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from reprobuild.cli.imagesteps import build_settings, push_attached, push_built
+from reprobuild.cli.imagesteps import build_settings, push_built
 from reprobuild.cli.progress import progress_for_cli
 from reprobuild.config import Config
 from reprobuild.errors import ImageError
@@ -25,9 +25,6 @@ from reprobuild.manifest.indexschema import make_index_manifest, write_index_man
 from reprobuild.manifest.record import image_manifest
 from reprobuild.manifest.schema import MANIFEST_NAME, write_manifest
 from reprobuild.platforms import host_arch
-
-if TYPE_CHECKING:
-    from reprobuild.oci.location import Location
 
 
 def _host(result: IndexResult) -> ImageResult:
@@ -83,25 +80,31 @@ def run_index(
             client = engine.connect()
             image_id = engine.load_image(client, host.image, tag, host.layout.parent, progress=progress)
             say(f"loaded {tag} (image ID {image_id})")
+        # The build manifests and the provenance derived from them do not depend on the push: written
+        # first, each platform's provenance goes up in the same push as the index.
+        manifests, paths = [], {}
+        for one in result.images:
+            manifest = image_manifest(config, one, image_id=image_id if one is host else None)
+            path = one.layout.parent / MANIFEST_NAME
+            write_manifest(path, manifest)
+            manifests.append(manifest)
+            paths[one.digest] = path
+        write_index_manifest(result.layout.parent / MANIFEST_NAME, make_index_manifest(name, result.index, manifests))
+        attach_platform_provenance(result, paths)
         pushed: str | None = None
-        location: Location | None = None
+        attached: dict[str, Any] | None = None
         if args.push:
-            location, pushed = push_built(
-                args.push, name, result.index, result.layout.parent, cache_ref=cache_ref, progress=progress
+            pushed, attached = push_built(
+                args.push,
+                name,
+                result.index,
+                result.layout.parent,
+                result.images,
+                cache_ref=cache_ref,
+                progress=progress,
             )
             say(f"pushed the index of {len(result.images)} platforms: {pushed}")
-    manifests, paths = [], {}
-    for one in result.images:
-        manifest = image_manifest(config, one, image_id=image_id if one is host else None)
-        path = one.layout.parent / MANIFEST_NAME
-        write_manifest(path, manifest)
-        manifests.append(manifest)
-        paths[one.digest] = path
-    write_index_manifest(result.layout.parent / MANIFEST_NAME, make_index_manifest(name, result.index, manifests))
-    attach_platform_provenance(result, paths)
-    attached = None
-    if location is not None:
-        attached = push_attached(location, result.images)
+    if attached is not None:
         say(
             f"{attached['count']} attachments (each platform's SBOMs and provenance) pushed; found through the "
             f"{attached['how']}"

@@ -1,6 +1,6 @@
 """The steps of ``repro-build image`` that a one-platform target (:mod:`reprobuild.cli.image`) and a
 multi-platform one (:mod:`reprobuild.cli.imageindex`) take alike: the build's settings from the command
-line, the push of the built image or index, and the push of the attachments.
+line, and the push of the built image or index with its attachments.
 
 The push takes the layers the registry cache (``--cache REF``) holds from it: to a repository of the
 cache's registry, each such layer is mounted from the cache's repository instead of uploaded.
@@ -21,7 +21,6 @@ from reprobuild.oci.progress import Progress
 
 if TYPE_CHECKING:
     from reprobuild.oci.index import Artifact
-    from reprobuild.oci.location import Location
 
 
 def build_settings(
@@ -49,34 +48,25 @@ def push_built(
     name: str,
     artifact: Artifact,
     staging: Path,
+    images: Sequence[ImageResult],
     *,
     cache_ref: str | None,
     progress: Progress,
-) -> tuple[Location, str]:
+) -> tuple[str, dict[str, Any]]:
     """Push ``artifact`` (an image, or an index with its images) to ``--push`` (``{target}`` expanded to
-    ``name``), mounting what the registry cache ``cache_ref`` holds; return the location and the
-    reference pinned by the digest pushed."""
+    ``name``), mounting what the registry cache ``cache_ref`` holds, with the attachments (SBOMs,
+    provenance) of each of ``images``; return the reference pinned by the digest pushed, and the
+    ``--json`` record of the attachments: how many, and how a reader finds them."""
+    from reprobuild.attest.attach import write_with_attachments
     from reprobuild.oci.location import parse_location
-    from reprobuild.oci.transport import write_location
 
     location = parse_location(push.replace("{target}", name))
-    digest = write_location(
+    digest, count, how = write_with_attachments(
         location,
         artifact,
         staging,
-        progress=progress,
+        [(one.layout, one.image) for one in images],
         mount_from=cache_reference(cache_ref) if cache_ref else None,
+        progress=progress,
     )
-    return location, location.pinned(digest)
-
-
-def push_attached(location: Location, images: Sequence[ImageResult]) -> dict[str, Any]:
-    """Push the attachments (SBOMs, provenance) of each of ``images`` to ``location``'s repository; the
-    ``--json`` record: how many, and how a reader finds them."""
-    from reprobuild.attest.attach import push_attachments
-
-    count, how = 0, "none"
-    for one in images:
-        n, how = push_attachments(location, one.layout, one.image)
-        count += n
-    return {"count": count, "how": how}
+    return location.pinned(digest), {"count": count, "how": how}

@@ -16,13 +16,14 @@ they write against it and check that its fields are exactly these.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from reprobuild.errors import ManifestError
 from reprobuild.fsutil import atomic_write_text, human_json_text
@@ -375,11 +376,18 @@ def _dump(value: object) -> JsonValue:
 T = TypeVar("T")
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved field types of a section's dataclass: resolving them takes most of a manifest's reading
+    time, and a dataclass's never change. Read only."""
+    return get_type_hints(cls)
+
+
 def read_section(cls: type[T], data: object, path: Path, where: str = "") -> T:
     """``data`` read strictly as the dataclass ``cls`` (``where``: its field name, for errors)."""
     if not isinstance(data, dict):
         raise refuse(path, where or "the manifest", data, "a JSON object")
-    hints = get_type_hints(cls)
+    hints = _hints(cast(type, cls))
     by_key = {_key(f): f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(by_key))
     if unknown:

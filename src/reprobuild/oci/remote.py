@@ -270,55 +270,37 @@ def push(
     ``mount_from`` names a repository of the same registry that may hold some layers (a build cache):
     each layer the registry lacks is first asked for as a cross-repository mount, so no byte is sent.
     """
-    blobs = _blob_work(client, repository, [artifact], chunk_size=chunk_size, progress=progress, mount_from=mount_from)
+    blobs = blob_uploads(
+        client, repository, [artifact], chunk_size=chunk_size, progress=progress, mount_from=mount_from
+    )
     run_all(blobs, jobs)
-    _put_manifests(client, repository, artifact, progress)
+    put_manifests(client, repository, artifact, progress)
     for tag in tags:
-        with progress.task(f"tagging {client_host(client)}/{repository}:{tag}") as task:
-            got = client.put_manifest(repository, tag, artifact.manifest_bytes, artifact.media_type)
-            task(len(artifact.manifest_bytes))
-        if got != str(artifact.digest):
-            raise OCIError(f"pushing {repository}:{tag}: the registry stored digest {got}, expected {artifact.digest}")
+        put_tag(client, repository, artifact, tag, progress)
     return artifact.digest
 
 
-def push_all(
+def blob_uploads(
     client: RegistryClient,
     repository: str,
     artifacts: Sequence[Artifact],
     *,
+    seen: set[Digest] | None = None,
+    chunk_size: int | None = None,
     progress: Progress = NO_PROGRESS,
-    jobs: int = DEFAULT_JOBS,
-) -> None:
-    """Upload several artifacts to one repository: the blobs of them all ``jobs`` at a time, each
-    distinct blob once, then, once every blob has arrived, the manifests by digest (the artifacts'
-    manifests are independent of one another, so they too go ``jobs`` at a time).
-
-    Artifacts often share a blob (every attachment has the same empty config). Pushing them one
-    ``push`` per thread would upload that blob several times at once, and a registry that links
-    each upload into the repository (the distribution registry rewrites the link file) can then,
-    for an instant, answer another artifact's manifest ``PUT`` with ``MANIFEST_BLOB_UNKNOWN``.
-    """
-    run_all(_blob_work(client, repository, artifacts, chunk_size=None, progress=progress, mount_from=None), jobs)
-
-    def manifests(artifact: Artifact) -> Callable[[], None]:
-        return lambda: _put_manifests(client, repository, artifact, progress)
-
-    run_all([manifests(artifact) for artifact in artifacts], jobs)
-
-
-def _blob_work(
-    client: RegistryClient,
-    repository: str,
-    artifacts: Sequence[Artifact],
-    *,
-    chunk_size: int | None,
-    progress: Progress,
-    mount_from: str | None,
+    mount_from: str | None = None,
 ) -> list[Callable[[], None]]:
-    """One upload per distinct blob of ``artifacts`` (layers then config, image by image)."""
+    """The work of uploading every distinct blob of ``artifacts`` (layers then config, image by image)
+    that is not in ``seen``, for :func:`run_all`; each blob's digest is added to ``seen``.
+
+    Artifacts often share a blob (every attachment has the same empty config), and several pushes to
+    one repository share ``seen`` so that each blob is uploaded once, before any manifest that names
+    it: uploading one blob several times at once (one push per thread) lets a registry that links each
+    upload into the repository (the distribution registry rewrites the link file) answer, for an
+    instant, another manifest's ``PUT`` with ``MANIFEST_BLOB_UNKNOWN``.
+    """
     work: list[Callable[[], None]] = []
-    seen: set[Digest] = set()
+    seen = set() if seen is None else seen
     for image in (image for artifact in artifacts for image in _images(artifact)):
         labels = layer_labels(image.config)
         for i, layer in enumerate(image.layers):
@@ -395,14 +377,23 @@ def _push_layer(
     return work
 
 
-def _put_manifests(client: RegistryClient, repository: str, artifact: Artifact, progress: Progress) -> None:
+def put_manifests(client: RegistryClient, repository: str, artifact: Artifact, progress: Progress) -> None:
     """Each manifest by digest, children before the index that names them (a registry may refuse an
-    index whose children it does not have)."""
+    index whose children it does not have); every blob must be there already."""
     if isinstance(artifact, Index):
         for child in artifact.children:
-            _put_manifests(client, repository, child, progress)
+            put_manifests(client, repository, child, progress)
     with progress.task(f"pushing manifest {client_host(client)}/{repository}@{artifact.digest}") as task:
         got = client.put_manifest(repository, str(artifact.digest), artifact.manifest_bytes, artifact.media_type)
         task(len(artifact.manifest_bytes))
     if got != str(artifact.digest):
         raise OCIError(f"pushing {repository}@{artifact.digest}: the registry stored digest {got}")
+
+
+def put_tag(client: RegistryClient, repository: str, artifact: Artifact, tag: str, progress: Progress) -> None:
+    """Tag ``artifact``, whose manifests are there already, ``tag``."""
+    with progress.task(f"tagging {client_host(client)}/{repository}:{tag}") as task:
+        got = client.put_manifest(repository, tag, artifact.manifest_bytes, artifact.media_type)
+        task(len(artifact.manifest_bytes))
+    if got != str(artifact.digest):
+        raise OCIError(f"pushing {repository}:{tag}: the registry stored digest {got}, expected {artifact.digest}")

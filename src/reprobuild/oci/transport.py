@@ -105,13 +105,21 @@ def write_location(
     from reprobuild.oci.registry import RegistryClient
     from reprobuild.oci.remote import push
 
+    ref, mount = push_target(loc, art, mount_from)
+    with RegistryClient(ref.api_host) as client:
+        tags = [ref.tag] if ref.tag else []
+        return push(client, ref.repository, art, tags=tags, progress=progress, mount_from=mount)
+
+
+def push_target(loc: Location, art: Artifact, mount_from: Reference | None) -> tuple[Reference, str | None]:
+    """The reference of the registry location ``loc`` that ``art`` is pushed to, checked against the digest
+    it may name, and the repository to mount blobs from: ``mount_from``'s, when it is on the same registry."""
     ref = loc.reference
     assert ref is not None
     if ref.digest is not None and Digest.parse(ref.digest) != art.digest:
         raise OCIError(f"{loc}: the image to push has digest {art.digest}, not {ref.digest}")
-    client = RegistryClient(ref.api_host)
     mount = mount_from.repository if mount_from is not None and mount_from.api_host == ref.api_host else None
-    return push(client, ref.repository, art, tags=[ref.tag] if ref.tag else [], progress=progress, mount_from=mount)
+    return ref, mount
 
 
 def copy_image(

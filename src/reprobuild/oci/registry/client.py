@@ -294,6 +294,24 @@ class RegistryClient:
         Raises :class:`DigestMismatchError` when ``reference`` is a digest other than the bytes' digest
         (nothing is sent) or when the registry reports a different ``Docker-Content-Digest``.
         """
+        return self._put_manifest(repository, reference, data, media_type)[0]
+
+    def put_referrer(self, repository: str, data: bytes, media_type: str, subject: str) -> bool:
+        """Upload, by its own digest, a manifest whose ``subject`` is the manifest ``subject``; return whether
+        the registry indexed it as a referrer of ``subject`` itself.
+
+        A registry with the referrers API answers such a push with ``OCI-Subject: <subject digest>``
+        (distribution-spec 1.1 ``spec.md`` "Pushing Manifests with Subject"); without that answer the
+        client MUST list the manifest in the referrers tag schema's index. Checks as :meth:`put_manifest`.
+        """
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        _, headers = self._put_manifest(repository, digest, data, media_type)
+        return headers.get("OCI-Subject") == subject
+
+    def _put_manifest(
+        self, repository: str, reference: str, data: bytes, media_type: str
+    ) -> tuple[str, Mapping[str, str]]:
+        """:meth:`put_manifest`, and the headers of the registry's answer."""
         target = self._manifest_target(repository, reference)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if is_digest(reference) and reference != digest:
@@ -319,7 +337,7 @@ class RegistryClient:
                 f"{target.describe(self.host)}: the registry stored digest {served} for bytes with digest {digest}",
                 "the registry rewrote the manifest; push to a registry that keeps manifest bytes",
             )
-        return digest
+        return digest, response.headers
 
     def get_referrers(self, repository: str, digest: str) -> bytes | None:
         """The referrers index of the manifest ``digest`` (distribution-spec 1.1, ``GET
