@@ -82,9 +82,10 @@ def _git_ok(root: Path, *args: str) -> bytes:
     return out.stdout
 
 
-def in_git(root: Path) -> bool:
-    """True when ``root`` is inside a git work tree that has at least one commit."""
-    return _git(root, "rev-parse", "--verify", "--quiet", "HEAD").returncode == 0
+def head_commit(root: Path) -> str | None:
+    """The commit checked out at ``root``; ``None`` outside a git work tree or before its first commit."""
+    proc = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
 
 def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> SourceTree:
@@ -97,7 +98,8 @@ def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> S
     """
     root = root.resolve()
     skip = own_dirs(root, outputs)
-    if not in_git(root):
+    commit = head_commit(root)
+    if commit is None:
         walked, left_out = _walk(root, skip)
         return SourceTree(root, walked, None, None, None, left_out=left_out)
     dirty = dirty_paths(root, skip)
@@ -107,7 +109,6 @@ def snapshot(root: Path, *, allow_dirty: bool, outputs: Path | None = None) -> S
             f"the work tree of {root} has uncommitted changes, so the build would not match any commit:\n{shown}",
             hint="commit or discard them, or pass `--allow-dirty` (the build record then says `dirty: true`)",
         )
-    commit = _git_ok(root, "rev-parse", "HEAD").decode().strip()
     files: dict[str, SourceFile] = {}
     for entry in _git_ok(root, "ls-files", "-s", "-z").split(b"\0"):
         if not entry:
