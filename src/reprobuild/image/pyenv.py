@@ -17,6 +17,8 @@ import io
 import os
 import posixpath
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,6 +27,7 @@ from packaging.utils import canonicalize_name
 
 from reprobuild.config import Target
 from reprobuild.errors import WheelError
+from reprobuild.image import uvinterpreter
 from reprobuild.image.wheels import WheelPin
 from reprobuild.uvbin import run_uv
 from reprobuild.wheel.record import record_hash
@@ -81,6 +84,10 @@ def install_wheels(
     requirements.write_text("".join(lines), encoding="utf-8")
     env = dict(os.environ)
     env.update({"UV_NO_INSTALLER_METADATA": "1", "UV_LINK_MODE": "hardlink", "UV_COMPILE_BYTECODE": "0"})
+    # A cache of its own, removed afterwards (what `--no-cache` does), holding at first only what uv
+    # learnt about ``python`` in an earlier install, sealed (image/uvinterpreter.py).
+    uv_cache = Path(tempfile.mkdtemp(prefix=f".{staging.name}.uv-cache-", dir=staging.parent))
+    restored = uvinterpreter.restore(python, uv_cache) if python is not None else {}
     try:
         run_uv(
             [
@@ -90,7 +97,8 @@ def install_wheels(
                 "--offline",
                 "--no-index",
                 "--no-deps",
-                "--no-cache",
+                "--cache-dir",
+                str(uv_cache),
                 "--require-hashes",
                 "--only-binary",
                 ":all:",
@@ -104,8 +112,11 @@ def install_wheels(
             env=env,
             what=what,
         )
+        if python is not None:
+            uvinterpreter.remember(python, uv_cache, restored)
     finally:
         requirements.unlink(missing_ok=True)
+        shutil.rmtree(uv_cache, ignore_errors=True)
     # uv's inter-process lock for the target directory; it is not part of any distribution.
     (staging / ".lock").unlink(missing_ok=True)
 
