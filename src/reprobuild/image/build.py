@@ -788,18 +788,18 @@ def build_image(
         for leftover in out_root.glob(f".{target.name}-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         epoch = epoch or resolve_epoch(config.epoch_policy, config.root)
-        lock = _check_lock(config, target)
         prepare_cache_root()
         final = out_root / (target.name if platform is None else platform_dir(target.arch))
         compressor = config.compression
         repo_tag = f"{config.project.normalized_name}:{target.name}"
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=out_root))
-        # The project wheel builds (a backend in its own process) while the source is described, the
-        # base, the locked wheels and their layers are prepared; the base's package inventory (for the
-        # SBOMs) is read meanwhile too.
+        # The project wheel builds (a backend in its own process) while the locks are checked, the source
+        # is described, the base, the locked wheels and their layers are prepared; the base's package
+        # inventory (for the SBOMs) is read meanwhile too.
         pool = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="image")
         try:
             own = pool.submit(_own_wheel, config, wheel, project_wheel, work / "dist")
+            lock = _check_lock(config, target)
             source = source_info(config.root)
             label = source_label(config.project.urls, source.remote)
             log(_label_line(label))
