@@ -13,6 +13,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,9 +24,20 @@ _log = logging.getLogger(__name__)
 _HINT = "install it with `pip install uv` (repro-build depends on it), or point `$UV` at a uv binary"
 
 
-@functools.cache
+#: Held while uv is looked for: uv's ``find_uv_bin`` reads ``sysconfig``, whose first use fills its
+#: variables without a lock, and an image build's threads look for uv at once (the locks are checked
+#: on one while the project wheel's build starts on another): the second read ``EXE`` as ``None``.
+_finding = threading.Lock()
+
+
 def find_uv() -> str:
     """Absolute path of the uv binary to use."""
+    with _finding:
+        return _find_uv()
+
+
+@functools.cache
+def _find_uv() -> str:
     try:
         from uv import find_uv_bin
 
