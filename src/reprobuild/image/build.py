@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import shutil
+import sysconfig
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -796,7 +797,7 @@ def build_image(
         # The project wheel builds (a backend in its own process) while the locks are checked, the source
         # is described, the base, the locked wheels and their layers are prepared; the base's package
         # inventory (for the SBOMs) is read meanwhile too.
-        pool = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="image")
+        pool = _background_pool()
         try:
             own = pool.submit(_own_wheel, config, wheel, project_wheel, work / "dist")
             lock = _check_lock(config, target)
@@ -903,6 +904,13 @@ def build_image(
             files=tuple(file_records(files, [r.holds for r in written.records])),
             attestations=attestations,
         )
+
+
+def _background_pool() -> ThreadPoolExecutor:
+    """The build's background threads, once ``sysconfig`` is filled: its first use is not thread-safe, and
+    the threads' work reads it (uv's finder, wheel tags)."""
+    sysconfig.get_config_vars()
+    return ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="image")
 
 
 def _label_line(label: SourceLabel) -> str:
