@@ -203,18 +203,15 @@ def run(args: argparse.Namespace) -> int:
             manifest = image_manifest(config, result, image_id=image_id)
             write_manifest(result.layout.parent / MANIFEST_NAME, manifest)
             attach_provenance(result.layout, result.image, result.layout.parent / MANIFEST_NAME)
-            pushed: str | None = None
-            attached: dict[str, Any] | None = None
-            if args.push:
-                pushed, attached = push_built(
-                    args.push,
-                    name,
-                    result.image,
-                    result.layout.parent,
-                    [result],
-                    cache_ref=cache_ref,
-                    progress=progress,
-                )
+            pushed, attached = push_built(
+                args.push,
+                name,
+                result.image,
+                result.layout.parent,
+                [result],
+                cache_ref=cache_ref,
+                progress=progress,
+            )
         _log_attached(name, attached, quiet=args.quiet)
         log(f"{name}: {result.layout.parent}", quiet=args.quiet)
         from reprobuild.image.summary import image_record

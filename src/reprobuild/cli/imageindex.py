@@ -91,18 +91,16 @@ def run_index(
             paths[one.digest] = path
         write_index_manifest(result.layout.parent / MANIFEST_NAME, make_index_manifest(name, result.index, manifests))
         attach_platform_provenance(result, paths)
-        pushed: str | None = None
-        attached: dict[str, Any] | None = None
-        if args.push:
-            pushed, attached = push_built(
-                args.push,
-                name,
-                result.index,
-                result.layout.parent,
-                result.images,
-                cache_ref=cache_ref,
-                progress=progress,
-            )
+        pushed, attached = push_built(
+            args.push,
+            name,
+            result.index,
+            result.layout.parent,
+            result.images,
+            cache_ref=cache_ref,
+            progress=progress,
+        )
+        if pushed is not None:
             say(f"pushed the index of {len(result.images)} platforms: {pushed}")
     if attached is not None:
         say(

@@ -44,7 +44,7 @@ def build_settings(
 
 
 def push_built(
-    push: str,
+    push: str | None,
     name: str,
     artifact: Artifact,
     staging: Path,
@@ -52,11 +52,14 @@ def push_built(
     *,
     cache_ref: str | None,
     progress: Progress,
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str | None, dict[str, Any] | None]:
     """Push ``artifact`` (an image, or an index with its images) to ``--push`` (``{target}`` expanded to
     ``name``), mounting what the registry cache ``cache_ref`` holds, with the attachments (SBOMs,
     provenance) of each of ``images``; return the reference pinned by the digest pushed, and the
-    ``--json`` record of the attachments: how many, and how a reader finds them."""
+    ``--json`` record of the attachments: how many, and how a reader finds them (both ``None`` without
+    ``--push``)."""
+    if push is None:
+        return None, None
     from reprobuild.attest.attach import write_with_attachments
     from reprobuild.oci.location import parse_location
 
