@@ -109,6 +109,17 @@ def test_an_edited_record_is_removed_and_the_interpreter_asked_again(
     assert queries == [True, True, False]  # asked again, then sealed anew
 
 
+def test_a_build_that_reads_no_cache_asks_the_interpreter(
+    small_wheel: tuple[WheelPin, Path], tmp_path: Path, queries: list[bool]
+) -> None:
+    """verify's rebuild reads no sealed entry: uv asks the interpreter even with a record in the cache."""
+    target = bookworm_target()
+    python = Path(sys.executable)
+    _install(small_wheel, target, tmp_path / "first", python)
+    install_wheels([small_wheel], target, tmp_path / "second", what="test", python=python, interpreter_record=False)
+    assert queries == [True, True]
+
+
 @pytest.mark.parametrize(
     "name", ["../../outside.msgpack", "archive-v0/abc.msgpack", "interpreter-v5/../../x.msgpack", "/etc/x"]
 )

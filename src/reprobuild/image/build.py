@@ -292,16 +292,23 @@ def _installed(
     interpreter: Interpreter,
     staging: Path,
     clash_with: frozenset[str] = frozenset(),
+    cached: bool,
     log: Callable[[str], None],
 ) -> dict[str, Distribution] | None:
     """``wheels`` installed into ``staging`` and compiled: the distributions to write layers from, by name.
+    ``cached``: uv may take its sealed record of the interpreter (not in a build that reads no cache).
 
     ``None`` when one of their files is a path in ``clash_with`` (what the third-party layers hold, when
     only the project wheel is installed here): the caller then installs everything at once, as which
     copy of a shared path wins is the full install's to say.
     """
     install_wheels(
-        wheels, target, staging, what=f"installing the wheels of target {target.name!r}", python=interpreter.path
+        wheels,
+        target,
+        staging,
+        what=f"installing the wheels of target {target.name!r}",
+        python=interpreter.path,
+        interpreter_record=cached,
     )
     collected = collect_distributions(staging, info.paths(), {p.name: p for p, _ in wheels})
     clash = sorted(f.image_path for d in collected for f in d.files if f.image_path in clash_with)
@@ -651,7 +658,9 @@ def _layers(
         app=pool.submit(_app_entries, policy, info, interpreter, work / "app"),
     )
     first = len(base.layers)
-    installed = functools.partial(_installed, target=target, info=info, interpreter=interpreter, log=log)
+    installed = functools.partial(
+        _installed, target=target, info=info, interpreter=interpreter, cached=layer_cache is not None, log=log
+    )
     dep_dists: dict[str, Distribution] = {}
     if reused is not None:
         log(f"third-party wheels: {len(deps.pins)} reused as layers from the cache")

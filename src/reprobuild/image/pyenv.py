@@ -68,14 +68,22 @@ class Distribution:
 
 
 def install_wheels(
-    wheels: Sequence[tuple[WheelPin, Path]], target: Target, staging: Path, *, what: str, python: Path | None = None
+    wheels: Sequence[tuple[WheelPin, Path]],
+    target: Target,
+    staging: Path,
+    *,
+    what: str,
+    python: Path | None = None,
+    interpreter_record: bool = True,
 ) -> None:
     """Install the given verified wheel files into ``staging`` (a fresh directory) for ``target``.
 
     ``python``: the interpreter uv runs to learn about the host's Python, given so that uv does not search
     ``PATH`` for one (behind a version manager's shim that search costs a few tenths of a second a run).
     What is installed follows ``--target``, ``--python-version`` and ``--python-platform``, not this
-    interpreter."""
+    interpreter. ``interpreter_record``: uv may take what it learnt about ``python`` from the sealed
+    record of an earlier install (image/uvinterpreter.py); a build that reads no sealed entry (``verify``'s
+    rebuild) passes False and uv asks the interpreter."""
     if not wheels:
         staging.mkdir(parents=True, exist_ok=True)
         return
@@ -87,7 +95,7 @@ def install_wheels(
     # A cache of its own, removed afterwards (what `--no-cache` does), holding at first only what uv
     # learnt about ``python`` in an earlier install, sealed (image/uvinterpreter.py).
     uv_cache = Path(tempfile.mkdtemp(prefix=f".{staging.name}.uv-cache-", dir=staging.parent))
-    restored = uvinterpreter.restore(python, uv_cache) if python is not None else {}
+    restored = uvinterpreter.restore(python, uv_cache) if python is not None and interpreter_record else {}
     try:
         run_uv(
             [
@@ -112,7 +120,7 @@ def install_wheels(
             env=env,
             what=what,
         )
-        if python is not None:
+        if python is not None and interpreter_record:
             uvinterpreter.remember(python, uv_cache, restored)
     finally:
         requirements.unlink(missing_ok=True)
