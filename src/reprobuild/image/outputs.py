@@ -73,7 +73,7 @@ class StagedOutputs:
     ) -> None:
         self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._archive.__exit__(exc_type, exc, tb)
+        self._archive.discard()  # nothing once finish has put the archive in place
 
     def begin(self, layers: Sequence[Layer]) -> None:
         """Start copying ``layers``, the image's bottom layers in order, into the layout and the archive.
@@ -105,8 +105,9 @@ class StagedOutputs:
             self._early.result()
         # Copies the image did not keep (its layers were planned again: a project file clashed with a
         # third-party one) leave the layout, which holds exactly the image's blobs.
+        kept = {layer.digest for layer in image.layers}
         for digest, copy in self._copied.items():
-            if digest not in {layer.digest for layer in image.layers}:
+            if digest not in kept:
                 copy.path.unlink()
         # The copied layers are read from the layout from now on: its writer finds them in place.
         layers = tuple(self._copied.get(layer.digest, layer) for layer in image.layers)
