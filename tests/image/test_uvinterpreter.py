@@ -24,7 +24,7 @@ from reprobuild.image.wheels import WheelPin
 from reprobuild.uvbin import run_uv
 
 
-def bookworm_target() -> Target:
+def install_target() -> Target:
     """All that installing needs of a target: uv's interpreter and platform options."""
     return cast(
         Target,
@@ -87,7 +87,7 @@ def queries(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 def test_the_second_install_does_not_start_the_interpreter_and_installs_the_same_files(
     small_wheel: tuple[WheelPin, Path], tmp_path: Path, queries: list[bool]
 ) -> None:
-    target = bookworm_target()
+    target = install_target()
     python = Path(sys.executable)
     first = _install(small_wheel, target, tmp_path / "first", python)
     second = _install(small_wheel, target, tmp_path / "second", python)
@@ -99,7 +99,7 @@ def test_the_second_install_does_not_start_the_interpreter_and_installs_the_same
 def test_an_edited_record_is_removed_and_the_interpreter_asked_again(
     small_wheel: tuple[WheelPin, Path], tmp_path: Path, queries: list[bool]
 ) -> None:
-    target = bookworm_target()
+    target = install_target()
     python = Path(sys.executable)
     _install(small_wheel, target, tmp_path / "first", python)
     [entry] = (Path(os.environ["REPRO_BUILD_CACHE"]) / "uvinterpreter").glob("*.json")
@@ -113,7 +113,7 @@ def test_a_build_that_reads_no_cache_asks_the_interpreter(
     small_wheel: tuple[WheelPin, Path], tmp_path: Path, queries: list[bool]
 ) -> None:
     """verify's rebuild reads no sealed entry: uv asks the interpreter even with a record in the cache."""
-    target = bookworm_target()
+    target = install_target()
     python = Path(sys.executable)
     _install(small_wheel, target, tmp_path / "first", python)
     install_wheels([small_wheel], target, tmp_path / "second", what="test", python=python, interpreter_record=False)

@@ -29,6 +29,20 @@ def _opener(data: bytes) -> Callable[[], BinaryIO]:
     return lambda: io.BytesIO(data)
 
 
+def _config_only() -> tuple[bytes, bytes]:
+    """A config and an image manifest of it with no layer."""
+    config = canonical_json_bytes({"os": "linux"})
+    manifest = canonical_json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+            "layers": [],
+        }
+    )
+    return config, manifest
+
+
 def _client(host: str, retries: int = 3) -> RegistryClient:
     return RegistryClient(host, credentials=CredentialStore.anonymous(), retries=retries, backoff=0.01)
 
@@ -197,15 +211,7 @@ def _fail(
 def test_5xx_then_success_is_retried_everywhere(registry: Registry) -> None:
     repo = f"test/flaky-{uuid.uuid4().hex[:8]}"
     data = os.urandom(50_000)
-    config = canonical_json_bytes({"os": "linux"})
-    manifest = canonical_json_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [],
-        }
-    )
+    config, manifest = _config_only()
     # Every request fails once with a 503 (or 502/504/429) before it is let through.
     seen_paths: set[tuple[str, str]] = set()
     statuses = iter([503, 502, 504, 429] * 20)
@@ -259,16 +265,8 @@ def test_unreachable_registry(tmp_path: Path) -> None:
 def test_tampered_manifest_is_refused(registry: Registry) -> None:
     client = _client(registry.host)
     repo = f"test/tamper-{uuid.uuid4().hex[:8]}"
-    config = canonical_json_bytes({"os": "linux"})
+    config, manifest = _config_only()
     client.put_blob(repo, sha256(config), len(config), _opener(config))
-    manifest = canonical_json_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [],
-        }
-    )
     digest = client.put_manifest(repo, "v1", manifest, OCI_MANIFEST)
 
     def tamper(handler: _ProxyHandler, exchange: Exchange, upstream: Upstream) -> Upstream | None:
@@ -365,16 +363,8 @@ def test_a_manifest_naming_a_blob_the_registry_cannot_read_is_not_called_corrupt
     that blob is rewriting it): the error names the missing blob, not bytes that do not match."""
     client = _client(registry.host)
     repo = f"test/bloblink-{uuid.uuid4().hex[:8]}"
-    config = canonical_json_bytes({"os": "linux"})
+    config, manifest = _config_only()
     client.put_blob(repo, sha256(config), len(config), _opener(config))
-    manifest = canonical_json_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [],
-        }
-    )
     # The registry's own answer, as the last CI run logged it.
     unknown = {"code": "MANIFEST_BLOB_UNKNOWN", "message": "blob unknown to registry", "detail": sha256(config)}
     invalid = {"code": "DIGEST_INVALID", "message": "provided digest did not match uploaded content"}
