@@ -8,7 +8,6 @@ the build uses it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,8 +15,7 @@ from reprobuild.config import Config, Target
 from reprobuild.errors import BaseImageError
 from reprobuild.image.basesource import BaseRecord, BaseRequest, BaseSource, ResolvedBase
 from reprobuild.image.basesources import BASE_SOURCES, DebianBuilder, with_debian
-from reprobuild.oci.blobstore import BlobStore, unlink_if_same
-from reprobuild.oci.digest import sha256_stream
+from reprobuild.oci.blobstore import BlobStore, hash_or_evict
 from reprobuild.oci.image import Image
 from reprobuild.oci.progress import NO_PROGRESS, Progress
 
@@ -30,12 +28,9 @@ def verify_layers(image: Image, what: str) -> None:
         path = getattr(layer, "path", None)
         if not isinstance(path, Path):
             continue
-        with path.open("rb") as f:
-            seen = os.fstat(f.fileno())
-            digest, size = sha256_stream(f)
+        # A corrupt file is removed, but not a good copy another build has renamed onto the name since.
+        digest, size = hash_or_evict(path, layer.digest)
         if digest != layer.digest:
-            # Only the file that was hashed: not a good copy another build has renamed onto the name since.
-            unlink_if_same(path, seen)
             raise BaseImageError(
                 f"{what}: cached layer {layer.digest} is corrupt (it hashes to {digest}); removed it",
                 hint="build again to fetch it anew",

@@ -80,16 +80,11 @@ class BlobStore:
         """
         path = self.path(digest)
         try:
-            with path.open("rb") as f:
-                st = os.fstat(f.fileno())
-                intact = sha256_stream(f)[0] == digest
+            # A blob that hashes to its name stays (the caller's size may be wrong).
+            actual, actual_size = hash_or_evict(path, digest, evict=evict)
         except (FileNotFoundError, IsADirectoryError):
             return None
-        if intact and (size is None or st.st_size == size):
-            return path
-        if evict and not intact:  # a blob that hashes to its name stays (the caller's size may be wrong)
-            unlink_if_same(path, st)
-        return None
+        return path if actual == digest and (size is None or actual_size == size) else None
 
     def fetch(
         self,
@@ -263,7 +258,19 @@ class BlobStore:
         return data
 
 
-def unlink_if_same(path: Path, seen: os.stat_result) -> None:
+def hash_or_evict(path: Path, expected: Digest, *, evict: bool = True) -> tuple[Digest, int]:
+    """The digest and size of the file ``path`` (one open); unless ``evict`` is false, the file is removed
+    when its bytes do not hash to ``expected``, but not a new file another process has renamed onto the
+    name since it was opened. Raises ``OSError`` (e.g. ``FileNotFoundError``) when it cannot be read."""
+    with path.open("rb") as f:
+        st = os.fstat(f.fileno())
+        actual, size = sha256_stream(f)
+    if evict and actual != expected:
+        _unlink_if_same(path, st)
+    return actual, size
+
+
+def _unlink_if_same(path: Path, seen: os.stat_result) -> None:
     """Remove ``path`` if it is still the file ``seen`` was taken of (not a new one renamed onto it since)."""
     with contextlib.suppress(FileNotFoundError):
         now = path.stat()
