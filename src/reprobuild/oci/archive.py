@@ -165,7 +165,7 @@ def write_archive(path: Path, artifact: Artifact, *, repo_tags: Sequence[str] = 
         writer.finish(artifact, repo_tags=repo_tags, tag=tag)
 
 
-def archive_blobs(artifact: Artifact) -> list[tuple[str, bytes | Layer]]:
+def _archive_blobs(artifact: Artifact) -> list[tuple[str, bytes | Layer]]:
     """Every blob of ``artifact`` once, in the archive's order: image by image (an index's children in
     its order), each image's layers from the bottom up, then its config and manifest; an index's own
     manifest after its children's."""
@@ -246,7 +246,7 @@ class ArchiveWriter:
         if ref:
             desc = desc.with_annotations({REF_NAME: ref})
         index = canonical_json_bytes({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc.to_json()]})
-        blobs = archive_blobs(artifact)
+        blobs = _archive_blobs(artifact)
         for hex_, blob in blobs:
             if isinstance(blob, bytes) and Digest.of_bytes(blob).hex != hex_:
                 raise OCIError(f"blob {hex_} does not match its content")
