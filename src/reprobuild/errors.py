@@ -33,6 +33,12 @@ class ReproBuildError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def for_command(self, command: str) -> ReproBuildError:
+        """This error as ``repro-build <command>`` reports it: itself, unless its hint depends on the
+        command (a missing mirror names the command's own option)."""
+        del command
+        return self
+
     def with_context(self, context: str) -> ReproBuildError:
         """Return a copy of this error whose message is prefixed with ``context: ``."""
         new = type(self).__new__(type(self))

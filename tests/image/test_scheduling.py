@@ -16,8 +16,8 @@ import pytest
 from reprobuild.config import Config, load_config
 from reprobuild.errors import WheelError
 from reprobuild.image import build as image_build
-from reprobuild.image.build import ImageResult, ProjectWheel, build_image
-from reprobuild.image.projectwheel import wheel_step
+from reprobuild.image.build import ImageResult, build_image
+from reprobuild.image.projectwheel import ProjectWheel, wheel_step
 from reprobuild.oci.layer import write_layer
 
 pytestmark = pytest.mark.network  # the locked wheels come from the package index (then from the cache)

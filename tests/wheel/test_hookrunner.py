@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from reprobuild.lock.inputs import build_lock_path
 from reprobuild.wheel import backendenv
 from reprobuild.wheel.backendenv import BackendEnv, backend_env, env_key
 from reprobuild.wheel.build import build_wheel
+from reprobuild.wheel.buildroot import build_root_path
 from reprobuild.wheel.hookrunner import unmet
 from tests.wheel.fixtures import PACKAGES, commit_all
 
@@ -97,6 +99,34 @@ def test_a_sound_entry_is_reused_without_uv(
 
     monkeypatch.setattr(backendenv, "_create", refuse)
     assert _env(config)[0] == env
+
+
+def test_on_waiting_is_called_once_the_build_only_waits_on_the_backend(
+    fresh_project: Callable[..., Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``image`` imports the rest of its build when ``on_waiting`` is called: by then the source is exported
+    and the environment checked, and the backend has not run; an environment being made calls it first."""
+    config = fresh_project("hatch_pure")
+    export = build_root_path(config.project.name) / "src"
+    seen: list[object] = []
+    real_create = backendenv._create
+
+    def create(*args: Any, **kwargs: Any) -> None:
+        seen.append("create")
+        real_create(*args, **kwargs)
+
+    monkeypatch.setattr(backendenv, "_create", create)
+
+    def waiting() -> None:
+        seen.append((export.joinpath("pyproject.toml").is_file(), export.parent.joinpath("out", "wheel").exists()))
+
+    record = build_wheel(config, out_dir=tmp_path / "new-env", sdist=False, cached_env=True, on_waiting=waiting)
+    assert "create" in seen and seen.index("create") > 0, "called before the environment was made"
+    assert seen[-1] == (True, False), "called once exported, before the backend wrote anything"
+    seen.clear()
+    again = build_wheel(config, out_dir=tmp_path / "cached-env", sdist=False, cached_env=True, on_waiting=waiting)
+    assert seen == [(True, False)]
+    assert again.artifacts == record.artifacts
 
 
 @pytest.mark.parametrize(

@@ -10,23 +10,24 @@ blobs that were built, then the attachments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import shlex
 import time
 from pathlib import Path
 from typing import Any
 
-from reprobuild.cli.imagesteps import build_settings, push_built
 from reprobuild.cli.output import data, log
 from reprobuild.cli.preload import preload
-from reprobuild.cli.progress import progress_for_cli
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import Config, load_config
 from reprobuild.errors import ConfigError
-from reprobuild.image.build import ProjectWheel, build_image
-from reprobuild.image.projectwheel import wheel_step
-from reprobuild.image.registrycache import cache_reference
+from reprobuild.image.projectwheel import EarlyWheel, ProjectWheel
 from reprobuild.oci.reference import parse_reference
+
+# The image build itself (reprobuild.image.build and the steps around it) is imported in `run` once
+# the project wheel's build waits on its backend: the import takes a good part of the start-up time, and
+# the wheel's build does not need it.
 
 #: What the steps after a build import, in the order they need it (:func:`run` has them imported on a
 #: thread while the build waits on the project wheel): for ``--load`` the engine's SDK, for ``--push``
@@ -122,6 +123,8 @@ def _check_smoke(args: argparse.Namespace, config: Config, targets: list[str]) -
 def _cache_ref(text: str | None) -> str | None:
     """The registry cache's reference, checked before anything is built."""
     if text:
+        from reprobuild.image.registrycache import cache_reference
+
         cache_reference(text)
     return text
 
@@ -155,12 +158,36 @@ def run(args: argparse.Namespace) -> int:
     cache_ref = _cache_ref(args.cache or config.cache)
     _check_smoke(args, config, targets)
     load = args.load or args.smoke
-    project_wheel = (
-        None if (args.wheel or args.no_project) else wheel_step(allow_dirty=args.allow_dirty, cached_env=True)
-    )
-    preload(
-        (_LOAD_MODULES if load else ()) + (_PUSH_MODULES if args.push else ()) + _AFTER_BUILD_MODULES,
-    )
+    with contextlib.ExitStack() as stack:
+        # Every argument is checked: the project wheel's build starts now, and the rest of the build is
+        # imported once that build only waits on its backend (EarlyWheel.settle).
+        project_wheel = None
+        if not (args.wheel or args.no_project):
+            project_wheel = stack.enter_context(EarlyWheel(config, allow_dirty=args.allow_dirty))
+            project_wheel.settle()
+        preload(
+            (_LOAD_MODULES if load else ()) + (_PUSH_MODULES if args.push else ()) + _AFTER_BUILD_MODULES,
+        )
+        results = _build_targets(args, config, targets, project_wheel=project_wheel, cache_ref=cache_ref, load=load)
+    if args.json:
+        emit_json({"command": "image", "targets": results})
+    return 0
+
+
+def _build_targets(
+    args: argparse.Namespace,
+    config: Config,
+    targets: list[str],
+    *,
+    project_wheel: ProjectWheel | None,
+    cache_ref: str | None,
+    load: bool,
+) -> list[dict[str, Any]]:
+    """Build, load, push and smoke-test each target in turn; their ``--json`` records."""
+    from reprobuild.cli.imagesteps import build_settings, push_built
+    from reprobuild.cli.progress import progress_for_cli
+    from reprobuild.image.build import build_image
+
     results: list[dict[str, Any]] = []
     for name in targets:
         if config.target(name).multi_platform:
@@ -230,6 +257,4 @@ def run(args: argparse.Namespace) -> int:
             log(f"{name}: smoke test passed in {smoke.seconds:.1f}s", quiet=args.quiet)
         if not args.json:
             data(pushed or (result.digest if len(targets) == 1 else f"{name} {result.digest}"))
-    if args.json:
-        emit_json({"command": "image", "targets": results})
-    return 0
+    return results

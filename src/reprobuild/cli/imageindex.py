@@ -18,8 +18,9 @@ from reprobuild.cli.imagesteps import build_settings, push_built
 from reprobuild.cli.progress import progress_for_cli
 from reprobuild.config import Config
 from reprobuild.errors import ImageError
-from reprobuild.image.build import ImageResult, ProjectWheel
+from reprobuild.image.build import ImageResult
 from reprobuild.image.multiplatform import IndexResult, attach_platform_provenance, build_index
+from reprobuild.image.projectwheel import ProjectWheel
 from reprobuild.image.summary import image_record
 from reprobuild.manifest.indexschema import make_index_manifest, write_index_manifest
 from reprobuild.manifest.record import image_manifest

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reprobuild.image.build import BuildSettings, ImageResult, ProjectWheel
+from reprobuild.image.build import BuildSettings, ImageResult
 from reprobuild.image.debianbase import debian_base
+from reprobuild.image.projectwheel import ProjectWheel
 from reprobuild.image.registrycache import cache_reference
 from reprobuild.oci.progress import Progress
 

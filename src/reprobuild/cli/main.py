@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from reprobuild import __version__
-from reprobuild.base.debian.sources import NoAptSourceError
 from reprobuild.cli.output import print_error
 from reprobuild.cli.verbosity import command_word, configure, unknown_command
 from reprobuild.errors import ReproBuildError
@@ -85,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ReproBuildError as e:
-        if isinstance(e, NoAptSourceError):  # the hint names how this very command takes a mirror
-            e = e.for_command(" ".join(filter(None, (args.command, getattr(args, "base_command", None)))))
+        # A hint may name how this very command takes an option (a missing mirror's).
+        e = e.for_command(" ".join(filter(None, (args.command, getattr(args, "base_command", None)))))
         print_error(e.message, e.hint)
         return e.exit_code
     except KeyboardInterrupt:

@@ -52,6 +52,7 @@ from reprobuild.image.inventorycache import cached_base_inventory
 from reprobuild.image.ocilabels import standard_labels
 from reprobuild.image.outputs import Facts, StagedOutputs, attach_sboms
 from reprobuild.image.plan import LayerGroup, plan_layers
+from reprobuild.image.projectwheel import ProjectWheel
 from reprobuild.image.pyenv import Distribution, collect_distributions, install_wheels
 from reprobuild.image.registrycache import RegistryCache, cache_reference
 from reprobuild.image.sourcelabel import SourceLabel, source_label
@@ -76,9 +77,6 @@ from reprobuild.platforms import platform_dir
 #: base's package inventory, compressing the third-party layers. The output does not depend on the
 #: count or on which finishes first (tests/image/test_scheduling.py).
 BACKGROUND_WORKERS = 3
-
-#: Builds or locates the project's wheel; returns (wheel path, the wheel step's record as a dict).
-ProjectWheel = Callable[[Config, Path], tuple[Path, dict[str, Any]]]
 
 
 class BuildSettings(TypedDict, total=False):

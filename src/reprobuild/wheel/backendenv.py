@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,10 +149,13 @@ def _remove(root: Path, record: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def backend_env(lock: Path, python: str, *, offline: bool = False) -> BackendEnv:
+def backend_env(
+    lock: Path, python: str, *, offline: bool = False, on_create: Callable[[], None] | None = None
+) -> BackendEnv:
     """The verified environment for ``lock`` and ``python``, created (or created again) when needed.
 
-    ``offline``: a new environment takes the distributions from uv's cache only."""
+    ``offline``: a new environment takes the distributions from uv's cache only; ``on_create`` is called
+    before one is created."""
     cache = prepare_cache_root() / ENVS_DIR
     key = env_key(lock.read_bytes(), python)
     root, record = cache / key, cache / f"{key}.json"
@@ -165,6 +169,8 @@ def backend_env(lock: Path, python: str, *, offline: bool = False) -> BackendEnv
         if problem is not None:
             log.warning("warning: build backend environment %s in the cache: %s; creating it again", key[:12], problem)
         _remove(root, record)
+        if on_create is not None:
+            on_create()
         try:
             _create(root, python, lock, offline=offline)
             payload = _payload(key, tree_listing(root))

@@ -24,11 +24,11 @@ import os
 import re
 import subprocess
 import tarfile
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 
@@ -69,6 +69,9 @@ from reprobuild.wheel.vcs import (
     scm_version,
     uses_scm,
 )
+
+if TYPE_CHECKING:
+    from reprobuild.wheel.backendenv import BackendEnv
 
 #: uv's words when ``--offline`` needed something that is not in its cache.
 _OFFLINE_MISS = re.compile(r"network (connectivity )?(is|was) disabled|not found in the cache", re.IGNORECASE)
@@ -194,12 +197,14 @@ def build_in(
     reverse: bool = False,
     log: Log | None = None,
     history: bool = False,
+    on_waiting: Callable[[], None] | None = None,
 ) -> Built:
     """Export ``tree`` under ``build_root`` and build canonical artifacts into ``build_root/final``.
 
     In git, the export is a repository too: one commit of its files, or with ``history`` (a backend that
     reads the version from git itself, :func:`reprobuild.wheel.vcs.needs_history`) the commit's own
-    history and tags."""
+    history and tags. ``on_waiting`` is called before the first backend call: from then on the build
+    waits on the backend's processes."""
     say = log or (lambda _m: None)
     export(tree, build_root / "src", epoch_seconds=epoch.seconds, reverse=reverse)
     if tree.vcs == "git" and history and tree.commit:
@@ -212,6 +217,8 @@ def build_in(
     final.mkdir()
     sdist_path: Path | None = None
     wheel_path: Path | None = None
+    if on_waiting is not None:
+        on_waiting()
     if sdist:
         say("building the sdist")
         runner.build("sdist", build_root / "src", out / "sdist", build_root)
@@ -276,6 +283,32 @@ def history_needed(tree: SourceTree, lock: Path) -> bool:
 
 
 @contextlib.contextmanager
+def checked_backend_env(
+    config: Config,
+    lock: Path,
+    in_container: bool | None,
+    *,
+    offline: bool = False,
+    cached_env: bool = False,
+    on_create: Callable[[], None] | None = None,
+) -> Iterator[Future[BackendEnv] | None]:
+    """With ``cached_env`` for a build on the host: the cached environment of
+    :mod:`reprobuild.wheel.backendenv` for ``lock`` (checked file by file, or made: then ``on_create`` is
+    called first), on its own thread from now on, so that it is ready by the time the source is
+    exported; ``None`` otherwise. Leaving the context waits for the thread."""
+    from reprobuild.wheel.container import builder_configured
+
+    use_container = builder_configured(config) if in_container is None else in_container
+    if use_container or not cached_env:
+        yield None
+        return
+    from reprobuild.wheel.backendenv import backend_env
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backend-env") as pool:
+        yield pool.submit(backend_env, lock, config.python, offline=offline, on_create=on_create)
+
+
+@contextlib.contextmanager
 def open_runner(
     config: Config,
     epoch: Epoch,
@@ -284,40 +317,37 @@ def open_runner(
     scm: Mapping[str, str] | None = None,
     *,
     offline: bool = False,
-    cached_env: bool = False,
+    env: Future[BackendEnv] | None = None,
 ) -> Iterator[Runner]:
     """The runner for this build: in the builder image when ``in_container`` is true, or when it is
     None and the project names a builder (:mod:`reprobuild.wheel.container`); on the host otherwise.
     ``offline``: a host build takes the build dependencies from uv's cache only (the builder image
     always installs them from the hash-checked wheelhouse it is given, never from an index).
-    ``cached_env``: a host build calls the backend's hooks in the cached, verified environment of
-    :mod:`reprobuild.wheel.backendenv` instead of ``uv build`` (:mod:`reprobuild.wheel.hookrunner`)."""
+    ``env``: a host build calls the backend's hooks in this cached, verified environment
+    (:func:`checked_backend_env`) instead of running ``uv build`` (:mod:`reprobuild.wheel.hookrunner`)."""
     from reprobuild.wheel.container import builder_configured, container_runner
 
     use_container = builder_configured(config) if in_container is None else in_container
     if use_container:
         with container_runner(config, epoch, lock, scm or {}) as runner:
             yield runner
-    elif cached_env:
-        from reprobuild.wheel.backendenv import backend_env
+    elif env is not None:
         from reprobuild.wheel.hookrunner import HookRunner
 
         project = config.project
-        # The environment is checked (or made) on its own thread while the source is exported.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backend-env") as pool:
-            env = pool.submit(backend_env, lock, config.python, offline=offline)
-            yield HookRunner(
-                env, lock, project.build_backend, project.backend_path, epoch, dict(os.environ), dict(scm or {})
-            )
+        yield HookRunner(
+            env, lock, project.build_backend, project.backend_path, epoch, dict(os.environ), dict(scm or {})
+        )
     else:
         yield HostRunner(lock, config.python, epoch, dict(os.environ), dict(scm or {}), offline=offline)
 
 
 def prepare(
-    config: Config, *, allow_dirty: bool, epoch: Epoch | None, out_dir: Path | None
+    config: Config, *, allow_dirty: bool, epoch: Epoch | None, out_dir: Path | None, lock: Path | None = None
 ) -> tuple[Path, Epoch, SourceTree]:
-    """The checks every build starts with: a current build lock, the epoch, a clean (or allowed) tree."""
-    lock = check_build_lock(config)
+    """The checks every build starts with: a current build lock (``lock``: already checked), the epoch, a
+    clean (or allowed) tree."""
+    lock = lock or check_build_lock(config)
     resolved = epoch or resolve_epoch(config.epoch_policy, config.root)
     tree = snapshot(config.root, allow_dirty=allow_dirty, outputs=out_dir)
     return lock, resolved, tree
@@ -387,6 +417,7 @@ def build_wheel(
     offline: bool = False,
     log: Log | None = None,
     cached_env: bool = False,
+    on_waiting: Callable[[], None] | None = None,
 ) -> WheelRecord:
     """Build the project's canonical sdist and/or wheel into ``out_dir`` (default ``<project>/dist``).
 
@@ -396,42 +427,58 @@ def build_wheel(
     written atomically; on failure nothing is written to ``out_dir``. ``epoch`` overrides the project's
     source date (``verify`` passes the recorded one); ``offline`` installs the build backend from uv's
     cache only; ``cached_env`` builds on the host through the backend's hooks in a cached environment
-    (:func:`open_runner`), with the same bytes.
+    (:func:`checked_backend_env`, checked while the source is read and exported), with the same bytes.
+    ``on_waiting`` is called (perhaps more than once) when the build's own work is done and it waits on
+    other processes: the backend's, or those making its environment or its container.
     """
     if not (sdist or wheel):
         raise WheelError("nothing to build: both the sdist and the wheel were switched off")
     dest = (out_dir or config.root / "dist").resolve()
-    lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=dest)
-    say_left_out(tree, log)
-    with (
-        open_runner(
-            config,
-            resolved,
-            lock,
-            in_container,
-            scm_variables(config, tree, lock, offline=offline),
-            offline=offline,
-            cached_env=cached_env,
-        ) as runner,
-        fixed_build_root(config.project.name) as root,
-    ):
-        built = build_in(
-            root, tree, resolved, runner, sdist=sdist, wheel=wheel, log=log, history=history_needed(tree, lock)
-        )
-        record = make_record(
-            config,
-            built,
-            epoch=resolved,
-            tree=tree,
-            allow_dirty=allow_dirty,
-            lock=lock,
-            runner=runner,
-            artifact_dir=root / "final",
-        )
-        make_output_dir(dest)  # only once the build succeeded: a failed one leaves no empty `dist/`
-        for path in (built.sdist, built.wheel):
-            if path is not None:
-                atomic_write_bytes(dest / path.name, path.read_bytes())
+    checked = check_build_lock(config)
+    with checked_backend_env(
+        config, checked, in_container, offline=offline, cached_env=cached_env, on_create=on_waiting
+    ) as env:
+        if env is None and on_waiting is not None:
+            on_waiting()  # a container, or `uv build`'s own environment: nothing quick to wait for
+        lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=dest, lock=checked)
+        say_left_out(tree, log)
+        with (
+            open_runner(
+                config,
+                resolved,
+                lock,
+                in_container,
+                scm_variables(config, tree, lock, offline=offline),
+                offline=offline,
+                env=env,
+            ) as runner,
+            fixed_build_root(config.project.name) as root,
+        ):
+            built = build_in(
+                root,
+                tree,
+                resolved,
+                runner,
+                sdist=sdist,
+                wheel=wheel,
+                log=log,
+                history=history_needed(tree, lock),
+                on_waiting=on_waiting,
+            )
+            record = make_record(
+                config,
+                built,
+                epoch=resolved,
+                tree=tree,
+                allow_dirty=allow_dirty,
+                lock=lock,
+                runner=runner,
+                artifact_dir=root / "final",
+            )
+            make_output_dir(dest)  # only once the build succeeded: a failed one leaves no empty `dist/`
+            for path in (built.sdist, built.wheel):
+                if path is not None:
+                    atomic_write_bytes(dest / path.name, path.read_bytes())
     atomic_write_text(dest / record.record_filename, human_json_text(record.to_dict()))
     return record
 
