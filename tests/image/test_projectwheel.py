@@ -111,7 +111,12 @@ def test_settle_waits_until_the_build_waits_on_processes(config: Config, monkeyp
     with EarlyWheel(config, allow_dirty=False) as early:
         assert step.reached.wait(PATIENCE)
         settled = threading.Event()
-        waiter = threading.Thread(target=lambda: (early.settle(), settled.set()))
+
+        def settle() -> None:
+            early.settle()
+            settled.set()
+
+        waiter = threading.Thread(target=settle)
         waiter.start()
         assert not settled.wait(0.2), "settled while the build still did its own work"
         gate.set()
