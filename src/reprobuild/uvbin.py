@@ -7,6 +7,7 @@ between releases.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -55,9 +56,31 @@ def _find_uv() -> str:
     raise ToolError("uv was not found", hint=_HINT)
 
 
-@functools.cache
+#: Held while uv's version is asked for: a thread that needs it while another asks waits for that answer.
+_versioning = threading.Lock()
+
+
 def uv_version() -> str:
     """The uv version string, e.g. ``0.13.9``."""
+    with _versioning:
+        return _uv_version()
+
+
+def ask_uv_version() -> threading.Thread:
+    """Start asking uv for its version on a thread (``uv --version`` takes a few tens of milliseconds), so
+    that the first :func:`uv_version` finds the answer there; a failure is left for that call to report."""
+
+    def ask() -> None:
+        with contextlib.suppress(ToolError, OSError):
+            uv_version()
+
+    thread = threading.Thread(target=ask, name="repro-build-uv-version", daemon=True)
+    thread.start()
+    return thread
+
+
+@functools.cache
+def _uv_version() -> str:
     out = subprocess.run([find_uv(), "--version"], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise ToolError(f"`uv --version` failed: {out.stderr.strip()}", hint=_HINT)

@@ -22,8 +22,10 @@ from reprobuild.cli.preload import preload
 from reprobuild.cli.results import add_json_flag, emit_json
 from reprobuild.config import Config, load_config
 from reprobuild.errors import ConfigError
+from reprobuild.gitinfo import SourceInfo, source_info
 from reprobuild.image.projectwheel import EarlyWheel, ProjectWheel
 from reprobuild.oci.reference import parse_reference
+from reprobuild.uvbin import ask_uv_version
 
 # The image build itself (reprobuild.image.build and the steps around it) is imported in `run` once
 # the project wheel's build waits on its backend: the import takes a good part of the start-up time, and
@@ -152,6 +154,7 @@ def _index(
 
 
 def run(args: argparse.Namespace) -> int:
+    ask_uv_version()  # the locks' checks need it; uv answers while the configuration is read
     config = load_config(args.project)
     targets = args.targets or list(config.targets)
     _check_names(args, targets)
@@ -164,11 +167,15 @@ def run(args: argparse.Namespace) -> int:
         project_wheel = None
         if not (args.wheel or args.no_project):
             project_wheel = stack.enter_context(EarlyWheel(config, allow_dirty=args.allow_dirty))
+        source = source_info(config.root)  # git, while the wheel's build works in this process too
+        if project_wheel is not None:
             project_wheel.settle()
         preload(
             (_LOAD_MODULES if load else ()) + (_PUSH_MODULES if args.push else ()) + _AFTER_BUILD_MODULES,
         )
-        results = _build_targets(args, config, targets, project_wheel=project_wheel, cache_ref=cache_ref, load=load)
+        results = _build_targets(
+            args, config, targets, project_wheel=project_wheel, cache_ref=cache_ref, load=load, source=source
+        )
     if args.json:
         emit_json({"command": "image", "targets": results})
     return 0
@@ -182,6 +189,7 @@ def _build_targets(
     project_wheel: ProjectWheel | None,
     cache_ref: str | None,
     load: bool,
+    source: SourceInfo,
 ) -> list[dict[str, Any]]:
     """Build, load, push and smoke-test each target in turn; their ``--json`` records."""
     from reprobuild.cli.imagesteps import build_settings, push_built
@@ -207,6 +215,7 @@ def _build_targets(
                     cache_ref=cache_ref,
                     progress=progress,
                     log=functools.partial(_log_for, name, args.quiet),
+                    source=source,
                 ),
             )
             image_id = None

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.gitinfo import SourceInfo
 from reprobuild.image.build import BuildSettings, ImageResult
 from reprobuild.image.debianbase import debian_base
 from reprobuild.image.projectwheel import ProjectWheel
@@ -31,9 +32,12 @@ def build_settings(
     cache_ref: str | None,
     progress: Progress,
     log: Callable[[str], None],
+    source: SourceInfo | None = None,
 ) -> BuildSettings:
-    """What ``image``'s options ask of every build (``build_image``'s and ``build_index``'s arguments)."""
+    """What ``image``'s options ask of every build (``build_image``'s and ``build_index``'s arguments);
+    ``source``: the project's source facts, when already read."""
     return {
+        "source": source,
         "out_dir": args.out_dir,
         "wheel": args.wheel,
         "project_wheel": project_wheel,

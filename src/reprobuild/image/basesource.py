@@ -81,10 +81,14 @@ class BaseRecord:
 
 @dataclass(frozen=True)
 class ResolvedBase:
-    """The base image for one platform, and what the manifest records about where it came from."""
+    """The base image for one platform, and what the manifest records about where it came from.
+
+    ``verified``: every layer blob was hashed against its digest by the source itself as it was read or
+    written, just now (the embedded Debian base's cache entries are); else the image build hashes them."""
 
     image: Image
     record: BaseRecord
+    verified: bool = False
 
 
 class BaseSource(Protocol):

@@ -40,6 +40,8 @@ from reprobuild.oci.mediatypes import INDEX_TYPES, OCI_CONFIG, OCI_LAYER
 from reprobuild.oci.values import Descriptor
 
 #: Builds the embedded Debian base for (config, target, staging): the image and the lock it was built from.
+#: Every layer blob of the image has just been verified by the builder: re-hashed as it was read from its
+#: cache entry, or verified as it was written (:func:`reprobuild.image.debianbase.debian_base`).
 DebianBuilder = Callable[[Config, Target, Path], tuple[Image, dict[str, Any]]]
 
 
@@ -223,7 +225,7 @@ class DebianSource:
         if self.builder is None:
             raise BaseImageError(f"{request.what}: the embedded Debian base is not available in this build")
         image, lock = self.builder(request.config, request.target, request.staging)
-        return ResolvedBase(image, _record(request, self.kind, image, **lock))
+        return ResolvedBase(image, _record(request, self.kind, image, **lock), verified=True)
 
 
 #: Every kind of base, by the kind ``config`` parses a ``base`` into. The Debian entry builds nothing

@@ -94,6 +94,7 @@ class BuildSettings(TypedDict, total=False):
     debian: DebianBuilder | None
     progress: Progress
     log: Callable[[str], None]
+    source: SourceInfo | None
 
 
 @dataclass(frozen=True)
@@ -763,6 +764,7 @@ def build_image(
     log: Callable[[str], None] = lambda s: None,
     platform: str | None = None,
     background_cleanup: bool = False,
+    source: SourceInfo | None = None,
 ) -> ImageResult:
     """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
 
@@ -776,6 +778,8 @@ def build_image(
     platform manifest digest a previous build recorded for a registry base). ``use_cache=False`` writes
     every layer anew (``verify`` rebuilds that way). ``cache_ref`` names a registry repository whose
     layers are shared (read, checked, written) beside the local layer cache (``image --cache REF``).
+    ``source`` is what :func:`reprobuild.gitinfo.source_info` says of the project, when the caller has
+    read it already (``image`` does while the project wheel's build starts).
 
     One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
     dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
@@ -808,7 +812,7 @@ def build_image(
         try:
             own = pool.submit(_own_wheel, config, wheel, project_wheel, work / "dist")
             lock = _check_lock(config, target)
-            source = source_info(config.root)
+            source = source or source_info(config.root)
             label = source_label(config.project.urls, source.remote)
             log(_label_line(label))
             remote = _registry_cache(config, cache_ref, progress, log) if use_cache and cache_ref else None

@@ -95,6 +95,13 @@ def _uv_find(request: str) -> tuple[str | None, str]:
     return (lines[-1] if out.returncode == 0 and lines else None), detail
 
 
+def _probe(program: str) -> subprocess.CompletedProcess[str]:
+    """Run :data:`_PROBE` with ``program``, isolated and without ``site`` (it needs neither)."""
+    return subprocess.run(
+        [program, "-I", "-S", "-c", _PROBE], capture_output=True, text=True, env={"PATH": os.defpath}, check=False
+    )
+
+
 @functools.cache
 def _find(python: str, request: str | None) -> Interpreter:
     minor = minor_of(python)
@@ -114,9 +121,7 @@ def _find(python: str, request: str | None) -> Interpreter:
             f"no Python {minor} interpreter to compile the image's byte-code (uv looked for {where}: {detail})",
             hint=_hint(python),
         )
-    probe = subprocess.run(
-        [path, "-I", "-c", _PROBE], capture_output=True, text=True, env={"PATH": os.defpath}, check=False
-    )
+    probe = _probe(path)
     if probe.returncode != 0:
         raise ToolError(
             f"the Python interpreter {path} does not run: {probe.stderr.strip()[-500:]}", hint=_hint(python)
@@ -173,9 +178,7 @@ def _recall(python: str) -> Interpreter | None:
         program = Path(str(payload["path"]))
         if not program.is_absolute():
             return None
-        probe = subprocess.run(
-            [str(program), "-I", "-c", _PROBE], capture_output=True, text=True, env={"PATH": os.defpath}, check=False
-        )
+        probe = _probe(str(program))
         facts = json.loads(probe.stdout) if probe.returncode == 0 else {}
     except (OSError, ValueError, KeyError, TypeError):
         return None
