@@ -208,7 +208,8 @@ class ArchiveWriter:
         self._tf = self._start()
 
     def _start(self) -> tarfile.TarFile:
-        tf = tarfile.TarFile(fileobj=self._out, mode="w", format=tarfile.USTAR_FORMAT)
+        # copybufsize: blobs are copied in CHUNK reads (tarfile's default is 16 KiB; see CHUNK). Bytes unchanged.
+        tf = tarfile.TarFile(fileobj=self._out, mode="w", format=tarfile.USTAR_FORMAT, copybufsize=CHUNK)
         _add(tf, "blobs/")
         _add(tf, "blobs/sha256/")
         return tf

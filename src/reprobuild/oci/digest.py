@@ -21,8 +21,11 @@ SHA256_HEX_RE = re.compile(r"^[0-9a-f]{64}\Z")
 #: A digest in a registered algorithm (image-spec ``descriptor.md`` §"Registered algorithms").
 DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z")
 
-#: Read size for hashing and copying files: large enough for hashlib to release the GIL.
-CHUNK = 1 << 20
+#: Read size for hashing and copying files. Each read and each hash of a chunk lets go of the GIL, and a
+#: thread that takes it back waits for the thread holding it (up to the 5 ms switch interval): a copy
+#: made on a thread while the main thread computes costs that wait once per chunk. Hashing 50 MB beside
+#: a busy thread took 0.59 s in 1 MiB chunks, 0.22 s in 4 MiB ones (0.06 s and 0.05 s alone).
+CHUNK = 4 << 20
 
 
 @dataclass(frozen=True, order=True)
