@@ -10,6 +10,7 @@ import pytest
 
 from reprobuild.errors import WheelError
 from reprobuild.wheel.source import export, snapshot
+from reprobuild.wheel.vcs import commit_export
 from tests.wheel.fixtures import commit_all, git
 
 
@@ -115,3 +116,23 @@ def test_outside_git_only_vcs_metadata_and_the_output_directory_are_left_out(tmp
         "dist/: repro-build's own directory (output or cache)",
         "sub/.hg/: version-control metadata",
     )
+
+
+def test_the_exports_repository_takes_nothing_from_the_hosts_git_template(
+    monorepo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host's template (its ``info/exclude`` rules, hooks) would reach a backend that asks git which files
+    belong to the project: the export's repository is made without one, whatever ``GIT_TEMPLATE_DIR`` says."""
+    template = tmp_path / "template"
+    (template / "info").mkdir(parents=True)
+    (template / "info" / "exclude").write_text("*.sh\n")
+    (template / "hooks").mkdir()
+    (template / "hooks" / "pre-commit").write_text("#!/bin/sh\nexit 1\n")
+    monkeypatch.setenv("GIT_TEMPLATE_DIR", str(template))
+    tree = snapshot(monorepo / "proj", allow_dirty=False)
+    out = tmp_path / "out"
+    export(tree, out, epoch_seconds=1234567890)
+    commit_export(out, 1234567890)
+    assert not {"hooks", "info", "description"} & {p.name for p in (out / ".git").iterdir()}
+    assert git(out, "ls-files").split() == ["link", "pkg/__init__.py", "pyproject.toml", "run.sh"]
+    assert git(out, "ls-files", "--cached", "--ignored", "--exclude-standard") == "", "no file is ignored"

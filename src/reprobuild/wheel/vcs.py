@@ -72,6 +72,12 @@ def scm_environment(version: str | None) -> dict[str, str]:
     return {PRETEND_VERSION: version} if version else {}
 
 
+#: ``git init`` without a template: the export's ``.git`` holds only what git needs, not the sample hooks,
+#: ``info/exclude`` and ``description`` of the template this host's git ships with, which a backend that
+#: asks git about the files would otherwise see (and which cost files to write and remove each build).
+_NO_TEMPLATE = ("--template=",)
+
+
 def _git_env(dest: Path, epoch_seconds: int) -> dict[str, str]:
     stamp = f"@{epoch_seconds} +0000"
     return {
@@ -104,7 +110,7 @@ def commit_export(dest: Path, epoch_seconds: int) -> None:
     """Make the export ``dest`` a git repository with one commit of all its files (see module docstring)."""
     env = _git_env(dest, epoch_seconds)
     for args in (
-        ["init", "-q", "-b", "main"],
+        ["init", "-q", "-b", "main", *_NO_TEMPLATE],
         ["add", "-A", "-f"],
         ["commit", "-q", "--no-gpg-sign", "--no-verify", "--allow-empty", "-m", "repro-build export"],
     ):
@@ -127,7 +133,7 @@ def carry_history(dest: Path, checkout: Path, commit: str, epoch_seconds: int) -
             "`[tool.versioningit] default-version` and build outside git",
         )
     env = _git_env(dest, epoch_seconds)
-    _run_git(dest, env, ["init", "-q"])
+    _run_git(dest, env, ["init", "-q", *_NO_TEMPLATE])
     _run_git(dest, env, ["fetch", "-q", "--no-tags", str(checkout), "+HEAD:refs/repro-build/commit"])
     _run_git(dest, env, ["fetch", "-q", str(checkout), "+refs/tags/*:refs/tags/*"])
     fetched = _run_git(dest, env, ["rev-parse", "refs/repro-build/commit"])
