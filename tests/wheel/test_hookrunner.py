@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,18 @@ def test_on_waiting_is_called_once_the_build_only_waits_on_the_backend(
     assert "create" in seen and seen.index("create") > 0, "called before the environment was made"
     assert seen[-1] == (True, False), "called once exported, before the backend wrote anything"
     seen.clear()
+    real_listing = backendenv.tree_listing
+
+    def listing(root: Path) -> dict[str, str]:
+        time.sleep(1)  # a large environment: its check outlasts the export
+        try:
+            return real_listing(root)
+        finally:
+            seen.append("checked")
+
+    monkeypatch.setattr(backendenv, "tree_listing", listing)
     again = build_wheel(config, out_dir=tmp_path / "cached-env", sdist=False, cached_env=True, on_waiting=waiting)
-    assert seen == [(True, False)]
+    assert seen == ["checked", (True, False)], "called once the environment is checked too"
     assert again.artifacts == record.artifacts
 
 

@@ -25,6 +25,7 @@ import re
 import subprocess
 import tarfile
 from collections.abc import Callable, Iterator, Mapping
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -440,6 +441,15 @@ def build_wheel(
     ) as env:
         if env is None and on_waiting is not None:
             on_waiting()  # a container, or `uv build`'s own environment: nothing quick to wait for
+
+        def backend_next() -> None:
+            # The environment's check (many short system calls) is over before the caller gets busy: the
+            # backend waits for it anyway.
+            if env is not None:
+                futures.wait([env])
+            if on_waiting is not None:
+                on_waiting()
+
         lock, resolved, tree = prepare(config, allow_dirty=allow_dirty, epoch=epoch, out_dir=dest, lock=checked)
         say_left_out(tree, log)
         with (
@@ -463,7 +473,7 @@ def build_wheel(
                 wheel=wheel,
                 log=log,
                 history=history_needed(tree, lock),
-                on_waiting=on_waiting,
+                on_waiting=backend_next if on_waiting is not None else None,
             )
             record = make_record(
                 config,
