@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import json
@@ -44,6 +45,7 @@ from reprobuild.oci.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
     from reprobuild.oci.index import Artifact
+    from reprobuild.oci.pushahead import BlobsAhead
     from reprobuild.oci.reference import Reference
 
 PROVENANCE_FILE = "provenance.json"
@@ -98,13 +100,15 @@ def write_with_attachments(
     *,
     mount_from: Reference | None = None,
     progress: Progress = NO_PROGRESS,
+    ahead: BlobsAhead | None = None,
 ) -> tuple[Digest, int, str]:
     """Write ``artifact`` (an image or an index) to ``location`` (``image --push``), then the attachments of
     each of ``images`` (its layout and one image of ``artifact``) found in its layout; return the digest a
     reader of ``location`` sees, how many attachments were written, and how the last image's are found.
 
     To a registry, all of it is one push (:func:`reprobuild.attest.referrers.push_with_referrers`): the
-    attachments' blobs go up with the image's, their manifests right after the image's.
+    attachments' blobs go up with the image's, their manifests right after the image's. ``ahead``: blobs
+    sent to ``location`` while the image was built; its client is used, and what it sent is not sent again.
     """
     from reprobuild.oci.transport import push_target, write_location
 
@@ -120,7 +124,9 @@ def write_with_attachments(
     from reprobuild.oci.registry import RegistryClient
 
     ref, mount = push_target(location, artifact, mount_from)
-    with RegistryClient(ref.api_host) as client:
+    same = ahead is not None and ahead.serves(ref.api_host, ref.repository, mount)
+    with contextlib.ExitStack() as stack:
+        client = ahead.client if same and ahead is not None else stack.enter_context(RegistryClient(ref.api_host))
         hows = push_with_referrers(
             client,
             ref.repository,
@@ -129,6 +135,7 @@ def write_with_attachments(
             tags=[ref.tag] if ref.tag else [],
             mount_from=mount,
             progress=progress,
+            present=ahead.sent() if same and ahead is not None else (),
         )
     by_subject = dict(zip([image.digest for image, arts in found if arts], hows, strict=True))
     return artifact.digest, len(attachments), by_subject.get(images[-1][1].digest, "none")

@@ -23,7 +23,7 @@ Where they go:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,6 +170,7 @@ def push_with_referrers(
     tags: Sequence[str] = (),
     mount_from: str | None = None,
     progress: Progress = NO_PROGRESS,
+    present: Iterable[Digest] = (),
 ) -> list[str]:
     """Push ``artifact`` (an image, or an index with its images), tag it ``tags``, and push ``artifacts``,
     which refer to it or to one of its images, and make them findable; return how, one entry per subject
@@ -182,11 +183,12 @@ def push_with_referrers(
     attachments still follow the manifest they refer to. Distribution-spec 1.1 ("Push") makes a registry
     accept a referrer before its subject, but that rule is new in 1.1, and this way a push that fails
     half-way leaves no attachment naming a manifest the registry does not have. It costs one round trip.
+    ``present``: blobs this push has already put in the repository (:class:`reprobuild.oci.pushahead.BlobsAhead`).
     """
     from reprobuild.oci.remote import DEFAULT_JOBS, blob_uploads, put_manifests, put_tag, run_all
 
     groups = _by_subject(_manifests(artifact), artifacts)
-    seen: set[Digest] = set()
+    seen: set[Digest] = set(present)
     blobs = blob_uploads(client, repository, [artifact], seen=seen, mount_from=mount_from, progress=progress)
     blobs += blob_uploads(client, repository, artifacts, seen=seen, progress=progress)
     run_all(blobs, DEFAULT_JOBS)

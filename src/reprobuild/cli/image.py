@@ -192,7 +192,7 @@ def _build_targets(
     source: SourceInfo,
 ) -> list[dict[str, Any]]:
     """Build, load, push and smoke-test each target in turn; their ``--json`` records."""
-    from reprobuild.cli.imagesteps import build_settings, push_built
+    from reprobuild.cli.imagesteps import blobs_ahead, build_settings, push_built
     from reprobuild.cli.progress import progress_for_cli
     from reprobuild.image.build import build_image
 
@@ -204,11 +204,14 @@ def _build_targets(
             )
             continue
         start = time.monotonic()
-        with progress_for_cli(args.quiet) as progress:
+        with progress_for_cli(args.quiet) as progress, contextlib.ExitStack() as pushing:
+            # The image's final bottom layers go to the registry while the rest is built.
+            ahead = blobs_ahead(args.push, name, cache_ref=cache_ref, progress=progress, stack=pushing)
             result = build_image(
                 config,
                 name,
                 background_cleanup=True,  # the work tree goes while the image is loaded or pushed
+                on_final_layers=ahead.offer if ahead is not None else None,
                 **build_settings(
                     args,
                     project_wheel=project_wheel,
@@ -247,6 +250,7 @@ def _build_targets(
                 [result],
                 cache_ref=cache_ref,
                 progress=progress,
+                ahead=ahead,
             )
         _log_attached(name, attached, quiet=args.quiet)
         log(f"{name}: {result.layout.parent}", quiet=args.quiet)

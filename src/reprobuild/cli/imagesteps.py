@@ -9,6 +9,7 @@ cache's registry, each such layer is mounted from the cache's repository instead
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from reprobuild.oci.progress import Progress
 
 if TYPE_CHECKING:
     from reprobuild.oci.index import Artifact
+    from reprobuild.oci.pushahead import BlobsAhead
 
 
 def build_settings(
@@ -57,12 +59,13 @@ def push_built(
     *,
     cache_ref: str | None,
     progress: Progress,
+    ahead: BlobsAhead | None = None,
 ) -> tuple[str | None, dict[str, Any] | None]:
     """Push ``artifact`` (an image, or an index with its images) to ``--push`` (``{target}`` expanded to
     ``name``), mounting what the registry cache ``cache_ref`` holds, with the attachments (SBOMs,
     provenance) of each of ``images``; return the reference pinned by the digest pushed, and the
     ``--json`` record of the attachments: how many, and how a reader finds them (both ``None`` without
-    ``--push``)."""
+    ``--push``). ``ahead``: what :func:`blobs_ahead` sent while the image was built."""
     if push is None:
         return None, None
     from reprobuild.attest.attach import write_with_attachments
@@ -76,5 +79,26 @@ def push_built(
         [(one.layout, one.image) for one in images],
         mount_from=cache_reference(cache_ref) if cache_ref else None,
         progress=progress,
+        ahead=ahead,
     )
     return location.pinned(digest), {"count": count, "how": how}
+
+
+def blobs_ahead(
+    push: str | None, name: str, *, cache_ref: str | None, progress: Progress, stack: contextlib.ExitStack
+) -> BlobsAhead | None:
+    """For ``--push`` to a registry: the :class:`BlobsAhead` that sends the image's final bottom layers there
+    while it is built (its client and threads held by ``stack``); ``None`` for any other destination."""
+    if push is None:
+        return None
+    from reprobuild.oci.location import parse_location
+    from reprobuild.oci.pushahead import BlobsAhead
+    from reprobuild.oci.registry import RegistryClient
+
+    ref = parse_location(push.replace("{target}", name)).reference
+    if ref is None:
+        return None
+    cache = cache_reference(cache_ref) if cache_ref else None
+    mount = cache.repository if cache is not None and cache.api_host == ref.api_host else None
+    client = stack.enter_context(RegistryClient(ref.api_host))
+    return stack.enter_context(BlobsAhead(client, ref.repository, mount_from=mount, progress=progress))

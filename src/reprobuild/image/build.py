@@ -605,6 +605,7 @@ def _layers(
     outputs: StagedOutputs,
     progress: Progress,
     log: Callable[[str], None],
+    on_final_layers: Callable[[Sequence[Layer]], None] | None = None,
 ) -> tuple[list[LayerGroup], _Layers, OwnWheel, dict[str, str | None]]:
     """The layer groups above the base, their layers, the project's wheel (``own``, being built), and the
     third-party wheels' licences by sha256 (for the SBOMs).
@@ -620,7 +621,8 @@ def _layers(
     and bytes do not depend on this order: each group's tar is made from its own distributions' files.
 
     Before waiting for the project wheel, the layers known to be final (the base's, and the reused
-    third-party layers above it) start being copied into the ``outputs``.
+    third-party layers above it) start being copied into the ``outputs``, and are handed to
+    ``on_final_layers`` (``image --push`` starts sending them).
     """
     base_layers = len(base.layers) + len(files)  # each data file takes a layer of the budget
     deps_cache = DependencyCache(remote=remote) if layer_cache else None
@@ -675,7 +677,7 @@ def _layers(
         dep_groups = [g for g in planned if g.kind in DEPENDENCY_KINDS]
         dep_paths = frozenset(f.image_path for d in dep_dists.values() for f in d.files)
         dep_job = pool.submit(writer.write, dep_groups, dep_dists, first=first)
-    outputs.begin([*base.layers, *(dep_job.result().layers if reused is not None else ())])
+    _final([*base.layers, *(dep_job.result().layers if reused is not None else ())], outputs, on_final_layers)
     built = own.result()
     wheel, project_pin, _record = built
     mine = [(project_pin, wheel)] if wheel is not None and project_pin is not None else []
@@ -710,6 +712,13 @@ def _layers(
             licenses,
         )
     return groups, written, built, licenses
+
+
+def _final(layers: Sequence[Layer], outputs: StagedOutputs, also: Callable[[Sequence[Layer]], None] | None) -> None:
+    """The image's bottom ``layers`` are final: their copies into the outputs begin, and ``also`` has them."""
+    outputs.begin(layers)
+    if also is not None:
+        also(layers)
 
 
 def _assemble(
@@ -765,6 +774,7 @@ def build_image(
     platform: str | None = None,
     background_cleanup: bool = False,
     source: SourceInfo | None = None,
+    on_final_layers: Callable[[Sequence[Layer]], None] | None = None,
 ) -> ImageResult:
     """Assemble ``target_name``'s image into ``out_dir/<target>`` (default ``<project>/build``).
 
@@ -779,7 +789,9 @@ def build_image(
     every layer anew (``verify`` rebuilds that way). ``cache_ref`` names a registry repository whose
     layers are shared (read, checked, written) beside the local layer cache (``image --cache REF``).
     ``source`` is what :func:`reprobuild.gitinfo.source_info` says of the project, when the caller has
-    read it already (``image`` does while the project wheel's build starts).
+    read it already (``image`` does while the project wheel's build starts). ``on_final_layers`` is
+    called with the image's bottom layers once they are final, while the rest is built
+    (:class:`reprobuild.oci.pushahead.BlobsAhead` sends them to the push's registry meanwhile).
 
     One build of a target runs at a time per output directory (an ``flock`` on ``.<target>.lock``,
     dropped by the kernel if the process dies); a second waits. Holding it, the leftovers of a killed
@@ -861,6 +873,7 @@ def build_image(
                     outputs=outputs,
                     progress=progress,
                     log=log,
+                    on_final_layers=on_final_layers,
                 )
                 image = _assemble(
                     base,

@@ -308,7 +308,7 @@ def blob_uploads(
                 seen.add(layer.digest)
                 name = describe_layer(i, len(image.layers), layer.digest, labels)
                 work.append(
-                    _push_layer(
+                    push_layer(
                         client,
                         repository,
                         layer,
@@ -341,7 +341,7 @@ def _push_config(client: RegistryClient, repository: str, image: Image) -> Calla
     return work
 
 
-def _push_layer(
+def push_layer(
     client: RegistryClient,
     repository: str,
     layer: Layer,
