@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from reprobuild.oci.blobstore import BlobStore
@@ -21,6 +22,22 @@ def small_image(staging: Path, text: bytes = b"hello\n", compressor: Compressor 
     a = write_layer([LayerEntry.file("/etc/motd", text)], epoch=EPOCH, compressor=c, store=store)
     b = write_layer([LayerEntry.file("/app/data.bin", bytes(range(256)) * 64)], epoch=EPOCH, compressor=c, store=store)
     return new_image(default_config(Platform("linux", "amd64"), EPOCH), [a, b])
+
+
+def incompressible_image(staging: Path, *, layers: int, size: int) -> Image:
+    """A linux/amd64 image of ``layers`` layers of ``size`` random bytes each (so each transfer takes a
+    moment), its blobs in ``staging``."""
+    store = BlobStore(staging)
+    built = [
+        write_layer(
+            [LayerEntry.file(f"/data/{i}.bin", os.urandom(size))],
+            epoch=EPOCH,
+            compressor=Compressor.gzip(),
+            store=store,
+        )
+        for i in range(layers)
+    ]
+    return new_image(default_config(Platform("linux", "amd64"), EPOCH), built)
 
 
 def tree_files(root: Path) -> set[str]:

@@ -6,7 +6,6 @@ be sent ahead (bytes that do not match their digest) is left for the push, which
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,32 +15,14 @@ import pytest
 
 from reprobuild.attest.referrers import push_with_referrers
 from reprobuild.errors import DigestMismatchError, RegistryError
-from reprobuild.oci.blobstore import BlobStore
-from reprobuild.oci.compress import Compressor
-from reprobuild.oci.image import Image, default_config, new_image
-from reprobuild.oci.layer import Layer, write_layer
+from reprobuild.oci.image import Image
+from reprobuild.oci.layer import Layer
 from reprobuild.oci.pushahead import BlobsAhead
 from reprobuild.oci.registry import CredentialStore, RegistryClient
-from reprobuild.oci.tarwriter import LayerEntry
-from reprobuild.oci.values import Platform
-from tests.oci.helpers import EPOCH
+from tests.oci.helpers import incompressible_image
 from tests.testbed import Registry
 
 pytestmark = pytest.mark.registry
-
-
-def _image(staging: Path, layers: int = 3) -> Image:
-    store = BlobStore(staging)
-    built = [
-        write_layer(
-            [LayerEntry.file(f"/data/{i}.bin", os.urandom(50_000))],
-            epoch=EPOCH,
-            compressor=Compressor.gzip(),
-            store=store,
-        )
-        for i in range(layers)
-    ]
-    return new_image(default_config(Platform("linux", "amd64"), EPOCH), built)
 
 
 class _Counting(RegistryClient):
@@ -57,7 +38,7 @@ class _Counting(RegistryClient):
 
 
 def test_what_went_up_ahead_is_not_sent_again(registry: Registry, tmp_path: Path) -> None:
-    image = _image(tmp_path / "staging")
+    image = incompressible_image(tmp_path / "staging", layers=3, size=50_000)
     repository = f"ahead/{uuid.uuid4().hex[:8]}"
     client = _Counting(registry.host)
     with client, BlobsAhead(client, repository) as ahead:
@@ -75,7 +56,7 @@ def test_what_went_up_ahead_is_not_sent_again(registry: Registry, tmp_path: Path
 
 
 def test_a_blob_that_could_not_go_ahead_is_sent_and_reported_by_the_push(registry: Registry, tmp_path: Path) -> None:
-    image = _image(tmp_path / "staging", layers=1)
+    image = incompressible_image(tmp_path / "staging", layers=1, size=50_000)
     good = image.layers[0]
     forged = tmp_path / "forged"
     data = bytearray(good.path.read_bytes())

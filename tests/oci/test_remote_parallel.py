@@ -4,7 +4,6 @@ one failed blob failing the whole call with nothing half-written."""
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 import uuid
@@ -14,34 +13,20 @@ import pytest
 
 from reprobuild.errors import DigestMismatchError, RegistryError
 from reprobuild.oci.blobstore import BlobStore
-from reprobuild.oci.compress import Compressor
-from reprobuild.oci.image import Image, default_config, new_image
-from reprobuild.oci.layer import write_layer
+from reprobuild.oci.image import Image
 from reprobuild.oci.layout import write_layout
 from reprobuild.oci.registry import CredentialStore, RegistryClient
 from reprobuild.oci.remote import pull, push, run_all
-from reprobuild.oci.tarwriter import LayerEntry
-from reprobuild.oci.values import Platform
-from tests.oci.helpers import EPOCH
+from tests.oci.helpers import incompressible_image
 from tests.oci.registry.servers import Exchange, Upstream, _ProxyHandler, is_blob_get, proxy_to
 from tests.testbed import Registry
 
 pytestmark = pytest.mark.registry
 
 
-def _image(staging: Path, layers: int = 6) -> Image:
-    """An image of ``layers`` incompressible layers of 200 KB (so each transfer takes a moment)."""
-    store = BlobStore(staging)
-    built = [
-        write_layer(
-            [LayerEntry.file(f"/data/{i}.bin", os.urandom(200_000))],
-            epoch=EPOCH,
-            compressor=Compressor.gzip(),
-            store=store,
-        )
-        for i in range(layers)
-    ]
-    return new_image(default_config(Platform("linux", "amd64"), EPOCH), built)
+def _image(staging: Path) -> Image:
+    """An image of 6 incompressible layers of 200 KB (so each transfer takes a moment)."""
+    return incompressible_image(staging, layers=6, size=200_000)
 
 
 def _client(host: str) -> RegistryClient:
