@@ -124,9 +124,10 @@ def write_with_attachments(
     from reprobuild.oci.registry import RegistryClient
 
     ref, mount = push_target(location, artifact, mount_from)
-    same = ahead is not None and ahead.serves(ref.api_host, ref.repository, mount)
+    if ahead is not None and not ahead.serves(ref.api_host, ref.repository, mount):
+        ahead = None
     with contextlib.ExitStack() as stack:
-        client = ahead.client if same and ahead is not None else stack.enter_context(RegistryClient(ref.api_host))
+        client = ahead.client if ahead is not None else stack.enter_context(RegistryClient(ref.api_host))
         hows = push_with_referrers(
             client,
             ref.repository,
@@ -135,7 +136,7 @@ def write_with_attachments(
             tags=[ref.tag] if ref.tag else [],
             mount_from=mount,
             progress=progress,
-            present=ahead.sent() if same and ahead is not None else (),
+            present=ahead.sent() if ahead is not None else (),
         )
     by_subject = dict(zip([image.digest for image, arts in found if arts], hows, strict=True))
     return artifact.digest, len(attachments), by_subject.get(images[-1][1].digest, "none")

@@ -140,13 +140,22 @@ def _index(
     project_wheel: ProjectWheel | None,
     cache_ref: str | None,
     load: bool,
+    source: SourceInfo,
 ) -> dict[str, Any]:
     """A multi-platform target (:mod:`reprobuild.cli.imageindex`): its record; the index digest to stdout."""
     from reprobuild.cli.imageindex import run_index
 
     tag = args.tag.replace("{target}", name) if args.tag else f"{config.project.normalized_name}:{name}"
     record = run_index(
-        args, config, name, project_wheel=project_wheel, cache_ref=cache_ref, load=load, tag=tag, log_for=_log_for
+        args,
+        config,
+        name,
+        project_wheel=project_wheel,
+        cache_ref=cache_ref,
+        load=load,
+        tag=tag,
+        log_for=_log_for,
+        source=source,
     )
     if not args.json:
         data(record["pushed"] or (record["digest"] if count == 1 else f"{name} {record['digest']}"))
@@ -200,7 +209,16 @@ def _build_targets(
     for name in targets:
         if config.target(name).multi_platform:
             results.append(
-                _index(args, config, name, len(targets), project_wheel=project_wheel, cache_ref=cache_ref, load=load)
+                _index(
+                    args,
+                    config,
+                    name,
+                    len(targets),
+                    project_wheel=project_wheel,
+                    cache_ref=cache_ref,
+                    load=load,
+                    source=source,
+                )
             )
             continue
         start = time.monotonic()

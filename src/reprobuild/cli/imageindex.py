@@ -18,6 +18,7 @@ from reprobuild.cli.imagesteps import build_settings, push_built
 from reprobuild.cli.progress import progress_for_cli
 from reprobuild.config import Config
 from reprobuild.errors import ImageError
+from reprobuild.gitinfo import SourceInfo
 from reprobuild.image.build import ImageResult
 from reprobuild.image.multiplatform import IndexResult, attach_platform_provenance, build_index
 from reprobuild.image.projectwheel import ProjectWheel
@@ -56,9 +57,10 @@ def run_index(
     load: bool,
     tag: str,
     log_for: Callable[[str, bool, str], None],
+    source: SourceInfo | None = None,
 ) -> dict[str, Any]:
     """Build, record and (on request) load, push and smoke-test the multi-platform target ``name``;
-    return its ``--json`` record."""
+    return its ``--json`` record. ``source``: the project's source facts, when already read."""
     start = time.monotonic()
     say = functools.partial(log_for, name, args.quiet)
     if load:
@@ -67,7 +69,9 @@ def run_index(
         result = build_index(
             config,
             name,
-            **build_settings(args, project_wheel=project_wheel, cache_ref=cache_ref, progress=progress, log=say),
+            **build_settings(
+                args, project_wheel=project_wheel, cache_ref=cache_ref, progress=progress, log=say, source=source
+            ),
         )
         image_id: str | None = None
         client: Any = None

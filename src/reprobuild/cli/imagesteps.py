@@ -94,11 +94,11 @@ def blobs_ahead(
     from reprobuild.oci.location import parse_location
     from reprobuild.oci.pushahead import BlobsAhead
     from reprobuild.oci.registry import RegistryClient
+    from reprobuild.oci.transport import mount_repository
 
     ref = parse_location(push.replace("{target}", name)).reference
     if ref is None:
         return None
-    cache = cache_reference(cache_ref) if cache_ref else None
-    mount = cache.repository if cache is not None and cache.api_host == ref.api_host else None
+    mount = mount_repository(ref, cache_reference(cache_ref) if cache_ref else None)
     client = stack.enter_context(RegistryClient(ref.api_host))
     return stack.enter_context(BlobsAhead(client, ref.repository, mount_from=mount, progress=progress))

@@ -118,8 +118,12 @@ def push_target(loc: Location, art: Artifact, mount_from: Reference | None) -> t
     assert ref is not None
     if ref.digest is not None and Digest.parse(ref.digest) != art.digest:
         raise OCIError(f"{loc}: the image to push has digest {art.digest}, not {ref.digest}")
-    mount = mount_from.repository if mount_from is not None and mount_from.api_host == ref.api_host else None
-    return ref, mount
+    return ref, mount_repository(ref, mount_from)
+
+
+def mount_repository(ref: Reference, mount_from: Reference | None) -> str | None:
+    """The repository a push to ``ref`` mounts blobs from: ``mount_from``'s, when it is on the same registry."""
+    return mount_from.repository if mount_from is not None and mount_from.api_host == ref.api_host else None
 
 
 def copy_image(
